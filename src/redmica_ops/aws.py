@@ -1,0 +1,158 @@
+"""The one place that creates AWS clients, and the one place that explains AWS errors.
+
+Tests swap the factory (or point it at moto); commands never call boto3 themselves. boto3 is
+imported inside functions so that offline commands (`--help`, `tenant validate`) start fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from redmica_ops import __version__
+from redmica_ops.errors import AwsError, Conflict, NotFound, RedmicaError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from redmica_ops.settings import Settings
+
+IAM_HINT = "check the caller's IAM permissions (the operator policy in docs/)"
+
+
+class ClientFactory:
+    """Builds boto3 clients from the settings: profile, region, endpoint, retries."""
+
+    def __init__(self, settings: Settings, max_pool_connections: int = 32) -> None:
+        self.settings = settings
+        self.max_pool_connections = max_pool_connections
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _boto_session(self) -> Any:
+        import boto3
+
+        if self._session is None:
+            with translate_errors("starting an AWS session"):
+                self._session = boto3.session.Session(
+                    profile_name=self.settings.profile, region_name=self.settings.region
+                )
+        return self._session
+
+    def client(self, service: str) -> Any:
+        # boto3 clients are thread-safe; sessions are not, hence the lock around creation.
+        with self._lock:
+            if service not in self._clients:
+                from botocore.config import Config
+
+                config = Config(
+                    retries={"mode": "standard", "max_attempts": 8},
+                    max_pool_connections=self.max_pool_connections,
+                    user_agent_extra=f"redmica-ops/{__version__}",
+                    connect_timeout=10,
+                    read_timeout=60,
+                )
+                with translate_errors(f"creating the {service} client"):
+                    self._clients[service] = self._boto_session().client(
+                        service, endpoint_url=self.settings.endpoint_url, config=config
+                    )
+            return self._clients[service]
+
+    def s3(self) -> S3Client:
+        client: S3Client = self.client("s3")
+        return client
+
+
+def error_code(exc: BaseException) -> str:
+    response = getattr(exc, "response", None) or {}
+    code = response.get("Error", {}).get("Code", "")
+    if not code:
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = str(status or "")
+    return str(code)
+
+
+_CREDENTIAL_CODES = {
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "UnrecognizedClientException",
+    "InvalidToken",
+}
+_ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "403", "AllAccessDisabled"}
+_THROTTLE_CODES = {"Throttling", "ThrottlingException", "SlowDown", "RequestLimitExceeded",
+                   "TooManyRequestsException"}
+
+
+@contextmanager
+def translate_errors(action: str, bucket: str | None = None) -> Iterator[None]:
+    """Turn botocore exceptions into one-line errors with a hint and an exit code.
+
+    `action` says what we were doing ("reading s3://b/k"); it must not contain secrets.
+    """
+    try:
+        yield
+    except RedmicaError:
+        raise
+    except Exception as exc:
+        translated = _translate(exc, action, bucket)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _translate(exc: Exception, action: str, bucket: str | None) -> RedmicaError | None:
+    from botocore import exceptions as bce
+
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+        return AwsError(
+            f"no AWS credentials found while {action}",
+            "set AWS_PROFILE or --profile, run `aws configure` / `aws sso login`, "
+            "or use the sandbox: see `redmica sandbox --help`",
+        )
+    if isinstance(exc, bce.ProfileNotFound):
+        return AwsError(f"AWS profile not found: {exc.kwargs.get('profile')}",
+                        "list profiles with `aws configure list-profiles`")
+    if isinstance(exc, bce.NoRegionError):
+        return AwsError(f"no AWS region configured while {action}",
+                        "set --region, REDMICA_REGION or AWS_REGION")
+    if isinstance(exc, bce.TokenRetrievalError | bce.SSOTokenLoadError):
+        return AwsError(f"AWS SSO session expired while {action}", "run `aws sso login`")
+    if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError):
+        return AwsError(f"cannot reach the AWS endpoint while {action}",
+                        "check the network, --endpoint-url / AWS_ENDPOINT_URL, or that the "
+                        "sandbox is running")
+    if isinstance(exc, bce.ReadTimeoutError):
+        return AwsError(f"AWS did not answer in time while {action}", "try again")
+    if not isinstance(exc, bce.ClientError):
+        if isinstance(exc, bce.BotoCoreError):
+            return AwsError(f"AWS error while {action}: {type(exc).__name__}", "run with --debug")
+        return None
+    code = error_code(exc)
+    if code in ("NoSuchBucket",):
+        return AwsError(f"bucket {bucket!r} does not exist (while {action})",
+                        "check --bucket / REDMICA_BUCKET / CONFIG_BUCKET_NAME and the region")
+    if code in ("NoSuchKey", "404", "NotFound", "NoSuchVersion"):
+        return NotFound(f"not found while {action}")
+    if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
+        return Conflict(f"changed by someone else while {action}",
+                        "read it again and retry; nothing was overwritten")
+    if code in _ACCESS_CODES:
+        return AwsError(f"access denied while {action}", IAM_HINT)
+    if code in _CREDENTIAL_CODES:
+        return AwsError(f"AWS rejected the credentials while {action} ({code})",
+                        "refresh the credentials (`aws sso login`, new keys) or check the profile")
+    if code in _THROTTLE_CODES:
+        return AwsError(f"AWS kept throttling while {action}; retries exhausted",
+                        "try again in a minute or lower the concurrency")
+    if code == "InvalidBucketName":
+        return AwsError(f"invalid bucket name {bucket!r}", "check --bucket")
+    if code in ("KMS.NotFoundException", "KMS.DisabledException", "KMSInvalidStateException"):
+        return AwsError(f"the KMS key cannot be used while {action} ({code})",
+                        "check kms_key_id and the key's policy")
+    return AwsError(f"AWS error {code or 'unknown'} while {action}", "run with --debug for details")

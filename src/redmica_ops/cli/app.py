@@ -1,0 +1,95 @@
+"""The typed application object that click passes to every command (ctx.obj)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from redmica_ops.errors import UsageError
+from redmica_ops.output import Output
+from redmica_ops.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from redmica_ops.aws import ClientFactory
+    from redmica_ops.registry import TenantRegistry
+    from redmica_ops.store import TenantStore
+
+
+def _default_factory(settings: Settings) -> ClientFactory:
+    from redmica_ops.aws import ClientFactory
+
+    return ClientFactory(settings)
+
+
+def _run_editor(text: str) -> str | None:
+    import click
+
+    return click.edit(text, extension=".yaml", require_save=True)
+
+
+class Application:
+    """Holds what the command line said and builds settings, output and AWS access lazily.
+
+    Flags may be given before or after the sub-command; each one lands in `overrides`.
+    """
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        client_factory: Callable[[Settings], ClientFactory] = _default_factory,
+    ) -> None:
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self.overrides: dict[str, Any] = {}
+        self.config_path: str | None = None
+        self.output_format = "text"
+        self.debug = False
+        self._client_factory = client_factory
+        self._settings: Settings | None = None
+        self._clients: ClientFactory | None = None
+        # Swappable for tests: how `tenant edit` runs an editor and how we detect a person.
+        self.edit_text: Callable[[str], str | None] = _run_editor
+        self.interactive: Callable[[], bool] = sys.stdin.isatty
+
+    @property
+    def json(self) -> bool:
+        return self.output_format == "json"
+
+    @property
+    def output(self) -> Output:
+        return Output(json_mode=self.json)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.overrides, self.env, self.config_path)
+        return self._settings
+
+    def clients(self) -> ClientFactory:
+        if self._clients is None:
+            self._clients = self._client_factory(self.settings)
+        return self._clients
+
+    def bucket(self) -> str:
+        bucket = self.settings.bucket
+        if not bucket:
+            raise UsageError(
+                "no config bucket is set",
+                "give --bucket, or set REDMICA_BUCKET / CONFIG_BUCKET_NAME, or `bucket` in "
+                "redmica.toml",
+            )
+        return bucket
+
+    def store(self) -> TenantStore:
+        from redmica_ops.store import TenantStore
+
+        settings = self.settings
+        return TenantStore(
+            self.clients().s3(), self.bucket(), settings.prefix, settings.kms_key_id
+        )
+
+    def registry(self) -> TenantRegistry:
+        from redmica_ops.registry import TenantRegistry
+
+        return TenantRegistry(self.store())

@@ -1,0 +1,45 @@
+"""`redmica config ...`: what settings are in effect and where each came from."""
+
+from __future__ import annotations
+
+import click
+
+from redmica_ops.cli.app import Application
+from redmica_ops.cli.options import command, pass_app
+
+
+@click.group()
+def config() -> None:
+    """Inspect the effective settings."""
+
+
+@command(config, "show")
+@pass_app
+def show(app: Application) -> None:
+    """Print every setting, its value and where it came from.
+
+    Precedence: flag, then REDMICA_<NAME> (or the alias shown), then redmica.toml, then the
+    default.
+
+    \b
+    Examples:
+      redmica config show
+      REDMICA_BUCKET=my-config redmica config show --output json
+    """
+    from redmica_ops.settings import SPECS_BY_NAME
+
+    settings = app.settings
+    if app.json:
+        app.output.data({
+            "config_file": settings.config_file,
+            "settings": {name: {"value": value, "source": source}
+                         for name, value, source in settings.as_rows()},
+        })
+        return
+    rows = []
+    for name, value, source in settings.as_rows():
+        spec = SPECS_BY_NAME[name]
+        env = ", ".join([spec.env_name, *spec.env_aliases])
+        rows.append((name, "" if value is None else value, source, env))
+    app.output.table(["setting", "value", "source", "environment"], rows)
+    app.output.info(f"config file: {settings.config_file or 'none (no ./redmica.toml)'}")

@@ -1,0 +1,93 @@
+"""Global options, accepted both before and after the sub-command (like the AWS CLI).
+
+`redmica --output json tenant list` and `redmica tenant list --output json` mean the same. On
+sub-commands they are hidden from `--help` to keep it short; `redmica --help` lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from redmica_ops.cli.app import Application
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _app(ctx: click.Context) -> Application:
+    app = ctx.find_object(Application)
+    if app is None:  # pragma: no cover - main() always provides one
+        app = ctx.ensure_object(Application)
+    return app
+
+
+def _store_setting(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        if value is not None:
+            _app(ctx).overrides[name] = value
+
+    return callback
+
+
+def _store_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _app(ctx).config_path = value
+
+
+def _store_output(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        _app(ctx).output_format = value
+
+
+def _store_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        _app(ctx).debug = True
+
+
+SETTING_OPTIONS: list[tuple[str, str, str]] = [
+    ("--bucket", "bucket", "S3 config bucket [env: REDMICA_BUCKET, CONFIG_BUCKET_NAME]"),
+    ("--prefix", "prefix", "key prefix of tenant documents [default: tenants/]"),
+    ("--kms-key-id", "kms_key_id", "KMS key id/ARN: every write uses SSE-KMS with it"),
+    ("--domain", "domain", "service domain (vhost is <sub_domain>.<domain>)"),
+    ("--db-host", "db_host", "default database host for tenants without db.host"),
+    ("--profile", "profile", "AWS profile [env: AWS_PROFILE]"),
+    ("--region", "region", "AWS region [env: AWS_REGION]"),
+    ("--endpoint-url", "endpoint_url", "AWS endpoint URL [env: AWS_ENDPOINT_URL]"),
+]
+
+
+def global_options(hidden: bool) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        for flag, name, help_text in reversed(SETTING_OPTIONS):
+            func = click.option(flag, help=help_text, expose_value=False, hidden=hidden,
+                                callback=_store_setting(name), metavar="TEXT")(func)
+        func = click.option("--debug", is_flag=True, default=False, expose_value=False,
+                            hidden=hidden, callback=_store_debug,
+                            help="show tracebacks for errors")(func)
+        func = click.option("--output", "-O", type=click.Choice(["text", "json"]), default=None,
+                            expose_value=False, hidden=hidden, callback=_store_output,
+                            help="text for people (default) or json for scripts")(func)
+        func = click.option("--config", type=click.Path(dir_okay=False), default=None,
+                            expose_value=False, hidden=hidden, callback=_store_config,
+                            help="settings file [env: REDMICA_CONFIG; default: ./redmica.toml]",
+                            )(func)
+        return func
+
+    return decorate
+
+
+pass_app = click.make_pass_decorator(Application)
+
+
+def command(group: click.Group, name: str | None = None, **kwargs: Any) -> Callable[[F], F]:
+    """A sub-command that also accepts the global options (hidden in its help)."""
+
+    def decorate(func: F) -> F:
+        epilog = kwargs.pop("epilog", None)
+        note = "Global options (--output, --bucket, --profile, ...) work here too: see `redmica --help`."
+        kwargs["epilog"] = f"{epilog}\n\n{note}" if epilog else note
+        return group.command(name, **kwargs)(global_options(hidden=True)(func))  # type: ignore[return-value]
+
+    return decorate

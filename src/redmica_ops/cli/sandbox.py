@@ -1,0 +1,65 @@
+"""`redmica sandbox`: run an embedded AWS endpoint until Ctrl-C / SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from redmica_ops.cli.app import Application
+from redmica_ops.cli.options import pass_app
+from redmica_ops.cli.options import global_options
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="port (0 = any free port)")
+@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="also write the export lines to this file once ready (removed on exit)")
+@global_options(hidden=True)
+@pass_app
+def sandbox(app: Application, host: str, port: int, env_file: Path | None) -> None:
+    """Run an embedded AWS endpoint (moto) with a versioned config bucket.
+
+    Prints the `export` lines that point redmica (and the AWS CLI) at it, then serves until
+    Ctrl-C or SIGTERM. Everything lives in memory and is gone when it stops. Needs the extra
+    `redmica-ops[sandbox]`. The bucket is --bucket / REDMICA_BUCKET, else redmica-config.
+
+    \b
+    Examples:
+      redmica sandbox --env-file /tmp/sandbox.env &
+      . /tmp/sandbox.env && redmica tenant list
+    """
+    from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
+
+    bucket = app.overrides.get("bucket") or app.env.get("REDMICA_BUCKET") or DEFAULT_BUCKET
+    box = start_sandbox(host=host, port=port, bucket=bucket)
+    stop = threading.Event()
+
+    def _on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        lines = box.export_lines()
+        app.output.text("\n".join(lines))
+        if env_file is not None:
+            tmp = env_file.with_name(env_file.name + ".tmp")
+            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            os.replace(tmp, env_file)  # appears whole: a waiting script never reads half
+        app.output.info(f"sandbox: AWS endpoint {box.endpoint_url}, bucket {bucket} "
+                        "(versioned); Ctrl-C to stop")
+        while not stop.wait(timeout=1.0):
+            pass
+    finally:
+        box.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if env_file is not None:
+            env_file.unlink(missing_ok=True)
+        app.output.info("sandbox stopped")

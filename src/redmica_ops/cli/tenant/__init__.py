@@ -1,0 +1,24 @@
+"""`redmica tenant ...`: manage tenant documents in the S3 config bucket."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def tenant() -> None:
+    """Manage tenants: one YAML document each in the S3 config bucket.
+
+    \b
+    Examples:
+      redmica tenant add acme -f acme.yaml
+      redmica tenant list
+      redmica tenant validate tenants/
+    """
+
+
+def _register() -> None:
+    from redmica_ops.cli.tenant import add, change, files, read  # noqa: F401  (registers commands)
+
+
+_register()

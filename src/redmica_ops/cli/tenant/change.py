@@ -1,0 +1,153 @@
+"""`redmica tenant update | edit | remove | restore`: changes that never lose a concurrent one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from redmica_ops.cli.app import Application
+from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.tenant import inputs, tenant
+from redmica_ops.errors import UsageError, ValidationFailed
+
+
+def _report(app: Application, tenant_id: str, outcome: Any, verb: str) -> None:
+    out = app.output
+    for warning in outcome.warnings:
+        out.warn(warning)
+    changes = [c.as_dict() for c in outcome.changes]
+    result = outcome.result
+    if app.json:
+        out.data({"tenant": tenant_id, verb: result is not None, "changes": changes,
+                  "version_id": result.version_id if result else None})
+        return
+    if result is None:
+        out.info(f"tenant {tenant_id}: no changes; nothing written")
+        return
+    for change in outcome.changes:
+        out.info(f"  {change.describe()}")
+    out.success(f"{verb} tenant {tenant_id}" +
+                (f" (version {result.version_id})" if result.version_id else ""))
+
+
+@command(tenant, "update")
+@click.argument("tenant_id")
+@click.option("-f", "--file", "file", required=True, metavar="FILE",
+              help="the complete new document ('-' = stdin)")
+@pass_app
+def update(app: Application, tenant_id: str, file: str) -> None:
+    """Replace a tenant's document with FILE.
+
+    The replace is conditional on the version read (If-Match): a concurrent change is never
+    lost; you get exit code 4 instead. A password given as ******** keeps the stored one.
+
+    \b
+    Examples:
+      redmica tenant update acme -f acme.yaml
+      redmica tenant show acme | sed 's/sub_domain: acme/sub_domain: acme-corp/' \\
+          | redmica tenant update acme -f -
+    """
+    raw, source = inputs.read_document(file, inputs.stdin_bytes())
+    new = inputs.validated(tenant_id, inputs.parse_document(raw, source), source, flag_form=False)
+    _report(app, tenant_id, app.registry().update(tenant_id, new, source), "updated")
+
+
+EDIT_HEADER = """\
+# Editing tenant {tenant_id} (s3://{bucket}/{key}, version {version}).
+# Lines starting with '#' are ignored. Save and quit to apply; quit without saving to cancel.
+# The password is shown as ********: leave it to keep the stored one, or type a new one.
+"""
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+
+
+@command(tenant, "edit")
+@click.argument("tenant_id")
+@pass_app
+def edit(app: Application, tenant_id: str) -> None:
+    """Edit a tenant's document in $EDITOR, like `kubectl edit`.
+
+    The edited document is validated; on a problem the editor opens again with the problems
+    at the top. The save is conditional on the version you started from, so someone else's
+    change in the meantime is never overwritten (exit code 4).
+
+    \b
+    Examples:
+      redmica tenant edit acme
+      EDITOR=nano redmica tenant edit acme
+    """
+    from redmica_ops.tenant import parse_tenant_bytes
+
+    registry = app.registry()
+    current = registry.store.get(tenant_id)
+    header = EDIT_HEADER.format(tenant_id=tenant_id, bucket=registry.store.bucket,
+                                key=current.key, version=current.version_id)
+    original = current.tenant.to_yaml(redact=True)
+    text = header + original
+    while True:
+        edited = app.edit_text(text)
+        if edited is None or _strip_comments(edited).strip() == _strip_comments(original).strip():
+            app.output.info("edit cancelled: no changes made")
+            return
+        body = _strip_comments(edited)
+        new, problems = parse_tenant_bytes(tenant_id, body.encode("utf-8"), f"(edit of {tenant_id})")
+        if new is not None:
+            break
+        if _strip_comments(edited) == _strip_comments(text):
+            raise ValidationFailed(problems, hint="the edit was not saved")
+        lines = "".join(f"# error: {p}\n" for p in problems)
+        text = header + "# The document has problems; fix them or quit without saving:\n" + \
+            lines + body + "\n"
+    _report(app, tenant_id, registry.update(tenant_id, new, "(edit)", expected=current), "updated")
+
+
+@command(tenant, "remove")
+@click.argument("tenant_id")
+@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation (for scripts)")
+@pass_app
+def remove(app: Application, tenant_id: str, yes: bool) -> None:
+    """Remove a tenant's document from the config bucket.
+
+    The tenant's site stops being served when the containers next restart. Its database and
+    attachments are NOT touched. On a versioned bucket the document can be restored.
+
+    \b
+    Examples:
+      redmica tenant remove acme
+      redmica tenant remove acme --yes
+    """
+    if not yes:
+        if not app.interactive():
+            raise UsageError(f"refusing to remove tenant {tenant_id!r} without confirmation",
+                             "add --yes when running from a script")
+        click.confirm(f"Remove tenant {tenant_id!r} from s3://{app.bucket()}?", abort=True,
+                      err=True)
+    marker = app.registry().remove(tenant_id)
+    if app.json:
+        app.output.data({"tenant": tenant_id, "removed": True, "delete_marker": marker})
+        return
+    app.output.success(f"removed tenant {tenant_id}")
+    if marker:
+        app.output.info(f"to undo: `redmica tenant history {tenant_id}`, then "
+                        f"`redmica tenant restore {tenant_id} VERSION_ID`")
+
+
+@command(tenant, "restore")
+@click.argument("tenant_id")
+@click.argument("version_id")
+@pass_app
+def restore(app: Application, tenant_id: str, version_id: str) -> None:
+    """Make an older version of a tenant's document the current one.
+
+    The old version is validated again with today's rules and checked for clashes with the
+    other tenants before it is written (as a new version; history is kept).
+
+    \b
+    Examples:
+      redmica tenant history acme
+      redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
+    """
+    _report(app, tenant_id, app.registry().restore(tenant_id, version_id), "restored")

@@ -1,0 +1,105 @@
+"""One error family: every error the operator sees has a message, a hint and an exit code.
+
+The exit codes are a contract with shell runbooks; `redmica --help` and docs/cli.md list them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    NOT_FOUND = 3
+    CONFLICT = 4
+    AWS = 5
+    INTERRUPTED = 130
+
+
+EXIT_CODE_HELP = (
+    "0 ok; 1 the operation ran and failed; 2 usage or validation error (nothing written); "
+    "3 not found; 4 conflict (already exists, or changed by someone else); "
+    "5 AWS or infrastructure error (credentials, missing bucket, retries exhausted); "
+    "130 interrupted."
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding: where (source, field path) and which rule it breaks."""
+
+    source: str
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        if self.field:
+            return f"{self.source}: {self.field}: {self.message}"
+        return f"{self.source}: {self.message}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {"source": self.source, "field": self.field, "message": self.message}
+
+
+class RedmicaError(Exception):
+    """Base of every error shown to the operator. Messages must never contain a secret."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(
+        self, message: str, hint: str | None = None, problems: Sequence[Problem] = ()
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.problems = list(problems)
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "error": self.message,
+            "hint": self.hint,
+            "exit_code": int(self.exit_code),
+        }
+        if self.problems:
+            data["problems"] = [p.as_dict() for p in self.problems]
+        return data
+
+
+class OperationFailed(RedmicaError):
+    exit_code = ExitCode.FAILED
+
+
+class UsageError(RedmicaError):
+    exit_code = ExitCode.USAGE
+
+
+class ValidationFailed(UsageError):
+    """Bad input: one or more problems, all reported, nothing written."""
+
+    def __init__(
+        self, problems: Sequence[Problem], hint: str | None = None, message: str | None = None
+    ) -> None:
+        count = len(problems)
+        noun = "problem" if count == 1 else "problems"
+        message = message or f"validation failed: {count} {noun}; nothing was written"
+        super().__init__(message, hint, problems)
+
+
+class NotFound(RedmicaError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class Conflict(RedmicaError):
+    exit_code = ExitCode.CONFLICT
+
+
+class AwsError(RedmicaError):
+    exit_code = ExitCode.AWS
+
+
+class Interrupted(RedmicaError):
+    exit_code = ExitCode.INTERRUPTED

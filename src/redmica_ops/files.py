@@ -1,0 +1,68 @@
+"""Tenant documents on disk: a file is `<tenant-id>.yaml`; a directory holds such files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redmica_ops.errors import Problem
+from redmica_ops.safeyaml import MAX_DOCUMENT_BYTES
+from redmica_ops.tenant import Entry, find_conflicts, parse_tenant_bytes
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class FileSet:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+
+def read_limited(path: Path) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(MAX_DOCUMENT_BYTES + 1)
+
+
+def tenant_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
+    files: list[Path] = []
+    problems: list[Problem] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            if not found:
+                problems.append(Problem(str(path), "", "directory holds no *.yaml tenant files"))
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            problems.append(Problem(str(path), "", "no such file or directory"))
+    return files, problems
+
+
+def load_paths(paths: list[Path]) -> FileSet:
+    """Validate every file (tenant id = file name without suffix), then cross-file uniqueness."""
+    result = FileSet()
+    files, result.problems = tenant_files(paths)
+    ids: dict[str, str] = {}
+    for path in files:
+        source = str(path)
+        result.files.append(source)
+        tenant_id = path.stem
+        try:
+            raw = read_limited(path)
+        except OSError as exc:
+            result.problems.append(Problem(source, "", f"cannot read: {exc.strerror}"))
+            continue
+        tenant, problems = parse_tenant_bytes(tenant_id, raw, source)
+        result.problems.extend(problems)
+        if tenant_id in ids:
+            result.problems.append(
+                Problem(source, "(tenant id)", f"{tenant_id!r} is also defined by {ids[tenant_id]}")
+            )
+            continue
+        ids[tenant_id] = source
+        if tenant is not None:
+            result.entries.append(Entry(tenant_id, source, tenant))
+    result.problems.extend(find_conflicts(result.entries))
+    return result

@@ -1,0 +1,143 @@
+"""The naming rules, as small functions that return what is wrong (or None).
+
+Shared by the tenant model and the settings so that a bucket name or host name means the same
+thing everywhere. Messages quote the value with `show()`, which never prints control characters
+raw and truncates long values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+PG_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Reserved by AWS (see "General purpose bucket naming rules" in the S3 user guide).
+_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+
+DNS_LABEL_RULE = "is not a DNS label (a-z, 0-9 and '-', 1-63 characters, no '-' at either end)"
+
+
+def show(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def has_control_character(value: str) -> bool:
+    return _CONTROL.search(value) is not None
+
+
+def check_dns_label(value: str) -> str | None:
+    if DNS_LABEL.fullmatch(value):
+        return None
+    return f"{show(value)} {DNS_LABEL_RULE}"
+
+
+def check_pg_identifier(value: str) -> str | None:
+    if PG_IDENTIFIER.fullmatch(value):
+        return None
+    return (
+        f"{show(value)} is not a PostgreSQL identifier "
+        "(a-z, 0-9 and '_', starting with a letter or '_', at most 63 characters)"
+    )
+
+
+def check_hostname(value: str) -> str | None:
+    """A DNS host name (RFC 1123) or an IPv4/IPv6 address."""
+    try:
+        ipaddress.ip_address(value)
+        return None
+    except ValueError:
+        pass
+    name = value.removesuffix(".")
+    labels = name.split(".")
+    if 0 < len(name) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels):
+        return None
+    return f"{show(value)} is not a host name or IP address"
+
+
+def is_ip_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def check_bucket_name(value: str) -> str | None:
+    rule = None
+    if not 3 <= len(value) <= 63:
+        rule = "must be 3-63 characters long"
+    elif not _BUCKET_CHARS.fullmatch(value):
+        rule = "may hold only a-z, 0-9, '.' and '-', and must start and end with a letter or digit"
+    elif ".." in value:
+        rule = "must not contain two adjacent periods"
+    elif _is_ipv4(value):
+        rule = "must not be formatted as an IP address"
+    elif value.startswith(_BUCKET_PREFIXES):
+        rule = "must not start with a reserved prefix (xn--, sthree-, amzn-s3-demo-)"
+    elif value.endswith(_BUCKET_SUFFIXES):
+        rule = "must not end with a reserved suffix (-s3alias, --ol-s3, .mrap, --x-s3, --table-s3)"
+    if rule is None:
+        return None
+    return f"{show(value)} is not a valid S3 bucket name: {rule}"
+
+
+def _is_ipv4(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def check_s3_folder(value: str) -> str | None:
+    rule = None
+    if not value:
+        rule = "must not be empty"
+    elif has_control_character(value):
+        rule = "must not contain control characters"
+    elif len(value.encode()) > 512:
+        rule = "must be at most 512 bytes"
+    elif value.startswith("/"):
+        rule = "must be a relative path (no leading '/')"
+    elif value.endswith("/"):
+        rule = "must not end with '/'"
+    elif "\\" in value:
+        rule = "must use '/' as separator, not '\\'"
+    else:
+        parts = value.split("/")
+        if any(part == ".." for part in parts):
+            rule = "must not contain a '..' segment"
+        elif any(part in ("", ".") for part in parts):
+            rule = "must not contain empty or '.' segments"
+    if rule is None:
+        return None
+    return f"{show(value)} is not a valid folder: {rule}"
+
+
+def check_ip_or_network(value: str) -> str | None:
+    """An address or a CIDR network; a network with host bits set is an error, not rounded."""
+    if "%" in value or has_control_character(value) or value.strip() != value:
+        return f"{show(value)} is not an IPv4/IPv6 address or CIDR network"
+    if "/" not in value:
+        try:
+            ipaddress.ip_address(value)
+            return None
+        except ValueError:
+            return f"{show(value)} is not an IPv4/IPv6 address or CIDR network"
+    try:
+        ipaddress.ip_network(value, strict=True)
+        return None
+    except ValueError:
+        pass
+    try:
+        loose = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"{show(value)} is not an IPv4/IPv6 address or CIDR network"
+    return f"{show(value)} has host bits set; did you mean '{loose}'?"

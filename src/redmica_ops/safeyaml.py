@@ -1,0 +1,140 @@
+"""Strict YAML reading for documents that come from operators and from S3.
+
+PyYAML's safe loader still builds sets, binary blobs and timestamps from tags, expands
+anchors/aliases (billion-laughs) and silently keeps the last of two duplicate keys. A tenant
+document needs none of that, and a silently dropped duplicate `password:` or `limit_ips:` is a
+security bug, so this reader rejects all of it and reports every problem with its field path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from redmica_ops.errors import Problem
+
+MAX_DOCUMENT_BYTES = 64 * 1024
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _Rejected(Exception):
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses anchors, aliases and explicit tags while composing the node tree."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        line = event.start_mark.line + 1 if event.start_mark else None
+        if isinstance(event, yaml.AliasEvent):
+            raise _Rejected("YAML aliases (*name) are not allowed", line)
+        if getattr(event, "anchor", None) is not None:
+            raise _Rejected("YAML anchors (&name) are not allowed", line)
+        if getattr(event, "tag", None) is not None:
+            raise _Rejected(f"YAML tags ({event.tag}) are not allowed", line)
+        return super().compose_node(parent, index)
+
+
+def _join(path: str, key: object) -> str:
+    if isinstance(key, int) and not isinstance(key, bool):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+class _Builder:
+    """Turns the composed node tree into plain Python data, collecting problems with paths."""
+
+    def __init__(self, loader: _StrictLoader, source: str) -> None:
+        self.loader = loader
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def build(self, node: yaml.Node, path: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            result: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                line = key_node.start_mark.line + 1
+                if key_node.tag == _MERGE_TAG:
+                    self._add(path, f"line {line}: YAML merge keys (<<) are not allowed")
+                    continue
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self._add(path, f"line {line}: a key must be a plain string")
+                    continue
+                key = self.loader.construct_object(key_node)
+                if not isinstance(key, str):
+                    self._add(path, f"line {line}: key {key!r} must be a string")
+                    continue
+                if key in result:
+                    self._add(_join(path, key), f"line {line}: duplicate key {key!r}")
+                    continue
+                result[key] = self.build(value_node, _join(path, key))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, _join(path, i)) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node)
+
+    def _add(self, path: str, message: str) -> None:
+        self.problems.append(Problem(self.source, path, message))
+
+
+def load_document(data: bytes, source: str) -> tuple[Any, list[Problem]]:
+    """Parse one YAML document strictly. Returns (data, problems); data is None on problems."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        return None, [
+            Problem(source, "", f"document is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
+        ]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, [
+            Problem(source, "", f"is not valid UTF-8 (bad byte at offset {exc.start})")
+        ]
+    text = text.removeprefix("\ufeff")
+    try:
+        loader = _StrictLoader(text)
+    except yaml.YAMLError as exc:
+        return None, [Problem(source, "", _describe_yaml_error(exc))]
+    try:
+        node = loader.get_single_node()
+    except _Rejected as exc:
+        where = f"line {exc.line}: " if exc.line else ""
+        return None, [Problem(source, "", f"{where}{exc.message}")]
+    except yaml.YAMLError as exc:
+        return None, [Problem(source, "", _describe_yaml_error(exc))]
+    finally:
+        loader.dispose()
+    if node is None:
+        return None, [Problem(source, "", "document is empty")]
+    builder = _Builder(loader, source)
+    try:
+        value = builder.build(node, "")
+    except yaml.YAMLError as exc:
+        return None, [Problem(source, "", _describe_yaml_error(exc))]
+    if builder.problems:
+        return None, builder.problems
+    return value, []
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    # The problem text from PyYAML may quote the offending line; keep only the rule and place,
+    # never the document's content (it could be a password).
+    if isinstance(exc, yaml.reader.ReaderError):
+        return (
+            f"character #x{exc.character:02x} at offset {exc.position} is not allowed "
+            "(control characters are rejected)"
+        )
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        if "but found another document" in (exc.problem or "") or "single document" in (
+            exc.context or ""
+        ):
+            return f"{where}expected exactly one YAML document"
+        return f"{where}invalid YAML: {problem}"
+    return "invalid YAML"

@@ -1,0 +1,198 @@
+"""Settings: a flag, else `REDMICA_<NAME>` (or a named alias), else `redmica.toml`, else a default.
+
+Every value remembers where it came from, so `redmica config show` can answer the operator's
+first question when something goes to the wrong bucket: "where did that come from?".
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from redmica_ops import rules
+from redmica_ops.errors import Problem, ValidationFailed
+
+CONFIG_FILE_NAME = "redmica.toml"
+
+
+def _check_prefix(value: str) -> str | None:
+    if value and not value.endswith("/"):
+        return f"{rules.show(value)} must be empty or end with '/'"
+    if value.startswith("/") or rules.has_control_character(value) or ".." in value.split("/"):
+        return f"{rules.show(value)} must be a relative key prefix without '..'"
+    return None
+
+
+def _check_domain(value: str) -> str | None:
+    if "." not in value or rules.check_hostname(value) or rules.is_ip_address(value):
+        return f"{rules.show(value)} is not a DNS domain name (e.g. redmine.example.com)"
+    return None
+
+
+def _check_url(value: str) -> str | None:
+    if not value.startswith(("http://", "https://")):
+        return f"{rules.show(value)} is not an http(s) URL"
+    return None
+
+
+def _check_region(value: str) -> str | None:
+    if not rules.DNS_LABEL.fullmatch(value):
+        return f"{rules.show(value)} is not an AWS region name (e.g. eu-west-1)"
+    return None
+
+
+def _check_not_blank(value: str) -> str | None:
+    if not value.strip() or rules.has_control_character(value):
+        return f"{rules.show(value)} must be non-blank without control characters"
+    return None
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    help: str
+    default: Any = None
+    kind: type = str
+    env_aliases: tuple[str, ...] = ()
+    check: Callable[[str], str | None] | None = None
+
+    @property
+    def env_name(self) -> str:
+        return f"REDMICA_{self.name.upper()}"
+
+
+SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec(
+        "bucket",
+        "S3 config bucket holding one YAML document per tenant",
+        env_aliases=("CONFIG_BUCKET_NAME",),
+        check=rules.check_bucket_name,
+    ),
+    SettingSpec("prefix", "key prefix of tenant documents in the bucket", "tenants/",
+                check=_check_prefix),
+    SettingSpec("kms_key_id", "KMS key for SSE-KMS on every write (else the bucket default)",
+                check=_check_not_blank),
+    SettingSpec("domain", "service domain; a tenant's host is <sub_domain>.<domain>",
+                check=_check_domain),
+    SettingSpec("db_host", "database host for tenants whose document has no db.host",
+                check=rules.check_hostname),
+    SettingSpec("profile", "AWS profile (else the standard credential chain)",
+                env_aliases=("AWS_PROFILE",), check=_check_not_blank),
+    SettingSpec("region", "AWS region", env_aliases=("AWS_REGION", "AWS_DEFAULT_REGION"),
+                check=_check_region),
+    SettingSpec("endpoint_url", "AWS endpoint URL (a sandbox, LocalStack, a VPC endpoint)",
+                env_aliases=("AWS_ENDPOINT_URL",), check=_check_url),
+)
+SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective settings; `sources` says where each value came from."""
+
+    bucket: str | None = None
+    prefix: str = "tenants/"
+    kms_key_id: str | None = None
+    domain: str | None = None
+    db_host: str | None = None
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    config_file: str | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def source(self, name: str) -> str:
+        return self.sources.get(name, "default")
+
+    def as_rows(self) -> list[tuple[str, Any, str]]:
+        return [(spec.name, getattr(self, spec.name), self.source(spec.name)) for spec in SPECS]
+
+
+def find_config_file(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, str]:
+    """The config file to read and why: `--config`, `REDMICA_CONFIG`, or ./redmica.toml."""
+    if explicit:
+        return Path(explicit), "--config"
+    if env.get("REDMICA_CONFIG"):
+        return Path(env["REDMICA_CONFIG"]), "REDMICA_CONFIG"
+    local = Path.cwd() / CONFIG_FILE_NAME
+    if local.is_file():
+        return local, "current directory"
+    return None, ""
+
+
+def _read_toml(path: Path, reason: str) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ValidationFailed(
+            [Problem(str(path), "", f"config file not found (named by {reason})")]
+        ) from None
+    except OSError as exc:
+        raise ValidationFailed([Problem(str(path), "", f"cannot read: {exc.strerror}")]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValidationFailed([Problem(str(path), "", f"invalid TOML: {exc}")]) from None
+    # A `[redmica]` table is accepted too, for a shared pyproject-style file.
+    table = data.get("redmica", data)
+    if not isinstance(table, dict):
+        raise ValidationFailed([Problem(str(path), "redmica", "must be a table")])
+    return table
+
+
+def load_settings(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    specs: tuple[SettingSpec, ...] = SPECS,
+) -> Settings:
+    """Resolve every setting by precedence and validate it; all problems are reported together."""
+    env = os.environ if env is None else env
+    path, reason = find_config_file(config_path, env)
+    file_values = _read_toml(path, reason) if path else {}
+    problems: list[Problem] = []
+    known = {spec.name for spec in specs}
+    for key in file_values:
+        if key not in known:
+            problems.append(
+                Problem(str(path), key, f"is not a known setting (known: {', '.join(sorted(known))})")
+            )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in specs:
+        value, source = _resolve(spec, flags, env, file_values, str(path) if path else "")
+        if value is not None and source != "default":
+            if not isinstance(value, spec.kind):
+                problems.append(
+                    Problem(source, spec.name, f"must be a {spec.kind.__name__}")
+                )
+                continue
+            if spec.check and (problem := spec.check(value)):
+                problems.append(Problem(source, spec.name, problem))
+                continue
+        values[spec.name] = value
+        sources[spec.name] = source
+    if problems:
+        raise ValidationFailed(problems, hint="see `redmica config show --help`")
+    return Settings(**values, config_file=str(path) if path else None, sources=sources)
+
+
+def _resolve(
+    spec: SettingSpec,
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    file_values: Mapping[str, Any],
+    path: str,
+) -> tuple[Any, str]:
+    if flags.get(spec.name) is not None:
+        return flags[spec.name], "--" + spec.name.replace("_", "-")
+    for name in (spec.env_name, *spec.env_aliases):
+        if env.get(name):
+            return env[name], f"env {name}"
+    if spec.name in file_values:
+        return file_values[spec.name], path
+    return spec.default, "default"

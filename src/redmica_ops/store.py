@@ -1,0 +1,288 @@
+"""TenantStore: tenant documents in the S3 config bucket, with conditional writes.
+
+Creates use `If-None-Match: *` and replaces use `If-Match: <etag read>`, so two operators (or
+two runbooks) can never silently overwrite each other. The bucket is expected to be versioned,
+which gives `history` and `restore` for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from redmica_ops import rules
+from redmica_ops.aws import translate_errors
+from redmica_ops.errors import Conflict, NotFound, Problem, ValidationFailed
+from redmica_ops.safeyaml import MAX_DOCUMENT_BYTES
+from redmica_ops.tenant import Entry, Tenant, parse_tenant_bytes
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+SUFFIX = ".yaml"
+CONTENT_TYPE = "application/yaml; charset=utf-8"
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class StoredTenant:
+    tenant_id: str
+    key: str
+    tenant: Tenant
+    etag: str
+    version_id: str | None = None
+    last_modified: datetime | None = None
+
+    @property
+    def entry(self) -> Entry:
+        return Entry(self.tenant_id, self.key, self.tenant)
+
+
+@dataclass(frozen=True)
+class InvalidDocument:
+    """A document in the bucket that does not validate (or is not named like a tenant)."""
+
+    tenant_id: str | None
+    key: str
+    etag: str
+    problems: list[Problem]
+
+
+@dataclass
+class Listing:
+    tenants: list[StoredTenant] = field(default_factory=list)
+    invalid: list[InvalidDocument] = field(default_factory=list)
+
+    def entries(self) -> list[Entry]:
+        return [stored.entry for stored in self.tenants]
+
+    def by_id(self) -> dict[str, StoredTenant]:
+        return {stored.tenant_id: stored for stored in self.tenants}
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    tenant_id: str
+    key: str
+    etag: str
+    version_id: str | None
+
+
+@dataclass(frozen=True)
+class Version:
+    version_id: str
+    last_modified: datetime
+    is_latest: bool
+    is_delete_marker: bool
+    size: int | None
+    etag: str | None
+
+
+class TenantStore:
+    def __init__(
+        self,
+        s3: S3Client,
+        bucket: str,
+        prefix: str = "tenants/",
+        kms_key_id: str | None = None,
+        max_workers: int = 16,
+    ) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = prefix
+        self.kms_key_id = kms_key_id
+        self.max_workers = max_workers
+
+    # -- naming -------------------------------------------------------------------------------
+    def key_for(self, tenant_id: str) -> str:
+        return f"{self.prefix}{tenant_id}{SUFFIX}"
+
+    def url_for(self, tenant_id: str) -> str:
+        return f"s3://{self.bucket}/{self.key_for(tenant_id)}"
+
+    def tenant_id_for(self, key: str) -> str | None:
+        name = key[len(self.prefix):]
+        if not name.endswith(SUFFIX):
+            return None
+        tenant_id = name[: -len(SUFFIX)]
+        return tenant_id if rules.DNS_LABEL.fullmatch(tenant_id) else None
+
+    # -- reading ------------------------------------------------------------------------------
+    def list_keys(self) -> list[tuple[str, str]]:
+        """(key, etag) of every document directly under the prefix, across all pages."""
+        keys: list[tuple[str, str]] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        with translate_errors(f"listing s3://{self.bucket}/{self.prefix}", self.bucket):
+            pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    key = obj["Key"]
+                    if key == self.prefix:
+                        continue  # a "folder" marker some consoles create
+                    keys.append((key, obj.get("ETag", "")))
+        return keys
+
+    def _read(self, key: str, version_id: str | None = None) -> tuple[bytes, dict[str, Any]]:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        action = f"reading s3://{self.bucket}/{key}" + (f" version {version_id}" if version_id else "")
+        with translate_errors(action, self.bucket):
+            response = self.s3.get_object(**kwargs)
+            body = response["Body"]
+            # Read one byte past the limit so an oversized document is detected, not truncated.
+            raw = body.read(MAX_DOCUMENT_BYTES + 1)
+            body.close()
+        return raw, dict(response)
+
+    def get(self, tenant_id: str, version_id: str | None = None) -> StoredTenant:
+        key = self.key_for(tenant_id)
+        try:
+            raw, meta = self._read(key, version_id)
+        except NotFound:
+            what = f"version {version_id} of tenant" if version_id else "tenant"
+            raise NotFound(
+                f"{what} {tenant_id!r} not found in s3://{self.bucket}/{self.prefix}",
+                "list tenants with `redmica tenant list`"
+                + (f"; versions with `redmica tenant history {tenant_id}`" if version_id else ""),
+            ) from None
+        tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
+        if tenant is None:
+            raise ValidationFailed(
+                problems, hint=f"fix it with `redmica tenant edit {tenant_id}`"
+            )
+        return StoredTenant(
+            tenant_id, key, tenant, meta["ETag"], meta.get("VersionId"), meta.get("LastModified")
+        )
+
+    def load_all(self) -> Listing:
+        """Every tenant, fetched in parallel (a bounded pool), invalid documents set aside."""
+        listing = Listing()
+        candidates: list[tuple[str, str]] = []
+        for key, etag in self.list_keys():
+            tenant_id = self.tenant_id_for(key)
+            if tenant_id is None:
+                listing.invalid.append(
+                    InvalidDocument(None, key, etag, [Problem(
+                        f"s3://{self.bucket}/{key}", "",
+                        f"is not named like a tenant document ({self.prefix}<tenant-id>{SUFFIX})",
+                    )])
+                )
+            else:
+                candidates.append((tenant_id, key))
+
+        def fetch(item: tuple[str, str]) -> StoredTenant | InvalidDocument | None:
+            tenant_id, key = item
+            try:
+                raw, meta = self._read(key)
+            except NotFound:
+                return None  # removed between the listing and the read
+            tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
+            if tenant is None:
+                return InvalidDocument(tenant_id, key, meta["ETag"], problems)
+            return StoredTenant(tenant_id, key, tenant, meta["ETag"], meta.get("VersionId"),
+                                meta.get("LastModified"))
+
+        for result in self._parallel(fetch, candidates):
+            if isinstance(result, StoredTenant):
+                listing.tenants.append(result)
+            elif isinstance(result, InvalidDocument):
+                listing.invalid.append(result)
+        listing.tenants.sort(key=lambda s: s.tenant_id)
+        listing.invalid.sort(key=lambda d: d.key)
+        return listing
+
+    def _parallel(self, func: Callable[[Any], _T], items: Iterable[Any]) -> list[_T]:
+        items = list(items)
+        if len(items) <= 1:
+            return [func(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
+            return list(pool.map(func, items))
+
+    def exists(self, tenant_id: str) -> str | None:
+        """The current ETag of the tenant's document, or None when there is none."""
+        key = self.key_for(tenant_id)
+        try:
+            with translate_errors(f"checking s3://{self.bucket}/{key}", self.bucket):
+                response = self.s3.head_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+        return response["ETag"]
+
+    def history(self, tenant_id: str) -> list[Version]:
+        key = self.key_for(tenant_id)
+        versions: list[Version] = []
+        paginator = self.s3.get_paginator("list_object_versions")
+        with translate_errors(f"listing versions of s3://{self.bucket}/{key}", self.bucket):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
+                for item in page.get("Versions", []):
+                    if item["Key"] == key:
+                        versions.append(Version(item["VersionId"], item["LastModified"],
+                                                item["IsLatest"], False, item.get("Size"),
+                                                item.get("ETag")))
+                for marker in page.get("DeleteMarkers", []):
+                    if marker["Key"] == key:
+                        versions.append(Version(marker["VersionId"], marker["LastModified"],
+                                                marker["IsLatest"], True, None, None))
+        versions.sort(key=lambda v: v.last_modified, reverse=True)
+        return versions
+
+    def versioning_enabled(self) -> bool:
+        with translate_errors(f"reading versioning of s3://{self.bucket}", self.bucket):
+            response = self.s3.get_bucket_versioning(Bucket=self.bucket)
+        return response.get("Status") == "Enabled"
+
+    # -- writing ------------------------------------------------------------------------------
+    def _put(self, tenant_id: str, tenant: Tenant, condition: dict[str, str]) -> WriteResult:
+        key = self.key_for(tenant_id)
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": tenant.to_yaml(redact=False).encode("utf-8"),
+            "ContentType": CONTENT_TYPE,
+            **condition,
+        }
+        if self.kms_key_id:
+            kwargs["ServerSideEncryption"] = "aws:kms"
+            kwargs["SSEKMSKeyId"] = self.kms_key_id
+        with translate_errors(f"writing s3://{self.bucket}/{key}", self.bucket):
+            response = self.s3.put_object(**kwargs)
+        return WriteResult(tenant_id, key, response["ETag"], response.get("VersionId"))
+
+    def create(self, tenant_id: str, tenant: Tenant) -> WriteResult:
+        try:
+            return self._put(tenant_id, tenant, {"IfNoneMatch": "*"})
+        except Conflict:
+            raise Conflict(
+                f"tenant {tenant_id!r} already exists in s3://{self.bucket}/{self.prefix}",
+                f"change it with `redmica tenant update {tenant_id} -f FILE` or pick another id",
+            ) from None
+
+    def replace(self, tenant_id: str, tenant: Tenant, etag: str) -> WriteResult:
+        try:
+            return self._put(tenant_id, tenant, {"IfMatch": etag})
+        except (Conflict, NotFound):
+            raise Conflict(
+                f"tenant {tenant_id!r} was changed or removed by someone else since it was read",
+                f"nothing was overwritten; see `redmica tenant show {tenant_id}` and try again",
+            ) from None
+
+    def put_restored(self, tenant_id: str, tenant: Tenant, current_etag: str | None) -> WriteResult:
+        condition = {"IfMatch": current_etag} if current_etag else {"IfNoneMatch": "*"}
+        try:
+            return self._put(tenant_id, tenant, condition)
+        except (Conflict, NotFound):
+            raise Conflict(
+                f"tenant {tenant_id!r} changed while it was being restored",
+                "nothing was overwritten; try again",
+            ) from None
+
+    def delete(self, tenant_id: str) -> str | None:
+        """Delete the current document; on a versioned bucket it stays restorable."""
+        key = self.key_for(tenant_id)
+        with translate_errors(f"removing s3://{self.bucket}/{key}", self.bucket):
+            response = self.s3.delete_object(Bucket=self.bucket, Key=key)
+        return response.get("VersionId")

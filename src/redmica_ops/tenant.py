@@ -1,0 +1,351 @@
+"""The tenant document: a strict model, YAML in and out, uniqueness and field-level diffs.
+
+The format is the one operators already keep in the config bucket (see docs/tenants.md):
+
+    db:       {name, user, password, host?, port?}
+    s3:       {bucket, folder}
+    property: {sub_domain, limit_ips?}
+
+Every value here ends up in an Apache config or a process environment, so the rules are strict
+and bad input is rejected with every problem named, never silently corrected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from redmica_ops import rules
+from redmica_ops.errors import Problem, ValidationFailed
+from redmica_ops.safeyaml import load_document
+
+REDACTED = "********"
+SECRET_FIELDS = frozenset({"db.password"})
+
+
+def _reject(message: str) -> PydanticCustomError:
+    return PydanticCustomError("redmica_rule", message)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+
+class Database(_Strict):
+    name: str
+    user: str
+    password: SecretStr
+    host: str | None = None
+    port: int | None = None
+
+    @field_validator("name", "user")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        if problem := rules.check_pg_identifier(value):
+            raise _reject(problem)
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        # Messages about the password never quote it.
+        secret = value.get_secret_value()
+        if not secret:
+            raise _reject("must not be empty")
+        if rules.has_control_character(secret):
+            raise _reject("must not contain control characters (newline, tab, ...)")
+        if len(secret) > 1024:
+            raise _reject("must be at most 1024 characters")
+        return value
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None and (problem := rules.check_hostname(value)):
+            raise _reject(problem)
+        return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int | None) -> int | None:
+        if value is not None and not 1 <= value <= 65535:
+            raise _reject(f"{value} is not a port number (1..65535)")
+        return value
+
+
+class Storage(_Strict):
+    bucket: str
+    folder: str
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        if problem := rules.check_bucket_name(value):
+            raise _reject(problem)
+        return value
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if problem := rules.check_s3_folder(value):
+            raise _reject(problem)
+        return value
+
+
+def _ip_or_network(value: str) -> str:
+    if problem := rules.check_ip_or_network(value):
+        raise _reject(problem)
+    return value
+
+
+IpOrNetwork = Annotated[str, AfterValidator(_ip_or_network)]
+
+
+class Properties(_Strict):
+    sub_domain: str
+    limit_ips: tuple[IpOrNetwork, ...] | None = None
+
+    @field_validator("sub_domain")
+    @classmethod
+    def _sub_domain(cls, value: str) -> str:
+        if problem := rules.check_dns_label(value):
+            raise _reject(problem)
+        return value
+
+    @field_validator("limit_ips", mode="before")
+    @classmethod
+    def _limit_ips_is_list(cls, value: Any) -> Any:
+        # YAML gives lists; strict tuple validation would otherwise ask for a tuple.
+        if isinstance(value, list):
+            return tuple(value)
+        if value is not None and not isinstance(value, tuple):
+            raise _reject("must be a list of IP addresses or CIDR networks")
+        return value
+
+    @field_validator("limit_ips")
+    @classmethod
+    def _limit_ips(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is None:
+            return None
+        if not value:
+            raise _reject("must not be empty (leave it out to allow every address)")
+        seen: set[str] = set()
+        for item in value:
+            if item in seen:
+                raise _reject(f"{rules.show(item)} is listed twice")
+            seen.add(item)
+        return value
+
+
+class Tenant(_Strict):
+    db: Database
+    s3: Storage
+    properties: Properties = Field(alias="property")
+
+    @property
+    def sub_domain(self) -> str:
+        return self.properties.sub_domain
+
+    def to_document(self, *, redact: bool = True) -> dict[str, Any]:
+        """The YAML-shaped mapping, password redacted unless asked for (only the store asks)."""
+        db: dict[str, Any] = {
+            "name": self.db.name,
+            "user": self.db.user,
+            "password": REDACTED if redact else self.db.password.get_secret_value(),
+        }
+        if self.db.host is not None:
+            db["host"] = self.db.host
+        if self.db.port is not None:
+            db["port"] = self.db.port
+        prop: dict[str, Any] = {"sub_domain": self.properties.sub_domain}
+        if self.properties.limit_ips is not None:
+            prop["limit_ips"] = list(self.properties.limit_ips)
+        return {
+            "db": db,
+            "s3": {"bucket": self.s3.bucket, "folder": self.s3.folder},
+            "property": prop,
+        }
+
+    def to_yaml(self, *, redact: bool = True) -> str:
+        return yaml.safe_dump(
+            self.to_document(redact=redact), sort_keys=False, allow_unicode=True, width=1000
+        )
+
+    def with_password(self, password: SecretStr) -> Tenant:
+        return self.model_copy(update={"db": self.db.model_copy(update={"password": password})})
+
+
+_TYPE_MESSAGES = {
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "model_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "tuple_type": "must be a list",
+    "list_type": "must be a list",
+    "missing": "is required",
+    "extra_forbidden": "is not a known field",
+}
+
+
+def _path(loc: Iterable[int | str]) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path = f"{path}.{part}" if path else part
+    return path
+
+
+def _message(error: Any, path: str) -> str:
+    kind = error["type"]
+    if kind == "redmica_rule":
+        return str(error["msg"])
+    message = _TYPE_MESSAGES.get(kind, str(error["msg"]))
+    value = error.get("input")
+    if kind in ("string_type", "int_type") and path not in SECRET_FIELDS:
+        message += f" (got {type(value).__name__} {rules.show(value)}"
+        if isinstance(value, bool) or value is None:
+            message += "; quote the value in YAML"
+        message += ")"
+    elif kind == "extra_forbidden":
+        known = {"": "db, s3, property", "db": "name, user, password, host, port",
+                 "s3": "bucket, folder", "property": "sub_domain, limit_ips"}
+        parent = path.rsplit(".", 1)[0] if "." in path else ""
+        if parent in known:
+            message += f" (known: {known[parent]})"
+    return message
+
+
+def problems_from_validation(error: ValidationError, source: str) -> list[Problem]:
+    problems = []
+    for item in error.errors(include_url=False):
+        loc = ["property" if part == "properties" else part for part in item["loc"]]
+        path = _path(loc)
+        problems.append(Problem(source, path, _message(item, path)))
+    return problems
+
+
+def validate_data(tenant_id: str, data: Any, source: str) -> tuple[Tenant | None, list[Problem]]:
+    """Validate an already-parsed mapping; every problem is returned, not just the first."""
+    problems: list[Problem] = []
+    if problem := rules.check_dns_label(tenant_id):
+        problems.append(Problem(source, "(tenant id)", problem))
+    if not isinstance(data, dict):
+        kind = type(data).__name__
+        problems.append(
+            Problem(source, "", f"the document must be a mapping with db, s3 and property, not {kind}")
+        )
+        return None, problems
+    try:
+        tenant = Tenant.model_validate(data)
+    except ValidationError as exc:
+        return None, problems + problems_from_validation(exc, source)
+    return (None if problems else tenant), problems
+
+
+def parse_tenant_bytes(tenant_id: str, raw: bytes, source: str) -> tuple[Tenant | None, list[Problem]]:
+    data, problems = load_document(raw, source)
+    if problems:
+        id_problem = rules.check_dns_label(tenant_id)
+        if id_problem:
+            problems.insert(0, Problem(source, "(tenant id)", id_problem))
+        return None, problems
+    return validate_data(tenant_id, data, source)
+
+
+def parse_tenant(tenant_id: str, raw: bytes, source: str) -> Tenant:
+    tenant, problems = parse_tenant_bytes(tenant_id, raw, source)
+    if tenant is None:
+        raise ValidationFailed(problems)
+    return tenant
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A tenant with its id and where it came from (a file, an S3 key), for cross-checks."""
+
+    tenant_id: str
+    source: str
+    tenant: Tenant
+
+
+def find_conflicts(entries: Iterable[Entry]) -> list[Problem]:
+    """Across tenants, sub_domain, db.name and (s3.bucket, s3.folder) must be unique."""
+    problems: list[Problem] = []
+    owners: dict[tuple[str, object], Entry] = {}
+    for entry in sorted(entries, key=lambda e: (e.tenant_id, e.source)):
+        t = entry.tenant
+        keys: list[tuple[str, object, str]] = [
+            ("property.sub_domain", t.properties.sub_domain, rules.show(t.properties.sub_domain)),
+            ("db.name", t.db.name, rules.show(t.db.name)),
+            ("s3.folder", (t.s3.bucket, t.s3.folder), f"s3://{t.s3.bucket}/{t.s3.folder}"),
+        ]
+        for field, value, shown in keys:
+            owner = owners.setdefault((field, value), entry)
+            if owner is not entry:
+                if owner.tenant_id == entry.tenant_id:
+                    other = f"another document of tenant {owner.tenant_id!r} ({owner.source})"
+                else:
+                    other = f"tenant {owner.tenant_id!r} ({owner.source})"
+                problems.append(Problem(entry.source, field, f"{shown} is already used by {other}"))
+    return problems
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        if self.field in SECRET_FIELDS:
+            return f"{self.field}: changed (secret, not shown)"
+        if self.old is None:
+            return f"{self.field}: added {self.new!r}"
+        if self.new is None:
+            return f"{self.field}: removed (was {self.old!r})"
+        return f"{self.field}: {self.old!r} -> {self.new!r}"
+
+    def as_dict(self) -> dict[str, Any]:
+        if self.field in SECRET_FIELDS:
+            return {"field": self.field, "old": REDACTED, "new": REDACTED}
+        return {"field": self.field, "old": self.old, "new": self.new}
+
+
+def _flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        path = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict):
+            flat.update(_flatten(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+def diff(old: Tenant, new: Tenant) -> list[FieldChange]:
+    """Field-level changes from old to new; the password is compared but never carried."""
+    before = _flatten(old.to_document(redact=False))
+    after = _flatten(new.to_document(redact=False))
+    changes = []
+    for field in sorted(set(before) | set(after)):
+        if before.get(field) != after.get(field):
+            if field in SECRET_FIELDS:
+                changes.append(FieldChange(field, REDACTED, REDACTED))
+            else:
+                changes.append(FieldChange(field, before.get(field), after.get(field)))
+    return changes
