@@ -69,7 +69,10 @@ class Output:
         width = shutil.get_terminal_size().columns if is_tty else 200
         console = Console(file=self.stdout, width=width, no_color=not is_tty,
                           highlight=False, emoji=False, markup=False)
-        table = Table(box=box.SIMPLE_HEAD, title=title or None, title_justify="left")
+        # kubectl-style plain columns when piped (easy to awk), a ruled header on a terminal.
+        table = Table(box=box.SIMPLE_HEAD if is_tty else None, title=title or None,
+                      title_justify="left",
+                      show_edge=False, pad_edge=False)
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:

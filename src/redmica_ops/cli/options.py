@@ -58,9 +58,13 @@ SETTING_OPTIONS: list[tuple[str, str, str]] = [
 ]
 
 
-def global_options(hidden: bool) -> Callable[[F], F]:
+def global_options(hidden: bool, exclude: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """Add the global options; `exclude` drops flags the command uses for its own meaning."""
+
     def decorate(func: F) -> F:
         for flag, name, help_text in reversed(SETTING_OPTIONS):
+            if flag in exclude:
+                continue
             func = click.option(flag, help=help_text, expose_value=False, hidden=hidden,
                                 callback=_store_setting(name), metavar="TEXT")(func)
         func = click.option("--debug", is_flag=True, default=False, expose_value=False,
@@ -86,8 +90,9 @@ def command(group: click.Group, name: str | None = None, **kwargs: Any) -> Calla
 
     def decorate(func: F) -> F:
         epilog = kwargs.pop("epilog", None)
+        exclude = kwargs.pop("exclude_globals", ())
         note = "Global options (--output, --bucket, --profile, ...) work here too: see `redmica --help`."
         kwargs["epilog"] = f"{epilog}\n\n{note}" if epilog else note
-        return group.command(name, **kwargs)(global_options(hidden=True)(func))  # type: ignore[return-value]
+        return group.command(name, **kwargs)(global_options(hidden=True, exclude=exclude)(func))  # type: ignore[return-value]
 
     return decorate

@@ -21,7 +21,7 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
             "history and `ps`); use --db-password-stdin or --generate-password", ctx)
 
 
-@command(tenant, "add")
+@command(tenant, "add", exclude_globals=("--db-host",))
 @click.argument("tenant_id")
 @click.option("-f", "--file", "file", metavar="FILE", help="tenant YAML document ('-' = stdin)")
 @click.option("--db-name", help="PostgreSQL database name")
