@@ -22,7 +22,15 @@ from redmica_ops.errors import (
     ValidationFailed,
 )
 from redmica_ops.store import InvalidDocument, Listing, StoredTenant, TenantStore, WriteResult
-from redmica_ops.tenant import REDACTED, Entry, FieldChange, Tenant, diff, find_conflicts
+from redmica_ops.tenant import (
+    REDACTED,
+    Entry,
+    FieldChange,
+    Tenant,
+    conflicts_with,
+    diff,
+    find_conflicts,
+)
 
 
 def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
@@ -40,11 +48,13 @@ def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
 def _uniqueness_problems(
     candidates: Iterable[Entry], others: Iterable[Entry]
 ) -> list[Problem]:
+    """Clashes among the candidates, and between each candidate and the others."""
     candidate_list = list(candidates)
-    sources = {entry.source for entry in candidate_list}
-    problems = find_conflicts([*others, *candidate_list])
-    # Report each clash once, from the side of the document being written.
-    return [p for p in problems if p.source in sources] or problems
+    other_list = list(others)
+    problems = find_conflicts(candidate_list)
+    for candidate in candidate_list:
+        problems.extend(conflicts_with(candidate, other_list))
+    return problems
 
 
 def _invalid_warnings(invalid: list[InvalidDocument]) -> list[str]:

@@ -227,7 +227,9 @@ class TenantStore:
                     if marker["Key"] == key:
                         versions.append(Version(marker["VersionId"], marker["LastModified"],
                                                 marker["IsLatest"], True, None, None))
-        versions.sort(key=lambda v: v.last_modified, reverse=True)
+        # S3 lists each kind newest first; botocore splits versions from delete markers, and
+        # timestamps can tie, so the latest goes first and ties keep the listing's order.
+        versions.sort(key=lambda v: (v.is_latest, v.last_modified), reverse=True)
         return versions
 
     def versioning_enabled(self) -> bool:

@@ -283,18 +283,37 @@ class Entry:
     tenant: Tenant
 
 
+def _unique_keys(tenant: Tenant) -> list[tuple[str, object, str]]:
+    return [
+        ("property.sub_domain", tenant.properties.sub_domain, rules.show(tenant.properties.sub_domain)),
+        ("db.name", tenant.db.name, rules.show(tenant.db.name)),
+        ("s3.folder", (tenant.s3.bucket, tenant.s3.folder),
+         f"s3://{tenant.s3.bucket}/{tenant.s3.folder}"),
+    ]
+
+
+def conflicts_with(candidate: Entry, others: Iterable[Entry]) -> list[Problem]:
+    """What in `candidate` is already used by one of `others` (reported on the candidate)."""
+    owners: dict[tuple[str, object], Entry] = {}
+    for other in sorted(others, key=lambda e: e.tenant_id):
+        for field, value, _ in _unique_keys(other.tenant):
+            owners.setdefault((field, value), other)
+    problems = []
+    for field, value, shown in _unique_keys(candidate.tenant):
+        owner = owners.get((field, value))
+        if owner is not None:
+            problems.append(Problem(candidate.source, field,
+                                    f"{shown} is already used by tenant {owner.tenant_id!r} "
+                                    f"({owner.source})"))
+    return problems
+
+
 def find_conflicts(entries: Iterable[Entry]) -> list[Problem]:
     """Across tenants, sub_domain, db.name and (s3.bucket, s3.folder) must be unique."""
     problems: list[Problem] = []
     owners: dict[tuple[str, object], Entry] = {}
     for entry in sorted(entries, key=lambda e: (e.tenant_id, e.source)):
-        t = entry.tenant
-        keys: list[tuple[str, object, str]] = [
-            ("property.sub_domain", t.properties.sub_domain, rules.show(t.properties.sub_domain)),
-            ("db.name", t.db.name, rules.show(t.db.name)),
-            ("s3.folder", (t.s3.bucket, t.s3.folder), f"s3://{t.s3.bucket}/{t.s3.folder}"),
-        ]
-        for field, value, shown in keys:
+        for field, value, shown in _unique_keys(entry.tenant):
             owner = owners.setdefault((field, value), entry)
             if owner is not entry:
                 if owner.tenant_id == entry.tenant_id:
