@@ -50,18 +50,17 @@ def s3() -> Iterator[S3Client]:
     with mock_aws():
         client = boto3.client("s3", region_name=REGION)
         client.create_bucket(Bucket=BUCKET)
-        client.put_bucket_versioning(
-            Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"}
-        )
+        client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield client
 
 
-def tenant_document(
-    name: str, password: str = CANARY_PASSWORD, **overrides: Any
-) -> dict[str, Any]:
+def tenant_document(name: str, password: str = CANARY_PASSWORD, **overrides: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
-        "db": {"name": name.replace("-", "_"), "user": name.replace("-", "_"),
-               "password": password},
+        "db": {
+            "name": name.replace("-", "_"),
+            "user": name.replace("-", "_"),
+            "password": password,
+        },
         "s3": {"bucket": "redmica-attachments", "folder": name},
         "property": {"sub_domain": name, "limit_ips": ["192.168.0.0/24"]},
     }
@@ -109,12 +108,17 @@ def app_factory() -> Callable[[], Application]:
 def run(app_factory: Callable[[], Application]) -> Invoke:
     """Run `redmica ARGS...` in-process; the config bucket defaults to the test bucket."""
 
-    def invoke(*args: str, input: str | bytes | None = None, app: Application | None = None,
-               bucket: str | None = BUCKET) -> CliResult:
+    def invoke(
+        *args: str,
+        input: str | bytes | None = None,
+        app: Application | None = None,
+        bucket: str | None = BUCKET,
+    ) -> CliResult:
         runner = CliRunner()
         argv = ([f"--bucket={bucket}"] if bucket else []) + list(args)
-        result = runner.invoke(cli, argv, input=input, obj=app or app_factory(),
-                               catch_exceptions=False)
+        result = runner.invoke(
+            cli, argv, input=input, obj=app or app_factory(), catch_exceptions=False
+        )
         return CliResult(result.exit_code, result.stdout, result.stderr, result)
 
     return invoke

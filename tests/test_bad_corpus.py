@@ -23,8 +23,9 @@ CASES = _cases()
 
 def _reported(stderr: str, path: str, expected: str) -> bool:
     """One line names the file, then the field (when there is one) and the rule."""
-    return any(line.strip().startswith(f"{path}: ") and expected in line
-               for line in stderr.splitlines())
+    return any(
+        line.strip().startswith(f"{path}: ") and expected in line for line in stderr.splitlines()
+    )
 
 
 def test_corpus_is_complete() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -20,7 +21,7 @@ def stored(s3: S3Client, tenant_id: str) -> dict[str, object]:
     return data
 
 
-def add(run: Invoke, tenant_id: str, **overrides: object) -> None:
+def add(run: Invoke, tenant_id: str, **overrides: Any) -> None:
     result = run("tenant", "add", tenant_id, "-f", "-", input=tenant_yaml(tenant_id, **overrides))
     assert result.exit_code == 0, result.output
 
@@ -58,26 +59,50 @@ def test_add_refuses_clashing_sub_domain_database_and_folder(s3: S3Client, run: 
 
 def test_add_with_kms_key_uses_sse_kms(s3: S3Client, run: Invoke) -> None:
     key_id = boto3.client("kms").create_key()["KeyMetadata"]["KeyId"]
-    result = run("--kms-key-id", key_id, "tenant", "add", "acme", "-f", "-",
-                 input=tenant_yaml("acme"))
+    result = run(
+        "--kms-key-id", key_id, "tenant", "add", "acme", "-f", "-", input=tenant_yaml("acme")
+    )
     assert result.exit_code == 0, result.output
     head = s3.head_object(Bucket=BUCKET, Key="tenants/acme.yaml")
     assert head["ServerSideEncryption"] == "aws:kms"
     assert key_id in head["SSEKMSKeyId"]
 
 
-FLAGS = ["--db-name", "acme", "--db-user", "acme_user", "--s3-bucket", "redmica-attachments",
-         "--s3-folder", "acme", "--sub-domain", "acme", "--limit-ip", "10.0.0.0/8",
-         "--limit-ip", "203.0.113.7", "--db-host", "db.internal", "--db-port", "5433"]
+FLAGS = [
+    "--db-name",
+    "acme",
+    "--db-user",
+    "acme_user",
+    "--s3-bucket",
+    "redmica-attachments",
+    "--s3-folder",
+    "acme",
+    "--sub-domain",
+    "acme",
+    "--limit-ip",
+    "10.0.0.0/8",
+    "--limit-ip",
+    "203.0.113.7",
+    "--db-host",
+    "db.internal",
+    "--db-port",
+    "5433",
+]
 
 
 def test_add_flag_form_with_password_from_stdin(s3: S3Client, run: Invoke) -> None:
-    result = run("tenant", "add", "acme", *FLAGS, "--db-password-stdin",
-                 input=CANARY_PASSWORD + "\n")
+    result = run(
+        "tenant", "add", "acme", *FLAGS, "--db-password-stdin", input=CANARY_PASSWORD + "\n"
+    )
     assert result.exit_code == 0, result.output
     assert stored(s3, "acme") == {
-        "db": {"name": "acme", "user": "acme_user", "password": CANARY_PASSWORD,
-               "host": "db.internal", "port": 5433},
+        "db": {
+            "name": "acme",
+            "user": "acme_user",
+            "password": CANARY_PASSWORD,
+            "host": "db.internal",
+            "port": 5433,
+        },
         "s3": {"bucket": "redmica-attachments", "folder": "acme"},
         "property": {"sub_domain": "acme", "limit_ips": ["10.0.0.0/8", "203.0.113.7"]},
     }
@@ -92,9 +117,16 @@ def test_generated_password_is_stored_and_hidden_unless_asked(s3: S3Client, run:
     assert password not in result.output
     assert "not shown" in result.stderr
 
-    shown = run("-O", "json", "tenant", "add", "beta", *[
-        "beta" if v == "acme" else v for v in FLAGS], "--generate-password",
-        "--show-generated-password")
+    shown = run(
+        "-O",
+        "json",
+        "tenant",
+        "add",
+        "beta",
+        *["beta" if v == "acme" else v for v in FLAGS],
+        "--generate-password",
+        "--show-generated-password",
+    )
     assert shown.exit_code == 0, shown.output
     assert shown.json()["generated_password"] == stored(s3, "beta")["db"]["password"]  # type: ignore[index]
 
@@ -116,8 +148,10 @@ def test_flag_form_errors_name_the_flag(s3: S3Client, run: Invoke) -> None:
         (["--db-name", "a", "--generate-password", "--db-password-stdin"], "choose one of"),
         (["-f", "-", "--db-password-stdin"], "stdin cannot carry both"),
         ([], "nothing to add"),
-        (["--db-name", "a", "--show-generated-password", "--db-password-stdin"],
-         "--show-generated-password needs --generate-password"),
+        (
+            ["--db-name", "a", "--show-generated-password", "--db-password-stdin"],
+            "--show-generated-password needs --generate-password",
+        ),
     ],
 )
 def test_add_usage_errors(s3: S3Client, run: Invoke, args: list[str], message: str) -> None:
@@ -150,8 +184,13 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
     lines = table.stdout.splitlines()
     assert lines[0].split() == ["tenant", "site", "database", "attachments", "allowed", "ips"]
     assert lines[1].split()[:3] == ["acme", "acme.example.com", "acme@(db_host"]
-    assert lines[2].split() == ["beta", "beta.example.com", "beta@db.beta",
-                                "s3://redmica-attachments/beta", "all"]
+    assert lines[2].split() == [
+        "beta",
+        "beta.example.com",
+        "beta@db.beta",
+        "s3://redmica-attachments/beta",
+        "all",
+    ]
     data = run("tenant", "list", "--output", "json", "--db-host", "db.default").json()
     assert [t["tenant"] for t in data] == ["acme", "beta"]
     assert data[0]["db"]["password"] == "********"
@@ -162,15 +201,19 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
 
 def test_list_reports_invalid_documents_without_failing(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
-    s3.put_object(Bucket=BUCKET, Key="tenants/broken.yaml",
-                  Body=tenant_yaml("broken", db__port=0).encode())
+    s3.put_object(
+        Bucket=BUCKET, Key="tenants/broken.yaml", Body=tenant_yaml("broken", db__port=0).encode()
+    )
     s3.put_object(Bucket=BUCKET, Key="tenants/Not A Tenant.yaml", Body=b"x: 1")
     s3.put_object(Bucket=BUCKET, Key="tenants/sub/nested.yaml", Body=b"x: 1")
     result = run("tenant", "list", "-O", "json")
     assert result.exit_code == 0
     data = result.json()
     assert [(t["tenant"], t["valid"]) for t in data] == [
-        ("acme", True), (None, False), ("broken", False)]
+        ("acme", True),
+        (None, False),
+        ("broken", False),
+    ]
     assert "tenants/broken.yaml is invalid" in result.stderr
     assert "db.port: 0 is not a port number" in result.stderr
     assert "is not named like a tenant document" in result.stderr
@@ -181,8 +224,11 @@ def test_list_pages_beyond_one_thousand(s3: S3Client, run: Invoke) -> None:
     body = tenant_yaml("x").encode()
     for i in range(1001):
         name = f"t{i:04d}"
-        s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml",
-                      Body=body.replace(b": x\n", f": {name}\n".encode()))
+        s3.put_object(
+            Bucket=BUCKET,
+            Key=f"tenants/{name}.yaml",
+            Body=body.replace(b": x\n", f": {name}\n".encode()),
+        )
     data = run("tenant", "list", "-O", "json").json()
     assert len(data) == 1001
     assert all(t["valid"] for t in data)
@@ -220,8 +266,14 @@ def test_show_json(s3: S3Client, run: Invoke) -> None:
 # -- update / edit ----------------------------------------------------------------------------
 def test_update_reports_field_changes_and_hides_password_change(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
-    result = run("tenant", "update", "acme", "-f", "-",
-                 input=tenant_yaml("acme", "brand-new-secret", db__port=6543))
+    result = run(
+        "tenant",
+        "update",
+        "acme",
+        "-f",
+        "-",
+        input=tenant_yaml("acme", "brand-new-secret", db__port=6543),
+    )
     assert result.exit_code == 0, result.output
     assert "db.password: changed (secret, not shown)" in result.stderr
     assert "db.port: added 6543" in result.stderr
@@ -247,8 +299,14 @@ def test_update_cannot_take_another_tenants_sub_domain(s3: S3Client, run: Invoke
     add(run, "acme")
     add(run, "beta")
     before = objects_in(s3)
-    result = run("tenant", "update", "beta", "-f", "-",
-                 input=tenant_yaml("beta", property__sub_domain="acme"))
+    result = run(
+        "tenant",
+        "update",
+        "beta",
+        "-f",
+        "-",
+        input=tenant_yaml("beta", property__sub_domain="acme"),
+    )
     assert result.exit_code == 4
     assert "'acme' is already used by tenant 'acme'" in result.stderr
     assert objects_in(s3) == before
@@ -357,8 +415,12 @@ def test_remove_asks_on_a_terminal(s3: S3Client, run: Invoke) -> None:
 
 def test_remove_history_restore(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
-    assert run("tenant", "update", "acme", "-f", "-",
-               input=tenant_yaml("acme", db__port=5433)).exit_code == 0
+    assert (
+        run(
+            "tenant", "update", "acme", "-f", "-", input=tenant_yaml("acme", db__port=5433)
+        ).exit_code
+        == 0
+    )
     assert run("tenant", "remove", "acme", "--yes").exit_code == 0
     assert run("tenant", "remove", "acme", "--yes").exit_code == 3
     history = run("tenant", "history", "acme", "-O", "json").json()
@@ -378,8 +440,14 @@ def test_remove_history_restore(s3: S3Client, run: Invoke) -> None:
 def test_restore_rejects_a_version_that_would_clash(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
     first = run("tenant", "history", "acme", "-O", "json").json()[0]["version_id"]
-    run("tenant", "update", "acme", "-f", "-", input=tenant_yaml("acme",
-        property__sub_domain="acme-new"))
+    run(
+        "tenant",
+        "update",
+        "acme",
+        "-f",
+        "-",
+        input=tenant_yaml("acme", property__sub_domain="acme-new"),
+    )
     add(run, "beta", property__sub_domain="acme")
     result = run("tenant", "restore", "acme", first)
     assert result.exit_code == 4

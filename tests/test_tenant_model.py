@@ -47,9 +47,19 @@ def test_optional_fields_may_be_absent() -> None:
 
 @pytest.mark.parametrize(
     ("tenant_id", "ok"),
-    [("acme", True), ("a", True), ("a-b-1", True), ("a" * 63, True), ("a" * 64, False),
-     ("Acme", False), ("-acme", False), ("acme-", False), ("ac_me", False), ("ac.me", False),
-     ("", False)],
+    [
+        ("acme", True),
+        ("a", True),
+        ("a-b-1", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("Acme", False),
+        ("-acme", False),
+        ("acme-", False),
+        ("ac_me", False),
+        ("ac.me", False),
+        ("", False),
+    ],
 )
 def test_tenant_id_is_a_dns_label(tenant_id: str, ok: bool) -> None:
     problems = problems_for(tenant_document("acme"), tenant_id)
@@ -99,11 +109,17 @@ BAD_FIELDS: list[tuple[str, Any, str]] = [
     ("s3__folder", "a\\b", "must use '/' as separator"),
     ("property__limit_ips", [], "property.limit_ips: must not be empty"),
     ("property__limit_ips", "10.0.0.0/8", "property.limit_ips: must be a list"),
-    ("property__limit_ips", ["10.0.0.1/8"],
-     "property.limit_ips[0]: '10.0.0.1/8' has host bits set; did you mean '10.0.0.0/8'?"),
+    (
+        "property__limit_ips",
+        ["10.0.0.1/8"],
+        "property.limit_ips[0]: '10.0.0.1/8' has host bits set; did you mean '10.0.0.0/8'?",
+    ),
     ("property__limit_ips", ["2001:db8::1/32"], "has host bits set; did you mean '2001:db8::/32'?"),
-    ("property__limit_ips", ["10.0.0.0/8", "nope"],
-     "property.limit_ips[1]: 'nope' is not an IPv4/IPv6 address or CIDR network"),
+    (
+        "property__limit_ips",
+        ["10.0.0.0/8", "nope"],
+        "property.limit_ips[1]: 'nope' is not an IPv4/IPv6 address or CIDR network",
+    ),
     ("property__limit_ips", ["300.1.1.1"], "is not an IPv4/IPv6 address"),
     ("property__limit_ips", ["10.0.0.0/33"], "is not an IPv4/IPv6 address or CIDR network"),
     ("property__limit_ips", ["fe80::1%eth0"], "is not an IPv4/IPv6 address"),
@@ -122,15 +138,23 @@ def test_field_rules(field: str, value: Any, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "ok"),
-    [("db.example.com", True), ("10.0.0.5", True), ("::1", True), ("localhost", True),
-     ("db.example.com.", True), ("a" * 64 + ".com", False), ("db_1.example.com", False)],
+    [
+        ("db.example.com", True),
+        ("10.0.0.5", True),
+        ("::1", True),
+        ("localhost", True),
+        ("db.example.com.", True),
+        ("a" * 64 + ".com", False),
+        ("db_1.example.com", False),
+    ],
 )
 def test_db_host_accepts_hostnames_and_ips(value: str, ok: bool) -> None:
     assert (problems_for(tenant_document("acme", db__host=value)) == []) == ok
 
 
-@pytest.mark.parametrize("value", ["203.0.113.7", "192.168.0.0/24", "2001:db8::/32", "::1",
-                                   "10.0.0.0/8", "0.0.0.0/0"])
+@pytest.mark.parametrize(
+    "value", ["203.0.113.7", "192.168.0.0/24", "2001:db8::/32", "::1", "10.0.0.0/8", "0.0.0.0/0"]
+)
 def test_limit_ips_accepts_addresses_and_networks(value: str) -> None:
     assert problems_for(tenant_document("acme", property__limit_ips=[value])) == []
 
@@ -181,10 +205,14 @@ def _tenant(name: str, **overrides: Any) -> Tenant:
 def test_uniqueness_across_tenants() -> None:
     entries = [
         Entry("acme", "acme.yaml", _tenant("acme")),
-        Entry("beta", "beta.yaml", _tenant("beta", property__sub_domain="acme",
-                                           db__name="acme", s3__folder="acme")),
-        Entry("gamma", "gamma.yaml", _tenant("gamma", s3__folder="acme",
-                                             s3__bucket="other-bucket")),
+        Entry(
+            "beta",
+            "beta.yaml",
+            _tenant("beta", property__sub_domain="acme", db__name="acme", s3__folder="acme"),
+        ),
+        Entry(
+            "gamma", "gamma.yaml", _tenant("gamma", s3__folder="acme", s3__bucket="other-bucket")
+        ),
     ]
     messages = [str(p) for p in find_conflicts(entries)]
     assert messages == [
@@ -198,7 +226,8 @@ def test_uniqueness_across_tenants() -> None:
 def test_diff_names_fields_and_hides_the_password() -> None:
     old = _tenant("acme")
     new = _tenant("acme", db__port=5433, property__limit_ips=None).with_password(
-        SecretStr("another-secret"))
+        SecretStr("another-secret")
+    )
     changes = diff(old, new)
     described = [c.describe() for c in changes]
     assert described == [

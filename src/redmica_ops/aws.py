@@ -85,8 +85,13 @@ _CREDENTIAL_CODES = {
     "InvalidToken",
 }
 _ACCESS_CODES = {"AccessDenied", "AccessDeniedException", "403", "AllAccessDisabled"}
-_THROTTLE_CODES = {"Throttling", "ThrottlingException", "SlowDown", "RequestLimitExceeded",
-                   "TooManyRequestsException"}
+_THROTTLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "SlowDown",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+}
 
 
 @contextmanager
@@ -116,17 +121,21 @@ def _translate(exc: Exception, action: str, bucket: str | None) -> RedmicaError 
             "or use the sandbox: see `redmica sandbox --help`",
         )
     if isinstance(exc, bce.ProfileNotFound):
-        return AwsError(f"AWS profile not found: {exc.kwargs.get('profile')}",
-                        "list profiles with `aws configure list-profiles`")
+        return AwsError(
+            f"AWS profile not found: {exc.kwargs.get('profile')}",
+            "list profiles with `aws configure list-profiles`",
+        )
     if isinstance(exc, bce.NoRegionError):
-        return AwsError(f"no AWS region configured while {action}",
-                        "set --region, REDMICA_REGION or AWS_REGION")
+        return AwsError(
+            f"no AWS region configured while {action}", "set --region, REDMICA_REGION or AWS_REGION"
+        )
     if isinstance(exc, bce.TokenRetrievalError | bce.SSOTokenLoadError):
         return AwsError(f"AWS SSO session expired while {action}", "run `aws sso login`")
     if isinstance(exc, bce.EndpointConnectionError | bce.ConnectTimeoutError):
-        return AwsError(f"cannot reach the AWS endpoint while {action}",
-                        "check the network, --endpoint-url / AWS_ENDPOINT_URL, or that the "
-                        "sandbox is running")
+        return AwsError(
+            f"cannot reach the AWS endpoint while {action}",
+            "check the network, --endpoint-url / AWS_ENDPOINT_URL, or that the sandbox is running",
+        )
     if isinstance(exc, bce.ReadTimeoutError):
         return AwsError(f"AWS did not answer in time while {action}", "try again")
     if not isinstance(exc, bce.ClientError):
@@ -135,24 +144,34 @@ def _translate(exc: Exception, action: str, bucket: str | None) -> RedmicaError 
         return None
     code = error_code(exc)
     if code in ("NoSuchBucket",):
-        return AwsError(f"bucket {bucket!r} does not exist (while {action})",
-                        "check --bucket / REDMICA_BUCKET / CONFIG_BUCKET_NAME and the region")
+        return AwsError(
+            f"bucket {bucket!r} does not exist (while {action})",
+            "check --bucket / REDMICA_BUCKET / CONFIG_BUCKET_NAME and the region",
+        )
     if code in ("NoSuchKey", "404", "NotFound", "NoSuchVersion"):
         return NotFound(f"not found while {action}")
     if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):
-        return Conflict(f"changed by someone else while {action}",
-                        "read it again and retry; nothing was overwritten")
+        return Conflict(
+            f"changed by someone else while {action}",
+            "read it again and retry; nothing was overwritten",
+        )
     if code in _ACCESS_CODES:
         return AwsError(f"access denied while {action}", IAM_HINT)
     if code in _CREDENTIAL_CODES:
-        return AwsError(f"AWS rejected the credentials while {action} ({code})",
-                        "refresh the credentials (`aws sso login`, new keys) or check the profile")
+        return AwsError(
+            f"AWS rejected the credentials while {action} ({code})",
+            "refresh the credentials (`aws sso login`, new keys) or check the profile",
+        )
     if code in _THROTTLE_CODES:
-        return AwsError(f"AWS kept throttling while {action}; retries exhausted",
-                        "try again in a minute or lower the concurrency")
+        return AwsError(
+            f"AWS kept throttling while {action}; retries exhausted",
+            "try again in a minute or lower the concurrency",
+        )
     if code == "InvalidBucketName":
         return AwsError(f"invalid bucket name {bucket!r}", "check --bucket")
     if code in ("KMS.NotFoundException", "KMS.DisabledException", "KMSInvalidStateException"):
-        return AwsError(f"the KMS key cannot be used while {action} ({code})",
-                        "check kms_key_id and the key's policy")
+        return AwsError(
+            f"the KMS key cannot be used while {action} ({code})",
+            "check kms_key_id and the key's policy",
+        )
     return AwsError(f"AWS error {code or 'unknown'} while {action}", "run with --debug for details")

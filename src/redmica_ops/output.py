@@ -67,12 +67,22 @@ class Output:
 
         is_tty = self.stdout.isatty()
         width = shutil.get_terminal_size().columns if is_tty else 200
-        console = Console(file=self.stdout, width=width, no_color=not is_tty,
-                          highlight=False, emoji=False, markup=False)
+        console = Console(
+            file=self.stdout,
+            width=width,
+            no_color=not is_tty,
+            highlight=False,
+            emoji=False,
+            markup=False,
+        )
         # kubectl-style plain columns when piped (easy to awk), a ruled header on a terminal.
-        table = Table(box=box.SIMPLE_HEAD if is_tty else None, title=title or None,
-                      title_justify="left",
-                      show_edge=False, pad_edge=False)
+        table = Table(
+            box=box.SIMPLE_HEAD if is_tty else None,
+            title=title or None,
+            title_justify="left",
+            show_edge=False,
+            pad_edge=False,
+        )
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:

@@ -39,15 +39,18 @@ def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
         return new
     if old is None:
         raise ValidationFailed(
-            [Problem("(input)", "db.password", f"{REDACTED} is the redaction placeholder; "
-                     "give the real password")]
+            [
+                Problem(
+                    "(input)",
+                    "db.password",
+                    f"{REDACTED} is the redaction placeholder; give the real password",
+                )
+            ]
         )
     return new.with_password(SecretStr(old.db.password.get_secret_value()))
 
 
-def _uniqueness_problems(
-    candidates: Iterable[Entry], others: Iterable[Entry]
-) -> list[Problem]:
+def _uniqueness_problems(candidates: Iterable[Entry], others: Iterable[Entry]) -> list[Problem]:
     """Clashes among the candidates, and between each candidate and the others."""
     candidate_list = list(candidates)
     other_list = list(others)
@@ -61,8 +64,10 @@ def _invalid_warnings(invalid: list[InvalidDocument]) -> list[str]:
     if not invalid:
         return []
     keys = ", ".join(doc.key for doc in invalid[:5]) + (" ..." if len(invalid) > 5 else "")
-    return [f"{len(invalid)} invalid document(s) in the bucket were not checked for uniqueness: "
-            f"{keys} (see `redmica tenant list`)"]
+    return [
+        f"{len(invalid)} invalid document(s) in the bucket were not checked for uniqueness: "
+        f"{keys} (see `redmica tenant list`)"
+    ]
 
 
 @dataclass
@@ -95,7 +100,9 @@ class TenantRegistry:
                 f"change it with `redmica tenant update {tenant_id} -f FILE`",
             )
         self._check_unique(tenant_id, tenant, listing, source)
-        return Outcome(self.store.create(tenant_id, tenant), warnings=_invalid_warnings(listing.invalid))
+        return Outcome(
+            self.store.create(tenant_id, tenant), warnings=_invalid_warnings(listing.invalid)
+        )
 
     def update(
         self, tenant_id: str, tenant: Tenant, source: str, expected: StoredTenant | None = None
@@ -113,7 +120,9 @@ class TenantRegistry:
 
     def remove(self, tenant_id: str) -> str | None:
         if self.store.exists(tenant_id) is None:
-            raise NotFound(f"tenant {tenant_id!r} not found", "list tenants with `redmica tenant list`")
+            raise NotFound(
+                f"tenant {tenant_id!r} not found", "list tenants with `redmica tenant list`"
+            )
         return self.store.delete(tenant_id)
 
     def restore(self, tenant_id: str, version_id: str) -> Outcome:
@@ -131,8 +140,10 @@ class TenantRegistry:
         seen: dict[str, Entry] = {}
         for entry in desired:
             if entry.tenant_id in seen:
-                raise UsageError(f"tenant {entry.tenant_id!r} is defined twice: "
-                                 f"{seen[entry.tenant_id].source} and {entry.source}")
+                raise UsageError(
+                    f"tenant {entry.tenant_id!r} is defined twice: "
+                    f"{seen[entry.tenant_id].source} and {entry.source}"
+                )
             seen[entry.tenant_id] = entry
         listing = self.store.load_all()
         current = listing.by_id()
@@ -144,8 +155,11 @@ class TenantRegistry:
                 tenant = keep_password_if_redacted(entry.tenant, stored.tenant)
                 changes = diff(stored.tenant, tenant)
                 if changes:
-                    plan.changes.append(PlannedChange(Entry(entry.tenant_id, entry.source, tenant),
-                                                      stored.etag, changes))
+                    plan.changes.append(
+                        PlannedChange(
+                            Entry(entry.tenant_id, entry.source, tenant), stored.etag, changes
+                        )
+                    )
                 else:
                     plan.unchanged.append(entry.tenant_id)
             elif entry.tenant_id in invalid:
@@ -159,16 +173,19 @@ class TenantRegistry:
             [s.tenant_id for s in listing.tenants if s.tenant_id not in desired_ids]
             + [tid for tid in invalid if tid not in desired_ids]
         )
-        remaining = [] if prune else [
-            e for e in listing.entries() if e.tenant_id not in desired_ids
-        ]
+        remaining = (
+            [] if prune else [e for e in listing.entries() if e.tenant_id not in desired_ids]
+        )
         written = [*plan.adds, *(c.entry for c in plan.changes)]
         unchanged = [seen[tid] for tid in plan.unchanged]
         problems = _uniqueness_problems(written, [*unchanged, *remaining])
         if problems:
-            raise Conflict("the directory would leave clashing tenants; nothing was written",
-                           "sub_domain, db.name and s3 bucket+folder must be unique across "
-                           "tenants (use --prune if the clashing tenants should go)", problems)
+            raise Conflict(
+                "the directory would leave clashing tenants; nothing was written",
+                "sub_domain, db.name and s3 bucket+folder must be unique across "
+                "tenants (use --prune if the clashing tenants should go)",
+                problems,
+            )
         plan.warnings = _invalid_warnings(
             [d for d in listing.invalid if d.tenant_id not in desired_ids]
         )
@@ -189,7 +206,9 @@ class TenantRegistry:
                     self.store.delete(tenant_id)
                     done.append(f"removed {tenant_id}")
         except RedmicaError as exc:
-            exc.message = f"{exc.message} (applied before the failure: {', '.join(done) or 'nothing'})"
+            exc.message = (
+                f"{exc.message} (applied before the failure: {', '.join(done) or 'nothing'})"
+            )
             exc.hint = "run `redmica tenant sync` again: it plans from the current state"
             raise
         return done

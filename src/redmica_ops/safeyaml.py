@@ -29,7 +29,7 @@ class _StrictLoader(yaml.SafeLoader):
     """Refuses anchors, aliases and explicit tags while composing the node tree."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         line = event.start_mark.line + 1 if event.start_mark else None
         if isinstance(event, yaml.AliasEvent):
             raise _Rejected("YAML aliases (*name) are not allowed", line)
@@ -91,9 +91,7 @@ def load_document(data: bytes, source: str) -> tuple[Any, list[Problem]]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return None, [
-            Problem(source, "", f"is not valid UTF-8 (bad byte at offset {exc.start})")
-        ]
+        return None, [Problem(source, "", f"is not valid UTF-8 (bad byte at offset {exc.start})")]
     text = text.removeprefix("\ufeff")
     try:
         loader = _StrictLoader(text)

@@ -43,14 +43,18 @@ class Sandbox:
 
 
 def start_sandbox(
-    host: str = "127.0.0.1", port: int = 0, bucket: str = DEFAULT_BUCKET,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    bucket: str = DEFAULT_BUCKET,
     region: str = DEFAULT_REGION,
 ) -> Sandbox:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
-        raise UsageError("the sandbox needs moto's server",
-                         "install the extra: pip install 'redmica-ops[sandbox]'") from None
+        raise UsageError(
+            "the sandbox needs moto's server",
+            "install the extra: pip install 'redmica-ops[sandbox]'",
+        ) from None
     import boto3
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -60,9 +64,13 @@ def start_sandbox(
         server.start()
     bound_host, bound_port = server.get_host_and_port()
     endpoint = f"http://{bound_host}:{bound_port}"
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=region,
-                      aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                      aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     return Sandbox(server, endpoint, bucket, region)

@@ -58,7 +58,7 @@ class SettingSpec:
     default: Any = None
     kind: type = str
     env_aliases: tuple[str, ...] = ()
-    check: Callable[[str], str | None] | None = None
+    check: Callable[[Any], str | None] | None = None
 
     @property
     def env_name(self) -> str:
@@ -72,20 +72,40 @@ SPECS: tuple[SettingSpec, ...] = (
         env_aliases=("CONFIG_BUCKET_NAME",),
         check=rules.check_bucket_name,
     ),
-    SettingSpec("prefix", "key prefix of tenant documents in the bucket", "tenants/",
-                check=_check_prefix),
-    SettingSpec("kms_key_id", "KMS key for SSE-KMS on every write (else the bucket default)",
-                check=_check_not_blank),
-    SettingSpec("domain", "service domain; a tenant's host is <sub_domain>.<domain>",
-                check=_check_domain),
-    SettingSpec("db_host", "database host for tenants whose document has no db.host",
-                check=rules.check_hostname),
-    SettingSpec("profile", "AWS profile (else the standard credential chain)",
-                env_aliases=("AWS_PROFILE",), check=_check_not_blank),
-    SettingSpec("region", "AWS region", env_aliases=("AWS_REGION", "AWS_DEFAULT_REGION"),
-                check=_check_region),
-    SettingSpec("endpoint_url", "AWS endpoint URL (a sandbox, LocalStack, a VPC endpoint)",
-                env_aliases=("AWS_ENDPOINT_URL",), check=_check_url),
+    SettingSpec(
+        "prefix", "key prefix of tenant documents in the bucket", "tenants/", check=_check_prefix
+    ),
+    SettingSpec(
+        "kms_key_id",
+        "KMS key for SSE-KMS on every write (else the bucket default)",
+        check=_check_not_blank,
+    ),
+    SettingSpec(
+        "domain", "service domain; a tenant's host is <sub_domain>.<domain>", check=_check_domain
+    ),
+    SettingSpec(
+        "db_host",
+        "database host for tenants whose document has no db.host",
+        check=rules.check_hostname,
+    ),
+    SettingSpec(
+        "profile",
+        "AWS profile (else the standard credential chain)",
+        env_aliases=("AWS_PROFILE",),
+        check=_check_not_blank,
+    ),
+    SettingSpec(
+        "region",
+        "AWS region",
+        env_aliases=("AWS_REGION", "AWS_DEFAULT_REGION"),
+        check=_check_region,
+    ),
+    SettingSpec(
+        "endpoint_url",
+        "AWS endpoint URL (a sandbox, LocalStack, a VPC endpoint)",
+        env_aliases=("AWS_ENDPOINT_URL",),
+        check=_check_url,
+    ),
 )
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -151,25 +171,25 @@ def load_settings(
     specs: tuple[SettingSpec, ...] = SPECS,
 ) -> Settings:
     """Resolve every setting by precedence and validate it; all problems are reported together."""
-    env = os.environ if env is None else env
-    path, reason = find_config_file(config_path, env)
+    environ: Mapping[str, str] = os.environ if env is None else env
+    path, reason = find_config_file(config_path, environ)
     file_values = _read_toml(path, reason) if path else {}
     problems: list[Problem] = []
     known = {spec.name for spec in specs}
     for key in file_values:
         if key not in known:
             problems.append(
-                Problem(str(path), key, f"is not a known setting (known: {', '.join(sorted(known))})")
+                Problem(
+                    str(path), key, f"is not a known setting (known: {', '.join(sorted(known))})"
+                )
             )
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in specs:
-        value, source = _resolve(spec, flags, env, file_values, str(path) if path else "")
+        value, source = _resolve(spec, flags, environ, file_values, str(path) if path else "")
         if value is not None and source != "default":
             if not isinstance(value, spec.kind):
-                problems.append(
-                    Problem(source, spec.name, f"must be a {spec.kind.__name__}")
-                )
+                problems.append(Problem(source, spec.name, f"must be a {spec.kind.__name__}"))
                 continue
             if spec.check and (problem := spec.check(value)):
                 problems.append(Problem(source, spec.name, problem))

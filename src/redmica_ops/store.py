@@ -104,7 +104,7 @@ class TenantStore:
         return f"s3://{self.bucket}/{self.key_for(tenant_id)}"
 
     def tenant_id_for(self, key: str) -> str | None:
-        name = key[len(self.prefix):]
+        name = key[len(self.prefix) :]
         if not name.endswith(SUFFIX):
             return None
         tenant_id = name[: -len(SUFFIX)]
@@ -129,7 +129,9 @@ class TenantStore:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
-        action = f"reading s3://{self.bucket}/{key}" + (f" version {version_id}" if version_id else "")
+        action = f"reading s3://{self.bucket}/{key}" + (
+            f" version {version_id}" if version_id else ""
+        )
         with translate_errors(action, self.bucket):
             response = self.s3.get_object(**kwargs)
             body = response["Body"]
@@ -151,9 +153,7 @@ class TenantStore:
             ) from None
         tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
         if tenant is None:
-            raise ValidationFailed(
-                problems, hint=f"fix it with `redmica tenant edit {tenant_id}`"
-            )
+            raise ValidationFailed(problems, hint=f"fix it with `redmica tenant edit {tenant_id}`")
         return StoredTenant(
             tenant_id, key, tenant, meta["ETag"], meta.get("VersionId"), meta.get("LastModified")
         )
@@ -166,10 +166,19 @@ class TenantStore:
             tenant_id = self.tenant_id_for(key)
             if tenant_id is None:
                 listing.invalid.append(
-                    InvalidDocument(None, key, etag, [Problem(
-                        f"s3://{self.bucket}/{key}", "",
-                        f"is not named like a tenant document ({self.prefix}<tenant-id>{SUFFIX})",
-                    )])
+                    InvalidDocument(
+                        None,
+                        key,
+                        etag,
+                        [
+                            Problem(
+                                f"s3://{self.bucket}/{key}",
+                                "",
+                                "is not named like a tenant document "
+                                f"({self.prefix}<tenant-id>{SUFFIX})",
+                            )
+                        ],
+                    )
                 )
             else:
                 candidates.append((tenant_id, key))
@@ -183,8 +192,14 @@ class TenantStore:
             tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
             if tenant is None:
                 return InvalidDocument(tenant_id, key, meta["ETag"], problems)
-            return StoredTenant(tenant_id, key, tenant, meta["ETag"], meta.get("VersionId"),
-                                meta.get("LastModified"))
+            return StoredTenant(
+                tenant_id,
+                key,
+                tenant,
+                meta["ETag"],
+                meta.get("VersionId"),
+                meta.get("LastModified"),
+            )
 
         for result in self._parallel(fetch, candidates):
             if isinstance(result, StoredTenant):
@@ -220,13 +235,28 @@ class TenantStore:
             for page in paginator.paginate(Bucket=self.bucket, Prefix=key):
                 for item in page.get("Versions", []):
                     if item["Key"] == key:
-                        versions.append(Version(item["VersionId"], item["LastModified"],
-                                                item["IsLatest"], False, item.get("Size"),
-                                                item.get("ETag")))
+                        versions.append(
+                            Version(
+                                item["VersionId"],
+                                item["LastModified"],
+                                item["IsLatest"],
+                                False,
+                                item.get("Size"),
+                                item.get("ETag"),
+                            )
+                        )
                 for marker in page.get("DeleteMarkers", []):
                     if marker["Key"] == key:
-                        versions.append(Version(marker["VersionId"], marker["LastModified"],
-                                                marker["IsLatest"], True, None, None))
+                        versions.append(
+                            Version(
+                                marker["VersionId"],
+                                marker["LastModified"],
+                                marker["IsLatest"],
+                                True,
+                                None,
+                                None,
+                            )
+                        )
         # S3 lists each kind newest first; botocore splits versions from delete markers, and
         # timestamps can tie, so the latest goes first and ties keep the listing's order.
         versions.sort(key=lambda v: (v.is_latest, v.last_modified), reverse=True)

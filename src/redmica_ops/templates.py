@@ -16,5 +16,6 @@ def template_text(name: str) -> str:
     source = Path(__file__).resolve().parents[2] / "templates" / name
     if source.is_file():
         return source.read_text(encoding="utf-8")
-    raise RedmicaError(f"template {name!r} is missing from this installation",
-                       "reinstall redmica-ops")
+    raise RedmicaError(
+        f"template {name!r} is missing from this installation", "reinstall redmica-ops"
+    )

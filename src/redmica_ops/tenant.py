@@ -222,8 +222,12 @@ def _message(error: Any, path: str) -> str:
             message += "; quote the value in YAML"
         message += ")"
     elif kind == "extra_forbidden":
-        known = {"": "db, s3, property", "db": "name, user, password, host, port",
-                 "s3": "bucket, folder", "property": "sub_domain, limit_ips"}
+        known = {
+            "": "db, s3, property",
+            "db": "name, user, password, host, port",
+            "s3": "bucket, folder",
+            "property": "sub_domain, limit_ips",
+        }
         parent = path.rsplit(".", 1)[0] if "." in path else ""
         if parent in known:
             message += f" (known: {known[parent]})"
@@ -247,7 +251,9 @@ def validate_data(tenant_id: str, data: Any, source: str) -> tuple[Tenant | None
     if not isinstance(data, dict):
         kind = type(data).__name__
         problems.append(
-            Problem(source, "", f"the document must be a mapping with db, s3 and property, not {kind}")
+            Problem(
+                source, "", f"the document must be a mapping with db, s3 and property, not {kind}"
+            )
         )
         return None, problems
     try:
@@ -257,7 +263,9 @@ def validate_data(tenant_id: str, data: Any, source: str) -> tuple[Tenant | None
     return (None if problems else tenant), problems
 
 
-def parse_tenant_bytes(tenant_id: str, raw: bytes, source: str) -> tuple[Tenant | None, list[Problem]]:
+def parse_tenant_bytes(
+    tenant_id: str, raw: bytes, source: str
+) -> tuple[Tenant | None, list[Problem]]:
     data, problems = load_document(raw, source)
     if problems:
         id_problem = rules.check_dns_label(tenant_id)
@@ -285,10 +293,17 @@ class Entry:
 
 def _unique_keys(tenant: Tenant) -> list[tuple[str, object, str]]:
     return [
-        ("property.sub_domain", tenant.properties.sub_domain, rules.show(tenant.properties.sub_domain)),
+        (
+            "property.sub_domain",
+            tenant.properties.sub_domain,
+            rules.show(tenant.properties.sub_domain),
+        ),
         ("db.name", tenant.db.name, rules.show(tenant.db.name)),
-        ("s3.folder", (tenant.s3.bucket, tenant.s3.folder),
-         f"s3://{tenant.s3.bucket}/{tenant.s3.folder}"),
+        (
+            "s3.folder",
+            (tenant.s3.bucket, tenant.s3.folder),
+            f"s3://{tenant.s3.bucket}/{tenant.s3.folder}",
+        ),
     ]
 
 
@@ -302,9 +317,13 @@ def conflicts_with(candidate: Entry, others: Iterable[Entry]) -> list[Problem]:
     for field, value, shown in _unique_keys(candidate.tenant):
         owner = owners.get((field, value))
         if owner is not None:
-            problems.append(Problem(candidate.source, field,
-                                    f"{shown} is already used by tenant {owner.tenant_id!r} "
-                                    f"({owner.source})"))
+            problems.append(
+                Problem(
+                    candidate.source,
+                    field,
+                    f"{shown} is already used by tenant {owner.tenant_id!r} ({owner.source})",
+                )
+            )
     return problems
 
 

@@ -85,9 +85,7 @@ class Application:
         from redmica_ops.store import TenantStore
 
         settings = self.settings
-        return TenantStore(
-            self.clients().s3(), self.bucket(), settings.prefix, settings.kms_key_id
-        )
+        return TenantStore(self.clients().s3(), self.bucket(), settings.prefix, settings.kms_key_id)
 
     def registry(self) -> TenantRegistry:
         from redmica_ops.registry import TenantRegistry

@@ -30,11 +30,15 @@ def show(app: Application) -> None:
 
     settings = app.settings
     if app.json:
-        app.output.data({
-            "config_file": settings.config_file,
-            "settings": {name: {"value": value, "source": source}
-                         for name, value, source in settings.as_rows()},
-        })
+        app.output.data(
+            {
+                "config_file": settings.config_file,
+                "settings": {
+                    name: {"value": value, "source": source}
+                    for name, value, source in settings.as_rows()
+                },
+            }
+        )
         return
     rows = []
     for name, value, source in settings.as_rows():

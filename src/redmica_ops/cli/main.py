@@ -67,8 +67,11 @@ Examples:
 """
 
 
-@click.group(cls=RootGroup, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"],
-                                                               "max_content_width": 100})
+@click.group(
+    cls=RootGroup,
+    epilog=EPILOG,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, "--version", prog_name="redmica")
 @global_options(hidden=False)
 def cli() -> None:

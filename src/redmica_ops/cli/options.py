@@ -65,18 +65,42 @@ def global_options(hidden: bool, exclude: tuple[str, ...] = ()) -> Callable[[F],
         for flag, name, help_text in reversed(SETTING_OPTIONS):
             if flag in exclude:
                 continue
-            func = click.option(flag, help=help_text, expose_value=False, hidden=hidden,
-                                callback=_store_setting(name), metavar="TEXT")(func)
-        func = click.option("--debug", is_flag=True, default=False, expose_value=False,
-                            hidden=hidden, callback=_store_debug,
-                            help="show tracebacks for errors")(func)
-        func = click.option("--output", "-O", type=click.Choice(["text", "json"]), default=None,
-                            expose_value=False, hidden=hidden, callback=_store_output,
-                            help="text for people (default) or json for scripts")(func)
-        func = click.option("--config", type=click.Path(dir_okay=False), default=None,
-                            expose_value=False, hidden=hidden, callback=_store_config,
-                            help="settings file [env: REDMICA_CONFIG; default: ./redmica.toml]",
-                            )(func)
+            func = click.option(
+                flag,
+                help=help_text,
+                expose_value=False,
+                hidden=hidden,
+                callback=_store_setting(name),
+                metavar="TEXT",
+            )(func)
+        func = click.option(
+            "--debug",
+            is_flag=True,
+            default=False,
+            expose_value=False,
+            hidden=hidden,
+            callback=_store_debug,
+            help="show tracebacks for errors",
+        )(func)
+        func = click.option(
+            "--output",
+            "-O",
+            type=click.Choice(["text", "json"]),
+            default=None,
+            expose_value=False,
+            hidden=hidden,
+            callback=_store_output,
+            help="text for people (default) or json for scripts",
+        )(func)
+        func = click.option(
+            "--config",
+            type=click.Path(dir_okay=False),
+            default=None,
+            expose_value=False,
+            hidden=hidden,
+            callback=_store_config,
+            help="settings file [env: REDMICA_CONFIG; default: ./redmica.toml]",
+        )(func)
         return func
 
     return decorate
@@ -91,8 +115,13 @@ def command(group: click.Group, name: str | None = None, **kwargs: Any) -> Calla
     def decorate(func: F) -> F:
         epilog = kwargs.pop("epilog", None)
         exclude = kwargs.pop("exclude_globals", ())
-        note = "Global options (--output, --bucket, --profile, ...) work here too: see `redmica --help`."
+        note = (
+            "Global options (--output, --bucket, --profile, ...) work here too: "
+            "see `redmica --help`."
+        )
         kwargs["epilog"] = f"{epilog}\n\n{note}" if epilog else note
-        return group.command(name, **kwargs)(global_options(hidden=True, exclude=exclude)(func))  # type: ignore[return-value]
+        with_globals = global_options(hidden=True, exclude=exclude)(func)
+        registered: F = group.command(name, **kwargs)(with_globals)  # type: ignore[assignment]
+        return registered
 
     return decorate

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from pathlib import Path
@@ -11,16 +10,23 @@ from types import FrameType
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import pass_app
-from redmica_ops.cli.options import global_options
+from redmica_ops.cli.options import global_options, pass_app
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to listen on")
-@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
-              help="port (0 = any free port)")
-@click.option("--env-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="also write the export lines to this file once ready (removed on exit)")
+@click.option(
+    "--port",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="port (0 = any free port)",
+)
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="also write the export lines to this file once ready (removed on exit)",
+)
 @global_options(hidden=True)
 @pass_app
 def sandbox(app: Application, host: str, port: int, env_file: Path | None) -> None:
@@ -51,9 +57,10 @@ def sandbox(app: Application, host: str, port: int, env_file: Path | None) -> No
         if env_file is not None:
             tmp = env_file.with_name(env_file.name + ".tmp")
             tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            os.replace(tmp, env_file)  # appears whole: a waiting script never reads half
-        app.output.info(f"sandbox: AWS endpoint {box.endpoint_url}, bucket {bucket} "
-                        "(versioned); Ctrl-C to stop")
+            tmp.replace(env_file)  # appears whole: a waiting script never reads half
+        app.output.info(
+            f"sandbox: AWS endpoint {box.endpoint_url}, bucket {bucket} (versioned); Ctrl-C to stop"
+        )
         while not stop.wait(timeout=1.0):
             pass
     finally:

@@ -18,7 +18,9 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
     if value is not None:
         raise click.UsageError(
             "passwords are never accepted as a command-line value (they end up in shell "
-            "history and `ps`); use --db-password-stdin or --generate-password", ctx)
+            "history and `ps`); use --db-password-stdin or --generate-password",
+            ctx,
+        )
 
 
 @command(tenant, "add", exclude_globals=("--db-host",))
@@ -31,18 +33,40 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
 @click.option("--s3-bucket", help="attachments bucket")
 @click.option("--s3-folder", help="folder of this tenant in the attachments bucket")
 @click.option("--sub-domain", help="sub-domain (DNS label) of the tenant's site")
-@click.option("--limit-ip", multiple=True, metavar="IP_OR_CIDR",
-              help="allowed client address or network (repeat; none = all allowed)")
-@click.option("--db-password-stdin", "password_stdin", is_flag=True,
-              help="read the password from the first line of stdin")
-@click.option("--generate-password", "generate", is_flag=True,
-              help="generate a strong random password")
-@click.option("--show-generated-password", "show_generated", is_flag=True,
-              help="print the generated password once, on stdout")
+@click.option(
+    "--limit-ip",
+    multiple=True,
+    metavar="IP_OR_CIDR",
+    help="allowed client address or network (repeat; none = all allowed)",
+)
+@click.option(
+    "--db-password-stdin",
+    "password_stdin",
+    is_flag=True,
+    help="read the password from the first line of stdin",
+)
+@click.option(
+    "--generate-password", "generate", is_flag=True, help="generate a strong random password"
+)
+@click.option(
+    "--show-generated-password",
+    "show_generated",
+    is_flag=True,
+    help="print the generated password once, on stdout",
+)
 @click.option("--db-password", hidden=True, expose_value=False, callback=_refuse_plain_password)
 @pass_app
-def add(app: Application, tenant_id: str, file: str | None, password_stdin: bool,
-        generate: bool, show_generated: bool, limit_ip: tuple[str, ...], **flags: Any) -> None:
+def add(
+    app: Application,
+    /,
+    tenant_id: str,
+    file: str | None,
+    password_stdin: bool,
+    generate: bool,
+    show_generated: bool,
+    limit_ip: tuple[str, ...],
+    **flags: Any,
+) -> None:
     """Create tenant TENANT_ID from a YAML file, stdin, or flags.
 
     The write is conditional (If-None-Match): if the tenant already exists nothing is written
@@ -58,20 +82,27 @@ def add(app: Application, tenant_id: str, file: str | None, password_stdin: bool
       pass show db/acme | redmica tenant add acme --db-name acme ... --db-password-stdin
     """
     given = [name for name in FLAG_FIELDS if flags.get(name) is not None] + (
-        ["limit_ip"] if limit_ip else [])
+        ["limit_ip"] if limit_ip else []
+    )
     if file is not None and given:
-        raise UsageError(f"-f/--file cannot be combined with field flags ({', '.join(given)})",
-                         "put every field in the file, or use only flags")
+        raise UsageError(
+            f"-f/--file cannot be combined with field flags ({', '.join(given)})",
+            "put every field in the file, or use only flags",
+        )
     if password_stdin and generate:
         raise UsageError("choose one of --db-password-stdin and --generate-password")
     if password_stdin and file == inputs.STDIN:
-        raise UsageError("stdin cannot carry both the document (-f -) and the password",
-                         "put the password in the document, or the document in a file")
+        raise UsageError(
+            "stdin cannot carry both the document (-f -) and the password",
+            "put the password in the document, or the document in a file",
+        )
     if show_generated and not generate:
         raise UsageError("--show-generated-password needs --generate-password")
     if file is None and not given:
-        raise UsageError("nothing to add: give -f FILE or the field flags",
-                         "see `redmica tenant add --help` and `redmica tenant example`")
+        raise UsageError(
+            "nothing to add: give -f FILE or the field flags",
+            "see `redmica tenant add --help` and `redmica tenant example`",
+        )
     if file is None and not (password_stdin or generate):
         raise UsageError("the flag form needs --db-password-stdin or --generate-password")
 
@@ -97,18 +128,27 @@ def add(app: Application, tenant_id: str, file: str | None, password_stdin: bool
     result = outcome.result
     assert result is not None
     if app.json:
-        payload: dict[str, Any] = {"tenant": tenant_id, "created": True, "key": result.key,
-                                   "version_id": result.version_id, "warnings": outcome.warnings}
+        payload: dict[str, Any] = {
+            "tenant": tenant_id,
+            "created": True,
+            "key": result.key,
+            "version_id": result.version_id,
+            "warnings": outcome.warnings,
+        }
         if show_generated:
             payload["generated_password"] = generated
         out.data(payload)
     else:
-        out.success(f"created tenant {tenant_id} at s3://{app.bucket()}/{result.key}"
-                    + (f" (version {result.version_id})" if result.version_id else ""))
+        out.success(
+            f"created tenant {tenant_id} at s3://{app.bucket()}/{result.key}"
+            + (f" (version {result.version_id})" if result.version_id else "")
+        )
         if show_generated and generated:
             out.info("generated password (shown once, store it now):")
             out.text(generated)
         elif generated:
-            out.info("a random password was generated and stored; it is not shown "
-                     "(use --show-generated-password to see it once)")
+            out.info(
+                "a random password was generated and stored; it is not shown "
+                "(use --show-generated-password to see it once)"
+            )
         out.info("next: the site goes live when the service restarts its containers")

@@ -19,22 +19,36 @@ def _report(app: Application, tenant_id: str, outcome: Any, verb: str) -> None:
     changes = [c.as_dict() for c in outcome.changes]
     result = outcome.result
     if app.json:
-        out.data({"tenant": tenant_id, verb: result is not None, "changes": changes,
-                  "version_id": result.version_id if result else None})
+        out.data(
+            {
+                "tenant": tenant_id,
+                verb: result is not None,
+                "changes": changes,
+                "version_id": result.version_id if result else None,
+            }
+        )
         return
     if result is None:
         out.info(f"tenant {tenant_id}: no changes; nothing written")
         return
     for change in outcome.changes:
         out.info(f"  {change.describe()}")
-    out.success(f"{verb} tenant {tenant_id}" +
-                (f" (version {result.version_id})" if result.version_id else ""))
+    out.success(
+        f"{verb} tenant {tenant_id}"
+        + (f" (version {result.version_id})" if result.version_id else "")
+    )
 
 
 @command(tenant, "update")
 @click.argument("tenant_id")
-@click.option("-f", "--file", "file", required=True, metavar="FILE",
-              help="the complete new document ('-' = stdin)")
+@click.option(
+    "-f",
+    "--file",
+    "file",
+    required=True,
+    metavar="FILE",
+    help="the complete new document ('-' = stdin)",
+)
 @pass_app
 def update(app: Application, tenant_id: str, file: str) -> None:
     """Replace a tenant's document with FILE.
@@ -83,8 +97,12 @@ def edit(app: Application, tenant_id: str) -> None:
 
     registry = app.registry()
     current = registry.store.get(tenant_id)
-    header = EDIT_HEADER.format(tenant_id=tenant_id, bucket=registry.store.bucket,
-                                key=current.key, version=current.version_id)
+    header = EDIT_HEADER.format(
+        tenant_id=tenant_id,
+        bucket=registry.store.bucket,
+        key=current.key,
+        version=current.version_id,
+    )
     original = current.tenant.to_yaml(redact=True)
     text = header + original
     while True:
@@ -93,14 +111,21 @@ def edit(app: Application, tenant_id: str) -> None:
             app.output.info("edit cancelled: no changes made")
             return
         body = _strip_comments(edited)
-        new, problems = parse_tenant_bytes(tenant_id, body.encode("utf-8"), f"(edit of {tenant_id})")
+        new, problems = parse_tenant_bytes(
+            tenant_id, body.encode("utf-8"), f"(edit of {tenant_id})"
+        )
         if new is not None:
             break
         if _strip_comments(edited) == _strip_comments(text):
             raise ValidationFailed(problems, hint="the edit was not saved")
         lines = "".join(f"# error: {p}\n" for p in problems)
-        text = header + "# The document has problems; fix them or quit without saving:\n" + \
-            lines + body + "\n"
+        text = (
+            header
+            + "# The document has problems; fix them or quit without saving:\n"
+            + lines
+            + body
+            + "\n"
+        )
     _report(app, tenant_id, registry.update(tenant_id, new, "(edit)", expected=current), "updated")
 
 
@@ -121,18 +146,23 @@ def remove(app: Application, tenant_id: str, yes: bool) -> None:
     """
     if not yes:
         if not app.interactive():
-            raise UsageError(f"refusing to remove tenant {tenant_id!r} without confirmation",
-                             "add --yes when running from a script")
-        click.confirm(f"Remove tenant {tenant_id!r} from s3://{app.bucket()}?", abort=True,
-                      err=True)
+            raise UsageError(
+                f"refusing to remove tenant {tenant_id!r} without confirmation",
+                "add --yes when running from a script",
+            )
+        click.confirm(
+            f"Remove tenant {tenant_id!r} from s3://{app.bucket()}?", abort=True, err=True
+        )
     marker = app.registry().remove(tenant_id)
     if app.json:
         app.output.data({"tenant": tenant_id, "removed": True, "delete_marker": marker})
         return
     app.output.success(f"removed tenant {tenant_id}")
     if marker:
-        app.output.info(f"to undo: `redmica tenant history {tenant_id}`, then "
-                        f"`redmica tenant restore {tenant_id} VERSION_ID`")
+        app.output.info(
+            f"to undo: `redmica tenant history {tenant_id}`, then "
+            f"`redmica tenant restore {tenant_id} VERSION_ID`"
+        )
 
 
 @command(tenant, "restore")

@@ -31,12 +31,14 @@ def validate(app: Application, paths: tuple[Path, ...]) -> None:
     result = load_paths(list(paths))
     summary = f"{len(result.problems)} problem(s) in {len(result.files)} file(s)"
     if app.json:
-        app.output.data({
-            "valid": not result.problems,
-            "files": result.files,
-            "tenants": sorted(e.tenant_id for e in result.entries),
-            "problems": [p.as_dict() for p in result.problems],
-        })
+        app.output.data(
+            {
+                "valid": not result.problems,
+                "files": result.files,
+                "tenants": sorted(e.tenant_id for e in result.entries),
+                "problems": [p.as_dict() for p in result.problems],
+            }
+        )
         if result.problems:
             raise click.exceptions.Exit(int(ExitCode.USAGE))
         return
@@ -48,8 +50,9 @@ def validate(app: Application, paths: tuple[Path, ...]) -> None:
 @command(tenant, "sync")
 @click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
 @click.option("--apply", "apply_", is_flag=True, help="make the changes (default: only plan)")
-@click.option("--prune", is_flag=True,
-              help="with --apply, remove tenants that have no file in DIRECTORY")
+@click.option(
+    "--prune", is_flag=True, help="with --apply, remove tenants that have no file in DIRECTORY"
+)
 @pass_app
 def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> None:
     """Make the bucket match a directory of tenant files (plan, then --apply).
@@ -79,16 +82,20 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> None:
     if apply_ and not plan.empty:
         done = registry.apply_sync(plan)
     if app.json:
-        out.data({
-            "applied": apply_,
-            "prune": prune,
-            "adds": [e.tenant_id for e in plan.adds],
-            "changes": [{"tenant": c.entry.tenant_id, "changes": [f.as_dict() for f in c.changes]}
-                        for c in plan.changes],
-            "removals": plan.removals,
-            "unchanged": plan.unchanged,
-            "done": done,
-        })
+        out.data(
+            {
+                "applied": apply_,
+                "prune": prune,
+                "adds": [e.tenant_id for e in plan.adds],
+                "changes": [
+                    {"tenant": c.entry.tenant_id, "changes": [f.as_dict() for f in c.changes]}
+                    for c in plan.changes
+                ],
+                "removals": plan.removals,
+                "unchanged": plan.unchanged,
+                "done": done,
+            }
+        )
         return
     for entry in plan.adds:
         out.text(f"+ add     {entry.tenant_id}  ({entry.source})")
@@ -102,8 +109,10 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> None:
         verb = "remove " if prune else "extra  "
         note = "" if prune else "  (only in the bucket; --prune removes it)"
         out.text(f"- {verb} {tenant_id}{note}")
-    out.info(f"{len(plan.adds)} to add, {len(plan.changes)} to change, "
-             f"{len(plan.removals) if prune else 0} to remove, {len(plan.unchanged)} unchanged")
+    out.info(
+        f"{len(plan.adds)} to add, {len(plan.changes)} to change, "
+        f"{len(plan.removals) if prune else 0} to remove, {len(plan.unchanged)} unchanged"
+    )
     if plan.empty:
         out.info("the bucket already matches the directory")
     elif apply_:

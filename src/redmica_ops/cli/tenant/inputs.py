@@ -49,8 +49,10 @@ def read_password(stdin: BinaryIO) -> str:
     text = raw.decode("utf-8", errors="strict") if raw else ""
     password = text.split("\n", 1)[0].removesuffix("\r")
     if not password:
-        raise UsageError("--db-password-stdin: stdin was empty",
-                         "pipe the password in, e.g. `pass show db/acme | redmica tenant add ...`")
+        raise UsageError(
+            "--db-password-stdin: stdin was empty",
+            "pipe the password in, e.g. `pass show db/acme | redmica tenant add ...`",
+        )
     return password
 
 
@@ -67,8 +69,11 @@ def set_password(data: Any, password: str) -> None:
 
 
 def flags_document(flags: dict[str, Any]) -> dict[str, Any]:
-    db = {k: flags[f"db_{k}"] for k in ("name", "user", "host", "port") if flags.get(f"db_{k}")
-          is not None}
+    db = {
+        k: flags[f"db_{k}"]
+        for k in ("name", "user", "host", "port")
+        if flags.get(f"db_{k}") is not None
+    }
     s3 = {k: flags[f"s3_{k}"] for k in ("bucket", "folder") if flags.get(f"s3_{k}") is not None}
     prop: dict[str, Any] = {}
     if flags.get("sub_domain") is not None:
@@ -84,7 +89,8 @@ def validated(tenant_id: str, data: Any, source: str, flag_form: bool) -> Tenant
         if flag_form:
             problems = [
                 Problem(p.source, f"{p.field} ({FLAG_FOR_FIELD[p.field]})", p.message)
-                if p.field in FLAG_FOR_FIELD else p
+                if p.field in FLAG_FOR_FIELD
+                else p
                 for p in problems
             ]
         raise ValidationFailed(problems)

@@ -27,8 +27,10 @@ def list_(app: Application) -> None:
     listing = app.store().load_all()
     out = app.output
     if app.json:
-        out.data([tenant_view(s, settings.domain, settings.db_host) for s in listing.tenants]
-                 + [invalid_view(d) for d in listing.invalid])
+        out.data(
+            [tenant_view(s, settings.domain, settings.db_host) for s in listing.tenants]
+            + [invalid_view(d) for d in listing.invalid]
+        )
     else:
         rows = [tenant_row(s, settings.domain, settings.db_host) for s in listing.tenants]
         out.table(["tenant", "site", "database", "attachments", "allowed ips"], rows)
@@ -51,7 +53,8 @@ def show(app: Application, tenant_id: str) -> None:
     \b
     Examples:
       redmica tenant show acme
-      redmica tenant show acme > acme.yaml && vi acme.yaml && redmica tenant update acme -f acme.yaml
+      redmica tenant show acme > acme.yaml
+      vi acme.yaml && redmica tenant update acme -f acme.yaml
     """
     from redmica_ops.views import tenant_view
 
@@ -84,15 +87,25 @@ def history(app: Application, tenant_id: str) -> None:
     store = app.store()
     versions = store.history(tenant_id)
     if not versions:
-        raise NotFound(f"tenant {tenant_id!r} has no stored versions",
-                       "check the id with `redmica tenant list`")
+        raise NotFound(
+            f"tenant {tenant_id!r} has no stored versions",
+            "check the id with `redmica tenant list`",
+        )
     if app.json:
         app.output.data([version_view(v) for v in versions])
         return
-    rows = [[v.version_id, v.last_modified.isoformat(),
-             "deleted" if v.is_delete_marker else "", "latest" if v.is_latest else "",
-             "" if v.size is None else str(v.size)] for v in versions]
+    rows = [
+        [
+            v.version_id,
+            v.last_modified.isoformat(),
+            "deleted" if v.is_delete_marker else "",
+            "latest" if v.is_latest else "",
+            "" if v.size is None else str(v.size),
+        ]
+        for v in versions
+    ]
     app.output.table(["version", "modified", "deleted", "latest", "bytes"], rows)
     if not store.versioning_enabled():
-        app.output.warn(f"versioning is not enabled on s3://{store.bucket}: old versions are "
-                        "not kept")
+        app.output.warn(
+            f"versioning is not enabled on s3://{store.bucket}: old versions are not kept"
+        )
