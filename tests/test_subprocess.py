@@ -1,0 +1,195 @@
+"""The installed `redmica` executable against moto's HTTP server, read back with plain boto3."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from moto.server import ThreadedMotoServer
+from mypy_boto3_s3 import S3Client
+
+from tests.conftest import CANARY_PASSWORD, EXAMPLES, tenant_yaml
+
+pytestmark = pytest.mark.subprocess
+REDMICA = str(Path(sys.executable).parent / "redmica")
+BUCKET = "redmica-http-test"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    yield f"http://{host}:{port}"
+    moto.stop()
+
+
+@pytest.fixture
+def bucket(server: str) -> Iterator[S3Client]:
+    s3 = boto3.client("s3", endpoint_url=server, region_name="us-east-1")
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    yield s3
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET):
+        for item in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=BUCKET, Key=item["Key"], VersionId=item["VersionId"])
+    s3.delete_bucket(Bucket=BUCKET)
+
+
+def redmica(server: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ENDPOINT_URL": server, "REDMICA_BUCKET": BUCKET}
+    return subprocess.run(
+        [REDMICA, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_executable_adds_lists_and_shows(server: str, bucket: S3Client) -> None:
+    added = redmica(server, "tenant", "add", "acme", "-f", str(EXAMPLES / "tenants" / "acme.yaml"))
+    assert added.returncode == 0, added.stderr
+    body = bucket.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read()
+    assert yaml.safe_load(body) == yaml.safe_load((EXAMPLES / "tenants" / "acme.yaml").read_text())
+
+    listed = redmica(server, "tenant", "list", "--output", "json")
+    assert listed.returncode == 0, listed.stderr
+    assert [t["tenant"] for t in json.loads(listed.stdout)] == ["acme"]
+    assert "acme-demo-password-1" not in listed.stdout + listed.stderr
+
+    shown = redmica(server, "tenant", "show", "acme")
+    assert "password: '********'" in shown.stdout
+
+
+def test_twenty_concurrent_processes_add_one_id(server: str, bucket: S3Client) -> None:
+    def attempt(i: int) -> int:
+        return redmica(
+            server, "tenant", "add", "acme", "-f", "-", stdin=tenant_yaml("acme", db__port=3000 + i)
+        ).returncode
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(attempt, range(20)))
+    assert sorted(codes) == [0] + [4] * 19
+    assert len(bucket.list_object_versions(Bucket=BUCKET)["Versions"]) == 1
+
+
+def test_password_never_reaches_argv_or_output(server: str, bucket: S3Client) -> None:
+    result = redmica(
+        server,
+        "tenant",
+        "add",
+        "acme",
+        "--db-name",
+        "acme",
+        "--db-user",
+        "acme",
+        "--s3-bucket",
+        "redmica-attachments",
+        "--s3-folder",
+        "acme",
+        "--sub-domain",
+        "acme",
+        "--db-password-stdin",
+        stdin=CANARY_PASSWORD + "\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert CANARY_PASSWORD not in result.stdout + result.stderr
+    body = bucket.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read().decode()
+    assert CANARY_PASSWORD in body
+
+
+def test_python_dash_m_works() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "redmica_ops", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0
+    assert result.stdout.startswith("redmica, version ")
+
+
+OFFLINE_PROBE = """
+import sys
+from redmica_ops.cli.main import main
+try:
+    main(sys.argv[1:])
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in ("boto3", "botocore", "rich", "moto") if m in sys.modules)
+sys.stderr.write(f"\\nPROBE {code} {heavy}\\n")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--help"], 0),
+        (["tenant", "validate", str(EXAMPLES / "tenants")], 0),
+        (["tenant", "validate", str(EXAMPLES / "bad-tenant.yaml")], 2),
+    ],
+)
+def test_offline_paths_import_no_boto3(args: list[str], code: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", OFFLINE_PROBE, *args], capture_output=True, text=True, check=False
+    )
+    assert f"PROBE {code} []" in result.stderr, result.stderr
+
+
+def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen(
+        [REDMICA, "sandbox", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not env_file.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "sandbox did not become ready"
+            time.sleep(0.05)
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
+        )
+        assert exports["REDMICA_BUCKET"] == "redmica-config"
+        child_env = {**env, **exports}
+        added = subprocess.run(
+            [REDMICA, "tenant", "add", "acme", "-f", str(EXAMPLES / "tenants" / "acme.yaml")],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert added.returncode == 0, added.stderr
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=exports["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        assert s3.get_bucket_versioning(Bucket="redmica-config")["Status"] == "Enabled"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert stdout.splitlines()[0].startswith("export AWS_ENDPOINT_URL=http://127.0.0.1:")
+    assert "sandbox stopped" in stderr
+    assert not env_file.exists()
