@@ -10,7 +10,13 @@ from redmica_ops.cli.options import command, pass_app
 
 @click.group()
 def config() -> None:
-    """Inspect the effective settings."""
+    """Inspect the effective settings.
+
+    \b
+    Examples:
+      redmica config show
+      redmica --config prod.toml config show --output json
+    """
 
 
 @command(config, "show")

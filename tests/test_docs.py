@@ -1,0 +1,96 @@
+"""The documentation is tested: the CLI reference, the README's commands, the examples."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from pathlib import Path
+
+import click
+import pytest
+
+from redmica_ops.cli.main import cli
+from redmica_ops.cli.reference import render_reference
+from redmica_ops.tenant import parse_tenant_bytes
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_cli_reference_matches_the_real_help() -> None:
+    committed = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert committed == render_reference(), "docs/cli.md is stale: run `make docs`"
+
+
+def _commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in group.commands.items():
+        found.append((f"{prefix} {name}", command))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, f"{prefix} {name}"))
+    return found
+
+
+@pytest.mark.parametrize(("path", "command"), _commands(cli, "redmica"))
+def test_every_command_has_an_example(path: str, command: click.Command) -> None:
+    assert "Examples:" in (command.help or ""), f"{path} --help has no example"
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    first_block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in first_block.splitlines()] == [
+        "make demo",
+        "make test",
+    ]
+    assert (ROOT / ".ci" / "run").read_text().strip().endswith("make test")
+
+
+def _yaml_blocks(text: str) -> list[tuple[str, str, str]]:
+    """(info string, body, the ```text block that follows it, if any)."""
+    pattern = re.compile(
+        r"```(yaml[^\n]*)\n(.*?)```(?:\s*\n\s*fails with\s*\n\s*```text\n(.*?)```)?", re.S
+    )
+    return [(m.group(1), m.group(2), m.group(3) or "") for m in pattern.finditer(text)]
+
+
+def test_tenant_doc_examples_validate_or_fail_as_documented() -> None:
+    blocks = _yaml_blocks((ROOT / "docs" / "tenants.md").read_text(encoding="utf-8"))
+    assert len(blocks) >= 4
+    for info, body, expected in blocks:
+        if info.startswith("yaml tenant="):
+            tenant_id = info.split("=", 1)[1]
+            tenant, problems = parse_tenant_bytes(tenant_id, body.encode(), "doc")
+            assert tenant is not None, problems
+        else:
+            assert info == "yaml invalid"
+            tenant, problems = parse_tenant_bytes("acme", body.encode(), "doc")
+            assert tenant is None
+            got = [f"{p.field}: {p.message}" for p in problems]
+            assert got == expected.strip().splitlines()
+
+
+def test_example_tenants_validate_together() -> None:
+    from redmica_ops.files import load_paths
+
+    result = load_paths([ROOT / "examples" / "tenants"])
+    assert result.problems == []
+    assert len(result.entries) == 3
+
+
+def test_wheel_ships_the_templates(tmp_path: Path) -> None:
+    """The installed tool must find templates/ without the source tree."""
+    import subprocess
+    import sys
+
+    hatchling = Path(sys.executable).parent / "hatchling"
+    subprocess.run(
+        [str(hatchling), "build", "-t", "wheel", "-d", str(tmp_path)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    wheel = next(tmp_path.glob("*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {Path(n).name for n in names if n.startswith("redmica_ops/templates/")}
+    assert shipped == {p.name for p in (ROOT / "templates").iterdir() if p.is_file()}
+    assert "redmica_ops/cli/main.py" in names
