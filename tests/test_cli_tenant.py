@@ -323,12 +323,17 @@ def _app_with_editor(edits: list[str | None], seen: list[str]) -> Application:
     return app
 
 
+def _editor_view(run: Invoke, tenant_id: str) -> str:
+    """What `tenant edit` shows in the editor (the probe cancels without saving)."""
+    seen: list[str] = []
+    run("tenant", "edit", tenant_id, app=_app_with_editor([None], seen))
+    return seen[0]
+
+
 def test_edit_applies_a_valid_edit_and_keeps_the_password(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
     seen: list[str] = []
-    app = _app_with_editor([None], seen)
-    run("tenant", "edit", "acme", app=app)  # capture what the editor is shown
-    shown = seen[0]
+    shown = _editor_view(run, "acme")
     assert "password: '********'" in shown and CANARY_PASSWORD not in shown
     app = _app_with_editor([shown.replace("folder: acme", "folder: acme-files")], seen)
     result = run("tenant", "edit", "acme", app=app)
@@ -341,12 +346,10 @@ def test_edit_applies_a_valid_edit_and_keeps_the_password(s3: S3Client, run: Inv
 
 def test_edit_reopens_with_the_problems_then_applies(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
+    shown = _editor_view(run, "acme")
+    bad = shown.replace("sub_domain: acme", "sub_domain: Acme!")
+    good = shown.replace("sub_domain: acme", "sub_domain: acme2")
     seen: list[str] = []
-    probe = _app_with_editor([None], seen)
-    run("tenant", "edit", "acme", app=probe)
-    bad = seen[0].replace("sub_domain: acme", "sub_domain: Acme!")
-    good = seen[0].replace("sub_domain: acme", "sub_domain: acme2")
-    seen.clear()
     app = _app_with_editor([bad, good], seen)
     result = run("tenant", "edit", "acme", app=app)
     assert result.exit_code == 0, result.output
@@ -357,10 +360,8 @@ def test_edit_reopens_with_the_problems_then_applies(s3: S3Client, run: Invoke) 
 
 def test_edit_gives_up_when_the_bad_document_is_saved_unchanged(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
-    seen: list[str] = []
-    probe = _app_with_editor([None], seen)
-    run("tenant", "edit", "acme", app=probe)
-    bad = seen[0].replace("sub_domain: acme", "sub_domain: Acme!")
+    shown = _editor_view(run, "acme")
+    bad = shown.replace("sub_domain: acme", "sub_domain: Acme!")
     before = objects_in(s3)
     app = _app_with_editor([bad, None], [])
     result = run("tenant", "edit", "acme", app=app)

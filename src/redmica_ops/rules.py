@@ -49,11 +49,8 @@ def check_pg_identifier(value: str) -> str | None:
 
 def check_hostname(value: str) -> str | None:
     """A DNS host name (RFC 1123) or an IPv4/IPv6 address."""
-    try:
-        ipaddress.ip_address(value)
+    if is_ip_address(value):
         return None
-    except ValueError:
-        pass
     name = value.removesuffix(".")
     labels = name.split(".")
     if 0 < len(name) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels):
@@ -77,7 +74,7 @@ def check_bucket_name(value: str) -> str | None:
         rule = "may hold only a-z, 0-9, '.' and '-', and must start and end with a letter or digit"
     elif ".." in value:
         rule = "must not contain two adjacent periods"
-    elif _is_ipv4(value):
+    elif is_ip_address(value):
         rule = "must not be formatted as an IP address"
     elif value.startswith(_BUCKET_PREFIXES):
         rule = "must not start with a reserved prefix (xn--, sthree-, amzn-s3-demo-)"
@@ -86,14 +83,6 @@ def check_bucket_name(value: str) -> str | None:
     if rule is None:
         return None
     return f"{show(value)} is not a valid S3 bucket name: {rule}"
-
-
-def _is_ipv4(value: str) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def check_s3_folder(value: str) -> str | None:
