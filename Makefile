@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit docs clean
+.PHONY: demo test lint typecheck unit live-deps docs clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
@@ -21,8 +21,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) live-deps
 	$(BIN)/pytest
+
+# Debian's Apache + Passenger for the live tests (apt-get; skipped without root).
+live-deps:
+	bash scripts/install-live-deps.sh
 
 docs: $(STAMP)
 	$(BIN)/python -m redmica_ops.cli.reference > docs/cli.md

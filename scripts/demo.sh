@@ -75,6 +75,19 @@ cp examples/tenants/*.yaml "$work/repo/"
 sed -i 's/folder: acme/folder: acme-files/' "$work/repo/acme.yaml"
 run redmica tenant sync "$work/repo"
 
+step "Render the Apache virtual hosts the container serves (one per tenant)"
+if command -v apache2 >/dev/null || [ -x /usr/sbin/apache2 ]; then
+  run redmica render vhosts -o "$work/tenants.conf" --check
+else
+  echo "(Apache + Passenger are not installed here: rendering without the config test)" >&2
+  run redmica render vhosts -o "$work/tenants.conf"
+fi
+ls -l "$work/tenants.conf" >&2
+show "redmica render vhosts --redacted   # the same file, passwords masked, for review"
+redmica render vhosts --redacted | sed -n '/# tenant acme/,/<\/VirtualHost>/p'
+run redmica render redmine-config -o "$work/redmine-config"
+sed -n '/production:/,$p' "$work/redmine-config/database.yml" >&2
+
 step "Remove a tenant (--yes for scripts); it stays restorable from its history"
 run redmica tenant remove umbrella --yes
 

@@ -91,6 +91,10 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
     )
     wheel = next(tmp_path.glob("*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    shipped = {Path(n).name for n in names if n.startswith("redmica_ops/templates/")}
-    assert shipped == {p.name for p in (ROOT / "templates").iterdir() if p.is_file()}
+    prefix = "redmica_ops/templates/"
+    shipped = {n.removeprefix(prefix) for n in names if n.startswith(prefix)}
+    source = {p.relative_to(ROOT / "templates").as_posix()
+              for p in (ROOT / "templates").rglob("*") if p.is_file()}
+    assert shipped == source
+    assert "vhosts.conf.j2" in shipped and "redmine/database.yml" in shipped
     assert "redmica_ops/cli/main.py" in names

@@ -45,6 +45,27 @@ def _check_region(value: str) -> str | None:
     return None
 
 
+def _check_abs_path(value: str) -> str | None:
+    if not value.startswith("/") or rules.has_control_character(value) or "/../" in f"{value}/":
+        return f"{rules.show(value)} must be an absolute path without '..' or control characters"
+    return None
+
+
+def _positive(limit: int) -> Callable[[int], str | None]:
+    def check(value: int) -> str | None:
+        if not 1 <= value <= limit:
+            return f"{value} must be between 1 and {limit}"
+        return None
+
+    return check
+
+
+def _non_negative(value: int) -> str | None:
+    if value < 0:
+        return f"{value} must not be negative"
+    return None
+
+
 def _check_not_blank(value: str) -> str | None:
     if not value.strip() or rules.has_control_character(value):
         return f"{rules.show(value)} must be non-blank without control characters"
@@ -106,6 +127,63 @@ SPECS: tuple[SettingSpec, ...] = (
         env_aliases=("AWS_ENDPOINT_URL",),
         check=_check_url,
     ),
+    SettingSpec(
+        "app_root",
+        "Redmine directory served for every tenant (DocumentRoot is its public/)",
+        "/usr/src/redmine",
+        check=_check_abs_path,
+    ),
+    SettingSpec(
+        "listen_port",
+        "port of the tenant virtual hosts (<VirtualHost *:PORT>)",
+        80,
+        kind=int,
+        check=_positive(65535),
+    ),
+    SettingSpec(
+        "processes_per_tenant",
+        "Passenger processes one tenant may use at most",
+        2,
+        kind=int,
+        check=_positive(64),
+    ),
+    SettingSpec(
+        "max_pool_size",
+        "PassengerMaxPoolSize (default: tenants x processes_per_tenant)",
+        kind=int,
+        check=_positive(100_000),
+    ),
+    SettingSpec(
+        "min_instances",
+        "PassengerMinInstances: processes kept per idle tenant",
+        1,
+        kind=int,
+        check=_non_negative,
+    ),
+    SettingSpec(
+        "max_preloader_idle_time",
+        "PassengerMaxPreloaderIdleTime, seconds",
+        300,
+        kind=int,
+        check=_non_negative,
+    ),
+    SettingSpec(
+        "vhosts_file",
+        "where `entrypoint serve` writes the tenant vhosts",
+        "/etc/apache2/sites-enabled/redmica-tenants.conf",
+        check=_check_abs_path,
+    ),
+    SettingSpec(
+        "apache_bin",
+        "Apache binary for config tests (default: apache2, else httpd)",
+        check=_check_not_blank,
+    ),
+    SettingSpec(
+        "serve_command",
+        "what `entrypoint serve` execs to run Apache in the foreground",
+        "apache2 -DFOREGROUND",
+        check=_check_not_blank,
+    ),
 )
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -122,6 +200,15 @@ class Settings:
     profile: str | None = None
     region: str | None = None
     endpoint_url: str | None = None
+    app_root: str = "/usr/src/redmine"
+    listen_port: int = 80
+    processes_per_tenant: int = 2
+    max_pool_size: int | None = None
+    min_instances: int = 1
+    max_preloader_idle_time: int = 300
+    vhosts_file: str = "/etc/apache2/sites-enabled/redmica-tenants.conf"
+    apache_bin: str | None = None
+    serve_command: str = "apache2 -DFOREGROUND"
     config_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -188,7 +275,16 @@ def load_settings(
     for spec in specs:
         value, source = _resolve(spec, flags, environ, file_values, str(path) if path else "")
         if value is not None and source != "default":
-            if not isinstance(value, spec.kind):
+            from_text = source.startswith(("--", "env "))
+            if spec.kind is int and from_text and isinstance(value, str):
+                # Flags and environment variables are text; TOML has real integers.
+                try:
+                    value = int(value)
+                except ValueError:
+                    not_int = f"{rules.show(value)} is not an integer"
+                    problems.append(Problem(source, spec.name, not_int))
+                    continue
+            if not isinstance(value, spec.kind) or isinstance(value, bool):
                 problems.append(Problem(source, spec.name, f"must be a {spec.kind.__name__}"))
                 continue
             if spec.check and (problem := spec.check(value)):

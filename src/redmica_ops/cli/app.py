@@ -23,6 +23,16 @@ def _default_factory(settings: Settings) -> ClientFactory:
     return ClientFactory(settings)
 
 
+def _exec(argv: list[str], env: Mapping[str, str]) -> None:
+    try:
+        # exec on purpose: the container's main process becomes Apache / the migration.
+        os.execvpe(argv[0], argv, dict(env))  # noqa: S606
+    except OSError as exc:
+        raise UsageError(
+            f"cannot run {argv[0]!r}: {exc.strerror}", "check the command and the image's PATH"
+        ) from None
+
+
 def _run_editor(text: str) -> str | None:
     import click
 
@@ -51,6 +61,8 @@ class Application:
         # Swappable for tests: how `tenant edit` runs an editor and how we detect a person.
         self.edit_text: Callable[[str], str | None] = _run_editor
         self.interactive: Callable[[], bool] = sys.stdin.isatty
+        # How `entrypoint` replaces this process (tests record the call instead).
+        self.exec_process: Callable[[list[str], Mapping[str, str]], None] = _exec
 
     @property
     def json(self) -> bool:

@@ -83,9 +83,11 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from redmica_ops.cli import config, sandbox, tenant
+    from redmica_ops.cli import config, entrypoint, render, sandbox, tenant
 
     cli.add_command(tenant.tenant)
+    cli.add_command(render.render)
+    cli.add_command(entrypoint.entrypoint)
     cli.add_command(config.config)
     cli.add_command(sandbox.sandbox)
 

@@ -1,0 +1,105 @@
+"""`redmica entrypoint ...`: what the container runs (ENTRYPOINT ["redmica", "entrypoint"])."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+
+import click
+
+from redmica_ops.cli.app import Application
+from redmica_ops.cli.options import command, pass_app
+
+
+@click.group()
+def entrypoint() -> None:
+    """Container entry points: serve every tenant, or run a command as one tenant.
+
+    \b
+    Examples:
+      redmica entrypoint serve
+      redmica entrypoint run-tenant acme -- bundle exec rake db:migrate
+    """
+
+
+@command(entrypoint, "serve")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="refuse to start if any tenant is invalid (default: skip it loudly)",
+)
+@click.option("--no-check", is_flag=True, help="skip the Apache config test")
+@pass_app
+def serve(app: Application, strict: bool, no_check: bool) -> None:
+    """Render every tenant's vhost from the config bucket, test it, then exec Apache.
+
+    Writes the vhosts file (setting vhosts_file) atomically with mode 0600, runs the Apache
+    config test, and replaces this process with Apache in the foreground (setting
+    serve_command), so signals from ECS reach Apache directly. An invalid tenant, or one
+    clashing with another, is skipped with an error naming it and why, unless --strict.
+
+    \b
+    Examples:
+      redmica entrypoint serve
+      REDMICA_SERVE_COMMAND="httpd -DFOREGROUND" redmica entrypoint serve --strict
+    """
+    from redmica_ops.entrypoint import plan_serve
+    from redmica_ops.render import VhostSettings, write_private
+
+    settings = app.settings
+    vhost_settings = VhostSettings.from_settings(settings)
+    store = app.store()
+    out = app.output
+    out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
+    plan = plan_serve(store.load_all(), vhost_settings, strict)
+    for tenant_id, problems in plan.skipped.items():
+        out.info(f"error: tenant {tenant_id} is NOT served:")
+        for problem in problems:
+            out.info(f"  {problem}")
+    checker = None
+    if not no_check:
+        from redmica_ops.apache import config_test, find_apache
+
+        install = find_apache(settings.apache_bin)
+
+        def checker(path: Path) -> None:
+            config_test(path, install)
+
+    target = Path(settings.vhosts_file)
+    write_private(target, plan.text, check=checker)
+    out.info(
+        f"entrypoint: {len(plan.served)} tenant(s) in {target}"
+        + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
+        + f"; starting: {settings.serve_command}"
+    )
+    app.exec_process(shlex.split(settings.serve_command), os.environ)
+
+
+@command(entrypoint, "run-tenant", context_settings={"ignore_unknown_options": True})
+@click.argument("tenant_id")
+@click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_app
+def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> None:
+    """Run a command with one tenant's environment (what migration tasks run).
+
+    Reads the tenant's document from the config bucket and execs the command with the same
+    variables as the tenant's vhost (RAILS_DB, RAILS_DB_PASSWORD, S3_FOLDER_NAME, ...). So an
+    ECS RunTask override carries only the tenant id, never a password.
+
+    \b
+    Examples:
+      redmica entrypoint run-tenant acme -- bundle exec rake db:migrate redmine:plugins:migrate
+      redmica entrypoint run-tenant acme -- bin/rails runner 'puts Project.count'
+    """
+    from redmica_ops.environment import tenant_environment
+
+    command_line = list(argv)
+    if command_line and command_line[0] == "--":
+        command_line = command_line[1:]
+    if not command_line:
+        raise click.UsageError("give the command after --, e.g. -- bundle exec rake db:migrate")
+    stored = app.store().get(tenant_id)
+    env = {**os.environ, **tenant_environment(tenant_id, stored.tenant, app.settings.db_host)}
+    app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
+    app.exec_process(command_line, env)

@@ -1,0 +1,180 @@
+"""`redmica render ...`: Apache vhosts and Redmine config files from the tenants."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from redmica_ops.cli.app import Application
+from redmica_ops.cli.options import command, pass_app
+from redmica_ops.errors import ValidationFailed
+
+
+@click.group()
+def render() -> None:
+    """Render Apache virtual hosts and Redmine config files.
+
+    \b
+    Examples:
+      redmica render vhosts -o /etc/apache2/sites-enabled/redmica-tenants.conf --check
+      redmica render redmine-config -o /usr/src/redmine/config
+    """
+
+
+@command(render, "vhosts")
+@click.option(
+    "--from-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="read tenant files from this directory instead of the config bucket",
+)
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="file to write (atomically, mode 0600: it holds passwords)",
+)
+@click.option(
+    "--check", is_flag=True, help="test the result with `apache2 -t` before installing it"
+)
+@click.option(
+    "--redacted", is_flag=True, help="write passwords as ******** (for review; may go to stdout)"
+)
+@click.option("--app-root", help="Redmine directory (setting app_root)")
+@click.option("--listen-port", type=int, help="port of the virtual hosts (setting listen_port)")
+@pass_app
+def vhosts(
+    app: Application,
+    from_dir: Path | None,
+    out: Path | None,
+    check: bool,
+    redacted: bool,
+    app_root: str | None,
+    listen_port: int | None,
+) -> None:
+    """Write one Apache config with a virtual host per tenant.
+
+    The first virtual host is a catch-all (unknown Host: 404, no process spawned). Each tenant
+    gets ServerName <sub_domain>.<domain>, the shared app root, its own PassengerAppGroupName,
+    SetEnv for its database and S3 folder, and `Require ip` when limit_ips is set. Output is
+    deterministic. Without --redacted the file holds passwords, so it is never printed: give
+    -o FILE. With --check the file is only installed if Apache accepts it.
+
+    \b
+    Examples:
+      redmica render vhosts -o /etc/apache2/sites-enabled/redmica-tenants.conf --check
+      redmica render vhosts --from-dir tenants/ --domain redmine.example.com -o site.conf
+      redmica render vhosts --redacted | less
+    """
+    from redmica_ops.render import VhostSettings, render_vhosts, write_private
+
+    if app_root is not None:
+        app.overrides["app_root"] = app_root
+    if listen_port is not None:
+        app.overrides["listen_port"] = listen_port
+    if out is None and not redacted:
+        raise click.UsageError(
+            "-o FILE is required: the config holds passwords and is never "
+            "printed (use --redacted to review it on stdout)"
+        )
+    settings = VhostSettings.from_settings(app.settings)
+    entries = _tenants(app, from_dir)
+    text = render_vhosts(entries, settings, redact=redacted)
+    if out is None:
+        app.output.text(text)
+        return
+    checker = None
+    if check:
+        from redmica_ops.apache import config_test, find_apache
+
+        install = find_apache(app.settings.apache_bin)
+
+        def checker(path: Path) -> None:
+            config_test(path, install)
+
+    write_private(out, text, check=checker)
+    if app.json:
+        app.output.data({"file": str(out), "tenants": len(entries), "checked": check})
+    else:
+        app.output.success(
+            f"wrote {len(entries)} tenant vhost(s) to {out}"
+            + (" (Apache config test passed)" if check else "")
+        )
+
+
+def _tenants(app: Application, from_dir: Path | None) -> list:  # type: ignore[type-arg]
+    if from_dir is not None:
+        from redmica_ops.files import load_paths
+
+        files = load_paths([from_dir])
+        if files.problems:
+            raise ValidationFailed(files.problems)
+        return files.entries
+    listing = app.store().load_all()
+    if listing.invalid:
+        problems = [p for doc in listing.invalid for p in doc.problems]
+        raise ValidationFailed(
+            problems,
+            hint="fix them with `redmica tenant edit`, or let the "
+            "container's `entrypoint serve` skip them",
+            message=f"{len(listing.invalid)} invalid tenant document(s)",
+        )
+    return listing.entries()
+
+
+@command(render, "check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@pass_app
+def check_file(app: Application, file: Path) -> None:
+    """Test an Apache site file with `apache2 -t` inside a minimal wrapper config.
+
+    Fails (exit 1) with Apache's own message when Apache rejects the file, and says so
+    (exit 2) when Apache + Passenger are not installed: never a silent pass.
+
+    \b
+    Examples:
+      redmica render check /etc/apache2/sites-enabled/redmica-tenants.conf
+    """
+    from redmica_ops.apache import config_test, find_apache
+
+    config_test(file, find_apache(app.settings.apache_bin))
+    if app.json:
+        app.output.data({"file": str(file), "ok": True})
+    else:
+        app.output.success(f"{file}: Apache config test passed")
+
+
+@command(render, "redmine-config")
+@click.option(
+    "-o",
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="directory to write database.yml and s3.yml into (Redmine's config/)",
+)
+@pass_app
+def redmine_config(app: Application, out: Path) -> None:
+    """Write Redmine's database.yml and s3.yml (for the redmica_s3 plugin).
+
+    Both read everything from the tenant's environment through ERB (RAILS_DB,
+    RAILS_DB_USERNAME, RAILS_DB_PASSWORD, RAILS_DB_HOST, RAILS_DB_PORT, S3_BUCKET_NAME,
+    S3_FOLDER_NAME), so one Redmine directory serves every tenant. They hold no secrets and no
+    access keys: the ECS task role supplies AWS credentials.
+
+    \b
+    Examples:
+      redmica render redmine-config -o /usr/src/redmine/config
+    """
+    from redmica_ops.render import REDMINE_CONFIG_FILES, render_redmine_config, write_private
+
+    written = []
+    for name in REDMINE_CONFIG_FILES:
+        write_private(out / name, render_redmine_config(name), mode=0o644)
+        written.append(str(out / name))
+    if app.json:
+        app.output.data({"files": written})
+    else:
+        for path in written:
+            app.output.success(f"wrote {path}")

@@ -1,0 +1,164 @@
+"""Apache virtual hosts and Redmine config files, rendered from tenants and templates.
+
+Every value reaches the Apache file through `apacheconf.quote` (or a strict bare word): the
+Jinja environment's finalize hook refuses anything else, so a template change cannot add an
+unescaped value by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from redmica_ops import __version__, apacheconf
+from redmica_ops.environment import tenant_environment
+from redmica_ops.errors import UsageError
+from redmica_ops.settings import Settings
+from redmica_ops.templates import template_text
+from redmica_ops.tenant import REDACTED, Entry, find_conflicts
+
+VHOSTS_TEMPLATE = "vhosts.conf.j2"
+REDMINE_CONFIG_FILES = ("database.yml", "s3.yml")
+CATCH_ALL_NAME = "redmica-catch-all.invalid"
+
+
+@dataclass(frozen=True)
+class VhostSettings:
+    domain: str
+    app_root: str
+    listen_port: int = 80
+    processes_per_tenant: int = 2
+    max_pool_size: int | None = None
+    min_instances: int = 1
+    max_preloader_idle_time: int = 300
+    db_host: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VhostSettings:
+        if not settings.domain:
+            raise UsageError(
+                "no service domain is set (vhost names are <sub_domain>.<domain>)",
+                "give --domain, or set REDMICA_DOMAIN or `domain` in redmica.toml",
+            )
+        return cls(
+            domain=settings.domain,
+            app_root=settings.app_root.rstrip("/") or "/",
+            listen_port=settings.listen_port,
+            processes_per_tenant=settings.processes_per_tenant,
+            max_pool_size=settings.max_pool_size,
+            min_instances=settings.min_instances,
+            max_preloader_idle_time=settings.max_preloader_idle_time,
+            db_host=settings.db_host,
+        )
+
+
+def app_group_name(tenant_id: str) -> str:
+    # Tenant ids are unique DNS labels, so this is unique per tenant.
+    return f"redmica-tenant-{tenant_id}"
+
+
+def _environment(loader_name: str) -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(template_text),
+        # Not HTML: Apache escaping is enforced for every output by the finalize hook.
+        autoescape=False,  # noqa: S701
+        undefined=jinja2.StrictUndefined,
+        finalize=apacheconf.finalize if loader_name.endswith(".conf.j2") else None,
+        keep_trailing_newline=True,
+    )
+    env.filters["quote"] = apacheconf.quote
+    env.filters["bare"] = apacheconf.bare
+    return env
+
+
+def render_vhosts(
+    entries: Iterable[Entry], settings: VhostSettings, *, redact: bool = False
+) -> str:
+    """One Apache config for all tenants, sorted by id: same tenants, same bytes."""
+    ordered = sorted(entries, key=lambda e: e.tenant_id)
+    ids = [e.tenant_id for e in ordered]
+    if len(set(ids)) != len(ids):
+        raise UsageError("a tenant id appears twice; refusing to render")
+    clashes = find_conflicts(ordered)
+    if clashes:
+        raise UsageError(
+            "tenants clash; refusing to render vhosts that would share a site",
+            "fix the tenants (see `redmica tenant validate`)",
+            clashes,
+        )
+    tenants = []
+    for entry in ordered:
+        env = tenant_environment(entry.tenant_id, entry.tenant, settings.db_host)
+        if redact:
+            env["RAILS_DB_PASSWORD"] = REDACTED
+        limit = entry.tenant.properties.limit_ips
+        tenants.append(
+            {
+                "id": entry.tenant_id,
+                "server_name": f"{entry.tenant.sub_domain}.{settings.domain}",
+                "app_group": app_group_name(entry.tenant_id),
+                "env": list(env.items()),
+                "require_ip": apacheconf.ApacheValue(
+                    " ".join(apacheconf.ip_word(ip) for ip in limit)
+                )
+                if limit
+                else None,
+            }
+        )
+    pool = settings.max_pool_size or max(1, len(tenants) * settings.processes_per_tenant)
+    template = _environment(VHOSTS_TEMPLATE).get_template(VHOSTS_TEMPLATE)
+    return str(
+        template.render(
+            version=__version__,
+            tenant_count=len(tenants),
+            dollar_define=apacheconf.ApacheValue(apacheconf.DOLLAR_DEFINE),
+            max_pool_size=pool,
+            processes_per_tenant=settings.processes_per_tenant,
+            min_instances=settings.min_instances,
+            max_preloader_idle_time=settings.max_preloader_idle_time,
+            listen_port=settings.listen_port,
+            catch_all_name=CATCH_ALL_NAME,
+            document_root=f"{settings.app_root.rstrip('/')}/public",
+            app_root=settings.app_root,
+            tenants=tenants,
+        )
+    )
+
+
+def render_redmine_config(name: str) -> str:
+    if name not in REDMINE_CONFIG_FILES:
+        raise UsageError(f"unknown Redmine config file {name!r}")
+    return template_text(f"redmine/{name}")
+
+
+def write_private(
+    path: Path, text: str, mode: int = 0o600, check: Callable[[Path], None] | None = None
+) -> None:
+    """Write atomically (temp file in the same directory, then rename) with `mode`.
+
+    Readers see the old file or the new one, never half of one; the temp file is created
+    0600 by mkstemp, so a password is never readable by others, not even for a moment.
+    `check` runs on the finished temp file; if it raises, the old file stays in place.
+    """
+    directory = path.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.chmod(mode)
+        if check is not None:
+            check(tmp)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

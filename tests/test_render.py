@@ -1,0 +1,363 @@
+"""Rendering vhosts and Redmine config: escaping, determinism, file safety (no Apache needed)."""
+
+from __future__ import annotations
+
+import random
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from mypy_boto3_s3 import S3Client
+
+from redmica_ops import apacheconf
+from redmica_ops.errors import UsageError
+from redmica_ops.render import VhostSettings, app_group_name, render_vhosts, write_private
+from redmica_ops.tenant import Entry, parse_tenant
+from tests.conftest import CANARY_PASSWORD, Invoke, tenant_yaml
+
+SETTINGS = VhostSettings(
+    domain="redmine.example.com",
+    app_root="/usr/src/redmine",
+    listen_port=8080,
+    db_host="db.default",
+)
+
+
+def entry(name: str, **overrides: Any) -> Entry:
+    return Entry(
+        name, f"{name}.yaml", parse_tenant(name, tenant_yaml(name, **overrides).encode(), name)
+    )
+
+
+def unquote(arg: str) -> str:
+    """Apache's reading of one double-quoted argument (server/util.c, substring_conf),
+    after `${REDMICA_DOLLAR}` has been expanded to `$`."""
+    assert arg.startswith('"') and arg.endswith('"')
+    body = arg[1:-1].replace("${" + apacheconf.DOLLAR_VARIABLE + "}", "$")
+    out, i = [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body) and body[i + 1] in '\\"':
+            out.append(body[i + 1])
+            i += 2
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+HOSTILE = [
+    'q"uote',
+    "back\\slash",
+    "trailing\\",
+    "${HOME}",
+    "$${X}",
+    "$",
+    "{x}",
+    "# hash",
+    "100%",
+    "</VirtualHost>",
+    "sp ace",
+    "ünï€ode",
+    '"\\"',
+    "\\${HOME}",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_quote_round_trips_through_apaches_unquoting(value: str) -> None:
+    quoted = apacheconf.quote(value)
+    assert unquote(quoted) == value
+    # Every "${" left is the escape itself, so Apache expands nothing of the value.
+    assert quoted.count("${") == quoted.count("${" + apacheconf.DOLLAR_VARIABLE + "}")
+    # No unescaped quote can end the argument early.
+    inner = quoted[1:-1].replace("\\\\", "")
+    assert '"' not in inner.replace('\\"', "")
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "a\tb", "a\x00b", "a\x1bb", "a\x7fb"])
+def test_quote_refuses_control_characters(value: str) -> None:
+    with pytest.raises(apacheconf.UnsafeValue):
+        apacheconf.quote(value)
+
+
+@pytest.mark.parametrize("value", ["a b", "x\ny", "a;b", '"', "${X}", ""])
+def test_bare_words_are_strict(value: str) -> None:
+    with pytest.raises(apacheconf.UnsafeValue):
+        apacheconf.bare(value)
+
+
+def test_finalize_refuses_unquoted_strings() -> None:
+    assert apacheconf.finalize(apacheconf.quote("x")) == '"x"'
+    assert apacheconf.finalize(5) == 5
+    for value in ("plain", True, None, 1.5):
+        with pytest.raises(apacheconf.UnsafeValue):
+            apacheconf.finalize(value)
+
+
+def vhost_blocks(text: str) -> list[str]:
+    return [
+        "<VirtualHost" + block.split("</VirtualHost>")[0]
+        for block in text.split("<VirtualHost")[1:]
+    ]
+
+
+def test_vhosts_layout() -> None:
+    text = render_vhosts(
+        [entry("beta", property__limit_ips=None, db__port=5433), entry("acme", db__host="db.acme")],
+        SETTINGS,
+    )
+    blocks = vhost_blocks(text)
+    assert len(blocks) == 3
+    assert "PassengerEnabled off" in blocks[0] and "Redirect 404 /" in blocks[0]
+    assert blocks[0].startswith("<VirtualHost *:8080>")
+    acme, beta = blocks[1], blocks[2]
+    assert 'ServerName "acme.redmine.example.com"' in acme
+    assert 'DocumentRoot "/usr/src/redmine/public"' in acme
+    assert 'PassengerAppRoot "/usr/src/redmine"' in acme
+    assert f'PassengerAppGroupName "{app_group_name("acme")}"' in acme
+    assert 'SetEnv RAILS_DB_HOST "db.acme"' in acme
+    assert 'SetEnv RAILS_DB_HOST "db.default"' in beta
+    assert "RAILS_DB_PORT" not in acme and 'SetEnv RAILS_DB_PORT "5433"' in beta
+    assert "Require ip 192.168.0.0/24" in acme
+    assert "Require ip" not in beta and "<Location" not in beta
+    env_names = [line.split()[1] for line in acme.splitlines() if line.strip().startswith("SetEnv")]
+    assert env_names == [
+        "RAILS_DB",
+        "RAILS_DB_USERNAME",
+        "RAILS_DB_PASSWORD",
+        "RAILS_DB_HOST",
+        "S3_BUCKET_NAME",
+        "S3_FOLDER_NAME",
+        "REDMICA_TENANT",
+    ]
+    assert f'SetEnv RAILS_DB_PASSWORD "{CANARY_PASSWORD}"' in acme
+    server_level = text.split("<VirtualHost")[0]
+    assert "PassengerMaxPoolSize 4" in server_level  # 2 tenants x 2 processes
+    assert "PassengerMaxInstancesPerApp 2" in server_level
+    assert "PassengerMinInstances 1" in server_level
+    assert "PassengerMaxPreloaderIdleTime 300" in server_level
+    assert apacheconf.DOLLAR_DEFINE in server_level
+    for forbidden in ("Listen", "LoadModule", "PassengerRoot", "SetEnvIf", "PassengerEnvVar"):
+        assert forbidden not in text
+
+
+def test_every_tenant_gets_its_own_app_group() -> None:
+    text = render_vhosts([entry(f"t{i}") for i in range(50)], SETTINGS)
+    groups = [
+        line.split()[1]
+        for line in text.splitlines()
+        if line.strip().startswith("PassengerAppGroupName")
+    ]
+    assert len(groups) == 50 and len(set(groups)) == 50
+
+
+def test_rendering_is_deterministic() -> None:
+    entries = [entry(f"t{i}") for i in range(30)]
+    first = render_vhosts(entries, SETTINGS)
+    shuffled = entries[:]
+    random.Random(7).shuffle(shuffled)
+    assert render_vhosts(shuffled, SETTINGS) == first
+    ids = [line.split()[2] for line in first.splitlines() if line.startswith("# tenant ")]
+    assert ids == sorted(ids)
+
+
+def test_pool_size_from_settings() -> None:
+    custom = VhostSettings(
+        domain="x.example",
+        app_root="/app",
+        max_pool_size=7,
+        processes_per_tenant=3,
+        min_instances=0,
+        max_preloader_idle_time=0,
+    )
+    text = render_vhosts([entry("acme")], custom)
+    assert "PassengerMaxPoolSize 7\n" in text and "PassengerMaxInstancesPerApp 3\n" in text
+    assert "PassengerMinInstances 0\n" in text and "PassengerMaxPreloaderIdleTime 0\n" in text
+
+
+def test_hostile_values_are_escaped_in_the_file() -> None:
+    hostile = '${HOME} "</VirtualHost>\nx'.replace("\n", "")
+    text = render_vhosts([entry("acme", password=hostile, s3__folder="a/${PWD}/b")], SETTINGS)
+    line = next(ln for ln in text.splitlines() if "RAILS_DB_PASSWORD" in ln)
+    assert unquote(line.partition("RAILS_DB_PASSWORD ")[2]) == hostile
+    # The value's "</VirtualHost>" stays inside its quotes: only two real closing lines.
+    assert [ln for ln in text.splitlines() if ln.strip() == "</VirtualHost>"] == [
+        "</VirtualHost>"
+    ] * 2
+    assert 'SetEnv S3_FOLDER_NAME "a/${REDMICA_DOLLAR}{PWD}/b"' in text
+
+
+def test_redacted_rendering_hides_passwords() -> None:
+    text = render_vhosts([entry("acme")], SETTINGS, redact=True)
+    assert CANARY_PASSWORD not in text
+    assert 'SetEnv RAILS_DB_PASSWORD "********"' in text
+
+
+def test_clashing_tenants_are_refused() -> None:
+    with pytest.raises(UsageError) as caught:
+        render_vhosts([entry("acme"), entry("beta", property__sub_domain="acme")], SETTINGS)
+    assert "already used by tenant 'acme'" in str(caught.value.problems[0])
+
+
+def test_write_private_is_atomic_and_0600(tmp_path: Path) -> None:
+    target = tmp_path / "sites" / "tenants.conf"
+    write_private(target, "one\n")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert target.read_text() == "one\n"
+
+    def reject(path: Path) -> None:
+        assert path.read_text() == "two\n" and path != target
+        raise RuntimeError("config test failed")
+
+    with pytest.raises(RuntimeError):
+        write_private(target, "two\n", check=reject)
+    assert target.read_text() == "one\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["tenants.conf"]
+
+
+# -- CLI -------------------------------------------------------------------------------------
+def seed(run: Invoke, *names: str) -> None:
+    for name in names:
+        assert run("tenant", "add", name, "-f", "-", input=tenant_yaml(name)).exit_code == 0
+
+
+def test_render_vhosts_from_bucket(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+    seed(run, "acme", "beta")
+    out = tmp_path / "site.conf"
+    result = run("--domain", "redmine.example.com", "render", "vhosts", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 tenant vhost(s)" in result.stderr
+    assert CANARY_PASSWORD not in result.output
+    text = out.read_text()
+    groups = [ln for ln in text.splitlines() if ln.strip().startswith("PassengerAppGroupName")]
+    assert len(groups) == 2
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+
+
+def test_render_vhosts_from_dir_matches_bucket(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+    seed(run, "acme", "beta")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("acme", "beta"):
+        (repo / f"{name}.yaml").write_text(tenant_yaml(name))
+    run("--domain", "d.example", "render", "vhosts", "-o", str(tmp_path / "a.conf"))
+    run(
+        "--domain",
+        "d.example",
+        "render",
+        "vhosts",
+        "--from-dir",
+        str(repo),
+        "-o",
+        str(tmp_path / "b.conf"),
+        bucket=None,
+    )
+    assert (tmp_path / "a.conf").read_text() == (tmp_path / "b.conf").read_text()
+
+
+def test_render_vhosts_never_prints_passwords(s3: S3Client, run: Invoke) -> None:
+    seed(run, "acme")
+    refused = run("--domain", "d.example", "render", "vhosts")
+    assert refused.exit_code == 2
+    assert "-o FILE is required" in refused.stderr
+    redacted = run("--domain", "d.example", "render", "vhosts", "--redacted")
+    assert redacted.exit_code == 0
+    assert 'RAILS_DB_PASSWORD "********"' in redacted.stdout
+    assert CANARY_PASSWORD not in redacted.output
+
+
+def test_render_vhosts_needs_a_domain(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+    result = run("render", "vhosts", "-o", str(tmp_path / "x.conf"))
+    assert result.exit_code == 2
+    assert "no service domain is set" in result.stderr
+    assert not (tmp_path / "x.conf").exists()
+
+
+def test_render_vhosts_refuses_invalid_documents(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+    seed(run, "acme")
+    s3.put_object(Bucket="redmica-config-test", Key="tenants/bad.yaml", Body=b"db: 1\n")
+    result = run("--domain", "d.example", "render", "vhosts", "-o", str(tmp_path / "x.conf"))
+    assert result.exit_code == 2
+    assert "s3://redmica-config-test/tenants/bad.yaml: db: must be a mapping" in result.stderr
+    assert not (tmp_path / "x.conf").exists()
+
+
+def test_vhosts_check_without_apache_says_so_and_writes_nothing(
+    s3: S3Client, run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redmica_ops import apache
+
+    monkeypatch.setattr(apache, "_which", lambda name: None)
+    seed(run, "acme")
+    out = tmp_path / "x.conf"
+    result = run("--domain", "d.example", "render", "vhosts", "-o", str(out), "--check")
+    assert result.exit_code == 2
+    assert "Apache is not installed" in result.stderr
+    assert not out.exists()
+
+
+def test_check_with_a_missing_apache_binary_fails_loudly(run: Invoke, tmp_path: Path) -> None:
+    site = tmp_path / "site.conf"
+    site.write_text("# empty\n")
+    result = run(
+        "render",
+        "check",
+        str(site),
+        bucket=None,
+        app=_app_with_env({"REDMICA_APACHE_BIN": "/nonexistent/apache2"}),
+    )
+    assert result.exit_code == 2
+    assert "Apache binary '/nonexistent/apache2' not found" in result.stderr
+
+
+def _app_with_env(extra: dict[str, str]) -> Any:
+    import os
+
+    from redmica_ops.cli.app import Application
+
+    return Application(env={**os.environ, **extra})
+
+
+def test_redmine_config_files(run: Invoke, tmp_path: Path) -> None:
+    result = run("render", "redmine-config", "-o", str(tmp_path), bucket=None)
+    assert result.exit_code == 0, result.output
+    database = (tmp_path / "database.yml").read_text()
+    for name in (
+        "RAILS_DB",
+        "RAILS_DB_USERNAME",
+        "RAILS_DB_PASSWORD",
+        "RAILS_DB_HOST",
+        "RAILS_DB_PORT",
+    ):
+        assert f"'{name}'" in database
+    assert "adapter: postgresql" in database and "production:" in database
+    s3_yml = (tmp_path / "s3.yml").read_text()
+    assert "S3_BUCKET_NAME" in s3_yml and "S3_FOLDER_NAME" in s3_yml
+    assert "access_key" not in s3_yml.split("production:")[1]
+    # With the ERB tags replaced, both are plain YAML with the expected keys.
+    import re
+
+    def without_erb(text: str) -> dict[str, Any]:
+        statements_removed = re.sub(r"<%[^=].*?%>", "", text)
+        data: dict[str, Any] = yaml.safe_load(re.sub(r"<%=.*?%>", '"x"', statements_removed))
+        return data
+
+    assert set(without_erb(database)["production"]) == {
+        "adapter",
+        "database",
+        "username",
+        "password",
+        "host",
+        "port",
+        "encoding",
+    }
+    assert set(without_erb(s3_yml)["production"]) == {
+        "bucket",
+        "folder",
+        "thumb_folder",
+        "import_folder",
+        "region",
+        "endpoint",
+    }
