@@ -93,8 +93,11 @@ def test_wheel_ships_the_templates(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     prefix = "redmica_ops/templates/"
     shipped = {n.removeprefix(prefix) for n in names if n.startswith(prefix)}
-    source = {p.relative_to(ROOT / "templates").as_posix()
-              for p in (ROOT / "templates").rglob("*") if p.is_file()}
+    source = {
+        p.relative_to(ROOT / "templates").as_posix()
+        for p in (ROOT / "templates").rglob("*")
+        if p.is_file()
+    }
     assert shipped == source
     assert "vhosts.conf.j2" in shipped and "redmine/database.yml" in shipped
     assert "redmica_ops/cli/main.py" in names
