@@ -87,7 +87,7 @@ class _Builder:
             return _MAP_TAG
         if isinstance(node, yaml.SequenceNode):
             return _SEQ_TAG
-        plain = not node.style  # libyaml says "" for plain scalars, PyYAML None
+        plain = not getattr(node, "style", None)  # libyaml: "" for plain scalars; PyYAML: None
         return str(self.loader.resolve(yaml.ScalarNode, node.value, (plain, not plain)))
 
     def _add(self, path: str, message: str) -> None:
