@@ -45,6 +45,17 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
 
 
 @pytest.fixture
+def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's retry back-off (and adaptive mode's client-side rate limiter) in tests."""
+    from botocore.retries import adaptive, standard
+
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0)
+    monkeypatch.setattr(
+        adaptive.ClientRateLimiter, "on_sending_request", lambda self, request, **kwargs: None
+    )
+
+
+@pytest.fixture
 def s3() -> Iterator[S3Client]:
     """moto in-process with the config bucket created and versioned."""
     with mock_aws():

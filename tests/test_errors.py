@@ -17,14 +17,6 @@ from redmica_ops.settings import Settings
 from tests.conftest import CANARY_PASSWORD, Invoke, tenant_yaml
 
 
-@pytest.fixture
-def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
-    # botocore's back-off would make unreachable-endpoint tests take half a minute.
-    from botocore.retries import standard
-
-    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0)
-
-
 def test_no_bucket_configured_is_a_usage_error(run: Invoke) -> None:
     result = run("tenant", "list", bucket=None)
     assert result.exit_code == 2

@@ -15,6 +15,7 @@ from redmica_ops import __version__
 from redmica_ops.errors import AwsError, Conflict, NotFound, RedmicaError
 
 if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
     from mypy_boto3_s3 import S3Client
 
     from redmica_ops.settings import Settings
@@ -48,8 +49,13 @@ class ClientFactory:
             if service not in self._clients:
                 from botocore.config import Config
 
+                # ECS throttles per account and region: adaptive mode also slows the client
+                # down after throttling, on top of our own launch pacing.
+                adaptive = service == "ecs"
                 config = Config(
-                    retries={"mode": "standard", "max_attempts": 8},
+                    retries={"mode": "adaptive", "max_attempts": 10}
+                    if adaptive
+                    else {"mode": "standard", "max_attempts": 8},
                     max_pool_connections=self.max_pool_connections,
                     user_agent_extra=f"redmica-ops/{__version__}",
                     connect_timeout=10,
@@ -63,6 +69,10 @@ class ClientFactory:
 
     def s3(self) -> S3Client:
         client: S3Client = self.client("s3")
+        return client
+
+    def ecs(self) -> ECSClient:
+        client: ECSClient = self.client("ecs")
         return client
 
 
@@ -109,6 +119,11 @@ def translate_errors(action: str, bucket: str | None = None) -> Iterator[None]:
         if translated is None:
             raise
         raise translated from exc
+
+
+def translate(exc: Exception, action: str, bucket: str | None = None) -> RedmicaError | None:
+    """The operator-facing error for a botocore exception, or None if it is not one."""
+    return _translate(exc, action, bucket)
 
 
 def _translate(exc: Exception, action: str, bucket: str | None) -> RedmicaError | None:

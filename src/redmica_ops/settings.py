@@ -7,6 +7,7 @@ first question when something goes to the wrong bucket: "where did that come fro
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -63,6 +64,40 @@ def _positive(limit: int) -> Callable[[int], str | None]:
 def _non_negative(value: int) -> str | None:
     if value < 0:
         return f"{value} must not be negative"
+    return None
+
+
+def _positive_float(value: float) -> str | None:
+    if not value > 0:
+        return f"{value} must be greater than 0"
+    return None
+
+
+def _check_words(pattern: str, what: str) -> Callable[[tuple[str, ...]], str | None]:
+    compiled = re.compile(pattern)
+
+    def check(values: tuple[str, ...]) -> str | None:
+        bad = [v for v in values if not compiled.fullmatch(v)]
+        if bad:
+            return f"{rules.show(bad[0])} is not {what}"
+        return None
+
+    return check
+
+
+def _check_env_pairs(values: tuple[str, ...]) -> str | None:
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            return f"{rules.show(item)} is not NAME=VALUE"
+        if rules.has_control_character(value):
+            return f"the value of {name} has control characters"
+    return None
+
+
+def _check_launch_type(value: str) -> str | None:
+    if value not in ("FARGATE", "EC2", "EXTERNAL"):
+        return f"{rules.show(value)} is not FARGATE, EC2 or EXTERNAL"
     return None
 
 
@@ -184,6 +219,146 @@ SPECS: tuple[SettingSpec, ...] = (
         "apache2 -DFOREGROUND",
         check=_check_not_blank,
     ),
+    # -- migrations (`redmica migrate`) -----------------------------------------------------
+    SettingSpec("cluster", "ECS cluster that runs migration tasks", check=_check_not_blank),
+    SettingSpec(
+        "task_definition",
+        "task definition (family[:revision] or ARN) for migrations",
+        check=_check_not_blank,
+    ),
+    SettingSpec(
+        "container", "name of the app container in the task definition", check=_check_not_blank
+    ),
+    SettingSpec(
+        "subnets",
+        "subnets for migration tasks (comma-separated in env)",
+        (),
+        kind=tuple,
+        check=_check_words(r"subnet-[0-9a-f]{1,32}", "a subnet id"),
+    ),
+    SettingSpec(
+        "security_groups",
+        "security groups for migration tasks (comma-separated)",
+        (),
+        kind=tuple,
+        check=_check_words(r"sg-[0-9a-f]{1,32}", "a security group id"),
+    ),
+    SettingSpec("assign_public_ip", "give migration tasks a public IP", False, kind=bool),
+    SettingSpec(
+        "launch_type",
+        "ECS launch type (when no capacity_provider)",
+        "FARGATE",
+        check=_check_launch_type,
+    ),
+    SettingSpec(
+        "capacity_provider",
+        "capacity provider (e.g. FARGATE_SPOT) instead of a launch type",
+        check=_check_not_blank,
+    ),
+    SettingSpec(
+        "migrate_command",
+        "command a migration runs in the app container",
+        "bundle exec rake db:migrate redmine:plugins:migrate",
+        check=_check_not_blank,
+    ),
+    SettingSpec(
+        "concurrency", "migration tasks in flight at most", 100, kind=int, check=_positive(10_000)
+    ),
+    SettingSpec(
+        "launch_rate",
+        "task launches per second (Fargate: 20 sustained)",
+        20.0,
+        kind=float,
+        check=_positive_float,
+    ),
+    SettingSpec(
+        "launch_burst",
+        "task launches in a burst (Fargate: 100)",
+        100,
+        kind=int,
+        check=_positive(10_000),
+    ),
+    SettingSpec(
+        "task_timeout",
+        "seconds before a migration task is stopped as timed out",
+        3600,
+        kind=int,
+        check=_positive(7 * 24 * 3600),
+    ),
+    SettingSpec(
+        "max_start_attempts",
+        "launch attempts per tenant when a task fails to start",
+        3,
+        kind=int,
+        check=_positive(20),
+    ),
+    SettingSpec(
+        "poll_interval",
+        "seconds between status polls of running tasks",
+        10.0,
+        kind=float,
+        check=_positive_float,
+    ),
+    SettingSpec(
+        "runs_prefix",
+        "key prefix of run records in the config bucket",
+        "runs/",
+        check=_check_prefix,
+    ),
+    SettingSpec(
+        "local_workdir", "working directory of `migrate --executor local`", check=_check_abs_path
+    ),
+    SettingSpec(
+        "local_user",
+        "user that `migrate --executor local` runs commands as",
+        check=_check_not_blank,
+    ),
+    SettingSpec(
+        "local_env",
+        "extra NAME=VALUE environment for the local executor (comma-separated in env)",
+        (),
+        kind=tuple,
+        check=_check_env_pairs,
+    ),
+    SettingSpec(
+        "local_log_dir", "where the local executor writes one log per tenant", check=_check_abs_path
+    ),
+    # -- cost estimates (`redmica cost`, `migrate --dry-run`) ----------------------------------
+    SettingSpec(
+        "price_vcpu_minute",
+        "Fargate price per vCPU-minute, USD",
+        0.0008426666667,
+        kind=float,
+        check=_positive_float,
+    ),
+    SettingSpec(
+        "price_gb_minute",
+        "Fargate price per GB-minute, USD",
+        0.00009216666667,
+        kind=float,
+        check=_positive_float,
+    ),
+    SettingSpec(
+        "task_vcpu",
+        "vCPU of a migration task, for estimates",
+        0.25,
+        kind=float,
+        check=_positive_float,
+    ),
+    SettingSpec(
+        "task_memory_gb",
+        "memory (GB) of a migration task, for estimates",
+        0.5,
+        kind=float,
+        check=_positive_float,
+    ),
+    SettingSpec(
+        "task_minutes",
+        "minutes a migration task runs, for estimates",
+        4.0,
+        kind=float,
+        check=_positive_float,
+    ),
 )
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -209,6 +384,31 @@ class Settings:
     vhosts_file: str = "/etc/apache2/sites-enabled/redmica-tenants.conf"
     apache_bin: str | None = None
     serve_command: str = "apache2 -DFOREGROUND"
+    cluster: str | None = None
+    task_definition: str | None = None
+    container: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    assign_public_ip: bool = False
+    launch_type: str = "FARGATE"
+    capacity_provider: str | None = None
+    migrate_command: str = "bundle exec rake db:migrate redmine:plugins:migrate"
+    concurrency: int = 100
+    launch_rate: float = 20.0
+    launch_burst: int = 100
+    task_timeout: int = 3600
+    max_start_attempts: int = 3
+    poll_interval: float = 10.0
+    runs_prefix: str = "runs/"
+    local_workdir: str | None = None
+    local_user: str | None = None
+    local_env: tuple[str, ...] = ()
+    local_log_dir: str | None = None
+    price_vcpu_minute: float = 0.0008426666667
+    price_gb_minute: float = 0.00009216666667
+    task_vcpu: float = 0.25
+    task_memory_gb: float = 0.5
+    task_minutes: float = 4.0
     config_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -275,17 +475,9 @@ def load_settings(
     for spec in specs:
         value, source = _resolve(spec, flags, environ, file_values, str(path) if path else "")
         if value is not None and source != "default":
-            from_text = source.startswith(("--", "env "))
-            if spec.kind is int and from_text and isinstance(value, str):
-                # Flags and environment variables are text; TOML has real integers.
-                try:
-                    value = int(value)
-                except ValueError:
-                    not_int = f"{rules.show(value)} is not an integer"
-                    problems.append(Problem(source, spec.name, not_int))
-                    continue
-            if not isinstance(value, spec.kind) or isinstance(value, bool):
-                problems.append(Problem(source, spec.name, f"must be a {spec.kind.__name__}"))
+            value, problem = _coerce(spec, value, from_text=source.startswith(("--", "env ")))
+            if problem:
+                problems.append(Problem(source, spec.name, problem))
                 continue
             if spec.check and (problem := spec.check(value)):
                 problems.append(Problem(source, spec.name, problem))
@@ -295,6 +487,48 @@ def load_settings(
     if problems:
         raise ValidationFailed(problems, hint="see `redmica config show --help`")
     return Settings(**values, config_file=str(path) if path else None, sources=sources)
+
+
+_TRUE = {"1", "true", "yes", "on", "enabled"}
+_FALSE = {"0", "false", "no", "off", "disabled"}
+
+
+def _coerce(spec: SettingSpec, value: Any, from_text: bool) -> tuple[Any, str | None]:
+    """Turn flag/env text into the setting's type; check TOML values' types."""
+    kind = spec.kind
+    if from_text and isinstance(value, str):
+        text = value.strip()
+        try:
+            if kind is int:
+                return int(text), None
+            if kind is float:
+                return float(text), None
+        except ValueError:
+            return value, f"{rules.show(value)} is not a number"
+        if kind is bool:
+            if text.lower() in _TRUE | _FALSE:
+                return text.lower() in _TRUE, None
+            return value, f"{rules.show(value)} is not true or false"
+        if kind is tuple:
+            return tuple(part.strip() for part in text.split(",") if part.strip()), None
+    if isinstance(value, (list, tuple)) and kind is tuple:
+        if not all(isinstance(item, str) for item in value):
+            return value, "must be a list of strings"
+        return tuple(value), None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value), None
+    if isinstance(value, (list, tuple)) and from_text:
+        return tuple(value), None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        names = {
+            tuple: "list of strings",
+            str: "string",
+            int: "integer",
+            float: "number",
+            bool: "boolean",
+        }
+        return value, f"must be a {names.get(kind, kind.__name__)}"
+    return value, None
 
 
 def _resolve(

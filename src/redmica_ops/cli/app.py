@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from redmica_ops.errors import UsageError
 from redmica_ops.output import Output
+from redmica_ops.pacing import Cancellation, Clock, RealClock
 from redmica_ops.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
     from redmica_ops.registry import TenantRegistry
+    from redmica_ops.runs import RunStore
     from redmica_ops.store import TenantStore
 
 
@@ -63,6 +65,8 @@ class Application:
         self.interactive: Callable[[], bool] = sys.stdin.isatty
         # How `entrypoint` replaces this process (tests record the call instead).
         self.exec_process: Callable[[list[str], Mapping[str, str]], None] = _exec
+        # Long runs take their time from here (tests pass a FakeClock).
+        self.make_clock: Callable[[Cancellation], Clock] = lambda c: RealClock(c)
 
     @property
     def json(self) -> bool:
@@ -98,6 +102,14 @@ class Application:
 
         settings = self.settings
         return TenantStore(self.clients().s3(), self.bucket(), settings.prefix, settings.kms_key_id)
+
+    def run_store(self) -> RunStore:
+        from redmica_ops.runs import RunStore
+
+        settings = self.settings
+        return RunStore(
+            self.clients().s3(), self.bucket(), settings.runs_prefix, settings.kms_key_id
+        )
 
     def registry(self) -> TenantRegistry:
         from redmica_ops.registry import TenantRegistry

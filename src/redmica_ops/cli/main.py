@@ -83,9 +83,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from redmica_ops.cli import config, entrypoint, render, sandbox, tenant
+    from redmica_ops.cli import config, cost, entrypoint, migrate, render, runs, sandbox, tenant
 
     cli.add_command(tenant.tenant)
+    cli.add_command(migrate.migrate)
+    cli.add_command(runs.runs)
+    cli.add_command(cost.cost)
     cli.add_command(render.render)
     cli.add_command(entrypoint.entrypoint)
     cli.add_command(config.config)

@@ -1,0 +1,299 @@
+"""One tenant's migration as an ECS RunTask: idempotent, tagged, password-free.
+
+The container override carries only the tenant id and the command; the task itself reads the
+tenant's document (`redmica entrypoint run-tenant ID -- CMD`). RunTask's clientToken is derived
+from (run, tenant, attempt), so a retried call never starts a migration twice, and startedBy +
+tags name the run and tenant, so a crashed CLI can find its tasks again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from redmica_ops.aws import error_code, translate, translate_errors
+from redmica_ops.errors import AwsError, UsageError
+from redmica_ops.executors import CallStats, Job, Launched, LaunchFailed, TaskState
+
+MAX_OVERRIDE_CHARS = 8192
+DESCRIBE_BATCH = 100
+RETRYABLE_FAILURES = re.compile(r"^(RESOURCE:|AGENT|CAPACITY|UNAVAILABLE)", re.I)
+NEVER_STARTED = re.compile(
+    r"CannotPullContainer|ResourceInitializationError|CannotStartContainer|"
+    r"CannotCreateVolume|TaskFailedToStart|ResourceNotFound|InternalError|Timeout waiting",
+    re.I,
+)
+TENANT_TAG = "redmica:tenant"
+RUN_TAG = "redmica:run"
+
+
+@dataclass(frozen=True)
+class EcsTarget:
+    cluster: str
+    task_definition: str
+    container: str
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    assign_public_ip: bool = False
+    launch_type: str = "FARGATE"
+    capacity_provider: str | None = None
+
+
+def started_by(run_id: str) -> str:
+    return f"redmica-{run_id}"[:36]
+
+
+def client_token(run_id: str, tenant: str, attempt: int) -> str:
+    return hashlib.sha256(f"{run_id}:{tenant}:{attempt}".encode()).hexdigest()[:64]
+
+
+def overrides_for(target: EcsTarget, job: Job) -> dict[str, Any]:
+    # The image's ENTRYPOINT is ["redmica", "entrypoint"]; only the tenant id travels here.
+    return {
+        "containerOverrides": [
+            {
+                "name": target.container,
+                "command": ["run-tenant", job.tenant, "--", *job.command],
+                "environment": [{"name": "REDMICA_TENANT", "value": job.tenant}],
+            }
+        ]
+    }
+
+
+def override_size(target: EcsTarget, job: Job) -> int:
+    return len(json.dumps(overrides_for(target, job), separators=(",", ":")))
+
+
+def _iso(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if value else None
+
+
+class EcsExecutor:
+    name = "ecs"
+
+    def __init__(self, ecs: Any, target: EcsTarget, run_id: str) -> None:
+        self.ecs = ecs
+        self.target = target
+        self.run_id = run_id
+        self.stats = CallStats()
+        self.log_group: str | None = None
+        self.log_prefix: str | None = None
+
+    # -- checks before anything is launched ----------------------------------------------------
+    def preflight(self) -> dict[str, Any]:
+        t = self.target
+        with translate_errors(f"describing ECS cluster {t.cluster}"):
+            clusters = self.ecs.describe_clusters(clusters=[t.cluster])
+        found = [c for c in clusters.get("clusters", []) if c.get("status") == "ACTIVE"]
+        if not found:
+            raise AwsError(
+                f"ECS cluster {t.cluster!r} not found or not active",
+                "check the cluster setting (REDMICA_CLUSTER) and the region",
+            )
+        try:
+            with translate_errors(f"describing task definition {t.task_definition}"):
+                definition = self.ecs.describe_task_definition(taskDefinition=t.task_definition)[
+                    "taskDefinition"
+                ]
+        except AwsError as exc:
+            raise AwsError(
+                f"task definition {t.task_definition!r} not found ({exc.message})",
+                "check the task_definition setting (family[:revision] or ARN)",
+            ) from exc
+        containers = {c["name"]: c for c in definition.get("containerDefinitions", [])}
+        if t.container not in containers:
+            raise UsageError(
+                f"container {t.container!r} is not in task definition "
+                f"{definition.get('family')}:{definition.get('revision')}",
+                f"containers there: {', '.join(sorted(containers))}",
+            )
+        if definition.get("networkMode") == "awsvpc" and not t.subnets:
+            raise UsageError(
+                "the task definition uses awsvpc networking but no subnets are set",
+                "set subnets (REDMICA_SUBNETS=subnet-a,subnet-b)",
+            )
+        log = containers[t.container].get("logConfiguration") or {}
+        if log.get("logDriver") == "awslogs":
+            options = log.get("options", {})
+            self.log_group = options.get("awslogs-group")
+            self.log_prefix = options.get("awslogs-stream-prefix")
+        return {
+            "cluster": t.cluster,
+            "task_definition": definition.get("taskDefinitionArn"),
+            "container": t.container,
+            "log_group": self.log_group,
+        }
+
+    # -- launching -------------------------------------------------------------------------------
+    def run_task_params(self, job: Job) -> dict[str, Any]:
+        t = self.target
+        params: dict[str, Any] = {
+            "cluster": t.cluster,
+            "taskDefinition": t.task_definition,
+            "count": 1,
+            "overrides": overrides_for(t, job),
+            "startedBy": started_by(self.run_id),
+            "clientToken": client_token(self.run_id, job.tenant, job.attempt),
+            "tags": [
+                {"key": RUN_TAG, "value": self.run_id},
+                {"key": TENANT_TAG, "value": job.tenant},
+            ],
+        }
+        if t.capacity_provider:
+            params["capacityProviderStrategy"] = [
+                {"capacityProvider": t.capacity_provider, "weight": 1}
+            ]
+        else:
+            params["launchType"] = t.launch_type
+        if t.subnets:
+            params["networkConfiguration"] = {
+                "awsvpcConfiguration": {
+                    "subnets": list(t.subnets),
+                    "securityGroups": list(t.security_groups),
+                    "assignPublicIp": "ENABLED" if t.assign_public_ip else "DISABLED",
+                }
+            }
+        return params
+
+    def launch(self, job: Job) -> Launched | LaunchFailed:
+        if override_size(self.target, job) > MAX_OVERRIDE_CHARS:
+            return LaunchFailed(
+                f"the task override exceeds ECS's {MAX_OVERRIDE_CHARS} "
+                "characters (shorten the command)",
+                retryable=False,
+            )
+        self.stats.add("RunTask")
+        try:
+            response = self.ecs.run_task(**self.run_task_params(job))
+        except Exception as exc:
+            code = error_code(exc)
+            if code in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
+                return LaunchFailed("ECS throttled RunTask", retryable=True, throttled=True)
+            if code in ("ServerException", "500", "503", "ServiceUnavailableException"):
+                return LaunchFailed(f"ECS error {code}", retryable=True)
+            if code in ("InvalidParameterException", "ClientException"):
+                message = str(getattr(exc, "response", {}).get("Error", {}).get("Message", ""))
+                return LaunchFailed(f"ECS refused the task: {message[:200]}", retryable=False)
+            translated = translate(exc, f"launching the migration task of {job.tenant}")
+            if translated is None:
+                raise
+            raise translated from exc
+        tasks = response.get("tasks", [])
+        if tasks:
+            arn = tasks[0]["taskArn"]
+            return Launched(arn, self._stream(arn))
+        failures = response.get("failures", [])
+        reason = "; ".join(
+            f"{f.get('reason', '?')}" + (f" ({f['detail']})" if f.get("detail") else "")
+            for f in failures
+        )
+        retryable = any(RETRYABLE_FAILURES.match(f.get("reason", "")) for f in failures)
+        return LaunchFailed(reason or "RunTask returned no task", retryable=retryable)
+
+    def _stream(self, arn: str) -> str | None:
+        if not self.log_prefix:
+            return None
+        return f"{self.log_prefix}/{self.target.container}/{arn.rsplit('/', 1)[-1]}"
+
+    # -- watching --------------------------------------------------------------------------------
+    def poll(self, handles: Sequence[str]) -> dict[str, TaskState]:
+        states: dict[str, TaskState] = {}
+        handles = list(handles)
+        for start in range(0, len(handles), DESCRIBE_BATCH):
+            batch = handles[start : start + DESCRIBE_BATCH]
+            self.stats.add("DescribeTasks")
+            with translate_errors("describing migration tasks"):
+                response = self.ecs.describe_tasks(cluster=self.target.cluster, tasks=batch)
+            for task in response.get("tasks", []):
+                state = self._state(task)
+                states[state.handle] = state
+            for failure in response.get("failures", []):
+                arn = failure.get("arn", "")
+                if arn in batch and arn not in states:
+                    states[arn] = TaskState(
+                        arn, stopped=True, missing=True, stopped_reason=failure.get("reason")
+                    )
+        return states
+
+    def _state(self, task: dict[str, Any]) -> TaskState:
+        arn = task["taskArn"]
+        if task.get("lastStatus") != "STOPPED":
+            return TaskState(arn, stopped=False, started_at=_iso(task.get("startedAt")))
+        container: dict[str, Any] = next(
+            (c for c in task.get("containers", []) if c.get("name") == self.target.container), {}
+        )
+        exit_code = container.get("exitCode")
+        stop_code = task.get("stopCode")
+        reasons = " ".join(
+            str(x) for x in (stop_code, task.get("stoppedReason"), container.get("reason")) if x
+        )
+        never_started = stop_code == "TaskFailedToStart" or (
+            exit_code is None and bool(NEVER_STARTED.search(reasons))
+        )
+        return TaskState(
+            arn,
+            stopped=True,
+            exit_code=exit_code,
+            stop_code=stop_code,
+            stopped_reason=task.get("stoppedReason") or container.get("reason"),
+            never_started=never_started,
+            started_at=_iso(task.get("startedAt")),
+            stopped_at=_iso(task.get("stoppedAt")),
+        )
+
+    def stop(self, handle: str, reason: str) -> None:
+        self.stats.add("StopTask")
+        with translate_errors("stopping a migration task"):
+            self.ecs.stop_task(cluster=self.target.cluster, task=handle, reason=reason[:255])
+
+    def find_launched(self, run_id: str) -> dict[str, str]:
+        arns: list[str] = []
+        for desired in ("RUNNING", "STOPPED"):
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {
+                    "cluster": self.target.cluster,
+                    "startedBy": started_by(run_id),
+                    "desiredStatus": desired,
+                }
+                if token:
+                    kwargs["nextToken"] = token
+                self.stats.add("ListTasks")
+                with translate_errors("listing the run's tasks"):
+                    response = self.ecs.list_tasks(**kwargs)
+                arns.extend(response.get("taskArns", []))
+                token = response.get("nextToken")
+                if not token:
+                    break
+        found: dict[str, str] = {}
+        for start in range(0, len(arns), DESCRIBE_BATCH):
+            self.stats.add("DescribeTasks")
+            with translate_errors("describing the run's tasks"):
+                response = self.ecs.describe_tasks(
+                    cluster=self.target.cluster,
+                    tasks=arns[start : start + DESCRIBE_BATCH],
+                    include=["TAGS"],
+                )
+            for task in response.get("tasks", []):
+                tenant = _tenant_of(task)
+                if tenant and (tenant not in found or task.get("lastStatus") != "STOPPED"):
+                    found[tenant] = task["taskArn"]
+        return found
+
+
+def _tenant_of(task: dict[str, Any]) -> str | None:
+    for tag in task.get("tags", []):
+        if tag.get("key") == TENANT_TAG:
+            return str(tag.get("value"))
+    for override in task.get("overrides", {}).get("containerOverrides", []):
+        for env in override.get("environment", []):
+            if env.get("name") == "REDMICA_TENANT":
+                return str(env.get("value"))
+    return None

@@ -1,0 +1,135 @@
+"""One tenant's migration as a local process: for single-host installs and real-Redmine tests.
+
+The process gets the same environment as the tenant's vhost (and as `entrypoint run-tenant`),
+runs in its own session so the operator's first Ctrl-C does not reach it (a migration is never
+killed mid-DDL unless asked twice), and writes one log file per tenant.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from redmica_ops.environment import tenant_environment
+from redmica_ops.executors import CallStats, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.tenant import Tenant
+
+
+@dataclass(frozen=True)
+class LocalTarget:
+    log_dir: Path
+    workdir: str | None = None
+    user: str | None = None
+    extra_env: Mapping[str, str] | None = None
+    default_db_host: str | None = None
+
+
+@dataclass
+class _Process:
+    popen: subprocess.Popen[bytes]
+    log: IO[bytes]
+    started_at: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class LocalExecutor:
+    name = "local"
+
+    def __init__(self, tenants: Mapping[str, Tenant], target: LocalTarget) -> None:
+        self.tenants = tenants
+        self.target = target
+        self.stats = CallStats()
+        self.processes: dict[str, _Process] = {}
+
+    def preflight(self) -> dict[str, Any]:
+        self.target.log_dir.mkdir(parents=True, exist_ok=True)
+        return {
+            "log_dir": str(self.target.log_dir),
+            "workdir": self.target.workdir,
+            "user": self.target.user,
+        }
+
+    def log_path(self, tenant: str) -> Path:
+        return self.target.log_dir / f"{tenant}.log"
+
+    def launch(self, job: Job) -> Launched | LaunchFailed:
+        tenant = self.tenants.get(job.tenant)
+        if tenant is None:
+            return LaunchFailed(f"tenant {job.tenant} has no valid document", retryable=False)
+        env = {
+            **os.environ,
+            **(self.target.extra_env or {}),
+            **tenant_environment(job.tenant, tenant, self.target.default_db_host),
+        }
+        path = self.log_path(job.tenant)
+        log = path.open("ab")
+        log.write(f"== redmica: attempt {job.attempt}, {_now()}\n".encode())
+        log.flush()
+        self.stats.add("spawn")
+        try:
+            popen = subprocess.Popen(
+                job.command,
+                cwd=self.target.workdir,
+                env=env,
+                user=self.target.user,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            log.close()
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            return LaunchFailed(f"cannot run {job.command[0]!r}: {message}", retryable=False)
+        handle = f"local:{popen.pid}"
+        self.processes[handle] = _Process(popen, log, _now())
+        return Launched(handle, str(path))
+
+    def poll(self, handles: Sequence[str]) -> dict[str, TaskState]:
+        states: dict[str, TaskState] = {}
+        for handle in handles:
+            process = self.processes.get(handle)
+            if process is None:
+                states[handle] = TaskState(
+                    handle,
+                    stopped=True,
+                    missing=True,
+                    stopped_reason="process not started by this run",
+                )
+                continue
+            code = process.popen.poll()
+            if code is None:
+                states[handle] = TaskState(handle, stopped=False, started_at=process.started_at)
+                continue
+            process.log.close()
+            reason = None
+            if code < 0:
+                reason = f"killed by signal {signal.Signals(-code).name}"
+            states[handle] = TaskState(
+                handle,
+                stopped=True,
+                exit_code=code,
+                stopped_reason=reason,
+                started_at=process.started_at,
+                stopped_at=_now(),
+            )
+        return states
+
+    def stop(self, handle: str, reason: str) -> None:
+        process = self.processes.get(handle)
+        if process is not None and process.popen.poll() is None:
+            self.stats.add("terminate")
+            os.killpg(process.popen.pid, signal.SIGTERM)
+
+    def find_launched(self, run_id: str) -> dict[str, str]:
+        # A process started by another (crashed) redmica cannot be re-attached.
+        return {}

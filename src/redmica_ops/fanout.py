@@ -1,0 +1,333 @@
+"""Run one job per tenant: paced launches, one polling loop, every outcome classified.
+
+The loop, per turn: launch while the token bucket, the in-flight cap and the failure policy
+allow; poll every in-flight job in batches (the executor puts up to 100 in one DescribeTasks);
+stop jobs past their timeout; save the run record now and then; sleep until the next token,
+poll or back-off is due. Time comes from an injected clock and Ctrl-C from a Cancellation, so
+the whole engine runs in tests without a real sleep.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from redmica_ops.executors import Executor, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.pacing import Cancellation, Clock, TokenBucket, backoff
+from redmica_ops.runs import FINAL, RunRecord, Status, TenantRun, utcnow
+
+COUNTED_FAILURES = frozenset({Status.FAILED, Status.FAILED_TO_START, Status.TIMED_OUT})
+
+
+@dataclass(frozen=True)
+class FanOutOptions:
+    command: list[str]
+    concurrency: int = 100
+    rate: float = 20.0
+    burst: int = 100
+    timeout: float = 3600.0
+    max_failures: int | None = None
+    canary: int | None = None
+    max_start_attempts: int = 3
+    poll_interval: float = 10.0
+    wait: bool = True
+    save_interval: float = 5.0
+
+
+class Observer(Protocol):
+    def launched(self, run: TenantRun) -> None: ...
+
+    def finished(self, run: TenantRun) -> None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def tick(self, record: RunRecord, in_flight: int, queued: int) -> None: ...
+
+
+class SilentObserver:
+    def launched(self, run: TenantRun) -> None:
+        pass
+
+    def finished(self, run: TenantRun) -> None:
+        pass
+
+    def message(self, text: str) -> None:
+        pass
+
+    def tick(self, record: RunRecord, in_flight: int, queued: int) -> None:
+        pass
+
+
+@dataclass
+class _State:
+    pending: deque[str]
+    in_flight: dict[str, str] = field(default_factory=dict)  # handle -> tenant
+    launched_at: dict[str, float] = field(default_factory=dict)  # tenant -> clock time
+    ready_at: dict[str, float] = field(default_factory=dict)  # tenant -> not before
+    timing_out: set[str] = field(default_factory=set)
+    stopping: set[str] = field(default_factory=set)
+    stop_launching: str | None = None  # why launching stopped
+    canary: set[str] | None = None
+    dirty: bool = True
+
+
+class FanOut:
+    def __init__(
+        self,
+        executor: Executor,
+        record: RunRecord,
+        options: FanOutOptions,
+        clock: Clock,
+        save: Callable[[RunRecord], None],
+        cancellation: Cancellation | None = None,
+        observer: Observer | None = None,
+    ) -> None:
+        self.executor = executor
+        self.record = record
+        self.options = options
+        self.clock = clock
+        self.save = save
+        self.cancellation = cancellation or Cancellation()
+        self.observer: Observer = observer or SilentObserver()
+        self.bucket = TokenBucket(options.rate, options.burst, clock)
+        self.max_in_flight = 0
+        self.poll_sizes: list[int] = []
+
+    # -- the loop ------------------------------------------------------------------------------
+    def run(self, order: list[str]) -> RunRecord:
+        runs = self.record.tenants
+        state = _State(pending=deque(t for t in order if runs[t].status == Status.PENDING))
+        now = self.clock.now()
+        for run in runs.values():
+            if run.status == Status.RUNNING and run.task_arn:
+                state.in_flight[run.task_arn] = run.tenant  # re-attach (--resume)
+                state.launched_at[run.tenant] = now
+        if self.options.canary:
+            state.canary = set(list(state.pending)[: self.options.canary])
+        last_poll = now - self.options.poll_interval  # poll at once if re-attached
+        last_save = float("-inf")
+        try:
+            while True:
+                self._handle_cancellation(state)
+                if self.cancellation.level >= 3:
+                    break
+                self._launch(state)
+                now = self.clock.now()
+                polling = self.options.wait and state.in_flight
+                if polling and now - last_poll >= self.options.poll_interval:
+                    self._poll(state)
+                    last_poll = self.clock.now()
+                self._enforce_timeouts(state)
+                self._apply_policies(state)
+                now = self.clock.now()
+                if state.dirty and now - last_save >= self.options.save_interval:
+                    self.save(self.record)
+                    state.dirty, last_save = False, now
+                self.observer.tick(self.record, len(state.in_flight), len(state.pending))
+                if not state.in_flight and (state.stop_launching or not state.pending):
+                    break
+                if not self.options.wait and not state.pending:
+                    break  # --no-wait: everything launched
+                self.clock.sleep(self._next_wake(state, last_poll))
+        finally:
+            self._finish(state)
+        return self.record
+
+    def _finish(self, state: _State) -> None:
+        reason = state.stop_launching or "not launched"
+        for tenant in state.pending:
+            run = self.record.tenants[tenant]
+            run.status = Status.NOT_STARTED
+            run.reason = reason
+        if self.cancellation.level:
+            self.record.state = "interrupted"
+        elif not self.options.wait and state.in_flight:
+            self.record.state = "launched"
+        else:
+            self.record.state = "finished"
+        self.record.updated_at = utcnow().isoformat()
+        self.save(self.record)
+
+    # -- launching -----------------------------------------------------------------------------
+    def _may_launch(self, state: _State) -> bool:
+        if state.stop_launching or not state.pending or self.cancellation.level:
+            return False
+        return not (self.options.wait and len(state.in_flight) >= self.options.concurrency)
+
+    def _next_ready(self, state: _State) -> str | None:
+        now = self.clock.now()
+        for tenant in state.pending:
+            if state.ready_at.get(tenant, 0.0) > now:
+                continue
+            if state.canary is not None and tenant not in state.canary:
+                continue
+            return tenant
+        return None
+
+    def _launch(self, state: _State) -> None:
+        while self._may_launch(state):
+            tenant = self._next_ready(state)
+            if tenant is None or not self.bucket.try_take():
+                return
+            state.pending.remove(tenant)
+            run = self.record.tenants[tenant]
+            run.attempts += 1
+            result = self.executor.launch(Job(tenant, run.attempts, self.options.command))
+            state.dirty = True
+            if isinstance(result, Launched):
+                run.status = Status.RUNNING
+                run.task_arn = result.handle
+                run.log_stream = result.log_stream
+                run.reason = None
+                state.in_flight[result.handle] = tenant
+                state.launched_at[tenant] = self.clock.now()
+                self.max_in_flight = max(self.max_in_flight, len(state.in_flight))
+                self.observer.launched(run)
+            else:
+                self._launch_failed(state, run, result)
+
+    def _launch_failed(self, state: _State, run: TenantRun, result: LaunchFailed) -> None:
+        run.reason = result.reason
+        if result.throttled:
+            # Not the tenant's fault: same attempt (same idempotency token) after a pause.
+            run.attempts -= 1
+            self.bucket.slow_down()
+            state.pending.appendleft(run.tenant)
+            state.ready_at[run.tenant] = self.clock.now() + 1.0
+        elif result.retryable and run.attempts < self.options.max_start_attempts:
+            state.pending.append(run.tenant)
+            state.ready_at[run.tenant] = self.clock.now() + backoff(run.attempts)
+        else:
+            self._final(state, run, Status.FAILED_TO_START, result.reason)
+
+    # -- watching ------------------------------------------------------------------------------
+    def _poll(self, state: _State) -> None:
+        handles = list(state.in_flight)
+        self.poll_sizes.append(len(handles))
+        states = self.executor.poll(handles)
+        for handle, task in states.items():
+            if task.stopped and handle in state.in_flight:
+                self._stopped(state, handle, task)
+            elif not task.stopped and task.started_at:
+                run = self.record.tenants[state.in_flight[handle]]
+                if run.started_at != task.started_at:
+                    run.started_at = task.started_at
+                    state.dirty = True
+
+    def _stopped(self, state: _State, handle: str, task: TaskState) -> None:
+        tenant = state.in_flight.pop(handle)
+        run = self.record.tenants[tenant]
+        run.exit_code = task.exit_code
+        run.stop_code = task.stop_code
+        run.stopped_reason = task.stopped_reason
+        run.started_at = task.started_at or run.started_at
+        run.stopped_at = task.stopped_at or utcnow().isoformat()
+        state.dirty = True
+        if handle in state.timing_out:
+            self._final(
+                state,
+                run,
+                Status.TIMED_OUT,
+                f"stopped by redmica after the {self.options.timeout:g}s timeout",
+            )
+        elif handle in state.stopping:
+            self._final(state, run, Status.STOPPED, "stopped by the operator (Ctrl-C twice)")
+        elif task.missing:
+            self._final(
+                state,
+                run,
+                Status.FAILED,
+                f"the task disappeared from ECS ({task.stopped_reason or 'MISSING'})",
+            )
+        elif task.never_started:
+            why = task.stopped_reason or task.stop_code or "the task failed to start"
+            if run.attempts < self.options.max_start_attempts and not state.stop_launching:
+                run.status, run.reason, run.task_arn = Status.PENDING, why, None
+                state.pending.append(tenant)
+                state.ready_at[tenant] = self.clock.now() + backoff(run.attempts)
+            else:
+                self._final(state, run, Status.FAILED_TO_START, why)
+        elif task.exit_code == 0:
+            self._final(state, run, Status.SUCCEEDED, None)
+        elif task.exit_code is not None:
+            self._final(state, run, Status.FAILED, f"the migration exited with {task.exit_code}")
+        else:
+            why = task.stopped_reason or task.stop_code or "stopped without an exit code"
+            self._final(state, run, Status.FAILED, why)
+
+    def _final(self, state: _State, run: TenantRun, status: Status, reason: str | None) -> None:
+        run.status = status
+        run.reason = reason
+        state.dirty = True
+        self.observer.finished(run)
+
+    def _enforce_timeouts(self, state: _State) -> None:
+        now = self.clock.now()
+        for handle, tenant in list(state.in_flight.items()):
+            if handle in state.timing_out or handle in state.stopping:
+                continue
+            if now - state.launched_at[tenant] > self.options.timeout:
+                state.timing_out.add(handle)
+                self.executor.stop(handle, f"redmica: timed out after {self.options.timeout:g}s")
+                self.observer.message(f"{tenant}: timed out, stopping its task")
+
+    # -- policies --------------------------------------------------------------------------------
+    def _apply_policies(self, state: _State) -> None:
+        if state.stop_launching:
+            return
+        runs = self.record.tenants.values()
+        failures = sum(1 for r in runs if r.status in COUNTED_FAILURES)
+        limit = self.options.max_failures
+        if limit is not None and failures >= limit:
+            state.stop_launching = f"--max-failures {limit} reached"
+            self.observer.message(
+                f"{failures} failure(s): no new migrations start "
+                f"(--max-failures {limit}); waiting for those running"
+            )
+        elif state.canary is not None:
+            canary_runs = [self.record.tenants[t] for t in state.canary]
+            if all(r.status in FINAL for r in canary_runs):
+                if all(r.status == Status.SUCCEEDED for r in canary_runs):
+                    self.observer.message(
+                        f"canary: {len(canary_runs)} tenant(s) succeeded; migrating the rest"
+                    )
+                    state.canary = None
+                else:
+                    state.stop_launching = "canary failed"
+                    self.observer.message("canary failed: the other tenants are not migrated")
+
+    def _handle_cancellation(self, state: _State) -> None:
+        level = self.cancellation.level
+        if level >= 1 and not state.stop_launching:
+            state.stop_launching = "interrupted (Ctrl-C)"
+            self.observer.message(
+                f"Ctrl-C: no new migrations start; waiting for {len(state.in_flight)} running "
+                "(Ctrl-C again stops them)"
+            )
+        if level >= 2 and state.in_flight and not state.stopping:
+            tenants = sorted(state.in_flight.values())
+            self.observer.message(
+                f"Ctrl-C again: stopping {len(tenants)} running migration(s): "
+                f"{', '.join(tenants)} (their databases may be mid-migration)"
+            )
+            for handle in list(state.in_flight):
+                state.stopping.add(handle)
+                self.executor.stop(handle, "redmica: stopped by the operator")
+
+    def _next_wake(self, state: _State, last_poll: float) -> float:
+        now = self.clock.now()
+        candidates = []
+        if state.in_flight:
+            candidates.append(last_poll + self.options.poll_interval - now)
+        if self._may_launch(state):
+            ready = [
+                state.ready_at.get(t, 0.0)
+                for t in state.pending
+                if state.canary is None or t in state.canary
+            ]
+            if ready:
+                earliest = min(ready)
+                candidates.append(max(earliest - now, self.bucket.wait_time()))
+        return max(0.0, min(candidates)) if candidates else self.options.poll_interval

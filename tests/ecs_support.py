@@ -1,0 +1,223 @@
+"""ECS test helpers: a moto cluster with a task definition, exit codes per tenant, and a fake
+ECS client for what moto does not simulate (RunTask failures[], stop codes, stuck tasks)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+CLUSTER = "test-cluster"
+FAMILY = "redmica-app"
+CONTAINER = "app"
+LOG_GROUP = "/redmica/app"
+
+
+def create_ecs_target() -> dict[str, str]:
+    """Inside mock_aws: a cluster, a Fargate task definition, a subnet. Returns settings env."""
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ecs.create_cluster(clusterName=CLUSTER)
+    ecs.register_task_definition(
+        family=FAMILY,
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[
+            {
+                "name": CONTAINER,
+                "image": "example/redmica:1",
+                "memory": 512,
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {
+                        "awslogs-group": LOG_GROUP,
+                        "awslogs-region": "us-east-1",
+                        "awslogs-stream-prefix": "migrate",
+                    },
+                },
+            }
+        ],
+    )
+    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    return {
+        "REDMICA_CLUSTER": CLUSTER,
+        "REDMICA_TASK_DEFINITION": FAMILY,
+        "REDMICA_CONTAINER": CONTAINER,
+        "REDMICA_SUBNETS": subnet,
+    }
+
+
+def tenant_of_overrides(overrides: dict[str, Any]) -> str:
+    env = overrides["containerOverrides"][0]["environment"]
+    return str(next(e["value"] for e in env if e["name"] == "REDMICA_TENANT"))
+
+
+@dataclass
+class MotoEcsSpy:
+    """Records every RunTask that reached moto and gives chosen tenants an exit code."""
+
+    exit_codes: dict[str, int] = field(default_factory=dict)
+    launched: list[str] = field(default_factory=list)
+    overrides: list[dict[str, Any]] = field(default_factory=list)
+    throttle_run_task_every: int = 0
+    throttle_describe_every: int = 0
+    throttled: dict[str, int] = field(default_factory=lambda: {"RunTask": 0, "DescribeTasks": 0})
+
+
+@contextmanager
+def moto_ecs_spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoEcsSpy]:
+    from moto.ecs.exceptions import ECSException
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    spy = MotoEcsSpy()
+    original_run = EC2ContainerServiceBackend.run_task
+    original_describe = EC2ContainerServiceBackend.describe_tasks
+    run_calls = itertools.count(1)
+    describe_calls = itertools.count(1)
+
+    def run_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if spy.throttle_run_task_every and next(run_calls) % spy.throttle_run_task_every == 0:
+            spy.throttled["RunTask"] += 1
+            raise ECSException("ThrottlingException", "Rate exceeded")
+        tasks = original_run(self, *args, **kwargs)
+        for task in tasks:
+            tenant = tenant_of_overrides(task.overrides)
+            spy.launched.append(tenant)
+            spy.overrides.append(json.loads(json.dumps(task.overrides)))
+            for container in task.containers:
+                container.exitCode = spy.exit_codes.get(tenant, 0)
+        return tasks
+
+    def describe_tasks(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if spy.throttle_describe_every and next(describe_calls) % spy.throttle_describe_every == 0:
+            spy.throttled["DescribeTasks"] += 1
+            raise ECSException("ThrottlingException", "Rate exceeded")
+        return original_describe(self, *args, **kwargs)
+
+    monkeypatch.setattr(EC2ContainerServiceBackend, "run_task", run_task)
+    monkeypatch.setattr(EC2ContainerServiceBackend, "describe_tasks", describe_tasks)
+    yield spy
+
+
+# -- a fake ECS client -----------------------------------------------------------------------
+@dataclass
+class FakeTask:
+    arn: str
+    tenant: str
+    polls_left: int  # describes until it stops (-1: never stops on its own)
+    exit_code: int | None = 0
+    stop_code: str | None = "EssentialContainerExited"
+    reason: str | None = None
+    stopped: bool = False
+
+
+Behaviour = Callable[[str, int], dict[str, Any]]
+
+
+@dataclass
+class FakeEcs:
+    """Duck-types the ECS client. `behaviour(tenant, attempt)` returns how a launch goes:
+    {"failure": "RESOURCE:MEMORY"} | {"never_started": True} | {"exit": 3} | {"stuck": True}."""
+
+    behaviour: Behaviour = lambda tenant, attempt: {}
+    polls_to_stop: int = 2
+    tasks: dict[str, FakeTask] = field(default_factory=dict)
+    run_task_calls: list[dict[str, Any]] = field(default_factory=list)
+    describe_sizes: list[int] = field(default_factory=list)
+    stop_calls: list[tuple[str, str]] = field(default_factory=list)
+    attempts: dict[str, int] = field(default_factory=dict)
+    counter: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def describe_clusters(self, clusters: list[str]) -> dict[str, Any]:
+        return {"clusters": [{"clusterName": clusters[0], "status": "ACTIVE"}]}
+
+    def describe_task_definition(self, taskDefinition: str) -> dict[str, Any]:
+        return {
+            "taskDefinition": {
+                "family": FAMILY,
+                "revision": 1,
+                "networkMode": "awsvpc",
+                "taskDefinitionArn": f"arn:aws:ecs:::task-definition/{FAMILY}:1",
+                "containerDefinitions": [{"name": CONTAINER}],
+            }
+        }
+
+    def run_task(self, **params: Any) -> dict[str, Any]:
+        self.run_task_calls.append(params)
+        tenant = tenant_of_overrides(params["overrides"])
+        attempt = self.attempts[tenant] = self.attempts.get(tenant, 0) + 1
+        plan = self.behaviour(tenant, attempt)
+        if "failure" in plan:
+            return {"tasks": [], "failures": [{"reason": plan["failure"], "detail": "fake"}]}
+        arn = f"arn:aws:ecs:us-east-1:1:task/{CLUSTER}/t{next(self.counter)}"
+        task = FakeTask(
+            arn,
+            tenant,
+            -1 if plan.get("stuck") else self.polls_to_stop,
+            exit_code=plan.get("exit", 0),
+        )
+        if plan.get("never_started"):
+            task.exit_code, task.stop_code = None, "TaskFailedToStart"
+            task.reason = "CannotPullContainerError: pull access denied"
+        self.tasks[arn] = task
+        return {"tasks": [{"taskArn": arn}], "failures": []}
+
+    def describe_tasks(self, cluster: str, tasks: list[str], **_: Any) -> dict[str, Any]:
+        assert len(tasks) <= 100, "DescribeTasks takes at most 100 tasks"
+        self.describe_sizes.append(len(tasks))
+        found = []
+        for arn in tasks:
+            task = self.tasks[arn]
+            if not task.stopped and task.polls_left > 0:
+                task.polls_left -= 1
+                task.stopped = task.polls_left == 0
+            found.append(self._describe(task))
+        return {"tasks": found, "failures": []}
+
+    def _describe(self, task: FakeTask) -> dict[str, Any]:
+        tags = [{"key": "redmica:tenant", "value": task.tenant}]
+        if not task.stopped:
+            return {
+                "taskArn": task.arn,
+                "lastStatus": "RUNNING",
+                "tags": tags,
+                "startedAt": "2026-11-26T06:00:00+00:00",
+            }
+        container: dict[str, Any] = {"name": CONTAINER}
+        if task.exit_code is not None:
+            container["exitCode"] = task.exit_code
+        if task.reason:
+            container["reason"] = task.reason
+        return {
+            "taskArn": task.arn,
+            "lastStatus": "STOPPED",
+            "stopCode": task.stop_code,
+            "stoppedReason": task.reason or "Essential container in task exited",
+            "containers": [container],
+            "tags": tags,
+        }
+
+    def stop_task(self, cluster: str, task: str, reason: str) -> dict[str, Any]:
+        self.stop_calls.append((task, reason))
+        fake = self.tasks[task]
+        fake.stopped, fake.exit_code, fake.stop_code = True, None, "UserInitiated"
+        fake.reason = reason
+        return {}
+
+    def list_tasks(
+        self,
+        cluster: str,
+        startedBy: str,
+        desiredStatus: str,
+        **_: Any,
+    ) -> dict[str, Any]:
+        arns = [t.arn for t in self.tasks.values() if (desiredStatus == "STOPPED") == t.stopped]
+        return {"taskArns": arns}
