@@ -17,9 +17,11 @@ show() { printf '$ %s\n' "$*" >&2; }
 run() { show "$*"; "$@"; }
 
 step "Start the embedded AWS sandbox (moto) with a versioned config bucket"
-show "redmica sandbox --env-file $work/sandbox.env &"
+show "redmica sandbox --ecs --fail-once globex --env-file $work/sandbox.env &"
 # The sandbox's own output is an export list; keep the log for when something fails.
-redmica sandbox --env-file "$work/sandbox.env" >"$work/sandbox.out" 2>"$work/sandbox.log" &
+# --ecs adds a cluster and task definition; globex's first migration task will exit 1.
+redmica sandbox --ecs --fail-once globex --env-file "$work/sandbox.env" \
+  >"$work/sandbox.out" 2>"$work/sandbox.log" &
 sandbox_pid=$!
 for _ in $(seq 1 300); do
   [ -f "$work/sandbox.env" ] && break
@@ -87,6 +89,19 @@ show "redmica render vhosts --redacted   # the same file, passwords masked, for 
 redmica render vhosts --redacted | sed -n '/# tenant acme/,/<\/VirtualHost>/p'
 run redmica render redmine-config -o "$work/redmine-config"
 sed -n '/production:/,$p' "$work/redmine-config/database.yml" >&2
+
+step "Release day: migrate every tenant, one ECS task each (dry run first)"
+run redmica migrate --all --dry-run
+run redmica cost --tasks 100 --vcpu 0.25 --memory-gb 0.5 --minutes 4
+show "redmica migrate --all"
+set +e; redmica migrate --all; code=$?; set -e
+echo "exit code: $code (globex's migration failed)" >&2; [ "$code" -eq 1 ]
+run_id="$(redmica runs list --output json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["run_id"])')"
+run redmica runs show "$run_id"
+
+step "Retry only the failed tenant"
+run redmica migrate --only-failed "$run_id"
+run redmica runs list
 
 step "Remove a tenant (--yes for scripts); it stays restorable from its history"
 run redmica tenant remove umbrella --yes

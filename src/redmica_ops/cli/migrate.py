@@ -326,13 +326,27 @@ def report(app: Application, record: Any) -> None:
         ],
         "summary": record.summary(),
     }
-    if app.json:
-        app.output.data(data)
-        return
     out = app.output
+    failed = [r for r in record.tenants.values() if r.status in FAILURES]
+    not_started = record.with_status(Status.NOT_STARTED)
+    hints = []
+    if failed:
+        hints.append(f"retry the failed ones: redmica migrate --only-failed {record.run_id}")
+    if record.state == "interrupted" or (not_started and not failed):
+        hints.append(f"finish the run: redmica migrate --resume {record.run_id}")
+    if record.state == "launched":
+        hints.append(
+            f"launched without waiting; follow it with `redmica runs show "
+            f"{record.run_id}` or finish it with `redmica migrate --resume "
+            f"{record.run_id}`"
+        )
+    if app.json:
+        out.data(data)
+        for hint in hints:  # stderr: stdout stays pure JSON
+            out.info(hint)
+        return
     counts = ", ".join(f"{n} {s}" for s, n in record.summary().items())
     out.info(f"run {record.run_id} {record.state}: {counts or 'no tenants'}")
-    failed = [r for r in record.tenants.values() if r.status in FAILURES]
     if failed:
         group = (record.target or {}).get("log_group")
         rows = []
@@ -343,13 +357,7 @@ def report(app: Application, record: Any) -> None:
                 logs = run.log_stream or ""
             rows.append([run.tenant, str(run.status), run.reason or "", logs])
         out.table(["tenant", "status", "reason", "logs"], rows)
-        out.info(f"retry the failed ones: redmica migrate --only-failed {record.run_id}")
-    not_started = record.with_status(Status.NOT_STARTED)
-    if record.state == "interrupted" or (not_started and not failed):
-        out.info(f"finish the run: redmica migrate --resume {record.run_id}")
     if record.state == "launched":
         out.text(record.run_id)
-        out.info(
-            f"launched without waiting; follow it with `redmica runs show {record.run_id}`"
-            f" or finish it with `redmica migrate --resume {record.run_id}`"
-        )
+    for hint in hints:
+        out.info(hint)

@@ -27,9 +27,27 @@ from redmica_ops.cli.options import global_options, pass_app
     type=click.Path(dir_okay=False, path_type=Path),
     help="also write the export lines to this file once ready (removed on exit)",
 )
+@click.option(
+    "--ecs",
+    is_flag=True,
+    help="also create an ECS cluster and task definition (for `migrate` demos)",
+)
+@click.option(
+    "--fail-once",
+    multiple=True,
+    metavar="TENANT",
+    help="with --ecs: this tenant's first migration task exits 1 (repeat)",
+)
 @global_options(hidden=True)
 @pass_app
-def sandbox(app: Application, host: str, port: int, env_file: Path | None) -> None:
+def sandbox(
+    app: Application,
+    host: str,
+    port: int,
+    env_file: Path | None,
+    ecs: bool,
+    fail_once: tuple[str, ...],
+) -> None:
     """Run an embedded AWS endpoint (moto) with a versioned config bucket.
 
     Prints the `export` lines that point redmica (and the AWS CLI) at it, then serves until
@@ -40,11 +58,14 @@ def sandbox(app: Application, host: str, port: int, env_file: Path | None) -> No
     Examples:
       redmica sandbox --env-file /tmp/sandbox.env &
       . /tmp/sandbox.env && redmica tenant list
+      redmica sandbox --ecs --fail-once globex --env-file /tmp/sandbox.env &
     """
     from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
 
     bucket = app.overrides.get("bucket") or app.env.get("REDMICA_BUCKET") or DEFAULT_BUCKET
-    box = start_sandbox(host=host, port=port, bucket=bucket)
+    box = start_sandbox(
+        host=host, port=port, bucket=bucket, ecs=ecs, fail_once=frozenset(fail_once)
+    )
     stop = threading.Event()
 
     def _on_signal(_signum: int, _frame: FrameType | None) -> None:
