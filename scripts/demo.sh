@@ -17,11 +17,12 @@ show() { printf '$ %s\n' "$*" >&2; }
 run() { show "$*"; "$@"; }
 
 step "Start the embedded AWS sandbox (moto) with a versioned config bucket"
-show "redmica sandbox --ecs --fail-once globex --env-file $work/sandbox.env &"
+show "redmica sandbox --ecs --fail-once globex --fail-image redmica:broken --env-file $work/sandbox.env &"
 # The sandbox's own output is an export list; keep the log for when something fails.
-# --ecs adds a cluster and task definition; globex's first migration task will exit 1.
-redmica sandbox --ecs --fail-once globex --env-file "$work/sandbox.env" \
-  >"$work/sandbox.out" 2>"$work/sandbox.log" &
+# --ecs adds a cluster, a task definition and a service; globex's first migration task will
+# exit 1, and a deployment of the image redmica:broken will fail and be rolled back.
+redmica sandbox --ecs --fail-once globex --fail-image redmica:broken \
+  --env-file "$work/sandbox.env" >"$work/sandbox.out" 2>"$work/sandbox.log" &
 sandbox_pid=$!
 for _ in $(seq 1 300); do
   [ -f "$work/sandbox.env" ] && break
@@ -102,6 +103,18 @@ run redmica runs show "$run_id"
 step "Retry only the failed tenant"
 run redmica migrate --only-failed "$run_id"
 run redmica runs list
+
+step "Deploy a new image: a new revision, a rolling update, and we wait for OUR deployment"
+export REDMICA_DEPLOY_TIMEOUT=120
+run redmica status
+run redmica deploy --image redmica:2026.11.26
+run redmica status
+
+step "A rollout that fails is reported as a failure and rolled back (exit 1), never as success"
+show "redmica deploy --image redmica:broken"
+set +e; redmica deploy --image redmica:broken; code=$?; set -e
+echo "exit code: $code" >&2; [ "$code" -eq 1 ]
+run redmica status --events 4
 
 step "Remove a tenant (--yes for scripts); it stays restorable from its history"
 run redmica tenant remove umbrella --yes

@@ -66,6 +66,7 @@ class MotoEcsSpy:
 
     exit_codes: dict[str, int] = field(default_factory=dict)
     launched: list[str] = field(default_factory=list)
+    task_definitions: list[str] = field(default_factory=list)
     overrides: list[dict[str, Any]] = field(default_factory=list)
     throttle_run_task_every: int = 0
     throttle_describe_every: int = 0
@@ -91,6 +92,7 @@ def moto_ecs_spy(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoEcsSpy]:
         for task in tasks:
             tenant = tenant_of_overrides(task.overrides)
             spy.launched.append(tenant)
+            spy.task_definitions.append(task.task_definition_arn)
             spy.overrides.append(json.loads(json.dumps(task.overrides)))
             for container in task.containers:
                 container.exitCode = spy.exit_codes.get(tenant, 0)
@@ -221,3 +223,157 @@ class FakeEcs:
     ) -> dict[str, Any]:
         arns = [t.arn for t in self.tasks.values() if (desiredStatus == "STOPPED") == t.stopped]
         return {"taskArns": arns}
+
+
+# -- a fake ECS service for rollouts ---------------------------------------------------------
+Script = Callable[["FakeService", dict[str, Any], int], None]
+
+
+@dataclass
+class FakeService:
+    """Duck-types the ECS calls of deploy.py. After each update_service, `script(self,
+    deployment, poll)` runs on every DescribeServices to move the rollout along."""
+
+    script: Script | None = None
+    task_definition: str = "arn:aws:ecs:us-east-1:1:task-definition/redmica-app:5"
+    desired: int = 2
+    breaker_rollback: bool = True
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    updates: list[dict[str, Any]] = field(default_factory=list)
+    registered: list[dict[str, Any]] = field(default_factory=list)
+    polls: int = 0
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(100))
+
+    def __post_init__(self) -> None:
+        for revision in (3, 4, 5):
+            arn = f"arn:aws:ecs:us-east-1:1:task-definition/redmica-app:{revision}"
+            self.definitions[arn] = {
+                "taskDefinitionArn": arn,
+                "family": "redmica-app",
+                "revision": revision,
+                "status": "ACTIVE",
+                "containerDefinitions": [
+                    {"name": "app", "image": f"redmica:{revision}"},
+                    {"name": "log_router", "image": "fluent-bit:1"},
+                ],
+            }
+        self.deployments = [
+            self._deployment(self.task_definition, "PRIMARY", "COMPLETED", running=self.desired)
+        ]
+
+    def _deployment(
+        self, td: str, status: str, rollout: str | None, running: int = 0
+    ) -> dict[str, Any]:
+        deployment = {
+            "id": f"ecs-svc/{next(self.ids)}",
+            "status": status,
+            "taskDefinition": td,
+            "desiredCount": self.desired,
+            "runningCount": running,
+            "pendingCount": self.desired - running,
+            "failedTasks": 0,
+        }
+        if rollout is not None:
+            deployment["rolloutState"] = rollout
+        return deployment
+
+    def event(self, message: str) -> None:
+        self.events.insert(
+            0,
+            {
+                "id": f"e{len(self.events)}",
+                "message": message,
+                "createdAt": "2026-11-26T06:00:00+00:00",
+            },
+        )
+
+    def _service(self) -> dict[str, Any]:
+        primary = next(d for d in self.deployments if d["status"] == "PRIMARY")
+        return {
+            "serviceName": "redmica",
+            "status": "ACTIVE",
+            "taskDefinition": primary["taskDefinition"],
+            "desiredCount": self.desired,
+            "runningCount": primary["runningCount"],
+            "pendingCount": primary["pendingCount"],
+            "deployments": json.loads(json.dumps(self.deployments)),
+            "events": list(self.events),
+            "deploymentConfiguration": {
+                "deploymentCircuitBreaker": {"enable": True, "rollback": self.breaker_rollback}
+            },
+        }
+
+    def describe_services(self, cluster: str, services: list[str]) -> dict[str, Any]:
+        self.polls += 1
+        if self.script and self.updates:
+            ours = next((d for d in self.deployments if d["id"] == self.updates[-1]["id"]), None)
+            self.script(self, ours or {}, self.polls)
+        return {"services": [self._service()], "failures": []}
+
+    def update_service(self, **kwargs: Any) -> dict[str, Any]:
+        td = kwargs.get("taskDefinition") or next(
+            d["taskDefinition"] for d in self.deployments if d["status"] == "PRIMARY"
+        )
+        self.breaker_rollback = kwargs["deploymentConfiguration"]["deploymentCircuitBreaker"][
+            "rollback"
+        ]
+        for deployment in self.deployments:
+            deployment["status"] = "ACTIVE"
+        new = self._deployment(td, "PRIMARY", "IN_PROGRESS")
+        self.deployments.insert(0, new)
+        self.updates.append({**kwargs, "id": new["id"]})
+        self.polls = 0
+        return {"service": self._service()}
+
+    def describe_task_definition(self, taskDefinition: str, **_: Any) -> dict[str, Any]:
+        arn = taskDefinition
+        if not arn.startswith("arn:"):
+            arn = f"arn:aws:ecs:us-east-1:1:task-definition/{arn}"
+        return {"taskDefinition": json.loads(json.dumps(self.definitions[arn])), "tags": []}
+
+    def register_task_definition(self, **params: Any) -> dict[str, Any]:
+        self.registered.append(params)
+        revision = 1 + max(d["revision"] for d in self.definitions.values())
+        arn = f"arn:aws:ecs:us-east-1:1:task-definition/redmica-app:{revision}"
+        self.definitions[arn] = {
+            **params,
+            "taskDefinitionArn": arn,
+            "revision": revision,
+            "status": "ACTIVE",
+        }
+        return {"taskDefinition": self.definitions[arn]}
+
+    def list_task_definitions(self, **_: Any) -> dict[str, Any]:
+        arns = sorted(self.definitions, key=lambda a: self.definitions[a]["revision"], reverse=True)
+        return {"taskDefinitionArns": arns}
+
+    def list_tasks(self, **_: Any) -> dict[str, Any]:
+        return {"taskArns": ["arn:aws:ecs:us-east-1:1:task/c/dead1"]}
+
+    def describe_tasks(self, **_: Any) -> dict[str, Any]:
+        return {
+            "tasks": [
+                {
+                    "taskArn": "arn:aws:ecs:us-east-1:1:task/c/dead1",
+                    "stoppedReason": "Essential container in task exited",
+                    "containers": [
+                        {
+                            "name": "app",
+                            "exitCode": 1,
+                            "reason": "ActiveRecord::PendingMigrationError",
+                        }
+                    ],
+                }
+            ]
+        }
+
+
+def completes_after(polls: int) -> Script:
+    def script(service: FakeService, ours: dict[str, Any], poll: int) -> None:
+        if ours and poll >= polls:
+            ours.update(rolloutState="COMPLETED", runningCount=service.desired, pendingCount=0)
+            service.deployments[:] = [ours]
+
+    return script

@@ -22,6 +22,8 @@ FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "te
 SANDBOX_CLUSTER = "redmica-sandbox"
 SANDBOX_FAMILY = "redmica-app"
 SANDBOX_CONTAINER = "app"
+SANDBOX_SERVICE = "redmica"
+ROLLOUT_POLLS = 3
 
 
 @dataclass
@@ -56,6 +58,7 @@ def start_sandbox(
     region: str = DEFAULT_REGION,
     ecs: bool = False,
     fail_once: frozenset[str] = frozenset(),
+    fail_images: frozenset[str] = frozenset(),
 ) -> Sandbox:
     try:
         from moto.server import ThreadedMotoServer
@@ -85,6 +88,8 @@ def start_sandbox(
     settings = _create_ecs(endpoint, region) if ecs else None
     if fail_once:
         _simulate_failures(fail_once)
+    if ecs:
+        _simulate_rollouts(fail_images)
     return Sandbox(server, endpoint, bucket, region, settings)
 
 
@@ -125,6 +130,14 @@ def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
         ],
     )
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    ecs.create_service(
+        cluster=SANDBOX_CLUSTER,
+        serviceName=SANDBOX_SERVICE,
+        taskDefinition=SANDBOX_FAMILY,
+        desiredCount=2,
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}},
+    )
     # moto's tasks finish after a few DescribeTasks; poll every second to keep demos short.
     return {
         "REDMICA_CLUSTER": SANDBOX_CLUSTER,
@@ -132,6 +145,7 @@ def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
         "REDMICA_CONTAINER": SANDBOX_CONTAINER,
         "REDMICA_SUBNETS": subnet,
         "REDMICA_POLL_INTERVAL": "1",
+        "REDMICA_SERVICE": SANDBOX_SERVICE,
     }
 
 
@@ -158,4 +172,103 @@ def _simulate_failures(fail_once: frozenset[str]) -> None:
                     container.exitCode = 1
         return tasks
 
-    EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+    backend: Any = EC2ContainerServiceBackend
+    backend.run_task = run_task
+
+
+def _simulate_rollouts(fail_images: frozenset[str]) -> None:
+    """Sandbox only: moto never rolls a service deployment over. Make an update start a new
+    deployment that completes after a few DescribeServices, or, for an image listed in
+    fail_images, fails and is rolled back by the "circuit breaker", as ECS would."""
+    from datetime import UTC, datetime
+
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    original_update = EC2ContainerServiceBackend.update_service
+    original_describe = EC2ContainerServiceBackend.describe_services
+    rollouts: dict[str, dict[str, Any]] = {}
+    counter = iter(range(1, 10**9))
+
+    def event(service: Any, message: str) -> None:
+        service.events.insert(
+            0,
+            {"id": f"sandbox-{next(counter)}", "message": message, "createdAt": datetime.now(UTC)},
+        )
+
+    def update_service(self: Any, properties: dict[str, Any]) -> Any:
+        changed = properties.get("task_definition") or properties.get("force_new_deployment")
+        service = original_update(self, properties)
+        if changed and service.deployments:
+            old = dict(service.deployments[0], status="ACTIVE")
+            new = dict(
+                old,
+                id=f"ecs-svc/sandbox{next(counter)}",
+                status="PRIMARY",
+                taskDefinition=service.task_definition,
+                runningCount=0,
+                pendingCount=service.desired_count,
+                rolloutState="IN_PROGRESS",
+                rolloutStateReason="ECS deployment in progress.",
+            )
+            image = self.describe_task_definition(service.task_definition)
+            images = {c.get("image") for c in image.container_definitions}
+            rollouts[service.arn] = {
+                "new": new,
+                "old": old,
+                "polls": 0,
+                "fail": bool(images & fail_images),
+            }
+            service.deployments = [new, old]
+            event(
+                service,
+                f"(service {service.name}) has started a deployment of "
+                f"{str(service.task_definition).rsplit('/', 1)[-1]}.",
+            )
+        return service
+
+    def describe_services(self: Any, *args: Any, **kwargs: Any) -> Any:
+        services, failures = original_describe(self, *args, **kwargs)
+        for service in services:
+            rollout = rollouts.get(service.arn)
+            if rollout is None:
+                continue
+            rollout["polls"] += 1
+            if rollout["polls"] < ROLLOUT_POLLS:
+                continue
+            del rollouts[service.arn]
+            new, old = rollout["new"], rollout["old"]
+            if rollout["fail"]:
+                new.update(
+                    rolloutState="FAILED",
+                    status="ACTIVE",
+                    rolloutStateReason="tasks failed to start (sandbox: image marked to fail)",
+                )
+                back = dict(
+                    old,
+                    id=f"ecs-svc/sandbox{next(counter)}",
+                    status="PRIMARY",
+                    rolloutState="COMPLETED",
+                    runningCount=service.desired_count,
+                    pendingCount=0,
+                )
+                service.task_definition = old["taskDefinition"]
+                service.deployments = [back, new]
+                event(
+                    service,
+                    f"(service {service.name}) deployment failed: tasks failed to "
+                    "start; circuit breaker: rolling back.",
+                )
+            else:
+                new.update(
+                    rolloutState="COMPLETED",
+                    runningCount=service.desired_count,
+                    pendingCount=0,
+                    rolloutStateReason="ECS deployment completed.",
+                )
+                service.deployments = [new]
+                event(service, f"(service {service.name}) has reached a steady state.")
+        return services, failures
+
+    backend: Any = EC2ContainerServiceBackend
+    backend.update_service = update_service
+    backend.describe_services = describe_services

@@ -323,6 +323,15 @@ SPECS: tuple[SettingSpec, ...] = (
     SettingSpec(
         "local_log_dir", "where the local executor writes one log per tenant", check=_check_abs_path
     ),
+    # -- deployments (`redmica deploy`, `reload`, `rollback`, `release`, `status`) ------------
+    SettingSpec("service", "ECS service that serves every tenant", check=_check_not_blank),
+    SettingSpec(
+        "deploy_timeout",
+        "seconds to wait for a deployment to finish",
+        1800,
+        kind=int,
+        check=_positive(24 * 3600),
+    ),
     # -- cost estimates (`redmica cost`, `migrate --dry-run`) ----------------------------------
     SettingSpec(
         "price_vcpu_minute",
@@ -404,6 +413,8 @@ class Settings:
     local_user: str | None = None
     local_env: tuple[str, ...] = ()
     local_log_dir: str | None = None
+    service: str | None = None
+    deploy_timeout: int = 1800
     price_vcpu_minute: float = 0.0008426666667
     price_gb_minute: float = 0.00009216666667
     task_vcpu: float = 0.25

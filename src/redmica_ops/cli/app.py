@@ -82,6 +82,12 @@ class Application:
             self._settings = load_settings(self.overrides, self.env, self.config_path)
         return self._settings
 
+    def override(self, name: str, value: Any) -> None:
+        """Set a setting from code (as if given as a flag); settings are resolved again."""
+        self.overrides[name] = value
+        self._settings = None
+        self._clients = None
+
     def clients(self) -> ClientFactory:
         if self._clients is None:
             self._clients = self._client_factory(self.settings)

@@ -83,10 +83,25 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from redmica_ops.cli import config, cost, entrypoint, migrate, render, runs, sandbox, tenant
+    from redmica_ops.cli import (
+        config,
+        cost,
+        deploy,
+        entrypoint,
+        migrate,
+        render,
+        runs,
+        sandbox,
+        tenant,
+    )
 
     cli.add_command(tenant.tenant)
     cli.add_command(migrate.migrate)
+    cli.add_command(deploy.deploy)
+    cli.add_command(deploy.reload)
+    cli.add_command(deploy.rollback)
+    cli.add_command(deploy.release)
+    cli.add_command(deploy.status)
     cli.add_command(runs.runs)
     cli.add_command(cost.cost)
     cli.add_command(render.render)

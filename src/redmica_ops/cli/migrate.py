@@ -91,6 +91,54 @@ def migrate(
       redmica migrate --only-failed 20261126T060000Z-1a2b3c
       redmica migrate --all --executor local --output json
     """
+    record = run_migration(
+        app,
+        tenant_ids=tenant_ids,
+        all_tenants=all_tenants,
+        exclude=exclude,
+        command_text=command_text,
+        executor=executor,
+        concurrency=concurrency,
+        rate=rate,
+        timeout=timeout,
+        max_failures=max_failures,
+        canary=canary,
+        dry_run=dry_run,
+        no_wait=no_wait,
+        resume=resume,
+        only_failed=only_failed,
+    )
+    if record is None:
+        return
+    from redmica_ops import migrate as lib
+
+    code = lib.exit_code_for(record)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+def run_migration(
+    app: Application,
+    *,
+    tenant_ids: tuple[str, ...] = (),
+    all_tenants: bool = False,
+    exclude: tuple[str, ...] = (),
+    command_text: str | None = None,
+    executor: str | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    timeout: float | None = None,
+    max_failures: int | None = None,
+    canary: int | None = None,
+    dry_run: bool = False,
+    no_wait: bool = False,
+    resume: str | None = None,
+    only_failed: str | None = None,
+) -> Any:
+    """Run (or plan, or resume) a migration and report it; None for a dry run.
+
+    Shared by `migrate` and `release` (which gates a deploy on it).
+    """
     from redmica_ops import migrate as lib
     from redmica_ops.fanout import FanOut
     from redmica_ops.pacing import Cancellation
@@ -114,7 +162,7 @@ def migrate(
         record = run_store.load(resume)
         if record.state == "finished":
             report(app, record)
-            return
+            return record
         kind = executor or record.executor
         if kind != record.executor:
             raise UsageError(f"run {resume} used the {record.executor} executor")
@@ -170,7 +218,7 @@ def migrate(
             skipped=[] if record else selection.skipped,
             invalid={} if record else selection.invalid,
         )
-        return
+        return None
 
     run_executor = lib.build_executor(
         kind, settings, app.clients().ecs() if kind == "ecs" else None, run_id, tenants
@@ -202,9 +250,7 @@ def migrate(
     with _sigint_escalates(cancellation), progress:
         engine.run(order)
     report(app, record)
-    code = lib.exit_code_for(record)
-    if code:
-        raise click.exceptions.Exit(code)
+    return record
 
 
 class _sigint_escalates:

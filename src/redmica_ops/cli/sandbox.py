@@ -38,6 +38,12 @@ from redmica_ops.cli.options import global_options, pass_app
     metavar="TENANT",
     help="with --ecs: this tenant's first migration task exits 1 (repeat)",
 )
+@click.option(
+    "--fail-image",
+    multiple=True,
+    metavar="IMAGE",
+    help="with --ecs: a deployment of this image fails and is rolled back (repeat)",
+)
 @global_options(hidden=True)
 @pass_app
 def sandbox(
@@ -47,6 +53,7 @@ def sandbox(
     env_file: Path | None,
     ecs: bool,
     fail_once: tuple[str, ...],
+    fail_image: tuple[str, ...],
 ) -> None:
     """Run an embedded AWS endpoint (moto) with a versioned config bucket.
 
@@ -64,7 +71,12 @@ def sandbox(
 
     bucket = app.overrides.get("bucket") or app.env.get("REDMICA_BUCKET") or DEFAULT_BUCKET
     box = start_sandbox(
-        host=host, port=port, bucket=bucket, ecs=ecs, fail_once=frozenset(fail_once)
+        host=host,
+        port=port,
+        bucket=bucket,
+        ecs=ecs,
+        fail_once=frozenset(fail_once),
+        fail_images=frozenset(fail_image),
     )
     stop = threading.Event()
 

@@ -54,6 +54,11 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
     is_flag=True,
     help="print the generated password once, on stdout",
 )
+@click.option(
+    "--activate",
+    is_flag=True,
+    help="then restart the service's tasks so the site goes live (`redmica reload`)",
+)
 @click.option("--db-password", hidden=True, expose_value=False, callback=_refuse_plain_password)
 @pass_app
 def add(
@@ -64,6 +69,7 @@ def add(
     password_stdin: bool,
     generate: bool,
     show_generated: bool,
+    activate: bool,
     limit_ip: tuple[str, ...],
     **flags: Any,
 ) -> None:
@@ -127,6 +133,12 @@ def add(
         out.warn(warning)
     result = outcome.result
     assert result is not None
+    activation = None
+    if activate:
+        from redmica_ops.cli.deploy import reload_service
+
+        out.info(f"created tenant {tenant_id}; activating: restarting the service's tasks")
+        activation = reload_service(app, None, no_wait=False)
     if app.json:
         payload: dict[str, Any] = {
             "tenant": tenant_id,
@@ -137,7 +149,11 @@ def add(
         }
         if show_generated:
             payload["generated_password"] = generated
+        if activation is not None:
+            payload["activation"] = activation.as_dict()
         out.data(payload)
+        if activation is not None and not activation.ok:
+            raise click.exceptions.Exit(1)
     else:
         out.success(
             f"created tenant {tenant_id} at s3://{app.bucket()}/{result.key}"
@@ -151,4 +167,12 @@ def add(
                 "a random password was generated and stored; it is not shown "
                 "(use --show-generated-password to see it once)"
             )
-        out.info("next: the site goes live when the service restarts its containers")
+        if activation is not None:
+            from redmica_ops.cli.deploy import finish
+
+            finish(app, activation)
+        else:
+            out.info(
+                "next: the site goes live when the service restarts its containers "
+                "(`redmica reload`, or add with --activate)"
+            )
