@@ -17,6 +17,7 @@ test: lint typecheck unit
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+	$(BIN)/cfn-lint templates/cloudformation/*.yaml
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

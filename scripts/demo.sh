@@ -36,6 +36,8 @@ cat "$work/sandbox.env" >&2
 export REDMICA_DOMAIN=redmine.example.com REDMICA_DB_HOST=aurora.cluster.example.internal
 
 run redmica config show
+show "redmica doctor   # settings, credentials, bucket, tenants, ECS: each a row with a hint"
+redmica doctor || true
 
 step "Check the example tenant files offline (what CI of a tenants repo runs)"
 run redmica tenant validate examples/tenants
@@ -115,6 +117,10 @@ show "redmica deploy --image redmica:broken"
 set +e; redmica deploy --image redmica:broken; code=$?; set -e
 echo "exit code: $code" >&2; [ "$code" -eq 1 ]
 run redmica status --events 4
+
+step "Least-privilege IAM, derived from what the code calls"
+show "redmica iam-policy --for container"
+redmica iam-policy --for container --account-id 123456789012
 
 step "Remove a tenant (--yes for scripts); it stays restorable from its history"
 run redmica tenant remove umbrella --yes

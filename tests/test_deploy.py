@@ -245,35 +245,6 @@ def moto_service() -> tuple[Any, str]:
     return ecs, arn
 
 
-@pytest.fixture
-def moto_rollouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto never rolls deployments over: make update_service start a new deployment that
-    completes, as ECS would when all goes well."""
-    from moto.ecs.models import EC2ContainerServiceBackend
-
-    original = EC2ContainerServiceBackend.update_service
-    ids = iter(range(1, 1000))
-
-    def update_service(self: Any, properties: dict[str, Any]) -> Any:
-        # moto pops these from the dict it is given: read them first.
-        changed = properties.get("task_definition") or properties.get("force_new_deployment")
-        service = original(self, properties)
-        if changed:
-            old = service.deployments[0]
-            new = {
-                **old,
-                "id": f"ecs-svc/new{next(ids)}",
-                "taskDefinition": service.task_definition,
-                "rolloutState": "COMPLETED",
-                "runningCount": service.desired_count,
-                "status": "PRIMARY",
-            }
-            service.deployments = [new]
-        return service
-
-    monkeypatch.setattr(EC2ContainerServiceBackend, "update_service", update_service)
-
-
 def app_for(**env: str) -> Application:
     app = Application(
         env={

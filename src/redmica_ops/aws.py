@@ -7,7 +7,7 @@ imported inside functions so that offline commands (`--help`, `tenant validate`)
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,20 @@ if TYPE_CHECKING:
 
     from redmica_ops.settings import Settings
 
-IAM_HINT = "check the caller's IAM permissions (the operator policy in docs/)"
+IAM_HINT = "check the caller's IAM permissions (`redmica iam-policy --for operator`)"
+
+# Called with (service, operation) for every AWS call made through ClientFactory clients. The
+# IAM policy tests use it to derive the operations each role really calls.
+CallRecorder = Callable[[str, str], None]
+CALL_RECORDERS: list[CallRecorder] = []
+
+
+def _record_call(params: Any, model: Any, **_: Any) -> None:
+    operation = model.name
+    if operation == "GetObject" and isinstance(params, dict) and params.get("VersionId"):
+        operation = "GetObjectVersion"
+    for recorder in list(CALL_RECORDERS):
+        recorder(model.service_model.service_name, operation)
 
 
 class ClientFactory:
@@ -62,14 +75,19 @@ class ClientFactory:
                     read_timeout=60,
                 )
                 with translate_errors(f"creating the {service} client"):
-                    self._clients[service] = self._boto_session().client(
+                    client = self._boto_session().client(
                         service, endpoint_url=self.settings.endpoint_url, config=config
                     )
+                client.meta.events.register("before-parameter-build", _record_call)
+                self._clients[service] = client
             return self._clients[service]
 
     def s3(self) -> S3Client:
         client: S3Client = self.client("s3")
         return client
+
+    def sts(self) -> Any:
+        return self.client("sts")
 
     def ecs(self) -> ECSClient:
         client: ECSClient = self.client("ecs")

@@ -87,6 +87,7 @@ def _register() -> None:
         config,
         cost,
         deploy,
+        doctor,
         entrypoint,
         migrate,
         render,
@@ -102,6 +103,8 @@ def _register() -> None:
     cli.add_command(deploy.rollback)
     cli.add_command(deploy.release)
     cli.add_command(deploy.status)
+    cli.add_command(doctor.doctor)
+    cli.add_command(doctor.iam_policy)
     cli.add_command(runs.runs)
     cli.add_command(cost.cost)
     cli.add_command(render.render)

@@ -1,0 +1,295 @@
+"""`redmica doctor`: what is wrong with this setup, each finding with a hint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redmica_ops.aws import error_code, translate_errors
+from redmica_ops.errors import RedmicaError
+from redmica_ops.settings import Settings
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str
+    detail: str
+    hint: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+class Doctor:
+    def __init__(
+        self,
+        settings: Settings,
+        clients: Any,
+        store_factory: Callable[[], Any],
+        apache_finder: Callable[[], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.store_factory = store_factory
+        self.apache_finder = apache_finder
+        self.checks: list[Check] = []
+
+    def add(self, name: str, status: str, detail: str, hint: str | None = None) -> None:
+        self.checks.append(Check(name, status, detail, hint))
+
+    def run(self) -> list[Check]:
+        self.check_settings()
+        if self.check_identity():
+            if self.settings.bucket:
+                self.check_bucket()
+                self.check_tenants()
+            if self.settings.cluster:
+                self.check_ecs()
+        self.check_apache()
+        return self.checks
+
+    def check_settings(self) -> None:
+        s = self.settings
+        self.add(
+            "settings: bucket",
+            OK if s.bucket else FAIL,
+            s.bucket or "not set",
+            None if s.bucket else "set REDMICA_BUCKET, CONFIG_BUCKET_NAME or `bucket`",
+        )
+        self.add(
+            "settings: domain",
+            OK if s.domain else WARN,
+            s.domain or "not set",
+            None if s.domain else "render and serve need the service domain",
+        )
+        missing = [n for n in ("cluster", "task_definition", "container") if not getattr(s, n)]
+        self.add(
+            "settings: migrations",
+            WARN if missing else OK,
+            f"missing {', '.join(missing)}"
+            if missing
+            else f"{s.cluster} / {s.task_definition} / {s.container}",
+            "`migrate --executor ecs` needs them" if missing else None,
+        )
+        self.add(
+            "settings: service",
+            OK if s.service else WARN,
+            s.service or "not set",
+            None if s.service else "deploy, reload, rollback and status need it",
+        )
+
+    def check_identity(self) -> bool:
+        try:
+            with translate_errors("asking STS who we are"):
+                identity = self.clients.sts().get_caller_identity()
+        except RedmicaError as error:
+            self.add("credentials", FAIL, error.message, error.hint)
+            return False
+        self.add("credentials", OK, f"{identity.get('Arn')} (account {identity.get('Account')})")
+        return True
+
+    def check_bucket(self) -> None:
+        s3, bucket = self.clients.s3(), str(self.settings.bucket)
+        try:
+            versioning = s3.get_bucket_versioning(Bucket=bucket)
+        except Exception as exc:
+            code = error_code(exc)
+            detail = "does not exist" if code == "NoSuchBucket" else f"cannot be read ({code})"
+            self.add(
+                "bucket",
+                FAIL,
+                f"s3://{bucket} {detail}",
+                "check the bucket name, the "
+                "region and the IAM policy (`redmica iam-policy --for operator`)",
+            )
+            return
+        self.add("bucket", OK, f"s3://{bucket} exists")
+        enabled = versioning.get("Status") == "Enabled"
+        self.add(
+            "bucket: versioning",
+            OK if enabled else WARN,
+            "enabled" if enabled else "not enabled",
+            None if enabled else "enable it: tenant history/restore and undoing a remove need it",
+        )
+        try:
+            rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
+                "Rules"
+            ]
+            algorithm = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"]
+            kms = algorithm.startswith("aws:kms")
+            self.add(
+                "bucket: encryption",
+                OK if kms else WARN,
+                algorithm,
+                None if kms else "use SSE-KMS: the documents hold database passwords",
+            )
+        except Exception as exc:
+            self.add(
+                "bucket: encryption",
+                WARN,
+                f"no default encryption ({error_code(exc)})",
+                "set SSE-KMS default encryption (or kms_key_id for redmica's writes)",
+            )
+        try:
+            block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
+            blocked = all(
+                block.get(k)
+                for k in (
+                    "BlockPublicAcls",
+                    "IgnorePublicAcls",
+                    "BlockPublicPolicy",
+                    "RestrictPublicBuckets",
+                )
+            )
+            self.add(
+                "bucket: public access",
+                OK if blocked else FAIL,
+                "all public access blocked" if blocked else f"not fully blocked: {block}",
+                None if blocked else "block all public access: it holds passwords",
+            )
+        except Exception as exc:
+            self.add(
+                "bucket: public access",
+                FAIL,
+                f"no public access block ({error_code(exc)})",
+                "block all public access on the config bucket: it holds passwords",
+            )
+
+    def check_tenants(self) -> None:
+        from redmica_ops.tenant import find_conflicts
+
+        try:
+            listing = self.store_factory().load_all()
+        except RedmicaError as error:
+            self.add("tenants", FAIL, error.message, error.hint)
+            return
+        clashes = find_conflicts(listing.entries())
+        if listing.invalid or clashes:
+            bad = [d.key for d in listing.invalid] + [str(p) for p in clashes]
+            self.add(
+                "tenants",
+                FAIL,
+                f"{len(listing.tenants)} valid, {len(listing.invalid)} "
+                f"invalid, {len(clashes)} clash(es): {'; '.join(bad[:3])}",
+                "see `redmica tenant list`; fix with `redmica tenant edit`",
+            )
+        else:
+            self.add("tenants", OK, f"{len(listing.tenants)} tenant(s), all valid and unique")
+
+    def check_ecs(self) -> None:
+        s, ecs = self.settings, self.clients.ecs()
+        cluster = str(s.cluster)
+        try:
+            with translate_errors(f"describing cluster {cluster}"):
+                found = ecs.describe_clusters(clusters=[cluster]).get("clusters", [])
+        except RedmicaError as error:
+            self.add("ecs: cluster", FAIL, error.message, error.hint)
+            return
+        active = [c for c in found if c.get("status") == "ACTIVE"]
+        self.add(
+            "ecs: cluster",
+            OK if active else FAIL,
+            f"{cluster} is active" if active else f"{cluster} not found or inactive",
+            None if active else "check the cluster setting and the region",
+        )
+        if not active:
+            return
+        image = None
+        if s.task_definition:
+            image = self._task_definition_image(ecs, str(s.task_definition), s.container)
+        if s.service:
+            self._check_service(ecs, cluster, str(s.service), image)
+
+    def _task_definition_image(self, ecs: Any, arn: str, container: str | None) -> str | None:
+        try:
+            definition = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        except Exception as exc:
+            self.add(
+                "ecs: task definition",
+                FAIL,
+                f"{arn} not found ({error_code(exc)})",
+                "check the task_definition setting",
+            )
+            return None
+        names = {c["name"]: c.get("image") for c in definition.get("containerDefinitions", [])}
+        label = f"{definition.get('family')}:{definition.get('revision')}"
+        if container and container not in names:
+            self.add(
+                "ecs: task definition",
+                FAIL,
+                f"{label} has no container {container!r}",
+                f"containers there: {', '.join(sorted(names))}",
+            )
+            return None
+        self.add(
+            "ecs: task definition",
+            OK,
+            f"{label}, container {container} runs {names.get(container or '', '?')}",
+        )
+        return names.get(container or "")
+
+    def _check_service(self, ecs: Any, cluster: str, service: str, image: str | None) -> None:
+        try:
+            services = ecs.describe_services(cluster=cluster, services=[service]).get(
+                "services", []
+            )
+        except Exception as exc:
+            self.add("ecs: service", FAIL, f"cannot describe {service} ({error_code(exc)})")
+            return
+        live = [x for x in services if x.get("status") != "INACTIVE"]
+        if not live:
+            self.add(
+                "ecs: service",
+                FAIL,
+                f"{service} not found in {cluster}",
+                "check the service setting",
+            )
+            return
+        primary: dict[str, Any] = next(
+            (d for d in live[0].get("deployments", []) if d.get("status") == "PRIMARY"), {}
+        )
+        self.add(
+            "ecs: service",
+            OK,
+            f"{service}: {primary.get('runningCount', '?')}/"
+            f"{primary.get('desiredCount', '?')} running, rollout "
+            f"{primary.get('rolloutState', '-')}",
+        )
+        if image and primary.get("taskDefinition"):
+            running = self._image_of(ecs, primary["taskDefinition"])
+            same = running == image
+            self.add(
+                "ecs: images agree",
+                OK if same else WARN,
+                f"service runs {running}" + ("" if same else f"; migrations would run {image}"),
+                None
+                if same
+                else "expected between `release` steps; otherwise point "
+                "task_definition at the service's revision",
+            )
+
+    def _image_of(self, ecs: Any, arn: str) -> str | None:
+        try:
+            definition = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        except Exception:
+            return None
+        names = {c["name"]: c.get("image") for c in definition.get("containerDefinitions", [])}
+        return names.get(self.settings.container or "")
+
+    def check_apache(self) -> None:
+        if self.apache_finder is None:
+            return
+        try:
+            install = self.apache_finder()
+        except RedmicaError as error:
+            self.add("apache (local rendering)", WARN, error.message, error.hint)
+            return
+        self.add("apache (local rendering)", OK, f"{install.binary} with Passenger")
+
+
+def failed(checks: list[Check]) -> bool:
+    return any(c.status == FAIL for c in checks)

@@ -1,0 +1,213 @@
+"""Least-privilege IAM policies for the three principals that use this code.
+
+Each role lists the AWS operations its code paths call; `tests/test_policy.py` records the
+operations really called under moto for each role and fails if this list and the code drift
+apart. Operations map to IAM actions and to resources scoped by ARN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# (service, operation) -> IAM actions it needs (some need more than their own name).
+OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("s3", "ListObjectsV2"): ("s3:ListBucket",),
+    ("s3", "ListObjectVersions"): ("s3:ListBucketVersions",),
+    ("s3", "GetObject"): ("s3:GetObject",),
+    ("s3", "GetObjectVersion"): ("s3:GetObjectVersion",),  # GetObject with a VersionId
+    ("s3", "HeadObject"): ("s3:GetObject",),
+    ("s3", "PutObject"): ("s3:PutObject",),
+    ("s3", "DeleteObject"): ("s3:DeleteObject",),
+    ("s3", "GetBucketVersioning"): ("s3:GetBucketVersioning",),
+    ("s3", "GetBucketEncryption"): ("s3:GetEncryptionConfiguration",),
+    ("s3", "GetPublicAccessBlock"): ("s3:GetBucketPublicAccessBlock",),
+    ("ecs", "DescribeClusters"): ("ecs:DescribeClusters",),
+    ("ecs", "DescribeTaskDefinition"): ("ecs:DescribeTaskDefinition",),
+    ("ecs", "RegisterTaskDefinition"): (
+        "ecs:RegisterTaskDefinition",
+        "ecs:TagResource",
+        "iam:PassRole",
+    ),
+    ("ecs", "ListTaskDefinitions"): ("ecs:ListTaskDefinitions",),
+    ("ecs", "RunTask"): ("ecs:RunTask", "ecs:TagResource", "iam:PassRole"),
+    ("ecs", "DescribeTasks"): ("ecs:DescribeTasks",),
+    ("ecs", "ListTasks"): ("ecs:ListTasks",),
+    ("ecs", "StopTask"): ("ecs:StopTask",),
+    ("ecs", "DescribeServices"): ("ecs:DescribeServices",),
+    ("ecs", "UpdateService"): ("ecs:UpdateService",),
+    ("sts", "GetCallerIdentity"): (),  # always allowed
+}
+
+_TENANT_READ = {("s3", "ListObjectsV2"), ("s3", "GetObject")}
+_MIGRATE = {
+    ("s3", "PutObject"),  # run records
+    ("ecs", "DescribeClusters"),
+    ("ecs", "DescribeTaskDefinition"),
+    ("ecs", "RunTask"),
+    ("ecs", "DescribeTasks"),
+    ("ecs", "ListTasks"),
+    ("ecs", "StopTask"),
+}
+
+# What each principal's code paths call.
+ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
+    # The app container: `entrypoint serve` and `entrypoint run-tenant`.
+    "container": frozenset(_TENANT_READ),
+    # The scheduled job: `migrate --all --no-wait`, `--resume`, and reading run records.
+    "migrator": frozenset(_TENANT_READ | _MIGRATE),
+    # An operator running any redmica command.
+    "operator": frozenset(
+        _TENANT_READ
+        | _MIGRATE
+        | {
+            ("s3", "HeadObject"),
+            ("s3", "DeleteObject"),
+            ("s3", "ListObjectVersions"),
+            ("s3", "GetObjectVersion"),
+            ("s3", "GetBucketVersioning"),
+            ("s3", "GetBucketEncryption"),
+            ("s3", "GetPublicAccessBlock"),
+            ("ecs", "RegisterTaskDefinition"),
+            ("ecs", "ListTaskDefinitions"),
+            ("ecs", "DescribeServices"),
+            ("ecs", "UpdateService"),
+            ("sts", "GetCallerIdentity"),
+        }
+    ),
+}
+ROLES = tuple(ROLE_OPERATIONS)
+
+
+@dataclass(frozen=True)
+class PolicyScope:
+    partition: str
+    region: str
+    account: str
+    bucket: str
+    prefix: str
+    runs_prefix: str
+    cluster: str | None = None
+    service: str | None = None
+    family: str | None = None
+    kms_key_arn: str | None = None
+    pass_roles: tuple[str, ...] = ()
+
+    def ecs(self, resource: str) -> str:
+        return f"arn:{self.partition}:ecs:{self.region}:{self.account}:{resource}"
+
+
+def actions_for(role: str) -> set[str]:
+    return {a for op in ROLE_OPERATIONS[role] for a in OPERATION_ACTIONS[op]}
+
+
+def policy_document(role: str, scope: PolicyScope) -> dict[str, Any]:
+    """The IAM policy JSON for `role`, every statement scoped to the configured resources."""
+    actions = actions_for(role)
+    s3 = f"arn:{scope.partition}:s3:::{scope.bucket}"
+    statements: list[dict[str, Any]] = []
+
+    def add(
+        sid: str, wanted: list[str], resources: list[str], condition: dict[str, Any] | None = None
+    ) -> None:
+        present = sorted(a for a in wanted if a in actions)
+        if present:
+            statement: dict[str, Any] = {
+                "Sid": sid,
+                "Effect": "Allow",
+                "Action": present,
+                "Resource": resources,
+            }
+            if condition:
+                statement["Condition"] = condition
+            statements.append(statement)
+
+    prefixes = [scope.prefix] + ([scope.runs_prefix] if role != "container" else [])
+    add(
+        "ListConfigBucket",
+        ["s3:ListBucket", "s3:ListBucketVersions"],
+        [s3],
+        {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
+    )
+    add(
+        "InspectConfigBucket",
+        [
+            "s3:GetBucketVersioning",
+            "s3:GetEncryptionConfiguration",
+            "s3:GetBucketPublicAccessBlock",
+        ],
+        [s3],
+    )
+    add("ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"])
+    add(
+        "WriteTenants",
+        ["s3:PutObject", "s3:DeleteObject"] if role == "operator" else [],
+        [f"{s3}/{scope.prefix}*"],
+    )
+    if role != "container":
+        add("RunRecords", ["s3:GetObject", "s3:PutObject"], [f"{s3}/{scope.runs_prefix}*"])
+    if scope.kms_key_arn:
+        kms = ["kms:Decrypt"] + (["kms:GenerateDataKey"] if role != "container" else [])
+        statements.append(
+            {
+                "Sid": "ConfigBucketKey",
+                "Effect": "Allow",
+                "Action": kms,
+                "Resource": [scope.kms_key_arn],
+            }
+        )
+    if scope.cluster:
+        cluster_arn = scope.ecs(f"cluster/{scope.cluster}")
+        add("DescribeCluster", ["ecs:DescribeClusters"], [cluster_arn])
+        family = scope.family or "*"
+        add(
+            "RunMigrationTasks",
+            ["ecs:RunTask"],
+            [scope.ecs(f"task-definition/{family}:*")],
+            {"ArnEquals": {"ecs:cluster": cluster_arn}},
+        )
+        add(
+            "TagMigrationTasks",
+            ["ecs:TagResource"],
+            [scope.ecs(f"task/{scope.cluster}/*"), scope.ecs(f"task-definition/{family}:*")],
+            {"StringEquals": {"ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"]}},
+        )
+        add(
+            "WatchMigrationTasks",
+            ["ecs:DescribeTasks", "ecs:StopTask"],
+            [scope.ecs(f"task/{scope.cluster}/*")],
+        )
+        add(
+            "ListClusterTasks",
+            ["ecs:ListTasks"],
+            ["*"],
+            {"ArnEquals": {"ecs:cluster": cluster_arn}},
+        )
+        if scope.service:
+            add(
+                "DeployService",
+                ["ecs:DescribeServices", "ecs:UpdateService"],
+                [scope.ecs(f"service/{scope.cluster}/{scope.service}")],
+            )
+    # These ECS actions do not support resource-level permissions.
+    add(
+        "TaskDefinitions",
+        ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:ListTaskDefinitions"],
+        ["*"],
+    )
+    if "iam:PassRole" in actions:
+        statements.append(
+            {
+                "Sid": "PassTaskRoles",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": list(scope.pass_roles)
+                or [f"arn:{scope.partition}:iam::{scope.account}:role/REPLACE-with-task-roles"],
+                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+            }
+        )
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def granted_actions(document: dict[str, Any]) -> set[str]:
+    return {a for s in document["Statement"] for a in s["Action"]}

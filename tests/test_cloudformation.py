@@ -1,0 +1,156 @@
+"""The CloudFormation stack: cfn-lint clean, and in step with what the CLI expects."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from redmica_ops.cli.main import cli
+from redmica_ops.policy import actions_for
+from redmica_ops.settings import SPECS_BY_NAME, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TEMPLATES = sorted((ROOT / "templates" / "cloudformation").glob("*.yaml"))
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {suffix: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506
+    return data
+
+
+STACK = load(ROOT / "templates" / "cloudformation" / "redmica.yaml")
+RESOURCES = STACK["Resources"]
+
+
+def test_cfn_lint_is_clean() -> None:
+    assert TEMPLATES
+    linter = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run(
+        [str(linter), *map(str, TEMPLATES)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def containers(resource: str) -> dict[str, dict[str, Any]]:
+    return {c["Name"]: c for c in RESOURCES[resource]["Properties"]["ContainerDefinitions"]}
+
+
+def env(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+
+
+def test_container_name_matches_everywhere() -> None:
+    name = STACK["Outputs"]["ContainerName"]["Value"]
+    assert name in containers("AppTaskDefinition")
+    service = RESOURCES["Service"]["Properties"]
+    assert service["LoadBalancers"][0]["ContainerName"] == name
+    assert env(containers("MigratorTaskDefinition")["migrator"])["REDMICA_CONTAINER"] == name
+
+
+def test_environment_names_are_redmica_settings() -> None:
+    for resource in ("AppTaskDefinition", "MigratorTaskDefinition"):
+        for container in containers(resource).values():
+            for variable in env(container):
+                assert variable.startswith("REDMICA_"), variable
+                assert variable.removeprefix("REDMICA_").lower() in SPECS_BY_NAME, variable
+    secrets = containers("AppTaskDefinition")["app"]["Secrets"]
+    assert [s["Name"] for s in secrets] == ["SECRET_KEY_BASE"]
+
+
+def test_prefixes_match_the_defaults() -> None:
+    defaults = Settings()
+    app_env = env(containers("AppTaskDefinition")["app"])
+    assert app_env["REDMICA_PREFIX"] == defaults.prefix == "tenants/"
+    text = (ROOT / "templates" / "cloudformation" / "redmica.yaml").read_text()
+    assert f"/{defaults.prefix}*" in text and f"/{defaults.runs_prefix}*" in text
+    rules = RESOURCES["ConfigBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert {r["Prefix"] for r in rules} == {defaults.prefix, defaults.runs_prefix}
+
+
+def test_the_scheduled_job_is_a_valid_redmica_command() -> None:
+    migrator = containers("MigratorTaskDefinition")["migrator"]
+    assert migrator["EntryPoint"] == ["redmica"]
+    name, *args = migrator["Command"]
+    command = cli.commands[name]
+    # Same help options as under `redmica`: click caches a command's help option.
+    context = command.make_context(name, list(args), **cli.context_settings)
+    assert context.params["all_tenants"] and context.params["no_wait"]
+
+
+def test_app_image_entrypoint_is_the_one_migrations_expect() -> None:
+    dockerfile = (ROOT / "Dockerfile.redmine").read_text()
+    assert 'ENTRYPOINT ["redmica", "entrypoint"]' in dockerfile
+    assert "EntryPoint" not in containers("AppTaskDefinition")["app"]
+
+
+def statements(resource: str, policy: str | None = None) -> list[dict[str, Any]]:
+    props = RESOURCES[resource]["Properties"]
+    if "PolicyDocument" in props:
+        return list(props["PolicyDocument"]["Statement"])
+    return [
+        s
+        for p in props["Policies"]
+        if policy in (None, p["PolicyName"])
+        for s in p["PolicyDocument"]["Statement"]
+    ]
+
+
+def allowed(stmts: list[dict[str, Any]]) -> set[str]:
+    found: set[str] = set()
+    for statement in stmts:
+        action = statement["Action"]
+        found.update([action] if isinstance(action, str) else action)
+    return found - {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+@pytest.mark.parametrize(
+    ("role", "resource", "policy"),
+    [
+        ("operator", "OperatorPolicy", None),
+        ("migrator", "MigratorTaskRole", "migrate"),
+        ("container", "AppTaskRole", "read-tenants"),
+    ],
+)
+def test_stack_policies_grant_what_the_code_calls(
+    role: str, resource: str, policy: str | None
+) -> None:
+    """The same actions as `redmica iam-policy --for ROLE` (which tests derive from code)."""
+    assert allowed(statements(resource, policy)) == actions_for(role)
+
+
+def test_bucket_is_private_versioned_and_encrypted() -> None:
+    bucket = RESOURCES["ConfigBucket"]["Properties"]
+    assert bucket["VersioningConfiguration"]["Status"] == "Enabled"
+    assert all(bucket["PublicAccessBlockConfiguration"].values())
+    default = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert default["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    (deny,) = statements("ConfigBucketPolicy")
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_service_has_the_circuit_breaker_with_rollback() -> None:
+    config = RESOURCES["Service"]["Properties"]["DeploymentConfiguration"]
+    assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}

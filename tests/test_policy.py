@@ -1,0 +1,208 @@
+"""IAM policies derived from the code: each role's operations are recorded under moto while its
+commands run, and must equal what `redmica iam-policy` grants."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from redmica_ops.aws import CALL_RECORDERS
+from redmica_ops.cli.app import Application
+from redmica_ops.pacing import FakeClock
+from redmica_ops.policy import (
+    OPERATION_ACTIONS,
+    ROLE_OPERATIONS,
+    PolicyScope,
+    actions_for,
+    granted_actions,
+    policy_document,
+)
+from tests.conftest import BUCKET, Invoke, tenant_yaml
+from tests.test_deploy import moto_service
+
+Calls = set[tuple[str, str]]
+
+
+@pytest.fixture
+def recorded() -> Iterator[Calls]:
+    calls: Calls = set()
+
+    def record(service: str, operation: str) -> None:
+        calls.add((service, operation))
+
+    CALL_RECORDERS.append(record)
+    yield calls
+    CALL_RECORDERS.remove(record)
+
+
+def seed(s3: S3Client, *names: str) -> None:
+    for name in names:
+        s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=tenant_yaml(name).encode())
+
+
+def make_app(**env: str) -> Application:
+    subnet = boto3.client("ec2", region_name="us-east-1").describe_subnets()["Subnets"][0][
+        "SubnetId"
+    ]
+    app = Application(
+        env={
+            **os.environ,
+            "REDMICA_CLUSTER": "prod",
+            "REDMICA_SERVICE": "redmica",
+            "REDMICA_CONTAINER": "app",
+            "REDMICA_TASK_DEFINITION": "redmica-app",
+            "REDMICA_SUBNETS": subnet,
+            "REDMICA_DOMAIN": "example.com",
+            **env,
+        }
+    )
+    app.make_clock = lambda cancellation: FakeClock()
+    app.exec_process = lambda argv, environ: None
+    return app
+
+
+def test_container_role(s3: S3Client, run: Invoke, recorded: Calls, tmp_path: Any) -> None:
+    seed(s3, "acme", "beta")
+    app = make_app(REDMICA_VHOSTS_FILE=str(tmp_path / "v.conf"))
+    assert run("entrypoint", "serve", "--no-check", app=app).exit_code == 0
+    assert run("entrypoint", "run-tenant", "acme", "--", "true", app=app).exit_code == 0
+    assert recorded == ROLE_OPERATIONS["container"]
+
+
+def test_migrator_role(s3: S3Client, run: Invoke, recorded: Calls) -> None:
+    moto_service()
+    seed(s3, "acme", "beta")
+    launched = run("migrate", "--all", "--no-wait", "-O", "json", app=make_app())
+    assert launched.exit_code == 0, launched.output
+    run_id = launched.json()["run_id"]
+    # Resuming with a 1 s timeout also exercises stopping a task.
+    resumed = run("migrate", "--resume", run_id, "--timeout", "1", app=make_app())
+    assert resumed.exit_code == 1, resumed.output  # the tasks timed out
+    assert "timed_out" in resumed.stderr
+    assert recorded == ROLE_OPERATIONS["migrator"]
+
+
+def test_operator_role(
+    s3: S3Client, run: Invoke, recorded: Calls, moto_rollouts: None, tmp_path: Any
+) -> None:
+    moto_service()
+    app = make_app
+    assert (
+        run("tenant", "add", "acme", "-f", "-", input=tenant_yaml("acme"), app=app()).exit_code == 0
+    )
+    assert run("tenant", "list", app=app()).exit_code == 0
+    assert (
+        run(
+            "tenant",
+            "update",
+            "acme",
+            "-f",
+            "-",
+            input=tenant_yaml("acme", db__port=6000),
+            app=app(),
+        ).exit_code
+        == 0
+    )
+    history = run("tenant", "history", "acme", "-O", "json", app=app()).json()
+    assert run("tenant", "restore", "acme", history[-1]["version_id"], app=app()).exit_code == 0
+    assert run("tenant", "history", "acme", app=app()).exit_code == 0
+    assert run("tenant", "remove", "acme", "--yes", app=app()).exit_code == 0
+    assert (
+        run("tenant", "add", "acme", "-f", "-", input=tenant_yaml("acme"), app=app()).exit_code == 0
+    )
+    assert run("render", "vhosts", "-o", str(tmp_path / "v.conf"), app=app()).exit_code == 0
+    migrated = run("migrate", "--all", "--no-wait", "-O", "json", app=app())
+    resumed = run("migrate", "--resume", migrated.json()["run_id"], "--timeout", "1", app=app())
+    assert "timed_out" in resumed.stderr
+    assert run("runs", "list", app=app()).exit_code == 0
+    assert run("deploy", "--image", "redmica:2", app=app()).exit_code == 0
+    assert run("rollback", app=app()).exit_code == 0
+    assert run("status", app=app()).exit_code == 0
+    assert run("doctor", app=app()).exit_code in (0, 1)
+    assert run("iam-policy", "--for", "operator", app=app()).exit_code == 0
+    assert recorded == ROLE_OPERATIONS["operator"]
+
+
+def test_every_recorded_operation_has_actions() -> None:
+    for operations in ROLE_OPERATIONS.values():
+        assert operations <= set(OPERATION_ACTIONS)
+
+
+SCOPE = PolicyScope(
+    partition="aws",
+    region="eu-west-1",
+    account="111122223333",
+    bucket="acme-config",
+    prefix="tenants/",
+    runs_prefix="runs/",
+    cluster="prod",
+    service="redmica",
+    family="redmica-app",
+    kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/abcd",
+    pass_roles=("arn:aws:iam::111122223333:role/redmica-task",),
+)
+
+
+@pytest.mark.parametrize("role", list(ROLE_OPERATIONS))
+def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
+    document = policy_document(role, SCOPE)
+    assert granted_actions(document) - {"kms:Decrypt", "kms:GenerateDataKey"} == actions_for(role)
+    for statement in document["Statement"]:
+        resources = statement["Resource"]
+        if resources == ["*"]:
+            # Only actions without resource-level permissions, or ListTasks with a condition.
+            assert set(statement["Action"]) <= {
+                "ecs:DescribeTaskDefinition",
+                "ecs:RegisterTaskDefinition",
+                "ecs:ListTaskDefinitions",
+                "ecs:ListTasks",
+            }
+            if "ecs:ListTasks" in statement["Action"]:
+                assert statement["Condition"]["ArnEquals"]["ecs:cluster"].endswith(":cluster/prod")
+        for resource in resources:
+            assert (
+                resource == "*"
+                or "acme-config" in resource
+                or ":prod" in resource
+                or "/prod" in resource
+                or "redmica-app" in resource
+                or resource in (SCOPE.kms_key_arn, *SCOPE.pass_roles)
+            )
+
+
+def test_container_cannot_write_or_touch_ecs() -> None:
+    document = policy_document("container", SCOPE)
+    actions = granted_actions(document)
+    assert not any(a.startswith("ecs:") or a == "iam:PassRole" for a in actions)
+    assert "s3:PutObject" not in actions and "s3:DeleteObject" not in actions
+    reads = next(s for s in document["Statement"] if s["Sid"] == "ReadTenants")
+    assert reads["Resource"] == ["arn:aws:s3:::acme-config/tenants/*"]
+
+
+def test_pass_role_only_for_the_task_roles() -> None:
+    document = policy_document("migrator", SCOPE)
+    (statement,) = [s for s in document["Statement"] if "iam:PassRole" in s["Action"]]
+    assert statement["Resource"] == list(SCOPE.pass_roles)
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+
+
+def test_iam_policy_command_reads_roles_from_the_task_definition(s3: S3Client, run: Invoke) -> None:
+    moto_service()
+    result = run("iam-policy", "--for", "migrator", app=make_app())
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    (passing,) = [s for s in document["Statement"] if s["Sid"] == "PassTaskRoles"]
+    assert sorted(passing["Resource"]) == [
+        "arn:aws:iam::123456789012:role/exec",
+        "arn:aws:iam::123456789012:role/task",
+    ]
+    run_records = next(s for s in document["Statement"] if s["Sid"] == "RunRecords")
+    assert run_records["Resource"] == [f"arn:aws:s3:::{BUCKET}/runs/*"]
