@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit live-deps docs clean
+.PHONY: demo test lint typecheck unit live-deps e2e docs clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
@@ -12,11 +12,11 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh
 demo: $(STAMP)
 	bash scripts/demo.sh
 
-test: lint typecheck unit
+test: lint typecheck unit e2e
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
 	$(BIN)/cfn-lint templates/cloudformation/*.yaml
 
 typecheck: $(STAMP)
@@ -24,6 +24,10 @@ typecheck: $(STAMP)
 
 unit: $(STAMP) live-deps
 	$(BIN)/pytest
+
+# Real multi-tenant Redmine: Debian's redmine + PostgreSQL + Apache/Passenger (docs/try-it-on-one-machine.md).
+e2e: $(STAMP)
+	$(BIN)/python scripts/e2e_redmine.py
 
 # Debian's Apache + Passenger for the live tests (apt-get; skipped without root).
 live-deps:

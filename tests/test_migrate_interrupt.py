@@ -90,8 +90,10 @@ def test_ctrl_c_lets_running_migrations_finish_and_resume_does_the_rest(
         "redmica to acknowledge Ctrl-C",
     )
     (out / "go").touch()  # the two running migrations may now finish
-    stdout, _ = process.communicate(timeout=60)
+    # communicate() and the reader thread share the stderr pipe: keep what each got.
+    stdout, rest = process.communicate(timeout=60)
     reader.join(timeout=10)
+    stderr_lines.append(rest)
 
     assert process.returncode == 130, "".join(stderr_lines)
     first = json.loads(stdout)

@@ -353,6 +353,9 @@ def test_redmine_config_files(run: Invoke, tmp_path: Path) -> None:
         "port",
         "encoding",
     }
+    configuration = (tmp_path / "configuration.yml").read_text()
+    assert set(without_erb(configuration)["production"]) == {"attachments_storage_path"}
+    assert "REDMICA_TENANT" in configuration
     assert set(without_erb(s3_yml)["production"]) == {
         "bucket",
         "folder",

@@ -22,7 +22,7 @@ from redmica_ops.templates import template_text
 from redmica_ops.tenant import REDACTED, Entry, find_conflicts
 
 VHOSTS_TEMPLATE = "vhosts.conf.j2"
-REDMINE_CONFIG_FILES = ("database.yml", "s3.yml")
+REDMINE_CONFIG_FILES = ("database.yml", "s3.yml", "configuration.yml")
 CATCH_ALL_NAME = "redmica-catch-all.invalid"
 
 

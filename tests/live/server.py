@@ -54,10 +54,11 @@ class LiveApache:
     workdir: Path
     site_file: Path
     port: int
+    extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
-        extra: tuple[str, ...] = ("PassengerDefaultUser www-data",)
+        extra: tuple[str, ...] = ("PassengerDefaultUser www-data", *self.extra)
         if os.geteuid() == 0:
             extra += ("User www-data", "Group www-data")
         config = self.workdir / "server.conf"
@@ -87,6 +88,11 @@ class LiveApache:
                     message = f"Apache did not listen in {timeout}s: {self.log_tail()}"
                     raise RuntimeError(message) from exc
                 time.sleep(0.05)
+
+    def graceful(self) -> None:
+        """Re-read the configuration without dropping connections (SIGUSR1 to the parent)."""
+        pid = int((self.workdir / "httpd.pid").read_text().strip())
+        os.kill(pid, signal.SIGUSR1)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop by Apache's own pid file (it also takes Passenger down), then reap."""

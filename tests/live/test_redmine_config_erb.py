@@ -23,7 +23,7 @@ def evaluate(path: Path, env: dict[str, str]) -> dict[str, object]:
     ruby = shutil.which("ruby")
     if ruby is None:
         pytest.skip("ruby is not installed (it comes with Passenger, which `make test` installs)")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RAILS_", "S3_"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("RAILS_", "S3_", "REDMICA_"))}
     result = subprocess.run(
         [ruby, "-e", EVALUATE, str(path)],
         env={**clean, **env},
@@ -75,4 +75,13 @@ def test_s3_yml_keeps_everything_in_the_tenant_folder(tmp_path: Path) -> None:
             "region": "eu-west-1",
             "endpoint": None,
         }
+    }
+
+
+def test_configuration_yml_gives_each_tenant_its_own_files(tmp_path: Path) -> None:
+    path = tmp_path / "configuration.yml"
+    path.write_text(render_redmine_config("configuration.yml"))
+    env = {"REDMICA_TENANT": "acme", "REDMICA_ATTACHMENTS_ROOT": "/var/lib/redmine/files"}
+    assert evaluate(path, env) == {
+        "production": {"attachments_storage_path": "/var/lib/redmine/files/acme"}
     }

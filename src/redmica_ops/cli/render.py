@@ -156,12 +156,13 @@ def check_file(app: Application, file: Path) -> None:
 )
 @pass_app
 def redmine_config(app: Application, out: Path) -> None:
-    """Write Redmine's database.yml and s3.yml (for the redmica_s3 plugin).
+    """Write Redmine's database.yml, configuration.yml and s3.yml (for redmica_s3).
 
-    Both read everything from the tenant's environment through ERB (RAILS_DB,
+    They read everything from the tenant's environment through ERB (RAILS_DB,
     RAILS_DB_USERNAME, RAILS_DB_PASSWORD, RAILS_DB_HOST, RAILS_DB_PORT, S3_BUCKET_NAME,
-    S3_FOLDER_NAME), so one Redmine directory serves every tenant. They hold no secrets and no
-    access keys: the ECS task role supplies AWS credentials.
+    S3_FOLDER_NAME), so one Redmine directory serves every tenant; configuration.yml gives each
+    tenant its own attachments directory under REDMICA_ATTACHMENTS_ROOT. They hold no secrets
+    and no access keys: the ECS task role supplies AWS credentials.
 
     \b
     Examples:

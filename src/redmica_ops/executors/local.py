@@ -37,6 +37,23 @@ class _Process:
     started_at: str
 
 
+def _identity(user: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Popen arguments and login variables to run as `user`, like `runuser -u USER`:
+    its uid, its primary group, its supplementary groups (Debian's Redmine reads its secret
+    through the www-data group) and its HOME."""
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        raise ValueError(f"no such user: {user}") from None
+    groups = os.getgrouplist(user, entry.pw_gid)
+    return (
+        {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": groups},
+        {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user},
+    )
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -70,6 +87,13 @@ class LocalExecutor:
             **(self.target.extra_env or {}),
             **tenant_environment(job.tenant, tenant, self.target.default_db_host),
         }
+        identity: dict[str, Any] = {}
+        if self.target.user:
+            try:
+                identity, login = _identity(self.target.user)
+            except ValueError as exc:
+                return LaunchFailed(str(exc), retryable=False)
+            env.update(login)
         path = self.log_path(job.tenant)
         log = path.open("ab")
         log.write(f"== redmica: attempt {job.attempt}, {_now()}\n".encode())
@@ -80,7 +104,7 @@ class LocalExecutor:
                 job.command,
                 cwd=self.target.workdir,
                 env=env,
-                user=self.target.user,
+                **identity,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

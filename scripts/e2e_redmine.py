@@ -1,0 +1,624 @@
+#!/usr/bin/env python3
+"""Multi-tenant Redmine end to end, on this machine, the way an operator runs it.
+
+Debian's Redmine, a private PostgreSQL cluster, the embedded sandbox as the config bucket,
+`redmica tenant add`, `redmica render redmine-config`, `redmica migrate --executor local`,
+`redmica render vhosts`, one Apache + Passenger; then HTTP checks that each tenant sees only
+its own database, a control that proves the check can fail, and a tenant added and one
+removed while everything runs. `make test` runs it (see docs/try-it-on-one-machine.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.live.server import LiveApache  # noqa: E402
+
+from redmica_ops.apache import find_apache  # noqa: E402
+
+PACKAGES = ["redmine", "redmine-pgsql", "apache2", "libapache2-mod-passenger", "postgresql"]
+REDMINE = Path("/usr/share/redmine")
+INSTANCE_CONFIG = Path("/etc/redmine/default")
+FILES_ROOT = Path("/var/lib/redmine/default/files")
+DOMAIN = "e2e.test"
+REDMICA = str(Path(sys.executable).parent / "redmica")
+MIGRATE_COMMAND = "rake db:migrate redmine:plugins:migrate redmine:load_default_data"
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class Run:
+    work: Path
+    timings: dict[str, float] = field(default_factory=dict)
+    logs: dict[str, Path] = field(default_factory=dict)  # what to show when a step fails
+    env: dict[str, str] = field(default_factory=dict)
+    cleanups: list[tuple[str, object]] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def step(self, name: str, *logs: str) -> Iterator[None]:
+        print(f"\n== {name}", flush=True)
+        started = time.monotonic()
+        try:
+            yield
+        except Exception as exc:
+            print(f"\nFAILED at step: {name}: {exc}", file=sys.stderr)
+            for key in logs:
+                path = self.logs.get(key)
+                if path and path.exists():
+                    tail = path.read_text(errors="replace").splitlines()[-40:]
+                    print(f"--- last lines of {key} ({path}):", file=sys.stderr)
+                    print("\n".join(tail), file=sys.stderr)
+            raise StepFailed(name) from exc
+        finally:
+            self.timings[name] = time.monotonic() - started
+            print(f"   ({self.timings[name]:.1f}s)", flush=True)
+
+
+def sh(
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(args),
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args[:4])}... exited {result.returncode}: "
+            f"{(result.stderr or result.stdout)[-2000:]}"
+        )
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+# -- packages -----------------------------------------------------------------------------------
+def install_packages() -> None:
+    missing = [
+        p
+        for p in PACKAGES
+        if "install ok installed"
+        not in sh("dpkg-query", "-W", "-f=${Status}", p, check=False).stdout
+    ]
+    if not missing:
+        print("   all packages present")
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError(f"need root to install {missing}")
+    sh(
+        "debconf-set-selections",
+        input="redmine redmine/instances/default/dbconfig-install boolean false\n",
+    )
+    sh("apt-get", "update", "-qq")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    sh("apt-get", "install", "-y", "-qq", *missing, env=env, timeout=900)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+@dataclass
+class Postgres:
+    data: Path
+    socket_dir: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bin(self) -> Path:
+        return max(Path("/usr/lib/postgresql").glob("*/bin"))
+
+    def start(self, log: Path) -> None:
+        for path in (self.data, self.socket_dir):
+            path.mkdir(parents=True)
+            shutil.chown(path, "postgres", "postgres")
+        sh(
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+        )
+        log_handle = log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bin / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ],
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: (
+                sh(
+                    str(self.bin / "pg_isready"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            "PostgreSQL",
+        )
+
+    def sql(self, statements: str, database: str = "postgres") -> str:
+        return sh(
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(self.bin / "psql"),
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAt",
+            "-f",
+            "-",
+            input=statements,
+        ).stdout
+
+    def create_tenant_database(self, name: str, password: str) -> None:
+        # Through stdin, so the password is never in a process's argv.
+        self.sql(
+            f"CREATE ROLE {name} LOGIN PASSWORD '{password}';\n"
+            f"CREATE DATABASE {name} OWNER {name} ENCODING 'UTF8';\n"
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # smart shutdown
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+# -- the operator's commands ------------------------------------------------------------------
+def redmica(
+    run: Run, *args: str, input: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return sh(REDMICA, *args, input=input, env={**os.environ, **run.env}, check=check)
+
+
+def add_tenant(run: Run, pg: Postgres, name: str, limit: str | None = None) -> None:
+    password = f"pw-{name}-{secrets.token_urlsafe(12)}"
+    pg.create_tenant_database(name, password)
+    args = [
+        "tenant",
+        "add",
+        name,
+        "--db-name",
+        name,
+        "--db-user",
+        name,
+        "--db-host",
+        "127.0.0.1",
+        "--db-port",
+        str(pg.port),
+        "--s3-bucket",
+        "redmica-e2e-files",
+        "--s3-folder",
+        name,
+        "--sub-domain",
+        name,
+        "--db-password-stdin",
+    ]
+    if limit:
+        args += ["--limit-ip", limit]
+    redmica(run, *args, input=password + "\n")
+
+
+def migrate(run: Run, *ids: str) -> dict[str, Any]:
+    selection = list(ids) or ["--all"]
+    result = redmica(
+        run,
+        "migrate",
+        *selection,
+        "--executor",
+        "local",
+        "--command",
+        MIGRATE_COMMAND,
+        "--output",
+        "json",
+        check=False,
+    )
+    data: dict[str, Any] = json.loads(result.stdout)
+    failed = [t for t in data["tenants"] if t["status"] != "succeeded"]
+    if result.returncode != 0 or failed:
+        for tenant in failed:
+            log = Path(str(tenant["log_stream"]))
+            if log.exists():
+                print(f"--- {tenant['tenant']} ({log}):", file=sys.stderr)
+                print(
+                    "\n".join(log.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr
+                )
+        raise RuntimeError(f"migrations failed: {data['summary']}")
+    return data
+
+
+def mark_tenant(pg: Postgres, name: str) -> None:
+    # A title and a public project only this tenant's database has. `name` is one of this
+    # script's own tenant ids (DNS labels), so building the SQL from it is safe.
+    pg.sql(
+        "DELETE FROM settings WHERE name = 'app_title';\n"
+        "INSERT INTO settings (name, value, updated_on)"
+        f" VALUES ('app_title', 'Title of {name}', now());\n"
+        "INSERT INTO projects (name, identifier, description, homepage, is_public, status,"
+        " lft, rgt, inherit_members, created_on, updated_on)"
+        f" VALUES ('Project of {name}', 'project-{name}', '', '', true, 1, 1, 2, false,"
+        " now(), now());\n",
+        database=name,
+    )
+
+
+def render_vhosts(run: Run, port: int, out: Path) -> None:
+    redmica(
+        run,
+        "render",
+        "vhosts",
+        "--app-root",
+        str(REDMINE),
+        "--listen-port",
+        str(port),
+        "-o",
+        str(out),
+        "--check",
+    )
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+def get(port: int, host: str, path: str = "/", timeout: float = 180) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", errors="replace")
+    finally:
+        connection.close()
+
+
+def title_of(body: str) -> str | None:
+    match = re.search(r"Title of ([a-z0-9-]+)", body)
+    return match.group(1) if match else None
+
+
+def check_isolation(
+    port: int, tenants: list[str], all_names: list[str], concurrency: int = 12
+) -> dict[str, float]:
+    """Every tenant's pages show its own title and project, none of the others'."""
+    first: dict[str, float] = {}
+
+    def visit(name: str) -> tuple[str, int, str, float]:
+        started = time.monotonic()
+        status, body = get(port, f"{name}.{DOMAIN}")
+        return name, status, body, time.monotonic() - started
+
+    plan = [tenants[i % len(tenants)] for i in range(concurrency)]
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for name, status, body, took in pool.map(visit, plan):
+            if status != 200 or title_of(body) != name:
+                raise RuntimeError(f"{name}: status {status}, title {title_of(body)!r}")
+            first[name] = max(first.get(name, 0.0), took)
+    for name in tenants:
+        status, body = get(port, f"{name}.{DOMAIN}", "/projects")
+        if status != 200 or f"Project of {name}" not in body:
+            raise RuntimeError(f"{name}: /projects status {status} without its project")
+        others = [o for o in all_names if o != name and f"Project of {o}" in body]
+        if others:
+            raise RuntimeError(f"{name}: /projects shows other tenants' projects: {others}")
+    return first
+
+
+def leak_seen(port: int, tenants: list[str], requests: int = 30) -> tuple[int, list[int]]:
+    def visit(name: str) -> tuple[bool, int]:
+        status, body = get(port, f"{name}.{DOMAIN}")
+        return status == 200 and title_of(body) not in (None, name), status
+
+    with ThreadPoolExecutor(max_workers=requests) as pool:
+        results = list(pool.map(visit, [tenants[i % len(tenants)] for i in range(requests)]))
+    return sum(leak for leak, _ in results), sorted({status for _, status in results})
+
+
+def memory_per_tenant() -> dict[str, int]:
+    """RSS (kB) of the Ruby processes serving each tenant, found by their REDMICA_TENANT."""
+    usage: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes().split(b"\0")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        tenant = next(
+            (e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"REDMICA_TENANT=")),
+            None,
+        )
+        rss = re.search(r"VmRSS:\s+(\d+)", status)
+        if (tenant and rss and "ruby" in (proc / "comm").read_text(errors="replace").lower()) or (
+            tenant and rss and "Passenger" in status
+        ):
+            usage[tenant] = usage.get(tenant, 0) + int(rss.group(1))
+    return usage
+
+
+# -- the run --------------------------------------------------------------------------------------
+def main() -> int:
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        # It installs Debian packages, runs servers as www-data/postgres and writes
+        # /etc/redmine: only as root on Debian. CI is both.
+        print("e2e: skipped (needs root on Debian); 0 passed, 0 failed, 1 skipped")
+        return 0
+    work = Path(tempfile.mkdtemp(prefix="redmica-e2e-"))
+    work.chmod(0o755)
+    run = Run(work)
+    pg = Postgres(work / "pg", work / "pgsock", free_port())
+    sandbox: subprocess.Popen[bytes] | None = None
+    apache: LiveApache | None = None
+    backup = work / "redmine-config-backup"
+    open_tenants = ["alpha", "beta", "gamma"]
+    try:
+        with run.step(
+            "install Debian packages (redmine, redmine-pgsql, apache2, passenger, postgresql)"
+        ):
+            install_packages()
+            install = find_apache()
+
+        run.logs["postgres"] = work / "postgres.log"
+        with run.step("start a private PostgreSQL cluster", "postgres"):
+            pg.start(run.logs["postgres"])
+
+        run.logs["sandbox"] = work / "sandbox.log"
+        with run.step("start the embedded sandbox (the config bucket)", "sandbox"):
+            env_file = work / "sandbox.env"
+            sandbox = subprocess.Popen(
+                [REDMICA, "sandbox", "--bucket", "redmica-e2e-config", "--env-file", str(env_file)],
+                stdout=subprocess.DEVNULL,
+                stderr=run.logs["sandbox"].open("wb"),
+                start_new_session=True,
+            )
+            wait_for(env_file.exists, "the sandbox")
+            for line in env_file.read_text().splitlines():
+                key, _, value = line.removeprefix("export ").partition("=")
+                run.env[key] = value
+            run.env.update(
+                {
+                    "REDMICA_DOMAIN": DOMAIN,
+                    "REDMICA_LOCAL_WORKDIR": str(REDMINE),
+                    "REDMICA_LOCAL_USER": "www-data",
+                    "REDMICA_LOCAL_ENV": (
+                        "RAILS_ENV=production,REDMINE_LANG=en,SCHEMA=/dev/null,"
+                        f"REDMICA_ATTACHMENTS_ROOT={FILES_ROOT}"
+                    ),
+                    "REDMICA_LOCAL_LOG_DIR": str(work / "migrations"),
+                    "REDMICA_POLL_INTERVAL": "1",
+                }
+            )
+
+        with run.step("add tenants with `redmica tenant add` (one limited to 10.0.0.0/8)"):
+            for name in open_tenants:
+                add_tenant(run, pg, name)
+            add_tenant(run, pg, "delta", limit="10.0.0.0/8")
+
+        with run.step("install the Redmine config from `redmica render redmine-config`"):
+            backup.mkdir()
+            for name in ("database.yml", "configuration.yml"):
+                if (INSTANCE_CONFIG / name).exists():
+                    shutil.copy2(INSTANCE_CONFIG / name, backup / name)
+            run.cleanups.append(("restore Redmine config", backup))
+            rendered = work / "redmine-config"
+            redmica(run, "render", "redmine-config", "-o", str(rendered))
+            for name in ("database.yml", "configuration.yml"):
+                shutil.copy(rendered / name, INSTANCE_CONFIG / name)
+                (INSTANCE_CONFIG / name).chmod(0o644)
+
+        with run.step("migrate every tenant with `redmica migrate --all --executor local`"):
+            report = migrate(run)
+            per_tenant = {
+                t["tenant"]: (t["started_at"], t["stopped_at"]) for t in report["tenants"]
+            }
+            print(f"   {report['summary']}")
+
+        with run.step("give each tenant a title and a public project in its own database"):
+            for name in [*open_tenants, "delta"]:
+                mark_tenant(pg, name)
+
+        site = work / "site.conf"
+        port = free_port()
+        run.logs["apache"] = work / "apache" / "error.log"
+        with run.step("render vhosts and start Apache + Passenger", "apache"):
+            render_vhosts(run, port, site)
+            (work / "apache").mkdir()
+            (work / "apache").chmod(0o755)
+            apache = LiveApache(
+                install,
+                work / "apache",
+                site,
+                port,
+                extra=(f"SetEnv REDMICA_ATTACHMENTS_ROOT {FILES_ROOT}",),
+            )
+            apache.start()
+
+        with run.step("HTTP, cold: each tenant sees only its own database", "apache"):
+            first = check_isolation(port, open_tenants, [*open_tenants, "delta"])
+            for name, took in sorted(first.items()):
+                print(f"   first request {name}: {took:.1f}s")
+
+        with run.step("HTTP, warm; unknown host; limit_ips", "apache"):
+            check_isolation(port, open_tenants, [*open_tenants, "delta"], concurrency=6)
+            status, body = get(port, f"nobody.{DOMAIN}")
+            if status != 404 or title_of(body):
+                raise RuntimeError(f"unknown host: status {status}, title {title_of(body)!r}")
+            status, body = get(port, f"delta.{DOMAIN}")
+            if status != 403 or title_of(body):
+                raise RuntimeError(f"delta (10.0.0.0/8 only): status {status}")
+            print("   unknown host: 404; delta from 127.0.0.1: 403")
+            memory = memory_per_tenant()
+
+        with run.step("control: the same vhosts without PassengerAppGroupName leak", "control"):
+            apache.stop()
+            shared = work / "shared-group.conf"
+            shared.write_text(
+                "".join(
+                    line
+                    for line in site.read_text().splitlines(True)
+                    if "PassengerAppGroupName" not in line
+                )
+            )
+            control = LiveApache(
+                install,
+                work / "apache-control",
+                shared,
+                port,  # the rendered vhosts name this port: <VirtualHost *:PORT>
+                extra=(f"SetEnv REDMICA_ATTACHMENTS_ROOT {FILES_ROOT}",),
+            )
+            (work / "apache-control").mkdir()
+            (work / "apache-control").chmod(0o755)
+            control.start()
+            run.logs["control"] = control.workdir / "error.log"
+            try:
+                leaks, statuses = leak_seen(control.port, open_tenants)
+            finally:
+                control.stop()
+            if not leaks:
+                raise RuntimeError(
+                    "no cross-tenant leak without app groups (statuses "
+                    f"{statuses}): the check is blind"
+                )
+            print(f"   {leaks} of 30 requests showed another tenant's title (as expected)")
+            apache.start()
+
+        with run.step(
+            "add a tenant while running: tenant add, migrate, re-render, graceful", "apache"
+        ):
+            add_tenant(run, pg, "epsilon")
+            migrate(run, "epsilon")
+            mark_tenant(pg, "epsilon")
+            render_vhosts(run, port, site)
+            apache.graceful()
+            wait_for(
+                lambda: title_of(get(port, f"epsilon.{DOMAIN}")[1]) == "epsilon",
+                "epsilon to come up",
+                timeout=120,
+            )
+            check_isolation(
+                port, [*open_tenants, "epsilon"], [*open_tenants, "delta", "epsilon"], concurrency=4
+            )
+
+        with run.step("remove a tenant: tenant remove, re-render, graceful", "apache"):
+            redmica(run, "tenant", "remove", "beta", "--yes")
+            render_vhosts(run, port, site)
+            apache.graceful()
+            wait_for(lambda: get(port, f"beta.{DOMAIN}")[0] == 404, "beta to be gone")
+            check_isolation(
+                port,
+                ["alpha", "gamma", "epsilon"],
+                ["alpha", "gamma", "epsilon", "delta", "beta"],
+                concurrency=3,
+            )
+
+        print("\n== timings")
+        for name, seconds in run.timings.items():
+            print(f"   {seconds:7.1f}s  {name}")
+        for name, (start, stop) in sorted(per_tenant.items()):
+            print(f"   migration {name}: {start} -> {stop}")
+        print("== memory per tenant (RSS of its Passenger/Ruby processes)")
+        for name, kb in sorted(memory.items()):
+            print(f"   {name}: {kb / 1024:.0f} MiB")
+        print("\ne2e: 1 passed, 0 failed")
+        return 0
+    except StepFailed:
+        print("\ne2e: 0 passed, 1 failed")
+        return 1
+    finally:
+        if apache is not None:
+            apache.stop()
+        pg.stop()
+        if sandbox is not None and sandbox.poll() is None:
+            sandbox.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                sandbox.wait(timeout=30)
+        if backup.exists():
+            for name in ("database.yml", "configuration.yml"):
+                if (backup / name).exists():
+                    shutil.copy2(backup / name, INSTANCE_CONFIG / name)
+                else:
+                    (INSTANCE_CONFIG / name).unlink(missing_ok=True)
+        if os.environ.get("E2E_KEEP"):
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
