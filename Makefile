@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit live-deps e2e docs clean
+.PHONY: demo test lint typecheck unit live-deps e2e bench docs clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh
 	bash scripts/bootstrap.sh $(VENV)
@@ -15,8 +15,8 @@ demo: $(STAMP)
 test: lint typecheck unit e2e
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts bench
+	$(BIN)/ruff format --check src tests scripts bench
 	$(BIN)/cfn-lint templates/cloudformation/*.yaml
 
 typecheck: $(STAMP)
@@ -32,6 +32,10 @@ e2e: $(STAMP)
 # Debian's Apache + Passenger for the live tests (apt-get; skipped without root).
 live-deps:
 	bash scripts/install-live-deps.sh
+
+# Benchmarks (not tests): writes docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
 
 docs: $(STAMP)
 	$(BIN)/python -m redmica_ops.cli.reference > docs/cli.md

@@ -18,6 +18,7 @@ from redmica_ops.executors import Executor, Job, Launched, LaunchFailed, TaskSta
 from redmica_ops.pacing import Cancellation, Clock, TokenBucket, backoff
 from redmica_ops.runs import FINAL, RunRecord, Status, TenantRun, utcnow
 
+MIN_SLEEP = 1e-3  # never busy-wait, whatever the arithmetic says
 COUNTED_FAILURES = frozenset({Status.FAILED, Status.FAILED_TO_START, Status.TIMED_OUT})
 
 
@@ -116,7 +117,9 @@ class FanOut:
                 self._launch(state)
                 now = self.clock.now()
                 polling = self.options.wait and state.in_flight
-                if polling and now - last_poll >= self.options.poll_interval:
+                # A little slack: a clock that slept exactly until the poll is due may land a
+                # rounding error short of it, and must not spin.
+                if polling and now - last_poll >= self.options.poll_interval - 1e-6:
                     self._poll(state)
                     last_poll = self.clock.now()
                 self._enforce_timeouts(state)
@@ -330,4 +333,4 @@ class FanOut:
             if ready:
                 earliest = min(ready)
                 candidates.append(max(earliest - now, self.bucket.wait_time()))
-        return max(0.0, min(candidates)) if candidates else self.options.poll_interval
+        return max(MIN_SLEEP, min(candidates)) if candidates else self.options.poll_interval

@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from redmica_ops.errors import UsageError
-from redmica_ops.output import Output
-from redmica_ops.pacing import Cancellation, Clock, RealClock
-from redmica_ops.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
+    from redmica_ops.output import Output
+    from redmica_ops.pacing import Cancellation, Clock
     from redmica_ops.registry import TenantRegistry
     from redmica_ops.runs import RunStore
+    from redmica_ops.settings import Settings
     from redmica_ops.store import TenantStore
 
 
@@ -23,6 +23,12 @@ def _default_factory(settings: Settings) -> ClientFactory:
     from redmica_ops.aws import ClientFactory
 
     return ClientFactory(settings)
+
+
+def _real_clock(cancellation: Cancellation) -> Clock:
+    from redmica_ops.pacing import RealClock
+
+    return RealClock(cancellation)
 
 
 def _exec(argv: list[str], env: Mapping[str, str]) -> None:
@@ -66,7 +72,7 @@ class Application:
         # How `entrypoint` replaces this process (tests record the call instead).
         self.exec_process: Callable[[list[str], Mapping[str, str]], None] = _exec
         # Long runs take their time from here (tests pass a FakeClock).
-        self.make_clock: Callable[[Cancellation], Clock] = lambda c: RealClock(c)
+        self.make_clock: Callable[[Cancellation], Clock] = _real_clock
 
     @property
     def json(self) -> bool:
@@ -74,10 +80,15 @@ class Application:
 
     @property
     def output(self) -> Output:
+        from redmica_ops.output import Output
+
         return Output(json_mode=self.json)
 
     @property
     def settings(self) -> Settings:
+        # Imported here: `redmica --help` never needs settings, and must start fast.
+        from redmica_ops.settings import load_settings
+
         if self._settings is None:
             self._settings = load_settings(self.overrides, self.env, self.config_path)
         return self._settings

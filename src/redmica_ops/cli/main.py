@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import traceback
 from typing import Any
 
 import click
@@ -17,7 +16,24 @@ EXIT_CODE_LINES = "\n".join(f"  {line.strip()}" for line in EXIT_CODE_HELP.split
 
 
 class RootGroup(click.Group):
-    """Turns every RedmicaError into a one-line message, a hint and its exit code."""
+    """Turns every RedmicaError into a one-line message, a hint and its exit code, and loads
+    sub-commands when they are used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module, attribute, _ = LAZY_COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, LAZY_COMMANDS[name][2]) for name in sorted(LAZY_COMMANDS)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         app = ctx.find_object(Application) or ctx.ensure_object(Application)
@@ -25,6 +41,8 @@ class RootGroup(click.Group):
             return super().invoke(ctx)
         except RedmicaError as error:
             if app.debug:
+                import traceback
+
                 traceback.print_exc()
             _safe_output(app).error(error)
             ctx.exit(int(error.exit_code))
@@ -82,38 +100,84 @@ def cli() -> None:
     """
 
 
-def _register() -> None:
-    from redmica_ops.cli import (
-        config,
-        cost,
-        deploy,
-        doctor,
-        entrypoint,
-        migrate,
-        render,
-        runs,
-        sandbox,
-        tenant,
-    )
+# Sub-commands load on first use, so `redmica --help` and `tenant validate` start fast;
+# their one-line help is here (a test keeps it equal to each command's own).
+LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "tenant": (
+        "redmica_ops.cli.tenant",
+        "tenant",
+        "Manage tenants: one YAML document each in the S3 config bucket.",
+    ),
+    "migrate": (
+        "redmica_ops.cli.migrate",
+        "migrate",
+        "Migrate tenant databases: one task per tenant, paced to AWS's limits.",
+    ),
+    "deploy": (
+        "redmica_ops.cli.deploy",
+        "deploy",
+        "Deploy a new image: a new task definition revision, then a rolling update.",
+    ),
+    "reload": (
+        "redmica_ops.cli.deploy",
+        "reload",
+        "Restart every task with the current revision (a forced new deployment).",
+    ),
+    "rollback": (
+        "redmica_ops.cli.deploy",
+        "rollback",
+        "Roll the service back to the previous task definition revision (or --to).",
+    ),
+    "release": (
+        "redmica_ops.cli.deploy",
+        "release",
+        "Release an image: migrate every tenant with it, then deploy it if they all succeeded.",
+    ),
+    "status": (
+        "redmica_ops.cli.deploy",
+        "status",
+        "Show the service: deployments with counts and rollout state, and recent events.",
+    ),
+    "doctor": (
+        "redmica_ops.cli.doctor",
+        "doctor",
+        "Check the setup: settings, credentials, bucket, tenants, ECS, Apache.",
+    ),
+    "iam-policy": (
+        "redmica_ops.cli.doctor",
+        "iam_policy",
+        "Print the least-privilege IAM policy JSON for a principal.",
+    ),
+    "runs": (
+        "redmica_ops.cli.runs",
+        "runs",
+        "Look at migrate runs (records in the config bucket under runs/).",
+    ),
+    "cost": ("redmica_ops.cli.cost", "cost", "Estimate the Fargate cost of TASKS tasks."),
+    "render": (
+        "redmica_ops.cli.render",
+        "render",
+        "Render Apache virtual hosts and Redmine config files.",
+    ),
+    "entrypoint": (
+        "redmica_ops.cli.entrypoint",
+        "entrypoint",
+        "Container entry points: serve every tenant, or run a command as one tenant.",
+    ),
+    "config": ("redmica_ops.cli.config", "config", "Inspect the effective settings."),
+    "sandbox": (
+        "redmica_ops.cli.sandbox",
+        "sandbox",
+        "Run an embedded AWS endpoint (moto) with a versioned config bucket.",
+    ),
+}
 
-    cli.add_command(tenant.tenant)
-    cli.add_command(migrate.migrate)
-    cli.add_command(deploy.deploy)
-    cli.add_command(deploy.reload)
-    cli.add_command(deploy.rollback)
-    cli.add_command(deploy.release)
-    cli.add_command(deploy.status)
-    cli.add_command(doctor.doctor)
-    cli.add_command(doctor.iam_policy)
-    cli.add_command(runs.runs)
-    cli.add_command(cost.cost)
-    cli.add_command(render.render)
-    cli.add_command(entrypoint.entrypoint)
-    cli.add_command(config.config)
-    cli.add_command(sandbox.sandbox)
 
-
-_register()
+def load_all_commands() -> None:
+    """Import every sub-command (for the generated reference and the tests)."""
+    ctx = click.Context(cli)
+    for name in LAZY_COMMANDS:
+        cli.get_command(ctx, name)
 
 
 def main(argv: list[str] | None = None) -> None:

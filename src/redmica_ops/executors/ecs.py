@@ -209,8 +209,15 @@ class EcsExecutor:
         for start in range(0, len(handles), DESCRIBE_BATCH):
             batch = handles[start : start + DESCRIBE_BATCH]
             self.stats.add("DescribeTasks")
-            with translate_errors("describing migration tasks"):
-                response = self.ecs.describe_tasks(cluster=self.target.cluster, tasks=batch)
+            try:
+                with translate_errors("describing migration tasks"):
+                    response = self.ecs.describe_tasks(cluster=self.target.cluster, tasks=batch)
+            except AwsError as error:
+                if "throttling" not in error.message:
+                    raise
+                # Still throttled after the SDK's retries: these tasks are polled next time.
+                self.stats.add("DescribeTasks throttled")
+                continue
             for task in response.get("tasks", []):
                 state = self._state(task)
                 states[state.handle] = state

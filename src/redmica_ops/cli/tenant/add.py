@@ -8,7 +8,7 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
-from redmica_ops.cli.tenant import inputs, tenant
+from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import UsageError
 
 FLAG_FIELDS = ("db_name", "db_user", "db_host", "db_port", "s3_bucket", "s3_folder", "sub_domain")
@@ -87,6 +87,8 @@ def add(
           --s3-folder acme --sub-domain acme --limit-ip 203.0.113.0/24 --generate-password
       pass show db/acme | redmica tenant add acme --db-name acme ... --db-password-stdin
     """
+    from redmica_ops.cli.tenant import inputs
+
     given = [name for name in FLAG_FIELDS if flags.get(name) is not None] + (
         ["limit_ip"] if limit_ip else []
     )

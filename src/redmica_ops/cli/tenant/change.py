@@ -8,7 +8,7 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
-from redmica_ops.cli.tenant import inputs, tenant
+from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import UsageError, ValidationFailed
 
 
@@ -62,6 +62,8 @@ def update(app: Application, tenant_id: str, file: str) -> None:
       redmica tenant show acme | sed 's/sub_domain: acme/sub_domain: acme-corp/' \\
           | redmica tenant update acme -f -
     """
+    from redmica_ops.cli.tenant import inputs
+
     raw, source = inputs.read_document(file, inputs.stdin_bytes())
     new = inputs.validated(tenant_id, inputs.parse_document(raw, source), source, flag_form=False)
     _report(app, tenant_id, app.registry().update(tenant_id, new, source), "updated")

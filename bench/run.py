@@ -1,0 +1,454 @@
+"""`make bench`: fan-out, rendering, start-up and memory, measured against their targets.
+
+Writes docs/benchmarks.md (with the machine and the date). Benchmarks, not tests: nothing here
+asserts timings; the report says where a target is missed and by how much.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.simulator import SimulatedEcs, throttling  # noqa: E402
+from redmica_ops.executors.ecs import EcsExecutor, EcsTarget  # noqa: E402
+from redmica_ops.fanout import FanOut, FanOutOptions  # noqa: E402
+from redmica_ops.migrate import Selection, new_record  # noqa: E402
+from redmica_ops.pacing import FakeClock  # noqa: E402
+
+PYTHON = sys.executable
+REDMICA = str(Path(PYTHON).parent / "redmica")
+
+
+# -- 1. fan-out -----------------------------------------------------------------------------------
+def fanout(n: int) -> dict[str, Any]:
+    tenants = [f"t{i:05d}" for i in range(n)]
+    clock = FakeClock()
+    sim = SimulatedEcs(clock)
+    sim.plan(tenants)
+    command = ["bundle", "exec", "rake", "db:migrate"]
+    options = FanOutOptions(
+        command=command,
+        concurrency=n,
+        rate=20.0,
+        burst=100,
+        timeout=3600.0,
+        poll_interval=10.0,
+        save_interval=30.0,
+    )
+    executor = EcsExecutor(sim, EcsTarget("sim", "app", "app", subnets=("subnet-1",)), "bench")
+    executor.preflight()
+    record = new_record("bench", "ecs", Selection(order=tenants), command, options)
+    saves = []
+    engine = FanOut(executor, record, options, clock, lambda r: saves.append(len(r.to_json())))
+    cpu = time.process_time()
+    engine.run(tenants)
+    cpu = time.process_time() - cpu
+    summary = record.summary()
+    collected = summary.get("succeeded", 0) + summary.get("failed", 0)
+    lost = n - collected
+    twice = sum(1 for count in sim.launches_by_tenant.values() if count > 1)
+    bound = sim.lower_bound(tenants)
+    allowed_calls = sum(math.ceil(size / 100) for size in engine.poll_sizes)
+    return {
+        "n": n,
+        "wall_s": clock.now(),
+        "lower_bound_s": bound,
+        "ratio": clock.now() / bound,
+        "calls": dict(sorted(sim.calls.items())),
+        "throttled": dict(sorted(sim.throttled.items())),
+        "throttles_surfaced": summary.get("failed_to_start", 0),
+        "lost": lost,
+        "launched_twice": twice,
+        "summary": summary,
+        "cpu_s": cpu,
+        "polls": len(engine.poll_sizes),
+        "describe_calls": executor.stats.counts.get("DescribeTasks", 0),
+        "describe_allowed": allowed_calls,
+        "record_bytes": saves[-1] if saves else 0,
+    }
+
+
+def baseline(n: int) -> dict[str, Any]:
+    """The talk's loop: RunTask after RunTask with the SDK's default (legacy) retries: up to 5
+    attempts, back-off rand(0,1) x 2^attempt seconds; no waiting, no result collection."""
+    import random
+
+    tenants = [f"t{i:05d}" for i in range(n)]
+    clock = FakeClock()
+    sim = SimulatedEcs(clock)
+    sim.plan(tenants)
+    rng = random.Random(1)
+    lost = 0
+    for tenant in tenants:
+        for attempt in range(5):
+            try:
+                sim.run_task(
+                    overrides={
+                        "containerOverrides": [
+                            {"environment": [{"name": "REDMICA_TENANT", "value": tenant}]}
+                        ]
+                    }
+                )
+                break
+            except Exception as exc:
+                if exc.__class__ is not throttling("x").__class__:
+                    raise
+                if attempt == 4:
+                    lost += 1
+                else:
+                    clock.sleep(rng.random() * (2**attempt))
+    return {
+        "n": n,
+        "launch_s": clock.now(),
+        "lost": lost,
+        "calls": sim.calls.get("RunTask", 0),
+        "throttled": dict(sim.throttled),
+    }
+
+
+def peak_rss_of_fanout(n: int) -> float:
+    """Peak RSS (MB) of a separate process that runs the fan-out of n tenants."""
+    subprocess.run(
+        [PYTHON, str(Path(__file__)), "--fanout-only", str(n)], check=True, capture_output=True
+    )
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+# -- 2. rendering at container start ------------------------------------------------------------
+class SlowS3:
+    """S3 with a per-request latency (real time: this measures the thread pool)."""
+
+    def __init__(self, bodies: dict[str, bytes], latency: float) -> None:
+        self.bodies = bodies
+        self.latency = latency
+
+    def get_paginator(self, _name: str) -> Any:
+        outer = self
+
+        class Paginator:
+            def paginate(self, **_: Any) -> list[dict[str, Any]]:
+                keys = sorted(outer.bodies)
+                pages = []
+                for start in range(0, len(keys), 1000):
+                    time.sleep(outer.latency)
+                    pages.append(
+                        {
+                            "Contents": [
+                                {"Key": k, "ETag": '"e"'} for k in keys[start : start + 1000]
+                            ]
+                        }
+                    )
+                return pages
+
+        return Paginator()
+
+    def get_object(self, Bucket: str, Key: str) -> dict[str, Any]:
+        time.sleep(self.latency)
+        return {"Body": io.BytesIO(self.bodies[Key]), "ETag": '"e"', "VersionId": "v"}
+
+
+def rendering(n: int = 800, latency: float = 0.020) -> dict[str, Any]:
+    import yaml
+
+    from redmica_ops.render import VhostSettings, render_vhosts
+    from redmica_ops.store import TenantStore
+
+    bodies = {}
+    for i in range(n):
+        name = f"t{i:04d}"
+        bodies[f"tenants/{name}.yaml"] = yaml.safe_dump(
+            {
+                "db": {"name": name, "user": name, "password": f"pw-{name}-x"},
+                "s3": {"bucket": "files-bucket", "folder": name},
+                "property": {"sub_domain": name, "limit_ips": ["10.0.0.0/8"]},
+            }
+        ).encode()
+    settings = VhostSettings(domain="example.com", app_root="/usr/src/redmine")
+    results = {}
+    for label, workers in (("parallel (16 threads)", 16), ("one after another", 1)):
+        store = TenantStore(SlowS3(bodies, latency), "bucket", max_workers=workers)  # type: ignore[arg-type]
+        started = time.perf_counter()
+        listing = store.load_all()
+        fetched = time.perf_counter()
+        text = render_vhosts(listing.entries(), settings)
+        done = time.perf_counter()
+        results[label] = {
+            "fetch_s": fetched - started,
+            "render_s": done - fetched,
+            "total_s": done - started,
+            "bytes": len(text),
+        }
+    return {"n": n, "latency_ms": latency * 1000, **results}
+
+
+# -- 3. start-up ---------------------------------------------------------------------------------
+def median_time(argv: list[str], runs: int = 11, env: dict[str, str] | None = None) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, capture_output=True, env=env, check=False)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def startup() -> dict[str, Any]:
+    from moto.server import ThreadedMotoServer
+
+    results: dict[str, Any] = {}
+    results["python -c pass"] = median_time([PYTHON, "-c", "pass"])
+    results["redmica --help"] = median_time([REDMICA, "--help"])
+    results["redmica tenant validate FILE"] = median_time(
+        [REDMICA, "tenant", "validate", str(ROOT / "examples" / "tenants" / "acme.yaml")]
+    )
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "REDMICA_BUCKET": "bench-config",
+        }
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        s3.create_bucket(Bucket="bench-config")
+        s3.put_object(
+            Bucket="bench-config",
+            Key="tenants/acme.yaml",
+            Body=(ROOT / "examples" / "tenants" / "acme.yaml").read_bytes(),
+        )
+        results["redmica tenant list (local endpoint)"] = median_time(
+            [REDMICA, "tenant", "list"], env=env
+        )
+    finally:
+        server.stop()
+    aws = subprocess.run(["which", "aws"], capture_output=True, text=True, check=False).stdout
+    results["aws --version"] = median_time([aws.strip(), "--version"]) if aws.strip() else None
+    return results
+
+
+# -- the report ------------------------------------------------------------------------------------
+def machine() -> str:
+    cpu = "unknown cpu"
+    with open("/proc/cpuinfo") as handle:  # noqa: PTH123
+        for line in handle:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}"
+    )
+
+
+def verdict(ok: bool, miss: str = "") -> str:
+    return "met" if ok else f"**missed** {miss}"
+
+
+def report(results: dict[str, Any]) -> str:
+    f800, f5000 = results["fanout"][800], results["fanout"][5000]
+    base800, base5000 = results["baseline"][800], results["baseline"][5000]
+    render = results["rendering"]
+    start = results["startup"]
+    rss = results["rss_mb"]
+    par, seq = render["parallel (16 threads)"], render["one after another"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `make bench` on {results['date']}: {results['machine']}.",
+        "Benchmarks, not tests: they measure; they do not fail the build.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
+    for f in (f800, f5000):
+        ratio_miss = "by {:.3f}".format(f["ratio"] - 1.10)
+        lines.append(
+            f"| fan-out N={f['n']}: wall <= 1.10 x quota lower bound | "
+            f"{f['ratio']:.3f} x ({f['wall_s']:.0f} s vs {f['lower_bound_s']:.0f} s) | "
+            f"{verdict(f['ratio'] <= 1.10, ratio_miss)} |"
+        )
+        lines.append(
+            f"| fan-out N={f['n']}: zero tenants lost, none launched twice | "
+            f"{f['lost']} lost, {f['launched_twice']} twice | "
+            f"{verdict(f['lost'] == 0 and f['launched_twice'] == 0)} |"
+        )
+        lines.append(
+            f"| fan-out N={f['n']}: zero throttling errors surfacing | "
+            f"{f['throttles_surfaced']} surfaced ({sum(f['throttled'].values())} "
+            f"absorbed) | {verdict(f['throttles_surfaced'] == 0)} |"
+        )
+        lines.append(
+            f"| fan-out N={f['n']}: DescribeTasks calls <= ceil(in-flight/100) per poll"
+            f" | {f['describe_calls']} calls <= {f['describe_allowed']} allowed over "
+            f"{f['polls']} polls | "
+            f"{verdict(f['describe_calls'] <= f['describe_allowed'])} |"
+        )
+    speedup = seq["total_s"] / par["total_s"]
+    render_miss = "by {:.2f} s".format(par["total_s"] - 1.5)
+    lines.append(
+        f"| render 800 tenants from S3 (20 ms latency) <= 1.5 s | {par['total_s']:.2f} s"
+        f" | {verdict(par['total_s'] <= 1.5, render_miss)} |"
+    )
+    lines.append(
+        f"| ... >= 10x faster than one by one | {speedup:.1f}x | {verdict(speedup >= 10)} |"
+    )
+    for key in ("redmica --help", "redmica tenant validate FILE"):
+        value = start[key] * 1000
+        miss = f"by {value - 150:.0f} ms"
+        lines.append(
+            f"| `{key}` <= 150 ms median | {value:.0f} ms | {verdict(value <= 150, miss)} |"
+        )
+    rss_miss = f"by {rss - 150:.0f} MB"
+    lines.append(
+        f"| peak RSS of the fan-out at N=5,000 <= 150 MB | {rss:.0f} MB | "
+        f"{verdict(rss <= 150, rss_miss)} |"
+    )
+    lines += [
+        "",
+        "## 1. Fan-out (`migrate --all`, ECS executor) against a simulated control plane",
+        "",
+        "`bench/simulator.py` enforces the quotas (Fargate launches 100 burst / 20 per s; "
+        "RunTask API 100 / 40 per s; DescribeTasks API 100 / 20 per s) and answers "
+        "ThrottlingException beyond them; every call costs 30 ms; each task runs 3-5 minutes "
+        "(uniform), 1% exit non-zero. Time is **virtual** (the engine runs on the simulator's "
+        "clock), so runs are exact and fast; no scaling factor is applied. The engine ran with "
+        "`--concurrency N` (the default of 100 in flight would be the limit otherwise: with "
+        "4-minute tasks, 20 launches/s need about 4,800 in flight), `--rate 20`, burst 100, "
+        "polling every 10 s. The lower bound is when the last task could end if each started as "
+        "soon as the launch quota allows.",
+        "",
+        "| N | wall (virtual) | lower bound | ratio | API calls | throttled (absorbed) | "
+        "lost | engine CPU | run record |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in (f800, f5000):
+        calls = ", ".join(f"{k} {v}" for k, v in f["calls"].items())
+        throttled = ", ".join(f"{k} {v}" for k, v in f["throttled"].items()) or "0"
+        lines.append(
+            f"| {f['n']} | {f['wall_s']:.0f} s | {f['lower_bound_s']:.0f} s | "
+            f"{f['ratio']:.3f} | {calls} | {throttled} | {f['lost']} | "
+            f"{f['cpu_s']:.1f} s | {f['record_bytes'] / 1024:.0f} KiB |"
+        )
+    lines += [
+        "",
+        "Baseline in the same simulator: the talk's loop (RunTask after RunTask, the SDK's "
+        "default retries, no waiting, no result collection).",
+        "",
+        "| N | time to launch | RunTask calls | tenants lost to throttling | results collected |",
+        "|---|---|---|---|---|",
+    ]
+    for b in (base800, base5000):
+        lines.append(f"| {b['n']} | {b['launch_s']:.0f} s | {b['calls']} | {b['lost']} | none |")
+    lines += [
+        "",
+        "## 2. Vhost rendering at container start",
+        "",
+        f"{render['n']} tenant documents fetched from S3 with {render['latency_ms']:.0f} ms per "
+        "request (real time), then rendered to one file.",
+        "",
+        "| fetch | fetch | render | total |",
+        "|---|---|---|---|",
+    ]
+    for label in ("parallel (16 threads)", "one after another"):
+        r = render[label]
+        lines.append(
+            f"| {label} | {r['fetch_s']:.2f} s | {r['render_s']:.3f} s | {r['total_s']:.2f} s |"
+        )
+    lines += [
+        "",
+        "## 3. Start-up (whole process, median of 11 runs)",
+        "",
+        "| command | median |",
+        "|---|---|",
+    ]
+    for key, value in start.items():
+        lines.append(
+            f"| `{key}` | "
+            + ("not installed here" if value is None else f"{value * 1000:.0f} ms")
+            + " |"
+        )
+    if start["redmica tenant validate FILE"] > 0.150:
+        lines += [
+            "",
+            "Why `tenant validate` misses 150 ms: importing the tenant model costs about "
+            "200 ms on this machine (pydantic, its plugin loader reading package metadata, "
+            "and building the strict models), click about 40 ms and PyYAML about 25 ms, before "
+            "any file is read; the same code run as `python -c` takes about 320 ms, the rest is "
+            "the console script's start-up in this editable install. No boto3 is imported on "
+            "this path (a test checks it). Meeting 150 ms would mean validating without "
+            "pydantic; `redmica --help` loads no sub-command and meets its target.",
+        ]
+    lines += [
+        "",
+        "## 4. Memory",
+        "",
+        f"Peak RSS of a process running the fan-out of 5,000 tenants: {rss:.0f} MB.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--fanout-only", type=int)
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    if args.fanout_only:
+        json.dump(fanout(args.fanout_only), sys.stdout, default=str)
+        return 0
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "fanout": {},
+        "baseline": {},
+    }
+    for n in (800, 5000):
+        print(f"fan-out N={n} ...", flush=True)
+        results["fanout"][n] = fanout(n)
+        results["baseline"][n] = baseline(n)
+    print("peak RSS ...", flush=True)
+    results["rss_mb"] = peak_rss_of_fanout(5000)
+    print("rendering ...", flush=True)
+    results["rendering"] = rendering()
+    print("start-up ...", flush=True)
+    results["startup"] = startup()
+    text = report(results)
+    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as raw:
+        json.dump(results, raw, default=str, indent=1)
+    print(f"\nraw results: {raw.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
