@@ -133,7 +133,7 @@ def translate_errors(action: str, bucket: str | None = None) -> Iterator[None]:
     except RedmicaError:
         raise
     except Exception as exc:
-        translated = _translate(exc, action, bucket)
+        translated = translate(exc, action, bucket)
         if translated is None:
             raise
         raise translated from exc
@@ -141,10 +141,6 @@ def translate_errors(action: str, bucket: str | None = None) -> Iterator[None]:
 
 def translate(exc: Exception, action: str, bucket: str | None = None) -> RedmicaError | None:
     """The operator-facing error for a botocore exception, or None if it is not one."""
-    return _translate(exc, action, bucket)
-
-
-def _translate(exc: Exception, action: str, bucket: str | None) -> RedmicaError | None:
     from botocore import exceptions as bce
 
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):

@@ -19,6 +19,7 @@ from redmica_ops.errors import UsageError
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     from redmica_ops.cli.app import Application
     from redmica_ops.cli.migrate import run_migration
+    from redmica_ops.runs import FAILURES
 
     app = Application()
     app.output_format = "json"
@@ -36,10 +37,6 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
             "run_id": record.run_id,
             "state": record.state,
             "summary": record.summary(),
-            "failed": sorted(
-                t.tenant
-                for t in record.tenants.values()
-                if t.status.value in ("failed", "failed_to_start", "timed_out", "stopped")
-            ),
+            "failed": sorted(t.tenant for t in record.tenants.values() if t.status in FAILURES),
         }
     raise UsageError(f"unknown action {action!r} (migrate or status)")

@@ -206,7 +206,7 @@ class Doctor:
 
     def _task_definition_image(self, ecs: Any, arn: str, container: str | None) -> str | None:
         try:
-            definition = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            definition, names = _images(ecs, arn)
         except Exception as exc:
             self.add(
                 "ecs: task definition",
@@ -215,7 +215,6 @@ class Doctor:
                 "check the task_definition setting",
             )
             return None
-        names = {c["name"]: c.get("image") for c in definition.get("containerDefinitions", [])}
         label = f"{definition.get('family')}:{definition.get('revision')}"
         if container and container not in names:
             self.add(
@@ -274,11 +273,9 @@ class Doctor:
 
     def _image_of(self, ecs: Any, arn: str) -> str | None:
         try:
-            definition = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+            return _images(ecs, arn)[1].get(self.settings.container or "")
         except Exception:
             return None
-        names = {c["name"]: c.get("image") for c in definition.get("containerDefinitions", [])}
-        return names.get(self.settings.container or "")
 
     def check_apache(self) -> None:
         if self.apache_finder is None:
@@ -289,6 +286,13 @@ class Doctor:
             self.add("apache (local rendering)", WARN, error.message, error.hint)
             return
         self.add("apache (local rendering)", OK, f"{install.binary} with Passenger")
+
+
+def _images(ecs: Any, arn: str) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """A task definition and its containers' images by container name."""
+    definition: dict[str, Any] = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+    names = {c["name"]: c.get("image") for c in definition.get("containerDefinitions", [])}
+    return definition, names
 
 
 def failed(checks: list[Check]) -> bool:

@@ -22,7 +22,7 @@ from redmica_ops.executors.ecs import (
 )
 from redmica_ops.executors.local import LocalExecutor, LocalTarget
 from redmica_ops.fanout import FanOutOptions
-from redmica_ops.runs import RETRYABLE_BY_ONLY_FAILED, RunRecord, Status, TenantRun, utcnow
+from redmica_ops.runs import FAILURES, RunRecord, Status, TenantRun, utcnow
 from redmica_ops.settings import Settings
 from redmica_ops.store import Listing
 from redmica_ops.tenant import Tenant
@@ -196,7 +196,7 @@ def prepare_resume(record: RunRecord, found: dict[str, str]) -> list[str]:
 
 
 def only_failed(record: RunRecord) -> list[str]:
-    failed = sorted(t for t, r in record.tenants.items() if r.status in RETRYABLE_BY_ONLY_FAILED)
+    failed = sorted(t for t, r in record.tenants.items() if r.status in FAILURES)
     if not failed:
         raise UsageError(f"run {record.run_id} has no failed tenants", "nothing to retry")
     return failed
@@ -208,15 +208,3 @@ def exit_code_for(record: RunRecord) -> int:
     if record.state == "launched":
         return 0
     return 0 if record.all_succeeded() else 1
-
-
-def known_tenants(listing: Listing) -> set[str]:
-    ids = {s.tenant_id for s in listing.tenants}
-    ids.update(d.tenant_id for d in listing.invalid if d.tenant_id)
-    return ids
-
-
-def require_known(listing: Listing, tenants: Sequence[str]) -> None:
-    missing = sorted(set(tenants) - known_tenants(listing))
-    if missing:
-        raise NotFound(f"tenant(s) no longer in the bucket: {', '.join(missing)}")

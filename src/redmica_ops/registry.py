@@ -127,8 +127,8 @@ class TenantRegistry:
 
     def restore(self, tenant_id: str, version_id: str) -> Outcome:
         old = self.store.get(tenant_id, version_id)
-        current_etag = self.store.exists(tenant_id)
         listing = self.store.load_all()
+        current_etag = listing.etag_of(tenant_id)  # what the listing read: no second request
         self._check_unique(tenant_id, old.tenant, listing, f"{old.key}@{version_id}")
         current = listing.by_id().get(tenant_id)
         changes = diff(current.tenant, old.tenant) if current else []

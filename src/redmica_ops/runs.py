@@ -45,7 +45,6 @@ FINAL = frozenset(
     }
 )
 FAILURES = frozenset({Status.FAILED, Status.FAILED_TO_START, Status.TIMED_OUT, Status.STOPPED})
-RETRYABLE_BY_ONLY_FAILED = FAILURES
 
 
 def utcnow() -> datetime:

@@ -62,6 +62,11 @@ class Listing:
     def by_id(self) -> dict[str, StoredTenant]:
         return {stored.tenant_id: stored for stored in self.tenants}
 
+    def etag_of(self, tenant_id: str) -> str | None:
+        """The current document's ETag, valid or not; None when there is none."""
+        items: list[StoredTenant | InvalidDocument] = [*self.tenants, *self.invalid]
+        return next((item.etag for item in items if item.tenant_id == tenant_id), None)
+
 
 @dataclass(frozen=True)
 class WriteResult:
@@ -99,9 +104,6 @@ class TenantStore:
     # -- naming -------------------------------------------------------------------------------
     def key_for(self, tenant_id: str) -> str:
         return f"{self.prefix}{tenant_id}{SUFFIX}"
-
-    def url_for(self, tenant_id: str) -> str:
-        return f"s3://{self.bucket}/{self.key_for(tenant_id)}"
 
     def tenant_id_for(self, key: str) -> str | None:
         name = key[len(self.prefix) :]

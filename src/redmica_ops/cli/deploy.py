@@ -38,6 +38,17 @@ def deployer(app: Application) -> Any:
     )
 
 
+def register_image(app: Application, d: Any, container: str | None, image: str) -> tuple[str, str]:
+    """(the service's current revision, a new one that differs only in the image)."""
+    name = container or app.settings.container
+    if not name:
+        raise UsageError("which container gets the image? give --container or set container")
+    current = str(d.service()["taskDefinition"])
+    new_arn, _ = d.register_with_image(current, name, image)
+    d.progress(f"registered {new_arn.rsplit('/', 1)[-1]} ({name} -> {image})")
+    return current, new_arn
+
+
 def finish(app: Application, report: Any) -> None:
     """Print the final state; exit 1 for any failed rollout (rolled back or not)."""
     from redmica_ops.deploy import revision_name
@@ -122,12 +133,7 @@ def deploy(
     from redmica_ops.deploy import roll_out
 
     d = deployer(app)
-    name = container or app.settings.container
-    if not name:
-        raise UsageError("which container gets the image? give --container or set container")
-    current = str(d.service()["taskDefinition"])
-    new_arn, _ = d.register_with_image(current, name, image)
-    d.progress(f"registered {new_arn.rsplit('/', 1)[-1]} ({name} -> {image})")
+    current, new_arn = register_image(app, d, container, image)
     report = roll_out(
         d,
         "deploy",
@@ -259,13 +265,9 @@ def release(
     from redmica_ops.deploy import roll_out
 
     d = deployer(app)
-    name = container or app.settings.container
-    if not name:
-        raise UsageError("which container gets the image? give --container or set container")
-    current = str(d.service()["taskDefinition"])
-    new_arn, _ = d.register_with_image(current, name, image)
+    current, new_arn = register_image(app, d, container, image)
     out = app.output
-    out.info(f"release: registered {new_arn.rsplit('/', 1)[-1]}; migrating every tenant with it")
+    out.info("release: migrating every tenant with the new revision")
     out.info(MIGRATION_NOTE)
     app.override("task_definition", new_arn)
     record = run_migration(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -184,27 +186,18 @@ def run_migration(
         run_id = new_run_id()
         tenants = selection.tenants
 
+    # A resumed run keeps its own pacing and failure policy unless a flag overrides it.
+    saved: dict[str, Any] = record.options if record is not None else {}
     options = lib.fanout_options(
         settings,
         command,
-        concurrency=concurrency,
-        rate=rate,
-        timeout=timeout,
-        max_failures=max_failures,
-        canary=canary,
+        concurrency=concurrency or saved.get("concurrency"),
+        rate=rate or saved.get("rate"),
+        timeout=timeout or saved.get("timeout"),
+        max_failures=max_failures or saved.get("max_failures"),
+        canary=canary if record is None else None,
         wait=not no_wait,
     )
-    if record is not None:
-        saved = record.options
-        options = lib.fanout_options(
-            settings,
-            command,
-            concurrency=concurrency or saved.get("concurrency"),
-            rate=rate or saved.get("rate"),
-            timeout=timeout or saved.get("timeout"),
-            max_failures=max_failures or saved.get("max_failures"),
-            wait=not no_wait,
-        )
 
     if dry_run:
         order = list(record.tenants) if record else selection.order
@@ -253,25 +246,22 @@ def run_migration(
     return record
 
 
-class _sigint_escalates:
+@contextlib.contextmanager
+def _sigint_escalates(cancellation: Any) -> Iterator[None]:
     """While a run is going, Ctrl-C escalates the cancellation instead of raising."""
 
-    def __init__(self, cancellation: Any) -> None:
-        self.cancellation = cancellation
-        self.previous: Any = None
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        cancellation.escalate()
 
-    def __enter__(self) -> None:
-        def handler(_signum: int, _frame: FrameType | None) -> None:
-            self.cancellation.escalate()
-
-        try:
-            self.previous = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread (e.g. inside a test runner thread)
-            self.previous = None
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. inside a test runner thread)
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _print_plan(
