@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.simulator import SimulatedEcs, throttling  # noqa: E402
-from redmica_ops.executors.ecs import EcsExecutor, EcsTarget  # noqa: E402
-from redmica_ops.fanout import FanOut, FanOutOptions  # noqa: E402
-from redmica_ops.migrate import Selection, new_record  # noqa: E402
-from redmica_ops.pacing import FakeClock  # noqa: E402
+from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget  # noqa: E402
+from redmica_ops.runs.fanout import FanOut, FanOutOptions  # noqa: E402
+from redmica_ops.runs.migrations import Selection, new_record  # noqa: E402
+from redmica_ops.runs.pacing import FakeClock  # noqa: E402
 
 PYTHON = sys.executable
 REDMICA = str(Path(PYTHON).parent / "redmica")
@@ -166,8 +166,8 @@ class SlowS3:
 def rendering(n: int = 800, latency: float = 0.020) -> dict[str, Any]:
     import yaml
 
-    from redmica_ops.render import VhostSettings, render_vhosts
-    from redmica_ops.store import TenantStore
+    from redmica_ops.container.vhosts import VhostSettings, render_vhosts
+    from redmica_ops.tenants.store import TenantStore
 
     bodies = {}
     for i in range(n):

@@ -19,7 +19,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from redmica_ops.pacing import FakeClock
+from redmica_ops.runs.pacing import FakeClock
 
 
 @dataclass

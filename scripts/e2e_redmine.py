@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.live.server import LiveApache  # noqa: E402
 
-from redmica_ops.apache import find_apache  # noqa: E402
+from redmica_ops.container.apache import find_apache  # noqa: E402
 
 PACKAGES = ["redmine", "redmine-pgsql", "apache2", "libapache2-mod-passenger", "postgresql"]
 REDMINE = Path("/usr/share/redmine")

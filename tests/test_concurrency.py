@@ -8,9 +8,9 @@ import yaml
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.errors import Conflict
-from redmica_ops.registry import TenantRegistry
-from redmica_ops.store import TenantStore
-from redmica_ops.tenant import parse_tenant
+from redmica_ops.tenants.model import parse_tenant
+from redmica_ops.tenants.registry import TenantRegistry
+from redmica_ops.tenants.store import TenantStore
 from tests.conftest import BUCKET, tenant_yaml
 
 

@@ -11,7 +11,7 @@ from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
 from redmica_ops.deploy import ServiceDeployer, ServiceTarget, clone_with_image, roll_out
-from redmica_ops.pacing import FakeClock
+from redmica_ops.runs.pacing import FakeClock
 from tests.conftest import Invoke
 from tests.ecs_support import FakeService, completes_after
 
@@ -319,8 +319,8 @@ def test_deploy_needs_settings_and_a_service(s3: S3Client, run: Invoke) -> None:
 
 # -- release: migrate as a gate, then deploy ----------------------------------------------------
 def seed_tenants(s3: S3Client, *names: str) -> None:
-    from redmica_ops.store import TenantStore
-    from redmica_ops.tenant import parse_tenant
+    from redmica_ops.tenants.model import parse_tenant
+    from redmica_ops.tenants.store import TenantStore
     from tests.conftest import BUCKET, tenant_yaml
 
     store = TenantStore(s3, BUCKET)

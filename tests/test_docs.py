@@ -11,7 +11,7 @@ import pytest
 
 from redmica_ops.cli.main import LAZY_COMMANDS, cli, load_all_commands
 from redmica_ops.cli.reference import render_reference
-from redmica_ops.tenant import parse_tenant_bytes
+from redmica_ops.tenants.model import parse_tenant_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +73,7 @@ def test_tenant_doc_examples_validate_or_fail_as_documented() -> None:
 
 
 def test_example_tenants_validate_together() -> None:
-    from redmica_ops.files import load_paths
+    from redmica_ops.tenants.files import load_paths
 
     result = load_paths([ROOT / "examples" / "tenants"])
     assert result.problems == []

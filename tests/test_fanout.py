@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from redmica_ops.executors import Job
-from redmica_ops.executors.ecs import EcsExecutor, EcsTarget, client_token, started_by
-from redmica_ops.fanout import FanOut, FanOutOptions
-from redmica_ops.migrate import Selection, new_record, prepare_resume
-from redmica_ops.pacing import Cancellation, FakeClock, TokenBucket, backoff
-from redmica_ops.runs import RunRecord, Status, TenantRun
+from redmica_ops.runs.executors import Job
+from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget, client_token, started_by
+from redmica_ops.runs.fanout import FanOut, FanOutOptions
+from redmica_ops.runs.migrations import Selection, new_record, prepare_resume
+from redmica_ops.runs.pacing import Cancellation, FakeClock, TokenBucket, backoff
+from redmica_ops.runs.record import RunRecord, Status, TenantRun
 from tests.ecs_support import CLUSTER, CONTAINER, FAMILY, FakeEcs
 
 COMMAND = ["bundle", "exec", "rake", "db:migrate"]

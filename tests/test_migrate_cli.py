@@ -11,10 +11,10 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
-from redmica_ops.pacing import FakeClock
-from redmica_ops.runs import RunRecord
-from redmica_ops.store import TenantStore
-from redmica_ops.tenant import parse_tenant
+from redmica_ops.runs.pacing import FakeClock
+from redmica_ops.runs.record import RunRecord
+from redmica_ops.tenants.model import parse_tenant
+from redmica_ops.tenants.store import TenantStore
 from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke, tenant_yaml
 from tests.ecs_support import LOG_GROUP, create_ecs_target, moto_ecs_spy
 

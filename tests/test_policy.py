@@ -14,7 +14,6 @@ from mypy_boto3_s3 import S3Client
 
 from redmica_ops.aws import CALL_RECORDERS
 from redmica_ops.cli.app import Application
-from redmica_ops.pacing import FakeClock
 from redmica_ops.policy import (
     OPERATION_ACTIONS,
     ROLE_OPERATIONS,
@@ -23,6 +22,7 @@ from redmica_ops.policy import (
     granted_actions,
     policy_document,
 )
+from redmica_ops.runs.pacing import FakeClock
 from tests.conftest import BUCKET, Invoke, tenant_yaml
 from tests.test_deploy import moto_service
 

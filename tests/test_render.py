@@ -11,10 +11,10 @@ import pytest
 import yaml
 from mypy_boto3_s3 import S3Client
 
-from redmica_ops import apacheconf
+from redmica_ops.container import escape as apacheconf
+from redmica_ops.container.vhosts import VhostSettings, app_group_name, render_vhosts, write_private
 from redmica_ops.errors import UsageError
-from redmica_ops.render import VhostSettings, app_group_name, render_vhosts, write_private
-from redmica_ops.tenant import Entry, parse_tenant
+from redmica_ops.tenants.model import Entry, parse_tenant
 from tests.conftest import CANARY_PASSWORD, Invoke, tenant_yaml
 
 SETTINGS = VhostSettings(
@@ -287,7 +287,7 @@ def test_render_vhosts_refuses_invalid_documents(s3: S3Client, run: Invoke, tmp_
 def test_vhosts_check_without_apache_says_so_and_writes_nothing(
     s3: S3Client, run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from redmica_ops import apache
+    from redmica_ops.container import apache
 
     monkeypatch.setattr(apache, "_which", lambda name: None)
     seed(run, "acme")

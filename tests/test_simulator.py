@@ -7,7 +7,7 @@ import math
 from bench.run import baseline, fanout
 from bench.simulator import Quotas, SimulatedEcs
 
-from redmica_ops.pacing import FakeClock
+from redmica_ops.runs.pacing import FakeClock
 
 
 def test_fanout_stays_near_the_quota_bound_and_loses_nothing() -> None:

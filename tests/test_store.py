@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mypy_boto3_s3 import S3Client
 
-from redmica_ops.store import TenantStore
+from redmica_ops.tenants.store import TenantStore
 from tests.conftest import BUCKET, tenant_yaml
 
 

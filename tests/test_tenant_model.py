@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from redmica_ops.tenant import (
+from redmica_ops.tenants.model import (
     REDACTED,
     Entry,
     Tenant,

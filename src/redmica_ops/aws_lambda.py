@@ -19,7 +19,7 @@ from redmica_ops.errors import UsageError
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     from redmica_ops.cli.app import Application
     from redmica_ops.cli.migrate import run_migration
-    from redmica_ops.runs import FAILURES
+    from redmica_ops.runs.record import FAILURES
 
     app = Application()
     app.output_format = "json"

@@ -17,7 +17,7 @@ from typing import Any
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import NotFound, OperationFailed, UsageError
-from redmica_ops.pacing import Clock
+from redmica_ops.runs.pacing import Clock
 
 # Fields DescribeTaskDefinition returns that RegisterTaskDefinition does not accept.
 READ_ONLY_FIELDS = frozenset(

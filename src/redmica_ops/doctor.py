@@ -160,7 +160,7 @@ class Doctor:
             )
 
     def check_tenants(self) -> None:
-        from redmica_ops.tenant import find_conflicts
+        from redmica_ops.tenants.model import find_conflicts
 
         try:
             listing = self.store_factory().load_all()

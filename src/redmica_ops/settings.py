@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from redmica_ops import rules
 from redmica_ops.errors import Problem, ValidationFailed
+from redmica_ops.tenants import rules
 
 CONFIG_FILE_NAME = "redmica.toml"
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from redmica_ops.apache import ApacheInstall, server_config
+from redmica_ops.container.apache import ApacheInstall, server_config
 
 # Reports the tenant variables of the serving process, hex-encoded so the test can compare
 # bytes exactly, plus its pid (to see which processes served which tenant).

@@ -22,9 +22,9 @@ import yaml
 from click.testing import CliRunner
 from moto import mock_aws
 
-from redmica_ops.apache import ApacheInstall, find_apache
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.main import cli
+from redmica_ops.container.apache import ApacheInstall, find_apache
 from redmica_ops.errors import RedmicaError
 from tests.live.server import LiveApache, free_port, make_app
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from redmica_ops.render import render_redmine_config
+from redmica_ops.container.vhosts import render_redmine_config
 
 EVALUATE = """
 require 'erb'; require 'yaml'; require 'json'

@@ -11,12 +11,12 @@ from redmica_ops.errors import UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
-    from redmica_ops.output import Output
-    from redmica_ops.pacing import Cancellation, Clock
-    from redmica_ops.registry import TenantRegistry
-    from redmica_ops.runs import RunStore
+    from redmica_ops.cli.output import Output
+    from redmica_ops.runs.pacing import Cancellation, Clock
+    from redmica_ops.runs.record import RunStore
     from redmica_ops.settings import Settings
-    from redmica_ops.store import TenantStore
+    from redmica_ops.tenants.registry import TenantRegistry
+    from redmica_ops.tenants.store import TenantStore
 
 
 def _default_factory(settings: Settings) -> ClientFactory:
@@ -26,7 +26,7 @@ def _default_factory(settings: Settings) -> ClientFactory:
 
 
 def _real_clock(cancellation: Cancellation) -> Clock:
-    from redmica_ops.pacing import RealClock
+    from redmica_ops.runs.pacing import RealClock
 
     return RealClock(cancellation)
 
@@ -80,7 +80,7 @@ class Application:
 
     @property
     def output(self) -> Output:
-        from redmica_ops.output import Output
+        from redmica_ops.cli.output import Output
 
         return Output(json_mode=self.json)
 
@@ -115,13 +115,13 @@ class Application:
         return bucket
 
     def store(self) -> TenantStore:
-        from redmica_ops.store import TenantStore
+        from redmica_ops.tenants.store import TenantStore
 
         settings = self.settings
         return TenantStore(self.clients().s3(), self.bucket(), settings.prefix, settings.kms_key_id)
 
     def run_store(self) -> RunStore:
-        from redmica_ops.runs import RunStore
+        from redmica_ops.runs.record import RunStore
 
         settings = self.settings
         return RunStore(
@@ -129,6 +129,6 @@ class Application:
         )
 
     def registry(self) -> TenantRegistry:
-        from redmica_ops.registry import TenantRegistry
+        from redmica_ops.tenants.registry import TenantRegistry
 
         return TenantRegistry(self.store())

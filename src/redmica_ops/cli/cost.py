@@ -44,7 +44,7 @@ def cost(
       redmica cost --tasks 100 --vcpu 0.25 --memory-gb 0.5 --minutes 4
       redmica cost --tasks 800 --output json
     """
-    from redmica_ops.cost import estimate
+    from redmica_ops.runs.cost import estimate
 
     s = app.settings
     result = estimate(

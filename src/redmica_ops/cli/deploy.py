@@ -18,7 +18,7 @@ MIGRATION_NOTE = (
 
 def deployer(app: Application) -> Any:
     from redmica_ops.deploy import ServiceDeployer, ServiceTarget
-    from redmica_ops.pacing import Cancellation
+    from redmica_ops.runs.pacing import Cancellation
 
     settings = app.settings
     missing = [n for n in ("cluster", "service") if not getattr(settings, n)]
@@ -260,9 +260,9 @@ def release(
     Examples:
       redmica release --image registry.example.com/redmica:v6 --canary 5 --max-failures 10
     """
-    from redmica_ops import migrate as lib
     from redmica_ops.cli.migrate import run_migration
     from redmica_ops.deploy import roll_out
+    from redmica_ops.runs import migrations as lib
 
     d = deployer(app)
     current, new_arn = register_image(app, d, container, image)

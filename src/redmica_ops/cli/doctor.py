@@ -22,7 +22,7 @@ def doctor(app: Application) -> None:
       redmica doctor
       redmica doctor --output json | jq '.[] | select(.status != "ok")'
     """
-    from redmica_ops.apache import find_apache
+    from redmica_ops.container.apache import find_apache
     from redmica_ops.doctor import Doctor, failed
 
     settings = app.settings

@@ -44,8 +44,8 @@ def serve(app: Application, strict: bool, no_check: bool) -> None:
       redmica entrypoint serve
       REDMICA_SERVE_COMMAND="httpd -DFOREGROUND" redmica entrypoint serve --strict
     """
-    from redmica_ops.entrypoint import plan_serve
-    from redmica_ops.render import VhostSettings, write_private
+    from redmica_ops.container.serve import plan_serve
+    from redmica_ops.container.vhosts import VhostSettings, write_private
 
     settings = app.settings
     vhost_settings = VhostSettings.from_settings(settings)
@@ -59,7 +59,7 @@ def serve(app: Application, strict: bool, no_check: bool) -> None:
             out.info(f"  {problem}")
     checker = None
     if not no_check:
-        from redmica_ops.apache import config_test, find_apache
+        from redmica_ops.container.apache import config_test, find_apache
 
         install = find_apache(settings.apache_bin)
 
@@ -92,7 +92,7 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> None:
       redmica entrypoint run-tenant acme -- bundle exec rake db:migrate redmine:plugins:migrate
       redmica entrypoint run-tenant acme -- bin/rails runner 'puts Project.count'
     """
-    from redmica_ops.environment import tenant_environment
+    from redmica_ops.tenants.environment import tenant_environment
 
     command_line = list(argv)
     if command_line and command_line[0] == "--":

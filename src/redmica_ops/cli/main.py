@@ -10,6 +10,7 @@ import click
 from redmica_ops import __version__
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options
+from redmica_ops.cli.result import CommandResult, render_result
 from redmica_ops.errors import EXIT_CODE_HELP, ExitCode, RedmicaError
 
 EXIT_CODE_LINES = "\n".join(f"  {line.strip()}" for line in EXIT_CODE_HELP.split(";"))
@@ -38,7 +39,13 @@ class RootGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         app = ctx.find_object(Application) or ctx.ensure_object(Application)
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+            if isinstance(result, CommandResult):
+                code = render_result(app, result)
+                if code:
+                    ctx.exit(code)
+                return None
+            return result
         except RedmicaError as error:
             if app.debug:
                 import traceback
@@ -64,7 +71,7 @@ class RootGroup(click.Group):
 
 
 def _safe_output(app: Application) -> Any:
-    from redmica_ops.output import Output
+    from redmica_ops.cli.output import Output
 
     try:
         return app.output

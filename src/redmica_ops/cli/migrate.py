@@ -112,7 +112,7 @@ def migrate(
     )
     if record is None:
         return
-    from redmica_ops import migrate as lib
+    from redmica_ops.runs import migrations as lib
 
     code = lib.exit_code_for(record)
     if code:
@@ -141,10 +141,10 @@ def run_migration(
 
     Shared by `migrate` and `release` (which gates a deploy on it).
     """
-    from redmica_ops import migrate as lib
-    from redmica_ops.fanout import FanOut
-    from redmica_ops.pacing import Cancellation
-    from redmica_ops.runs import RunRecord, new_run_id
+    from redmica_ops.runs import migrations as lib
+    from redmica_ops.runs.fanout import FanOut
+    from redmica_ops.runs.pacing import Cancellation
+    from redmica_ops.runs.record import RunRecord, new_run_id
 
     if sum(bool(x) for x in (resume, only_failed, all_tenants or tenant_ids)) > 1:
         raise UsageError("choose one of: tenant ids / --all, --resume, --only-failed")
@@ -277,7 +277,7 @@ def _print_plan(
     import math
     import shlex
 
-    from redmica_ops.cost import estimate
+    from redmica_ops.runs.cost import estimate
 
     settings = app.settings
     cost = estimate(
@@ -341,7 +341,7 @@ def _print_plan(
 
 
 def report(app: Application, record: Any) -> None:
-    from redmica_ops.runs import FAILURES, Status
+    from redmica_ops.runs.record import FAILURES, Status
 
     data = {
         "run_id": record.run_id,

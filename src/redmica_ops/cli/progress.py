@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from typing import IO, Any
 
-from redmica_ops.pacing import Clock
-from redmica_ops.runs import FINAL, RunRecord, Status, TenantRun
+from redmica_ops.runs.pacing import Clock
+from redmica_ops.runs.record import FINAL, RunRecord, Status, TenantRun
 
 SHOWN = ("succeeded", "failed", "failed_to_start", "timed_out", "stopped", "not_started")
 

@@ -67,7 +67,7 @@ def vhosts(
       redmica render vhosts --from-dir tenants/ --domain redmine.example.com -o site.conf
       redmica render vhosts --redacted | less
     """
-    from redmica_ops.render import VhostSettings, render_vhosts, write_private
+    from redmica_ops.container.vhosts import VhostSettings, render_vhosts, write_private
 
     if app_root is not None:
         app.overrides["app_root"] = app_root
@@ -86,7 +86,7 @@ def vhosts(
         return
     checker = None
     if check:
-        from redmica_ops.apache import config_test, find_apache
+        from redmica_ops.container.apache import config_test, find_apache
 
         install = find_apache(app.settings.apache_bin)
 
@@ -105,7 +105,7 @@ def vhosts(
 
 def _tenants(app: Application, from_dir: Path | None) -> list:  # type: ignore[type-arg]
     if from_dir is not None:
-        from redmica_ops.files import load_paths
+        from redmica_ops.tenants.files import load_paths
 
         files = load_paths([from_dir])
         if files.problems:
@@ -136,7 +136,7 @@ def check_file(app: Application, file: Path) -> None:
     Examples:
       redmica render check /etc/apache2/sites-enabled/redmica-tenants.conf
     """
-    from redmica_ops.apache import config_test, find_apache
+    from redmica_ops.container.apache import config_test, find_apache
 
     config_test(file, find_apache(app.settings.apache_bin))
     if app.json:
@@ -168,7 +168,11 @@ def redmine_config(app: Application, out: Path) -> None:
     Examples:
       redmica render redmine-config -o /usr/src/redmine/config
     """
-    from redmica_ops.render import REDMINE_CONFIG_FILES, render_redmine_config, write_private
+    from redmica_ops.container.vhosts import (
+        REDMINE_CONFIG_FILES,
+        render_redmine_config,
+        write_private,
+    )
 
     written = []
     for name in REDMINE_CONFIG_FILES:

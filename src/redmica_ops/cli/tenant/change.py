@@ -95,7 +95,7 @@ def edit(app: Application, tenant_id: str) -> None:
       redmica tenant edit acme
       EDITOR=nano redmica tenant edit acme
     """
-    from redmica_ops.tenant import parse_tenant_bytes
+    from redmica_ops.tenants.model import parse_tenant_bytes
 
     registry = app.registry()
     current = registry.store.get(tenant_id)

@@ -26,7 +26,7 @@ def validate(app: Application, paths: tuple[Path, ...]) -> None:
       redmica tenant validate acme.yaml
       redmica tenant validate tenants/ --output json
     """
-    from redmica_ops.files import load_paths
+    from redmica_ops.tenants.files import load_paths
 
     result = load_paths(list(paths))
     summary = f"{len(result.problems)} problem(s) in {len(result.files)} file(s)"
@@ -68,7 +68,7 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> None:
       redmica tenant sync tenants/ --apply
       redmica tenant sync tenants/ --apply --prune --output json
     """
-    from redmica_ops.files import load_paths
+    from redmica_ops.tenants.files import load_paths
 
     files = load_paths([directory])
     if files.problems:
@@ -130,6 +130,6 @@ def example(app: Application) -> None:
     Examples:
       redmica tenant example > acme.yaml
     """
-    from redmica_ops.templates import template_text
+    from redmica_ops.container.templates import template_text
 
     app.output.text(template_text("tenant.example.yaml"))

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from redmica_ops.errors import Problem, UsageError, ValidationFailed
-from redmica_ops.files import read_limited
-from redmica_ops.safeyaml import MAX_DOCUMENT_BYTES, load_document
-from redmica_ops.tenant import Tenant, validate_data
+from redmica_ops.tenants.files import read_limited
+from redmica_ops.tenants.model import Tenant, validate_data
+from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, load_document
 
 STDIN = "-"
 

@@ -21,7 +21,7 @@ def list_(app: Application) -> None:
       redmica tenant list
       redmica tenant list --output json | jq -r '.[] | select(.valid) | .tenant'
     """
-    from redmica_ops.views import invalid_view, tenant_row, tenant_view
+    from redmica_ops.tenants.views import invalid_view, tenant_row, tenant_view
 
     settings = app.settings
     listing = app.store().load_all()
@@ -56,7 +56,7 @@ def show(app: Application, tenant_id: str) -> None:
       redmica tenant show acme > acme.yaml
       vi acme.yaml && redmica tenant update acme -f acme.yaml
     """
-    from redmica_ops.views import tenant_view
+    from redmica_ops.tenants.views import tenant_view
 
     settings = app.settings
     stored = app.store().get(tenant_id)
@@ -82,7 +82,7 @@ def history(app: Application, tenant_id: str) -> None:
       redmica tenant history acme --output json | jq -r '.[1].version_id'
     """
     from redmica_ops.errors import NotFound
-    from redmica_ops.views import version_view
+    from redmica_ops.tenants.views import version_view
 
     store = app.store()
     versions = store.history(tenant_id)

@@ -6,7 +6,7 @@ different databases.
 
 from __future__ import annotations
 
-from redmica_ops.tenant import Tenant
+from redmica_ops.tenants.model import Tenant
 
 # The names Redmine's config/database.yml and s3.yml read (see docs/container.md).
 ENV_NAMES = (

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from redmica_ops.errors import Problem
-from redmica_ops.safeyaml import MAX_DOCUMENT_BYTES
-from redmica_ops.tenant import Entry, find_conflicts, parse_tenant_bytes
+from redmica_ops.tenants.model import Entry, find_conflicts, parse_tenant_bytes
+from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES
 
 SUFFIXES = (".yaml", ".yml")
 

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from redmica_ops.executors import Executor, Job, Launched, LaunchFailed, TaskState
-from redmica_ops.pacing import Cancellation, Clock, TokenBucket, backoff
-from redmica_ops.runs import FINAL, RunRecord, Status, TenantRun, utcnow
+from redmica_ops.runs.executors import Executor, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.runs.pacing import Cancellation, Clock, TokenBucket, backoff
+from redmica_ops.runs.record import FINAL, RunRecord, Status, TenantRun, utcnow
 
 MIN_SLEEP = 1e-3  # never busy-wait, whatever the arithmetic says
 COUNTED_FAILURES = frozenset({Status.FAILED, Status.FAILED_TO_START, Status.TIMED_OUT})

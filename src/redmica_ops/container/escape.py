@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from redmica_ops.rules import has_control_character
+from redmica_ops.tenants.rules import has_control_character
 
 DOLLAR_VARIABLE = "REDMICA_DOLLAR"
 DOLLAR_DEFINE = f"Define {DOLLAR_VARIABLE} $"

@@ -13,19 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from redmica_ops.errors import NotFound, UsageError
-from redmica_ops.executors import Executor, Job
-from redmica_ops.executors.ecs import (
+from redmica_ops.runs.executors import Executor, Job
+from redmica_ops.runs.executors.ecs import (
     MAX_OVERRIDE_CHARS,
     EcsExecutor,
     EcsTarget,
     override_size,
 )
-from redmica_ops.executors.local import LocalExecutor, LocalTarget
-from redmica_ops.fanout import FanOutOptions
-from redmica_ops.runs import FAILURES, RunRecord, Status, TenantRun, utcnow
+from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
+from redmica_ops.runs.fanout import FanOutOptions
+from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
 from redmica_ops.settings import Settings
-from redmica_ops.store import Listing
-from redmica_ops.tenant import Tenant
+from redmica_ops.tenants.model import Tenant
+from redmica_ops.tenants.store import Listing
 
 
 @dataclass

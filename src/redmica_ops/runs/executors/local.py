@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from redmica_ops.environment import tenant_environment
-from redmica_ops.executors import CallStats, Job, Launched, LaunchFailed, TaskState
-from redmica_ops.tenant import Tenant
+from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.tenants.environment import tenant_environment
+from redmica_ops.tenants.model import Tenant
 
 
 @dataclass(frozen=True)

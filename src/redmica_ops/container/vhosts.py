@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from redmica_ops import __version__, apacheconf
-from redmica_ops.environment import tenant_environment
+from redmica_ops import __version__
+from redmica_ops.container import escape as apacheconf
+from redmica_ops.container.templates import template_text
 from redmica_ops.errors import UsageError
 from redmica_ops.settings import Settings
-from redmica_ops.templates import template_text
-from redmica_ops.tenant import REDACTED, Entry, find_conflicts
+from redmica_ops.tenants.environment import tenant_environment
+from redmica_ops.tenants.model import REDACTED, Entry, find_conflicts
 
 VHOSTS_TEMPLATE = "vhosts.conf.j2"
 REDMINE_CONFIG_FILES = ("database.yml", "s3.yml", "configuration.yml")

@@ -18,7 +18,7 @@ from typing import Any
 
 from redmica_ops.aws import error_code, translate, translate_errors
 from redmica_ops.errors import AwsError, UsageError
-from redmica_ops.executors import CallStats, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
 
 MAX_OVERRIDE_CHARS = 8192
 DESCRIBE_BATCH = 100

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from redmica_ops.store import InvalidDocument, StoredTenant, Version
-from redmica_ops.tenant import Tenant
+from redmica_ops.tenants.model import Tenant
+from redmica_ops.tenants.store import InvalidDocument, StoredTenant, Version
 
 
 def host_for(tenant: Tenant, domain: str | None) -> str | None:

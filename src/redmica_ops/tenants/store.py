@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redmica_ops import rules
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import Conflict, NotFound, Problem, ValidationFailed
-from redmica_ops.safeyaml import MAX_DOCUMENT_BYTES
-from redmica_ops.tenant import Entry, Tenant, parse_tenant_bytes
+from redmica_ops.tenants import rules
+from redmica_ops.tenants.model import Entry, Tenant, parse_tenant_bytes
+from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -28,9 +28,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from redmica_ops import rules
 from redmica_ops.errors import Problem, ValidationFailed
-from redmica_ops.safeyaml import load_document
+from redmica_ops.tenants import rules
+from redmica_ops.tenants.safeyaml import load_document
 
 REDACTED = "********"
 SECRET_FIELDS = frozenset({"db.password"})

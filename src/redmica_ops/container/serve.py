@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from redmica_ops.container.vhosts import VhostSettings, render_vhosts
 from redmica_ops.errors import Problem, ValidationFailed
-from redmica_ops.render import VhostSettings, render_vhosts
-from redmica_ops.store import Listing
-from redmica_ops.tenant import Entry, conflicts_with
+from redmica_ops.tenants.model import Entry, conflicts_with
+from redmica_ops.tenants.store import Listing
 
 
 @dataclass

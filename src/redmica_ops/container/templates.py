@@ -13,7 +13,7 @@ def template_text(name: str) -> str:
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
     # An editable install or a source checkout: templates/ sits at the top of the tree.
-    source = Path(__file__).resolve().parents[2] / "templates" / name
+    source = Path(__file__).resolve().parents[3] / "templates" / name
     if source.is_file():
         return source.read_text(encoding="utf-8")
     raise RedmicaError(

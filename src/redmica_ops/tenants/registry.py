@@ -21,8 +21,7 @@ from redmica_ops.errors import (
     UsageError,
     ValidationFailed,
 )
-from redmica_ops.store import InvalidDocument, Listing, StoredTenant, TenantStore, WriteResult
-from redmica_ops.tenant import (
+from redmica_ops.tenants.model import (
     REDACTED,
     Entry,
     FieldChange,
@@ -30,6 +29,13 @@ from redmica_ops.tenant import (
     conflicts_with,
     diff,
     find_conflicts,
+)
+from redmica_ops.tenants.store import (
+    InvalidDocument,
+    Listing,
+    StoredTenant,
+    TenantStore,
+    WriteResult,
 )
 
 

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from redmica_ops.apacheconf import quote
+from redmica_ops.container.escape import quote
 from redmica_ops.errors import OperationFailed, UsageError
 
 MODULE_DIRS = (
