@@ -405,8 +405,10 @@ def test_remove_asks_on_a_terminal(s3: S3Client, run: Invoke) -> None:
     app = Application()
     app.interactive = lambda: True
     declined = run("tenant", "remove", "acme", input="n\n", app=app)
-    assert declined.exit_code == 1  # click.Abort
+    assert declined.exit_code == 6
     assert "Remove tenant 'acme'" in declined.stderr
+    assert "nothing done: remove tenant 'acme'" in declined.stderr
+    assert "Aborted" not in declined.output
     app = Application()
     app.interactive = lambda: True
     accepted = run("tenant", "remove", "acme", input="y\n", app=app)

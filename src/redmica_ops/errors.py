@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 3
     CONFLICT = 4
     AWS = 5
+    DECLINED = 6
     INTERRUPTED = 130
 
 
@@ -24,7 +25,7 @@ EXIT_CODE_HELP = (
     "0 ok; 1 the operation ran and failed; 2 usage or validation error (nothing written); "
     "3 not found; 4 conflict (already exists, or changed by someone else); "
     "5 AWS or infrastructure error (credentials, missing bucket, retries exhausted); "
-    "130 interrupted."
+    "6 declined at a confirmation prompt (nothing done); 130 interrupted."
 )
 
 
@@ -49,6 +50,8 @@ class RedmicaError(Exception):
     """Base of every error shown to the operator. Messages must never contain a secret."""
 
     exit_code: ExitCode = ExitCode.FAILED
+    # How the one line starts; not every stop is an error (see Declined).
+    label: str = "error"
 
     def __init__(
         self, message: str, hint: str | None = None, problems: Sequence[Problem] = ()
@@ -103,3 +106,10 @@ class AwsError(RedmicaError):
 
 class Interrupted(RedmicaError):
     exit_code = ExitCode.INTERRUPTED
+
+
+class Declined(RedmicaError):
+    """The operator answered no at a confirmation prompt: a choice, not a failure."""
+
+    exit_code = ExitCode.DECLINED
+    label = "nothing done"

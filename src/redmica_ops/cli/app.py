@@ -47,6 +47,16 @@ def _run_editor(text: str) -> str | None:
     return click.edit(text, extension=".yaml", require_save=True)
 
 
+def _ask(question: str) -> bool:
+    """Ask on stderr, read one line from stdin; only y/yes is a yes (EOF is a no)."""
+    sys.stderr.write(f"{question} [y/N]: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        sys.stderr.write("\n")
+    return answer.strip().lower() in ("y", "yes")
+
+
 class Application:
     """Holds what the command line said and builds settings, output and AWS access lazily.
 
@@ -69,6 +79,7 @@ class Application:
         # Swappable for tests: how `tenant edit` runs an editor and how we detect a person.
         self.edit_text: Callable[[str], str | None] = _run_editor
         self.interactive: Callable[[], bool] = sys.stdin.isatty
+        self.ask: Callable[[str], bool] = _ask
         # How `entrypoint` replaces this process (tests record the call instead).
         self.exec_process: Callable[[list[str], Mapping[str, str]], None] = _exec
         # Long runs take their time from here (tests pass a FakeClock).

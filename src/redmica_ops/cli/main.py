@@ -9,7 +9,7 @@ import click
 
 from redmica_ops import __version__
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import global_options
+from redmica_ops.cli.options import CONFIRMATION_RULE, global_options
 from redmica_ops.cli.result import CommandResult, render_result
 from redmica_ops.errors import EXIT_CODE_HELP, ExitCode, RedmicaError
 
@@ -82,6 +82,8 @@ def _safe_output(app: Application) -> Any:
 EPILOG = f"""\b
 Exit codes:
 {EXIT_CODE_LINES}
+
+Confirmations: {CONFIRMATION_RULE}
 
 \b
 Examples:

@@ -125,3 +125,41 @@ def command(group: click.Group, name: str | None = None, **kwargs: Any) -> Calla
         return registered
 
     return decorate
+
+
+# -- confirmation: the one rule for every command that changes production -------------------------
+CONFIRMATION_RULE = (
+    "Commands that change production (deploy, release, rollback, tenant remove/restore, "
+    "tenant sync --apply) ask first on a terminal; --yes skips the question; without a "
+    "terminal they refuse (exit 2) unless --yes is given; answering no does nothing (exit 6)."
+)
+
+
+def yes_option(func: F) -> F:
+    """The `--yes/-y` flag of a command that asks before it changes production."""
+    decorated: F = click.option(
+        "--yes",
+        "-y",
+        is_flag=True,
+        help="do not ask for confirmation (needed without a terminal)",
+    )(func)
+    return decorated
+
+
+def confirm(app: Application, action: str, yes: bool) -> None:
+    """Apply CONFIRMATION_RULE before `action` (e.g. "deploy redmica:2 to service app").
+
+    Returns when the operator agreed (or gave --yes); raises UsageError when nobody can be
+    asked, and Declined when the answer is no. Called before anything is written.
+    """
+    from redmica_ops.errors import Declined, UsageError
+
+    if yes:
+        return
+    if not app.interactive():
+        raise UsageError(
+            f"refusing to {action} without confirmation (no terminal to ask on)",
+            "add --yes to run it from a script",
+        )
+    if not app.ask(f"{action[:1].upper()}{action[1:]}?"):
+        raise Declined(f"{action} was not confirmed", "answer y to go ahead, or give --yes")

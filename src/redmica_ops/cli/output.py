@@ -42,7 +42,7 @@ class Output:
         self._err(f"warning: {text}")
 
     def error(self, error: RedmicaError) -> None:
-        self._err(f"error: {error.message}")
+        self._err(f"{error.label}: {error.message}")
         for problem in error.problems:
             self._err(f"  {problem}")
         if error.hint:

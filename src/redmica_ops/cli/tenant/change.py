@@ -7,9 +7,9 @@ from typing import Any
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.options import command, confirm, pass_app, yes_option
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import UsageError, ValidationFailed
+from redmica_ops.errors import ValidationFailed
 
 
 def _report(app: Application, tenant_id: str, outcome: Any, verb: str) -> None:
@@ -133,7 +133,7 @@ def edit(app: Application, tenant_id: str) -> None:
 
 @command(tenant, "remove")
 @click.argument("tenant_id")
-@click.option("--yes", "-y", is_flag=True, help="do not ask for confirmation (for scripts)")
+@yes_option
 @pass_app
 def remove(app: Application, tenant_id: str, yes: bool) -> None:
     """Remove a tenant's document from the config bucket.
@@ -146,15 +146,7 @@ def remove(app: Application, tenant_id: str, yes: bool) -> None:
       redmica tenant remove acme
       redmica tenant remove acme --yes
     """
-    if not yes:
-        if not app.interactive():
-            raise UsageError(
-                f"refusing to remove tenant {tenant_id!r} without confirmation",
-                "add --yes when running from a script",
-            )
-        click.confirm(
-            f"Remove tenant {tenant_id!r} from s3://{app.bucket()}?", abort=True, err=True
-        )
+    confirm(app, f"remove tenant {tenant_id!r} from s3://{app.bucket()}", yes)
     marker = app.registry().remove(tenant_id)
     if app.json:
         app.output.data({"tenant": tenant_id, "removed": True, "delete_marker": marker})
