@@ -126,3 +126,77 @@ def test_invalid_setting_is_exit_2_with_the_rule(run: Invoke) -> None:
     result = run("--prefix", "nope", "config", "show", bucket=None)
     assert result.exit_code == 2
     assert "--prefix: prefix: 'nope' must be empty or end with '/'" in result.stderr
+
+
+# -- one declaration per setting -------------------------------------------------------------
+
+
+def test_every_setting_has_one_default_one_env_name_and_one_doc_line() -> None:
+    import dataclasses
+    import re
+
+    from redmica_ops.settings import DEFAULTS, SPECS, Settings
+
+    declared = [f.name for f in dataclasses.fields(Settings) if "help" in f.metadata]
+    assert [spec.name for spec in SPECS] == declared  # the table is derived, in order
+    env_names = [name for spec in SPECS for name in (spec.env_name, *spec.env_aliases)]
+    assert len(env_names) == len(set(env_names)), "an environment name is used twice"
+    doc = (Path(__file__).parents[1] / "docs" / "settings.md").read_text(encoding="utf-8")
+    for spec in SPECS:
+        assert spec.default == getattr(DEFAULTS, spec.name)
+        assert (spec.help and spec.check is not None) or spec.kind is bool, spec.name
+        rows = [line for line in doc.splitlines() if line.startswith(f"| `{spec.name}` |")]
+        assert len(rows) == 1, f"docs/settings.md needs one row for {spec.name}: {rows}"
+        assert spec.env_name in rows[0], f"{spec.name}: the doc row does not name {spec.env_name}"
+        for alias in spec.env_aliases:
+            assert alias in rows[0], f"{spec.name}: the doc row does not name {alias}"
+        shown = re.sub(r"[`,]", "", rows[0].rstrip(" |").rsplit("|", 1)[-1]).strip()
+        if spec.default not in (None, ()):
+            if isinstance(spec.default, float):
+                assert float(shown.split()[0]) == spec.default, (spec.name, shown)
+                continue
+            default = str(spec.default).lower() if spec.kind is bool else str(spec.default)
+            assert shown.startswith(default), (spec.name, shown, default)
+
+
+def test_component_defaults_are_the_settings_defaults() -> None:
+    import dataclasses
+
+    from redmica_ops.container.vhosts import VhostSettings
+    from redmica_ops.runs.fanout import FanOutOptions
+    from redmica_ops.settings import DEFAULTS
+
+    vhost = {f.name: f.default for f in dataclasses.fields(VhostSettings)}
+    for name in (
+        "listen_port",
+        "processes_per_tenant",
+        "max_pool_size",
+        "min_instances",
+        "max_preloader_idle_time",
+        "db_host",
+    ):
+        assert vhost[name] == getattr(DEFAULTS, name), name
+    fan = FanOutOptions(command=["true"])
+    assert (fan.concurrency, fan.rate, fan.burst, fan.timeout) == (
+        DEFAULTS.concurrency,
+        DEFAULTS.launch_rate,
+        DEFAULTS.launch_burst,
+        float(DEFAULTS.task_timeout),
+    )
+    assert (fan.max_start_attempts, fan.poll_interval) == (
+        DEFAULTS.max_start_attempts,
+        DEFAULTS.poll_interval,
+    )
+
+
+def test_a_missing_setting_names_every_way_to_set_it() -> None:
+    from redmica_ops.errors import UsageError
+    from redmica_ops.settings import require
+
+    settings = load_settings({}, env={})
+    with pytest.raises(UsageError) as caught:
+        require(settings, ["bucket", "cluster"], "the test needs")
+    assert caught.value.message == "the test needs the setting(s): bucket, cluster"
+    assert "--bucket" in str(caught.value.hint) and "CONFIG_BUCKET_NAME" in str(caught.value.hint)
+    assert "REDMICA_CLUSTER" in str(caught.value.hint)
+    require(load_settings({"bucket": "my-bucket", "cluster": "c"}, env={}), ["bucket", "cluster"])

@@ -15,8 +15,10 @@ from redmica_ops import __version__
 from redmica_ops.errors import AwsError, Conflict, NotFound, RedmicaError
 
 if TYPE_CHECKING:
+    from botocore.client import BaseClient
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sts import STSClient
 
     from redmica_ops.settings import Settings
 
@@ -56,7 +58,12 @@ class ClientFactory:
                 )
         return self._session
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str) -> BaseClient:
+        """A client for any service (typed callers use `s3()`, `ecs()`, `sts()`)."""
+        client: BaseClient = self._client(service)
+        return client
+
+    def _client(self, service: str) -> Any:
         # boto3 clients are thread-safe; sessions are not, hence the lock around creation.
         with self._lock:
             if service not in self._clients:
@@ -83,14 +90,15 @@ class ClientFactory:
             return self._clients[service]
 
     def s3(self) -> S3Client:
-        client: S3Client = self.client("s3")
+        client: S3Client = self._client("s3")
         return client
 
-    def sts(self) -> Any:
-        return self.client("sts")
+    def sts(self) -> STSClient:
+        client: STSClient = self._client("sts")
+        return client
 
     def ecs(self) -> ECSClient:
-        client: ECSClient = self.client("ecs")
+        client: ECSClient = self._client("ecs")
         return client
 
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redmica_ops.aws import error_code, translate_errors
-from redmica_ops.errors import RedmicaError
+from redmica_ops.errors import JSONObject, RedmicaError
 from redmica_ops.settings import Settings
+
+if TYPE_CHECKING:
+    from redmica_ops.aws import ClientFactory
+    from redmica_ops.container.apache import ApacheInstall
+    from redmica_ops.tenants.store import TenantStore
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -20,7 +25,7 @@ class Check:
     detail: str
     hint: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         return self.__dict__.copy()
 
 
@@ -28,9 +33,9 @@ class Doctor:
     def __init__(
         self,
         settings: Settings,
-        clients: Any,
-        store_factory: Callable[[], Any],
-        apache_finder: Callable[[], Any] | None = None,
+        clients: ClientFactory,
+        store_factory: Callable[[], TenantStore],
+        apache_finder: Callable[[], ApacheInstall] | None = None,
     ) -> None:
         self.settings = settings
         self.clients = clients
@@ -160,15 +165,16 @@ class Doctor:
             )
 
     def check_tenants(self) -> None:
-        from redmica_ops.tenants.model import find_conflicts
+        from redmica_ops.tenants.selection import Reason, Use, select
 
         try:
             listing = self.store_factory().load_all()
         except RedmicaError as error:
             self.add("tenants", FAIL, error.message, error.hint)
             return
-        clashes = find_conflicts(listing.entries())
-        if listing.invalid or clashes:
+        selection = select(listing, Use.SERVE)
+        clashes = [p for e in selection.excluded_by(Reason.CLASH) for p in e.problems]
+        if selection.excluded:
             bad = [d.key for d in listing.invalid] + [str(p) for p in clashes]
             self.add(
                 "tenants",

@@ -8,6 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, TypeAlias
+
+JSONObject: TypeAlias = dict[str, Any]
+"""A JSON object as the library builds it for output (`--output json`, IAM policies, records):
+string keys, JSON-serialisable values. Named so no public signature says a bare `Any`."""
 
 
 class ExitCode(IntEnum):

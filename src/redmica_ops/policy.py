@@ -7,8 +7,11 @@ apart. Operations map to IAM actions and to resources scoped by ARN.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from redmica_ops.errors import JSONObject, UsageError
 
 # (service, operation) -> IAM actions it needs (some need more than their own name).
 OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -97,11 +100,72 @@ class PolicyScope:
         return f"arn:{self.partition}:ecs:{self.region}:{self.account}:{resource}"
 
 
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (China and GovCloud have their own)."""
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def kms_key_arn(key: str, partition: str, region: str, account: str) -> str:
+    """The ARN of a KMS key given as an id or ARN; aliases cannot scope an IAM policy."""
+    if key.startswith("alias/") or ":alias/" in key:
+        raise UsageError("kms_key_id is an alias; IAM policies need the key id or ARN")
+    return key if key.startswith("arn:") else f"arn:{partition}:kms:{region}:{account}:key/{key}"
+
+
+def task_family(task_definition: str) -> str:
+    """`family` of a task definition given as family[:revision] or ARN."""
+    return task_definition.rsplit("/", 1)[-1].split(":")[0]
+
+
+def scope_for(
+    role: str,
+    *,
+    region: str,
+    account: str,
+    bucket: str,
+    prefix: str,
+    runs_prefix: str,
+    kms_key_id: str | None = None,
+    cluster: str | None = None,
+    service: str | None = None,
+    task_definition: str | None = None,
+    pass_roles: Sequence[str] = (),
+    task_roles: Callable[[str], Sequence[str]] | None = None,
+) -> PolicyScope:
+    """The resources `role`'s policy is scoped to, from the settings.
+
+    `task_roles(task_definition)` is asked for the roles to allow passing when none are given
+    and the role passes roles at all (it reads the task definition from ECS).
+    """
+    partition = partition_of(region)
+    roles = list(pass_roles)
+    family = task_family(task_definition) if task_definition else None
+    if task_definition and not roles and task_roles and "iam:PassRole" in actions_for(role):
+        roles = list(task_roles(task_definition))
+    return PolicyScope(
+        partition=partition,
+        region=region,
+        account=account,
+        bucket=bucket,
+        prefix=prefix,
+        runs_prefix=runs_prefix,
+        cluster=cluster,
+        service=service if role == "operator" else None,
+        family=family,
+        kms_key_arn=kms_key_arn(kms_key_id, partition, region, account) if kms_key_id else None,
+        pass_roles=tuple(roles),
+    )
+
+
 def actions_for(role: str) -> set[str]:
     return {a for op in ROLE_OPERATIONS[role] for a in OPERATION_ACTIONS[op]}
 
 
-def policy_document(role: str, scope: PolicyScope) -> dict[str, Any]:
+def policy_document(role: str, scope: PolicyScope) -> JSONObject:
     """The IAM policy JSON for `role`, every statement scoped to the configured resources."""
     actions = actions_for(role)
     s3 = f"arn:{scope.partition}:s3:::{scope.bucket}"
@@ -209,5 +273,5 @@ def policy_document(role: str, scope: PolicyScope) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
-def granted_actions(document: dict[str, Any]) -> set[str]:
+def granted_actions(document: JSONObject) -> set[str]:
     return {a for s in document["Statement"] for a in s["Action"]}

@@ -10,9 +10,12 @@ import contextlib
 import logging
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redmica_ops.errors import UsageError
+
+if TYPE_CHECKING:
+    from moto.server import ThreadedMotoServer
 
 DEFAULT_BUCKET = "redmica-config"
 DEFAULT_REGION = "us-east-1"
@@ -28,7 +31,7 @@ ROLLOUT_POLLS = 3
 
 @dataclass
 class Sandbox:
-    server: Any
+    server: ThreadedMotoServer
     endpoint_url: str
     bucket: str
     region: str

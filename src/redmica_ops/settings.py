@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
-from redmica_ops.errors import Problem, ValidationFailed
+from redmica_ops.errors import Problem, UsageError, ValidationFailed
 from redmica_ops.tenants import rules
 
 CONFIG_FILE_NAME = "redmica.toml"
@@ -107,327 +108,286 @@ def _check_not_blank(value: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class SettingSpec:
-    name: str
-    help: str
-    default: Any = None
-    kind: type = str
-    env_aliases: tuple[str, ...] = ()
-    check: Callable[[Any], str | None] | None = None
+SettingValue: TypeAlias = "str | int | float | bool | tuple[str, ...] | None"
+"""What a setting can hold (its type is the annotation of its `Settings` field)."""
 
-    @property
-    def env_name(self) -> str:
-        return f"REDMICA_{self.name.upper()}"
+Check: TypeAlias = Callable[..., str | None]
+"""A setting's validator: the problem with a value, or None when it is fine."""
+
+_T = TypeVar("_T")
 
 
-SPECS: tuple[SettingSpec, ...] = (
-    SettingSpec(
-        "bucket",
-        "S3 config bucket holding one YAML document per tenant",
-        env_aliases=("CONFIG_BUCKET_NAME",),
-        check=rules.check_bucket_name,
-    ),
-    SettingSpec(
-        "prefix", "key prefix of tenant documents in the bucket", "tenants/", check=_check_prefix
-    ),
-    SettingSpec(
-        "kms_key_id",
-        "KMS key for SSE-KMS on every write (else the bucket default)",
-        check=_check_not_blank,
-    ),
-    SettingSpec(
-        "domain", "service domain; a tenant's host is <sub_domain>.<domain>", check=_check_domain
-    ),
-    SettingSpec(
-        "db_host",
-        "database host for tenants whose document has no db.host",
-        check=rules.check_hostname,
-    ),
-    SettingSpec(
-        "profile",
-        "AWS profile (else the standard credential chain)",
-        env_aliases=("AWS_PROFILE",),
-        check=_check_not_blank,
-    ),
-    SettingSpec(
-        "region",
-        "AWS region",
-        env_aliases=("AWS_REGION", "AWS_DEFAULT_REGION"),
-        check=_check_region,
-    ),
-    SettingSpec(
-        "endpoint_url",
-        "AWS endpoint URL (a sandbox, LocalStack, a VPC endpoint)",
-        env_aliases=("AWS_ENDPOINT_URL",),
-        check=_check_url,
-    ),
-    SettingSpec(
-        "app_root",
-        "Redmine directory served for every tenant (DocumentRoot is its public/)",
-        "/usr/src/redmine",
-        check=_check_abs_path,
-    ),
-    SettingSpec(
-        "listen_port",
-        "port of the tenant virtual hosts (<VirtualHost *:PORT>)",
-        80,
-        kind=int,
-        check=_positive(65535),
-    ),
-    SettingSpec(
-        "processes_per_tenant",
-        "Passenger processes one tenant may use at most",
-        2,
-        kind=int,
-        check=_positive(64),
-    ),
-    SettingSpec(
-        "max_pool_size",
-        "PassengerMaxPoolSize (default: tenants x processes_per_tenant)",
-        kind=int,
-        check=_positive(100_000),
-    ),
-    SettingSpec(
-        "min_instances",
-        "PassengerMinInstances: processes kept per idle tenant",
-        1,
-        kind=int,
-        check=_non_negative,
-    ),
-    SettingSpec(
-        "max_preloader_idle_time",
-        "PassengerMaxPreloaderIdleTime, seconds",
-        300,
-        kind=int,
-        check=_non_negative,
-    ),
-    SettingSpec(
-        "vhosts_file",
-        "where `entrypoint serve` writes the tenant vhosts",
-        "/etc/apache2/sites-enabled/redmica-tenants.conf",
-        check=_check_abs_path,
-    ),
-    SettingSpec(
-        "apache_bin",
-        "Apache binary for config tests (default: apache2, else httpd)",
-        check=_check_not_blank,
-    ),
-    SettingSpec(
-        "serve_command",
-        "what `entrypoint serve` execs to run Apache in the foreground",
-        "apache2 -DFOREGROUND",
-        check=_check_not_blank,
-    ),
-    # -- migrations (`redmica migrate`) -----------------------------------------------------
-    SettingSpec("cluster", "ECS cluster that runs migration tasks", check=_check_not_blank),
-    SettingSpec(
-        "task_definition",
-        "task definition (family[:revision] or ARN) for migrations",
-        check=_check_not_blank,
-    ),
-    SettingSpec(
-        "container", "name of the app container in the task definition", check=_check_not_blank
-    ),
-    SettingSpec(
-        "subnets",
-        "subnets for migration tasks (comma-separated in env)",
-        (),
-        kind=tuple,
-        check=_check_words(r"subnet-[0-9a-f]{1,32}", "a subnet id"),
-    ),
-    SettingSpec(
-        "security_groups",
-        "security groups for migration tasks (comma-separated)",
-        (),
-        kind=tuple,
-        check=_check_words(r"sg-[0-9a-f]{1,32}", "a security group id"),
-    ),
-    SettingSpec("assign_public_ip", "give migration tasks a public IP", False, kind=bool),
-    SettingSpec(
-        "launch_type",
-        "ECS launch type (when no capacity_provider)",
-        "FARGATE",
-        check=_check_launch_type,
-    ),
-    SettingSpec(
-        "capacity_provider",
-        "capacity provider (e.g. FARGATE_SPOT) instead of a launch type",
-        check=_check_not_blank,
-    ),
-    SettingSpec(
-        "migrate_command",
-        "command a migration runs in the app container",
-        "bundle exec rake db:migrate redmine:plugins:migrate",
-        check=_check_not_blank,
-    ),
-    SettingSpec(
-        "concurrency", "migration tasks in flight at most", 100, kind=int, check=_positive(10_000)
-    ),
-    SettingSpec(
-        "launch_rate",
-        "task launches per second (Fargate: 20 sustained)",
-        20.0,
-        kind=float,
-        check=_positive_float,
-    ),
-    SettingSpec(
-        "launch_burst",
-        "task launches in a burst (Fargate: 100)",
-        100,
-        kind=int,
-        check=_positive(10_000),
-    ),
-    SettingSpec(
-        "task_timeout",
-        "seconds before a migration task is stopped as timed out",
-        3600,
-        kind=int,
-        check=_positive(7 * 24 * 3600),
-    ),
-    SettingSpec(
-        "max_start_attempts",
-        "launch attempts per tenant when a task fails to start",
-        3,
-        kind=int,
-        check=_positive(20),
-    ),
-    SettingSpec(
-        "poll_interval",
-        "seconds between status polls of running tasks",
-        10.0,
-        kind=float,
-        check=_positive_float,
-    ),
-    SettingSpec(
-        "runs_prefix",
-        "key prefix of run records in the config bucket",
-        "runs/",
-        check=_check_prefix,
-    ),
-    SettingSpec(
-        "local_workdir", "working directory of `migrate --executor local`", check=_check_abs_path
-    ),
-    SettingSpec(
-        "local_user",
-        "user that `migrate --executor local` runs commands as",
-        check=_check_not_blank,
-    ),
-    SettingSpec(
-        "local_env",
-        "extra NAME=VALUE environment for the local executor (comma-separated in env)",
-        (),
-        kind=tuple,
-        check=_check_env_pairs,
-    ),
-    SettingSpec(
-        "local_log_dir", "where the local executor writes one log per tenant", check=_check_abs_path
-    ),
-    # -- deployments (`redmica deploy`, `reload`, `rollback`, `release`, `status`) ------------
-    SettingSpec("service", "ECS service that serves every tenant", check=_check_not_blank),
-    SettingSpec(
-        "deploy_timeout",
-        "seconds to wait for a deployment to finish",
-        1800,
-        kind=int,
-        check=_positive(24 * 3600),
-    ),
-    # -- cost estimates (`redmica cost`, `migrate --dry-run`) ----------------------------------
-    SettingSpec(
-        "price_vcpu_minute",
-        "Fargate price per vCPU-minute, USD",
-        0.0008426666667,
-        kind=float,
-        check=_positive_float,
-    ),
-    SettingSpec(
-        "price_gb_minute",
-        "Fargate price per GB-minute, USD",
-        0.00009216666667,
-        kind=float,
-        check=_positive_float,
-    ),
-    SettingSpec(
-        "task_vcpu",
-        "vCPU of a migration task, for estimates",
-        0.25,
-        kind=float,
-        check=_positive_float,
-    ),
-    SettingSpec(
-        "task_memory_gb",
-        "memory (GB) of a migration task, for estimates",
-        0.5,
-        kind=float,
-        check=_positive_float,
-    ),
-    SettingSpec(
-        "task_minutes",
-        "minutes a migration task runs, for estimates",
-        4.0,
-        kind=float,
-        check=_positive_float,
-    ),
-)
-SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+def setting(
+    default: _T, help: str, *, env_aliases: tuple[str, ...] = (), check: Check | None = None
+) -> _T:
+    """Declare one setting: its default, one line of help, extra env names and its validator.
+
+    The `Settings` dataclass below is the one declaration of every setting; `SPECS` (what
+    flags, environment, redmica.toml and `config show` use) is derived from it, so a default
+    cannot be written twice. Typed as the default so each field keeps its own type.
+    """
+    metadata = {"help": help, "env_aliases": env_aliases, "check": check}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The effective settings; `sources` says where each value came from."""
+    """The effective settings; `sources` says where each value came from.
 
-    bucket: str | None = None
-    prefix: str = "tenants/"
-    kms_key_id: str | None = None
-    domain: str | None = None
-    db_host: str | None = None
-    profile: str | None = None
-    region: str | None = None
-    endpoint_url: str | None = None
-    app_root: str = "/usr/src/redmine"
-    listen_port: int = 80
-    processes_per_tenant: int = 2
-    max_pool_size: int | None = None
-    min_instances: int = 1
-    max_preloader_idle_time: int = 300
-    vhosts_file: str = "/etc/apache2/sites-enabled/redmica-tenants.conf"
-    apache_bin: str | None = None
-    serve_command: str = "apache2 -DFOREGROUND"
-    cluster: str | None = None
-    task_definition: str | None = None
-    container: str | None = None
-    subnets: tuple[str, ...] = ()
-    security_groups: tuple[str, ...] = ()
-    assign_public_ip: bool = False
-    launch_type: str = "FARGATE"
-    capacity_provider: str | None = None
-    migrate_command: str = "bundle exec rake db:migrate redmine:plugins:migrate"
-    concurrency: int = 100
-    launch_rate: float = 20.0
-    launch_burst: int = 100
-    task_timeout: int = 3600
-    max_start_attempts: int = 3
-    poll_interval: float = 10.0
-    runs_prefix: str = "runs/"
-    local_workdir: str | None = None
-    local_user: str | None = None
-    local_env: tuple[str, ...] = ()
-    local_log_dir: str | None = None
-    service: str | None = None
-    deploy_timeout: int = 1800
-    price_vcpu_minute: float = 0.0008426666667
-    price_gb_minute: float = 0.00009216666667
-    task_vcpu: float = 0.25
-    task_memory_gb: float = 0.5
-    task_minutes: float = 4.0
+    Each field declared with `setting(...)` is a setting; its type is its annotation.
+    """
+
+    bucket: str | None = setting(
+        None,
+        "S3 config bucket holding one YAML document per tenant",
+        env_aliases=("CONFIG_BUCKET_NAME",),
+        check=rules.check_bucket_name,
+    )
+    prefix: str = setting(
+        "tenants/", "key prefix of tenant documents in the bucket", check=_check_prefix
+    )
+    kms_key_id: str | None = setting(
+        None, "KMS key for SSE-KMS on every write (else the bucket default)", check=_check_not_blank
+    )
+    domain: str | None = setting(
+        None, "service domain; a tenant's host is <sub_domain>.<domain>", check=_check_domain
+    )
+    db_host: str | None = setting(
+        None, "database host for tenants whose document has no db.host", check=rules.check_hostname
+    )
+    profile: str | None = setting(
+        None,
+        "AWS profile (else the standard credential chain)",
+        env_aliases=("AWS_PROFILE",),
+        check=_check_not_blank,
+    )
+    region: str | None = setting(
+        None, "AWS region", env_aliases=("AWS_REGION", "AWS_DEFAULT_REGION"), check=_check_region
+    )
+    endpoint_url: str | None = setting(
+        None,
+        "AWS endpoint URL (a sandbox, LocalStack, a VPC endpoint)",
+        env_aliases=("AWS_ENDPOINT_URL",),
+        check=_check_url,
+    )
+    app_root: str = setting(
+        "/usr/src/redmine",
+        "Redmine directory served for every tenant (DocumentRoot is its public/)",
+        check=_check_abs_path,
+    )
+    listen_port: int = setting(
+        80, "port of the tenant virtual hosts (<VirtualHost *:PORT>)", check=_positive(65535)
+    )
+    processes_per_tenant: int = setting(
+        2, "Passenger processes one tenant may use at most", check=_positive(64)
+    )
+    max_pool_size: int | None = setting(
+        None,
+        "PassengerMaxPoolSize (default: tenants x processes_per_tenant)",
+        check=_positive(100_000),
+    )
+    min_instances: int = setting(
+        1, "PassengerMinInstances: processes kept per idle tenant", check=_non_negative
+    )
+    max_preloader_idle_time: int = setting(
+        300, "PassengerMaxPreloaderIdleTime, seconds", check=_non_negative
+    )
+    vhosts_file: str = setting(
+        "/etc/apache2/sites-enabled/redmica-tenants.conf",
+        "where `entrypoint serve` writes the tenant vhosts",
+        check=_check_abs_path,
+    )
+    apache_bin: str | None = setting(
+        None,
+        "Apache binary for config tests (default: apache2, else httpd)",
+        check=_check_not_blank,
+    )
+    serve_command: str = setting(
+        "apache2 -DFOREGROUND",
+        "what `entrypoint serve` execs to run Apache in the foreground",
+        check=_check_not_blank,
+    )
+    # -- migrations (`redmica migrate`) -----------------------------------------------------
+    cluster: str | None = setting(
+        None, "ECS cluster that runs migration tasks", check=_check_not_blank
+    )
+    task_definition: str | None = setting(
+        None, "task definition (family[:revision] or ARN) for migrations", check=_check_not_blank
+    )
+    container: str | None = setting(
+        None, "name of the app container in the task definition", check=_check_not_blank
+    )
+    subnets: tuple[str, ...] = setting(
+        (),
+        "subnets for migration tasks (comma-separated in env)",
+        check=_check_words(r"subnet-[0-9a-f]{1,32}", "a subnet id"),
+    )
+    security_groups: tuple[str, ...] = setting(
+        (),
+        "security groups for migration tasks (comma-separated)",
+        check=_check_words(r"sg-[0-9a-f]{1,32}", "a security group id"),
+    )
+    assign_public_ip: bool = setting(False, "give migration tasks a public IP")
+    launch_type: str = setting(
+        "FARGATE", "ECS launch type (when no capacity_provider)", check=_check_launch_type
+    )
+    capacity_provider: str | None = setting(
+        None,
+        "capacity provider (e.g. FARGATE_SPOT) instead of a launch type",
+        check=_check_not_blank,
+    )
+    migrate_command: str = setting(
+        "bundle exec rake db:migrate redmine:plugins:migrate",
+        "command a migration runs in the app container",
+        check=_check_not_blank,
+    )
+    concurrency: int = setting(100, "migration tasks in flight at most", check=_positive(10_000))
+    launch_rate: float = setting(
+        20.0, "task launches per second (Fargate: 20 sustained)", check=_positive_float
+    )
+    launch_burst: int = setting(
+        100, "task launches in a burst (Fargate: 100)", check=_positive(10_000)
+    )
+    task_timeout: int = setting(
+        3600,
+        "seconds before a migration task is stopped as timed out",
+        check=_positive(7 * 24 * 3600),
+    )
+    max_start_attempts: int = setting(
+        3, "launch attempts per tenant when a task fails to start", check=_positive(20)
+    )
+    poll_interval: float = setting(
+        10.0, "seconds between status polls of running tasks", check=_positive_float
+    )
+    runs_prefix: str = setting(
+        "runs/", "key prefix of run records in the config bucket", check=_check_prefix
+    )
+    local_workdir: str | None = setting(
+        None, "working directory of `migrate --executor local`", check=_check_abs_path
+    )
+    local_user: str | None = setting(
+        None, "user that `migrate --executor local` runs commands as", check=_check_not_blank
+    )
+    local_env: tuple[str, ...] = setting(
+        (),
+        "extra NAME=VALUE environment for the local executor (comma-separated in env)",
+        check=_check_env_pairs,
+    )
+    local_log_dir: str | None = setting(
+        None, "where the local executor writes one log per tenant", check=_check_abs_path
+    )
+    # -- deployments (`redmica deploy`, `reload`, `rollback`, `release`, `status`) ------------
+    service: str | None = setting(
+        None, "ECS service that serves every tenant", check=_check_not_blank
+    )
+    deploy_timeout: int = setting(
+        1800, "seconds to wait for a deployment to finish", check=_positive(24 * 3600)
+    )
+    # -- cost estimates (`redmica cost`, `migrate --dry-run`) ----------------------------------
+    price_vcpu_minute: float = setting(
+        0.0008426666667, "Fargate price per vCPU-minute, USD", check=_positive_float
+    )
+    price_gb_minute: float = setting(
+        0.00009216666667, "Fargate price per GB-minute, USD", check=_positive_float
+    )
+    task_vcpu: float = setting(
+        0.25, "vCPU of a migration task, for estimates", check=_positive_float
+    )
+    task_memory_gb: float = setting(
+        0.5, "memory (GB) of a migration task, for estimates", check=_positive_float
+    )
+    task_minutes: float = setting(
+        4.0, "minutes a migration task runs, for estimates", check=_positive_float
+    )
     config_file: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def source(self, name: str) -> str:
         return self.sources.get(name, "default")
 
-    def as_rows(self) -> list[tuple[str, Any, str]]:
+    def as_rows(self) -> list[tuple[str, SettingValue, str]]:
         return [(spec.name, getattr(self, spec.name), self.source(spec.name)) for spec in SPECS]
+
+
+DEFAULTS = Settings()
+"""Every setting at its default: the one place other modules take a default from."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting as flags, environment and redmica.toml see it (derived from `Settings`)."""
+
+    name: str
+    help: str
+    default: SettingValue
+    kind: type
+    env_aliases: tuple[str, ...] = ()
+    check: Check | None = None
+
+    @property
+    def env_name(self) -> str:
+        return f"REDMICA_{self.name.upper()}"
+
+
+def _kind(annotation: object) -> type:
+    """The runtime type of a field's annotation: `int | None` -> int, `tuple[str, ...]` -> tuple."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        return tuple
+    if args and origin is not tuple:
+        return _kind(args[0])
+    assert isinstance(annotation, type), annotation
+    return annotation
+
+
+def _specs() -> tuple[SettingSpec, ...]:
+    hints = typing.get_type_hints(Settings)
+    return tuple(
+        SettingSpec(
+            name=f.name,
+            help=f.metadata["help"],
+            default=f.default,  # type: ignore[arg-type]  # MISSING never: setting() sets one
+            kind=_kind(hints[f.name]),
+            env_aliases=f.metadata["env_aliases"],
+            check=f.metadata["check"],
+        )
+        for f in fields(Settings)
+        if "help" in f.metadata
+    )
+
+
+SPECS: tuple[SettingSpec, ...] = _specs()
+SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+def missing_setting(
+    names: Sequence[str],
+    who_needs: str = "this command needs",
+    message: str | None = None,
+    alternative: str = "",
+) -> UsageError:
+    """The one "setting X is missing" error: who needs it, and every way to set it."""
+    ways = []
+    for name in names:
+        spec = SPECS_BY_NAME[name]
+        envs = " / ".join([spec.env_name, *spec.env_aliases])
+        ways.append(f"give --{name.replace('_', '-')}, or set {envs}, or `{name}` in redmica.toml")
+    hint = "; ".join(ways) + (f" ({alternative})" if alternative else "")
+    return UsageError(message or f"{who_needs} the setting(s): {', '.join(names)}", hint)
+
+
+def require(
+    settings: Settings,
+    names: Sequence[str],
+    who_needs: str = "this command needs",
+    message: str | None = None,
+    alternative: str = "",
+) -> None:
+    """Raise `missing_setting` for those of `names` that have no value."""
+    missing = [name for name in names if not getattr(settings, name)]
+    if missing:
+        raise missing_setting(missing, who_needs, message, alternative)
 
 
 def find_config_file(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, str]:
@@ -463,7 +423,7 @@ def _read_toml(path: Path, reason: str) -> dict[str, Any]:
 
 
 def load_settings(
-    flags: Mapping[str, Any],
+    flags: Mapping[str, object],
     env: Mapping[str, str] | None = None,
     config_path: str | None = None,
     specs: tuple[SettingSpec, ...] = SPECS,

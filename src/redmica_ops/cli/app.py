@@ -116,14 +116,12 @@ class Application:
         return self._clients
 
     def bucket(self) -> str:
-        bucket = self.settings.bucket
-        if not bucket:
-            raise UsageError(
-                "no config bucket is set",
-                "give --bucket, or set REDMICA_BUCKET / CONFIG_BUCKET_NAME, or `bucket` in "
-                "redmica.toml",
-            )
-        return bucket
+        from redmica_ops.settings import require
+
+        settings = self.settings
+        require(settings, ["bucket"], message="no config bucket is set")
+        assert settings.bucket is not None
+        return settings.bucket
 
     def store(self) -> TenantStore:
         from redmica_ops.tenants.store import TenantStore

@@ -19,15 +19,10 @@ MIGRATION_NOTE = (
 def deployer(app: Application) -> Any:
     from redmica_ops.deploy import ServiceDeployer, ServiceTarget
     from redmica_ops.runs.pacing import Cancellation
+    from redmica_ops.settings import require
 
     settings = app.settings
-    missing = [n for n in ("cluster", "service") if not getattr(settings, n)]
-    if missing:
-        raise UsageError(
-            f"deployments need the setting(s): {', '.join(missing)}",
-            "set them in redmica.toml or as REDMICA_"
-            + ", REDMICA_".join(m.upper() for m in missing),
-        )
+    require(settings, ["cluster", "service"], "deployments need")
     clock = app.make_clock(Cancellation())
     out = app.output
     return ServiceDeployer(

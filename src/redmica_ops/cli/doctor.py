@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
-from redmica_ops.errors import UsageError
+from redmica_ops.cli.result import Done
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
 
 
 @click.command()
 @global_options(hidden=True)
 @pass_app
-def doctor(app: Application) -> None:
+def doctor(app: Application) -> Done:
     """Check the setup: settings, credentials, bucket, tenants, ECS, Apache.
 
     Each check is ok, warn or fail, with a hint. Exit code 0 when nothing fails, 1 otherwise.
@@ -29,17 +34,14 @@ def doctor(app: Application) -> None:
     checks = Doctor(
         settings, app.clients(), app.store, apache_finder=lambda: find_apache(settings.apache_bin)
     ).run()
-    if app.json:
-        app.output.data([c.as_dict() for c in checks])
-    else:
-        app.output.table(
-            ["check", "status", "detail"], [[c.name, c.status, c.detail] for c in checks]
-        )
+
+    def text(out: Output) -> None:
+        out.table(["check", "status", "detail"], [[c.name, c.status, c.detail] for c in checks])
         for check in checks:
             if check.hint and check.status != "ok":
-                app.output.info(f"{check.status}: {check.name}: {check.hint}")
-    if failed(checks):
-        raise click.exceptions.Exit(1)
+                out.info(f"{check.status}: {check.name}: {check.hint}")
+
+    return Done([c.as_dict() for c in checks], text, code=1 if failed(checks) else 0)
 
 
 @click.command("iam-policy")
@@ -62,7 +64,7 @@ def doctor(app: Application) -> None:
 @pass_app
 def iam_policy(
     app: Application, role: str, account_id: str | None, pass_role: tuple[str, ...]
-) -> None:
+) -> Done:
     """Print the least-privilege IAM policy JSON for a principal.
 
     operator: a person running redmica; migrator: the scheduled `migrate` job; container: the
@@ -76,7 +78,7 @@ def iam_policy(
       redmica iam-policy --for migrator --pass-role arn:aws:iam::123456789012:role/redmica-task
     """
     from redmica_ops.aws import translate_errors
-    from redmica_ops.policy import PolicyScope, actions_for, policy_document
+    from redmica_ops.policy import policy_document, scope_for
 
     settings = app.settings
     bucket = app.bucket()
@@ -84,50 +86,27 @@ def iam_policy(
     if not account_id:
         with translate_errors("asking STS for the account id"):
             account_id = str(clients.sts().get_caller_identity()["Account"])
-    region = settings.region or clients.client("sts").meta.region_name or "us-east-1"
-    partition = (
-        "aws-cn"
-        if region.startswith("cn-")
-        else "aws-us-gov"
-        if region.startswith("us-gov-")
-        else "aws"
-    )
-    kms_arn = None
-    if settings.kms_key_id:
-        key = settings.kms_key_id
-        if key.startswith("alias/") or ":alias/" in key:
-            raise UsageError("kms_key_id is an alias; IAM policies need the key id or ARN")
-        kms_arn = (
-            key
-            if key.startswith("arn:")
-            else (f"arn:{partition}:kms:{region}:{account_id}:key/{key}")
-        )
-    family = None
-    roles = list(pass_role)
-    if settings.task_definition:
-        family = settings.task_definition.rsplit("/", 1)[-1].split(":")[0]
-        if not roles and "iam:PassRole" in actions_for(role):
-            with translate_errors(f"describing task definition {settings.task_definition}"):
-                definition = clients.ecs().describe_task_definition(
-                    taskDefinition=settings.task_definition
-                )["taskDefinition"]
-            roles = [
-                r for r in (definition.get("taskRoleArn"), definition.get("executionRoleArn")) if r
+
+    def task_roles(task_definition: str) -> list[str]:
+        with translate_errors(f"describing task definition {task_definition}"):
+            definition = clients.ecs().describe_task_definition(taskDefinition=task_definition)[
+                "taskDefinition"
             ]
-    document = policy_document(
+        return [r for r in (definition.get("taskRoleArn"), definition.get("executionRoleArn")) if r]
+
+    scope = scope_for(
         role,
-        PolicyScope(
-            partition=partition,
-            region=region,
-            account=account_id,
-            bucket=bucket,
-            prefix=settings.prefix,
-            runs_prefix=settings.runs_prefix,
-            cluster=settings.cluster,
-            service=settings.service if role == "operator" else None,
-            family=family,
-            kms_key_arn=kms_arn,
-            pass_roles=tuple(roles),
-        ),
+        region=settings.region or clients.client("sts").meta.region_name or "us-east-1",
+        account=account_id,
+        bucket=bucket,
+        prefix=settings.prefix,
+        runs_prefix=settings.runs_prefix,
+        kms_key_id=settings.kms_key_id,
+        cluster=settings.cluster,
+        service=settings.service,
+        task_definition=settings.task_definition,
+        pass_roles=pass_role,
+        task_roles=task_roles,
     )
-    app.output.data(document)
+    document = policy_document(role, scope)
+    return Done(document, lambda out: out.data(document))

@@ -10,6 +10,7 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.result import Done
 
 
 @click.group()
@@ -31,7 +32,7 @@ def entrypoint() -> None:
 )
 @click.option("--no-check", is_flag=True, help="skip the Apache config test")
 @pass_app
-def serve(app: Application, strict: bool, no_check: bool) -> None:
+def serve(app: Application, strict: bool, no_check: bool) -> Done:
     """Render every tenant's vhost from the config bucket, test it, then exec Apache.
 
     Writes the vhosts file (setting vhosts_file) atomically with mode 0600, runs the Apache
@@ -57,30 +58,35 @@ def serve(app: Application, strict: bool, no_check: bool) -> None:
         out.info(f"error: tenant {tenant_id} is NOT served:")
         for problem in problems:
             out.info(f"  {problem}")
-    checker = None
-    if not no_check:
-        from redmica_ops.container.apache import config_test, find_apache
-
-        install = find_apache(settings.apache_bin)
-
-        def checker(path: Path) -> None:
-            config_test(path, install)
-
     target = Path(settings.vhosts_file)
-    write_private(target, plan.text, check=checker)
+    if no_check:
+        write_private(target, plan.text)
+    else:
+        from redmica_ops.container.apache import config_checker
+
+        write_private(target, plan.text, check=config_checker(settings.apache_bin))
     out.info(
         f"entrypoint: {len(plan.served)} tenant(s) in {target}"
         + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
         + f"; starting: {settings.serve_command}"
     )
     app.exec_process(shlex.split(settings.serve_command), os.environ)
+    # Reached only when exec_process returns (tests): what this process would have become.
+    return Done(
+        {
+            "vhosts_file": str(target),
+            "served": plan.served,
+            "skipped": sorted(plan.skipped),
+            "command": settings.serve_command,
+        }
+    )
 
 
 @command(entrypoint, "run-tenant", context_settings={"ignore_unknown_options": True})
 @click.argument("tenant_id")
 @click.argument("argv", nargs=-1, required=True, type=click.UNPROCESSED)
 @pass_app
-def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> None:
+def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     """Run a command with one tenant's environment (what migration tasks run).
 
     Reads the tenant's document from the config bucket and execs the command with the same
@@ -103,3 +109,4 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> None:
     env = {**os.environ, **tenant_environment(tenant_id, stored.tenant, app.settings.db_host)}
     app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
     app.exec_process(command_line, env)
+    return Done({"tenant": tenant_id, "command": command_line})

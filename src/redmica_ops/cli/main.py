@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,9 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import CONFIRMATION_RULE, global_options
 from redmica_ops.cli.result import CommandResult, render_result
 from redmica_ops.errors import EXIT_CODE_HELP, ExitCode, RedmicaError
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
 
 EXIT_CODE_LINES = "\n".join(f"  {line.strip()}" for line in EXIT_CODE_HELP.split(";"))
 
@@ -70,7 +73,7 @@ class RootGroup(click.Group):
             ctx.exit(int(ExitCode.FAILED))
 
 
-def _safe_output(app: Application) -> Any:
+def _safe_output(app: Application) -> Output:
     from redmica_ops.cli.output import Output
 
     try:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.result import Done
 from redmica_ops.errors import ValidationFailed
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
+    from redmica_ops.tenants.model import Entry
 
 
 @click.group()
@@ -52,7 +58,7 @@ def vhosts(
     redacted: bool,
     app_root: str | None,
     listen_port: int | None,
-) -> None:
+) -> Done:
     """Write one Apache config with a virtual host per tenant.
 
     The first virtual host is a catch-all (unknown Host: 404, no process spawned). Each tenant
@@ -82,28 +88,24 @@ def vhosts(
     entries = _tenants(app, from_dir)
     text = render_vhosts(entries, settings, redact=redacted)
     if out is None:
-        app.output.text(text)
-        return
-    checker = None
+        # --redacted to stdout: the config itself is the output, in both formats.
+        return Done(text, text=lambda o: o.text(text))
     if check:
-        from redmica_ops.container.apache import config_test, find_apache
+        from redmica_ops.container.apache import config_checker
 
-        install = find_apache(app.settings.apache_bin)
-
-        def checker(path: Path) -> None:
-            config_test(path, install)
-
-    write_private(out, text, check=checker)
-    if app.json:
-        app.output.data({"file": str(out), "tenants": len(entries), "checked": check})
+        write_private(out, text, check=config_checker(app.settings.apache_bin))
     else:
-        app.output.success(
-            f"wrote {len(entries)} tenant vhost(s) to {out}"
-            + (" (Apache config test passed)" if check else "")
-        )
+        write_private(out, text)
+    message = f"wrote {len(entries)} tenant vhost(s) to {out}" + (
+        " (Apache config test passed)" if check else ""
+    )
+    return Done(
+        {"file": str(out), "tenants": len(entries), "checked": check},
+        text=lambda o: o.success(message),
+    )
 
 
-def _tenants(app: Application, from_dir: Path | None) -> list:  # type: ignore[type-arg]
+def _tenants(app: Application, from_dir: Path | None) -> list[Entry]:
     if from_dir is not None:
         from redmica_ops.tenants.files import load_paths
 
@@ -111,22 +113,27 @@ def _tenants(app: Application, from_dir: Path | None) -> list:  # type: ignore[t
         if files.problems:
             raise ValidationFailed(files.problems)
         return files.entries
+    from redmica_ops.tenants.selection import Reason, Use, select
+
     listing = app.store().load_all()
-    if listing.invalid:
-        problems = [p for doc in listing.invalid for p in doc.problems]
+    selection = select(listing, Use.SERVE)
+    invalid = selection.excluded_by(Reason.INVALID)
+    if selection.excluded:
         raise ValidationFailed(
-            problems,
+            selection.problems,
             hint="fix them with `redmica tenant edit`, or let the "
             "container's `entrypoint serve` skip them",
-            message=f"{len(listing.invalid)} invalid tenant document(s)",
+            message=f"{len(invalid)} invalid tenant document(s)"
+            if len(invalid) == len(selection.excluded)
+            else f"{len(selection.excluded)} tenant(s) cannot be served",
         )
-    return listing.entries()
+    return selection.entries()
 
 
 @command(render, "check")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @pass_app
-def check_file(app: Application, file: Path) -> None:
+def check_file(app: Application, file: Path) -> Done:
     """Test an Apache site file with `apache2 -t` inside a minimal wrapper config.
 
     Fails (exit 1) with Apache's own message when Apache rejects the file, and says so
@@ -139,10 +146,9 @@ def check_file(app: Application, file: Path) -> None:
     from redmica_ops.container.apache import config_test, find_apache
 
     config_test(file, find_apache(app.settings.apache_bin))
-    if app.json:
-        app.output.data({"file": str(file), "ok": True})
-    else:
-        app.output.success(f"{file}: Apache config test passed")
+    return Done(
+        {"file": str(file), "ok": True}, lambda o: o.success(f"{file}: Apache config test passed")
+    )
 
 
 @command(render, "redmine-config")
@@ -155,7 +161,7 @@ def check_file(app: Application, file: Path) -> None:
     help="directory to write database.yml and s3.yml into (Redmine's config/)",
 )
 @pass_app
-def redmine_config(app: Application, out: Path) -> None:
+def redmine_config(app: Application, out: Path) -> Done:
     """Write Redmine's database.yml, configuration.yml and s3.yml (for redmica_s3).
 
     They read everything from the tenant's environment through ERB (RAILS_DB,
@@ -174,12 +180,13 @@ def redmine_config(app: Application, out: Path) -> None:
         write_private,
     )
 
-    written = []
+    written: list[str] = []
     for name in REDMINE_CONFIG_FILES:
         write_private(out / name, render_redmine_config(name), mode=0o644)
         written.append(str(out / name))
-    if app.json:
-        app.output.data({"files": written})
-    else:
+
+    def text(o: Output) -> None:
         for path in written:
-            app.output.success(f"wrote {path}")
+            o.success(f"wrote {path}")
+
+    return Done({"files": written}, text)

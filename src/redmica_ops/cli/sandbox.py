@@ -11,6 +11,7 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
+from redmica_ops.cli.result import Done
 
 
 @click.command()
@@ -54,7 +55,7 @@ def sandbox(
     ecs: bool,
     fail_once: tuple[str, ...],
     fail_image: tuple[str, ...],
-) -> None:
+) -> Done:
     """Run an embedded AWS endpoint (moto) with a versioned config bucket.
 
     Prints the `export` lines that point redmica (and the AWS CLI) at it, then serves until
@@ -103,3 +104,4 @@ def sandbox(
         if env_file is not None:
             env_file.unlink(missing_ok=True)
         app.output.info("sandbox stopped")
+    return Done({"endpoint_url": box.endpoint_url, "bucket": bucket, "stopped": True})

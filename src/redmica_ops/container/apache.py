@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,3 +149,13 @@ def _first_error(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if line.strip()]
     lines = [line for line in lines if line != "Syntax OK"]
     return " ".join(lines[:4]) or "no output"
+
+
+def config_checker(apache_bin: str | None) -> Callable[[Path], None]:
+    """A config test to pass as `write_private(check=...)`: Apache is located once, now."""
+    install = find_apache(apache_bin)
+
+    def check(path: Path) -> None:
+        config_test(path, install)
+
+    return check

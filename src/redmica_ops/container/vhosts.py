@@ -18,7 +18,7 @@ from redmica_ops import __version__
 from redmica_ops.container import escape as apacheconf
 from redmica_ops.container.templates import template_text
 from redmica_ops.errors import UsageError
-from redmica_ops.settings import Settings
+from redmica_ops.settings import DEFAULTS, Settings, require
 from redmica_ops.tenants.environment import tenant_environment
 from redmica_ops.tenants.model import REDACTED, Entry, find_conflicts
 
@@ -31,20 +31,22 @@ CATCH_ALL_NAME = "redmica-catch-all.invalid"
 class VhostSettings:
     domain: str
     app_root: str
-    listen_port: int = 80
-    processes_per_tenant: int = 2
-    max_pool_size: int | None = None
-    min_instances: int = 1
-    max_preloader_idle_time: int = 300
-    db_host: str | None = None
+    # Defaults are the settings' own (one declaration, in settings.py).
+    listen_port: int = DEFAULTS.listen_port
+    processes_per_tenant: int = DEFAULTS.processes_per_tenant
+    max_pool_size: int | None = DEFAULTS.max_pool_size
+    min_instances: int = DEFAULTS.min_instances
+    max_preloader_idle_time: int = DEFAULTS.max_preloader_idle_time
+    db_host: str | None = DEFAULTS.db_host
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VhostSettings:
-        if not settings.domain:
-            raise UsageError(
-                "no service domain is set (vhost names are <sub_domain>.<domain>)",
-                "give --domain, or set REDMICA_DOMAIN or `domain` in redmica.toml",
-            )
+        require(
+            settings,
+            ["domain"],
+            message="no service domain is set (vhost names are <sub_domain>.<domain>)",
+        )
+        assert settings.domain is not None
         return cls(
             domain=settings.domain,
             app_root=settings.app_root.rstrip("/") or "/",

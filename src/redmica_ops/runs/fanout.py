@@ -17,6 +17,7 @@ from typing import Protocol
 from redmica_ops.runs.executors import Executor, Job, Launched, LaunchFailed, TaskState
 from redmica_ops.runs.pacing import Cancellation, Clock, TokenBucket, backoff
 from redmica_ops.runs.record import FINAL, RunRecord, Status, TenantRun, utcnow
+from redmica_ops.settings import DEFAULTS
 
 MIN_SLEEP = 1e-3  # never busy-wait, whatever the arithmetic says
 COUNTED_FAILURES = frozenset({Status.FAILED, Status.FAILED_TO_START, Status.TIMED_OUT})
@@ -25,14 +26,15 @@ COUNTED_FAILURES = frozenset({Status.FAILED, Status.FAILED_TO_START, Status.TIME
 @dataclass(frozen=True)
 class FanOutOptions:
     command: list[str]
-    concurrency: int = 100
-    rate: float = 20.0
-    burst: int = 100
-    timeout: float = 3600.0
+    # Defaults are the settings' own (one declaration, in settings.py).
+    concurrency: int = DEFAULTS.concurrency
+    rate: float = DEFAULTS.launch_rate
+    burst: int = DEFAULTS.launch_burst
+    timeout: float = float(DEFAULTS.task_timeout)
     max_failures: int | None = None
     canary: int | None = None
-    max_start_attempts: int = 3
-    poll_interval: float = 10.0
+    max_start_attempts: int = DEFAULTS.max_start_attempts
+    poll_interval: float = DEFAULTS.poll_interval
     wait: bool = True
     save_interval: float = 5.0
 

@@ -23,8 +23,9 @@ from redmica_ops.runs.executors.ecs import (
 from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
 from redmica_ops.runs.fanout import FanOutOptions
 from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
-from redmica_ops.settings import Settings
+from redmica_ops.settings import Settings, require
 from redmica_ops.tenants.model import Tenant
+from redmica_ops.tenants.selection import Use, select
 from redmica_ops.tenants.store import Listing
 
 
@@ -41,10 +42,9 @@ def select_tenants(
 ) -> Selection:
     if all_tenants == bool(ids):
         raise UsageError("give tenant ids or --all (not both)", "e.g. redmica migrate --all")
-    valid = {s.tenant_id: s.tenant for s in listing.tenants}
-    invalid = {
-        d.tenant_id: "; ".join(str(p) for p in d.problems) for d in listing.invalid if d.tenant_id
-    }
+    selection = select(listing, Use.MIGRATE)  # the one rule: tenants.selection
+    valid = {s.tenant_id: s.tenant for s in selection.eligible}
+    invalid = {e.tenant_id: e.describe() for e in selection.excluded if e.tenant_id}
     known = set(valid) | set(invalid)
     wanted = sorted(known) if all_tenants else list(dict.fromkeys(ids))
     unknown = [t for t in [*wanted, *exclude] if t not in known]
@@ -87,16 +87,12 @@ def parse_command(text: str) -> list[str]:
 
 
 def ecs_target(settings: Settings) -> EcsTarget:
-    missing = [
-        name for name in ("cluster", "task_definition", "container") if not getattr(settings, name)
-    ]
-    if missing:
-        raise UsageError(
-            f"the ECS executor needs the setting(s): {', '.join(missing)}",
-            "set them in redmica.toml or as REDMICA_"
-            + ", REDMICA_".join(m.upper() for m in missing)
-            + " (or use --executor local)",
-        )
+    require(
+        settings,
+        ["cluster", "task_definition", "container"],
+        "the ECS executor needs",
+        alternative="or use --executor local",
+    )
     return EcsTarget(
         cluster=str(settings.cluster),
         task_definition=str(settings.task_definition),

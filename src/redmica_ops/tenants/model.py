@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from redmica_ops.errors import Problem, ValidationFailed
+from redmica_ops.errors import JSONObject, Problem, ValidationFailed
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.safeyaml import load_document
 
@@ -159,7 +159,7 @@ class Tenant(_Strict):
     def sub_domain(self) -> str:
         return self.properties.sub_domain
 
-    def to_document(self, *, redact: bool = True) -> dict[str, Any]:
+    def to_document(self, *, redact: bool = True) -> JSONObject:
         """The YAML-shaped mapping, password redacted unless asked for (only the store asks)."""
         db: dict[str, Any] = {
             "name": self.db.name,
@@ -243,7 +243,7 @@ def problems_from_validation(error: ValidationError, source: str) -> list[Proble
     return problems
 
 
-def validate_data(tenant_id: str, data: Any, source: str) -> tuple[Tenant | None, list[Problem]]:
+def validate_data(tenant_id: str, data: object, source: str) -> tuple[Tenant | None, list[Problem]]:
     """Validate an already-parsed mapping; every problem is returned, not just the first."""
     problems: list[Problem] = []
     if problem := rules.check_dns_label(tenant_id):
@@ -346,8 +346,8 @@ def find_conflicts(entries: Iterable[Entry]) -> list[Problem]:
 @dataclass(frozen=True)
 class FieldChange:
     field: str
-    old: Any
-    new: Any
+    old: object
+    new: object
 
     def describe(self) -> str:
         if self.field in SECRET_FIELDS:
@@ -358,7 +358,7 @@ class FieldChange:
             return f"{self.field}: removed (was {self.old!r})"
         return f"{self.field}: {self.old!r} -> {self.new!r}"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         if self.field in SECRET_FIELDS:
             return {"field": self.field, "old": REDACTED, "new": REDACTED}
         return {"field": self.field, "old": self.old, "new": self.new}

@@ -8,11 +8,14 @@ security bug, so this reader rejects all of it and reports every problem with it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import yaml
 
 from redmica_ops.errors import Problem
+
+YAMLData: TypeAlias = object
+"""What the loader built from a document, not yet validated: any shape, checked by the model."""
 
 MAX_DOCUMENT_BYTES = 64 * 1024
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -48,7 +51,7 @@ class _Builder:
         self.seen: set[int] = set()
         self.reported: set[int] = set()
 
-    def build(self, node: yaml.Node, path: str) -> Any:
+    def build(self, node: yaml.Node, path: str) -> YAMLData:
         line = node.start_mark.line + 1
         if id(node) in self.seen:
             if id(node) not in self.reported:  # one line per repeated node, not per use
@@ -94,7 +97,7 @@ class _Builder:
         self.problems.append(Problem(self.source, path, message))
 
 
-def load_document(data: bytes, source: str) -> tuple[Any, list[Problem]]:
+def load_document(data: bytes, source: str) -> tuple[YAMLData, list[Problem]]:
     """Parse one YAML document strictly. Returns (data, problems); data is None on problems."""
     if len(data) > MAX_DOCUMENT_BYTES:
         return None, [

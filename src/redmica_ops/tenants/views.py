@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from redmica_ops.errors import JSONObject
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.store import InvalidDocument, StoredTenant, Version
 
@@ -12,7 +11,7 @@ def host_for(tenant: Tenant, domain: str | None) -> str | None:
     return f"{tenant.sub_domain}.{domain}" if domain else None
 
 
-def tenant_view(stored: StoredTenant, domain: str | None, db_host: str | None) -> dict[str, Any]:
+def tenant_view(stored: StoredTenant, domain: str | None, db_host: str | None) -> JSONObject:
     tenant = stored.tenant
     document = tenant.to_document(redact=True)
     return {
@@ -28,7 +27,7 @@ def tenant_view(stored: StoredTenant, domain: str | None, db_host: str | None) -
     }
 
 
-def invalid_view(doc: InvalidDocument) -> dict[str, Any]:
+def invalid_view(doc: InvalidDocument) -> JSONObject:
     return {
         "tenant": doc.tenant_id,
         "valid": False,
@@ -52,7 +51,7 @@ def tenant_row(stored: StoredTenant, domain: str | None, db_host: str | None) ->
     ]
 
 
-def version_view(version: Version) -> dict[str, Any]:
+def version_view(version: Version) -> JSONObject:
     return {
         "version_id": version.version_id,
         "last_modified": version.last_modified.isoformat(),

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.result import Done, JSONValue
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import UsageError
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
 
 FLAG_FIELDS = ("db_name", "db_user", "db_host", "db_port", "s3_bucket", "s3_folder", "sub_domain")
 
@@ -72,7 +76,7 @@ def add(
     activate: bool,
     limit_ip: tuple[str, ...],
     **flags: Any,
-) -> None:
+) -> Done:
     """Create tenant TENANT_ID from a YAML file, stdin, or flags.
 
     The write is conditional (If-None-Match): if the tenant already exists nothing is written
@@ -141,24 +145,22 @@ def add(
 
         out.info(f"created tenant {tenant_id}; activating: restarting the service's tasks")
         activation = reload_service(app, None, no_wait=False)
-    if app.json:
-        payload: dict[str, Any] = {
-            "tenant": tenant_id,
-            "created": True,
-            "key": result.key,
-            "version_id": result.version_id,
-            "warnings": outcome.warnings,
-        }
-        if show_generated:
-            payload["generated_password"] = generated
-        if activation is not None:
-            payload["activation"] = activation.as_dict()
-        out.data(payload)
-        if activation is not None and not activation.ok:
-            raise click.exceptions.Exit(1)
-    else:
+    payload: dict[str, JSONValue] = {
+        "tenant": tenant_id,
+        "created": True,
+        "key": result.key,
+        "version_id": result.version_id,
+        "warnings": outcome.warnings,
+    }
+    if show_generated:
+        payload["generated_password"] = generated
+    if activation is not None:
+        payload["activation"] = activation.as_dict()
+    location = f"s3://{app.bucket()}/{result.key}"
+
+    def text(out: Output) -> None:
         out.success(
-            f"created tenant {tenant_id} at s3://{app.bucket()}/{result.key}"
+            f"created tenant {tenant_id} at {location}"
             + (f" (version {result.version_id})" if result.version_id else "")
         )
         if show_generated and generated:
@@ -169,12 +171,15 @@ def add(
                 "a random password was generated and stored; it is not shown "
                 "(use --show-generated-password to see it once)"
             )
-        if activation is not None:
-            from redmica_ops.cli.deploy import finish
-
-            finish(app, activation)
-        else:
+        if activation is None:
             out.info(
                 "next: the site goes live when the service restarts its containers "
                 "(`redmica reload`, or add with --activate)"
             )
+        else:
+            from redmica_ops.cli.deploy import finish
+
+            finish(app, activation)
+
+    failed = activation is not None and not activation.ok
+    return Done(payload, text, code=1 if failed else 0)

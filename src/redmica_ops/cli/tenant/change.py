@@ -2,40 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
+from redmica_ops.cli.result import Done
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import ValidationFailed
 
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
+    from redmica_ops.tenants.registry import Outcome
 
-def _report(app: Application, tenant_id: str, outcome: Any, verb: str) -> None:
-    out = app.output
+
+def _report(app: Application, tenant_id: str, outcome: Outcome, verb: str) -> Done:
     for warning in outcome.warnings:
-        out.warn(warning)
-    changes = [c.as_dict() for c in outcome.changes]
+        app.output.warn(warning)
     result = outcome.result
-    if app.json:
-        out.data(
-            {
-                "tenant": tenant_id,
-                verb: result is not None,
-                "changes": changes,
-                "version_id": result.version_id if result else None,
-            }
+
+    def text(out: Output) -> None:
+        if result is None:
+            out.info(f"tenant {tenant_id}: no changes; nothing written")
+            return
+        for change in outcome.changes:
+            out.info(f"  {change.describe()}")
+        out.success(
+            f"{verb} tenant {tenant_id}"
+            + (f" (version {result.version_id})" if result.version_id else "")
         )
-        return
-    if result is None:
-        out.info(f"tenant {tenant_id}: no changes; nothing written")
-        return
-    for change in outcome.changes:
-        out.info(f"  {change.describe()}")
-    out.success(
-        f"{verb} tenant {tenant_id}"
-        + (f" (version {result.version_id})" if result.version_id else "")
+
+    return Done(
+        {
+            "tenant": tenant_id,
+            verb: result is not None,
+            "changes": [c.as_dict() for c in outcome.changes],
+            "version_id": result.version_id if result else None,
+        },
+        text,
     )
 
 
@@ -50,7 +55,7 @@ def _report(app: Application, tenant_id: str, outcome: Any, verb: str) -> None:
     help="the complete new document ('-' = stdin)",
 )
 @pass_app
-def update(app: Application, tenant_id: str, file: str) -> None:
+def update(app: Application, tenant_id: str, file: str) -> Done:
     """Replace a tenant's document with FILE.
 
     The replace is conditional on the version read (If-Match): a concurrent change is never
@@ -66,7 +71,7 @@ def update(app: Application, tenant_id: str, file: str) -> None:
 
     raw, source = inputs.read_document(file, inputs.stdin_bytes())
     new = inputs.validated(tenant_id, inputs.parse_document(raw, source), source, flag_form=False)
-    _report(app, tenant_id, app.registry().update(tenant_id, new, source), "updated")
+    return _report(app, tenant_id, app.registry().update(tenant_id, new, source), "updated")
 
 
 EDIT_HEADER = """\
@@ -83,7 +88,7 @@ def _strip_comments(text: str) -> str:
 @command(tenant, "edit")
 @click.argument("tenant_id")
 @pass_app
-def edit(app: Application, tenant_id: str) -> None:
+def edit(app: Application, tenant_id: str) -> Done:
     """Edit a tenant's document in $EDITOR, like `kubectl edit`.
 
     The edited document is validated; on a problem the editor opens again with the problems
@@ -110,8 +115,10 @@ def edit(app: Application, tenant_id: str) -> None:
     while True:
         edited = app.edit_text(text)
         if edited is None or _strip_comments(edited).strip() == _strip_comments(original).strip():
-            app.output.info("edit cancelled: no changes made")
-            return
+            return Done(
+                {"tenant": tenant_id, "updated": False, "changes": [], "version_id": None},
+                messages=["edit cancelled: no changes made"],
+            )
         body = _strip_comments(edited)
         new, problems = parse_tenant_bytes(
             tenant_id, body.encode("utf-8"), f"(edit of {tenant_id})"
@@ -128,14 +135,15 @@ def edit(app: Application, tenant_id: str) -> None:
             + body
             + "\n"
         )
-    _report(app, tenant_id, registry.update(tenant_id, new, "(edit)", expected=current), "updated")
+    outcome = registry.update(tenant_id, new, "(edit)", expected=current)
+    return _report(app, tenant_id, outcome, "updated")
 
 
 @command(tenant, "remove")
 @click.argument("tenant_id")
 @yes_option
 @pass_app
-def remove(app: Application, tenant_id: str, yes: bool) -> None:
+def remove(app: Application, tenant_id: str, yes: bool) -> Done:
     """Remove a tenant's document from the config bucket.
 
     The tenant's site stops being served when the containers next restart. Its database and
@@ -148,22 +156,23 @@ def remove(app: Application, tenant_id: str, yes: bool) -> None:
     """
     confirm(app, f"remove tenant {tenant_id!r} from s3://{app.bucket()}", yes)
     marker = app.registry().remove(tenant_id)
-    if app.json:
-        app.output.data({"tenant": tenant_id, "removed": True, "delete_marker": marker})
-        return
-    app.output.success(f"removed tenant {tenant_id}")
-    if marker:
-        app.output.info(
-            f"to undo: `redmica tenant history {tenant_id}`, then "
-            f"`redmica tenant restore {tenant_id} VERSION_ID`"
-        )
+
+    def text(out: Output) -> None:
+        out.success(f"removed tenant {tenant_id}")
+        if marker:
+            out.info(
+                f"to undo: `redmica tenant history {tenant_id}`, then "
+                f"`redmica tenant restore {tenant_id} VERSION_ID`"
+            )
+
+    return Done({"tenant": tenant_id, "removed": True, "delete_marker": marker}, text)
 
 
 @command(tenant, "restore")
 @click.argument("tenant_id")
 @click.argument("version_id")
 @pass_app
-def restore(app: Application, tenant_id: str, version_id: str) -> None:
+def restore(app: Application, tenant_id: str, version_id: str) -> Done:
     """Make an older version of a tenant's document the current one.
 
     The old version is validated again with today's rules and checked for clashes with the
@@ -174,4 +183,4 @@ def restore(app: Application, tenant_id: str, version_id: str) -> None:
       redmica tenant history acme
       redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
     """
-    _report(app, tenant_id, app.registry().restore(tenant_id, version_id), "restored")
+    return _report(app, tenant_id, app.registry().restore(tenant_id, version_id), "restored")

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.result import Done, JSONValue
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import ExitCode, ValidationFailed
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
 
 
 @command(tenant, "validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_app
-def validate(app: Application, paths: tuple[Path, ...]) -> None:
+def validate(app: Application, paths: tuple[Path, ...]) -> Done:
     """Check tenant files offline: each file's rules and uniqueness across all of them.
 
     A file's tenant id is its name without .yaml. Needs no AWS access (for CI of a repository
@@ -30,21 +35,22 @@ def validate(app: Application, paths: tuple[Path, ...]) -> None:
 
     result = load_paths(list(paths))
     summary = f"{len(result.problems)} problem(s) in {len(result.files)} file(s)"
-    if app.json:
-        app.output.data(
-            {
-                "valid": not result.problems,
-                "files": result.files,
-                "tenants": sorted(e.tenant_id for e in result.entries),
-                "problems": [p.as_dict() for p in result.problems],
-            }
-        )
-        if result.problems:
-            raise click.exceptions.Exit(int(ExitCode.USAGE))
-        return
+    document: dict[str, JSONValue] = {
+        "valid": not result.problems,
+        "files": result.files,
+        "tenants": sorted(e.tenant_id for e in result.entries),
+        "problems": [p.as_dict() for p in result.problems],
+    }
     if result.problems:
-        raise ValidationFailed(result.problems, message=summary)
-    app.output.success(f"{len(result.files)} file(s) valid, {len(result.entries)} tenant(s)")
+        error = ValidationFailed(result.problems, message=summary)
+
+        def report(out: Output) -> None:
+            out.error(error)
+
+        # JSON: the document above on stdout; text: the one-line error and every problem.
+        return Done(document, report, code=int(ExitCode.USAGE))
+    message = f"{len(result.files)} file(s) valid, {len(result.entries)} tenant(s)"
+    return Done(document, lambda out: out.success(message))
 
 
 @command(tenant, "sync")
@@ -54,7 +60,7 @@ def validate(app: Application, paths: tuple[Path, ...]) -> None:
     "--prune", is_flag=True, help="with --apply, remove tenants that have no file in DIRECTORY"
 )
 @pass_app
-def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> None:
+def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> Done:
     """Make the bucket match a directory of tenant files (plan, then --apply).
 
     Without --apply nothing changes: the plan lists adds, field-level changes (secrets shown
@@ -81,49 +87,51 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> None:
     done: list[str] = []
     if apply_ and not plan.empty:
         done = registry.apply_sync(plan)
-    if app.json:
-        out.data(
-            {
-                "applied": apply_,
-                "prune": prune,
-                "adds": [e.tenant_id for e in plan.adds],
-                "changes": [
-                    {"tenant": c.entry.tenant_id, "changes": [f.as_dict() for f in c.changes]}
-                    for c in plan.changes
-                ],
-                "removals": plan.removals,
-                "unchanged": plan.unchanged,
-                "done": done,
-            }
+
+    def text(out: Output) -> None:
+        for entry in plan.adds:
+            out.text(f"+ add     {entry.tenant_id}  ({entry.source})")
+        for change in plan.changes:
+            out.text(f"~ change  {change.entry.tenant_id}  ({change.entry.source})")
+            for field_change in change.changes:
+                out.text(f"      {field_change.describe()}")
+            if not change.changes:
+                out.text("      replaces an invalid document")
+        for tenant_id in plan.removals:
+            verb = "remove " if prune else "extra  "
+            note = "" if prune else "  (only in the bucket; --prune removes it)"
+            out.text(f"- {verb} {tenant_id}{note}")
+        out.info(
+            f"{len(plan.adds)} to add, {len(plan.changes)} to change, "
+            f"{len(plan.removals) if prune else 0} to remove, {len(plan.unchanged)} unchanged"
         )
-        return
-    for entry in plan.adds:
-        out.text(f"+ add     {entry.tenant_id}  ({entry.source})")
-    for change in plan.changes:
-        out.text(f"~ change  {change.entry.tenant_id}  ({change.entry.source})")
-        for field_change in change.changes:
-            out.text(f"      {field_change.describe()}")
-        if not change.changes:
-            out.text("      replaces an invalid document")
-    for tenant_id in plan.removals:
-        verb = "remove " if prune else "extra  "
-        note = "" if prune else "  (only in the bucket; --prune removes it)"
-        out.text(f"- {verb} {tenant_id}{note}")
-    out.info(
-        f"{len(plan.adds)} to add, {len(plan.changes)} to change, "
-        f"{len(plan.removals) if prune else 0} to remove, {len(plan.unchanged)} unchanged"
+        if plan.empty:
+            out.info("the bucket already matches the directory")
+        elif apply_:
+            out.success(f"applied: {', '.join(done)}")
+        else:
+            out.info("plan only: nothing was changed; run again with --apply")
+
+    return Done(
+        {
+            "applied": apply_,
+            "prune": prune,
+            "adds": [e.tenant_id for e in plan.adds],
+            "changes": [
+                {"tenant": c.entry.tenant_id, "changes": [f.as_dict() for f in c.changes]}
+                for c in plan.changes
+            ],
+            "removals": plan.removals,
+            "unchanged": plan.unchanged,
+            "done": done,
+        },
+        text,
     )
-    if plan.empty:
-        out.info("the bucket already matches the directory")
-    elif apply_:
-        out.success(f"applied: {', '.join(done)}")
-    else:
-        out.info("plan only: nothing was changed; run again with --apply")
 
 
 @command(tenant, "example")
 @pass_app
-def example(app: Application) -> None:
+def example(app: Application) -> Done:
     """Print an example tenant document to start from.
 
     \b
@@ -132,4 +140,5 @@ def example(app: Application) -> None:
     """
     from redmica_ops.container.templates import template_text
 
-    app.output.text(template_text("tenant.example.yaml"))
+    text = template_text("tenant.example.yaml")
+    return Done(text, lambda out: out.text(text))

@@ -10,7 +10,7 @@ from typing import Any, BinaryIO
 from redmica_ops.errors import Problem, UsageError, ValidationFailed
 from redmica_ops.tenants.files import read_limited
 from redmica_ops.tenants.model import Tenant, validate_data
-from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, load_document
+from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, YAMLData, load_document
 
 STDIN = "-"
 
@@ -61,7 +61,7 @@ def generate_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def set_password(data: Any, password: str) -> None:
+def set_password(data: YAMLData, password: str) -> None:
     if isinstance(data, dict):
         db = data.setdefault("db", {})
         if isinstance(db, dict):
@@ -83,7 +83,7 @@ def flags_document(flags: dict[str, Any]) -> dict[str, Any]:
     return {"db": db, "s3": s3, "property": prop}
 
 
-def validated(tenant_id: str, data: Any, source: str, flag_form: bool) -> Tenant:
+def validated(tenant_id: str, data: YAMLData, source: str, flag_form: bool) -> Tenant:
     tenant, problems = validate_data(tenant_id, data, source)
     if tenant is None:
         if flag_form:
@@ -97,7 +97,7 @@ def validated(tenant_id: str, data: Any, source: str, flag_form: bool) -> Tenant
     return tenant
 
 
-def parse_document(raw: bytes, source: str) -> Any:
+def parse_document(raw: bytes, source: str) -> YAMLData:
     data, problems = load_document(raw, source)
     if problems:
         raise ValidationFailed(problems)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.result import Done
 from redmica_ops.cli.tenant import tenant
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
 
 
 @command(tenant, "list")
 @pass_app
-def list_(app: Application) -> None:
+def list_(app: Application) -> Done:
     """List every tenant in the config bucket (all pages, fetched in parallel).
 
     Documents that do not validate are listed as warnings, with their problems.
@@ -25,26 +31,29 @@ def list_(app: Application) -> None:
 
     settings = app.settings
     listing = app.store().load_all()
-    out = app.output
-    if app.json:
-        out.data(
-            [tenant_view(s, settings.domain, settings.db_host) for s in listing.tenants]
-            + [invalid_view(d) for d in listing.invalid]
-        )
-    else:
+    location = f"s3://{app.bucket()}/{settings.prefix}"
+
+    def text(out: Output) -> None:
         rows = [tenant_row(s, settings.domain, settings.db_host) for s in listing.tenants]
         out.table(["tenant", "site", "database", "attachments", "allowed ips"], rows)
-        out.info(f"{len(listing.tenants)} tenant(s) in s3://{app.bucket()}/{settings.prefix}")
+        out.info(f"{len(listing.tenants)} tenant(s) in {location}")
+
+    warnings: list[str] = []
     for doc in listing.invalid:
-        out.warn(f"{doc.key} is invalid and is not served:")
-        for problem in doc.problems:
-            out.info(f"  {problem}")
+        warnings.append(f"warning: {doc.key} is invalid and is not served:")
+        warnings.extend(f"  {problem}" for problem in doc.problems)
+    return Done(
+        [tenant_view(s, settings.domain, settings.db_host) for s in listing.tenants]
+        + [invalid_view(d) for d in listing.invalid],
+        text,
+        messages=warnings,
+    )
 
 
 @command(tenant, "show")
 @click.argument("tenant_id")
 @pass_app
-def show(app: Application, tenant_id: str) -> None:
+def show(app: Application, tenant_id: str) -> Done:
     """Show one tenant's document (the password as ********).
 
     The output can be edited and fed back to `tenant update`: a password left as ********
@@ -60,18 +69,20 @@ def show(app: Application, tenant_id: str) -> None:
 
     settings = app.settings
     stored = app.store().get(tenant_id)
-    if app.json:
-        app.output.data(tenant_view(stored, settings.domain, settings.db_host))
-        return
-    app.output.text(stored.tenant.to_yaml(redact=True))
     when = stored.last_modified.isoformat() if stored.last_modified else "?"
-    app.output.info(f"# s3://{app.bucket()}/{stored.key} version {stored.version_id} ({when})")
+    where = f"# s3://{app.bucket()}/{stored.key} version {stored.version_id} ({when})"
+
+    def text(out: Output) -> None:
+        out.text(stored.tenant.to_yaml(redact=True))
+        out.info(where)
+
+    return Done(tenant_view(stored, settings.domain, settings.db_host), text)
 
 
 @command(tenant, "history")
 @click.argument("tenant_id")
 @pass_app
-def history(app: Application, tenant_id: str) -> None:
+def history(app: Application, tenant_id: str) -> Done:
     """List the stored versions of a tenant's document, newest first.
 
     Needs a versioned bucket. Bring one back with `redmica tenant restore ID VERSION_ID`.
@@ -91,9 +102,6 @@ def history(app: Application, tenant_id: str) -> None:
             f"tenant {tenant_id!r} has no stored versions",
             "check the id with `redmica tenant list`",
         )
-    if app.json:
-        app.output.data([version_view(v) for v in versions])
-        return
     rows = [
         [
             v.version_id,
@@ -104,8 +112,10 @@ def history(app: Application, tenant_id: str) -> None:
         ]
         for v in versions
     ]
-    app.output.table(["version", "modified", "deleted", "latest", "bytes"], rows)
-    if not store.versioning_enabled():
-        app.output.warn(
-            f"versioning is not enabled on s3://{store.bucket}: old versions are not kept"
-        )
+
+    def text(out: Output) -> None:
+        out.table(["version", "modified", "deleted", "latest", "bytes"], rows)
+        if not store.versioning_enabled():
+            out.warn(f"versioning is not enabled on s3://{store.bucket}: old versions are not kept")
+
+    return Done([version_view(v) for v in versions], text)

@@ -1,0 +1,75 @@
+"""The one rule for which tenants are served and migrated (tenants/selection.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redmica_ops.errors import Problem
+from redmica_ops.runs.migrations import select_tenants
+from redmica_ops.tenants.model import parse_tenant_bytes
+from redmica_ops.tenants.selection import Reason, Use, classify, select
+from redmica_ops.tenants.store import InvalidDocument, Listing, StoredTenant
+from tests.conftest import tenant_yaml
+
+
+def stored(name: str, **overrides: Any) -> StoredTenant:
+    tenant, problems = parse_tenant_bytes(name, tenant_yaml(name, **overrides).encode(), name)
+    assert tenant is not None, problems
+    return StoredTenant(name, f"tenants/{name}.yaml", tenant, f'"{name}"')
+
+
+def broken(name: str) -> InvalidDocument:
+    key = f"tenants/{name}.yaml"
+    return InvalidDocument(name, key, '"x"', [Problem(key, "db.port", "is not a number")])
+
+
+def fleet() -> Listing:
+    # beta takes acme's sub_domain; gamma is fine; delta does not validate.
+    return Listing(
+        tenants=[
+            stored("gamma"),
+            stored("beta", property__sub_domain="acme"),
+            stored("acme"),
+        ],
+        invalid=[broken("delta")],
+    )
+
+
+def test_every_reason_is_reported_once_with_its_problems() -> None:
+    exclusions = classify(fleet())
+    assert [(e.name, e.reason) for e in exclusions] == [
+        ("beta", Reason.CLASH),
+        ("delta", Reason.INVALID),
+    ]
+    assert "already used by tenant 'acme'" in exclusions[0].describe()
+
+
+def test_serving_leaves_out_invalid_and_clashing_tenants() -> None:
+    selection = select(fleet(), Use.SERVE)
+    assert [s.tenant_id for s in selection.eligible] == ["acme", "gamma"]
+    assert {e.name for e in selection.excluded} == {"beta", "delta"}
+
+
+def test_migrating_leaves_out_only_invalid_tenants() -> None:
+    # A clash takes the site away, not the database: beta's own schema still needs migrating.
+    selection = select(fleet(), Use.MIGRATE)
+    assert [s.tenant_id for s in selection.eligible] == ["acme", "beta", "gamma"]
+    assert [e.name for e in selection.excluded] == ["delta"]
+
+
+def test_migrate_selection_uses_the_rule() -> None:
+    chosen = select_tenants(fleet(), [], all_tenants=True, exclude=[])
+    assert sorted(chosen.tenants) == ["acme", "beta", "gamma"]
+    assert list(chosen.invalid) == ["delta"] and "db.port" in chosen.invalid["delta"]
+
+
+def test_precedence_decides_who_keeps_a_clashing_value() -> None:
+    newest_first = select(fleet(), Use.SERVE, precedence=lambda s: (s.tenant_id != "beta",))
+    assert "beta" in [s.tenant_id for s in newest_first.eligible]
+    assert [e.name for e in newest_first.excluded_by(Reason.CLASH)] == ["acme"]
+
+
+def test_each_reason_names_the_uses_it_blocks() -> None:
+    for reason in Reason:
+        assert reason.blocks <= set(Use) and reason.blocks, reason
+        assert reason.label == reason.name.lower()
