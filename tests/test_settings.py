@@ -183,6 +183,11 @@ def test_component_defaults_are_the_settings_defaults() -> None:
         DEFAULTS.launch_burst,
         float(DEFAULTS.task_timeout),
     )
+    from redmica_ops.capacity import PoolRequest
+
+    pool = PoolRequest(memory_mib=4096)
+    assert pool.processes_per_tenant == DEFAULTS.processes_per_tenant
+    assert pool.max_preloader_idle_time == DEFAULTS.max_preloader_idle_time
     assert (fan.max_start_attempts, fan.poll_interval) == (
         DEFAULTS.max_start_attempts,
         DEFAULTS.poll_interval,

@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from redmica_ops.settings import DEFAULTS
+
 SpawnMethod = Literal["direct", "smart"]
 SPAWN_METHODS: tuple[SpawnMethod, ...] = ("direct", "smart")
 
@@ -59,10 +61,11 @@ class PoolRequest:
     reserve_mib: int = DEFAULT_RESERVE_MIB
     spawn_method: SpawnMethod = "direct"
     process_mib: int | None = None
-    processes_per_tenant: int = 2
+    # Defaults that are settings come from the settings (one declaration, in settings.py).
+    processes_per_tenant: int = DEFAULTS.processes_per_tenant
     min_instances: int = 0
     pool_idle_time: int = 300
-    max_preloader_idle_time: int = 300
+    max_preloader_idle_time: int = DEFAULTS.max_preloader_idle_time
     max_request_queue_size: int = 100
     max_pool_size: int | None = None
     tenants: int = 0
