@@ -96,6 +96,13 @@ def _check_env_pairs(values: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_networks(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        if problem := rules.check_ip_or_network(value):
+            return problem
+    return None
+
+
 def _check_launch_type(value: str) -> str | None:
     if value not in ("FARGATE", "EC2", "EXTERNAL"):
         return f"{rules.show(value)} is not FARGATE, EC2 or EXTERNAL"
@@ -201,6 +208,11 @@ class Settings:
         None,
         "Apache binary for config tests (default: apache2, else httpd)",
         check=_check_not_blank,
+    )
+    trusted_proxies: tuple[str, ...] = setting(
+        (),
+        "load balancer CIDRs whose X-Forwarded-For Apache trusts (RemoteIPTrustedProxy)",
+        check=_check_networks,
     )
     serve_command: str = setting(
         "apache2 -DFOREGROUND",
