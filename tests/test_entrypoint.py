@@ -25,8 +25,11 @@ class Recorder:
         self.calls.append((argv, dict(env)))
 
 
+MASTER = "m" * 64
+
+
 def recording_app(**env: str) -> tuple[Application, Recorder]:
-    app = Application(env={**os.environ, **env})
+    app = Application(env={**os.environ, "SECRET_KEY_BASE": MASTER, **env})
     recorder = Recorder()
     app.exec_process = recorder
     return app, recorder
@@ -230,3 +233,67 @@ def test_run_tenant_really_execs_with_the_environment(tmp_path: Path) -> None:
         assert CANARY_PASSWORD not in result.stdout + result.stderr
     finally:
         server.stop()
+
+
+def test_serve_gives_each_tenant_its_own_key_and_apache_no_master(
+    s3: S3Client, run: Invoke, tmp_path: Path
+) -> None:
+    from redmica_ops.container.keys import tenant_secret_key_base
+
+    seed(run, "acme", "beta")
+    target = tmp_path / "tenants.conf"
+    app, recorder = recording_app(REDMICA_VHOSTS_FILE=str(target))
+    result = run(*serve_args(tmp_path), app=app)
+    assert result.exit_code == 0, result.output
+    _, apache_env = recorder.calls[0]
+    assert "SECRET_KEY_BASE" not in apache_env  # every Passenger process inherits this
+    text = target.read_text()
+    assert MASTER not in text
+    acme, beta = tenant_secret_key_base(MASTER, "acme"), tenant_secret_key_base(MASTER, "beta")
+    assert acme != beta
+    assert f'SetEnv SECRET_KEY_BASE "{acme}"' in text
+    assert f'SetEnv SECRET_KEY_BASE "{beta}"' in text
+    assert MASTER not in result.output
+
+
+def test_serve_refuses_without_a_master_secret(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+    seed(run, "acme")
+    target = tmp_path / "tenants.conf"
+    app, recorder = recording_app(REDMICA_VHOSTS_FILE=str(target), SECRET_KEY_BASE="")
+    result = run(*serve_args(tmp_path), app=app)
+    assert result.exit_code == 2
+    assert "SECRET_KEY_BASE is not set" in result.stderr
+    assert recorder.calls == [] and not target.exists()
+    app, recorder = recording_app(REDMICA_VHOSTS_FILE=str(target), SECRET_KEY_BASE="short-secret")
+    result = run(*serve_args(tmp_path), app=app)
+    assert result.exit_code == 2
+    assert "too short (12 characters" in result.stderr
+    assert "short-secret" not in result.output
+    assert recorder.calls == []
+
+
+def test_serve_warns_about_limit_ips_without_trusted_proxies(
+    s3: S3Client, run: Invoke, tmp_path: Path
+) -> None:
+    seed(run, "acme", property__limit_ips=["203.0.113.0/24"])
+    app, _ = recording_app(REDMICA_VHOSTS_FILE=str(tmp_path / "t.conf"))
+    result = run(*serve_args(tmp_path), app=app)
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 tenant(s) with limit_ips (acme) but no trusted_proxies" in result.stderr
+    app, _ = recording_app(
+        REDMICA_VHOSTS_FILE=str(tmp_path / "t.conf"), REDMICA_TRUSTED_PROXIES="10.0.0.0/24"
+    )
+    result = run(*serve_args(tmp_path), app=app)
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    text = (tmp_path / "t.conf").read_text()
+    assert "RemoteIPHeader X-Forwarded-For\nRemoteIPTrustedProxy 10.0.0.0/24\n" in text
+
+
+def test_run_tenant_gets_the_tenants_key_not_the_master(s3: S3Client, run: Invoke) -> None:
+    from redmica_ops.container.keys import tenant_secret_key_base
+
+    seed(run, "acme")
+    app, recorder = recording_app()
+    assert run("entrypoint", "run-tenant", "acme", "--", "true", app=app).exit_code == 0
+    _, env = recorder.calls[0]
+    assert env["SECRET_KEY_BASE"] == tenant_secret_key_base(MASTER, "acme") != MASTER

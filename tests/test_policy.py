@@ -59,6 +59,7 @@ def make_app(**env: str) -> Application:
             "REDMICA_TASK_DEFINITION": "redmica-app",
             "REDMICA_SUBNETS": subnet,
             "REDMICA_DOMAIN": "example.com",
+            "SECRET_KEY_BASE": "k" * 64,
             **env,
         }
     )

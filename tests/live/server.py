@@ -56,6 +56,8 @@ class LiveApache:
     port: int
     extra: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = None
+    # Apache's environment (which every Passenger process inherits); None: this process's.
+    env: dict[str, str] | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         extra: tuple[str, ...] = ("PassengerDefaultUser www-data", *self.extra)
@@ -73,6 +75,7 @@ class LiveApache:
         )
         self.process = subprocess.Popen(
             [self.install.binary, "-f", str(config), "-DFOREGROUND"],
+            env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=(self.workdir / "stderr.log").open("wb"),
         )
@@ -108,11 +111,19 @@ class LiveApache:
                 self.process.wait(timeout=timeout)
             self.process = None
 
-    def get(self, host: str, path: str = "/", timeout: float = 120.0) -> Response:
+    def get(
+        self,
+        host: str,
+        path: str = "/",
+        timeout: float = 120.0,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             connection.putrequest("GET", path, skip_host=True)
             connection.putheader("Host", host)
+            for name, value in (headers or {}).items():
+                connection.putheader(name, value)
             connection.endheaders()
             response = connection.getresponse()
             return Response(response.status, response.read(), dict(response.getheaders()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import Done
+from redmica_ops.errors import UsageError
 
 
 @click.group()
@@ -45,19 +45,28 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
       redmica entrypoint serve
       REDMICA_SERVE_COMMAND="httpd -DFOREGROUND" redmica entrypoint serve --strict
     """
+    from redmica_ops.container.keys import MASTER_SECRET_ENV, master_secret, without_master
     from redmica_ops.container.serve import plan_serve
     from redmica_ops.container.vhosts import VhostSettings, write_private
 
     settings = app.settings
     vhost_settings = VhostSettings.from_settings(settings)
+    master = master_secret(app.env)
+    if master is None:
+        raise UsageError(
+            f"{MASTER_SECRET_ENV} is not set: tenants would start without a secret_key_base",
+            "pass it with the task definition's `secrets` (see docs/container.md)",
+        )
     store = app.store()
     out = app.output
     out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
-    plan = plan_serve(store.load_all(), vhost_settings, strict)
+    plan = plan_serve(store.load_all(), vhost_settings, strict, master_secret=master)
     for tenant_id, problems in plan.skipped.items():
         out.info(f"error: tenant {tenant_id} is NOT served:")
         for problem in problems:
             out.info(f"  {problem}")
+    for warning in plan.warnings:
+        out.info(f"warning: {warning}")
     target = Path(settings.vhosts_file)
     if no_check:
         write_private(target, plan.text)
@@ -70,7 +79,8 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
         + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
         + f"; starting: {settings.serve_command}"
     )
-    app.exec_process(shlex.split(settings.serve_command), os.environ)
+    # Apache and every Passenger process inherit this environment: never the master secret.
+    app.exec_process(shlex.split(settings.serve_command), without_master(app.env))
     # Reached only when exec_process returns (tests): what this process would have become.
     return Done(
         {
@@ -98,6 +108,7 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
       redmica entrypoint run-tenant acme -- bundle exec rake db:migrate redmine:plugins:migrate
       redmica entrypoint run-tenant acme -- bin/rails runner 'puts Project.count'
     """
+    from redmica_ops.container.keys import master_secret
     from redmica_ops.tenants.environment import tenant_environment
 
     command_line = list(argv)
@@ -106,7 +117,11 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     if not command_line:
         raise click.UsageError("give the command after --, e.g. -- bundle exec rake db:migrate")
     stored = app.store().get(tenant_id)
-    env = {**os.environ, **tenant_environment(tenant_id, stored.tenant, app.settings.db_host)}
+    # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
+    tenant_env = tenant_environment(
+        tenant_id, stored.tenant, app.settings.db_host, master_secret=master_secret(app.env)
+    )
+    env = {**app.env, **tenant_env}
     app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
     app.exec_process(command_line, env)
     return Done({"tenant": tenant_id, "command": command_line})

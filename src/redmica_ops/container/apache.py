@@ -24,7 +24,7 @@ MODULE_DIRS = (
     "/usr/lib/httpd/modules",
     "/usr/local/apache2/modules",
 )
-REQUIRED_MODULES = ("authz_core", "authz_host", "env", "alias")
+REQUIRED_MODULES = ("authz_core", "authz_host", "env", "alias", "remoteip")
 MPMS = ("event", "worker", "prefork")
 PASSENGER_CONF = Path("/etc/apache2/mods-available/passenger.conf")
 

@@ -7,6 +7,7 @@ invalid document, a clash) is skipped and named loudly instead.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from redmica_ops.container.vhosts import VhostSettings, render_vhosts
@@ -20,9 +21,17 @@ class ServePlan:
     text: str
     served: list[str]
     skipped: dict[str, list[Problem]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
-def plan_serve(listing: Listing, settings: VhostSettings, strict: bool) -> ServePlan:
+def plan_serve(
+    listing: Listing,
+    settings: VhostSettings,
+    strict: bool,
+    *,
+    master_secret: str | None = None,
+    passwords: Mapping[str, str] | None = None,
+) -> ServePlan:
     selection = select(listing, Use.SERVE)
     skipped = {e.name: list(e.problems) for e in selection.excluded}
     if strict and skipped:
@@ -31,5 +40,14 @@ def plan_serve(listing: Listing, settings: VhostSettings, strict: bool) -> Serve
             hint="without --strict these tenants are skipped",
             message=f"{len(skipped)} tenant(s) cannot be served (--strict)",
         )
-    text = render_vhosts(selection.entries(), settings)
-    return ServePlan(text, [s.tenant_id for s in selection.eligible], skipped)
+    kept = selection.entries()
+    warnings = []
+    limited = [e.tenant_id for e in kept if e.tenant.properties.limit_ips]
+    if limited and not settings.trusted_proxies:
+        # Fail closed, but say so: behind a load balancer these tenants see only its address.
+        warnings.append(
+            f"{len(limited)} tenant(s) with limit_ips ({', '.join(limited[:5])}) but no "
+            "trusted_proxies: behind a load balancer they see its address, not the client's"
+        )
+    text = render_vhosts(kept, settings, master_secret=master_secret, passwords=passwords)
+    return ServePlan(text, [s.tenant_id for s in selection.eligible], skipped, warnings)

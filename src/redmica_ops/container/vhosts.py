@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,17 @@ from redmica_ops.container import escape as apacheconf
 from redmica_ops.container.templates import template_text
 from redmica_ops.errors import UsageError
 from redmica_ops.settings import DEFAULTS, Settings, require
-from redmica_ops.tenants.environment import tenant_environment
+from redmica_ops.tenants.environment import SECRET_ENV_NAMES, tenant_environment
 from redmica_ops.tenants.model import REDACTED, Entry, find_conflicts
 
 VHOSTS_TEMPLATE = "vhosts.conf.j2"
-REDMINE_CONFIG_FILES = ("database.yml", "s3.yml", "configuration.yml")
+REDMINE_CONFIG_FILES = (
+    "database.yml",
+    "s3.yml",
+    "configuration.yml",
+    "additional_environment.rb",
+    "initializers/redmica_ops.rb",
+)
 CATCH_ALL_NAME = "redmica-catch-all.invalid"
 
 
@@ -38,6 +44,7 @@ class VhostSettings:
     min_instances: int = DEFAULTS.min_instances
     max_preloader_idle_time: int = DEFAULTS.max_preloader_idle_time
     db_host: str | None = DEFAULTS.db_host
+    trusted_proxies: tuple[str, ...] = DEFAULTS.trusted_proxies
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VhostSettings:
@@ -56,6 +63,7 @@ class VhostSettings:
             min_instances=settings.min_instances,
             max_preloader_idle_time=settings.max_preloader_idle_time,
             db_host=settings.db_host,
+            trusted_proxies=settings.trusted_proxies,
         )
 
 
@@ -81,9 +89,18 @@ def _environment(loader_name: str) -> Any:
 
 
 def render_vhosts(
-    entries: Iterable[Entry], settings: VhostSettings, *, redact: bool = False
+    entries: Iterable[Entry],
+    settings: VhostSettings,
+    *,
+    redact: bool = False,
+    master_secret: str | None = None,
+    passwords: Mapping[str, str] | None = None,
 ) -> str:
-    """One Apache config for all tenants, sorted by id: same tenants, same bytes."""
+    """One Apache config for all tenants, sorted by id: same tenants, same bytes.
+
+    With `master_secret` every tenant gets its own derived SECRET_KEY_BASE; `passwords` holds
+    the resolved passwords of tenants whose document names a secret (db.password_secret).
+    """
     ordered = sorted(entries, key=lambda e: e.tenant_id)
     ids = [e.tenant_id for e in ordered]
     if len(set(ids)) != len(ids):
@@ -97,9 +114,16 @@ def render_vhosts(
         )
     tenants = []
     for entry in ordered:
-        env = tenant_environment(entry.tenant_id, entry.tenant, settings.db_host)
+        env = tenant_environment(
+            entry.tenant_id,
+            entry.tenant,
+            settings.db_host,
+            master_secret=master_secret,
+            password=(passwords or {}).get(entry.tenant_id),
+        )
         if redact:
-            env["RAILS_DB_PASSWORD"] = REDACTED
+            for name in SECRET_ENV_NAMES & env.keys():
+                env[name] = REDACTED
         limit = entry.tenant.properties.limit_ips
         tenants.append(
             {
@@ -126,6 +150,9 @@ def render_vhosts(
             min_instances=settings.min_instances,
             max_preloader_idle_time=settings.max_preloader_idle_time,
             listen_port=settings.listen_port,
+            trusted_proxies=apacheconf.ApacheValue(
+                " ".join(apacheconf.ip_word(net) for net in settings.trusted_proxies)
+            ),
             catch_all_name=CATCH_ALL_NAME,
             document_root=f"{settings.app_root.rstrip('/')}/public",
             app_root=settings.app_root,

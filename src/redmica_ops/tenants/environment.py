@@ -1,14 +1,15 @@
 """A tenant's process environment: what its vhost sets with SetEnv and `run-tenant` exports.
 
 One function for both, so a migration task and the web processes of a tenant can never see
-different databases.
+different databases or keys.
 """
 
 from __future__ import annotations
 
 from redmica_ops.tenants.model import Tenant
 
-# The names Redmine's config/database.yml and s3.yml read (see docs/container.md).
+# The names Redmine's config/database.yml, s3.yml and the shipped initializer read (see
+# docs/container.md).
 ENV_NAMES = (
     "RAILS_DB",
     "RAILS_DB_USERNAME",
@@ -18,18 +19,32 @@ ENV_NAMES = (
     "S3_BUCKET_NAME",
     "S3_FOLDER_NAME",
     "REDMICA_TENANT",
+    "SECRET_KEY_BASE",
 )
-SECRET_ENV_NAMES = frozenset({"RAILS_DB_PASSWORD"})
+# Never printed, and removed from every request's Rack env by the image's middleware
+# (templates/redmine/initializers/redmica_ops.rb keeps the same list).
+SECRET_ENV_NAMES = frozenset({"RAILS_DB_PASSWORD", "SECRET_KEY_BASE"})
 
 
 def tenant_environment(
-    tenant_id: str, tenant: Tenant, default_db_host: str | None
+    tenant_id: str,
+    tenant: Tenant,
+    default_db_host: str | None,
+    *,
+    master_secret: str | None = None,
+    password: str | None = None,
 ) -> dict[str, str]:
-    """The variables in ENV_NAMES order; host and port only when known."""
+    """The variables in ENV_NAMES order; host and port only when known.
+
+    `password` is the resolved password of a tenant whose document names a secret
+    (db.password_secret); `master_secret` gives the tenant its own derived SECRET_KEY_BASE.
+    """
+    if password is None:
+        password = tenant.db.password_value()
     env = {
         "RAILS_DB": tenant.db.name,
         "RAILS_DB_USERNAME": tenant.db.user,
-        "RAILS_DB_PASSWORD": tenant.db.password.get_secret_value(),
+        "RAILS_DB_PASSWORD": password,
     }
     host = tenant.db.host or default_db_host
     if host:
@@ -39,4 +54,8 @@ def tenant_environment(
     env["S3_BUCKET_NAME"] = tenant.s3.bucket
     env["S3_FOLDER_NAME"] = tenant.s3.folder
     env["REDMICA_TENANT"] = tenant_id
+    if master_secret is not None:
+        from redmica_ops.container.keys import tenant_secret_key_base
+
+        env["SECRET_KEY_BASE"] = tenant_secret_key_base(master_secret, tenant_id)
     return env

@@ -51,6 +51,9 @@ class Database(_Strict):
     host: str | None = None
     port: int | None = None
 
+    def password_value(self) -> str:
+        return self.password.get_secret_value()
+
     @field_validator("name", "user")
     @classmethod
     def _identifier(cls, value: str) -> str:
