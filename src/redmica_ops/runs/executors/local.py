@@ -1,6 +1,7 @@
 """One tenant's migration as a local process: for single-host installs and real-Redmine tests.
 
-The process gets the same environment as the tenant's vhost (and as `entrypoint run-tenant`),
+The process gets the same environment as the tenant's vhost (and as `entrypoint run-tenant`)
+plus an allow-list of the operator's (PATH, locale, Ruby and gem paths: never credentials),
 runs in its own session so the operator's first Ctrl-C does not reach it (a migration is never
 killed mid-DDL unless asked twice), and writes one log file per tenant.
 """
@@ -16,9 +17,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from redmica_ops.container.keys import master_secret
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
 from redmica_ops.tenants.environment import tenant_environment
 from redmica_ops.tenants.model import Tenant
+
+# What a migration may inherit from the operator's environment: how to find programs and
+# gems, the locale and time zone. Never AWS credentials, tokens or anything else the operator
+# happens to have exported (extra variables go through the setting local_env).
+INHERITED_NAMES = frozenset(
+    {"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "RAILS_ENV"}
+)
+INHERITED_PREFIXES = ("LC_", "GEM_", "BUNDLE_", "RUBY")
+
+
+def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in INHERITED_NAMES or name.startswith(INHERITED_PREFIXES)
+    }
 
 
 @dataclass(frozen=True)
@@ -83,9 +101,14 @@ class LocalExecutor:
         if tenant is None:
             return LaunchFailed(f"tenant {job.tenant} has no valid document", retryable=False)
         env = {
-            **os.environ,
+            **inherited_environment(os.environ),
             **(self.target.extra_env or {}),
-            **tenant_environment(job.tenant, tenant, self.target.default_db_host),
+            **tenant_environment(
+                job.tenant,
+                tenant,
+                self.target.default_db_host,
+                master_secret=master_secret(os.environ),
+            ),
         }
         identity: dict[str, Any] = {}
         if self.target.user:
@@ -95,7 +118,10 @@ class LocalExecutor:
                 return LaunchFailed(str(exc), retryable=False)
             env.update(login)
         path = self.log_path(job.tenant)
-        log = path.open("ab")
+        # A migration's output can hold anything the tenant's database sends back: owner only.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)
+        log = os.fdopen(fd, "ab")
         log.write(f"== redmica: attempt {job.attempt}, {_now()}\n".encode())
         log.flush()
         self.stats.add("spawn")
