@@ -66,7 +66,8 @@ class Output:
         from rich.text import Text
 
         is_tty = self.stdout.isatty()
-        width = shutil.get_terminal_size().columns if is_tty else 200
+        # Piped output is never folded: a wrapped cell would break `awk` on the columns.
+        width = shutil.get_terminal_size().columns if is_tty else 100_000
         console = Console(
             file=self.stdout,
             width=width,
