@@ -26,10 +26,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.simulator import SimulatedEcs, throttling  # noqa: E402
-from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget  # noqa: E402
-from redmica_ops.runs.fanout import FanOut, FanOutOptions  # noqa: E402
-from redmica_ops.runs.migrations import Selection, new_record  # noqa: E402
+from bench.workspace import SimWorkspace  # noqa: E402
+from redmica_ops.runs import migrations  # noqa: E402
 from redmica_ops.runs.pacing import FakeClock  # noqa: E402
+from redmica_ops.settings import Settings  # noqa: E402
 
 PYTHON = sys.executable
 REDMICA = str(Path(PYTHON).parent / "redmica")
@@ -41,30 +41,30 @@ def fanout(n: int) -> dict[str, Any]:
     clock = FakeClock()
     sim = SimulatedEcs(clock)
     sim.plan(tenants)
-    command = ["bundle", "exec", "rake", "db:migrate"]
-    options = FanOutOptions(
-        command=command,
+    settings = Settings(
+        cluster="sim",
+        task_definition="app",
+        container="app",
+        subnets=("subnet-1",),
+        migrate_command="bundle exec rake db:migrate",
         concurrency=n,
-        rate=20.0,
-        burst=100,
-        timeout=3600.0,
+        launch_rate=20.0,
+        launch_burst=100,
+        task_timeout=3600,
         poll_interval=10.0,
-        save_interval=30.0,
     )
-    executor = EcsExecutor(sim, EcsTarget("sim", "app", "app", subnets=("subnet-1",)), "bench")
-    executor.preflight()
-    record = new_record("bench", "ecs", Selection(order=tenants), command, options)
-    saves = []
-    engine = FanOut(executor, record, options, clock, lambda r: saves.append(len(r.to_json())))
+    ws = SimWorkspace(sim, clock, tenants, settings)
     cpu = time.process_time()
-    engine.run(tenants)
+    outcome = migrations.run(migrations.MigrationRequest(all_tenants=True), ws)
     cpu = time.process_time() - cpu
+    record, stats = outcome.record, outcome.stats
+    assert record is not None and stats is not None
     summary = record.summary()
     collected = summary.get("succeeded", 0) + summary.get("failed", 0)
     lost = n - collected
     twice = sum(1 for count in sim.launches_by_tenant.values() if count > 1)
     bound = sim.lower_bound(tenants)
-    allowed_calls = sum(math.ceil(size / 100) for size in engine.poll_sizes)
+    allowed_calls = sum(math.ceil(size / 100) for size in stats.poll_sizes)
     return {
         "n": n,
         "wall_s": clock.now(),
@@ -77,10 +77,10 @@ def fanout(n: int) -> dict[str, Any]:
         "launched_twice": twice,
         "summary": summary,
         "cpu_s": cpu,
-        "polls": len(engine.poll_sizes),
-        "describe_calls": executor.stats.counts.get("DescribeTasks", 0),
+        "polls": len(stats.poll_sizes),
+        "describe_calls": stats.calls.get("DescribeTasks", 0),
         "describe_allowed": allowed_calls,
-        "record_bytes": saves[-1] if saves else 0,
+        "record_bytes": ws.records.sizes[-1] if ws.records.sizes else 0,
     }
 
 

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
-from redmica_ops.deploy import ServiceDeployer, ServiceTarget, clone_with_image, roll_out
+from redmica_ops.deploy.model import ServiceTarget, clone_with_image
+from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
 from redmica_ops.runs.pacing import FakeClock
 from tests.conftest import Invoke
 from tests.ecs_support import FakeService, completes_after
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
 
 OLD = "arn:aws:ecs:us-east-1:1:task-definition/redmica-app:5"
 NEW_IMAGE = "registry.example.com/redmica:v6"
@@ -22,7 +26,13 @@ NEW_IMAGE = "registry.example.com/redmica:v6"
 def deployer(fake: FakeService) -> tuple[ServiceDeployer, list[str], FakeClock]:
     lines: list[str] = []
     clock = FakeClock()
-    return ServiceDeployer(fake, ServiceTarget("c", "redmica"), clock, lines.append), lines, clock
+    return (
+        ServiceDeployer(
+            cast("ECSClient", fake), ServiceTarget("c", "redmica"), clock, lines.append
+        ),
+        lines,
+        clock,
+    )
 
 
 def new_revision(fake: FakeService, d: ServiceDeployer) -> str:

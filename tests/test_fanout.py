@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
@@ -14,6 +14,9 @@ from redmica_ops.runs.migrations import Selection, new_record, prepare_resume
 from redmica_ops.runs.pacing import Cancellation, FakeClock, TokenBucket, backoff
 from redmica_ops.runs.record import RunRecord, Status, TenantRun
 from tests.ecs_support import CLUSTER, CONTAINER, FAMILY, FakeEcs
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
 
 COMMAND = ["bundle", "exec", "rake", "db:migrate"]
 TARGET = EcsTarget(CLUSTER, FAMILY, CONTAINER, subnets=("subnet-1",))
@@ -39,7 +42,7 @@ class Run:
         self.fake = fake
         self.clock = FakeClock()
         self.saves: list[str] = []
-        self.executor = EcsExecutor(fake, TARGET, run_id)
+        self.executor = EcsExecutor(cast("ECSClient", fake), TARGET, run_id)
         self.executor.preflight()
         self.record = record or new_record(
             run_id, "ecs", Selection(order=tenants), COMMAND, FanOutOptions(command=COMMAND)

@@ -5,34 +5,44 @@
     {"action": "status", "run_id": "..."} -> the run's state and counts
 
 Settings come from the function's environment (REDMICA_BUCKET, REDMICA_CLUSTER, ...). The
-launch is paced like the CLI's and leaves a run record in S3; a later "status" event (or
-`redmica runs show`, `redmica migrate --resume`) collects the results.
+launch is the CLI's own library call (`runs.migrations.run`), paced the same way, and leaves
+a run record in S3; a later "status" event (or `redmica runs show`, `redmica migrate
+--resume`) collects the results. Nothing here imports the CLI.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from redmica_ops.errors import UsageError
 
+Event = Mapping[str, object]
+Response = dict[str, object]
 
-def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    from redmica_ops.cli.app import Application
-    from redmica_ops.cli.migrate import run_migration
+
+def handler(event: Event | None, context: object = None) -> Response:
+    from redmica_ops.runs import migrations
     from redmica_ops.runs.record import FAILURES
+    from redmica_ops.workspace import AwsWorkspace
 
-    app = Application()
-    app.output_format = "json"
-    action = (event or {}).get("action", "migrate")
+    event = event or {}
+    ws = AwsWorkspace.from_environment(message=print)
+    action = event.get("action", "migrate")
     if action == "migrate":
-        exclude = tuple(str(t) for t in event.get("exclude", ()))
-        record = run_migration(app, all_tenants=True, exclude=exclude, no_wait=True)
+        excluded = event.get("exclude", ())
+        if not isinstance(excluded, (list, tuple)):
+            raise UsageError("exclude must be a list of tenant ids")
+        request = migrations.MigrationRequest(
+            all_tenants=True, exclude=tuple(str(t) for t in excluded), wait=False
+        )
+        record = migrations.run(request, ws).record
+        assert record is not None  # not a dry run
         return {"run_id": record.run_id, "state": record.state, "summary": record.summary()}
     if action == "status":
         run_id = event.get("run_id")
         if not run_id:
             raise UsageError("a status event needs run_id")
-        record = app.run_store().load(str(run_id))
+        record = ws.run_store().load(str(run_id))
         return {
             "run_id": record.run_id,
             "state": record.state,

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from redmica_ops.settings import Settings
     from redmica_ops.tenants.registry import TenantRegistry
     from redmica_ops.tenants.store import TenantStore
+    from redmica_ops.workspace import AwsWorkspace
 
 
 def _default_factory(settings: Settings) -> ClientFactory:
@@ -76,6 +77,7 @@ class Application:
         self._client_factory = client_factory
         self._settings: Settings | None = None
         self._clients: ClientFactory | None = None
+        self._workspace: AwsWorkspace | None = None
         # Swappable for tests: how `tenant edit` runs an editor and how we detect a person.
         self.edit_text: Callable[[str], str | None] = _run_editor
         self.interactive: Callable[[], bool] = sys.stdin.isatty
@@ -109,35 +111,37 @@ class Application:
         self.overrides[name] = value
         self._settings = None
         self._clients = None
+        self._workspace = None
 
     def clients(self) -> ClientFactory:
         if self._clients is None:
             self._clients = self._client_factory(self.settings)
         return self._clients
 
-    def bucket(self) -> str:
-        from redmica_ops.settings import require
+    def workspace(self) -> AwsWorkspace:
+        """What the library's verbs need, built from this command line (see workspace.py)."""
+        from redmica_ops.cli.progress import ProgressPrinter
+        from redmica_ops.workspace import AwsWorkspace
 
-        settings = self.settings
-        require(settings, ["bucket"], message="no config bucket is set")
-        assert settings.bucket is not None
-        return settings.bucket
+        if self._workspace is None:
+            out = self.output
+            self._workspace = AwsWorkspace(
+                self.settings,
+                self.clients(),
+                make_clock=self.make_clock,
+                message=out.info,
+                progress=ProgressPrinter,
+            )
+        return self._workspace
+
+    def bucket(self) -> str:
+        return self.workspace().bucket()
 
     def store(self) -> TenantStore:
-        from redmica_ops.tenants.store import TenantStore
-
-        settings = self.settings
-        return TenantStore(self.clients().s3(), self.bucket(), settings.prefix, settings.kms_key_id)
+        return self.workspace().store()
 
     def run_store(self) -> RunStore:
-        from redmica_ops.runs.record import RunStore
-
-        settings = self.settings
-        return RunStore(
-            self.clients().s3(), self.bucket(), settings.runs_prefix, settings.kms_key_id
-        )
+        return self.workspace().run_store()
 
     def registry(self) -> TenantRegistry:
-        from redmica_ops.tenants.registry import TenantRegistry
-
-        return TenantRegistry(self.store())
+        return self.workspace().registry()

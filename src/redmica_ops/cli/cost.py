@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
+from redmica_ops.cli.result import Done
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
 
 
 @click.command()
@@ -32,7 +38,7 @@ from redmica_ops.cli.options import global_options, pass_app
 @pass_app
 def cost(
     app: Application, tasks: int, vcpu: float | None, memory_gb: float | None, minutes: float | None
-) -> None:
+) -> Done:
     """Estimate the Fargate cost of TASKS tasks.
 
     vCPU: tasks x vCPU x price_vcpu_minute x minutes; memory: tasks x GB x price_gb_minute x
@@ -55,15 +61,16 @@ def cost(
         s.price_vcpu_minute,
         s.price_gb_minute,
     )
-    if app.json:
-        app.output.data(result.as_dict())
-        return
-    app.output.text(
-        f"vCPU:   {result.tasks} x {result.vcpu:g} x {s.price_vcpu_minute} USD x "
-        f"{result.minutes:g} min = {result.vcpu_usd:.7f} USD"
-    )
-    app.output.text(
-        f"memory: {result.tasks} x {result.memory_gb:g} x {s.price_gb_minute:.14f} USD x "
-        f"{result.minutes:g} min = {result.memory_usd:.7f} USD"
-    )
-    app.output.text(f"total:  {result.total_usd:.4f} USD")
+
+    def text(out: Output) -> None:
+        out.text(
+            f"vCPU:   {result.tasks} x {result.vcpu:g} x {s.price_vcpu_minute} USD x "
+            f"{result.minutes:g} min = {result.vcpu_usd:.7f} USD"
+        )
+        out.text(
+            f"memory: {result.tasks} x {result.memory_gb:g} x {s.price_gb_minute:.14f} USD x "
+            f"{result.minutes:g} min = {result.memory_usd:.7f} USD"
+        )
+        out.text(f"total:  {result.total_usd:.4f} USD")
+
+    return Done(dict(result.as_dict()), text)

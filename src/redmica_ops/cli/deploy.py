@@ -1,84 +1,24 @@
-"""`redmica deploy | reload | rollback | release | status`: rolling updates of the ECS service."""
+"""`redmica deploy | reload | rollback | release | status`: rolling updates of the ECS service.
+
+Each command builds its verb's request and dispatches to `redmica_ops.deploy.<verb>.run`; the
+results are rendered by `cli/reports.py`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
-from redmica_ops.errors import UsageError
 
-MIGRATION_NOTE = (
-    "note: rolling back the service does not revert database migrations; the "
-    "previous image then runs on the migrated schema"
-)
+if TYPE_CHECKING:
+    from redmica_ops.cli.reports import ReleaseResult, RolloutResult, StatusResult
+    from redmica_ops.cli.result import CommandResult
 
-
-def deployer(app: Application) -> Any:
-    from redmica_ops.deploy import ServiceDeployer, ServiceTarget
-    from redmica_ops.runs.pacing import Cancellation
-    from redmica_ops.settings import require
-
-    settings = app.settings
-    require(settings, ["cluster", "service"], "deployments need")
-    clock = app.make_clock(Cancellation())
-    out = app.output
-    return ServiceDeployer(
-        app.clients().ecs(),
-        ServiceTarget(str(settings.cluster), str(settings.service)),
-        clock,
-        progress=lambda text: out.info(text),
-    )
-
-
-def register_image(app: Application, d: Any, container: str | None, image: str) -> tuple[str, str]:
-    """(the service's current revision, a new one that differs only in the image)."""
-    name = container or app.settings.container
-    if not name:
-        raise UsageError("which container gets the image? give --container or set container")
-    current = str(d.service()["taskDefinition"])
-    new_arn, _ = d.register_with_image(current, name, image)
-    d.progress(f"registered {new_arn.rsplit('/', 1)[-1]} ({name} -> {image})")
-    return current, new_arn
-
-
-def finish(app: Application, report: Any) -> None:
-    """Print the final state; exit 1 for any failed rollout (rolled back or not)."""
-    from redmica_ops.deploy import revision_name
-
-    out = app.output
-    if app.json:
-        out.data(report.as_dict())
-    elif report.ok:
-        out.success(
-            f"{report.action}: {report.reason} "
-            f"({revision_name(str(report.task_definition))}, "
-            f"deployment {report.deployment_id})"
-        )
-    else:
-        out.info(f"error: {report.action} FAILED: {report.result}: {report.reason}")
-        if report.rolled_back_to:
-            out.info(
-                f"rolled back to {revision_name(report.rolled_back_to)}: {report.rollback_result}"
-            )
-        elif report.result != "started":
-            out.info("the service was NOT rolled back (--no-rollback, or nothing to go back to)")
-        if report.events:
-            out.info("recent service events:")
-            for message in report.events:
-                out.info(f"  {message}")
-        if report.stopped_tasks:
-            out.info("recently stopped tasks:")
-            for line in report.stopped_tasks:
-                out.info(f"  {line}")
-    if not report.ok:
-        raise click.exceptions.Exit(1)
-
-
-def _timeout(app: Application, timeout: float | None) -> float:
-    return float(timeout if timeout is not None else app.settings.deploy_timeout)
+F = TypeVar("F", bound=Callable[..., object])
 
 
 WAIT_OPTIONS = [
@@ -91,7 +31,7 @@ WAIT_OPTIONS = [
 ]
 
 
-def wait_options(func: Any) -> Any:
+def wait_options(func: F) -> F:
     for option in reversed(WAIT_OPTIONS):
         func = option(func)
     return func
@@ -111,7 +51,7 @@ def deploy(
     timeout: float | None,
     no_wait: bool,
     no_rollback: bool,
-) -> None:
+) -> RolloutResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
 
     The new revision equals the service's current one except the container's image (roles,
@@ -125,27 +65,20 @@ def deploy(
       redmica deploy --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/redmica:2026.11.26
       redmica deploy --image registry.example.com/redmica:v6 --timeout 900 --output json
     """
-    from redmica_ops.deploy import roll_out
+    from redmica_ops.cli.reports import RolloutResult
+    from redmica_ops.deploy import deploy as verb
 
-    d = deployer(app)
-    current, new_arn = register_image(app, d, container, image)
-    report = roll_out(
-        d,
-        "deploy",
-        new_arn,
-        current,
-        _timeout(app, timeout),
-        rollback=not no_rollback,
-        wait=not no_wait,
+    request = verb.DeployRequest(
+        image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
     )
-    finish(app, report)
+    return RolloutResult(verb.run(request, app.workspace()))
 
 
 @click.command()
 @wait_options
 @global_options(hidden=True)
 @pass_app
-def reload(app: Application, timeout: float | None, no_wait: bool) -> None:
+def reload(app: Application, timeout: float | None, no_wait: bool) -> RolloutResult:
     """Restart every task with the current revision (a forced new deployment).
 
     Containers read the tenant list when they start, so this is how a new or changed tenant's
@@ -156,25 +89,11 @@ def reload(app: Application, timeout: float | None, no_wait: bool) -> None:
       redmica reload
       redmica reload --no-wait
     """
-    report = reload_service(app, timeout, no_wait)
-    finish(app, report)
+    from redmica_ops.cli.reports import RolloutResult
+    from redmica_ops.deploy import reload as verb
 
-
-def reload_service(app: Application, timeout: float | None, no_wait: bool) -> Any:
-    from redmica_ops.deploy import roll_out
-
-    d = deployer(app)
-    current = str(d.service()["taskDefinition"])
-    return roll_out(
-        d,
-        "reload",
-        None,
-        current,
-        _timeout(app, timeout),
-        rollback=False,
-        wait=not no_wait,
-        force=True,
-    )
+    request = verb.ReloadRequest(timeout=timeout, wait=not no_wait)
+    return RolloutResult(verb.run(request, app.workspace()))
 
 
 @click.command()
@@ -187,7 +106,9 @@ def reload_service(app: Application, timeout: float | None, no_wait: bool) -> An
 @wait_options
 @global_options(hidden=True)
 @pass_app
-def rollback(app: Application, to: str | None, timeout: float | None, no_wait: bool) -> None:
+def rollback(
+    app: Application, to: str | None, timeout: float | None, no_wait: bool
+) -> CommandResult:
     """Roll the service back to the previous task definition revision (or --to).
 
     This does not revert database migrations.
@@ -197,19 +118,22 @@ def rollback(app: Application, to: str | None, timeout: float | None, no_wait: b
       redmica rollback
       redmica rollback --to 41
     """
-    from redmica_ops.deploy import roll_out
+    from redmica_ops.cli.reports import RolloutResult
+    from redmica_ops.cli.result import Done
+    from redmica_ops.deploy import rollback as verb
 
-    d = deployer(app)
-    current = str(d.service()["taskDefinition"])
-    target = d.resolve_revision(current, to) if to else d.previous_revision(current)
-    if target == current:
-        app.output.info(f"the service already runs {target.rsplit('/', 1)[-1]}; nothing to do")
-        return
-    app.output.info(MIGRATION_NOTE)
-    report = roll_out(
-        d, "rollback", target, current, _timeout(app, timeout), rollback=False, wait=not no_wait
-    )
-    finish(app, report)
+    outcome = verb.run(verb.RollbackRequest(to, timeout, wait=not no_wait), app.workspace())
+    if outcome.report is None:
+        return Done(
+            {
+                "action": "rollback",
+                "ok": True,
+                "result": "unchanged",
+                "reason": "the service already runs this revision",
+                "task_definition": outcome.target,
+            }
+        )
+    return RolloutResult(outcome.report)
 
 
 @click.command()
@@ -244,7 +168,7 @@ def release(
     migrate_timeout: float | None,
     timeout: float | None,
     no_rollback: bool,
-) -> None:
+) -> ReleaseResult:
     """Release an image: migrate every tenant with it, then deploy it if they all succeeded.
 
     Registers the new revision, runs `migrate --all` with that revision's image as the gate
@@ -255,35 +179,23 @@ def release(
     Examples:
       redmica release --image registry.example.com/redmica:v6 --canary 5 --max-failures 10
     """
-    from redmica_ops.cli.migrate import run_migration
-    from redmica_ops.deploy import roll_out
-    from redmica_ops.runs import migrations as lib
+    from redmica_ops.cli.reports import ReleaseResult
+    from redmica_ops.deploy import release as verb
+    from redmica_ops.runs.pacing import sigint_escalates
 
-    d = deployer(app)
-    current, new_arn = register_image(app, d, container, image)
-    out = app.output
-    out.info("release: migrating every tenant with the new revision")
-    out.info(MIGRATION_NOTE)
-    app.override("task_definition", new_arn)
-    record = run_migration(
-        app,
-        all_tenants=True,
+    request = verb.ReleaseRequest(
+        image,
+        container,
         max_failures=max_failures,
         canary=canary,
         concurrency=concurrency,
-        timeout=migrate_timeout,
+        migrate_timeout=migrate_timeout,
+        timeout=timeout,
+        rollback=not no_rollback,
     )
-    if lib.exit_code_for(record) != 0:
-        out.info(
-            f"error: release stopped: the migration gate did not pass (run "
-            f"{record.run_id}); {new_arn.rsplit('/', 1)[-1]} is registered but NOT deployed"
-        )
-        raise click.exceptions.Exit(lib.exit_code_for(record))
-    out.info("release: every tenant migrated; deploying")
-    report = roll_out(
-        d, "release", new_arn, current, _timeout(app, timeout), rollback=not no_rollback
-    )
-    finish(app, report)
+    ws = app.workspace()
+    with sigint_escalates(ws.cancellation):
+        return ReleaseResult(verb.run(request, ws))
 
 
 @click.command()
@@ -296,7 +208,7 @@ def release(
 )
 @global_options(hidden=True)
 @pass_app
-def status(app: Application, events: int) -> None:
+def status(app: Application, events: int) -> StatusResult:
     """Show the service: deployments with counts and rollout state, and recent events.
 
     \b
@@ -304,49 +216,7 @@ def status(app: Application, events: int) -> None:
       redmica status
       redmica status --output json | jq '.deployments'
     """
-    from redmica_ops.deploy import DeploymentView, event_time, revision_name
+    from redmica_ops.cli.reports import StatusResult
+    from redmica_ops.deploy import status as verb
 
-    service = deployer(app).service()
-    views = [DeploymentView.of(d) for d in service.get("deployments", [])]
-    recent = [
-        {"at": event_time(e), "message": e.get("message")}
-        for e in service.get("events", [])[:events]
-    ]
-    if app.json:
-        app.output.data(
-            {
-                "service": service.get("serviceName"),
-                "status": service.get("status"),
-                "task_definition": service.get("taskDefinition"),
-                "desired": service.get("desiredCount"),
-                "running": service.get("runningCount"),
-                "pending": service.get("pendingCount"),
-                "deployments": [v.as_dict() for v in views],
-                "events": recent,
-            }
-        )
-        return
-    out = app.output
-    out.text(
-        f"service {service.get('serviceName')} ({service.get('status')}): "
-        f"{revision_name(str(service.get('taskDefinition')))}, desired "
-        f"{service.get('desiredCount')}, running {service.get('runningCount')}, pending "
-        f"{service.get('pendingCount')}"
-    )
-    out.table(
-        ["deployment", "status", "revision", "desired", "running", "pending", "rollout"],
-        [
-            [
-                v.id,
-                v.status,
-                revision_name(v.task_definition),
-                v.desired,
-                v.running,
-                v.pending,
-                v.rollout_state or "",
-            ]
-            for v in views
-        ],
-    )
-    for event in recent:
-        out.text(f"{event['at']}  {event['message']}")
+    return StatusResult(verb.run(verb.StatusRequest(events), app.workspace()))

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.result import Done
+
+if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
+    from redmica_ops.cli.reports import MigrationResult
 
 
 @click.group()
@@ -24,7 +31,7 @@ def runs() -> None:
     "--limit", default=20, show_default=True, type=click.IntRange(1), help="newest runs to show"
 )
 @pass_app
-def list_runs(app: Application, limit: int) -> None:
+def list_runs(app: Application, limit: int) -> Done:
     """List the newest runs with their state and counts.
 
     \b
@@ -34,58 +41,49 @@ def list_runs(app: Application, limit: int) -> None:
     """
     store = app.run_store()
     records = [store.load(run_id) for run_id in store.list_ids()[:limit]]
-    if app.json:
-        app.output.data(
+
+    def text(out: Output) -> None:
+        rows = [
             [
-                {
-                    "run_id": r.run_id,
-                    "state": r.state,
-                    "executor": r.executor,
-                    "created_at": r.created_at,
-                    "updated_at": r.updated_at,
-                    "parent_run": r.parent_run,
-                    "summary": r.summary(),
-                }
-                for r in records
+                r.run_id,
+                r.state,
+                r.executor,
+                r.created_at,
+                ", ".join(f"{n} {s}" for s, n in r.summary().items()),
             ]
-        )
-        return
-    rows = [
-        [
-            r.run_id,
-            r.state,
-            r.executor,
-            r.created_at,
-            ", ".join(f"{n} {s}" for s, n in r.summary().items()),
+            for r in records
         ]
-        for r in records
-    ]
-    app.output.table(["run", "state", "executor", "created", "tenants"], rows)
+        out.table(["run", "state", "executor", "created", "tenants"], rows)
+
+    return Done(
+        [
+            {
+                "run_id": r.run_id,
+                "state": r.state,
+                "executor": r.executor,
+                "created_at": r.created_at,
+                "updated_at": r.updated_at,
+                "parent_run": r.parent_run,
+                "summary": r.summary(),
+            }
+            for r in records
+        ],
+        text,
+    )
 
 
 @command(runs, "show")
 @click.argument("run_id")
 @pass_app
-def show_run(app: Application, run_id: str) -> None:
+def show_run(app: Application, run_id: str) -> MigrationResult:
     """Show one run: every tenant's status, and what to do about failures.
 
     \b
     Examples:
       redmica runs show 20261126T060000Z-1a2b3c
     """
-    from redmica_ops.cli.migrate import report
+    from redmica_ops.cli.reports import MigrationResult
+    from redmica_ops.runs.migrations import MigrationOutcome
 
     record = app.run_store().load(run_id)
-    if not app.json:
-        rows = [
-            [
-                r.tenant,
-                str(r.status),
-                r.attempts,
-                "" if r.exit_code is None else r.exit_code,
-                r.reason or "",
-            ]
-            for r in sorted(record.tenants.values(), key=lambda r: r.tenant)
-        ]
-        app.output.table(["tenant", "status", "attempts", "exit", "reason"], rows)
-    report(app, record)
+    return MigrationResult(MigrationOutcome(record), every_tenant=True, code_from_run=False)

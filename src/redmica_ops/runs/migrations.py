@@ -1,32 +1,309 @@
-"""`redmica migrate` as a library: choose tenants, build the executor, run, resume, retry.
+"""`redmica migrate` as a library call: a `MigrationRequest` in, a `MigrationOutcome` out.
 
-What a run does is in `fanout.py`; this module turns settings and a selection into a run
-record and an executor, and handles `--resume` / `--only-failed`.
+`run(request, workspace)` chooses the tenants, builds the executor and the run record, and
+drives the fan-out (`fanout.py`); it also plans (`dry_run`), resumes (`resume`) and retries
+(`only_failed`). The CLI's `migrate`, `release` and the scheduled Lambda all call it, so a
+run started from any of them is the same run.
 """
 
 from __future__ import annotations
 
+import math
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from redmica_ops.errors import NotFound, UsageError
 from redmica_ops.runs.executors import Executor, Job
-from redmica_ops.runs.executors.ecs import (
-    MAX_OVERRIDE_CHARS,
-    EcsExecutor,
-    EcsTarget,
-    override_size,
-)
-from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
 from redmica_ops.runs.fanout import FanOutOptions
 from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
-from redmica_ops.settings import Settings, require
-from redmica_ops.tenants.model import Tenant
+from redmica_ops.settings import require
 from redmica_ops.tenants.selection import Use, select
-from redmica_ops.tenants.store import Listing
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+    from redmica_ops.runs.cost import CostEstimate
+    from redmica_ops.runs.executors.ecs import EcsTarget
+    from redmica_ops.settings import Settings
+    from redmica_ops.tenants.model import Tenant
+    from redmica_ops.tenants.store import Listing
+    from redmica_ops.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class MigrationRequest:
+    """What to migrate and how. Unset (None) pacing values come from the settings, or, on
+    resume, from the run being resumed."""
+
+    tenants: tuple[str, ...] = ()
+    all_tenants: bool = False
+    exclude: tuple[str, ...] = ()
+    command: str | None = None  # shell words; default: setting migrate_command
+    executor: str | None = None  # ecs | local; default: ecs (or the resumed run's)
+    concurrency: int | None = None
+    rate: float | None = None
+    timeout: float | None = None
+    max_failures: int | None = None
+    canary: int | None = None
+    dry_run: bool = False
+    wait: bool = True
+    resume: str | None = None  # run id
+    only_failed: str | None = None  # run id
+    # The revision to run the tasks with (release passes its new one); default: setting.
+    task_definition: str | None = None
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """A dry run: what would be launched, how fast, and what it would cost."""
+
+    executor: str
+    command: list[str]
+    tenants: list[str]
+    skipped: list[str]
+    invalid: dict[str, str]
+    options: FanOutOptions
+    cost: CostEstimate
+    launch_seconds: float
+    waves: int
+
+    def as_dict(self) -> dict[str, object]:
+        o = self.options
+        return {
+            "run_id": None,
+            "dry_run": True,
+            "executor": self.executor,
+            "command": self.command,
+            "tenants": self.tenants,
+            "skipped": self.skipped,
+            "invalid": sorted(self.invalid),
+            "pacing": {
+                "rate": o.rate,
+                "burst": o.burst,
+                "concurrency": o.concurrency,
+                "timeout": o.timeout,
+                "max_failures": o.max_failures,
+                "canary": o.canary,
+            },
+            "estimate": {
+                **self.cost.as_dict(),
+                "launch_seconds": round(self.launch_seconds, 1),
+                "waves_of_concurrency": self.waves,
+            },
+        }
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """How the run used the control plane (for the benchmarks and the curious)."""
+
+    calls: dict[str, int]  # API calls by kind (RunTask, DescribeTasks, ...)
+    poll_sizes: list[int]  # tasks asked about in each polling turn
+    max_in_flight: int
+
+
+@dataclass(frozen=True)
+class MigrationOutcome:
+    """Either the plan of a dry run or the record of a run (finished, launched, interrupted)."""
+
+    record: RunRecord | None = None
+    plan: MigrationPlan | None = None
+    stats: RunStats | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.record is None else exit_code_for(self.record)
+
+
+def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
+    """Run (or plan, or resume) a migration; the record is saved as it goes."""
+    from redmica_ops.runs.fanout import FanOut
+
+    if (
+        sum(
+            bool(x)
+            for x in (request.resume, request.only_failed, request.all_tenants or request.tenants)
+        )
+        > 1
+    ):
+        raise UsageError("choose one of: tenant ids / --all, --resume, --only-failed")
+    if not (request.resume or request.only_failed or request.all_tenants or request.tenants):
+        raise UsageError(
+            "nothing to migrate: give tenant ids, --all, --resume or --only-failed",
+            "see `redmica migrate --help`",
+        )
+    settings = ws.settings
+    run_store = ws.run_store()
+    listing = ws.tenants()
+    parent: str | None = None
+    record: RunRecord | None = None
+    selection = Selection(order=[])
+
+    if request.resume:
+        record = run_store.load(request.resume)
+        if record.state == "finished":
+            return MigrationOutcome(record)
+        kind = request.executor or record.executor
+        if kind != record.executor:
+            raise UsageError(f"run {request.resume} used the {record.executor} executor")
+        command = record.command
+        run_id = record.run_id
+        tenants = {s.tenant_id: s.tenant for s in listing.tenants}
+    else:
+        from redmica_ops.runs.record import new_run_id
+
+        ids: list[str] = list(request.tenants)
+        if request.only_failed:
+            previous = run_store.load(request.only_failed)
+            ids = only_failed(previous)
+            parent = previous.run_id
+            kind = request.executor or previous.executor
+            command = (
+                previous.command if request.command is None else parse_command(request.command)
+            )
+        else:
+            kind = request.executor or "ecs"
+            command = parse_command(request.command or settings.migrate_command)
+        selection = select_tenants(listing, ids, request.all_tenants, request.exclude)
+        run_id = new_run_id()
+        tenants = selection.tenants
+
+    # A resumed run keeps its own pacing and failure policy unless the request overrides it.
+    saved = record.options if record is not None else {}
+    options = fanout_options(
+        settings,
+        command,
+        concurrency=request.concurrency or _int(saved.get("concurrency")),
+        rate=request.rate or _float(saved.get("rate")),
+        timeout=request.timeout or _float(saved.get("timeout")),
+        max_failures=request.max_failures or _int(saved.get("max_failures")),
+        canary=request.canary if record is None else None,
+        wait=request.wait,
+    )
+
+    if request.dry_run:
+        order = list(record.tenants) if record else selection.order
+        return MigrationOutcome(
+            plan=plan(
+                settings,
+                kind,
+                command,
+                options,
+                order,
+                skipped=[] if record else selection.skipped,
+                invalid={} if record else selection.invalid,
+            )
+        )
+
+    run_executor = build_executor(
+        kind,
+        settings,
+        ws.ecs() if kind == "ecs" else None,
+        run_id,
+        tenants,
+        task_definition=request.task_definition,
+    )
+    target = run_executor.preflight()
+    if record is None:
+        if kind == "ecs":
+            check_overrides(ecs_target(settings, request.task_definition), selection.order, command)
+        record = new_record(run_id, kind, selection, command, options, parent)
+        record.target = target
+        order = selection.order
+    else:
+        order = prepare_resume(record, run_executor.find_launched(run_id))
+    run_store.save(record)
+    ws.message(
+        f"run {run_id}: {len(order)} tenant(s) to migrate with the {kind} executor"
+        f" (record: {run_store.location(run_id)})"
+    )
+    clock = ws.clock()
+    running = sum(1 for r in record.tenants.values() if r.status == Status.RUNNING)
+    with ws.progress(clock, len(order) + running) as observer:
+        engine = FanOut(
+            run_executor, record, options, clock, run_store.save, ws.cancellation, observer
+        )
+        engine.run(order)
+    stats = RunStats(dict(run_executor.stats.counts), list(engine.poll_sizes), engine.max_in_flight)
+    return MigrationOutcome(record, stats=stats)
+
+
+def _int(value: object) -> int | None:
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def plan(
+    settings: Settings,
+    kind: str,
+    command: list[str],
+    options: FanOutOptions,
+    order: list[str],
+    skipped: list[str],
+    invalid: dict[str, str],
+) -> MigrationPlan:
+    from redmica_ops.runs.cost import estimate
+
+    cost = estimate(
+        len(order),
+        settings.task_vcpu,
+        settings.task_memory_gb,
+        settings.task_minutes,
+        settings.price_vcpu_minute,
+        settings.price_gb_minute,
+    )
+    launch_seconds = max(0, len(order) - options.burst) / options.rate
+    waves = math.ceil(len(order) / options.concurrency) if order else 0
+    return MigrationPlan(
+        kind, command, order, skipped, invalid, options, cost, launch_seconds, waves
+    )
+
+
+def hints(record: RunRecord) -> list[str]:
+    """What the operator can do next about a run, one line each."""
+    failed = [r for r in record.tenants.values() if r.status in FAILURES]
+    not_started = record.with_status(Status.NOT_STARTED)
+    lines = []
+    if failed:
+        lines.append(f"retry the failed ones: redmica migrate --only-failed {record.run_id}")
+    if record.state == "interrupted" or (not_started and not failed):
+        lines.append(f"finish the run: redmica migrate --resume {record.run_id}")
+    if record.state == "launched":
+        lines.append(
+            f"launched without waiting; follow it with `redmica runs show "
+            f"{record.run_id}` or finish it with `redmica migrate --resume "
+            f"{record.run_id}`"
+        )
+    return lines
+
+
+def report_document(record: RunRecord) -> dict[str, object]:
+    """The JSON document of a run: every tenant's result and the counts."""
+    return {
+        "run_id": record.run_id,
+        "state": record.state,
+        "tenants": [
+            {
+                "tenant": r.tenant,
+                "status": str(r.status),
+                "task_arn": r.task_arn,
+                "exit_code": r.exit_code,
+                "reason": r.reason,
+                "attempts": r.attempts,
+                "started_at": r.started_at,
+                "stopped_at": r.stopped_at,
+                "log_stream": r.log_stream,
+            }
+            for r in sorted(record.tenants.values(), key=lambda r: r.tenant)
+        ],
+        "summary": record.summary(),
+    }
 
 
 @dataclass
@@ -62,18 +339,29 @@ def select_tenants(
     )
 
 
-def fanout_options(settings: Settings, command: list[str], **overrides: Any) -> FanOutOptions:
-    values: dict[str, Any] = {
-        "command": command,
-        "concurrency": settings.concurrency,
-        "rate": settings.launch_rate,
-        "burst": settings.launch_burst,
-        "timeout": float(settings.task_timeout),
-        "max_start_attempts": settings.max_start_attempts,
-        "poll_interval": settings.poll_interval,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return FanOutOptions(**values)
+def fanout_options(
+    settings: Settings,
+    command: list[str],
+    *,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    timeout: float | None = None,
+    max_failures: int | None = None,
+    canary: int | None = None,
+    wait: bool = True,
+) -> FanOutOptions:
+    return FanOutOptions(
+        command=command,
+        concurrency=concurrency or settings.concurrency,
+        rate=rate or settings.launch_rate,
+        burst=settings.launch_burst,
+        timeout=float(timeout or settings.task_timeout),
+        max_start_attempts=settings.max_start_attempts,
+        poll_interval=settings.poll_interval,
+        max_failures=max_failures,
+        canary=canary,
+        wait=wait,
+    )
 
 
 def parse_command(text: str) -> list[str]:
@@ -86,7 +374,13 @@ def parse_command(text: str) -> list[str]:
     return command
 
 
-def ecs_target(settings: Settings) -> EcsTarget:
+def ecs_target(settings: Settings, task_definition: str | None = None) -> EcsTarget:
+    import dataclasses
+
+    from redmica_ops.runs.executors.ecs import EcsTarget
+
+    if task_definition:
+        settings = dataclasses.replace(settings, task_definition=task_definition)
     require(
         settings,
         ["cluster", "task_definition", "container"],
@@ -106,11 +400,22 @@ def ecs_target(settings: Settings) -> EcsTarget:
 
 
 def build_executor(
-    kind: str, settings: Settings, ecs_client: Any, run_id: str, tenants: dict[str, Tenant]
+    kind: str,
+    settings: Settings,
+    ecs_client: ECSClient | None,
+    run_id: str,
+    tenants: Mapping[str, Tenant],
+    task_definition: str | None = None,
 ) -> Executor:
     if kind == "ecs":
-        return EcsExecutor(ecs_client, ecs_target(settings), run_id)
+        from redmica_ops.runs.executors.ecs import EcsExecutor
+
+        if ecs_client is None:
+            raise UsageError("the ECS executor needs an ECS client")
+        return EcsExecutor(ecs_client, ecs_target(settings, task_definition), run_id)
     if kind == "local":
+        from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
+
         extra = dict(item.split("=", 1) for item in settings.local_env)
         log_dir = Path(settings.local_log_dir or Path.cwd() / "redmica-runs") / run_id
         return LocalExecutor(
@@ -126,9 +431,10 @@ def build_executor(
     raise UsageError(f"unknown executor {kind!r} (ecs or local)")
 
 
-def check_overrides(settings: Settings, order: Sequence[str], command: list[str]) -> None:
+def check_overrides(target: EcsTarget, order: Sequence[str], command: list[str]) -> None:
     """Fail before launching anything if a tenant's ECS override would be too long."""
-    target = ecs_target(settings)
+    from redmica_ops.runs.executors.ecs import MAX_OVERRIDE_CHARS, override_size
+
     too_long = [t for t in order if override_size(target, Job(t, 1, command)) > MAX_OVERRIDE_CHARS]
     if too_long:
         raise UsageError(

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Protocol
 
 
@@ -26,6 +30,24 @@ class Cancellation:
         self.level = min(self.level + 1, 2)
         self.wake.set()
         return self.level
+
+
+@contextlib.contextmanager
+def sigint_escalates(cancellation: Cancellation) -> Iterator[None]:
+    """While a run is going, Ctrl-C escalates the cancellation instead of raising."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        cancellation.escalate()
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (e.g. inside a test runner thread)
+        previous = None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 @dataclass

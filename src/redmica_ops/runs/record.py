@@ -12,7 +12,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import Conflict, NotFound, UsageError
@@ -122,6 +122,17 @@ class RunRecord:
         return cls(**known, tenants=tenants)
 
 
+class RunRecords(Protocol):
+    """Where run records live: the config bucket (`RunStore`), or memory in the benchmarks."""
+
+    def save(self, record: RunRecord) -> None: ...
+
+    def load(self, run_id: str) -> RunRecord: ...
+
+    def location(self, run_id: str) -> str:
+        """Where a person finds the record (an s3:// URL)."""
+
+
 class RunStore:
     """Run records in the config bucket; writes are conditional so two CLIs never fight."""
 
@@ -136,6 +147,9 @@ class RunStore:
 
     def key_for(self, run_id: str) -> str:
         return f"{self.prefix}{run_id}.json"
+
+    def location(self, run_id: str) -> str:
+        return f"s3://{self.bucket}/{self.key_for(run_id)}"
 
     def save(self, record: RunRecord) -> None:
         key = self.key_for(record.run_id)

@@ -141,10 +141,10 @@ def add(
     assert result is not None
     activation = None
     if activate:
-        from redmica_ops.cli.deploy import reload_service
+        from redmica_ops.deploy import reload
 
         out.info(f"created tenant {tenant_id}; activating: restarting the service's tasks")
-        activation = reload_service(app, None, no_wait=False)
+        activation = reload.run(reload.ReloadRequest(), app.workspace())
     payload: dict[str, JSONValue] = {
         "tenant": tenant_id,
         "created": True,
@@ -155,7 +155,9 @@ def add(
     if show_generated:
         payload["generated_password"] = generated
     if activation is not None:
-        payload["activation"] = activation.as_dict()
+        from redmica_ops.cli.reports import RolloutResult
+
+        payload["activation"] = RolloutResult(activation).to_json()
     location = f"s3://{app.bucket()}/{result.key}"
 
     def text(out: Output) -> None:
@@ -177,9 +179,9 @@ def add(
                 "(`redmica reload`, or add with --activate)"
             )
         else:
-            from redmica_ops.cli.deploy import finish
+            from redmica_ops.cli.reports import render_rollout
 
-            finish(app, activation)
+            render_rollout(out, activation)
 
     failed = activation is not None and not activation.ok
     return Done(payload, text, code=1 if failed else 0)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redmica_ops.aws import error_code, translate, translate_errors
 from redmica_ops.errors import AwsError, UsageError
@@ -28,6 +28,10 @@ NEVER_STARTED = re.compile(
     r"CannotCreateVolume|TaskFailedToStart|ResourceNotFound|InternalError|Timeout waiting",
     re.I,
 )
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.type_defs import ContainerTypeDef, TaskTypeDef
+
 TENANT_TAG = "redmica:tenant"
 RUN_TAG = "redmica:run"
 
@@ -78,7 +82,7 @@ def _iso(value: Any) -> str | None:
 class EcsExecutor:
     name = "ecs"
 
-    def __init__(self, ecs: Any, target: EcsTarget, run_id: str) -> None:
+    def __init__(self, ecs: ECSClient, target: EcsTarget, run_id: str) -> None:
         self.ecs = ecs
         self.target = target
         self.run_id = run_id
@@ -119,8 +123,8 @@ class EcsExecutor:
                 "the task definition uses awsvpc networking but no subnets are set",
                 "set subnets (REDMICA_SUBNETS=subnet-a,subnet-b)",
             )
-        log = containers[t.container].get("logConfiguration") or {}
-        if log.get("logDriver") == "awslogs":
+        log = containers[t.container].get("logConfiguration")
+        if log is not None and log.get("logDriver") == "awslogs":
             options = log.get("options", {})
             self.log_group = options.get("awslogs-group")
             self.log_prefix = options.get("awslogs-stream-prefix")
@@ -229,12 +233,14 @@ class EcsExecutor:
                     )
         return states
 
-    def _state(self, task: dict[str, Any]) -> TaskState:
+    def _state(self, task: TaskTypeDef) -> TaskState:
         arn = task["taskArn"]
         if task.get("lastStatus") != "STOPPED":
             return TaskState(arn, stopped=False, started_at=_iso(task.get("startedAt")))
-        container: dict[str, Any] = next(
-            (c for c in task.get("containers", []) if c.get("name") == self.target.container), {}
+        empty: ContainerTypeDef = {}
+        container = next(
+            (c for c in task.get("containers", []) if c.get("name") == self.target.container),
+            empty,
         )
         exit_code = container.get("exitCode")
         stop_code = task.get("stopCode")
@@ -283,19 +289,19 @@ class EcsExecutor:
         for start in range(0, len(arns), DESCRIBE_BATCH):
             self.stats.add("DescribeTasks")
             with translate_errors("describing the run's tasks"):
-                response = self.ecs.describe_tasks(
+                described = self.ecs.describe_tasks(
                     cluster=self.target.cluster,
                     tasks=arns[start : start + DESCRIBE_BATCH],
                     include=["TAGS"],
                 )
-            for task in response.get("tasks", []):
+            for task in described.get("tasks", []):
                 tenant = _tenant_of(task)
                 if tenant and (tenant not in found or task.get("lastStatus") != "STOPPED"):
                     found[tenant] = task["taskArn"]
         return found
 
 
-def _tenant_of(task: dict[str, Any]) -> str | None:
+def _tenant_of(task: TaskTypeDef) -> str | None:
     for tag in task.get("tags", []):
         if tag.get("key") == TENANT_TAG:
             return str(tag.get("value"))

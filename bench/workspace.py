@@ -1,0 +1,91 @@
+"""A workspace for the benchmarks: the simulated ECS, tenants and run records in memory.
+
+The benchmarks call the very `runs.migrations.run` the CLI and the Lambda call; only the
+surroundings differ (no S3, a virtual clock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, cast
+
+from redmica_ops.errors import NotFound
+from redmica_ops.runs.fanout import Observer, SilentObserver
+from redmica_ops.runs.pacing import Cancellation, Clock, FakeClock
+from redmica_ops.runs.record import RunRecord
+from redmica_ops.settings import Settings
+from redmica_ops.tenants.model import parse_tenant
+from redmica_ops.tenants.store import Listing, StoredTenant
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+
+SAMPLE = b"""\
+db: {name: bench, user: bench, password: bench-password-1}
+s3: {bucket: bench-files, folder: bench}
+property: {sub_domain: bench}
+"""
+
+
+class MemoryRecords:
+    """Run records kept in memory; `sizes` holds the size of every save (JSON bytes)."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, str] = {}
+        self.sizes: list[int] = []
+
+    def save(self, record: RunRecord) -> None:
+        text = record.to_json()
+        self.records[record.run_id] = text
+        self.sizes.append(len(text))
+
+    def load(self, run_id: str) -> RunRecord:
+        if run_id not in self.records:
+            raise NotFound(f"run {run_id!r} not found")
+        return RunRecord.from_json(self.records[run_id])
+
+    def location(self, run_id: str) -> str:
+        return f"memory:{run_id}"
+
+
+class SimWorkspace:
+    def __init__(
+        self, ecs: object, clock: FakeClock, tenant_ids: list[str], settings: Settings
+    ) -> None:
+        self._ecs = ecs
+        self._clock = clock
+        self._settings = settings
+        self._cancellation = Cancellation()
+        self.records = MemoryRecords()
+        # The ECS executor never reads a tenant's document: one parsed document serves all.
+        tenant = parse_tenant("bench", SAMPLE, "bench")
+        self._listing = Listing(
+            tenants=[StoredTenant(t, f"tenants/{t}.yaml", tenant, '"e"') for t in tenant_ids]
+        )
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def cancellation(self) -> Cancellation:
+        return self._cancellation
+
+    def tenants(self) -> Listing:
+        return self._listing
+
+    def run_store(self) -> MemoryRecords:
+        return self.records
+
+    def ecs(self) -> ECSClient:
+        return cast("ECSClient", self._ecs)
+
+    def clock(self) -> Clock:
+        return self._clock
+
+    def message(self, text: str) -> None:
+        pass
+
+    def progress(self, clock: Clock, total: int) -> AbstractContextManager[Observer]:
+        return contextlib.nullcontext(SilentObserver())

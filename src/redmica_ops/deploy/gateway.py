@@ -1,0 +1,98 @@
+"""The thin ECS gateway of the deploy verbs: each method is one or two API calls, no decisions.
+
+Errors are translated into redmica's (one-line message, hint, exit code) here, once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from redmica_ops.aws import translate_errors
+from redmica_ops.deploy.model import ServiceTarget, revision_name
+from redmica_ops.errors import NotFound
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.type_defs import (
+        DeploymentConfigurationUnionTypeDef,
+        ServiceTypeDef,
+        TagTypeDef,
+        TaskDefinitionTypeDef,
+        TaskTypeDef,
+    )
+
+
+class ServiceGateway:
+    def __init__(self, ecs: ECSClient, target: ServiceTarget) -> None:
+        self.ecs = ecs
+        self.target = target
+
+    def service(self) -> ServiceTypeDef:
+        t = self.target
+        with translate_errors(f"describing ECS service {t.service} in {t.cluster}"):
+            response = self.ecs.describe_services(cluster=t.cluster, services=[t.service])
+        services = [s for s in response.get("services", []) if s.get("status") != "INACTIVE"]
+        if not services:
+            raise NotFound(
+                f"ECS service {t.service!r} not found in cluster {t.cluster!r}",
+                "check the service and cluster settings (REDMICA_SERVICE, "
+                "REDMICA_CLUSTER) and the region",
+            )
+        return services[0]
+
+    def task_definition(self, arn: str) -> tuple[TaskDefinitionTypeDef, list[TagTypeDef]]:
+        with translate_errors(f"describing task definition {arn}"):
+            response = self.ecs.describe_task_definition(taskDefinition=arn, include=["TAGS"])
+        return response["taskDefinition"], list(response.get("tags", []))
+
+    def register(self, params: dict[str, object], family: str) -> TaskDefinitionTypeDef:
+        with translate_errors(f"registering a new revision of {family}"):
+            response = self.ecs.register_task_definition(**params)  # type: ignore[arg-type]
+        return response["taskDefinition"]
+
+    def update_service(
+        self,
+        config: DeploymentConfigurationUnionTypeDef,
+        task_definition: str | None,
+        force: bool,
+    ) -> ServiceTypeDef:
+        t = self.target
+        with translate_errors(f"updating ECS service {t.service}"):
+            if task_definition:
+                response = self.ecs.update_service(
+                    cluster=t.cluster,
+                    service=t.service,
+                    deploymentConfiguration=config,
+                    taskDefinition=task_definition,
+                    forceNewDeployment=force,
+                )
+            else:
+                response = self.ecs.update_service(
+                    cluster=t.cluster,
+                    service=t.service,
+                    deploymentConfiguration=config,
+                    forceNewDeployment=force,
+                )
+        return response["service"]
+
+    def stopped_tasks(self, limit: int) -> list[TaskTypeDef]:
+        t = self.target
+        with translate_errors("listing stopped tasks"):
+            arns = self.ecs.list_tasks(
+                cluster=t.cluster, serviceName=t.service, desiredStatus="STOPPED"
+            ).get("taskArns", [])[:limit]
+            if not arns:
+                return []
+            return list(self.ecs.describe_tasks(cluster=t.cluster, tasks=arns).get("tasks", []))
+
+    def revisions(self, family: str) -> list[str]:
+        """The family's active revisions, newest first."""
+        with translate_errors(f"listing revisions of {family}"):
+            response = self.ecs.list_task_definitions(
+                familyPrefix=family, sort="DESC", status="ACTIVE"
+            )
+        return [
+            arn
+            for arn in response.get("taskDefinitionArns", [])
+            if revision_name(arn).rpartition(":")[0] == family
+        ]

@@ -1,0 +1,220 @@
+"""What a deployment looks like and the one rule that judges it: no AWS calls here.
+
+We track the deployment *we* created. Success: it is PRIMARY with rolloutState COMPLETED (or,
+where rolloutState is absent, running == desired and no other deployment left). Failure: its
+rolloutState is FAILED, it was replaced (the circuit breaker rolled back, or someone else
+deployed), it disappeared, or the timeout passed (the waiting loop in `rollout.py`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from redmica_ops.errors import UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs.type_defs import (
+        DeploymentTypeDef,
+        ServiceEventTypeDef,
+        ServiceTypeDef,
+        TaskDefinitionTypeDef,
+    )
+
+# Fields DescribeTaskDefinition returns that RegisterTaskDefinition does not accept.
+READ_ONLY_FIELDS = frozenset(
+    {
+        "taskDefinitionArn",
+        "revision",
+        "status",
+        "requiresAttributes",
+        "compatibilities",
+        "registeredAt",
+        "registeredBy",
+        "deregisteredAt",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    cluster: str
+    service: str
+
+
+@dataclass
+class DeploymentView:
+    id: str
+    status: str
+    task_definition: str
+    desired: int
+    running: int
+    pending: int
+    failed: int
+    rollout_state: str | None
+    rollout_reason: str | None
+
+    @classmethod
+    def of(cls, data: DeploymentTypeDef) -> DeploymentView:
+        return cls(
+            data.get("id", "?"),
+            data.get("status", "?"),
+            data.get("taskDefinition", "?"),
+            int(data.get("desiredCount", 0)),
+            int(data.get("runningCount", 0)),
+            int(data.get("pendingCount", 0)),
+            int(data.get("failedTasks", 0)),
+            data.get("rolloutState"),
+            data.get("rolloutStateReason"),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return self.__dict__.copy()
+
+    def line(self) -> str:
+        state = f" {self.rollout_state}" if self.rollout_state else ""
+        return (
+            f"{self.status:<8} {revision_name(self.task_definition):<28} "
+            f"desired {self.desired} running {self.running} pending {self.pending}{state}"
+        )
+
+
+def revision_name(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
+
+
+def views_of(service: ServiceTypeDef) -> list[DeploymentView]:
+    return [DeploymentView.of(d) for d in service.get("deployments", [])]
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    result: str  # succeeded | failed | rolled_back | timed_out | superseded | disappeared
+    reason: str
+    deployment_id: str | None = None
+    deployments: list[DeploymentView] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    breaker_rollback: bool = False  # ECS's circuit breaker is (or was) rolling back
+
+
+@dataclass
+class RolloutReport:
+    action: str
+    ok: bool
+    result: str
+    reason: str
+    task_definition: str | None
+    previous_task_definition: str | None
+    deployment_id: str | None = None
+    rolled_back_to: str | None = None
+    rollback_result: str | None = None
+    deployments: list[DeploymentView] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+    stopped_tasks: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        data = dict(self.__dict__)
+        data["deployments"] = [d.as_dict() for d in self.deployments]
+        return data
+
+
+def judge(
+    deployment_id: str,
+    previous_td: str | None,
+    service: ServiceTypeDef,
+    views: list[DeploymentView],
+) -> Outcome | None:
+    """The verdict on our deployment, or None while it is still going."""
+    ours = next((v for v in views if v.id == deployment_id), None)
+    primary = next((v for v in views if v.status == "PRIMARY"), None)
+    breaker: Mapping[str, object] = (service.get("deploymentConfiguration") or {}).get(
+        "deploymentCircuitBreaker"
+    ) or {}
+    if ours is None:
+        if primary is not None and previous_td and primary.task_definition == previous_td:
+            return Outcome(
+                False,
+                "rolled_back",
+                "ECS rolled the deployment back (deployment circuit breaker)",
+                deployment_id,
+                views,
+                breaker_rollback=True,
+            )
+        return Outcome(
+            False,
+            "disappeared",
+            f"deployment {deployment_id} disappeared",
+            deployment_id,
+            views,
+        )
+    if ours.rollout_state == "FAILED":
+        reason = ours.rollout_reason or "the rollout failed"
+        return Outcome(
+            False,
+            "failed",
+            reason,
+            deployment_id,
+            views,
+            breaker_rollback=bool(breaker.get("enable") and breaker.get("rollback")),
+        )
+    if ours.status != "PRIMARY":
+        if primary is not None and previous_td and primary.task_definition == previous_td:
+            return Outcome(
+                False,
+                "rolled_back",
+                f"the service went back to {revision_name(previous_td)} (circuit breaker rollback)",
+                deployment_id,
+                views,
+                breaker_rollback=True,
+            )
+        other = revision_name(primary.task_definition) if primary else "?"
+        return Outcome(
+            False,
+            "superseded",
+            f"another deployment ({other}) replaced ours",
+            deployment_id,
+            views,
+        )
+    if ours.rollout_state == "COMPLETED":
+        return Outcome(True, "succeeded", "deployment completed", deployment_id, views)
+    if ours.rollout_state is None and ours.running == ours.desired and len(views) == 1:
+        return Outcome(
+            True,
+            "succeeded",
+            "all tasks running, no other deployment left",
+            deployment_id,
+            views,
+        )
+    return None
+
+
+def clone_with_image(
+    definition: TaskDefinitionTypeDef, container: str, image: str
+) -> dict[str, object]:
+    """RegisterTaskDefinition's parameters for a copy of `definition` with a new image."""
+    params: dict[str, object] = {
+        k: copy.deepcopy(v) for k, v in definition.items() if k not in READ_ONLY_FIELDS
+    }
+    containers = definition.get("containerDefinitions", [])
+    names = [c.get("name") for c in containers]
+    if container not in names:
+        raise UsageError(
+            f"container {container!r} is not in task definition "
+            f"{definition.get('family')}:{definition.get('revision')}",
+            f"containers there: {', '.join(str(n) for n in names)}",
+        )
+    cloned = [dict(copy.deepcopy(c)) for c in containers]
+    for item in cloned:
+        if item.get("name") == container:
+            item["image"] = image
+    params["containerDefinitions"] = cloned
+    return params
+
+
+def event_time(event: ServiceEventTypeDef) -> str:
+    when = event.get("createdAt")
+    return when.isoformat() if isinstance(when, datetime) else str(when or "")

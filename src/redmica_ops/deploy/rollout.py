@@ -1,0 +1,296 @@
+"""Start a deployment, follow it until the model judges it, roll back on failure.
+
+`ServiceDeployer` holds the gateway, the clock and the progress callback; `roll_out` is the
+sequence every deploying verb (deploy, reload, rollback, release) shares. Rolling ECS
+service updates never report a failed rollout as a success: see `model.judge`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from redmica_ops.deploy.gateway import ServiceGateway
+from redmica_ops.deploy.model import (
+    DeploymentView,
+    Outcome,
+    RolloutReport,
+    ServiceTarget,
+    clone_with_image,
+    judge,
+    revision_name,
+    views_of,
+)
+from redmica_ops.errors import NotFound, OperationFailed, UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef, TagTypeDef, TaskDefinitionTypeDef
+
+    from redmica_ops.runs.pacing import Clock
+    from redmica_ops.settings import Settings
+    from redmica_ops.workspace import Workspace
+
+Progress = Callable[[str], None]
+
+MIGRATION_NOTE = (
+    "note: rolling back the service does not revert database migrations; the "
+    "previous image then runs on the migrated schema"
+)
+
+
+def _quiet(_text: str) -> None:
+    pass
+
+
+class ServiceDeployer:
+    def __init__(
+        self,
+        ecs: ECSClient,
+        target: ServiceTarget,
+        clock: Clock,
+        progress: Progress | None = None,
+        first_poll: float = 5.0,
+        max_poll: float = 30.0,
+    ) -> None:
+        self.gateway = ServiceGateway(ecs, target)
+        self.target = target
+        self.clock = clock
+        self.progress: Progress = progress or _quiet
+        self.first_poll = first_poll
+        self.max_poll = max_poll
+        self.seen_events: set[str] = set()
+
+    # -- reading --------------------------------------------------------------------------------
+    def service(self) -> ServiceTypeDef:
+        return self.gateway.service()
+
+    def current_revision(self) -> str:
+        return str(self.service()["taskDefinition"])
+
+    def task_definition(self, arn: str) -> tuple[TaskDefinitionTypeDef, list[TagTypeDef]]:
+        return self.gateway.task_definition(arn)
+
+    def mark_seen_events(self, service: ServiceTypeDef) -> None:
+        self.seen_events.update(e.get("id", "") for e in service.get("events", []))
+
+    def new_events(self, service: ServiceTypeDef) -> list[str]:
+        fresh = [e for e in service.get("events", []) if e.get("id") not in self.seen_events]
+        self.mark_seen_events(service)
+        return [str(e.get("message", "")) for e in reversed(fresh)]  # oldest first
+
+    # -- changing -------------------------------------------------------------------------------
+    def register_with_image(
+        self, current_arn: str, container: str, image: str
+    ) -> tuple[str, dict[str, object]]:
+        """A new revision equal to the current one except `container`'s image."""
+        definition, tags = self.task_definition(current_arn)
+        params = clone_with_image(definition, container, image)
+        if tags:
+            params["tags"] = tags
+        registered = self.gateway.register(params, str(definition.get("family")))
+        return str(registered["taskDefinitionArn"]), params
+
+    def start(
+        self, task_definition: str | None, force: bool, rollback_on_failure: bool
+    ) -> tuple[str, ServiceTypeDef]:
+        """Update the service and return the id of the deployment this created."""
+        before = self.service()
+        self.mark_seen_events(before)
+        old_ids = {d.get("id") for d in before.get("deployments", [])}
+        config = copy.deepcopy(before.get("deploymentConfiguration") or {})
+        config["deploymentCircuitBreaker"] = {"enable": True, "rollback": rollback_on_failure}
+        service = self.gateway.update_service(config, task_definition, force)
+        wanted = task_definition or service.get("taskDefinition")
+        for deployment in service.get("deployments", []):
+            if (
+                deployment.get("status") == "PRIMARY"
+                and deployment.get("id") not in old_ids
+                and deployment.get("taskDefinition") == wanted
+            ):
+                return str(deployment["id"]), before
+        raise OperationFailed(
+            "ECS accepted the update but shows no new deployment for it",
+            "check `redmica status`; nothing was rolled back",
+        )
+
+    # -- waiting --------------------------------------------------------------------------------
+    def wait(self, deployment_id: str, previous_td: str | None, timeout: float) -> Outcome:
+        deadline = self.clock.now() + timeout
+        delay = self.first_poll
+        last_line = ""
+        while True:
+            service = self.service()
+            views = views_of(service)
+            for message in self.new_events(service):
+                self.progress(f"event: {message}")
+            line = " | ".join(v.line() for v in views)
+            if line != last_line:
+                self.progress(line)
+                last_line = line
+            outcome = judge(deployment_id, previous_td, service, views)
+            if outcome is not None:
+                return outcome
+            if self.clock.now() >= deadline:
+                return Outcome(
+                    False,
+                    "timed_out",
+                    f"deployment {deployment_id} did not finish within {timeout:g}s",
+                    deployment_id,
+                    views,
+                )
+            self.clock.sleep(min(delay, max(0.0, deadline - self.clock.now())))
+            delay = min(self.max_poll, delay * 1.5)
+
+    def wait_for_revision(self, task_definition: str, timeout: float) -> Outcome:
+        """Wait for the PRIMARY deployment of `task_definition` (a breaker rollback) to settle."""
+        deadline = self.clock.now() + timeout
+        while True:
+            service = self.service()
+            for deployment in service.get("deployments", []):
+                if (
+                    deployment.get("status") == "PRIMARY"
+                    and deployment.get("taskDefinition") == task_definition
+                ):
+                    remaining = max(0.0, deadline - self.clock.now())
+                    return self.wait(str(deployment["id"]), None, remaining)
+            if self.clock.now() >= deadline:
+                return Outcome(False, "timed_out", "the rollback deployment did not appear")
+            self.clock.sleep(self.first_poll)
+
+    def stopped_task_reasons(self, limit: int = 5) -> list[str]:
+        """Why the service's recent tasks stopped: usually the real cause of a failed rollout."""
+        try:
+            tasks = self.gateway.stopped_tasks(limit)
+        except Exception:  # best effort: the report must not fail on this
+            return []
+        reasons = []
+        for task in tasks:
+            containers = "; ".join(
+                f"{c.get('name')}: {c.get('reason') or c.get('exitCode')}"
+                for c in task.get("containers", [])
+            )
+            reasons.append(
+                f"{revision_name(task.get('taskArn', '?'))}: "
+                f"{task.get('stoppedReason', '?')} ({containers})"
+            )
+        return reasons
+
+    def previous_revision(self, current_arn: str) -> str:
+        definition, _ = self.task_definition(current_arn)
+        family, revision = definition["family"], int(definition["revision"])
+        for arn in self.gateway.revisions(family):
+            rev = revision_name(arn).rpartition(":")[2]
+            if rev.isdigit() and int(rev) < revision:
+                return arn
+        raise NotFound(
+            f"no earlier active revision of {family} than {revision}", "give one with --to REVISION"
+        )
+
+    def resolve_revision(self, current_arn: str, to: str) -> str:
+        if to.startswith("arn:") or ":" in to:
+            definition, _ = self.task_definition(to)
+        else:
+            if not to.isdigit():
+                raise UsageError(f"--to {to!r} is not a revision number, family:revision or ARN")
+            family = self.task_definition(current_arn)[0]["family"]
+            definition, _ = self.task_definition(f"{family}:{to}")
+        return str(definition["taskDefinitionArn"])
+
+
+def roll_out(
+    deployer: ServiceDeployer,
+    action: str,
+    task_definition: str | None,
+    previous_td: str | None,
+    timeout: float,
+    rollback: bool = True,
+    wait: bool = True,
+    force: bool = False,
+) -> RolloutReport:
+    """Start a deployment, wait for it, and on failure make sure the service is rolled back."""
+    deployment_id, before = deployer.start(task_definition, force, rollback_on_failure=rollback)
+    target_td = task_definition or str(before.get("taskDefinition"))
+    report = RolloutReport(
+        action,
+        True,
+        "started",
+        f"deployment {deployment_id} started",
+        target_td,
+        previous_td,
+        deployment_id,
+    )
+    deployer.progress(
+        f"{action}: deployment {deployment_id} of {revision_name(target_td)} "
+        f"started on {deployer.target.service}"
+    )
+    if not wait:
+        return report
+    outcome = deployer.wait(deployment_id, previous_td, timeout)
+    report.ok, report.result, report.reason = outcome.ok, outcome.result, outcome.reason
+    report.deployments = outcome.deployments
+    if outcome.ok:
+        return report
+    can_go_back = previous_td is not None and previous_td != target_td
+    rollback_outcome: Outcome | None = None
+    if outcome.breaker_rollback and can_go_back:
+        deployer.progress(
+            f"ECS's circuit breaker rolls back to {revision_name(str(previous_td))}; waiting for it"
+        )
+        rollback_outcome = deployer.wait_for_revision(str(previous_td), timeout)
+    elif rollback and can_go_back:
+        deployer.progress(f"rolling back to {revision_name(str(previous_td))}")
+        rollback_id, _ = deployer.start(previous_td, False, rollback_on_failure=False)
+        rollback_outcome = deployer.wait(rollback_id, None, timeout)
+    if rollback_outcome is not None:
+        report.rolled_back_to = previous_td
+        report.rollback_result = rollback_outcome.result
+        report.deployments = rollback_outcome.deployments or report.deployments
+    service = deployer.service()
+    report.events = [str(e.get("message", "")) for e in service.get("events", [])[:10]]
+    report.stopped_tasks = deployer.stopped_task_reasons()
+    return report
+
+
+# -- what the verbs share --------------------------------------------------------------------------
+def deployer_for(ws: Workspace) -> ServiceDeployer:
+    """The deployer of the configured service; a usage error names any missing setting."""
+    from redmica_ops.settings import require
+
+    settings = ws.settings
+    require(settings, ["cluster", "service"], "deployments need")
+    return ServiceDeployer(
+        ws.ecs(),
+        ServiceTarget(str(settings.cluster), str(settings.service)),
+        ws.clock(),
+        progress=ws.message,
+    )
+
+
+def register_image(
+    settings: Settings, d: ServiceDeployer, container: str | None, image: str
+) -> tuple[str, str]:
+    """(the service's current revision, a new one that differs only in the image)."""
+    name = container or settings.container
+    if not name:
+        raise UsageError("which container gets the image? give --container or set container")
+    current = d.current_revision()
+    new_arn, _ = d.register_with_image(current, name, image)
+    d.progress(f"registered {revision_name(new_arn)} ({name} -> {image})")
+    return current, new_arn
+
+
+def timeout_or_default(settings: Settings, timeout: float | None) -> float:
+    return float(timeout if timeout is not None else settings.deploy_timeout)
+
+
+__all__ = [
+    "MIGRATION_NOTE",
+    "DeploymentView",
+    "ServiceDeployer",
+    "deployer_for",
+    "register_image",
+    "roll_out",
+    "timeout_or_default",
+]
