@@ -111,3 +111,22 @@ def test_lazy_command_help_matches_the_command(name: str) -> None:
     """`redmica --help` lists sub-commands without importing them; keep the text true."""
     command = cli.commands[name]
     assert LAZY_COMMANDS[name][2] == (command.help or "").strip().split("\n")[0]
+
+
+def test_architecture_names_every_folder_and_module_of_the_package() -> None:
+    """docs/architecture.md is the map: a new folder or top-level module must appear on it."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "src" / "redmica_ops"
+    names = [
+        f"{p.name}/" if p.is_dir() else p.name
+        for p in sorted(package.iterdir())
+        if not p.name.startswith(("_", ".")) and p.name != "py.typed"
+    ]
+    names += [
+        p.name
+        for folder in ("tenants", "runs", "container", "deploy")
+        for p in sorted((package / folder).glob("*.py"))
+        if not p.name.startswith("_")
+    ]
+    missing = [name for name in names if name not in text]
+    assert missing == [], f"docs/architecture.md does not mention {missing}"
