@@ -6,16 +6,16 @@ stops. The credentials it exports are moto's fixed fakes, not secrets.
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import logging
-import sys
+import os
+import socket
+import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from redmica_ops.errors import UsageError
-
-if TYPE_CHECKING:
-    from moto.server import ThreadedMotoServer
 
 DEFAULT_BUCKET = "redmica-config"
 DEFAULT_REGION = "us-east-1"
@@ -29,9 +29,87 @@ SANDBOX_SERVICE = "redmica"
 ROLLOUT_POLLS = 3
 
 
+class _Server:
+    """moto's WSGI app on a socket we bound ourselves, served from a daemon thread.
+
+    moto's ThreadedMotoServer binds inside its thread: when the port is taken, the thread dies
+    and start() waits forever. Binding here first turns that into an error, at once.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+        from werkzeug.serving import make_server
+
+        listener = _bind(host, port)
+        self.host, self.port = listener.getsockname()[:2]
+        try:
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(
+                self.host,
+                self.port,
+                app,
+                threaded=True,
+                request_handler=MotoRequestHandler,
+                fd=listener.fileno(),
+            )
+        finally:
+            listener.close()  # werkzeug serves a duplicate of it
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join()
+        self._server.server_close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        listener = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise UsageError(
+            f"sandbox: cannot listen on {host}: {exc.strerror or exc}", "check --host"
+        ) from None
+    try:
+        listener.bind((host, port))
+        listener.listen(128)
+    except OSError as exc:
+        listener.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"sandbox: port {port} on {host} is already in use",
+                "stop what uses it, or give another --port (--port 0 picks a free one)",
+            ) from None
+        raise UsageError(
+            f"sandbox: cannot listen on {host}:{port}: {exc.strerror or exc}",
+            "give another --host/--port (--port 0 picks a free one)",
+        ) from None
+    return listener
+
+
+def check_env_file(path: Path) -> None:
+    """Refuse an --env-file that cannot be written, before anything starts."""
+    where = f"--env-file {path}"
+    if path.is_dir():
+        raise UsageError(f"{where}: is a directory", "give a file name, e.g. /tmp/sandbox.env")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(
+            f"{where}: directory {parent} does not exist",
+            f"create it first (mkdir -p {parent}) or give a path in an existing directory",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{where}: directory {parent} is not writable", "give another path")
+
+
 @dataclass
 class Sandbox:
-    server: ThreadedMotoServer
+    server: _Server
     endpoint_url: str
     bucket: str
     region: str
@@ -50,6 +128,11 @@ class Sandbox:
     def export_lines(self) -> list[str]:
         return [f"export {name}={value}" for name, value in self.environment().items()]
 
+    def write_env_file(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("\n".join(self.export_lines()) + "\n", encoding="utf-8")
+        tmp.replace(path)  # appears whole: a waiting script never reads half
+
     def stop(self) -> None:
         self.server.stop()
 
@@ -62,23 +145,46 @@ def start_sandbox(
     ecs: bool = False,
     fail_once: frozenset[str] = frozenset(),
     fail_images: frozenset[str] = frozenset(),
+    env_file: Path | None = None,
 ) -> Sandbox:
+    """Start the endpoint; every check on the arguments comes before anything listens."""
+    if not ecs and (fail_once or fail_images):
+        flag = "--fail-once" if fail_once else "--fail-image"
+        raise UsageError(
+            f"sandbox: {flag} needs --ecs (it simulates ECS tasks and deployments)",
+            f"add --ecs, e.g. redmica sandbox --ecs {flag} NAME",
+        )
+    if env_file is not None:
+        check_env_file(env_file)
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401  (the extra that brings the server's dependencies)
     except ImportError:
         raise UsageError(
             "the sandbox needs moto's server",
             "install the extra: pip install 'redmica-ops[sandbox]'",
         ) from None
-    import boto3
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    # moto announces itself on stdout; stdout is for the export lines only.
-    with contextlib.redirect_stdout(sys.stderr):
-        server.start()
-    bound_host, bound_port = server.get_host_and_port()
-    endpoint = f"http://{bound_host}:{bound_port}"
+    server = _Server(host, port)
+    try:
+        return _provision(server, bucket, region, ecs, fail_once, fail_images)
+    except BaseException:
+        server.stop()
+        raise
+
+
+def _provision(
+    server: _Server,
+    bucket: str,
+    region: str,
+    ecs: bool,
+    fail_once: frozenset[str],
+    fail_images: frozenset[str],
+) -> Sandbox:
+    import boto3
+
+    host = f"[{server.host}]" if ":" in server.host else server.host
+    endpoint = f"http://{host}:{server.port}"
     s3 = boto3.client(
         "s3",
         endpoint_url=endpoint,

@@ -78,6 +78,7 @@ def sandbox(
         ecs=ecs,
         fail_once=frozenset(fail_once),
         fail_images=frozenset(fail_image),
+        env_file=env_file,
     )
     stop = threading.Event()
 
@@ -89,9 +90,7 @@ def sandbox(
         lines = box.export_lines()
         app.output.text("\n".join(lines))
         if env_file is not None:
-            tmp = env_file.with_name(env_file.name + ".tmp")
-            tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            tmp.replace(env_file)  # appears whole: a waiting script never reads half
+            box.write_env_file(env_file)
         app.output.info(
             f"sandbox: AWS endpoint {box.endpoint_url}, bucket {bucket} (versioned); Ctrl-C to stop"
         )

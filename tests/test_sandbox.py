@@ -1,0 +1,100 @@
+"""`redmica sandbox`: bad arguments fail at once with exit 2, before anything listens."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from redmica_ops import sandbox
+from redmica_ops.errors import UsageError
+from tests.conftest import Invoke
+
+REDMICA = str(Path(sys.executable).parent / "redmica")
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A port something else listens on."""
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        yield other.getsockname()[1]
+
+
+@pytest.fixture
+def nothing_listens(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    started: list[str] = []
+
+    def refuse(host: str, port: int) -> None:
+        started.append(f"{host}:{port}")
+        raise AssertionError("the sandbox started listening before checking its arguments")
+
+    monkeypatch.setattr(sandbox, "_Server", refuse)
+    return started
+
+
+def test_a_port_in_use_is_an_error_not_a_hang(taken_port: int, tmp_path: Path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    process = subprocess.run(
+        [REDMICA, "sandbox", "--port", str(taken_port), "--env-file", str(env_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,  # before the fix: waited here for ever
+        check=False,
+    )
+    assert process.returncode == 2, process.stderr
+    assert f"error: sandbox: port {taken_port} on 127.0.0.1 is already in use" in process.stderr
+    assert "--port 0 picks a free one" in process.stderr
+    assert process.stdout == "" and not env_file.exists()
+
+
+def test_port_zero_picks_a_free_port() -> None:
+    first = sandbox.start_sandbox(port=0)
+    try:
+        second = sandbox.start_sandbox(port=0)
+        try:
+            assert first.endpoint_url != second.endpoint_url
+            assert second.endpoint_url.startswith("http://127.0.0.1:")
+        finally:
+            second.stop()
+    finally:
+        first.stop()
+
+
+def test_env_file_in_a_missing_directory_is_refused_before_starting(
+    run: Invoke, tmp_path: Path, nothing_listens: list[str]
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "x.env"
+    result = run("sandbox", "--env-file", str(target))
+    assert result.exit_code == 2
+    assert f"error: --env-file {target}: directory {target.parent} does not exist" in result.stderr
+    assert "internal error" not in result.output and result.stdout == ""
+    assert nothing_listens == []
+
+
+def test_env_file_that_is_a_directory_is_refused(
+    run: Invoke, tmp_path: Path, nothing_listens: list[str]
+) -> None:
+    result = run("sandbox", "--env-file", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is a directory" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--fail-once", "--fail-image"])
+def test_failure_simulation_without_ecs_is_refused(
+    run: Invoke, flag: str, nothing_listens: list[str]
+) -> None:
+    result = run("sandbox", flag, "acme")
+    assert result.exit_code == 2
+    assert f"{flag} needs --ecs" in result.stderr
+    assert nothing_listens == []
+
+
+def test_a_bad_host_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match=r"cannot listen on 203\.0\.113\.7"):
+        sandbox.start_sandbox(host="203.0.113.7", port=0)
