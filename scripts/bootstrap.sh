@@ -28,20 +28,30 @@ if [ -z "$python" ]; then
   python="$(find_python)" || { echo "bootstrap: Python >= 3.11 is required" >&2; exit 1; }
 fi
 
-# Debian splits venv/ensurepip into python3-venv; detect it by trying.
-probe="$(mktemp -d)"
-if ! "$python" -m venv "$probe/v" >/dev/null 2>&1; then
-  echo "bootstrap: $python cannot create virtualenvs; installing python3-venv" >&2
-  as_root apt-get update -qq
-  version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
-    "python${version}-venv" || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
-fi
-rm -rf "$probe"
-
+# pip is chatty (and a machine's pip.conf can add a hundred warnings): keep its output in a
+# log and show it only when a step fails.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+quietly() {
+  if ! "$@" >>"$log" 2>&1; then
+    cat "$log" >&2
+    echo "bootstrap: failed: $* (its output is above)" >&2
+    exit 1
+  fi
+}
 if [ ! -x "$venv/bin/python" ]; then
-  "$python" -m venv "$venv"
+  # Debian splits venv/ensurepip into python3-venv; detect it by trying.
+  probe="$(mktemp -d)"
+  if ! "$python" -m venv "$probe/v" >/dev/null 2>&1; then
+    echo "bootstrap: $python cannot create virtualenvs; installing python3-venv" >&2
+    as_root apt-get update -qq
+    version="$("$python" -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
+      "python${version}-venv" || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv
+  fi
+  rm -rf "$probe"
+  quietly "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -e '.[dev]'
+quietly "$venv/bin/python" -m pip install --quiet --upgrade pip
+quietly "$venv/bin/python" -m pip install --quiet -e '.[dev]'
 echo "bootstrap: $venv ready ($("$venv/bin/python" --version))" >&2

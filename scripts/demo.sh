@@ -12,9 +12,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
-show() { printf '$ %s\n' "$*" >&2; }
-run() { show "$*"; "$@"; }
+# shellcheck source=scripts/demo-lib.sh
+. scripts/demo-lib.sh
 
 step "Start the embedded AWS sandbox (moto) with a versioned config bucket"
 show "redmica sandbox --ecs --fail-once globex --fail-image redmica:broken --env-file $work/sandbox.env &"
