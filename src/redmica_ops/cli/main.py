@@ -177,6 +177,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Container entry points: serve every tenant, or run a command as one tenant.",
     ),
     "config": ("redmica_ops.cli.config", "config", "Inspect the effective settings."),
+    "completion": (
+        "redmica_ops.cli.completion",
+        "completion",
+        "Print the shell completion script for SHELL (bash, zsh or fish).",
+    ),
     "sandbox": (
         "redmica_ops.cli.sandbox",
         "sandbox",
