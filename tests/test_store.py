@@ -64,7 +64,8 @@ def test_oversized_object_is_rejected_without_reading_it_all(s3: S3Client) -> No
     store = TenantStore(s3, BUCKET)
     listing = store.load_all()
     assert [str(p) for d in listing.invalid for p in d.problems] == [
-        "s3://redmica-config-test/tenants/big.yaml: document is 65537 bytes; the limit is 65536"
+        "s3://redmica-config-test/tenants/big.yaml: document is 200002 bytes; "
+        "the limit is 65536 bytes (64 KiB)"
     ]
 
 

@@ -172,6 +172,34 @@ def test_missing_and_unknown_fields_are_all_reported() -> None:
     assert any(p.startswith("acme.yaml: extra: is not a known field") for p in problems)
 
 
+@pytest.mark.parametrize(
+    ("section", "typo", "meant"),
+    [
+        ("db", "pasword", "password"),
+        ("s3", "foldr", "folder"),
+        ("property", "subdomain", "sub_domain"),
+        ("property", "limit_ip", "limit_ips"),
+        ("", "propery", "property"),
+    ],
+)
+def test_a_mistyped_key_suggests_the_closest_known_one(section: str, typo: str, meant: str) -> None:
+    doc = tenant_document("acme")
+    (doc[section] if section else doc)[typo] = "x"
+    field = f"{section}.{typo}" if section else typo
+    problems = problems_for(doc)
+    assert any(
+        p.startswith(f"acme.yaml: {field}: is not a known field; did you mean {meant!r}? (known: ")
+        for p in problems
+    ), problems
+
+
+def test_an_unrelated_key_gets_no_guess() -> None:
+    doc = tenant_document("acme")
+    doc["db"]["colour"] = "blue"
+    [problem] = [p for p in problems_for(doc) if "db.colour" in p]
+    assert "did you mean" not in problem and "(known: name, user, password, host, port)" in problem
+
+
 @pytest.mark.parametrize("doc", [[], "text", 5, None])
 def test_document_must_be_a_mapping(doc: Any) -> None:
     problems = problems_for(doc)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from redmica_ops.errors import Problem
 from redmica_ops.tenants.model import Entry, find_conflicts, parse_tenant_bytes
-from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES
+from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, bounded
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -21,7 +22,8 @@ class FileSet:
 
 def read_limited(path: Path) -> bytes:
     with path.open("rb") as handle:
-        return handle.read(MAX_DOCUMENT_BYTES + 1)
+        data = handle.read(MAX_DOCUMENT_BYTES + 1)
+        return bounded(data, os.fstat(handle.fileno()).st_size)
 
 
 def tenant_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:

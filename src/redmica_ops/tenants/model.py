@@ -231,8 +231,14 @@ def _message(error: Any, path: str) -> str:
             "s3": "bucket, folder",
             "property": "sub_domain, limit_ips",
         }
-        parent = path.rsplit(".", 1)[0] if "." in path else ""
+        parent, _, key = path.rpartition(".")
         if parent in known:
+            import difflib
+
+            fields = known[parent].split(", ")
+            close = difflib.get_close_matches(key.lower(), fields, n=1, cutoff=0.6)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
             message += f" (known: {known[parent]})"
     return message
 

@@ -97,12 +97,35 @@ class _Builder:
         self.problems.append(Problem(self.source, path, message))
 
 
+class Truncated(bytes):
+    """The first bytes of a document longer than the limit (readers stop one byte past it),
+    with its real size when the reader knows it (a file's, an S3 object's; not a pipe's)."""
+
+    total: int | None
+
+    def __new__(cls, data: bytes, total: int | None) -> Truncated:
+        made = super().__new__(cls, data)
+        made.total = total
+        return made
+
+
+def bounded(data: bytes, total: int | None) -> bytes:
+    """What a reader that read MAX_DOCUMENT_BYTES + 1 bytes of a `total`-byte source returns."""
+    return Truncated(data, total) if len(data) > MAX_DOCUMENT_BYTES else data
+
+
+def too_large(data: bytes) -> str:
+    total = data.total if isinstance(data, Truncated) else None
+    limit = f"the limit is {MAX_DOCUMENT_BYTES} bytes ({MAX_DOCUMENT_BYTES // 1024} KiB)"
+    if total is None or total <= MAX_DOCUMENT_BYTES:
+        return f"document is larger than {MAX_DOCUMENT_BYTES} bytes; {limit}"
+    return f"document is {total} bytes; {limit}"
+
+
 def load_document(data: bytes, source: str) -> tuple[YAMLData, list[Problem]]:
     """Parse one YAML document strictly. Returns (data, problems); data is None on problems."""
     if len(data) > MAX_DOCUMENT_BYTES:
-        return None, [
-            Problem(source, "", f"document is {len(data)} bytes; the limit is {MAX_DOCUMENT_BYTES}")
-        ]
+        return None, [Problem(source, "", too_large(data))]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:

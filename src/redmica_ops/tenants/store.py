@@ -17,7 +17,7 @@ from redmica_ops.aws import translate_errors
 from redmica_ops.errors import Conflict, NotFound, Problem, ValidationFailed
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Entry, Tenant, parse_tenant_bytes
-from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES
+from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, bounded
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -138,7 +138,7 @@ class TenantStore:
             response = self.s3.get_object(**kwargs)
             body = response["Body"]
             # Read one byte past the limit so an oversized document is detected, not truncated.
-            raw = body.read(MAX_DOCUMENT_BYTES + 1)
+            raw = bounded(body.read(MAX_DOCUMENT_BYTES + 1), response.get("ContentLength"))
             body.close()
         return raw, dict(response)
 
