@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -365,8 +366,10 @@ def test_edit_gives_up_when_the_bad_document_is_saved_unchanged(s3: S3Client, ru
     before = objects_in(s3)
     app = _app_with_editor([bad, None], [])
     result = run("tenant", "edit", "acme", app=app)
-    assert result.exit_code == 0
-    assert "edit cancelled" in result.stderr
+    # Cancelled while the document still had problems: not a success.
+    assert result.exit_code == 2
+    assert "property.sub_domain: 'Acme!' is not a DNS label" in result.stderr
+    assert "hint: the edit was cancelled; nothing was written" in result.stderr
     assert objects_in(s3) == before
 
 
@@ -388,6 +391,12 @@ def test_edit_never_overwrites_a_concurrent_change(s3: S3Client, run: Invoke) ->
     assert "changed or removed by someone else" in result.stderr
     doc = stored(s3, "acme")
     assert doc["db"]["port"] == 7 and doc["s3"]["folder"] == "acme"  # type: ignore[index]
+    # The operator's edit is not lost: it is kept in a private file, ready to apply.
+    kept = Path(result.stderr.split("your edit is kept in ", 1)[1].split()[0])
+    assert "folder: mine" in kept.read_text() and CANARY_PASSWORD not in kept.read_text()
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert f"redmica tenant update acme -f {kept}" in result.stderr
+    kept.unlink()
 
 
 # -- remove / history / restore ------------------------------------------------------------------

@@ -23,6 +23,8 @@ class ExitCode(IntEnum):
     CONFLICT = 4
     AWS = 5
     DECLINED = 6
+    CANNOT_EXECUTE = 126
+    COMMAND_NOT_FOUND = 127
     INTERRUPTED = 130
 
 
@@ -30,7 +32,9 @@ EXIT_CODE_HELP = (
     "0 ok; 1 the operation ran and failed; 2 usage or validation error (nothing written); "
     "3 not found; 4 conflict (already exists, or changed by someone else); "
     "5 AWS or infrastructure error (credentials, missing bucket, retries exhausted); "
-    "6 declined at a confirmation prompt (nothing done); 130 interrupted."
+    "6 declined at a confirmation prompt (nothing done); "
+    "126/127 (entrypoint) the command cannot be run / was not found, as in a shell; "
+    "130 interrupted."
 )
 
 
@@ -118,3 +122,14 @@ class Declined(RedmicaError):
 
     exit_code = ExitCode.DECLINED
     label = "nothing done"
+
+
+class CannotExecute(RedmicaError):
+    """An entry point's program could not be started; exit codes as a shell's."""
+
+    exit_code = ExitCode.CANNOT_EXECUTE
+
+    def __init__(self, message: str, hint: str | None = None, *, not_found: bool) -> None:
+        super().__init__(message, hint)
+        if not_found:
+            self.exit_code = ExitCode.COMMAND_NOT_FOUND

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from redmica_ops.errors import UsageError
+from redmica_ops.errors import CannotExecute, UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
@@ -37,15 +38,24 @@ def _exec(argv: list[str], env: Mapping[str, str]) -> None:
         # exec on purpose: the container's main process becomes Apache / the migration.
         os.execvpe(argv[0], argv, dict(env))  # noqa: S606
     except OSError as exc:
-        raise UsageError(
-            f"cannot run {argv[0]!r}: {exc.strerror}", "check the command and the image's PATH"
+        raise CannotExecute(
+            f"cannot run {argv[0]!r}: {exc.strerror}",
+            "check the command and the image's PATH",
+            not_found=exc.errno == errno.ENOENT,
         ) from None
 
 
 def _run_editor(text: str) -> str | None:
     import click
 
-    return click.edit(text, extension=".yaml", require_save=True)
+    try:
+        return click.edit(text, extension=".yaml", require_save=True)
+    except click.ClickException as exc:
+        # click says "Error: vim: Editing failed"; say it our way, with what to do.
+        raise UsageError(
+            f"the editor failed ({exc.format_message()}); nothing was written",
+            "set VISUAL or EDITOR to an editor that works, e.g. EDITOR=nano",
+        ) from None
 
 
 def _ask(question: str) -> bool:

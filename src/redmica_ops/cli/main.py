@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -11,7 +12,7 @@ from redmica_ops import __version__
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import CONFIRMATION_RULE, global_options
 from redmica_ops.cli.result import CommandResult, render_result
-from redmica_ops.errors import EXIT_CODE_HELP, ExitCode, RedmicaError
+from redmica_ops.errors import EXIT_CODE_HELP, ExitCode, RedmicaError, UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -33,6 +34,32 @@ class RootGroup(click.Group):
             module, attribute, _ = LAZY_COMMANDS[cmd_name]
             self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as error:
+            # click suggests from the loaded commands only; ours load lazily.
+            raise click.exceptions.NoSuchCommand(
+                error.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        argv = list(args)
+        try:
+            ctx = super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            _usage_error(error, argv)
+        ctx.meta[ARGV] = argv
+        return ctx
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, LAZY_COMMANDS[name][2]) for name in sorted(LAZY_COMMANDS)]
@@ -59,6 +86,8 @@ class RootGroup(click.Group):
         except KeyboardInterrupt:
             sys.stderr.write("\ninterrupted\n")
             ctx.exit(int(ExitCode.INTERRUPTED))
+        except click.UsageError as error:
+            _usage_error(error, ctx.meta.get(ARGV, ()))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as error:
@@ -71,6 +100,37 @@ class RootGroup(click.Group):
             )
             _safe_output(app).error(wrapped)
             ctx.exit(int(ExitCode.FAILED))
+
+
+ARGV = "redmica.argv"
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asked for --output json: read from the words themselves, as a
+    usage error can stop click before it stores any option."""
+    words = list(argv)
+    if "--" in words:
+        words = words[: words.index("--")]
+    for index, word in enumerate(words):
+        following = words[index + 1] if index + 1 < len(words) else ""
+        if word in ("--output", "-O") and following == "json":
+            return True
+        if word in ("--output=json", "-Ojson", "-O=json"):
+            return True
+    return False
+
+
+def _usage_error(error: click.UsageError, argv: Sequence[str]) -> NoReturn:
+    """A usage error in our format (one line and a hint), as JSON on stdout too when asked."""
+    if isinstance(error, click.exceptions.NoArgsIsHelpError):
+        raise error  # `redmica` or `redmica tenant` alone: click shows the help
+    from redmica_ops.cli.output import Output
+
+    path = error.ctx.command_path if error.ctx else "redmica"
+    usage = error.ctx.get_usage().removeprefix("Usage: ") if error.ctx else ""
+    hint = f"usage: {usage}; see `{path} --help`" if usage else f"see `{path} --help`"
+    Output(json_mode=_wants_json(argv)).error(UsageError(error.format_message(), hint))
+    raise click.exceptions.Exit(int(ExitCode.USAGE))
 
 
 def _safe_output(app: Application) -> Output:

@@ -10,7 +10,7 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
 from redmica_ops.cli.result import Done
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import ValidationFailed
+from redmica_ops.errors import Conflict, Problem, ValidationFailed
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -112,9 +112,13 @@ def edit(app: Application, tenant_id: str) -> Done:
     )
     original = current.tenant.to_yaml(redact=True)
     text = header + original
+    problems: list[Problem] = []
     while True:
         edited = app.edit_text(text)
         if edited is None or _strip_comments(edited).strip() == _strip_comments(original).strip():
+            if problems:
+                # Cancelled while the document still had problems: not a success.
+                raise ValidationFailed(problems, hint="the edit was cancelled; nothing was written")
             return Done(
                 {"tenant": tenant_id, "updated": False, "changes": [], "version_id": None},
                 messages=["edit cancelled: no changes made"],
@@ -135,8 +139,27 @@ def edit(app: Application, tenant_id: str) -> Done:
             + body
             + "\n"
         )
-    outcome = registry.update(tenant_id, new, "(edit)", expected=current)
+    try:
+        outcome = registry.update(tenant_id, new, "(edit)", expected=current)
+    except Conflict as conflict:
+        kept = _keep_edit(tenant_id, body)
+        raise Conflict(
+            f"{conflict.message}; your edit is kept in {kept}",
+            f"see what changed with `redmica tenant show {tenant_id}`, then apply your edit with "
+            f"`redmica tenant update {tenant_id} -f {kept}` (******** keeps the password)",
+        ) from None
     return _report(app, tenant_id, outcome, "updated")
+
+
+def _keep_edit(tenant_id: str, body: str) -> str:
+    """Save an edit that could not be applied, so the operator's work is never lost (0600)."""
+    import os
+    import tempfile
+
+    handle, path = tempfile.mkstemp(prefix=f"redmica-edit-{tenant_id}-", suffix=".yaml")
+    with os.fdopen(handle, "w", encoding="utf-8") as file:
+        file.write(body if body.endswith("\n") else body + "\n")
+    return path
 
 
 @command(tenant, "remove")
