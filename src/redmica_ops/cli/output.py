@@ -3,17 +3,120 @@
 Data goes to stdout (a table, YAML, or JSON with `--output json`); messages, warnings, progress
 and errors go to stderr, so `redmica ... --output json | jq` always gets clean JSON. Text from
 tenants is never interpreted as rich markup.
+
+Colour (and bold) only on a terminal, never with NO_COLOR set (https://no-color.org) or
+TERM=dumb: a pipe or a log file gets plain text. Tables fit the terminal: low-value columns go
+first, then long values fold at their separators (/ , . - _ :), not in the middle of a word.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 from redmica_ops.errors import RedmicaError
+
+# Status words that mean the same to an operator, wherever they come from (doctor, ECS, runs).
+STATUS_STYLES: dict[str, str] = {
+    **dict.fromkeys(
+        ("ok", "succeeded", "completed", "primary", "active", "running", "yes"), "green"
+    ),
+    **dict.fromkeys(
+        ("warn", "pending", "in_progress", "launching", "queued", "draining", "skipped"),
+        "yellow",
+    ),
+    **dict.fromkeys(
+        ("fail", "failed", "error", "launch_failed", "timed_out", "interrupted", "inactive"),
+        "red",
+    ),
+}
+COLUMN_GAP = 3  # between two columns: rich pads each side by 1, SIMPLE_HEAD draws a space
+_SEPARATORS = (r"(?<=[\s,])", r"(?<=[/@])", r"(?<=:)", r"(?<=[-_])", r"(?<=\.)")
+
+
+def colour_enabled(stream: IO[str], env: Mapping[str, str] | None = None) -> bool:
+    """Colour and bold only for a person at a terminal who has not opted out."""
+    env = os.environ if env is None else env
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def fold(value: str, width: int) -> str:
+    """Break `value` into lines of at most `width`: after a space or comma if it can, else
+    after / or @, then :, then - or _, then . (an address stays whole before a path does), and in
+    the middle of a word only when no separator is left."""
+    if width < 1 or len(value) <= width:
+        return value
+    lines: list[str] = []
+    line = ""
+    for piece in _pieces(value, width, 0):
+        if len(line) + len(piece.rstrip()) <= width:
+            line += piece
+            continue
+        if line:
+            lines.append(line)
+        line = piece
+    lines.append(line)
+    return "\n".join(item.rstrip() for item in lines if item.strip())
+
+
+def _pieces(value: str, width: int, level: int) -> list[str]:
+    if len(value.rstrip()) <= width:
+        return [value]
+    if level == len(_SEPARATORS):
+        return [value[i : i + width] for i in range(0, len(value), width)]
+    pieces: list[str] = []
+    for part in (p for p in re.split(_SEPARATORS[level], value) if p):
+        pieces.extend(_pieces(part, width, level + 1))
+    return pieces
+
+
+def fit_columns(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int,
+    drop_first: Sequence[str] = (),
+) -> tuple[list[int], list[int]]:
+    """Which columns to show (indexes) and each one's width, so the table fits `width`.
+
+    Columns named in `drop_first` are dropped, in that order, while the table is too wide; then
+    the widest columns share what is left (each keeps at least its header's width).
+    """
+    natural = [
+        max([len(name)] + [len(line) for row in rows for line in row[i].splitlines() or [""]])
+        for i, name in enumerate(columns)
+    ]
+    shown = list(range(len(columns)))
+
+    def total(indexes: list[int]) -> int:
+        return sum(natural[i] for i in indexes) + COLUMN_GAP * (len(indexes) - 1)
+
+    for name in drop_first:
+        if total(shown) <= width:
+            break
+        if name in columns and len(shown) > 1:
+            shown.remove(columns.index(name))
+    budget = width - COLUMN_GAP * (len(shown) - 1)
+    widths = {i: natural[i] for i in shown}
+    # Water-filling: narrow columns keep their width, the wide ones share the rest equally.
+    wide = sorted(shown, key=lambda i: natural[i])
+    remaining = budget
+    while wide:
+        share = remaining // len(wide)
+        if natural[wide[0]] <= share:
+            remaining -= natural[wide.pop(0)]
+            continue
+        for i in wide:
+            widths[i] = max(share, len(columns[i]))
+        break
+    return shown, [widths[i] for i in shown]
 
 
 class Output:
@@ -32,6 +135,13 @@ class Output:
         self.stderr.write(text + "\n")
         self.stderr.flush()
 
+    def _paint(self, text: str, style: str) -> str:
+        """`text` in an SGR style (bold, red, yellow, green) when stderr shows colour."""
+        if not colour_enabled(self.stderr):
+            return text
+        codes = {"bold": "1", "red": "31", "yellow": "33", "green": "32", "bold red": "1;31"}
+        return f"\033[{codes[style]}m{text}\033[0m"
+
     def info(self, text: str) -> None:
         self._err(text)
 
@@ -39,10 +149,11 @@ class Output:
         self._err(text)
 
     def warn(self, text: str) -> None:
-        self._err(f"warning: {text}")
+        self._err(f"{self._paint('warning:', 'yellow')} {text}")
 
     def error(self, error: RedmicaError) -> None:
-        self._err(f"{error.label}: {error.message}")
+        style = "bold red" if error.label == "error" else "bold"
+        self._err(f"{self._paint(error.label + ':', style)} {error.message}")
         for problem in error.problems:
             self._err(f"  {problem}")
         if error.hint:
@@ -59,19 +170,33 @@ class Output:
         self.stdout.write(text if text.endswith("\n") else text + "\n")
         self.stdout.flush()
 
-    def table(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> None:
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        title: str = "",
+        drop_first: Sequence[str] = (),
+    ) -> None:
+        """A table on stdout; on a terminal it fits the width (see `fit_columns`)."""
         from rich import box
         from rich.console import Console
         from rich.table import Table
         from rich.text import Text
 
-        is_tty = self.stdout.isatty()
-        # Piped output is never folded: a wrapped cell would break `awk` on the columns.
-        width = shutil.get_terminal_size().columns if is_tty else 100_000
+        cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
+        is_tty = bool(getattr(self.stdout, "isatty", None) and self.stdout.isatty())
+        colour = colour_enabled(self.stdout)
+        width = shutil.get_terminal_size().columns if is_tty else 200
+        shown = list(range(len(columns)))
+        widths: list[int] | None = None
+        if is_tty:
+            shown, widths = fit_columns(columns, cells, width, drop_first)
         console = Console(
             file=self.stdout,
             width=width,
-            no_color=not is_tty,
+            color_system="auto" if colour else None,
+            no_color=not colour,
+            force_terminal=colour,
             highlight=False,
             emoji=False,
             markup=False,
@@ -83,9 +208,23 @@ class Output:
             title_justify="left",
             show_edge=False,
             pad_edge=False,
+            header_style="bold" if colour else "",
         )
-        for column in columns:
-            table.add_column(column, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+        for index in shown:
+            table.add_column(columns[index], overflow="fold")
+        for row in cells:
+            texts = []
+            for position, index in enumerate(shown):
+                value = row[index]
+                if widths is not None:
+                    value = fold(value, widths[position])
+                style = STATUS_STYLES.get(value.strip().lower(), "") if colour else ""
+                texts.append(Text(value, style=style))
+            table.add_row(*texts)
         console.print(table)
+        hidden = [columns[i] for i in range(len(columns)) if i not in shown]
+        if hidden:
+            self.info(
+                f"(hidden to fit {width} columns: {', '.join(hidden)}; "
+                "widen the terminal or use --output json)"
+            )
