@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the live tests use (Apache + Passenger), when missing.
+# Installs the Debian packages the live tests use (Apache + Passenger, tmux), when missing.
 # Without root (and no sudo) it only warns: the live tests then skip, saying why.
 set -euo pipefail
-packages=(apache2 libapache2-mod-passenger)
+# tmux and vi: the terminal-driven test of interactive flows (tests/test_tmux.py).
+packages=(apache2 libapache2-mod-passenger tmux vim-tiny)
 
 missing=()
 for pkg in "${packages[@]}"; do
