@@ -116,3 +116,9 @@ def test_nothing_but_text_on_a_pipe() -> None:
     out.warn("careful")
     assert ESCAPE not in stdout.getvalue() + stderr.getvalue()
     assert stdout.getvalue().split() == ["check", "status", "bucket", "ok"]
+
+
+def test_no_trailing_blanks_in_a_piped_table() -> None:
+    stdout = io.StringIO()
+    Output(stdout=stdout).table(["tenant", "status"], [["acme", "ok"], ["a-much-longer-name", ""]])
+    assert all(line == line.rstrip() for line in stdout.getvalue().splitlines())

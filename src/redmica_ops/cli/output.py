@@ -11,6 +11,7 @@ first, then long values fold at their separators (/ , . - _ :), not in the middl
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -191,8 +192,9 @@ class Output:
         widths: list[int] | None = None
         if is_tty:
             shown, widths = fit_columns(columns, cells, width, drop_first)
+        buffer = io.StringIO()
         console = Console(
-            file=self.stdout,
+            file=buffer,
             width=width,
             color_system="auto" if colour else None,
             no_color=not colour,
@@ -222,6 +224,9 @@ class Output:
                 texts.append(Text(value, style=style))
             table.add_row(*texts)
         console.print(table)
+        # rich pads every cell to its column's width; trailing blanks only get in a reader's way.
+        self.stdout.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
+        self.stdout.flush()
         hidden = [columns[i] for i in range(len(columns)) if i not in shown]
         if hidden:
             self.info(
