@@ -89,7 +89,7 @@ fi
 ls -l "$work/tenants.conf" >&2
 show "redmica render vhosts --redacted   # the same file, passwords masked, for review"
 redmica render vhosts --redacted | sed -n '/# tenant acme/,/<\/VirtualHost>/p'
-run redmica render redmine-config -o "$work/redmine-config"
+run redmica render redmine-config -o "$work/redmine-config" --mkdir
 sed -n '/production:/,$p' "$work/redmine-config/database.yml" >&2
 
 step "Release day: migrate every tenant, one ECS task each (dry run first)"

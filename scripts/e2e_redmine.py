@@ -477,7 +477,7 @@ def main() -> int:
                     shutil.copy2(INSTANCE_CONFIG / name, backup / name)
             run.cleanups.append(("restore Redmine config", backup))
             rendered = work / "redmine-config"
-            redmica(run, "render", "redmine-config", "-o", str(rendered))
+            redmica(run, "render", "redmine-config", "-o", str(rendered), "--mkdir")
             for name in ("database.yml", "configuration.yml"):
                 shutil.copy(rendered / name, INSTANCE_CONFIG / name)
                 (INSTANCE_CONFIG / name).chmod(0o644)

@@ -122,3 +122,10 @@ def test_no_trailing_blanks_in_a_piped_table() -> None:
     stdout = io.StringIO()
     Output(stdout=stdout).table(["tenant", "status"], [["acme", "ok"], ["a-much-longer-name", ""]])
     assert all(line == line.rstrip() for line in stdout.getvalue().splitlines())
+
+
+def test_a_piped_table_never_folds_however_long() -> None:
+    stdout = io.StringIO()
+    long_value = "/tmp/" + "x" * 300 + "/redmica.toml"
+    Output(stdout=stdout).table(["setting", "source"], [["domain", long_value]])
+    assert stdout.getvalue().splitlines()[1].split() == ["domain", long_value]

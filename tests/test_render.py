@@ -364,3 +364,28 @@ def test_redmine_config_files(run: Invoke, tmp_path: Path) -> None:
         "region",
         "endpoint",
     }
+
+
+def test_render_vhosts_into_a_missing_directory_is_refused(
+    s3: S3Client, run: Invoke, tmp_path: Path
+) -> None:
+    seed(run, "acme")
+    out = tmp_path / "no" / "such" / "dir" / "x.conf"
+    result = run("--domain", "d.example", "render", "vhosts", "-o", str(out))
+    assert result.exit_code == 2
+    assert f"error: -o {out}: directory {out.parent} does not exist" in result.stderr
+    assert "--mkdir" in result.stderr
+    assert not (tmp_path / "no").exists()
+    made = run("--domain", "d.example", "render", "vhosts", "-o", str(out), "--mkdir")
+    assert made.exit_code == 0, made.output
+    assert "PassengerAppGroupName" in out.read_text()
+
+
+def test_render_redmine_config_into_a_missing_directory_is_refused(
+    run: Invoke, tmp_path: Path
+) -> None:
+    out = tmp_path / "confg"
+    result = run("render", "redmine-config", "-o", str(out), bucket=None)
+    assert result.exit_code == 2 and not out.exists()
+    assert run("render", "redmine-config", "-o", str(out), "--mkdir", bucket=None).exit_code == 0
+    assert (out / "database.yml").is_file()

@@ -205,3 +205,39 @@ def test_a_missing_setting_names_every_way_to_set_it() -> None:
     assert "--bucket" in str(caught.value.hint) and "CONFIG_BUCKET_NAME" in str(caught.value.hint)
     assert "REDMICA_CLUSTER" in str(caught.value.hint)
     require(load_settings({"bucket": "my-bucket", "cluster": "c"}, env={}), ["bucket", "cluster"])
+
+
+def _config_rows(stdout: str) -> dict[str, list[str]]:
+    lines = stdout.splitlines()[1:]
+    return {line.split()[0]: line.split()[1:] for line in lines if line.strip()}
+
+
+def test_config_show_writes_values_as_an_operator_would(
+    run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDMICA_SUBNETS", "subnet-a, subnet-b")
+    rows = _config_rows(run("config", "show", bucket=None).stdout)
+    assert rows["subnets"][0] == "subnet-a,subnet-b"  # was ('subnet-a', 'subnet-b')
+    assert rows["security_groups"] == ["default", "REDMICA_SECURITY_GROUPS"]  # was ()
+    assert rows["price_gb_minute"][0] == "0.00009216666667"  # was 9.216666667e-05
+    assert rows["assign_public_ip"][0] == "false"  # was False
+    assert rows["task_minutes"][0] == "4"
+    assert not any("(" in cell or "e-0" in cell for row in rows.values() for cell in row[:1])
+
+
+def test_config_show_names_and_changed_filter(run: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDMICA_DOMAIN", "redmine.example.com")
+    named = run("config", "show", "bucket", "domain", bucket=None)
+    assert list(_config_rows(named.stdout)) == ["bucket", "domain"]
+    changed = run("config", "show", "--changed", "--prefix", "t/", bucket=None)
+    assert {"prefix", "domain"} <= set(_config_rows(changed.stdout))
+    assert {"bucket", "app_root", "listen_port"}.isdisjoint(_config_rows(changed.stdout))
+    data = run("config", "show", "--changed", "-O", "json", bucket=None).json()
+    assert "domain" in data["settings"] and "prefix" not in data["settings"]
+    assert all(entry["source"] != "default" for entry in data["settings"].values())
+
+
+def test_config_show_of_an_unknown_name_suggests_one(run: Invoke) -> None:
+    result = run("config", "show", "buckt", bucket=None)
+    assert result.exit_code == 2
+    assert "error: no setting named 'buckt'; did you mean 'bucket'?" in result.stderr

@@ -321,6 +321,23 @@ class Settings:
         return [(spec.name, getattr(self, spec.name), self.source(spec.name)) for spec in SPECS]
 
 
+def display_value(value: SettingValue) -> str:
+    """A value as an operator writes it in REDMICA_<NAME>: lists comma-separated, booleans as
+    true/false, numbers without an exponent; blank when it is not set."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float):
+        from decimal import Decimal
+
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
+
+
 DEFAULTS = Settings()
 """Every setting at its default: the one place other modules take a default from."""
 

@@ -9,6 +9,7 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import Done
+from redmica_ops.errors import UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -20,44 +21,64 @@ def config() -> None:
 
     \b
     Examples:
-      redmica config show
+      redmica config show --changed
       redmica --config prod.toml config show --output json
     """
 
 
 @command(config, "show")
+@click.argument("names", nargs=-1, metavar="[NAME]...")
+@click.option("--changed", is_flag=True, help="only the settings that are not at their default")
 @pass_app
-def show(app: Application) -> Done:
-    """Print every setting, its value and where it came from.
+def show(app: Application, names: tuple[str, ...], changed: bool) -> Done:
+    """Print the settings in effect: value (as you would write it), source, environment name.
 
     Precedence: flag, then REDMICA_<NAME> (or the alias shown), then redmica.toml, then the
-    default.
+    default. Give NAMEs to see only those; --changed hides the ones at their default.
 
     \b
     Examples:
-      redmica config show
+      redmica config show --changed
+      redmica config show bucket region subnets
       REDMICA_BUCKET=my-config redmica config show --output json
     """
-    from redmica_ops.settings import SPECS_BY_NAME
+    from redmica_ops.settings import SPECS_BY_NAME, display_value
 
+    unknown = [name for name in names if name.replace("-", "_") not in SPECS_BY_NAME]
+    if unknown:
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0].replace("-", "_"), SPECS_BY_NAME, n=1)
+        raise UsageError(
+            f"no setting named {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+            "`redmica config show` lists every setting",
+        )
+    wanted = {name.replace("-", "_") for name in names}
     settings = app.settings
+    rows = [
+        (name, value, source)
+        for name, value, source in settings.as_rows()
+        if (not wanted or name in wanted) and (not changed or source != "default")
+    ]
 
     def text(out: Output) -> None:
-        rows = []
-        for name, value, source in settings.as_rows():
+        table = []
+        for name, value, source in rows:
             spec = SPECS_BY_NAME[name]
             env = ", ".join([spec.env_name, *spec.env_aliases])
-            rows.append((name, "" if value is None else value, source, env))
-        out.table(["setting", "value", "source", "environment"], rows)
+            table.append((name, display_value(value), source, env))
+        if table:
+            out.table(
+                ["setting", "value", "source", "environment"], table, drop_first=["environment"]
+            )
+        else:
+            out.info("every setting is at its default" if changed else "no setting matched")
         out.info(f"config file: {settings.config_file or 'none (no ./redmica.toml)'}")
 
     return Done(
         {
             "config_file": settings.config_file,
-            "settings": {
-                name: {"value": value, "source": source}
-                for name, value, source in settings.as_rows()
-            },
+            "settings": {name: {"value": value, "source": source} for name, value, source in rows},
         },
         text,
     )

@@ -187,7 +187,13 @@ class Output:
         cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
         is_tty = bool(getattr(self.stdout, "isatty", None) and self.stdout.isatty())
         colour = colour_enabled(self.stdout)
-        width = shutil.get_terminal_size().columns if is_tty else 200
+        if is_tty:
+            width = shutil.get_terminal_size().columns
+        else:  # a pipe is read by programs: never fold, however long the rows
+            width = sum(
+                max([len(name)] + [len(row[i]) for row in cells]) + COLUMN_GAP
+                for i, name in enumerate(columns)
+            )
         shown = list(range(len(columns)))
         widths: list[int] | None = None
         if is_tty:

@@ -49,6 +49,7 @@ def render() -> None:
 )
 @click.option("--app-root", help="Redmine directory (setting app_root)")
 @click.option("--listen-port", type=int, help="port of the virtual hosts (setting listen_port)")
+@click.option("--mkdir", is_flag=True, help="create the directory of -o when it does not exist")
 @pass_app
 def vhosts(
     app: Application,
@@ -58,6 +59,7 @@ def vhosts(
     redacted: bool,
     app_root: str | None,
     listen_port: int | None,
+    mkdir: bool,
 ) -> Done:
     """Write one Apache config with a virtual host per tenant.
 
@@ -65,7 +67,8 @@ def vhosts(
     gets ServerName <sub_domain>.<domain>, the shared app root, its own PassengerAppGroupName,
     SetEnv for its database and S3 folder, and `Require ip` when limit_ips is set. Output is
     deterministic. Without --redacted the file holds passwords, so it is never printed: give
-    -o FILE. With --check the file is only installed if Apache accepts it.
+    -o FILE, in a directory that exists (or add --mkdir). With --check the file is only
+    installed if Apache accepts it.
 
     \b
     Examples:
@@ -73,7 +76,12 @@ def vhosts(
       redmica render vhosts --from-dir tenants/ --domain redmine.example.com -o site.conf
       redmica render vhosts --redacted | less
     """
-    from redmica_ops.container.vhosts import VhostSettings, render_vhosts, write_private
+    from redmica_ops.container.vhosts import (
+        VhostSettings,
+        render_vhosts,
+        require_directory,
+        write_private,
+    )
 
     if app_root is not None:
         app.overrides["app_root"] = app_root
@@ -84,6 +92,8 @@ def vhosts(
             "-o FILE is required: the config holds passwords and is never "
             "printed (use --redacted to review it on stdout)"
         )
+    if out is not None:
+        require_directory(out.parent, f"-o {out}", mkdir)
     settings = VhostSettings.from_settings(app.settings)
     entries = _tenants(app, from_dir)
     text = render_vhosts(entries, settings, redact=redacted)
@@ -160,8 +170,9 @@ def check_file(app: Application, file: Path) -> Done:
     type=click.Path(path_type=Path, file_okay=False),
     help="directory to write database.yml and s3.yml into (Redmine's config/)",
 )
+@click.option("--mkdir", is_flag=True, help="create the directory when it does not exist")
 @pass_app
-def redmine_config(app: Application, out: Path) -> Done:
+def redmine_config(app: Application, out: Path, mkdir: bool) -> Done:
     """Write Redmine's database.yml, configuration.yml and s3.yml (for redmica_s3).
 
     They read everything from the tenant's environment through ERB (RAILS_DB,
@@ -177,9 +188,11 @@ def redmine_config(app: Application, out: Path) -> Done:
     from redmica_ops.container.vhosts import (
         REDMINE_CONFIG_FILES,
         render_redmine_config,
+        require_directory,
         write_private,
     )
 
+    require_directory(out, f"-o {out}", mkdir)
     written: list[str] = []
     for name in REDMINE_CONFIG_FILES:
         write_private(out / name, render_redmine_config(name), mode=0o644)

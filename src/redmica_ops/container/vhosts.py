@@ -167,6 +167,19 @@ def render_redmine_config(name: str) -> str:
     return template_text(f"redmine/{name}")
 
 
+def require_directory(directory: Path, flag: str, mkdir: bool) -> None:
+    """An operator-given output directory must exist unless `mkdir`: a typo in an Apache path
+    must fail, not "work" somewhere Apache never reads."""
+    if mkdir or directory.is_dir():
+        return
+    if directory.exists():
+        raise UsageError(f"{flag}: {directory} is not a directory", "give a path in a directory")
+    raise UsageError(
+        f"{flag}: directory {directory} does not exist",
+        "check the path for a typo, or add --mkdir to create it",
+    )
+
+
 def write_private(
     path: Path, text: str, mode: int = 0o600, check: Callable[[Path], None] | None = None
 ) -> None:
