@@ -115,3 +115,21 @@ def test_run_tenant_with_a_program_that_cannot_run_exits_126(
     not_executable.write_text("#!/bin/sh\n")
     result = run("entrypoint", "run-tenant", "acme", "--", str(not_executable))
     assert result.exit_code == 126
+
+
+# -- a read-only command never says "nothing was written" -----------------------------------------
+@pytest.mark.parametrize("argv", [["cost", "--tasks", "3"], ["tenant", "list"], ["config", "show"]])
+def test_read_only_commands_do_not_say_nothing_was_written(
+    run: Invoke, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    monkeypatch.setenv("REDMICA_TASK_VCPU", "abc")
+    result = run(*argv)
+    assert result.exit_code == 2
+    assert "error: validation failed: 1 problem\n" in result.stderr
+    assert "nothing was written" not in result.stderr
+
+
+def test_a_command_that_would_write_still_says_it(s3: S3Client, run: Invoke) -> None:
+    result = run("tenant", "add", "acme", "-f", "-", input="db: {}\n")
+    assert result.exit_code == 2
+    assert "; nothing was written" in result.stderr

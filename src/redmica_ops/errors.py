@@ -90,14 +90,25 @@ class UsageError(RedmicaError):
 
 
 class ValidationFailed(UsageError):
-    """Bad input: one or more problems, all reported, nothing written."""
+    """Bad input: one or more problems, all reported.
+
+    `before_writing` says the command was about to write and wrote nothing: only then does the
+    message say so (a read-only command that says "nothing was written" confuses).
+    """
 
     def __init__(
-        self, problems: Sequence[Problem], hint: str | None = None, message: str | None = None
+        self,
+        problems: Sequence[Problem],
+        hint: str | None = None,
+        message: str | None = None,
+        *,
+        before_writing: bool = False,
     ) -> None:
         count = len(problems)
         noun = "problem" if count == 1 else "problems"
-        message = message or f"validation failed: {count} {noun}; nothing was written"
+        message = message or f"validation failed: {count} {noun}" + (
+            "; nothing was written" if before_writing else ""
+        )
         super().__init__(message, hint, problems)
 
 

@@ -121,7 +121,7 @@ def _tenants(app: Application, from_dir: Path | None) -> list[Entry]:
 
         files = load_paths([from_dir])
         if files.problems:
-            raise ValidationFailed(files.problems)
+            raise ValidationFailed(files.problems, before_writing=True)
         return files.entries
     from redmica_ops.tenants.selection import Reason, Use, select
 

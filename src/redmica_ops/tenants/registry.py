@@ -51,7 +51,8 @@ def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
                     "db.password",
                     f"{REDACTED} is the redaction placeholder; give the real password",
                 )
-            ]
+            ],
+            before_writing=True,
         )
     return new.with_password(SecretStr(old.db.password.get_secret_value()))
 

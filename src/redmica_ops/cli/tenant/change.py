@@ -130,7 +130,7 @@ def edit(app: Application, tenant_id: str) -> Done:
         if new is not None:
             break
         if _strip_comments(edited) == _strip_comments(text):
-            raise ValidationFailed(problems, hint="the edit was not saved")
+            raise ValidationFailed(problems, hint="the edit was not saved", before_writing=True)
         lines = "".join(f"# error: {p}\n" for p in problems)
         text = (
             header

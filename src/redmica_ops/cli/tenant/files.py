@@ -78,7 +78,7 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> Done:
 
     files = load_paths([directory])
     if files.problems:
-        raise ValidationFailed(files.problems)
+        raise ValidationFailed(files.problems, before_writing=apply_)
     registry = app.registry()
     plan = registry.plan_sync(files.entries, prune=prune)
     out = app.output

@@ -38,9 +38,11 @@ def read_document(path: str, stdin: BinaryIO) -> tuple[bytes, str]:
     try:
         return read_limited(Path(path)), path
     except FileNotFoundError:
-        raise ValidationFailed([Problem(path, "", "no such file")]) from None
+        raise ValidationFailed([Problem(path, "", "no such file")], before_writing=True) from None
     except OSError as exc:
-        raise ValidationFailed([Problem(path, "", f"cannot read: {exc.strerror}")]) from None
+        raise ValidationFailed(
+            [Problem(path, "", f"cannot read: {exc.strerror}")], before_writing=True
+        ) from None
 
 
 def read_password(stdin: BinaryIO) -> str:
@@ -93,12 +95,12 @@ def validated(tenant_id: str, data: YAMLData, source: str, flag_form: bool) -> T
                 else p
                 for p in problems
             ]
-        raise ValidationFailed(problems)
+        raise ValidationFailed(problems, before_writing=True)
     return tenant
 
 
 def parse_document(raw: bytes, source: str) -> YAMLData:
     data, problems = load_document(raw, source)
     if problems:
-        raise ValidationFailed(problems)
+        raise ValidationFailed(problems, before_writing=True)
     return data
