@@ -441,7 +441,7 @@ def test_remove_history_restore(s3: S3Client, run: Invoke) -> None:
     table = run("tenant", "history", "acme")
     assert first in table.stdout and "deleted" in table.stdout
 
-    restored = run("tenant", "restore", "acme", first)
+    restored = run("tenant", "restore", "acme", first, "--yes")
     assert restored.exit_code == 0, restored.output
     doc = stored(s3, "acme")
     assert "port" not in doc["db"]  # type: ignore[operator]
@@ -461,14 +461,14 @@ def test_restore_rejects_a_version_that_would_clash(s3: S3Client, run: Invoke) -
         input=tenant_yaml("acme", property__sub_domain="acme-new"),
     )
     add(run, "beta", property__sub_domain="acme")
-    result = run("tenant", "restore", "acme", first)
+    result = run("tenant", "restore", "acme", first, "--yes")
     assert result.exit_code == 4
     assert "already used by tenant 'beta'" in result.stderr
 
 
 def test_restore_unknown_version_is_not_found(s3: S3Client, run: Invoke) -> None:
     add(run, "acme")
-    result = run("tenant", "restore", "acme", "no-such-version")
+    result = run("tenant", "restore", "acme", "no-such-version", "--yes")
     assert result.exit_code in (3, 5)
     assert "no-such-version" in result.stderr
 

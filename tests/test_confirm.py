@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
@@ -77,3 +79,58 @@ def test_the_real_prompt_reads_one_line_and_only_y_is_yes(s3: S3Client, run: Inv
 def test_the_rule_is_documented_once_in_the_root_help(run: Invoke) -> None:
     help_text = run("--help").stdout
     assert "Confirmations:" in help_text and "6 declined" in help_text
+
+
+def _repo(tmp_path: Path, *names: str) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir(exist_ok=True)
+    for name in names:
+        (repo / f"{name}.yaml").write_text(tenant_yaml(name))
+    return repo
+
+
+def test_sync_apply_shows_the_plan_then_asks(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "acme", "beta")
+    before = objects_in(s3)
+    app, asked = _terminal(answer=False)
+    result = run("tenant", "sync", str(repo), "--apply", app=app)
+    assert result.exit_code == 6
+    assert asked == [
+        "Apply 2 add(s), 0 change(s) and 0 removal(s) to s3://redmica-config-test/tenants/?"
+    ]
+    assert "+ add     acme" in result.stderr  # the plan, before the question
+    assert objects_in(s3) == before
+    app, asked = _terminal(answer=True)
+    applied = run("tenant", "sync", str(repo), "--apply", app=app)
+    assert applied.exit_code == 0 and "applied: " in applied.stderr
+    assert applied.stdout.count("+ add     acme") == 0  # not printed a second time
+
+
+def test_sync_apply_without_a_terminal_needs_yes(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+    repo = _repo(tmp_path, "acme")
+    refused = run("tenant", "sync", str(repo), "--apply")
+    assert refused.exit_code == 2 and "add --yes" in refused.stderr
+    assert run("tenant", "sync", str(repo), "--apply", "--yes").exit_code == 0
+
+
+def test_a_sync_plan_and_an_empty_apply_ask_nothing(
+    s3: S3Client, run: Invoke, tmp_path: Path
+) -> None:
+    repo = _repo(tmp_path, "acme")
+    assert run("tenant", "sync", str(repo)).exit_code == 0  # plan only
+    assert run("tenant", "sync", str(repo), "--apply", "--yes").exit_code == 0
+    app, asked = _terminal(answer=None)
+    assert run("tenant", "sync", str(repo), "--apply", app=app).exit_code == 0
+    assert asked == []
+
+
+def test_restore_asks_first(s3: S3Client, run: Invoke) -> None:
+    _add(run, "acme")
+    first = run("tenant", "history", "acme", "-O", "json").json()[0]["version_id"]
+    before = objects_in(s3)
+    app, asked = _terminal(answer=False)
+    result = run("tenant", "restore", "acme", first, app=app)
+    assert result.exit_code == 6 and len(asked) == 1
+    assert asked[0].startswith(f"Make version {first} of tenant 'acme' the current one")
+    assert objects_in(s3) == before
+    assert run("tenant", "restore", "acme", first).exit_code == 2  # no terminal, no --yes

@@ -111,7 +111,10 @@ def test_operator_role(
         == 0
     )
     history = run("tenant", "history", "acme", "-O", "json", app=app()).json()
-    assert run("tenant", "restore", "acme", history[-1]["version_id"], app=app()).exit_code == 0
+    assert (
+        run("tenant", "restore", "acme", history[-1]["version_id"], "--yes", app=app()).exit_code
+        == 0
+    )
     assert run("tenant", "history", "acme", app=app()).exit_code == 0
     assert run("tenant", "remove", "acme", "--yes", app=app()).exit_code == 0
     assert (

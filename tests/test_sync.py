@@ -51,7 +51,7 @@ def test_apply_without_prune_keeps_extras(s3: S3Client, run: Invoke, tmp_path: P
     repo = tmp_path / "repo"
     write(repo, "acme", db__port=6000)
     write(repo, "delta")
-    result = run("tenant", "sync", str(repo), "--apply", "-O", "json")
+    result = run("tenant", "sync", str(repo), "--yes", "--apply", "-O", "json")
     assert result.exit_code == 0, result.output
     data = result.json()
     assert data["done"] == ["added delta", "changed acme"]
@@ -66,7 +66,7 @@ def test_apply_with_prune_removes_extras(s3: S3Client, run: Invoke, tmp_path: Pa
     seed(run, "acme", "gamma")
     repo = tmp_path / "repo"
     write(repo, "acme")
-    result = run("tenant", "sync", str(repo), "--apply", "--prune")
+    result = run("tenant", "sync", str(repo), "--yes", "--apply", "--prune")
     assert result.exit_code == 0, result.output
     listed = run("tenant", "list", "-O", "json").json()
     assert [t["tenant"] for t in listed] == ["acme"]
@@ -79,7 +79,7 @@ def test_invalid_directory_writes_nothing(s3: S3Client, run: Invoke, tmp_path: P
     write(repo, "delta")
     write(repo, "epsilon", db__port=0)
     before = objects_in(s3)
-    result = run("tenant", "sync", str(repo), "--apply")
+    result = run("tenant", "sync", str(repo), "--yes", "--apply")
     assert result.exit_code == 2
     assert f"{repo / 'epsilon.yaml'}: db.port: 0 is not a port number" in result.stderr
     assert objects_in(s3) == before
@@ -92,12 +92,12 @@ def test_clash_with_a_tenant_that_stays_writes_nothing(
     repo = tmp_path / "repo"
     write(repo, "delta", property__sub_domain="acme")
     before = objects_in(s3)
-    result = run("tenant", "sync", str(repo), "--apply")
+    result = run("tenant", "sync", str(repo), "--yes", "--apply")
     assert result.exit_code == 4
     assert "property.sub_domain: 'acme' is already used by tenant 'acme'" in result.stderr
     assert objects_in(s3) == before
     # With --prune, acme goes away, so delta may take its sub-domain.
-    pruned = run("tenant", "sync", str(repo), "--apply", "--prune")
+    pruned = run("tenant", "sync", str(repo), "--yes", "--apply", "--prune")
     assert pruned.exit_code == 0, pruned.output
 
 
@@ -105,7 +105,7 @@ def test_clash_inside_the_directory(s3: S3Client, run: Invoke, tmp_path: Path) -
     repo = tmp_path / "repo"
     write(repo, "acme")
     write(repo, "beta", db__name="acme")
-    result = run("tenant", "sync", str(repo), "--apply")
+    result = run("tenant", "sync", str(repo), "--yes", "--apply")
     assert result.exit_code == 2
     assert "db.name: 'acme' is already used by tenant 'acme'" in result.stderr
     assert objects_in(s3) == []
@@ -117,7 +117,7 @@ def test_sync_replaces_an_invalid_stored_document(
     s3.put_object(Bucket=BUCKET, Key="tenants/acme.yaml", Body=b"db: broken\n")
     repo = tmp_path / "repo"
     write(repo, "acme")
-    result = run("tenant", "sync", str(repo), "--apply")
+    result = run("tenant", "sync", str(repo), "--yes", "--apply")
     assert result.exit_code == 0, result.output
     assert "replaces an invalid document" in result.stdout
     body = s3.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read()

@@ -194,16 +194,20 @@ def remove(app: Application, tenant_id: str, yes: bool) -> Done:
 @command(tenant, "restore")
 @click.argument("tenant_id")
 @click.argument("version_id")
+@yes_option
 @pass_app
-def restore(app: Application, tenant_id: str, version_id: str) -> Done:
+def restore(app: Application, tenant_id: str, version_id: str, yes: bool) -> Done:
     """Make an older version of a tenant's document the current one.
 
     The old version is validated again with today's rules and checked for clashes with the
-    other tenants before it is written (as a new version; history is kept).
+    other tenants before it is written (as a new version; history is kept). Asks first on a
+    terminal (--yes for scripts).
 
     \b
     Examples:
       redmica tenant history acme
       redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
+      redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --yes
     """
+    confirm(app, f"make version {version_id} of tenant {tenant_id!r} the current one", yes)
     return _report(app, tenant_id, app.registry().restore(tenant_id, version_id), "restored")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.options import command, confirm, pass_app, yes_option
 from redmica_ops.cli.result import Done, JSONValue
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import ExitCode, ValidationFailed
@@ -59,20 +60,21 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
 @click.option(
     "--prune", is_flag=True, help="with --apply, remove tenants that have no file in DIRECTORY"
 )
+@yes_option
 @pass_app
-def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> Done:
+def sync(app: Application, directory: Path, apply_: bool, prune: bool, yes: bool) -> Done:
     """Make the bucket match a directory of tenant files (plan, then --apply).
 
     Without --apply nothing changes: the plan lists adds, field-level changes (secrets shown
     only as changed) and tenants that exist only in the bucket. Those are removed only with
     --prune. Every file is validated, and the resulting set checked for clashes, before the
-    first write.
+    first write. --apply shows the plan and asks first on a terminal (--yes for scripts).
 
     \b
     Examples:
       redmica tenant sync tenants/
       redmica tenant sync tenants/ --apply
-      redmica tenant sync tenants/ --apply --prune --output json
+      redmica tenant sync tenants/ --apply --prune --yes --output json
     """
     from redmica_ops.tenants.files import load_paths
 
@@ -84,11 +86,8 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> Done:
     out = app.output
     for warning in plan.warnings:
         out.warn(warning)
-    done: list[str] = []
-    if apply_ and not plan.empty:
-        done = registry.apply_sync(plan)
 
-    def text(out: Output) -> None:
+    def plan_text(out: Output) -> None:
         for entry in plan.adds:
             out.text(f"+ add     {entry.tenant_id}  ({entry.source})")
         for change in plan.changes:
@@ -105,6 +104,27 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool) -> Done:
             f"{len(plan.adds)} to add, {len(plan.changes)} to change, "
             f"{len(plan.removals) if prune else 0} to remove, {len(plan.unchanged)} unchanged"
         )
+
+    shown = False
+    done: list[str] = []
+    if apply_ and not plan.empty:
+        if not yes and app.interactive():
+            from redmica_ops.cli.output import Output as Printer
+
+            plan_text(Printer(stdout=sys.stderr))  # the plan is what the operator agrees to
+            shown = True
+        removals = len(plan.removals) if prune else 0
+        confirm(
+            app,
+            f"apply {len(plan.adds)} add(s), {len(plan.changes)} change(s) and {removals} "
+            f"removal(s) to s3://{registry.store.bucket}/{registry.store.prefix}",
+            yes,
+        )
+        done = registry.apply_sync(plan)
+
+    def text(out: Output) -> None:
+        if not shown:
+            plan_text(out)
         if plan.empty:
             out.info("the bucket already matches the directory")
         elif apply_:

@@ -35,7 +35,11 @@ def list_(app: Application) -> Done:
 
     def text(out: Output) -> None:
         rows = [tenant_row(s, settings.domain, settings.db_host) for s in listing.tenants]
-        out.table(["tenant", "site", "database", "attachments", "allowed ips"], rows)
+        out.table(
+            ["tenant", "site", "database", "attachments", "allowed ips"],
+            rows,
+            drop_first=["attachments", "database"],
+        )
         out.info(f"{len(listing.tenants)} tenant(s) in {location}")
 
     warnings: list[str] = []
