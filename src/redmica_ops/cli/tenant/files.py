@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 def validate(app: Application, paths: tuple[Path, ...]) -> Done:
     """Check tenant files offline: each file's rules and uniqueness across all of them.
 
-    A file's tenant id is its name without .yaml. Needs no AWS access (for CI of a repository
-    of tenant files). Every problem is printed, one per line; exit code 2 if there are any.
+    A file's tenant id is its name without .yaml or .yml. Needs no AWS access (for CI of a
+    repository of tenant files). Every problem is printed, one per line; exit code 2 if there
+    are any.
 
     \b
     Examples:
