@@ -1,7 +1,9 @@
-"""Progress of a migrate run on stderr: a live line on a terminal, plain lines otherwise.
+"""Progress of a migrate run on stderr: rich's live progress on a terminal, lines otherwise.
 
-Failures are printed as they happen in both modes; the summary (counts by status, rate, ETA)
-is redrawn on a terminal and printed every `interval` seconds when piped.
+Failures are printed as they happen in both modes. On a terminal a progress bar shows the
+counts by status, the rate and the ETA; when stderr is not a terminal (a log, CI) one summary
+line is printed every `interval` seconds (10 by default). The counts never exceed the total and
+the ETA is never negative, also when a resumed run starts with tenants already done.
 """
 
 from __future__ import annotations
@@ -25,35 +27,52 @@ class ProgressPrinter:
         live: bool | None = None,
     ) -> None:
         self.clock = clock
-        self.total = total
+        self.total = max(total, 0)
         self.stream = stream or sys.stderr
         self.interval = interval
         self.live = self.stream.isatty() if live is None else live
         self.started = clock.now()
         self.last_line = float("-inf")
-        self._live: Any = None
+        self.finished_here = 0  # the rate counts this run's work, not a resumed run's past
+        self._progress: Any = None
+        self._task: Any = None
 
     def __enter__(self) -> ProgressPrinter:
         if self.live:
             from rich.console import Console
-            from rich.live import Live
-            from rich.text import Text
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-            console = Console(file=self.stream, highlight=False, markup=False)
-            self._live = Live(
-                Text("starting..."), console=console, transient=True, refresh_per_second=4
+            from redmica_ops.cli.output import colour_enabled
+
+            colour = colour_enabled(self.stream)
+            console = Console(
+                file=self.stream,
+                highlight=False,
+                markup=False,
+                force_terminal=True,
+                color_system="auto" if colour else None,
+                no_color=not colour,
             )
-            self._live.__enter__()
+            self._progress = Progress(
+                BarColumn(bar_width=24),
+                MofNCompleteColumn(),
+                TextColumn("{task.description}", markup=False),
+                console=console,
+                transient=True,
+                refresh_per_second=4,
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task("starting...", total=self.total or None)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._live is not None:
-            self._live.__exit__(None, None, None)
-            self._live = None
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+            self._progress = None
 
     def _print(self, text: str) -> None:
-        if self._live is not None:
-            self._live.console.print(text, markup=False, highlight=False)
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
         else:
             self.stream.write(text + "\n")
             self.stream.flush()
@@ -63,6 +82,7 @@ class ProgressPrinter:
         pass
 
     def finished(self, run: TenantRun) -> None:
+        self.finished_here += 1
         if run.status != Status.SUCCEEDED:
             self._print(
                 f"  {run.tenant}: {run.status}" + (f" - {run.reason}" if run.reason else "")
@@ -73,29 +93,30 @@ class ProgressPrinter:
 
     def tick(self, record: RunRecord, in_flight: int, queued: int) -> None:
         now = self.clock.now()
-        line = self.summary(record, in_flight, queued, now)
-        if self._live is not None:
-            from rich.text import Text
-
-            self._live.update(Text(line))
+        if self._progress is not None:
+            done, details = self.counts(record, in_flight, queued, now)
+            self._progress.update(self._task, completed=done, description=details)
         elif now - self.last_line >= self.interval:
             self.last_line = now
-            self._print(line)
+            self._print(self.summary(record, in_flight, queued, now))
 
-    def summary(self, record: RunRecord, in_flight: int, queued: int, now: float) -> str:
+    def counts(self, record: RunRecord, in_flight: int, queued: int, now: float) -> tuple[int, str]:
+        """How many are done (never above the total) and the rest of the line after it."""
         runs = record.tenants.values()
         done = sum(1 for r in runs if r.status in FINAL and r.status != Status.SKIPPED)
+        done = min(done, self.total)
         counts = record.summary()
         elapsed = max(now - self.started, 1e-9)
-        rate = done / elapsed
-        remaining = self.total - done
-        eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining else "-"
-        parts = [f"{counts[s]} {s}" for s in SHOWN if counts.get(s)]
-        parts.append(f"{in_flight} running")
+        rate = self.finished_here / elapsed
+        remaining = max(self.total - done, 0)
+        eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining > 0 else "-"
+        parts = [f"{min(counts[s], self.total)} {s}" for s in SHOWN if counts.get(s)]
+        parts.append(f"{min(in_flight, remaining)} running")
         if queued:
-            parts.append(f"{queued} queued")
-        return (
-            f"[{elapsed:5.0f}s] {done}/{self.total} done: "
-            + ", ".join(parts)
-            + f"; {rate:.2f}/s, ETA {eta}"
-        )
+            parts.append(f"{min(queued, remaining)} queued")
+        return done, ", ".join(parts) + f"; {rate:.2f}/s, ETA {eta}"
+
+    def summary(self, record: RunRecord, in_flight: int, queued: int, now: float) -> str:
+        done, details = self.counts(record, in_flight, queued, now)
+        elapsed = max(now - self.started, 0.0)
+        return f"[{elapsed:5.0f}s] {done}/{self.total} done: {details}"
