@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +100,54 @@ def test_failure_simulation_without_ecs_is_refused(
 def test_a_bad_host_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match=r"cannot listen on 203\.0\.113\.7"):
         sandbox.start_sandbox(host="203.0.113.7", port=0)
+
+
+def _sandbox_env(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    import os
+    import time
+
+    env_file = tmp_path / "sandbox.env"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDMICA_"))}
+    process = subprocess.Popen(
+        [REDMICA, "sandbox", "--ecs", "--env-file", str(env_file)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base,
+    )
+    deadline = time.monotonic() + 60
+    while not env_file.exists():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the sandbox did not start"
+        time.sleep(0.05)
+    lines = env_file.read_text().splitlines()
+    exports = dict(line.removeprefix("export ").split("=", 1) for line in lines)
+    return process, {**base, **exports}
+
+
+def _status(env: dict[str, str]) -> dict[str, Any]:
+    done = subprocess.run(
+        [REDMICA, "status", "--output", "json"], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
+def test_the_sandbox_service_counts_agree_with_its_deployments(tmp_path: Path) -> None:
+    process, env = _sandbox_env(tmp_path)
+    try:
+        for step in ("start", "reload"):
+            if step == "reload":
+                reloaded = subprocess.run(
+                    [REDMICA, "reload"], capture_output=True, text=True, env=env, timeout=120
+                )
+                assert reloaded.returncode == 0, reloaded.stderr
+            status = _status(env)
+            deployments = status["deployments"]
+            assert status["running"] == sum(d["running"] for d in deployments) == 2, status
+            assert status["pending"] == sum(d["pending"] for d in deployments) == 0, status
+            assert [d["rollout_state"] for d in deployments] == ["COMPLETED"], status
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -255,14 +255,13 @@ def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
         ],
     )
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-    ecs.create_service(
-        cluster=SANDBOX_CLUSTER,
-        serviceName=SANDBOX_SERVICE,
-        taskDefinition=SANDBOX_FAMILY,
-        desiredCount=2,
-        launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}},
-    )
+    # A service that is already steady (moto reads this when it creates one; our server runs in
+    # this process), so `status` and `doctor` start from a healthy service, as after a deploy.
+    os.environ["MOTO_ECS_SERVICE_RUNNING"] = "2"
+    try:
+        _create_service(ecs, subnet)
+    finally:
+        os.environ.pop("MOTO_ECS_SERVICE_RUNNING", None)
     # moto's tasks finish after a few DescribeTasks; poll every second to keep demos short.
     return {
         "REDMICA_CLUSTER": SANDBOX_CLUSTER,
@@ -272,6 +271,23 @@ def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
         "REDMICA_POLL_INTERVAL": "1",
         "REDMICA_SERVICE": SANDBOX_SERVICE,
     }
+
+
+def _create_service(ecs: Any, subnet: str) -> None:
+    ecs.create_service(
+        cluster=SANDBOX_CLUSTER,
+        serviceName=SANDBOX_SERVICE,
+        taskDefinition=SANDBOX_FAMILY,
+        desiredCount=2,
+        launchType="FARGATE",
+        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}},
+    )
+
+
+def _count_tasks(service: Any) -> None:
+    """The service's counts are its deployments' (moto leaves them as they were at creation)."""
+    service.running_count = sum(int(d.get("runningCount", 0)) for d in service.deployments)
+    service.pending_count = sum(int(d.get("pendingCount", 0)) for d in service.deployments)
 
 
 def _simulate_failures(fail_once: frozenset[str]) -> None:
@@ -344,6 +360,7 @@ def _simulate_rollouts(fail_images: frozenset[str]) -> None:
                 "fail": bool(images & fail_images),
             }
             service.deployments = [new, old]
+            _count_tasks(service)
             event(
                 service,
                 f"(service {service.name}) has started a deployment of "
@@ -378,6 +395,8 @@ def _simulate_rollouts(fail_images: frozenset[str]) -> None:
                 )
                 service.task_definition = old["taskDefinition"]
                 service.deployments = [back, new]
+                new.update(runningCount=0, pendingCount=0)
+                _count_tasks(service)
                 event(
                     service,
                     f"(service {service.name}) deployment failed: tasks failed to "
@@ -391,6 +410,7 @@ def _simulate_rollouts(fail_images: frozenset[str]) -> None:
                     rolloutStateReason="ECS deployment completed.",
                 )
                 service.deployments = [new]
+                _count_tasks(service)
                 event(service, f"(service {service.name}) has reached a steady state.")
         return services, failures
 
