@@ -71,6 +71,28 @@ def test_doctor_all_good(s3: S3Client, run: Invoke) -> None:
     assert checks["credentials"]["detail"].endswith("(account 123456789012)")
     assert checks["tenants"]["detail"] == "1 tenant(s), all valid and unique"
     assert checks["ecs: images agree"]["status"] == "ok"
+    assert checks["capacity"]["detail"] == (
+        "pool 11 (derived) from 2048 MiB (setting serve_memory_mib (default)) for 1 tenant(s); "
+        "spawn direct, min_instances 0"
+    )  # (2048 - 256) // 160 = 11
+
+
+def test_doctor_warns_when_explicit_pool_values_cannot_fit(s3: S3Client, run: Invoke) -> None:
+    for name in ("acme", "beta", "gamma"):
+        s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=tenant_yaml(name).encode())
+    result = run(
+        "doctor", "-O", "json", app=app(REDMICA_MAX_POOL_SIZE="2", REDMICA_MIN_INSTANCES="1")
+    )
+    check = rows(result)["capacity"]
+    assert check["status"] == "warn"
+    assert "pool 2 (explicit)" in check["detail"]
+    assert (
+        "min_instances 1 x 3 tenants keeps 3 processes warm but the pool holds 2"
+        in (check["detail"])
+    )
+    too_small = run("doctor", "-O", "json", app=app(REDMICA_SERVE_MEMORY_MIB="300"))
+    assert rows(too_small)["capacity"]["status"] == "fail"
+    assert too_small.exit_code == 1
 
 
 def test_doctor_finds_what_is_wrong(s3: S3Client, run: Invoke) -> None:

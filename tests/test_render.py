@@ -11,6 +11,7 @@ import pytest
 import yaml
 from mypy_boto3_s3 import S3Client
 
+from redmica_ops.capacity import PoolRequest
 from redmica_ops.container import escape as apacheconf
 from redmica_ops.container.vhosts import VhostSettings, app_group_name, render_vhosts, write_private
 from redmica_ops.errors import UsageError
@@ -134,10 +135,14 @@ def test_vhosts_layout() -> None:
     ]
     assert f'SetEnv RAILS_DB_PASSWORD "{CANARY_PASSWORD}"' in acme
     server_level = text.split("<VirtualHost")[0]
-    assert "PassengerMaxPoolSize 4" in server_level  # 2 tenants x 2 processes
-    assert "PassengerMaxInstancesPerApp 2" in server_level
-    assert "PassengerMinInstances 1" in server_level
-    assert "PassengerMaxPreloaderIdleTime 300" in server_level
+    # From memory, not from the tenant count: (2048 - 256) MiB / 160 MiB = 11 processes
+    assert "PassengerMaxPoolSize 11\n" in server_level
+    assert "PassengerMaxInstancesPerApp 2\n" in server_level
+    assert "PassengerMinInstances 0\n" in server_level  # idle tenants scale to zero
+    assert "PassengerPoolIdleTime 300\n" in server_level
+    assert "PassengerSpawnMethod direct\n" in server_level
+    assert "PassengerMaxPreloaderIdleTime" not in server_level  # no preloader when direct
+    assert "PassengerMaxRequestQueueSize 100\n" in server_level
     assert apacheconf.DOLLAR_DEFINE in server_level
     for forbidden in ("Listen", "LoadModule", "PassengerRoot", "SetEnvIf", "PassengerEnvVar"):
         assert forbidden not in text
@@ -167,14 +172,49 @@ def test_pool_size_from_settings() -> None:
     custom = VhostSettings(
         domain="x.example",
         app_root="/app",
-        max_pool_size=7,
-        processes_per_tenant=3,
-        min_instances=0,
-        max_preloader_idle_time=0,
+        pool=PoolRequest(
+            memory_mib=4096,
+            max_pool_size=7,
+            processes_per_tenant=3,
+            min_instances=1,
+            spawn_method="smart",
+            max_preloader_idle_time=0,
+            pool_idle_time=60,
+            max_request_queue_size=5,
+        ),
     )
     text = render_vhosts([entry("acme")], custom)
     assert "PassengerMaxPoolSize 7\n" in text and "PassengerMaxInstancesPerApp 3\n" in text
-    assert "PassengerMinInstances 0\n" in text and "PassengerMaxPreloaderIdleTime 0\n" in text
+    assert "PassengerMinInstances 1\n" in text and "PassengerMaxPreloaderIdleTime 0\n" in text
+    assert "PassengerSpawnMethod smart\n" in text and "PassengerPoolIdleTime 60\n" in text
+    assert "PassengerMaxRequestQueueSize 5\n" in text
+
+
+def test_pool_does_not_grow_with_tenants() -> None:
+    settings = VhostSettings(domain="x.example", app_root="/app", pool=PoolRequest(8192))
+    one = render_vhosts([entry("t0")], settings)
+    many = render_vhosts([entry(f"t{i}") for i in range(200)], settings)
+    # (8192 - 256) // 160 = 49 for 1 tenant and for 200
+    assert "PassengerMaxPoolSize 49\n" in one and "PassengerMaxPoolSize 49\n" in many
+
+
+def test_a_budget_without_room_for_one_process_is_refused() -> None:
+    settings = VhostSettings(domain="x.example", app_root="/app", pool=PoolRequest(400))
+    with pytest.raises(UsageError, match="holds no Passenger process"):
+        render_vhosts([entry("acme")], settings)
+
+
+def test_pool_from_settings_memory_and_explicit_values(tmp_path: Path) -> None:
+    from redmica_ops.settings import load_settings
+
+    env = {"REDMICA_DOMAIN": "x.example", "REDMICA_SERVE_MEMORY_MIB": "4096"}
+    settings = VhostSettings.from_settings(load_settings({}, env))
+    text = render_vhosts([entry("acme")], settings)
+    assert "PassengerMaxPoolSize 24\n" in text  # (4096 - 256) // 160
+    env |= {"REDMICA_MAX_POOL_SIZE": "3", "REDMICA_SPAWN_METHOD": "smart"}
+    text = render_vhosts([entry("acme")], VhostSettings.from_settings(load_settings({}, env)))
+    assert "PassengerMaxPoolSize 3\n" in text and "PassengerSpawnMethod smart\n" in text
+    assert "PassengerMaxPreloaderIdleTime 300\n" in text
 
 
 def test_hostile_values_are_escaped_in_the_file() -> None:

@@ -167,15 +167,22 @@ def test_component_defaults_are_the_settings_defaults() -> None:
     from redmica_ops.settings import DEFAULTS
 
     vhost = {f.name: f.default for f in dataclasses.fields(VhostSettings)}
+    for name in ("listen_port", "db_host", "trusted_proxies"):
+        assert vhost[name] == getattr(DEFAULTS, name), name
+    from redmica_ops.capacity import PoolRequest
+
+    rendered = dataclasses.asdict(VhostSettings("x.example", "/app").pool)
+    assert rendered == dataclasses.asdict(PoolRequest(memory_mib=DEFAULTS.serve_memory_mib))
     for name in (
-        "listen_port",
         "processes_per_tenant",
         "max_pool_size",
         "min_instances",
         "max_preloader_idle_time",
-        "db_host",
+        "pool_idle_time",
+        "max_request_queue_size",
     ):
-        assert vhost[name] == getattr(DEFAULTS, name), name
+        assert rendered[name] == getattr(DEFAULTS, name), name
+    assert rendered["reserve_mib"] == DEFAULTS.memory_reserve_mib
     fan = FanOutOptions(command=["true"])
     assert (fan.concurrency, fan.rate, fan.burst, fan.timeout) == (
         DEFAULTS.concurrency,

@@ -27,8 +27,7 @@ SPAWN_METHODS: tuple[SpawnMethod, ...] = ("direct", "smart")
 # group with a process also keeps a preloader; in a fleet most tenants have one worker, so the
 # worst case (one preloader per worker) is what a budget must hold.
 MEASURED_PROCESS_MIB: dict[SpawnMethod, int] = {"direct": 160, "smart": 200}
-DEFAULT_RESERVE_MIB = 256
-DEFAULT_COLD_START_SECONDS = 2.5
+DEFAULT_COLD_START_SECONDS = DEFAULTS.cold_start_seconds
 HOURS_PER_MONTH = 730.0  # AWS's convention for monthly prices
 
 
@@ -58,16 +57,16 @@ class PoolRequest:
     """What the pool is derived from; a field left None is derived, a value given wins."""
 
     memory_mib: int
-    reserve_mib: int = DEFAULT_RESERVE_MIB
+    reserve_mib: int = DEFAULTS.memory_reserve_mib
     spawn_method: SpawnMethod = "direct"
     process_mib: int | None = None
     # Defaults that are settings come from the settings (one declaration, in settings.py).
     processes_per_tenant: int = DEFAULTS.processes_per_tenant
-    min_instances: int = 0
-    pool_idle_time: int = 300
+    min_instances: int = DEFAULTS.min_instances
+    pool_idle_time: int = DEFAULTS.pool_idle_time
     max_preloader_idle_time: int = DEFAULTS.max_preloader_idle_time
-    max_request_queue_size: int = 100
-    max_pool_size: int | None = None
+    max_request_queue_size: int = DEFAULTS.max_request_queue_size
+    max_pool_size: int | None = DEFAULTS.max_pool_size
     tenants: int = 0
     memory_source: str = "given"
 

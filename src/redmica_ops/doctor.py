@@ -42,6 +42,7 @@ class Doctor:
         self.store_factory = store_factory
         self.apache_finder = apache_finder
         self.checks: list[Check] = []
+        self.tenant_count = 0
 
     def add(self, name: str, status: str, detail: str, hint: str | None = None) -> None:
         self.checks.append(Check(name, status, detail, hint))
@@ -54,6 +55,7 @@ class Doctor:
                 self.check_tenants()
             if self.settings.cluster:
                 self.check_ecs()
+        self.check_capacity()
         self.check_apache()
         return self.checks
 
@@ -174,6 +176,7 @@ class Doctor:
             return
         selection = select(listing, Use.SERVE)
         clashes = [p for e in selection.excluded_by(Reason.CLASH) for p in e.problems]
+        self.tenant_count = len(selection.eligible)
         if selection.excluded:
             bad = [d.key for d in listing.invalid] + [str(p) for p in clashes]
             self.add(
@@ -185,6 +188,34 @@ class Doctor:
             )
         else:
             self.add("tenants", OK, f"{len(listing.tenants)} tenant(s), all valid and unique")
+
+    def check_capacity(self) -> None:
+        """The pool `entrypoint serve` would derive here (the same rule, the same warnings)."""
+        from redmica_ops.capacity import CapacityError, derive_pool
+        from redmica_ops.container.memory import memory_budget, pool_request
+
+        budget = memory_budget(self.settings, {})
+        try:
+            pool = derive_pool(pool_request(self.settings, budget, self.tenant_count))
+        except CapacityError as error:
+            self.add(
+                "capacity", FAIL, str(error), "raise serve_memory_mib or lower memory_reserve_mib"
+            )
+            return
+        detail = (
+            f"pool {pool.max_pool_size} ({pool.pool_source}) from {pool.memory_mib} MiB "
+            f"({pool.memory_source}) for {self.tenant_count} tenant(s); spawn "
+            f"{pool.spawn_method}, min_instances {pool.min_instances}"
+        )
+        if pool.warnings:
+            self.add(
+                "capacity",
+                WARN,
+                f"{detail}; " + "; ".join(pool.warnings),
+                "explicit values win; see `redmica capacity` and docs/capacity.md",
+            )
+        else:
+            self.add("capacity", OK, detail)
 
     def check_ecs(self) -> None:
         s, ecs = self.settings, self.clients.ecs()

@@ -115,6 +115,18 @@ def _check_not_blank(value: str) -> str | None:
     return None
 
 
+def _check_spawn_method(value: str) -> str | None:
+    if value not in ("direct", "smart"):
+        return f"{rules.show(value)} is not direct or smart"
+    return None
+
+
+def _share(value: float) -> str | None:
+    if not 0 < value <= 1:
+        return f"{value} must be greater than 0 and at most 1"
+    return None
+
+
 SettingValue: TypeAlias = "str | int | float | bool | tuple[str, ...] | None"
 """What a setting can hold (its type is the annotation of its `Settings` field)."""
 
@@ -186,18 +198,22 @@ class Settings:
         80, "port of the tenant virtual hosts (<VirtualHost *:PORT>)", check=_positive(65535)
     )
     processes_per_tenant: int = setting(
-        2, "Passenger processes one tenant may use at most", check=_positive(64)
+        2,
+        "PassengerMaxInstancesPerApp: processes one tenant may use at most",
+        check=_positive(64),
     )
     max_pool_size: int | None = setting(
         None,
-        "PassengerMaxPoolSize (default: tenants x processes_per_tenant)",
+        "PassengerMaxPoolSize (default: derived from the memory budget, see docs/capacity.md)",
         check=_positive(100_000),
     )
     min_instances: int = setting(
-        1, "PassengerMinInstances: processes kept per idle tenant", check=_non_negative
+        0,
+        "PassengerMinInstances: processes kept per idle tenant (0: idle tenants scale to zero)",
+        check=_non_negative,
     )
     max_preloader_idle_time: int = setting(
-        300, "PassengerMaxPreloaderIdleTime, seconds", check=_non_negative
+        300, "PassengerMaxPreloaderIdleTime, seconds (smart spawning only)", check=_non_negative
     )
     vhosts_file: str = setting(
         "/etc/apache2/sites-enabled/redmica-tenants.conf",
@@ -218,6 +234,47 @@ class Settings:
         "apache2 -DFOREGROUND",
         "what `entrypoint serve` execs to run Apache in the foreground",
         check=_check_not_blank,
+    )
+    # -- capacity (the pool from memory; `redmica capacity`, docs/capacity.md) ---------------
+    serve_memory_mib: int = setting(
+        2048,
+        "memory (MiB) of the serving task when the ECS task metadata endpoint does not say",
+        check=_positive(1_048_576),
+    )
+    memory_reserve_mib: int = setting(
+        256,
+        "memory (MiB) kept for Apache, Passenger's core and the log sidecar",
+        check=_non_negative,
+    )
+    process_memory_mib: int | None = setting(
+        None,
+        "measured memory (PSS, MiB) of one app process (default: 160 direct, 200 smart)",
+        check=_positive(65_536),
+    )
+    spawn_method: str = setting(
+        "direct",
+        "PassengerSpawnMethod: direct (measured cheaper per tenant) or smart",
+        check=_check_spawn_method,
+    )
+    pool_idle_time: int = setting(
+        300,
+        "PassengerPoolIdleTime: seconds before an idle process is shut down",
+        check=_non_negative,
+    )
+    max_request_queue_size: int = setting(
+        100,
+        "PassengerMaxRequestQueueSize: requests queued per tenant before a 503",
+        check=_non_negative,
+    )
+    active_share: float = setting(
+        0.1,
+        "expected share of tenants active at once (0-1], for `redmica capacity`",
+        check=_share,
+    )
+    cold_start_seconds: float = setting(
+        2.5,
+        "measured first-request time of a tenant without a process, seconds",
+        check=_positive_float,
     )
     # -- migrations (`redmica migrate`) -----------------------------------------------------
     cluster: str | None = setting(

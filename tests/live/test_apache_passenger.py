@@ -11,8 +11,10 @@ import json
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,11 @@ from moto import mock_aws
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.main import cli
-from redmica_ops.container.apache import ApacheInstall, find_apache
+from redmica_ops.container.apache import ApacheInstall, config_test, find_apache
+from redmica_ops.container.vhosts import VhostSettings, render_vhosts
 from redmica_ops.errors import RedmicaError
+from redmica_ops.settings import load_settings
+from redmica_ops.tenants.model import Entry, parse_tenant
 from tests.live.server import LiveApache, free_port, make_app
 
 DOMAIN = "tenants.test"
@@ -297,3 +302,64 @@ def test_check_fails_with_apaches_message_on_a_broken_file(workdir: Path) -> Non
     assert result.exit_code == 1
     assert "Apache rejected the configuration" in result.stderr
     assert "NotADirective" in result.stderr or "Syntax error" in result.stderr
+
+
+@pytest.mark.parametrize("spawn_method", ["direct", "smart"])
+def test_the_derived_pool_settings_pass_apaches_check(
+    install: ApacheInstall, workdir: Path, spawn_method: str
+) -> None:
+    site = workdir / f"derived-{spawn_method}.conf"
+    env = {"REDMICA_SERVE_MEMORY_MIB": "8192", "REDMICA_SPAWN_METHOD": spawn_method}
+    settings = load_settings({"domain": DOMAIN, "app_root": str(workdir / "app")}, env)
+    entries = [entry_of(name) for name in TENANTS]
+    site.write_text(render_vhosts(entries, VhostSettings.from_settings(settings)))
+    text = site.read_text()
+    process_mib = {"direct": 160, "smart": 200}[spawn_method]
+    assert f"PassengerMaxPoolSize {(8192 - 256) // process_mib}\n" in text  # 49 or 39
+    assert f"PassengerSpawnMethod {spawn_method}\n" in text
+    assert ("PassengerMaxPreloaderIdleTime" in text) == (spawn_method == "smart")
+    config_test(site, install)  # raises with Apache's words if apache2 -t refuses it
+
+
+def test_a_pool_smaller_than_the_tenants_evicts_and_stays_isolated(
+    install: ApacheInstall, workdir: Path
+) -> None:
+    """Pool of 2 (memory 256 + 2 x 160 MiB) for 3 tenants: the third evicts the least recently
+    used idle process, and every answer still carries its own tenant's database."""
+    if not (workdir / "app").exists():
+        make_app(workdir)
+    settings = load_settings(
+        {"domain": DOMAIN, "app_root": str(workdir / "app")}, {"REDMICA_SERVE_MEMORY_MIB": "576"}
+    )
+    live = LiveApache(install, workdir / "run-small-pool", workdir / "small.conf", free_port())
+    live.workdir.mkdir(exist_ok=True)
+    live.workdir.chmod(0o755)
+    text = render_vhosts(
+        [entry_of(name) for name in OPEN_TENANTS],
+        replace(VhostSettings.from_settings(settings), listen_port=live.port),
+    )
+    assert "PassengerMaxPoolSize 2\n" in text and "PassengerMinInstances 0\n" in text
+    live.site_file.write_text(text)
+    live.start()
+    try:
+        pids: dict[str, int] = {}
+        for name in OPEN_TENANTS:
+            response = live.get(host(name))
+            assert response.status == 200
+            env = env_of(response.body)
+            assert env["RAILS_DB"] == name
+            pids[name] = env["pid"]
+        # alpha's process was the least recently used when gamma needed a place
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{pids['alpha']}").exists():
+            assert time.monotonic() < deadline, "alpha's process was never evicted"
+            time.sleep(0.05)
+        again = env_of(live.get(host("alpha")).body)
+        assert again["RAILS_DB"] == "alpha" and again["pid"] != pids["alpha"]  # cold again
+    finally:
+        live.stop()
+
+
+def entry_of(name: str) -> Entry:
+    raw = document(name, TENANTS[name]).encode()
+    return Entry(name, f"{name}.yaml", parse_tenant(name, raw, name))

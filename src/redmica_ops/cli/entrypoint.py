@@ -35,6 +35,10 @@ def entrypoint() -> None:
 def serve(app: Application, strict: bool, no_check: bool) -> Done:
     """Render every tenant's vhost from the config bucket, test it, then exec Apache.
 
+    The Passenger pool is sized from the task's memory (the ECS task metadata endpoint, else
+    the setting serve_memory_mib), never from the tenant count; explicit settings win, with a
+    warning when they cannot fit (docs/capacity.md).
+
     Writes the vhosts file (setting vhosts_file) atomically with mode 0600, runs the Apache
     config test, and replaces this process with Apache in the foreground (setting
     serve_command), so signals from ECS reach Apache directly. An invalid tenant, or one
@@ -46,21 +50,34 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
       REDMICA_SERVE_COMMAND="httpd -DFOREGROUND" redmica entrypoint serve --strict
     """
     from redmica_ops.container.keys import MASTER_SECRET_ENV, master_secret, without_master
+    from redmica_ops.container.memory import memory_budget
     from redmica_ops.container.serve import plan_serve
     from redmica_ops.container.vhosts import VhostSettings, write_private
 
     settings = app.settings
-    vhost_settings = VhostSettings.from_settings(settings)
     master = master_secret(app.env)
     if master is None:
         raise UsageError(
             f"{MASTER_SECRET_ENV} is not set: tenants would start without a secret_key_base",
             "pass it with the task definition's `secrets` (see docs/container.md)",
         )
-    store = app.store()
     out = app.output
+    budget = memory_budget(settings, app.env)
+    if budget.note:
+        out.info(f"warning: {budget.note}")
+    vhost_settings = VhostSettings.from_settings(settings, budget)
+    store = app.store()
     out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
     plan = plan_serve(store.load_all(), vhost_settings, strict, master_secret=master)
+    pool = plan.pool
+    out.info(
+        f"entrypoint: pool {pool.max_pool_size} processes ({pool.pool_source}) from "
+        f"{pool.memory_mib} MiB ({pool.memory_source}), {pool.process_mib} MiB each, "
+        f"{pool.reserve_mib} MiB reserve; spawn {pool.spawn_method}, "
+        f"min_instances {pool.min_instances}"
+    )
+    for warning in pool.warnings:
+        out.info(f"warning: {warning}")
     for tenant_id, problems in plan.skipped.items():
         out.info(f"error: tenant {tenant_id} is NOT served:")
         for problem in problems:
@@ -87,6 +104,7 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
             "vhosts_file": str(target),
             "served": plan.served,
             "skipped": sorted(plan.skipped),
+            "pool": pool.as_dict(),
             "command": settings.serve_command,
         }
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from redmica_ops.container.vhosts import VhostSettings, render_vhosts
+from redmica_ops.capacity import PoolSettings
+from redmica_ops.container.vhosts import VhostSettings, derive_pool_for, render_vhosts
 from redmica_ops.errors import Problem, ValidationFailed
 from redmica_ops.tenants.selection import Use, select
 from redmica_ops.tenants.store import Listing
@@ -20,6 +21,7 @@ from redmica_ops.tenants.store import Listing
 class ServePlan:
     text: str
     served: list[str]
+    pool: PoolSettings
     skipped: dict[str, list[Problem]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -49,5 +51,8 @@ def plan_serve(
             f"{len(limited)} tenant(s) with limit_ips ({', '.join(limited[:5])}) but no "
             "trusted_proxies: behind a load balancer they see its address, not the client's"
         )
-    text = render_vhosts(kept, settings, master_secret=master_secret, passwords=passwords)
-    return ServePlan(text, [s.tenant_id for s in selection.eligible], skipped, warnings)
+    pool = derive_pool_for(settings, len(kept))
+    text = render_vhosts(
+        kept, settings, master_secret=master_secret, passwords=passwords, pool=pool
+    )
+    return ServePlan(text, [s.tenant_id for s in selection.eligible], pool, skipped, warnings)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from redmica_ops import __version__
+from redmica_ops.capacity import CapacityError, PoolRequest, PoolSettings, derive_pool
 from redmica_ops.container import escape as apacheconf
+from redmica_ops.container.memory import MemoryBudget, memory_budget, pool_request
 from redmica_ops.container.templates import template_text
 from redmica_ops.errors import UsageError
 from redmica_ops.settings import DEFAULTS, Settings, require
@@ -39,15 +41,16 @@ class VhostSettings:
     app_root: str
     # Defaults are the settings' own (one declaration, in settings.py).
     listen_port: int = DEFAULTS.listen_port
-    processes_per_tenant: int = DEFAULTS.processes_per_tenant
-    max_pool_size: int | None = DEFAULTS.max_pool_size
-    min_instances: int = DEFAULTS.min_instances
-    max_preloader_idle_time: int = DEFAULTS.max_preloader_idle_time
+    # The pool comes from memory, never from the tenant count (redmica_ops.capacity).
+    pool: PoolRequest = field(
+        default_factory=lambda: PoolRequest(memory_mib=DEFAULTS.serve_memory_mib)
+    )
     db_host: str | None = DEFAULTS.db_host
     trusted_proxies: tuple[str, ...] = DEFAULTS.trusted_proxies
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> VhostSettings:
+    def from_settings(cls, settings: Settings, budget: MemoryBudget | None = None) -> VhostSettings:
+        """`budget`: the serving task's memory; without one, the setting serve_memory_mib."""
         require(
             settings,
             ["domain"],
@@ -58,13 +61,22 @@ class VhostSettings:
             domain=settings.domain,
             app_root=settings.app_root.rstrip("/") or "/",
             listen_port=settings.listen_port,
-            processes_per_tenant=settings.processes_per_tenant,
-            max_pool_size=settings.max_pool_size,
-            min_instances=settings.min_instances,
-            max_preloader_idle_time=settings.max_preloader_idle_time,
+            pool=pool_request(settings, budget or memory_budget(settings, {})),
             db_host=settings.db_host,
             trusted_proxies=settings.trusted_proxies,
         )
+
+
+def derive_pool_for(settings: VhostSettings, tenants: int) -> PoolSettings:
+    """The pool for `tenants` tenants; a budget that holds no process is a usage error."""
+    try:
+        return derive_pool(replace(settings.pool, tenants=tenants))
+    except CapacityError as error:
+        raise UsageError(
+            f"the memory budget holds no Passenger process: {error}",
+            "raise serve_memory_mib (or the task's memory), lower memory_reserve_mib, "
+            "or set max_pool_size explicitly",
+        ) from None
 
 
 def app_group_name(tenant_id: str) -> str:
@@ -95,11 +107,13 @@ def render_vhosts(
     redact: bool = False,
     master_secret: str | None = None,
     passwords: Mapping[str, str] | None = None,
+    pool: PoolSettings | None = None,
 ) -> str:
     """One Apache config for all tenants, sorted by id: same tenants, same bytes.
 
     With `master_secret` every tenant gets its own derived SECRET_KEY_BASE; `passwords` holds
     the resolved passwords of tenants whose document names a secret (db.password_secret).
+    `pool`: the derived pool when the caller already has it (to report its warnings).
     """
     ordered = sorted(entries, key=lambda e: e.tenant_id)
     ids = [e.tenant_id for e in ordered]
@@ -138,17 +152,14 @@ def render_vhosts(
                 else None,
             }
         )
-    pool = settings.max_pool_size or max(1, len(tenants) * settings.processes_per_tenant)
+    pool = pool or derive_pool_for(settings, len(tenants))
     template = _environment(VHOSTS_TEMPLATE).get_template(VHOSTS_TEMPLATE)
     return str(
         template.render(
             version=__version__,
             tenant_count=len(tenants),
             dollar_define=apacheconf.ApacheValue(apacheconf.DOLLAR_DEFINE),
-            max_pool_size=pool,
-            processes_per_tenant=settings.processes_per_tenant,
-            min_instances=settings.min_instances,
-            max_preloader_idle_time=settings.max_preloader_idle_time,
+            pool=pool,
             listen_port=settings.listen_port,
             trusted_proxies=apacheconf.ApacheValue(
                 " ".join(apacheconf.ip_word(net) for net in settings.trusted_proxies)
