@@ -19,6 +19,8 @@ from redmica_ops.capacity import (
     tasks_needed,
     tenants_per_task,
 )
+from redmica_ops.cli.app import Application
+from tests.conftest import Invoke
 
 PRICE_VCPU = 0.0008426666667
 PRICE_GB = 0.00009216666667
@@ -168,3 +170,93 @@ def test_fleet_plan_judges_min_instances_per_task() -> None:
     )
     # each task serves 490 tenants; keeping them all warm needs 490 > 49 processes
     assert "min_instances 1 x 490 tenants keeps 490 processes warm" in plan.pool.warnings[0]
+
+
+# -- `redmica capacity` ---------------------------------------------------------------------------
+def test_capacity_json_for_800_tenants(run: Invoke) -> None:
+    result = run(
+        "capacity",
+        "--tenants",
+        "800",
+        "--task-size",
+        "2x8",
+        "--task-size",
+        "1x2",
+        "-O",
+        "json",
+        bucket=None,
+    )
+    assert result.exit_code == 0, result.output
+    data = result.json()
+    assert data["tenants"] == 800 and data["active_share"] == 0.1
+    best = data["recommended"]
+    # 2 vCPU / 8 GB: pool (8192 - 256) // 160 = 49; 49 / 0.1 = 490 per task; ceil(800/490) = 2
+    assert best["task"] == {"vcpu": 2.0, "memory_mib": 8192}
+    assert (best["tasks"], best["tenants_per_task"], best["room_left"]) == (2, 490, 180)
+    assert best["pool"]["max_pool_size"] == 49
+    assert best["pool"]["min_instances"] == 0 and best["pool"]["spawn_method"] == "direct"
+    assert best["cold_tenants_per_task"] == 441  # 490 - 49
+    assert best["monthly_usd"] == 212.23  # 2 x 106.1128
+    assert best["monthly_usd_per_tenant"] == 0.2653  # 212.2256 / 800
+    # 1 vCPU / 2 GB: pool (2048 - 256) // 160 = 11, 110 per task, ceil(800/110) = 8 tasks;
+    # 8 x (0.0008426666667 + 2 x 0.00009216666667) x 43800 = 359.86 USD
+    other = data["plans"][1]
+    assert (other["tasks"], other["pool"]["max_pool_size"], other["monthly_usd"]) == (
+        8,
+        11,
+        359.86,
+    )
+
+
+def test_capacity_text_names_the_numbers(run: Invoke) -> None:
+    result = run(
+        "capacity", "--tenants", "800", "--task-size", "2x8", "--active-share", "0.2", bucket=None
+    )
+    assert result.exit_code == 0, result.output
+    # 49 / 0.2 = 245 per task; ceil(800 / 245) = 4 tasks; 4 x 106.1128 = 424.45 USD
+    assert "cheapest: 4 task(s) of 2 vCPU / 8 GB for 800 tenants (245 per task" in result.stdout
+    assert "424.45 USD/month, 0.5306 USD per tenant" in result.stdout
+    assert "PassengerMaxPoolSize 49 ((8192 - 256) MiB / 160 MiB)" in result.stdout
+    assert "the other 196 tenants of a full task wait about 2.5 s" in result.stdout  # 245 - 49
+    row = next(line for line in result.stdout.splitlines() if line.startswith("2 vCPU"))
+    assert row.split()[5:11] == ["49", "245", "4", "180", "196", "424.45"]  # 4 x 245 - 800
+
+
+def test_capacity_follows_the_settings_and_warns(run: Invoke) -> None:
+    env = {"REDMICA_SPAWN_METHOD": "smart", "REDMICA_MIN_INSTANCES": "1", "PATH": "/bin"}
+    result = run(
+        "capacity",
+        "--tenants",
+        "100",
+        "--task-size",
+        "2x4",
+        "-O",
+        "json",
+        app=Application(env=env),
+        bucket=None,
+    )
+    best = result.json()["recommended"]
+    # smart: (4096 - 256) // 200 = 19; 19 / 0.1 = 190 per task
+    assert best["pool"]["max_pool_size"] == 19 and best["tenants_per_task"] == 190
+    assert best["pool"]["warnings"] == [
+        "min_instances 1 x 190 tenants keeps 190 processes warm but the pool holds 19: "
+        "Passenger will churn; use min_instances 0"
+    ]
+    text = run(
+        "capacity", "--tenants", "100", "--task-size", "2x4", app=Application(env=env), bucket=None
+    )
+    assert "warning: min_instances 1 x 190 tenants" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task-size", "2by8"], "--task-size: '2by8' is not VCPUxGB"),
+        (["--task-size", "0.25x0.25"], "no task size holds a single process"),
+        (["--active-share", "0"], "Invalid value for '--active-share'"),
+    ],
+)
+def test_capacity_bad_input(run: Invoke, args: list[str], message: str) -> None:
+    result = run("capacity", "--tenants", "10", *args, bucket=None)
+    assert result.exit_code == 2
+    assert message in result.stderr

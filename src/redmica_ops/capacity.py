@@ -305,3 +305,42 @@ def plan_fleet(
         cold_start_seconds=cold_start_seconds,
         monthly_usd_per_task=size.monthly_usd(price_vcpu_minute, price_gb_minute),
     )
+
+
+# Fargate's sizes from small to the largest (16 vCPU / 120 GB), one per step in memory.
+FARGATE_TASK_SIZES: tuple[TaskSize, ...] = tuple(
+    parse_task_size(text) for text in ("1x2", "2x4", "2x8", "4x16", "8x32", "16x64", "16x120")
+)
+
+
+def compare_task_sizes(
+    tenants: int,
+    sizes: tuple[TaskSize, ...],
+    pool_request: PoolRequest,
+    *,
+    active_share: float,
+    price_vcpu_minute: float,
+    price_gb_minute: float,
+    processes_per_active_tenant: int = 1,
+    cold_start_seconds: float = DEFAULT_COLD_START_SECONDS,
+) -> list[FleetPlan]:
+    """One plan per task size that holds at least one process, cheapest first (then fewest
+    tasks); sizes too small for a single process are left out."""
+    plans = []
+    for size in sizes:
+        try:
+            plans.append(
+                plan_fleet(
+                    tenants,
+                    size,
+                    pool_request,
+                    active_share=active_share,
+                    price_vcpu_minute=price_vcpu_minute,
+                    price_gb_minute=price_gb_minute,
+                    processes_per_active_tenant=processes_per_active_tenant,
+                    cold_start_seconds=cold_start_seconds,
+                )
+            )
+        except CapacityError:
+            continue
+    return sorted(plans, key=lambda p: (round(p.monthly_usd, 6), p.tasks, p.size.memory_mib))

@@ -226,6 +226,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Look at migrate runs (records in the config bucket under runs/).",
     ),
     "cost": ("redmica_ops.cli.cost", "cost", "Estimate the Fargate cost of TASKS tasks."),
+    "capacity": (
+        "redmica_ops.cli.capacity",
+        "capacity",
+        "Size a fleet: tasks needed, pool settings, cold-start exposure, cost per tenant.",
+    ),
     "render": (
         "redmica_ops.cli.render",
         "render",
