@@ -143,6 +143,7 @@ def test_vhosts_layout() -> None:
     assert "PassengerSpawnMethod direct\n" in server_level
     assert "PassengerMaxPreloaderIdleTime" not in server_level  # no preloader when direct
     assert "PassengerMaxRequestQueueSize 100\n" in server_level
+    assert "PassengerStartTimeout 90\n" in server_level
     assert apacheconf.DOLLAR_DEFINE in server_level
     for forbidden in ("Listen", "LoadModule", "PassengerRoot", "SetEnvIf", "PassengerEnvVar"):
         assert forbidden not in text
@@ -181,13 +182,14 @@ def test_pool_size_from_settings() -> None:
             max_preloader_idle_time=0,
             pool_idle_time=60,
             max_request_queue_size=5,
+            start_timeout=240,
         ),
     )
     text = render_vhosts([entry("acme")], custom)
     assert "PassengerMaxPoolSize 7\n" in text and "PassengerMaxInstancesPerApp 3\n" in text
     assert "PassengerMinInstances 1\n" in text and "PassengerMaxPreloaderIdleTime 0\n" in text
     assert "PassengerSpawnMethod smart\n" in text and "PassengerPoolIdleTime 60\n" in text
-    assert "PassengerMaxRequestQueueSize 5\n" in text
+    assert "PassengerMaxRequestQueueSize 5\n" in text and "PassengerStartTimeout 240\n" in text
 
 
 def test_pool_does_not_grow_with_tenants() -> None:

@@ -180,6 +180,7 @@ def test_component_defaults_are_the_settings_defaults() -> None:
         "max_preloader_idle_time",
         "pool_idle_time",
         "max_request_queue_size",
+        "start_timeout",
     ):
         assert rendered[name] == getattr(DEFAULTS, name), name
     assert rendered["reserve_mib"] == DEFAULTS.memory_reserve_mib

@@ -66,6 +66,7 @@ class PoolRequest:
     pool_idle_time: int = DEFAULTS.pool_idle_time
     max_preloader_idle_time: int = DEFAULTS.max_preloader_idle_time
     max_request_queue_size: int = DEFAULTS.max_request_queue_size
+    start_timeout: int = DEFAULTS.start_timeout
     max_pool_size: int | None = DEFAULTS.max_pool_size
     tenants: int = 0
     memory_source: str = "given"
@@ -87,6 +88,7 @@ class PoolSettings:
     spawn_method: SpawnMethod
     max_preloader_idle_time: int | None  # only with smart spawning: no preloader otherwise
     max_request_queue_size: int
+    start_timeout: int = DEFAULTS.start_timeout
     warnings: tuple[str, ...] = field(default=())
 
     @property
@@ -108,6 +110,7 @@ class PoolSettings:
             "spawn_method": self.spawn_method,
             "max_preloader_idle_time": self.max_preloader_idle_time,
             "max_request_queue_size": self.max_request_queue_size,
+            "start_timeout": self.start_timeout,
             "memory_needed_mib": self.memory_needed_mib,
             "warnings": list(self.warnings),
         }
@@ -160,6 +163,7 @@ def derive_pool(request: PoolRequest) -> PoolSettings:
             request.max_preloader_idle_time if request.spawn_method == "smart" else None
         ),
         max_request_queue_size=request.max_request_queue_size,
+        start_timeout=request.start_timeout,
         warnings=tuple(warnings),
     )
 

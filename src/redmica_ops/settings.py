@@ -261,6 +261,11 @@ class Settings:
         "PassengerPoolIdleTime: seconds before an idle process is shut down",
         check=_non_negative,
     )
+    start_timeout: int = setting(
+        90,
+        "PassengerStartTimeout: seconds a process may take to boot before its requests fail",
+        check=_positive(3600),
+    )
     max_request_queue_size: int = setting(
         100,
         "PassengerMaxRequestQueueSize: requests queued per tenant before a 503",

@@ -137,6 +137,7 @@ def pool_request(settings: Settings, budget: MemoryBudget, tenants: int = 0) -> 
         pool_idle_time=settings.pool_idle_time,
         max_preloader_idle_time=settings.max_preloader_idle_time,
         max_request_queue_size=settings.max_request_queue_size,
+        start_timeout=settings.start_timeout,
         max_pool_size=settings.max_pool_size,
         tenants=tenants,
     )
