@@ -11,19 +11,16 @@ removed while everything runs. `make test` runs it (see docs/try-it-on-one-machi
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +29,25 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.live.redmine import (  # noqa: E402
+    FILES_ROOT,
+    REDMINE,
+    Postgres,
+    TenantMemory,
+    free_port,
+    get,
+    install_packages,
+    mark_tenant,
+    memory_per_tenant,
+    redmine_config_installed,
+    sh,
+    title_of,
+    wait_for,
+)
 from tests.live.server import LiveApache  # noqa: E402
 
 from redmica_ops.container.apache import find_apache  # noqa: E402
 
-PACKAGES = ["redmine", "redmine-pgsql", "apache2", "libapache2-mod-passenger", "postgresql"]
-REDMINE = Path("/usr/share/redmine")
-INSTANCE_CONFIG = Path("/etc/redmine/default")
-FILES_ROOT = Path("/var/lib/redmine/default/files")
 DOMAIN = "e2e.test"
 REDMICA = str(Path(sys.executable).parent / "redmica")
 MIGRATE_COMMAND = "rake db:migrate redmine:plugins:migrate redmine:load_default_data"
@@ -75,170 +83,6 @@ class Run:
         finally:
             self.timings[name] = time.monotonic() - started
             print(f"   ({self.timings[name]:.1f}s)", flush=True)
-
-
-def sh(
-    *args: str,
-    input: str | None = None,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-    timeout: float = 600,
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        list(args),
-        input=input,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(args[:4])}... exited {result.returncode}: "
-            f"{(result.stderr or result.stdout)[-2000:]}"
-        )
-    return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-# -- packages -----------------------------------------------------------------------------------
-def install_packages() -> None:
-    missing = [
-        p
-        for p in PACKAGES
-        if "install ok installed"
-        not in sh("dpkg-query", "-W", "-f=${Status}", p, check=False).stdout
-    ]
-    if not missing:
-        print("   all packages present")
-        return
-    if os.geteuid() != 0:
-        raise RuntimeError(f"need root to install {missing}")
-    sh(
-        "debconf-set-selections",
-        input="redmine redmine/instances/default/dbconfig-install boolean false\n",
-    )
-    sh("apt-get", "update", "-qq")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    sh("apt-get", "install", "-y", "-qq", *missing, env=env, timeout=900)
-
-
-# -- PostgreSQL ---------------------------------------------------------------------------------
-@dataclass
-class Postgres:
-    data: Path
-    socket_dir: Path
-    port: int
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bin(self) -> Path:
-        return max(Path("/usr/lib/postgresql").glob("*/bin"))
-
-    def start(self, log: Path) -> None:
-        for path in (self.data, self.socket_dir):
-            path.mkdir(parents=True)
-            shutil.chown(path, "postgres", "postgres")
-        sh(
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            str(self.bin / "initdb"),
-            "-D",
-            str(self.data),
-            "-U",
-            "postgres",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-            "-E",
-            "UTF8",
-        )
-        log_handle = log.open("wb")
-        self.process = subprocess.Popen(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                str(self.bin / "postgres"),
-                "-D",
-                str(self.data),
-                "-p",
-                str(self.port),
-                "-k",
-                str(self.socket_dir),
-                "-c",
-                "listen_addresses=127.0.0.1",
-            ],
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        wait_for(
-            lambda: (
-                sh(
-                    str(self.bin / "pg_isready"),
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(self.port),
-                    check=False,
-                ).returncode
-                == 0
-            ),
-            "PostgreSQL",
-        )
-
-    def sql(self, statements: str, database: str = "postgres") -> str:
-        return sh(
-            "runuser",
-            "-u",
-            "postgres",
-            "--",
-            str(self.bin / "psql"),
-            "-h",
-            str(self.socket_dir),
-            "-p",
-            str(self.port),
-            "-d",
-            database,
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-qAt",
-            "-f",
-            "-",
-            input=statements,
-        ).stdout
-
-    def create_tenant_database(self, name: str, password: str) -> None:
-        # Through stdin, so the password is never in a process's argv.
-        self.sql(
-            f"CREATE ROLE {name} LOGIN PASSWORD '{password}';\n"
-            f"CREATE DATABASE {name} OWNER {name} ENCODING 'UTF8';\n"
-        )
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # smart shutdown
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=30)
-            if self.process.poll() is None:
-                os.killpg(self.process.pid, signal.SIGKILL)
 
 
 # -- the operator's commands ------------------------------------------------------------------
@@ -304,21 +148,6 @@ def migrate(run: Run, *ids: str) -> dict[str, Any]:
     return data
 
 
-def mark_tenant(pg: Postgres, name: str) -> None:
-    # A title and a public project only this tenant's database has. `name` is one of this
-    # script's own tenant ids (DNS labels), so building the SQL from it is safe.
-    pg.sql(
-        "DELETE FROM settings WHERE name = 'app_title';\n"
-        "INSERT INTO settings (name, value, updated_on)"
-        f" VALUES ('app_title', 'Title of {name}', now());\n"
-        "INSERT INTO projects (name, identifier, description, homepage, is_public, status,"
-        " lft, rgt, inherit_members, created_on, updated_on)"
-        f" VALUES ('Project of {name}', 'project-{name}', '', '', true, 1, 1, 2, false,"
-        " now(), now());\n",
-        database=name,
-    )
-
-
 def render_vhosts(run: Run, port: int, out: Path) -> None:
     redmica(
         run,
@@ -332,24 +161,6 @@ def render_vhosts(run: Run, port: int, out: Path) -> None:
         str(out),
         "--check",
     )
-
-
-# -- HTTP ---------------------------------------------------------------------------------------
-def get(port: int, host: str, path: str = "/", timeout: float = 180) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.putrequest("GET", path, skip_host=True)
-        connection.putheader("Host", host)
-        connection.endheaders()
-        response = connection.getresponse()
-        return response.status, response.read().decode("utf-8", errors="replace")
-    finally:
-        connection.close()
-
-
-def title_of(body: str) -> str | None:
-    match = re.search(r"Title of ([a-z0-9-]+)", body)
-    return match.group(1) if match else None
 
 
 def check_isolation(
@@ -389,27 +200,13 @@ def leak_seen(port: int, tenants: list[str], requests: int = 30) -> tuple[int, l
     return sum(leak for leak, _ in results), sorted({status for _, status in results})
 
 
-def memory_per_tenant() -> dict[str, int]:
-    """RSS (kB) of the Ruby processes serving each tenant, found by their REDMICA_TENANT."""
-    usage: dict[str, int] = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes().split(b"\0")
-            status = (proc / "status").read_text()
-        except OSError:
-            continue
-        tenant = next(
-            (e.split(b"=", 1)[1].decode() for e in environ if e.startswith(b"REDMICA_TENANT=")),
-            None,
+def print_memory(memory: dict[str, TenantMemory]) -> None:
+    for name, usage in sorted(memory.items()):
+        pids = ", ".join(str(p.pid) for p in usage.processes)
+        print(
+            f"   {name}: {len(usage.processes)} process(es) [{pids}], "
+            f"PSS {usage.pss_kib / 1024:.0f} MiB, RSS {usage.rss_kib / 1024:.0f} MiB"
         )
-        rss = re.search(r"VmRSS:\s+(\d+)", status)
-        if (tenant and rss and "ruby" in (proc / "comm").read_text(errors="replace").lower()) or (
-            tenant and rss and "Passenger" in status
-        ):
-            usage[tenant] = usage.get(tenant, 0) + int(rss.group(1))
-    return usage
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -426,6 +223,7 @@ def main() -> int:
     sandbox: subprocess.Popen[bytes] | None = None
     apache: LiveApache | None = None
     backup = work / "redmine-config-backup"
+    restore = contextlib.ExitStack()
     open_tenants = ["alpha", "beta", "gamma"]
     try:
         with run.step(
@@ -471,16 +269,9 @@ def main() -> int:
             add_tenant(run, pg, "delta", limit="10.0.0.0/8")
 
         with run.step("install the Redmine config from `redmica render redmine-config`"):
-            backup.mkdir()
-            for name in ("database.yml", "configuration.yml"):
-                if (INSTANCE_CONFIG / name).exists():
-                    shutil.copy2(INSTANCE_CONFIG / name, backup / name)
-            run.cleanups.append(("restore Redmine config", backup))
             rendered = work / "redmine-config"
             redmica(run, "render", "redmine-config", "-o", str(rendered), "--mkdir")
-            for name in ("database.yml", "configuration.yml"):
-                shutil.copy(rendered / name, INSTANCE_CONFIG / name)
-                (INSTANCE_CONFIG / name).chmod(0o644)
+            restore.enter_context(redmine_config_installed(rendered, backup))
 
         with run.step("migrate every tenant with `redmica migrate --all --executor local`"):
             report = migrate(run)
@@ -523,7 +314,9 @@ def main() -> int:
             if status != 403 or title_of(body):
                 raise RuntimeError(f"delta (10.0.0.0/8 only): status {status}")
             print("   unknown host: 404; delta from 127.0.0.1: 403")
-            memory = memory_per_tenant()
+            memory = memory_per_tenant(set(open_tenants))
+            if sorted(memory) != open_tenants:
+                raise RuntimeError(f"processes found for {sorted(memory)}, not {open_tenants}")
 
         with run.step("control: the same vhosts without PassengerAppGroupName leak", "control"):
             apache.stop()
@@ -592,9 +385,11 @@ def main() -> int:
             print(f"   {seconds:7.1f}s  {name}")
         for name, (start, stop) in sorted(per_tenant.items()):
             print(f"   migration {name}: {start} -> {stop}")
-        print("== memory per tenant (RSS of its Passenger/Ruby processes)")
-        for name, kb in sorted(memory.items()):
-            print(f"   {name}: {kb / 1024:.0f} MiB")
+        print(
+            "== memory per warm tenant (its own processes, found by RAILS_DB in /proc/PID/environ;"
+            " PSS and RSS from /proc/PID/smaps_rollup)"
+        )
+        print_memory(memory)
         print("\ne2e: 1 passed, 0 failed")
         return 0
     except StepFailed:
@@ -608,12 +403,7 @@ def main() -> int:
             sandbox.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 sandbox.wait(timeout=30)
-        if backup.exists():
-            for name in ("database.yml", "configuration.yml"):
-                if (backup / name).exists():
-                    shutil.copy2(backup / name, INSTANCE_CONFIG / name)
-                else:
-                    (INSTANCE_CONFIG / name).unlink(missing_ok=True)
+        restore.close()
         if os.environ.get("E2E_KEEP"):
             print(f"kept {work}")
         else:

@@ -103,6 +103,11 @@ class LiveApache:
         if pid_file.exists():
             with contextlib.suppress(ProcessLookupError, ValueError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+        elif self.process is not None:
+            # Apache listens before it writes its pid file; in -DFOREGROUND the process we
+            # started is the parent, and SIGTERM to it stops its children and Passenger too
+            # (a SIGKILL would orphan them).
+            self.process.terminate()
         if self.process is not None:
             try:
                 self.process.wait(timeout=timeout)

@@ -1,0 +1,354 @@
+"""Real Redmine on this machine, shared by `scripts/e2e_redmine.py` and `bench/density.py`.
+
+Debian's packages (redmine, redmine-pgsql, apache2, libapache2-mod-passenger, postgresql), a
+private PostgreSQL cluster, HTTP requests with a chosen Host header, a per-tenant marker in each
+database, and the memory of each tenant's processes: PSS and RSS from /proc/PID/smaps_rollup,
+the processes found by the tenant's RAILS_DB in /proc/PID/environ (what the vhost's SetEnv gave
+the process at spawn). Needs root on Debian: it installs packages and runs servers as
+www-data and postgres.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PACKAGES = ["redmine", "redmine-pgsql", "apache2", "libapache2-mod-passenger", "postgresql"]
+REDMINE = Path("/usr/share/redmine")
+INSTANCE_CONFIG = Path("/etc/redmine/default")
+FILES_ROOT = Path("/var/lib/redmine/default/files")
+REDMINE_CONFIG_NAMES = ("database.yml", "configuration.yml")
+
+
+def sh(
+    *args: str,
+    input: str | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        list(args),
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+    )
+    if check and result.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(args[:4])}... exited {result.returncode}: "
+            f"{(result.stderr or result.stdout)[-2000:]}"
+        )
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+# -- packages -----------------------------------------------------------------------------------
+def install_packages() -> None:
+    missing = [
+        p
+        for p in PACKAGES
+        if "install ok installed"
+        not in sh("dpkg-query", "-W", "-f=${Status}", p, check=False).stdout
+    ]
+    if not missing:
+        print("   all packages present")
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError(f"need root to install {missing}")
+    sh(
+        "debconf-set-selections",
+        input="redmine redmine/instances/default/dbconfig-install boolean false\n",
+    )
+    sh("apt-get", "update", "-qq")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    sh("apt-get", "install", "-y", "-qq", *missing, env=env, timeout=900)
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+@dataclass
+class Postgres:
+    data: Path
+    socket_dir: Path
+    port: int
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bin(self) -> Path:
+        return max(Path("/usr/lib/postgresql").glob("*/bin"))
+
+    def start(self, log: Path) -> None:
+        for path in (self.data, self.socket_dir):
+            path.mkdir(parents=True)
+            shutil.chown(path, "postgres", "postgres")
+        sh(
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(self.bin / "initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+        )
+        log_handle = log.open("wb")
+        self.process = subprocess.Popen(
+            [
+                "runuser",
+                "-u",
+                "postgres",
+                "--",
+                str(self.bin / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.socket_dir),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ],
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(
+            lambda: (
+                sh(
+                    str(self.bin / "pg_isready"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            "PostgreSQL",
+        )
+
+    def sql(self, statements: str, database: str = "postgres") -> str:
+        return sh(
+            "runuser",
+            "-u",
+            "postgres",
+            "--",
+            str(self.bin / "psql"),
+            "-h",
+            str(self.socket_dir),
+            "-p",
+            str(self.port),
+            "-d",
+            database,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qAt",
+            "-f",
+            "-",
+            input=statements,
+        ).stdout
+
+    def create_tenant_database(self, name: str, password: str) -> None:
+        # Through stdin, so the password is never in a process's argv.
+        self.sql(
+            f"CREATE ROLE {name} LOGIN PASSWORD '{password}';\n"
+            f"CREATE DATABASE {name} OWNER {name} ENCODING 'UTF8';\n"
+        )
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # smart shutdown
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+def get(port: int, host: str, path: str = "/", timeout: float = 180) -> tuple[int, str]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.putrequest("GET", path, skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        return response.status, response.read().decode("utf-8", errors="replace")
+    finally:
+        connection.close()
+
+
+def title_of(body: str) -> str | None:
+    match = re.search(r"Title of ([a-z0-9-]+)", body)
+    return match.group(1) if match else None
+
+
+def mark_tenant(pg: Postgres, name: str) -> None:
+    # A title and a public project only this tenant's database has. `name` is one of this
+    # script's own tenant ids (DNS labels), so building the SQL from it is safe.
+    pg.sql(
+        "DELETE FROM settings WHERE name = 'app_title';\n"
+        "INSERT INTO settings (name, value, updated_on)"
+        f" VALUES ('app_title', 'Title of {name}', now());\n"
+        "INSERT INTO projects (name, identifier, description, homepage, is_public, status,"
+        " lft, rgt, inherit_members, created_on, updated_on)"
+        f" VALUES ('Project of {name}', 'project-{name}', '', '', true, 1, 1, 2, false,"
+        " now(), now());\n",
+        database=name,
+    )
+
+
+# -- memory of each tenant's processes ------------------------------------------------------------
+@dataclass(frozen=True)
+class ProcessMemory:
+    pid: int
+    tenant: str
+    pss_kib: int
+    rss_kib: int
+
+
+@dataclass
+class TenantMemory:
+    processes: list[ProcessMemory] = field(default_factory=list)
+
+    @property
+    def pss_kib(self) -> int:
+        return sum(p.pss_kib for p in self.processes)
+
+    @property
+    def rss_kib(self) -> int:
+        return sum(p.rss_kib for p in self.processes)
+
+
+def smaps_rollup(pid: int) -> tuple[int, int] | None:
+    """(PSS, RSS) in KiB of one process, or None when it is gone or unreadable."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return None
+    pss = re.search(r"^Pss:\s+(\d+) kB", text, re.M)
+    rss = re.search(r"^Rss:\s+(\d+) kB", text, re.M)
+    if not pss or not rss:
+        return None
+    return int(pss.group(1)), int(rss.group(1))
+
+
+def environ_value(pid: int, name: str) -> str | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    prefix = name.encode() + b"="
+    for item in raw.split(b"\0"):
+        if item.startswith(prefix):
+            return item[len(prefix) :].decode(errors="replace")
+    return None
+
+
+def pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def tenant_processes(tenants: set[str] | None = None) -> dict[int, str]:
+    """pid -> tenant for every process whose RAILS_DB names a tenant (or any, if None).
+
+    The environment a process was started with is what the tenant's SetEnv gave it; a shell
+    or a migration that ran with the same RAILS_DB would count too, so measure when none runs.
+    """
+    found = {}
+    for pid in pids():
+        if pid == os.getpid():
+            continue
+        db = environ_value(pid, "RAILS_DB")
+        if db and (tenants is None or db in tenants):
+            found[pid] = db
+    return found
+
+
+def memory_per_tenant(tenants: set[str] | None = None) -> dict[str, TenantMemory]:
+    """PSS and RSS of each tenant's own processes (found by RAILS_DB), summed per tenant."""
+    usage: dict[str, TenantMemory] = {}
+    for pid, tenant in tenant_processes(tenants).items():
+        sizes = smaps_rollup(pid)
+        if sizes is not None:
+            usage.setdefault(tenant, TenantMemory()).processes.append(
+                ProcessMemory(pid, tenant, *sizes)
+            )
+    return usage
+
+
+def descendants(root: int) -> set[int]:
+    """`root` and every process below it (Apache's children, Passenger's core and apps)."""
+    parents: dict[int, int] = {}
+    for pid in pids():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after the last ')'.
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parents[pid] = int(fields[1])
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+def total_pss_kib(root: int) -> int:
+    """PSS of the whole server: Apache, Passenger's watchdog and core, every app process."""
+    return sum(sizes[0] for pid in descendants(root) if (sizes := smaps_rollup(pid)))
+
+
+@contextlib.contextmanager
+def redmine_config_installed(rendered: Path, backup: Path) -> Iterator[None]:
+    """Install database.yml and configuration.yml from `rendered` into Debian's instance
+    config, and put the originals back afterwards."""
+    backup.mkdir(parents=True, exist_ok=True)
+    for name in REDMINE_CONFIG_NAMES:
+        if (INSTANCE_CONFIG / name).exists():
+            shutil.copy2(INSTANCE_CONFIG / name, backup / name)
+    try:
+        for name in REDMINE_CONFIG_NAMES:
+            shutil.copy(rendered / name, INSTANCE_CONFIG / name)
+            (INSTANCE_CONFIG / name).chmod(0o644)
+        yield
+    finally:
+        for name in REDMINE_CONFIG_NAMES:
+            if (backup / name).exists():
+                shutil.copy2(backup / name, INSTANCE_CONFIG / name)
+            else:
+                (INSTANCE_CONFIG / name).unlink(missing_ok=True)
