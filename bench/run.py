@@ -25,6 +25,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.density import END_MARK as DENSITY_END  # noqa: E402
+from bench.density import START_MARK as DENSITY_START  # noqa: E402
 from bench.simulator import SimulatedEcs, throttling  # noqa: E402
 from bench.workspace import SimWorkspace  # noqa: E402
 from redmica_ops.runs import migrations  # noqa: E402
@@ -442,7 +444,13 @@ def main() -> int:
     print("start-up ...", flush=True)
     results["startup"] = startup()
     text = report(results)
-    Path(args.out).write_text(text + "\n", encoding="utf-8")
+    out = Path(args.out)
+    # The density section (bench/density.py, which runs next) is kept until it is replaced.
+    previous = out.read_text(encoding="utf-8") if out.exists() else ""
+    if DENSITY_START in previous and DENSITY_END in previous:
+        start, end = previous.index(DENSITY_START), previous.index(DENSITY_END)
+        text += "\n\n" + previous[start : end + len(DENSITY_END)]
+    out.write_text(text + "\n", encoding="utf-8")
     print(text)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as raw:
         json.dump(results, raw, default=str, indent=1)
