@@ -386,7 +386,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         print("== PostgreSQL", flush=True)
         pg.start(work / "postgres.log")
         rendered = work / "redmine-config"
-        sh(REDMICA, "render", "redmine-config", "-o", str(rendered))
+        sh(REDMICA, "render", "redmine-config", "-o", str(rendered), "--mkdir")
         with redmine_config_installed(rendered, work / "redmine-config-backup"):
             print("== migrate the template database with Redmine's rake", flush=True)
             results["migrate_s"] = migrate_template(pg, work)
