@@ -108,12 +108,12 @@ run redmica runs list
 step "Deploy a new image: a new revision, a rolling update, and we wait for OUR deployment"
 export REDMICA_DEPLOY_TIMEOUT=120
 run redmica status
-run redmica deploy --image redmica:2026.11.26
+run redmica deploy --image redmica:2026.11.26 --yes
 run redmica status
 
 step "A rollout that fails is reported as a failure and rolled back (exit 1), never as success"
-show "redmica deploy --image redmica:broken"
-set +e; redmica deploy --image redmica:broken; code=$?; set -e
+show "redmica deploy --image redmica:broken --yes"
+set +e; redmica deploy --image redmica:broken --yes; code=$?; set -e
 echo "exit code: $code" >&2; [ "$code" -eq 1 ]
 run redmica status --events 4
 

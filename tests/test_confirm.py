@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
@@ -134,3 +135,37 @@ def test_restore_asks_first(s3: S3Client, run: Invoke) -> None:
     assert asked[0].startswith(f"Make version {first} of tenant 'acme' the current one")
     assert objects_in(s3) == before
     assert run("tenant", "restore", "acme", first).exit_code == 2  # no terminal, no --yes
+
+
+@pytest.mark.parametrize(
+    ("argv", "question"),
+    [
+        (["deploy", "--image", "r:2"], "Deploy r:2 to service app in cluster prod?"),
+        (
+            ["release", "--image", "r:2"],
+            "Migrate every tenant with r:2, then deploy it to service app in cluster prod?",
+        ),
+        (["rollback"], "Roll service app in cluster prod back to the previous revision?"),
+        (["rollback", "--to", "41"], "Roll service app in cluster prod back to revision 41?"),
+    ],
+)
+def test_production_commands_ask_first_and_refuse_without_a_terminal(
+    run: Invoke, monkeypatch: pytest.MonkeyPatch, argv: list[str], question: str
+) -> None:
+    # No AWS behind these: a refusal or a "no" must come before the first call.
+    monkeypatch.setenv("REDMICA_CLUSTER", "prod")
+    monkeypatch.setenv("REDMICA_SERVICE", "app")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens there
+    refused = run(*argv)
+    assert refused.exit_code == 2 and "hint: add --yes" in refused.stderr
+    app, asked = _terminal(answer=False)
+    declined = run(*argv, app=app)
+    assert asked == [question]
+    assert declined.exit_code == 6 and declined.stderr.startswith("nothing done: ")
+
+
+def test_a_missing_setting_fails_before_anyone_is_asked(run: Invoke) -> None:
+    app, asked = _terminal(answer=None)
+    result = run("deploy", "--image", "r:2", app=app)
+    assert result.exit_code == 2 and "cluster, service" in result.stderr
+    assert asked == []

@@ -271,7 +271,7 @@ def app_for(**env: str) -> Application:
 
 def test_deploy_against_moto(s3: S3Client, run: Invoke, moto_rollouts: None) -> None:
     ecs, old_arn = moto_service()
-    result = run("deploy", "--image", NEW_IMAGE, "-O", "json", app=app_for())
+    result = run("deploy", "--image", NEW_IMAGE, "--yes", "-O", "json", app=app_for())
     assert result.exit_code == 0, result.output
     report = result.json()
     assert report["ok"] and report["result"] == "succeeded"
@@ -307,10 +307,10 @@ def test_status_against_moto(s3: S3Client, run: Invoke) -> None:
 
 def test_reload_and_rollback_against_moto(s3: S3Client, run: Invoke, moto_rollouts: None) -> None:
     ecs, first = moto_service()
-    assert run("deploy", "--image", NEW_IMAGE, app=app_for()).exit_code == 0
+    assert run("deploy", "--image", NEW_IMAGE, "--yes", app=app_for()).exit_code == 0
     reload = run("reload", "-O", "json", app=app_for())
     assert reload.exit_code == 0 and reload.json()["result"] == "succeeded"
-    back = run("rollback", app=app_for())
+    back = run("rollback", "--yes", app=app_for())
     assert back.exit_code == 0, back.output
     assert "does not revert database migrations" in back.stderr
     service = ecs.describe_services(cluster="prod", services=["redmica"])["services"][0]
@@ -353,7 +353,7 @@ def test_release_migrates_with_the_new_image_then_deploys(
     ecs, old = moto_service()
     seed_tenants(s3, "acme", "beta", "gamma")
     with moto_ecs_spy(monkeypatch) as spy:
-        result = run("release", "--image", NEW_IMAGE, "--canary", "1", app=release_app())
+        result = run("release", "--image", NEW_IMAGE, "--canary", "1", "--yes", app=release_app())
     assert result.exit_code == 0, result.output
     assert sorted(spy.launched) == ["acme", "beta", "gamma"]
     new = ecs.describe_services(cluster="prod", services=["redmica"])["services"][0][
@@ -372,7 +372,7 @@ def test_release_does_not_deploy_when_the_gate_fails(
     seed_tenants(s3, "acme", "beta")
     with moto_ecs_spy(monkeypatch) as spy:
         spy.exit_codes = {"beta": 1}
-        result = run("release", "--image", NEW_IMAGE, app=release_app())
+        result = run("release", "--image", NEW_IMAGE, "--yes", app=release_app())
     assert result.exit_code == 1
     assert "the migration gate did not pass" in result.stderr
     assert "registered but NOT deployed" in result.stderr

@@ -125,8 +125,8 @@ def test_operator_role(
     resumed = run("migrate", "--resume", migrated.json()["run_id"], "--timeout", "1", app=app())
     assert "timed_out" in resumed.stderr
     assert run("runs", "list", app=app()).exit_code == 0
-    assert run("deploy", "--image", "redmica:2", app=app()).exit_code == 0
-    assert run("rollback", app=app()).exit_code == 0
+    assert run("deploy", "--image", "redmica:2", "--yes", app=app()).exit_code == 0
+    assert run("rollback", "--yes", app=app()).exit_code == 0
     assert run("status", app=app()).exit_code == 0
     assert run("doctor", app=app()).exit_code in (0, 1)
     assert run("iam-policy", "--for", "operator", app=app()).exit_code == 0

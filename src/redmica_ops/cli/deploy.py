@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import global_options, pass_app
+from redmica_ops.cli.options import confirm, global_options, pass_app, yes_option
 
 if TYPE_CHECKING:
     from redmica_ops.cli.reports import ReleaseResult, RolloutResult, StatusResult
@@ -31,6 +31,15 @@ WAIT_OPTIONS = [
 ]
 
 
+def _service(app: Application) -> str:
+    """How a confirmation names the target; a missing setting fails before anyone is asked."""
+    from redmica_ops.settings import require
+
+    settings = app.settings
+    require(settings, ["cluster", "service"], "deployments need")
+    return f"service {settings.service} in cluster {settings.cluster}"
+
+
 def wait_options(func: F) -> F:
     for option in reversed(WAIT_OPTIONS):
         func = option(func)
@@ -42,6 +51,7 @@ def wait_options(func: F) -> F:
 @click.option("--container", help="container whose image changes [default: setting container]")
 @wait_options
 @click.option("--no-rollback", is_flag=True, help="on failure, leave the service as it is")
+@yes_option
 @global_options(hidden=True)
 @pass_app
 def deploy(
@@ -51,6 +61,7 @@ def deploy(
     timeout: float | None,
     no_wait: bool,
     no_rollback: bool,
+    yes: bool,
 ) -> RolloutResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
 
@@ -59,15 +70,17 @@ def deploy(
     deployment circuit breaker. redmica then follows the deployment it created: success only
     when that deployment completed; a failed, replaced or rolled-back rollout is a failure
     (exit 1), and the service is rolled back to the previous revision unless --no-rollback.
+    Asks first on a terminal (--yes for scripts).
 
     \b
     Examples:
       redmica deploy --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/redmica:2026.11.26
-      redmica deploy --image registry.example.com/redmica:v6 --timeout 900 --output json
+      redmica deploy --image registry.example.com/redmica:v6 --yes --timeout 900 --output json
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.deploy import deploy as verb
 
+    confirm(app, f"deploy {image} to {_service(app)}", yes)
     request = verb.DeployRequest(
         image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
     )
@@ -104,24 +117,29 @@ def reload(app: Application, timeout: float | None, no_wait: bool) -> RolloutRes
     help="revision number, family:revision or ARN [default: the previous revision]",
 )
 @wait_options
+@yes_option
 @global_options(hidden=True)
 @pass_app
 def rollback(
-    app: Application, to: str | None, timeout: float | None, no_wait: bool
+    app: Application, to: str | None, timeout: float | None, no_wait: bool, yes: bool
 ) -> CommandResult:
     """Roll the service back to the previous task definition revision (or --to).
 
-    This does not revert database migrations.
+    The previous revision is the highest ACTIVE revision of the service's task definition
+    family below the one it runs. This does not revert database migrations. Asks first on a
+    terminal (--yes for scripts).
 
     \b
     Examples:
       redmica rollback
-      redmica rollback --to 41
+      redmica rollback --to 41 --yes
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.cli.result import Done
     from redmica_ops.deploy import rollback as verb
 
+    what = f"revision {to}" if to else "the previous revision"
+    confirm(app, f"roll {_service(app)} back to {what}", yes)
     outcome = verb.run(verb.RollbackRequest(to, timeout, wait=not no_wait), app.workspace())
     if outcome.report is None:
         return Done(
@@ -156,6 +174,7 @@ def rollback(
 )
 @click.option("--timeout", type=click.FloatRange(min=1), help="seconds to wait for the deploy")
 @click.option("--no-rollback", is_flag=True, help="on a failed deploy, leave the service as is")
+@yes_option
 @global_options(hidden=True)
 @pass_app
 def release(
@@ -168,21 +187,25 @@ def release(
     migrate_timeout: float | None,
     timeout: float | None,
     no_rollback: bool,
+    yes: bool,
 ) -> ReleaseResult:
     """Release an image: migrate every tenant with it, then deploy it if they all succeeded.
 
     Registers the new revision, runs `migrate --all` with that revision's image as the gate
     (the failure policy options pass through), and deploys only if every tenant migrated.
-    A rollback afterwards does not revert the migrations.
+    A rollback afterwards does not revert the migrations. Asks first on a terminal (--yes
+    for scripts).
 
     \b
     Examples:
       redmica release --image registry.example.com/redmica:v6 --canary 5 --max-failures 10
+      redmica release --image registry.example.com/redmica:v6 --yes
     """
     from redmica_ops.cli.reports import ReleaseResult
     from redmica_ops.deploy import release as verb
     from redmica_ops.runs.pacing import sigint_escalates
 
+    confirm(app, f"migrate every tenant with {image}, then deploy it to {_service(app)}", yes)
     request = verb.ReleaseRequest(
         image,
         container,
