@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from redmica_ops.deploy.model import RolloutReport
     from redmica_ops.deploy.release import ReleaseOutcome
     from redmica_ops.deploy.status import ServiceStatus
+    from redmica_ops.runs.fanout import FanOutOptions
     from redmica_ops.runs.migrations import MigrationOutcome, MigrationPlan
     from redmica_ops.runs.record import RunRecord
 
@@ -47,18 +48,38 @@ def render_plan(out: Output, plan: MigrationPlan) -> None:
         out.text(f"  skipped:  {', '.join(plan.skipped)}")
     for tenant, why in sorted(plan.invalid.items()):
         out.text(f"  cannot run {tenant}: {why}")
-    out.text(
-        f"  launches take at least {plan.launch_seconds:.0f}s; {plan.waves} wave(s) of "
-        f"{options.concurrency}"
-    )
+    for line in launch_lines(len(order), plan.launch_seconds, plan.waves, options):
+        out.text(line)
     out.text(
         f"  cost:     {cost.total_usd:.4f} USD ({len(order)} x {cost.vcpu:g} vCPU x "
         f"{cost.memory_gb:g} GB x {cost.minutes:g} min)"
     )
 
 
-def render_run(out: Output, record: RunRecord) -> None:
-    """The summary line, the failed tenants and (for --no-wait) the run id on stdout."""
+def launch_lines(tenants: int, seconds: float, waves: int, options: FanOutOptions) -> list[str]:
+    """What pacing means for this many tenants, in words that are true for it."""
+    if tenants == 0:
+        return []
+    if seconds < 1:
+        lines = [f"  launches: all {tenants} at once (within the burst of {options.burst})"]
+    else:
+        lines = [
+            f"  launches: the first {options.burst} at once, the other "
+            f"{tenants - options.burst} at {options.rate:g}/s: at least {seconds:.0f}s"
+        ]
+    if waves > 1:
+        lines.append(
+            f"  waves:    {waves} (at most {options.concurrency} tasks in flight at a time)"
+        )
+    return lines
+
+
+def render_run(out: Output, record: RunRecord, failure_table: bool = True) -> None:
+    """The summary line, the failed tenants and (for --no-wait) the run id on stdout.
+
+    `failure_table` False: the caller already printed every tenant's row (`runs show`), so
+    only the command that reads each failed tenant's logs is added, not a second table.
+    """
     from redmica_ops.runs.record import FAILURES
 
     counts = ", ".join(f"{n} {s}" for s, n in record.summary().items())
@@ -73,7 +94,12 @@ def render_run(out: Output, record: RunRecord) -> None:
             else:
                 logs = run.log_stream or ""
             rows.append([run.tenant, str(run.status), run.reason or "", logs])
-        out.table(["tenant", "status", "reason", "logs"], rows)
+        if failure_table:
+            out.table(["tenant", "status", "reason", "logs"], rows)
+        else:
+            for tenant, _, _, logs in rows:
+                if logs:
+                    out.info(f"logs of {tenant}: {logs}")
     if record.state == "launched":
         out.text(record.run_id)
 
@@ -123,7 +149,7 @@ class MigrationResult:
         assert self.outcome.record is not None
         if self.every_tenant:
             render_run_table(out, self.outcome.record)
-        render_run(out, self.outcome.record)
+        render_run(out, self.outcome.record, failure_table=not self.every_tenant)
 
     @property
     def exit_code(self) -> int:
@@ -141,7 +167,9 @@ def render_rollout(out: Output, report: RolloutReport) -> None:
             f"deployment {report.deployment_id})"
         )
         return
-    out.info(f"error: {report.action} FAILED: {report.result}: {report.reason}")
+    # "deploy failed: <reason>"; the result word only when it adds something (timed out, ...).
+    how = "" if report.result == "failed" else f" ({report.result.replace('_', ' ')})"
+    out.info(f"error: {report.action} failed{how}: {report.reason}")
     if report.rolled_back_to:
         out.info(f"rolled back to {revision_name(report.rolled_back_to)}: {report.rollback_result}")
     elif report.result != "started":
