@@ -402,3 +402,26 @@ def test_tenant_add_activate_reloads_the_service(
     data = result.json()
     assert data["created"] and data["activation"]["result"] == "succeeded"
     assert data["activation"]["action"] == "reload"
+
+
+def test_rollback_goes_to_the_highest_active_revision_below_the_current(
+    s3: S3Client, run: Invoke, moto_rollouts: None
+) -> None:
+    """docs/rollback.md: "the previous ACTIVE revision". From :4 with :2 and :3 active that is
+    :3 (it went to :1 when the API's sort order was trusted); a deregistered one is skipped."""
+    ecs, first = moto_service()
+    family = first.rpartition(":")[0]
+    for tag in ("2", "3", "4"):
+        deployed = run("deploy", "--image", f"redmica:{tag}", "--yes", app=app_for())
+        assert deployed.exit_code == 0, deployed.output
+
+    def running() -> str:
+        service = ecs.describe_services(cluster="prod", services=["redmica"])["services"][0]
+        return str(service["taskDefinition"])
+
+    assert running() == f"{family}:4"
+    assert run("rollback", "--yes", app=app_for()).exit_code == 0
+    assert running() == f"{family}:3"
+    ecs.deregister_task_definition(taskDefinition=f"{family}:2")
+    assert run("rollback", "--yes", app=app_for()).exit_code == 0
+    assert running() == f"{first}"  # :2 is no longer active, so :1

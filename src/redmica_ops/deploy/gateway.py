@@ -86,13 +86,22 @@ class ServiceGateway:
             return list(self.ecs.describe_tasks(cluster=t.cluster, tasks=arns).get("tasks", []))
 
     def revisions(self, family: str) -> list[str]:
-        """The family's active revisions, newest first."""
+        """The family's active revisions, newest first.
+
+        Sorted here, every page read: the API's `sort` is a request, not something to rely on
+        (moto ignores it, and "previous" must not depend on a page boundary).
+        """
+        arns: list[str] = []
         with translate_errors(f"listing revisions of {family}"):
-            response = self.ecs.list_task_definitions(
+            pages = self.ecs.get_paginator("list_task_definitions").paginate(
                 familyPrefix=family, sort="DESC", status="ACTIVE"
             )
-        return [
-            arn
-            for arn in response.get("taskDefinitionArns", [])
-            if revision_name(arn).rpartition(":")[0] == family
-        ]
+            for page in pages:
+                arns.extend(page.get("taskDefinitionArns", []))
+        ours = [arn for arn in arns if revision_name(arn).rpartition(":")[0] == family]
+        return sorted(ours, key=_revision_number, reverse=True)
+
+
+def _revision_number(arn: str) -> int:
+    number = revision_name(arn).rpartition(":")[2]
+    return int(number) if number.isdigit() else -1
