@@ -14,6 +14,7 @@ from redmica_ops.cli.reference import render_reference
 from redmica_ops.tenants.model import parse_tenant_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
 
 
 def test_cli_reference_matches_the_real_help() -> None:
@@ -161,3 +162,99 @@ def test_a_yml_file_is_a_tenant_file_as_the_docs_say(tmp_path: Path) -> None:
     result = load_paths([tmp_path])
     assert result.problems == [] and [e.tenant_id for e in result.entries] == ["acme"]
     assert "`.yml`" in (ROOT / "docs" / "tenants.md").read_text(encoding="utf-8")
+
+
+# -- the operator's handbook: every command runs, in order, against the sandbox -------------------
+HANDBOOK = ROOT / "docs" / "operators-handbook.md"
+
+
+def handbook_commands() -> list[tuple[str, int]]:
+    """(command, expected exit code) for each line of the ```sh handbook blocks."""
+    text = HANDBOOK.read_text(encoding="utf-8")
+    commands = []
+    for block in re.findall(r"```sh handbook\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            if not line.strip():
+                continue
+            expected = re.search(r"\s+# exit (\d+)$", line)
+            command = line[: expected.start()] if expected else line
+            commands.append((command, int(expected.group(1)) if expected else 0))
+    return commands
+
+
+def test_the_handbook_walks_every_part_of_the_day() -> None:
+    text = HANDBOOK.read_text(encoding="utf-8")
+    for part in (
+        "Onboard a customer",
+        "Change their allowed IPs",
+        "Release",
+        "A failed release",
+        "A customer leaves",
+    ):
+        assert f"## {part}\n" in text
+    assert len(handbook_commands()) >= 15
+
+
+@pytest.mark.subprocess
+def test_every_handbook_command_runs_with_its_exit_code(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDMICA_"))}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
+    env_file = tmp_path / "sandbox.env"
+    sandbox = subprocess.Popen(
+        [
+            *(str(bin_dir / "redmica"), "sandbox", "--ecs", "--fail-once", "globex"),
+            *("--fail-image", "redmica:broken", "--env-file", str(env_file)),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not env_file.exists():
+            assert sandbox.poll() is None, sandbox.stderr.read() if sandbox.stderr else ""
+            assert time.monotonic() < deadline, "the sandbox did not start"
+            time.sleep(0.05)
+        work = tmp_path / "work"
+        work.mkdir()
+        for name in ("acme", "globex", "initech"):
+            shutil.copy(EXAMPLES / "tenants" / f"{name}.yaml", work / f"{name}.yaml")
+        script = [
+            "set -o pipefail",
+            f". {env_file}",
+            "export REDMICA_DOMAIN=redmine.example.com",
+            "export REDMICA_DB_HOST=aurora.cluster.example.internal REDMICA_DEPLOY_TIMEOUT=120",
+            # globex and initech are customers already: the handbook starts with acme.
+            "redmica tenant add globex -f globex.yaml >/dev/null 2>&1 || exit 90",
+            "redmica tenant add initech -f initech.yaml >/dev/null 2>&1 || exit 90",
+        ]
+        for number, (command, expected) in enumerate(handbook_commands(), 1):
+            script += [
+                f"echo '>>> {number}: {command.replace(chr(39), '')}' >&2",
+                command,
+                "code=$?",
+                f'[ "$code" -eq {expected} ] || {{ echo "FAILED step {number}:'
+                f' exit $code, the handbook says {expected}" >&2; exit 99; }}',
+            ]
+        done = subprocess.run(
+            ["bash", "-c", "\n".join(script)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+    finally:
+        sandbox.send_signal(signal.SIGTERM)
+        sandbox.communicate(timeout=30)
