@@ -87,5 +87,8 @@ class SimWorkspace:
     def message(self, text: str) -> None:
         pass
 
+    def status(self, text: str) -> None:
+        pass
+
     def progress(self, clock: Clock, total: int) -> AbstractContextManager[Observer]:
         return contextlib.nullcontext(SilentObserver())

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from redmica_ops.cli.progress import ProgressPrinter
+from redmica_ops.cli.progress import ProgressPrinter, StatusLine
 from redmica_ops.runs.pacing import FakeClock
 from redmica_ops.runs.record import RunRecord, Status, TenantRun
 
@@ -90,3 +90,39 @@ def test_on_a_terminal_a_live_progress_bar(monkeypatch: pytest.MonkeyPatch, no_c
     assert "2/3" in text and "1 succeeded, 1 failed, 1 running" in text
     assert "b: failed - exited 1" in text
     assert ("\x1b[3" in text) is not no_color  # colour (not cursor control) only without NO_COLOR
+
+
+# -- a rollout's state line (deploy, reload, rollback, release) -----------------------------------
+def test_off_a_terminal_the_rollout_state_is_a_line_every_ten_seconds() -> None:
+    clock = FakeClock()
+    stream = io.StringIO()
+    line = StatusLine(stream=lambda: stream, clock=clock.now, live=False)
+    for second in range(25):
+        line.status(f"PRIMARY app:2 running {second}")
+        if second == 12:
+            line.message("event: (service app) has started a deployment")
+        clock.sleep(1)
+    line.close()
+    assert stream.getvalue().splitlines() == [
+        "PRIMARY app:2 running 0",
+        "PRIMARY app:2 running 10",
+        "event: (service app) has started a deployment",
+        "PRIMARY app:2 running 20",
+    ]
+
+
+def test_on_a_terminal_the_rollout_state_is_one_live_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    stream = Terminal()
+    line = StatusLine(stream=lambda: stream)
+    for count in range(3):
+        line.status(f"PRIMARY app:2 running {count}")
+    line.message("event: steady state")
+    line.close()
+    text = stream.getvalue()
+    assert "event: steady state\n" in text
+    assert "PRIMARY app:2 running 2" in text
+    # A live line is redrawn in place: it never becomes three lines of the log.
+    assert "PRIMARY app:2 running 0\n" not in text and "\x1b[?25l" in text  # cursor hidden

@@ -53,6 +53,10 @@ class Workspace(Protocol):
     def message(self, text: str) -> None:
         """A line for the person watching (stderr in the CLI, the log in the Lambda)."""
 
+    def status(self, text: str) -> None:
+        """The state of long work, replacing the previous one (a rollout's deployments): a
+        live line on a terminal, a line every ~10 s otherwise."""
+
     def progress(self, clock: Clock, total: int) -> AbstractContextManager[Observer]: ...
 
 
@@ -82,6 +86,7 @@ class AwsWorkspace:
         *,
         make_clock: Callable[[Cancellation], Clock] = _real_clock,
         message: Callable[[str], None] = _discard,
+        status: Callable[[str], None] | None = None,
         progress: ProgressFactory = silent_progress,
         cancellation: Cancellation | None = None,
     ) -> None:
@@ -91,6 +96,7 @@ class AwsWorkspace:
         self._clients = clients
         self._make_clock = make_clock
         self._message = message
+        self._status = status or message
         self._progress = progress
         self._cancellation = cancellation or Cancellation()
         self._clock: Clock | None = None
@@ -157,6 +163,9 @@ class AwsWorkspace:
 
     def message(self, text: str) -> None:
         self._message(text)
+
+    def status(self, text: str) -> None:
+        self._status(text)
 
     def progress(self, clock: Clock, total: int) -> AbstractContextManager[Observer]:
         return self._progress(clock, total)

@@ -13,6 +13,7 @@ from redmica_ops.errors import CannotExecute, UsageError
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
     from redmica_ops.cli.output import Output
+    from redmica_ops.cli.progress import StatusLine
     from redmica_ops.runs.pacing import Cancellation, Clock
     from redmica_ops.runs.record import RunStore
     from redmica_ops.settings import Settings
@@ -88,6 +89,7 @@ class Application:
         self._settings: Settings | None = None
         self._clients: ClientFactory | None = None
         self._workspace: AwsWorkspace | None = None
+        self._status_line: StatusLine | None = None
         # Swappable for tests: how `tenant edit` runs an editor and how we detect a person.
         self.edit_text: Callable[[str], str | None] = _run_editor
         self.interactive: Callable[[], bool] = sys.stdin.isatty
@@ -130,19 +132,26 @@ class Application:
 
     def workspace(self) -> AwsWorkspace:
         """What the library's verbs need, built from this command line (see workspace.py)."""
-        from redmica_ops.cli.progress import ProgressPrinter
+        from redmica_ops.cli.progress import ProgressPrinter, StatusLine
         from redmica_ops.workspace import AwsWorkspace
 
         if self._workspace is None:
-            out = self.output
+            self._status_line = StatusLine()
             self._workspace = AwsWorkspace(
                 self.settings,
                 self.clients(),
                 make_clock=self.make_clock,
-                message=out.info,
+                message=self._status_line.message,
+                status=self._status_line.status,
                 progress=ProgressPrinter,
             )
         return self._workspace
+
+    def close(self) -> None:
+        """End what outlives a command's body: the live status line on a terminal."""
+        if self._status_line is not None:
+            self._status_line.close()
+            self._status_line = None
 
     def bucket(self) -> str:
         return self.workspace().bucket()

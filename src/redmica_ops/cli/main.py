@@ -69,7 +69,10 @@ class RootGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         app = ctx.find_object(Application) or ctx.ensure_object(Application)
         try:
-            result = super().invoke(ctx)
+            try:
+                result = super().invoke(ctx)
+            finally:
+                app.close()  # a live status line ends before the result or an error prints
             if isinstance(result, CommandResult):
                 code = render_result(app, result)
                 if code:

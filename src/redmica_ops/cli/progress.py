@@ -1,6 +1,9 @@
-"""Progress of a migrate run on stderr: rich's live progress on a terminal, lines otherwise.
+"""Progress of long work on stderr: rich's live display on a terminal, lines otherwise.
 
-Failures are printed as they happen in both modes. On a terminal a progress bar shows the
+`ProgressPrinter` follows a migrate run; `StatusLine` carries the messages of any command
+and the state line of a rollout (deploy, reload, rollback, release).
+
+For a run, failures are printed as they happen in both modes. On a terminal a bar shows the
 counts by status, the rate and the ETA; when stderr is not a terminal (a log, CI) one summary
 line is printed every `interval` seconds (10 by default). The counts never exceed the total and
 the ETA is never negative, also when a resumed run starts with tenants already done.
@@ -9,6 +12,8 @@ the ETA is never negative, also when a resumed run starts with tenants already d
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from typing import IO, Any
 
 from redmica_ops.runs.pacing import Clock
@@ -120,3 +125,68 @@ class ProgressPrinter:
         done, details = self.counts(record, in_flight, queued, now)
         elapsed = max(now - self.started, 0.0)
         return f"[{elapsed:5.0f}s] {done}/{self.total} done: {details}"
+
+
+class StatusLine:
+    """One-line messages, and a state line that replaces itself (a rollout's deployments).
+
+    On a terminal the state is rich's live display (a spinner and the line) under the messages;
+    otherwise it is printed at most once every `interval` seconds, so a log gets a summary line
+    every ~10 s rather than one per poll. Messages always print, above the live line.
+    """
+
+    def __init__(
+        self,
+        stream: Callable[[], IO[str]] = lambda: sys.stderr,
+        clock: Callable[[], float] = time.monotonic,
+        interval: float = 10.0,
+        live: bool | None = None,
+    ) -> None:
+        self._stream = stream
+        self.clock = clock
+        self.interval = interval
+        self.live = stream().isatty() if live is None else live
+        self.last_status = float("-inf")
+        self._display: Any = None
+
+    def message(self, text: str) -> None:
+        if self._display is not None:
+            self._display.console.print(text, markup=False, highlight=False)
+            return
+        stream = self._stream()  # looked up now: a live progress may have wrapped stderr
+        stream.write(text + "\n")
+        stream.flush()
+
+    def status(self, text: str) -> None:
+        if not self.live:
+            now = self.clock()
+            if now - self.last_status >= self.interval:
+                self.last_status = now
+                self.message(text)
+            return
+        from rich.spinner import Spinner
+
+        if self._display is None:
+            from rich.console import Console
+            from rich.live import Live
+
+            from redmica_ops.cli.output import colour_enabled
+
+            stream = self._stream()
+            colour = colour_enabled(stream)
+            console = Console(
+                file=stream,
+                highlight=False,
+                markup=False,
+                force_terminal=True,
+                color_system="auto" if colour else None,
+                no_color=not colour,
+            )
+            self._display = Live(console=console, transient=True, refresh_per_second=4)
+            self._display.start()
+        self._display.update(Spinner("dots", text=text))
+
+    def close(self) -> None:
+        if self._display is not None:
+            self._display.stop()
+            self._display = None

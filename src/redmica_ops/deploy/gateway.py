@@ -92,12 +92,22 @@ class ServiceGateway:
         (moto ignores it, and "previous" must not depend on a page boundary).
         """
         arns: list[str] = []
+        token = ""
         with translate_errors(f"listing revisions of {family}"):
-            pages = self.ecs.get_paginator("list_task_definitions").paginate(
-                familyPrefix=family, sort="DESC", status="ACTIVE"
-            )
-            for page in pages:
+            while True:
+                page = (
+                    self.ecs.list_task_definitions(
+                        familyPrefix=family, sort="DESC", status="ACTIVE", nextToken=token
+                    )
+                    if token
+                    else self.ecs.list_task_definitions(
+                        familyPrefix=family, sort="DESC", status="ACTIVE"
+                    )
+                )
                 arns.extend(page.get("taskDefinitionArns", []))
+                token = page.get("nextToken", "")
+                if not token:
+                    break
         ours = [arn for arn in arns if revision_name(arn).rpartition(":")[0] == family]
         return sorted(ours, key=_revision_number, reverse=True)
 

@@ -53,11 +53,14 @@ class ServiceDeployer:
         progress: Progress | None = None,
         first_poll: float = 5.0,
         max_poll: float = 30.0,
+        status: Progress | None = None,
     ) -> None:
         self.gateway = ServiceGateway(ecs, target)
         self.target = target
         self.clock = clock
         self.progress: Progress = progress or _quiet
+        # The deployments' state line: replaced in place on a terminal, not one line per poll.
+        self.status: Progress = status or self.progress
         self.first_poll = first_poll
         self.max_poll = max_poll
         self.seen_events: set[str] = set()
@@ -127,7 +130,7 @@ class ServiceDeployer:
                 self.progress(f"event: {message}")
             line = " | ".join(v.line() for v in views)
             if line != last_line:
-                self.progress(line)
+                self.status(line)
                 last_line = line
             outcome = judge(deployment_id, previous_td, service, views)
             if outcome is not None:
@@ -265,6 +268,7 @@ def deployer_for(ws: Workspace) -> ServiceDeployer:
         ServiceTarget(str(settings.cluster), str(settings.service)),
         ws.clock(),
         progress=ws.message,
+        status=ws.status,
     )
 
 
