@@ -34,7 +34,7 @@ done
 cat "$work/sandbox.env" >&2
 export REDMICA_DOMAIN=redmine.example.com REDMICA_DB_HOST=aurora.cluster.example.internal
 
-run redmica config show
+run redmica config show --changed
 show "redmica doctor   # settings, credentials, bucket, tenants, ECS: each a row with a hint"
 redmica doctor || true
 

@@ -59,3 +59,11 @@ def test_a_failed_deploy_says_failed_once() -> None:
     assert "FAILED" not in text and "failed: failed" not in text
     timed_out = _printed(RolloutResult(_report("timed_out", "did not finish within 60s")))
     assert "error: deploy failed (timed out): did not finish within 60s" in timed_out
+
+
+def test_a_followed_rollout_does_not_print_its_events_a_second_time() -> None:
+    report = _report("failed", "tasks failed to start")
+    report.events = ["(service app) deployment failed: circuit breaker: rolling back."]
+    text = _printed(RolloutResult(report))
+    assert "circuit breaker" not in text  # streamed as "event: ..." while it happened
+    assert "`redmica status --events 10`" in text

@@ -174,10 +174,13 @@ def render_rollout(out: Output, report: RolloutReport) -> None:
         out.info(f"rolled back to {revision_name(report.rolled_back_to)}: {report.rollback_result}")
     elif report.result != "started":
         out.info("the service was NOT rolled back (--no-rollback, or nothing to go back to)")
-    if report.events:
+    if report.events and report.result == "started":
         out.info("recent service events:")
         for message in report.events:
             out.info(f"  {message}")
+    elif report.events:
+        # They were printed as they happened ("event: ..."); not a second time.
+        out.info("earlier service events: `redmica status --events 10`")
     if report.stopped_tasks:
         out.info("recently stopped tasks:")
         for line in report.stopped_tasks:
