@@ -14,6 +14,7 @@ from redmica_ops.errors import NotFound
 from redmica_ops.runs.fanout import Observer, SilentObserver
 from redmica_ops.runs.pacing import Cancellation, Clock, FakeClock
 from redmica_ops.runs.record import RunRecord
+from redmica_ops.runs.results import MemoryResults
 from redmica_ops.settings import Settings
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.store import Listing, StoredTenant
@@ -58,6 +59,7 @@ class SimWorkspace:
         self._settings = settings
         self._cancellation = Cancellation()
         self.records = MemoryRecords()
+        self.result_objects = MemoryResults()
         # The ECS executor never reads a tenant's document: one parsed document serves all.
         tenant = parse_tenant("bench", SAMPLE, "bench")
         self._listing = Listing(
@@ -77,6 +79,9 @@ class SimWorkspace:
 
     def run_store(self) -> MemoryRecords:
         return self.records
+
+    def results(self) -> MemoryResults:
+        return self.result_objects
 
     def ecs(self) -> ECSClient:
         return cast("ECSClient", self._ecs)

@@ -314,7 +314,12 @@ def test_idempotency_token_and_started_by() -> None:
     assert call["overrides"]["containerOverrides"][0] == {
         "name": CONTAINER,
         "command": ["run-tenant", "acme", "--", *COMMAND],
-        "environment": [{"name": "REDMICA_TENANT", "value": "acme"}],
+        # The run and attempt name the tenant's result object (issue 13); no secret.
+        "environment": [
+            {"name": "REDMICA_TENANT", "value": "acme"},
+            {"name": "REDMICA_RUN_ID", "value": "20261126T060000Z-abc123"},
+            {"name": "REDMICA_ATTEMPT", "value": "1"},
+        ],
     }
     assert call["networkConfiguration"]["awsvpcConfiguration"]["assignPublicIp"] == "DISABLED"
     assert call["launchType"] == "FARGATE"

@@ -86,7 +86,12 @@ def test_overrides_carry_only_the_tenant_id(
     assert CANARY_PASSWORD not in dumped and "RAILS_DB" not in dumped
     for override in spy.overrides:
         (container,) = override["containerOverrides"]
-        assert [e["name"] for e in container["environment"]] == ["REDMICA_TENANT"]
+        # The tenant id, and the run and attempt its result object is named after (issue 13).
+        assert [e["name"] for e in container["environment"]] == [
+            "REDMICA_TENANT",
+            "REDMICA_RUN_ID",
+            "REDMICA_ATTEMPT",
+        ]
         assert container["command"][:3] == [
             "run-tenant",
             container["environment"][0]["value"],

@@ -73,6 +73,9 @@ def test_container_role(s3: S3Client, run: Invoke, recorded: Calls, tmp_path: An
     app = make_app(REDMICA_VHOSTS_FILE=str(tmp_path / "v.conf"))
     assert run("entrypoint", "serve", "--no-check", app=app).exit_code == 0
     assert run("entrypoint", "run-tenant", "acme", "--", "true", app=app).exit_code == 0
+    # Inside a migrate run, run-tenant also writes the tenant's result object.
+    in_run = make_app(REDMICA_RUN_ID="20261126T060000Z-abc123", REDMICA_ATTEMPT="1")
+    assert run("entrypoint", "run-tenant", "beta", "--", "true", app=in_run).exit_code == 0
     assert recorded == ROLE_OPERATIONS["container"]
 
 
@@ -180,11 +183,14 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
             )
 
 
-def test_container_cannot_write_or_touch_ecs() -> None:
+def test_container_cannot_write_tenants_or_touch_ecs() -> None:
     document = policy_document("container", SCOPE)
     actions = granted_actions(document)
     assert not any(a.startswith("ecs:") or a == "iam:PassRole" for a in actions)
-    assert "s3:PutObject" not in actions and "s3:DeleteObject" not in actions
+    assert "s3:DeleteObject" not in actions
+    # It writes only the result objects of migrate runs (issue 13), never a tenant document.
+    writes = [s for s in document["Statement"] if "s3:PutObject" in s["Action"]]
+    assert [w["Resource"] for w in writes] == [["arn:aws:s3:::acme-config/runs/*/results/*"]]
     reads = next(s for s in document["Statement"] if s["Sid"] == "ReadTenants")
     assert reads["Resource"] == ["arn:aws:s3:::acme-config/tenants/*"]
 

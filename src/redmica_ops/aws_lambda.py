@@ -2,7 +2,9 @@
 
     {"action": "migrate"}                 -> launch `migrate --all` without waiting
     {"action": "migrate", "exclude": [..]}
-    {"action": "status", "run_id": "..."} -> the run's state and counts
+    {"action": "status", "run_id": "..."} -> the run's state and counts (collected first)
+    {"action": "collect"}                 -> merge results into every incomplete recent run
+    {"action": "collect", "run_id": "..."}   (safe on a schedule: the template runs it)
 
 Settings come from the function's environment (REDMICA_BUCKET, REDMICA_CLUSTER, ...). The
 launch is the CLI's own library call (`runs.migrations.run`), paced the same way, and leaves
@@ -16,6 +18,7 @@ from collections.abc import Mapping
 
 from redmica_ops.errors import UsageError
 
+RECENT_RUNS = 20  # a scheduled collect looks at this many newest runs
 Event = Mapping[str, object]
 Response = dict[str, object]
 
@@ -38,15 +41,28 @@ def handler(event: Event | None, context: object = None) -> Response:
         record = migrations.run(request, ws).record
         assert record is not None  # not a dry run
         return {"run_id": record.run_id, "state": record.state, "summary": record.summary()}
-    if action == "status":
+    if action in ("status", "collect"):
         run_id = event.get("run_id")
-        if not run_id:
+        if not run_id and action == "status":
             raise UsageError("a status event needs run_id")
-        record = ws.run_store().load(str(run_id))
-        return {
-            "run_id": record.run_id,
-            "state": record.state,
-            "summary": record.summary(),
-            "failed": sorted(t.tenant for t in record.tenants.values() if t.status in FAILURES),
-        }
-    raise UsageError(f"unknown action {action!r} (migrate or status)")
+        store = ws.run_store()
+        ids = [str(run_id)] if run_id else store.list_ids()[:RECENT_RUNS]
+        reports = []
+        for one in ids:
+            record = store.load(one)
+            if not run_id and record.complete():
+                continue
+            collected = migrations.collect(record, ws)
+            report: Response = {
+                "run_id": record.run_id,
+                "state": record.state,
+                "summary": record.summary(),
+                "failed": sorted(t.tenant for t in record.tenants.values() if t.status in FAILURES),
+            }
+            if action == "collect":
+                report.update(complete=record.complete(), collected=collected)
+            reports.append(report)
+        if run_id:
+            return reports[0]
+        return {"runs": reports}
+    raise UsageError(f"unknown action {action!r} (migrate, status or collect)")

@@ -55,10 +55,12 @@ _MIGRATE = {
 
 # What each principal's code paths call.
 ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
-    # The app container: `entrypoint serve` and `entrypoint run-tenant`.
-    "container": frozenset(_TENANT_READ),
-    # The scheduled job: `migrate --all --no-wait`, `--resume`, and reading run records.
-    "migrator": frozenset(_TENANT_READ | _MIGRATE),
+    # The app container: `entrypoint serve` and `entrypoint run-tenant` (which writes the
+    # tenant's result object under the runs prefix).
+    "container": frozenset(_TENANT_READ | {("s3", "PutObject")}),
+    # The scheduled job: `migrate --all --no-wait`, `--resume`, collecting and reading run
+    # records; it reads the service to migrate the revision the service runs.
+    "migrator": frozenset(_TENANT_READ | _MIGRATE | {("ecs", "DescribeServices")}),
     # An operator running any redmica command.
     "operator": frozenset(
         _TENANT_READ
@@ -154,7 +156,7 @@ def scope_for(
         prefix=prefix,
         runs_prefix=runs_prefix,
         cluster=cluster,
-        service=service if role == "operator" else None,
+        service=service if role in ("operator", "migrator") else None,
         family=family,
         kms_key_arn=kms_key_arn(kms_key_id, partition, region, account) if kms_key_id else None,
         pass_roles=tuple(roles),
@@ -210,8 +212,10 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
     )
     if role != "container":
         add("RunRecords", ["s3:GetObject", "s3:PutObject"], [f"{s3}/{scope.runs_prefix}*"])
+    else:
+        add("WriteResults", ["s3:PutObject"], [f"{s3}/{scope.runs_prefix}*/results/*"])
     if scope.kms_key_arn:
-        kms = ["kms:Decrypt"] + (["kms:GenerateDataKey"] if role != "container" else [])
+        kms = ["kms:Decrypt", "kms:GenerateDataKey"]
         statements.append(
             {
                 "Sid": "ConfigBucketKey",

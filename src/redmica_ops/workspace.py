@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from redmica_ops.runs.fanout import Observer
     from redmica_ops.runs.pacing import Cancellation, Clock
     from redmica_ops.runs.record import RunRecords, RunStore
+    from redmica_ops.runs.results import ResultSource, ResultStore
     from redmica_ops.settings import Settings
     from redmica_ops.tenants.registry import TenantRegistry
     from redmica_ops.tenants.store import Listing, TenantStore
@@ -41,6 +42,9 @@ class Workspace(Protocol):
         """Every tenant document in the config bucket, valid or not."""
 
     def run_store(self) -> RunRecords: ...
+
+    def results(self) -> ResultSource:
+        """The tenants' result objects (written by `entrypoint run-tenant`)."""
 
     def ecs(self) -> ECSClient: ...
 
@@ -100,6 +104,7 @@ class AwsWorkspace:
         self._progress = progress
         self._cancellation = cancellation or Cancellation()
         self._clock: Clock | None = None
+        self._run_store: RunStore | None = None
 
     @classmethod
     def from_environment(
@@ -143,10 +148,22 @@ class AwsWorkspace:
         return self.store().load_all()
 
     def run_store(self) -> RunStore:
+        # One per workspace: it remembers each record's ETag, so the conditional save after a
+        # load (collect, resume) is matched against what this process read.
         from redmica_ops.runs.record import RunStore
 
+        if self._run_store is None:
+            s = self._settings
+            self._run_store = RunStore(
+                self.clients().s3(), self.bucket(), s.runs_prefix, s.kms_key_id
+            )
+        return self._run_store
+
+    def results(self) -> ResultStore:
+        from redmica_ops.runs.results import ResultStore
+
         s = self._settings
-        return RunStore(self.clients().s3(), self.bucket(), s.runs_prefix, s.kms_key_id)
+        return ResultStore(self.clients().s3(), self.bucket(), s.runs_prefix, s.kms_key_id)
 
     def registry(self) -> TenantRegistry:
         from redmica_ops.tenants.registry import TenantRegistry

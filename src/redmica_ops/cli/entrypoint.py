@@ -141,5 +141,34 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     )
     env = {**app.env, **tenant_env}
     app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
-    app.exec_process(command_line, env)
-    return Done({"tenant": tenant_id, "command": command_line})
+    run_id = app.env.get("REDMICA_RUN_ID")
+    if not run_id:
+        app.exec_process(command_line, env)
+        return Done({"tenant": tenant_id, "command": command_line})
+    # Part of a migrate run: supervise the command and leave its result in the bucket, so
+    # the run knows it even after ECS has forgotten this task.
+    import sys
+
+    from redmica_ops.runs.record import utcnow
+    from redmica_ops.runs.results import run_and_record
+
+    attempt = int(app.env.get("REDMICA_ATTEMPT", "1") or "1")
+    result = run_and_record(
+        command_line,
+        env,
+        run_id=run_id,
+        tenant=tenant_id,
+        attempt=attempt,
+        app_root=app.settings.app_root,
+        sink=sys.stdout.buffer,
+        now=lambda: utcnow().isoformat(),
+    )
+    key = app.workspace().results().put(result)
+    app.output.info(
+        f"entrypoint: {tenant_id} exited with {result.exit_code}; result: s3://{app.bucket()}/{key}"
+    )
+    code = 127 if result.exit_code is None else result.exit_code
+    return Done(
+        {"tenant": tenant_id, "exit_code": result.exit_code, "result": key},
+        code=code if code >= 0 else 128 - code,
+    )

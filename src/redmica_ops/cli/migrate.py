@@ -50,6 +50,11 @@ HELP_EPILOG = (
     metavar="N",
     help="migrate N tenants first; go on only if all succeed",
 )
+@click.option(
+    "--task-definition",
+    metavar="REVISION",
+    help="family:revision or ARN to run [default: the revision the service runs]",
+)
 @click.option("--dry-run", is_flag=True, help="print the plan and the cost estimate; do nothing")
 @click.option("--no-wait", is_flag=True, help="launch, save the record, print the run id")
 @click.option("--resume", metavar="RUN_ID", help="re-attach to a run and finish it")
@@ -68,6 +73,7 @@ def migrate(
     timeout: float | None,
     max_failures: int | None,
     canary: int | None,
+    task_definition: str | None,
     dry_run: bool,
     no_wait: bool,
     resume: str | None,
@@ -76,12 +82,17 @@ def migrate(
     """Migrate tenant databases: one task per tenant, paced to AWS's limits.
 
     Each tenant's task runs `redmica entrypoint run-tenant ID -- CMD` in the app image, so the
-    task override carries the tenant id, never a password. Launches follow a token bucket
-    (default: Fargate's 100 burst, 20/s) and a cap on tasks in flight; one polling loop
-    collects every result; a failure never stops the others (unless --max-failures or
-    --canary). The run record is kept in the config bucket (runs/<id>.json): Ctrl-C stops
-    launching and waits (twice: stops the running tasks), then `--resume RUN_ID` finishes the
-    run without starting anything twice.
+    task override carries the tenant id (and the run id), never a password. The task writes
+    the tenant's result (exit code, image, the last output lines with secrets masked) to
+    runs/<id>/results/ in the config bucket. Tasks run the revision the service runs (setting
+    service), or --task-definition; never the family's newest by accident. Launches follow a
+    token bucket (default: Fargate's 100 burst, 20/s) and a cap on tasks in flight; one
+    polling loop collects every result; a failure never stops the others (unless
+    --max-failures or --canary). The run record is kept in the config bucket
+    (runs/<id>.json). A run is finished only when every tenant has a final status: Ctrl-C,
+    an AWS error or a crash leaves it interrupted, and `--resume RUN_ID` finishes it without
+    starting anything twice. --dry-run checks every setting the run needs and prints the
+    revision and image it would run.
 
     \b
     Examples:
@@ -107,6 +118,7 @@ def migrate(
         max_failures=max_failures,
         canary=canary,
         dry_run=dry_run,
+        task_definition=task_definition,
         wait=not no_wait,
         resume=resume,
         only_failed=only_failed,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
-    from redmica_ops.cli.result import JSONValue
+    from redmica_ops.cli.result import Done, JSONValue
     from redmica_ops.deploy.model import RolloutReport
     from redmica_ops.deploy.release import ReleaseOutcome
     from redmica_ops.deploy.status import ServiceStatus
@@ -31,11 +31,16 @@ def _json(value: object) -> JSONValue:
     return loaded
 
 
+TAIL_SHOWN = 5  # lines per failed tenant in a run's report; `runs show RUN TENANT` has all
+
+
 # -- migration runs --------------------------------------------------------------------------------
 def render_plan(out: Output, plan: MigrationPlan) -> None:
     options, cost, order = plan.options, plan.cost, plan.tenants
     out.text(f"plan (dry run): {len(order)} tenant(s) with the {plan.executor} executor")
     out.text(f"  command:  {shlex.join(plan.command)}")
+    if plan.task_definition:
+        out.text(f"  revision: {plan.task_definition.rsplit('/', 1)[-1]} (image {plan.image})")
     out.text(
         f"  pacing:   {options.rate:g}/s, burst {options.burst}, at most "
         f"{options.concurrency} in flight, timeout {options.timeout:g}s"
@@ -50,6 +55,9 @@ def render_plan(out: Output, plan: MigrationPlan) -> None:
         out.text(f"  cannot run {tenant}: {why}")
     for line in launch_lines(len(order), plan.launch_seconds, plan.waves, options):
         out.text(line)
+    if cost is None:
+        out.text("  cost:     local processes, no Fargate time")
+        return
     out.text(
         f"  cost:     {cost.total_usd:.4f} USD ({len(order)} x {cost.vcpu:g} vCPU x "
         f"{cost.memory_gb:g} GB x {cost.minutes:g} min)"
@@ -100,6 +108,13 @@ def render_run(out: Output, record: RunRecord, failure_table: bool = True) -> No
             for tenant, _, _, logs in rows:
                 if logs:
                     out.info(f"logs of {tenant}: {logs}")
+        for run in sorted(failed, key=lambda r: r.tenant):
+            if run.tail:
+                out.text(f"--- {run.tenant}: last lines of its output")
+                for line in run.tail[-TAIL_SHOWN:]:
+                    out.text(f"  {line}")
+    if record.state == "interrupted" and record.error:
+        out.info(f"the run stopped on an error: {record.error}")
     if record.state == "launched":
         out.text(record.run_id)
 
@@ -125,6 +140,7 @@ class MigrationResult:
     outcome: MigrationOutcome
     every_tenant: bool = False
     code_from_run: bool = True  # False: looking at a run is not the run (`runs show` exits 0)
+    pending_is_failure: bool = False  # `runs collect`: exit 1 while the run is not complete
 
     @property
     def messages(self) -> list[str]:
@@ -153,7 +169,54 @@ class MigrationResult:
 
     @property
     def exit_code(self) -> int:
+        record = self.outcome.record
+        if self.pending_is_failure and record is not None and not record.complete():
+            return 1
         return self.outcome.exit_code if self.code_from_run else 0
+
+
+def tenant_result(record: RunRecord, tenant: str) -> Done:
+    """One tenant of a run: status, the whole captured tail, and where the full log is."""
+    from redmica_ops.cli.result import Done
+    from redmica_ops.errors import NotFound
+
+    run = record.tenants.get(tenant)
+    if run is None:
+        raise NotFound(
+            f"tenant {tenant!r} is not in run {record.run_id}",
+            f"see the run's tenants with `redmica runs show {record.run_id}`",
+        )
+    group = (record.target or {}).get("log_group")
+    log: dict[str, object] | None = None
+    if run.log_stream and group:
+        log = {"group": group, "stream": run.log_stream}
+    elif run.log_stream:
+        log = {"file": run.log_stream}
+    document: dict[str, object] = {**run.as_dict(), "run_id": record.run_id, "log": log}
+
+    def text(out: Output) -> None:
+        out.text(f"run {record.run_id}, tenant {tenant}: {run.status}")
+        if run.reason:
+            out.text(f"  reason:    {run.reason}")
+        if run.exit_code is not None:
+            out.text(f"  exit code: {run.exit_code}")
+        if run.image:
+            out.text(f"  image:     {run.image}")
+        if log and "group" in log:
+            out.text(
+                f"  full log:  CloudWatch Logs group {group}, stream {run.log_stream} "
+                f"(aws logs tail {group} --log-stream-names {run.log_stream})"
+            )
+        elif log:
+            out.text(f"  full log:  {run.log_stream}")
+        if run.tail:
+            out.text("--- last lines of its output (secrets masked):")
+            for line in run.tail:
+                out.text(line)
+        elif run.status != "succeeded":
+            out.text("(no output captured yet)")
+
+    return Done(_json(document), text)
 
 
 # -- rollouts --------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from redmica_ops.cli.result import Done
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
     from redmica_ops.cli.reports import MigrationResult
+    from redmica_ops.cli.result import CommandResult
 
 
 @click.group()
@@ -74,16 +75,55 @@ def list_runs(app: Application, limit: int) -> Done:
 
 @command(runs, "show")
 @click.argument("run_id")
+@click.argument("tenant_id", required=False)
 @pass_app
-def show_run(app: Application, run_id: str) -> MigrationResult:
-    """Show one run: every tenant's status, and what to do about failures.
+def show_run(app: Application, run_id: str, tenant_id: str | None) -> CommandResult:
+    """Show one run: every tenant's status and, for a failed one, its last output lines.
+
+    A run that is not complete is collected first (as `runs collect` does): each tenant's
+    result object, written by its task, is merged with what ECS still knows, so the results
+    of a --no-wait run are complete whenever they are asked for. With TENANT: that tenant's
+    whole captured output tail and where its full log is.
 
     \b
     Examples:
       redmica runs show 20261126T060000Z-1a2b3c
+      redmica runs show 20261126T060000Z-1a2b3c acme
+    """
+    from redmica_ops.cli.reports import MigrationResult, tenant_result
+    from redmica_ops.runs.migrations import MigrationOutcome, collect
+
+    ws = app.workspace()
+    record = ws.run_store().load(run_id)
+    if not record.complete():
+        changed = collect(record, ws)
+        if changed:
+            ws.message(f"collected {changed} result(s) for run {run_id}")
+    if tenant_id is not None:
+        return tenant_result(record, tenant_id)
+    return MigrationResult(MigrationOutcome(record), every_tenant=True, code_from_run=False)
+
+
+@command(runs, "collect")
+@click.argument("run_id")
+@pass_app
+def collect_run(app: Application, run_id: str) -> MigrationResult:
+    """Merge a run's result objects and ECS's answers into its record; save it.
+
+    Safe to repeat: the scheduled Lambda does it until the run is complete. Exit 0 when the
+    run is complete, 1 while tenants are still running.
+
+    \b
+    Examples:
+      redmica runs collect 20261126T060000Z-1a2b3c --output json
     """
     from redmica_ops.cli.reports import MigrationResult
-    from redmica_ops.runs.migrations import MigrationOutcome
+    from redmica_ops.runs.migrations import MigrationOutcome, collect
 
-    record = app.run_store().load(run_id)
-    return MigrationResult(MigrationOutcome(record), every_tenant=True, code_from_run=False)
+    ws = app.workspace()
+    record = ws.run_store().load(run_id)
+    changed = collect(record, ws)
+    ws.message(f"collected {changed} result(s) for run {run_id}")
+    result = MigrationResult(MigrationOutcome(record), code_from_run=False)
+    result.pending_is_failure = True
+    return result

@@ -17,6 +17,7 @@ from typing import Protocol
 from redmica_ops.runs.executors import Executor, Job, Launched, LaunchFailed, TaskState
 from redmica_ops.runs.pacing import Cancellation, Clock, TokenBucket, backoff
 from redmica_ops.runs.record import FINAL, RunRecord, Status, TenantRun, utcnow
+from redmica_ops.runs.results import ResultSource, merge_result
 from redmica_ops.settings import DEFAULTS
 
 MIN_SLEEP = 1e-3  # never busy-wait, whatever the arithmetic says
@@ -76,6 +77,18 @@ class _State:
     dirty: bool = True
 
 
+def describe_failure(failure: BaseException) -> str:
+    """One line for the record: a redmica error's message, else only the exception's type
+    (an unknown exception's text might quote a secret)."""
+    from redmica_ops.errors import RedmicaError
+
+    if isinstance(failure, RedmicaError):
+        return failure.message
+    if isinstance(failure, KeyboardInterrupt):
+        return "interrupted"
+    return f"unexpected error ({type(failure).__name__})"
+
+
 class FanOut:
     def __init__(
         self,
@@ -86,6 +99,7 @@ class FanOut:
         save: Callable[[RunRecord], None],
         cancellation: Cancellation | None = None,
         observer: Observer | None = None,
+        results: ResultSource | None = None,
     ) -> None:
         self.executor = executor
         self.record = record
@@ -94,6 +108,7 @@ class FanOut:
         self.save = save
         self.cancellation = cancellation or Cancellation()
         self.observer: Observer = observer or SilentObserver()
+        self.results = results
         self.bucket = TokenBucket(options.rate, options.burst, clock)
         self.max_in_flight = 0
         self.poll_sizes: list[int] = []
@@ -103,14 +118,12 @@ class FanOut:
         runs = self.record.tenants
         state = _State(pending=deque(t for t in order if runs[t].status == Status.PENDING))
         now = self.clock.now()
-        for run in runs.values():
-            if run.status == Status.RUNNING and run.task_arn:
-                state.in_flight[run.task_arn] = run.tenant  # re-attach (--resume)
-                state.launched_at[run.tenant] = now
+        self._reattach(state, now)
         if self.options.canary:
             state.canary = set(list(state.pending)[: self.options.canary])
         last_poll = now - self.options.poll_interval  # poll at once if re-attached
         last_save = float("-inf")
+        failure: BaseException | None = None
         try:
             while True:
                 self._handle_cancellation(state)
@@ -136,24 +149,73 @@ class FanOut:
                 if not self.options.wait and not state.pending:
                     break  # --no-wait: everything launched
                 self.clock.sleep(self._next_wake(state, last_poll))
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
-            self._finish(state)
+            self._finish(state, failure)
         return self.record
 
-    def _finish(self, state: _State) -> None:
-        reason = state.stop_launching or "not launched"
-        for tenant in state.pending:
-            run = self.record.tenants[tenant]
-            run.status = Status.NOT_STARTED
-            run.reason = reason
-        if self.cancellation.level:
+    def _reattach(self, state: _State, now: float) -> None:
+        for run in self.record.tenants.values():
+            if run.status == Status.RUNNING and run.task_arn:
+                state.in_flight[run.task_arn] = run.tenant  # re-attach (--resume, collect)
+                state.launched_at[run.tenant] = now
+
+    def collect(self) -> int:
+        """One look at every running tenant (its result object, else ECS); no launching.
+
+        Returns how many tenants got a final status. The record's state becomes `finished`
+        once every tenant has one; otherwise it keeps its state (launched, interrupted).
+        """
+        state = _State(pending=deque())
+        self._reattach(state, self.clock.now())
+        before = sum(1 for r in self.record.tenants.values() if r.status in FINAL)
+        if self.results is not None:
+            for handle, tenant in list(state.in_flight.items()):
+                run = self.record.tenants[tenant]
+                result = self.results.get(self.record.run_id, tenant, run.attempts)
+                if result is not None:
+                    state.in_flight.pop(handle)
+                    merge_result(run, result)
+        if state.in_flight:
+            self._poll(state)
+        after = sum(1 for r in self.record.tenants.values() if r.status in FINAL)
+        if self.record.complete():
+            self.record.state = "finished"
+        self.record.updated_at = utcnow().isoformat()
+        return after - before
+
+    def _finish(self, state: _State, failure: BaseException | None = None) -> None:
+        """Settle the run's state. Finished means every tenant has a final status; anything
+        else (an exception, Ctrl-C) leaves it `interrupted`, and `--resume` finishes it."""
+        if failure is None:
+            reason = state.stop_launching or "not launched"
+            for tenant in state.pending:
+                run = self.record.tenants[tenant]
+                run.status = Status.NOT_STARTED
+                run.reason = reason
+        complete = all(r.status in FINAL for r in self.record.tenants.values())
+        if failure is not None:
+            # Pending tenants stay pending and running ones running: resume picks them up.
+            self.record.state = "interrupted"
+            self.record.error = describe_failure(failure)
+        elif self.cancellation.level:
             self.record.state = "interrupted"
         elif not self.options.wait and state.in_flight:
             self.record.state = "launched"
-        else:
+        elif complete:
             self.record.state = "finished"
+        else:
+            self.record.state = "interrupted"
         self.record.updated_at = utcnow().isoformat()
-        self.save(self.record)
+        try:
+            self.save(self.record)
+        except Exception:
+            if failure is None:
+                raise
+            # Saving failed too (the same expired credentials, say): the record in S3 keeps
+            # its last state, `running`, which --resume accepts as well.
 
     # -- launching -----------------------------------------------------------------------------
     def _may_launch(self, state: _State) -> bool:
@@ -229,8 +291,17 @@ class FanOut:
         run.stopped_reason = task.stopped_reason
         run.started_at = task.started_at or run.started_at
         run.stopped_at = task.stopped_at or utcnow().isoformat()
+        if task.tail:
+            run.tail = list(task.tail)
         state.dirty = True
-        if handle in state.timing_out:
+        result = None
+        if self.results is not None and handle not in state.stopping | state.timing_out:
+            result = self.results.get(self.record.run_id, tenant, run.attempts)
+        if result is not None:
+            # The tenant's own result: right even when ECS has forgotten the task.
+            merge_result(run, result)
+            self.observer.finished(run)
+        elif handle in state.timing_out:
             self._final(
                 state,
                 run,
@@ -255,6 +326,7 @@ class FanOut:
             else:
                 self._final(state, run, Status.FAILED_TO_START, why)
         elif task.exit_code == 0:
+            run.tail = None
             self._final(state, run, Status.SUCCEEDED, None)
         elif task.exit_code is not None:
             self._final(state, run, Status.FAILED, f"the migration exited with {task.exit_code}")

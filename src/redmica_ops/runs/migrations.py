@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import NotFound, UsageError
+from redmica_ops.errors import NotFound, OperationFailed, RedmicaError, UsageError
 from redmica_ops.runs.executors import Executor, Job
-from redmica_ops.runs.fanout import FanOutOptions
+from redmica_ops.runs.fanout import FanOutOptions, describe_failure
 from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
 from redmica_ops.settings import require
 from redmica_ops.tenants.selection import Use, select
@@ -66,9 +66,11 @@ class MigrationPlan:
     skipped: list[str]
     invalid: dict[str, str]
     options: FanOutOptions
-    cost: CostEstimate
+    cost: CostEstimate | None  # None for the local executor (no Fargate time)
     launch_seconds: float
     waves: int
+    task_definition: str | None = None  # the revision the tasks would run
+    image: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         o = self.options
@@ -88,8 +90,10 @@ class MigrationPlan:
                 "max_failures": o.max_failures,
                 "canary": o.canary,
             },
+            "task_definition": self.task_definition,
+            "image": self.image,
             "estimate": {
-                **self.cost.as_dict(),
+                **(self.cost.as_dict() if self.cost is not None else {}),
                 "launch_seconds": round(self.launch_seconds, 1),
                 "waves_of_concurrency": self.waves,
             },
@@ -166,7 +170,9 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
             )
         else:
             kind = request.executor or "ecs"
-            command = parse_command(request.command or settings.migrate_command)
+            # An explicit empty command is a mistake, never "the default".
+            text = settings.migrate_command if request.command is None else request.command
+            command = parse_command(text)
         selection = select_tenants(listing, ids, request.all_tenants, request.exclude)
         run_id = new_run_id()
         tenants = selection.tenants
@@ -184,6 +190,27 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
         wait=request.wait,
     )
 
+    # The revision to run: what the request names, else what the run being resumed used,
+    # else the revision the service runs, never the family's newest by accident.
+    revision = request.task_definition
+    if kind == "ecs" and not revision:
+        used = record.target.get("task_definition") if record is not None else None
+        revision = str(used) if used else running_revision(ws)
+    run_executor = build_executor(
+        kind,
+        settings,
+        ws.ecs() if kind == "ecs" else None,
+        run_id,
+        tenants,
+        task_definition=revision,
+    )
+    # Checked for a dry run too: everything the real run needs (settings, cluster, revision,
+    # container, subnets), so a plan that passes is a run that can start.
+    target = run_executor.preflight()
+    if kind == "ecs":
+        order_to_check = list(record.tenants) if record else selection.order
+        check_overrides(ecs_target(settings, revision), order_to_check, command)
+
     if request.dry_run:
         order = list(record.tenants) if record else selection.order
         return MigrationOutcome(
@@ -195,40 +222,90 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
                 order,
                 skipped=[] if record else selection.skipped,
                 invalid={} if record else selection.invalid,
+                target=target,
             )
         )
 
-    run_executor = build_executor(
-        kind,
-        settings,
-        ws.ecs() if kind == "ecs" else None,
-        run_id,
-        tenants,
-        task_definition=request.task_definition,
-    )
-    target = run_executor.preflight()
     if record is None:
-        if kind == "ecs":
-            check_overrides(ecs_target(settings, request.task_definition), selection.order, command)
         record = new_record(run_id, kind, selection, command, options, parent)
         record.target = target
         order = selection.order
     else:
         order = prepare_resume(record, run_executor.find_launched(run_id))
+        record.error = None
     run_store.save(record)
+    running = sum(1 for r in record.tenants.values() if r.status == Status.RUNNING)
     ws.message(
-        f"run {run_id}: {len(order)} tenant(s) to migrate with the {kind} executor"
-        f" (record: {run_store.location(run_id)})"
+        f"run {run_id}: {len(order)} tenant(s) to migrate"
+        + (f", {running} still running" if running else "")
+        + f" with the {kind} executor (record: {run_store.location(run_id)})"
     )
     clock = ws.clock()
-    running = sum(1 for r in record.tenants.values() if r.status == Status.RUNNING)
     with ws.progress(clock, len(order) + running) as observer:
         engine = FanOut(
-            run_executor, record, options, clock, run_store.save, ws.cancellation, observer
+            run_executor,
+            record,
+            options,
+            clock,
+            run_store.save,
+            ws.cancellation,
+            observer,
+            results=ws.results(),
         )
-        engine.run(order)
+        try:
+            engine.run(order)
+        except RedmicaError as error:
+            raise type(error)(
+                f"run {run_id} interrupted: {error.message}",
+                f"{error.hint + '; then ' if error.hint else ''}finish it with "
+                f"`redmica migrate --resume {run_id}` (nothing runs twice)",
+                error.problems,
+            ) from error
+        except Exception as error:
+            raise OperationFailed(
+                f"run {run_id} interrupted: {describe_failure(error)}",
+                f"finish it with `redmica migrate --resume {run_id}` (nothing runs twice)",
+            ) from error
     stats = RunStats(dict(run_executor.stats.counts), list(engine.poll_sizes), engine.max_in_flight)
     return MigrationOutcome(record, stats=stats)
+
+
+def running_revision(ws: Workspace) -> str | None:
+    """The task definition revision the service runs (if a service is set), else the setting."""
+    settings = ws.settings
+    if settings.service and settings.cluster:
+        from redmica_ops.deploy.gateway import ServiceGateway
+        from redmica_ops.deploy.model import ServiceTarget
+
+        gateway = ServiceGateway(ws.ecs(), ServiceTarget(settings.cluster, settings.service))
+        return str(gateway.service()["taskDefinition"])
+    return settings.task_definition
+
+
+def collect(record: RunRecord, ws: Workspace) -> int:
+    """Merge a run's result objects (and what ECS still knows) into its record and save it.
+
+    Safe to repeat (the Lambda's schedule does): returns how many tenants got a final status.
+    """
+    from redmica_ops.runs.executors import NoExecutor
+    from redmica_ops.runs.fanout import FanOut
+
+    if record.complete():
+        return 0
+    executor: Executor = NoExecutor()
+    settings = ws.settings
+    if record.executor == "ecs" and settings.cluster and settings.container:
+        revision = str(record.target.get("task_definition") or settings.task_definition or "")
+        if revision:
+            executor = build_executor(
+                "ecs", settings, ws.ecs(), record.run_id, {}, task_definition=revision
+            )
+    options = fanout_options(settings, record.command)
+    engine = FanOut(executor, record, options, ws.clock(), lambda _r: None, results=ws.results())
+    changed = engine.collect()
+    if changed or record.state == "finished":
+        ws.run_store().save(record)
+    return changed
 
 
 def _int(value: object) -> int | None:
@@ -247,22 +324,43 @@ def plan(
     order: list[str],
     skipped: list[str],
     invalid: dict[str, str],
+    target: Mapping[str, object] | None = None,
 ) -> MigrationPlan:
     from redmica_ops.runs.cost import estimate
 
-    cost = estimate(
-        len(order),
-        settings.task_vcpu,
-        settings.task_memory_gb,
-        settings.task_minutes,
-        settings.price_vcpu_minute,
-        settings.price_gb_minute,
+    # Local processes cost no Fargate time: no estimate to print.
+    cost = (
+        None
+        if kind != "ecs"
+        else estimate(
+            len(order),
+            settings.task_vcpu,
+            settings.task_memory_gb,
+            settings.task_minutes,
+            settings.price_vcpu_minute,
+            settings.price_gb_minute,
+        )
     )
     launch_seconds = max(0, len(order) - options.burst) / options.rate
     waves = math.ceil(len(order) / options.concurrency) if order else 0
+    facts = dict(target or {})
     return MigrationPlan(
-        kind, command, order, skipped, invalid, options, cost, launch_seconds, waves
+        kind,
+        command,
+        order,
+        skipped,
+        invalid,
+        options,
+        cost,
+        launch_seconds,
+        waves,
+        task_definition=_str(facts.get("task_definition")),
+        image=_str(facts.get("image")),
     )
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def hints(record: RunRecord) -> list[str]:
@@ -272,7 +370,7 @@ def hints(record: RunRecord) -> list[str]:
     lines = []
     if failed:
         lines.append(f"retry the failed ones: redmica migrate --only-failed {record.run_id}")
-    if record.state == "interrupted" or (not_started and not failed):
+    if record.state in ("interrupted", "running") or (not_started and not failed):
         lines.append(f"finish the run: redmica migrate --resume {record.run_id}")
     if record.state == "launched":
         lines.append(
@@ -299,10 +397,14 @@ def report_document(record: RunRecord) -> dict[str, object]:
                 "started_at": r.started_at,
                 "stopped_at": r.stopped_at,
                 "log_stream": r.log_stream,
+                "image": r.image,
+                "fingerprint": r.fingerprint,
+                "tail": r.tail,
             }
             for r in sorted(record.tenants.values(), key=lambda r: r.tenant)
         ],
         "summary": record.summary(),
+        "error": record.error,
     }
 
 

@@ -70,6 +70,10 @@ class TenantRun:
     started_at: str | None = None
     stopped_at: str | None = None
     log_stream: str | None = None
+    # From the tenant's result object (runs/results.py): what ran, and how a failure ended.
+    image: str | None = None
+    fingerprint: str | None = None
+    tail: list[str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -90,11 +94,16 @@ class RunRecord:
     command: list[str]
     created_at: str
     updated_at: str
-    state: str = "running"  # running | finished | interrupted | launched (--no-wait)
+    # running | finished (every tenant final) | interrupted (resume it) | launched (--no-wait)
+    state: str = "running"
     options: dict[str, Any] = field(default_factory=dict)
     target: dict[str, Any] = field(default_factory=dict)  # cluster, task definition, log group
     parent_run: str | None = None
     tenants: dict[str, TenantRun] = field(default_factory=dict)
+    error: str | None = None  # why an interrupted run stopped
+
+    def complete(self) -> bool:
+        return all(t.status in FINAL for t in self.tenants.values())
 
     def summary(self) -> dict[str, int]:
         counts: dict[str, int] = {}

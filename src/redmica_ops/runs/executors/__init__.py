@@ -42,6 +42,7 @@ class TaskState:
     missing: bool = False  # the control plane no longer knows the task
     started_at: str | None = None
     stopped_at: str | None = None
+    tail: tuple[str, ...] = ()  # last output lines, when the executor has them (local)
 
 
 @dataclass
@@ -67,3 +68,29 @@ class Executor(Protocol):
 
     def find_launched(self, run_id: str) -> dict[str, str]:
         """tenant -> handle of jobs this run already launched (for --resume)."""
+
+
+class NoExecutor:
+    """Stands in when a run's tasks cannot be asked about (no ECS settings here): nothing is
+    launched, and every task is still running as far as it knows. Collecting then relies on
+    the result objects alone."""
+
+    name = "none"
+
+    def __init__(self) -> None:
+        self.stats = CallStats()
+
+    def preflight(self) -> dict[str, Any]:
+        return {}
+
+    def launch(self, job: Job) -> Launched | LaunchFailed:
+        return LaunchFailed("this run cannot launch here", retryable=False)
+
+    def poll(self, handles: Sequence[str]) -> dict[str, TaskState]:
+        return {}
+
+    def stop(self, handle: str, reason: str) -> None:
+        pass
+
+    def find_launched(self, run_id: str) -> dict[str, str]:
+        return {}

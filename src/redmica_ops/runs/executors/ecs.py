@@ -56,21 +56,28 @@ def client_token(run_id: str, tenant: str, attempt: int) -> str:
     return hashlib.sha256(f"{run_id}:{tenant}:{attempt}".encode()).hexdigest()[:64]
 
 
-def overrides_for(target: EcsTarget, job: Job) -> dict[str, Any]:
-    # The image's ENTRYPOINT is ["redmica", "entrypoint"]; only the tenant id travels here.
+def overrides_for(target: EcsTarget, job: Job, run_id: str = "") -> dict[str, Any]:
+    # The image's ENTRYPOINT is ["redmica", "entrypoint"]; only the tenant id travels here,
+    # with the run and attempt that `run-tenant` names its result object after.
+    environment = [{"name": "REDMICA_TENANT", "value": job.tenant}]
+    if run_id:
+        environment += [
+            {"name": "REDMICA_RUN_ID", "value": run_id},
+            {"name": "REDMICA_ATTEMPT", "value": str(job.attempt)},
+        ]
     return {
         "containerOverrides": [
             {
                 "name": target.container,
                 "command": ["run-tenant", job.tenant, "--", *job.command],
-                "environment": [{"name": "REDMICA_TENANT", "value": job.tenant}],
+                "environment": environment,
             }
         ]
     }
 
 
-def override_size(target: EcsTarget, job: Job) -> int:
-    return len(json.dumps(overrides_for(target, job), separators=(",", ":")))
+def override_size(target: EcsTarget, job: Job, run_id: str = "x" * 24) -> int:
+    return len(json.dumps(overrides_for(target, job, run_id), separators=(",", ":")))
 
 
 def _iso(value: Any) -> str | None:
@@ -89,6 +96,7 @@ class EcsExecutor:
         self.stats = CallStats()
         self.log_group: str | None = None
         self.log_prefix: str | None = None
+        self.firelens_prefix: str | None = None
 
     # -- checks before anything is launched ----------------------------------------------------
     def preflight(self) -> dict[str, Any]:
@@ -128,9 +136,16 @@ class EcsExecutor:
             options = log.get("options", {})
             self.log_group = options.get("awslogs-group")
             self.log_prefix = options.get("awslogs-stream-prefix")
+        elif log is not None and log.get("logDriver") == "awsfirelens":
+            # FireLens' CloudWatch output names a stream <log_stream_prefix><tag>, the tag
+            # being <container>-firelens-<task id>.
+            options = log.get("options", {})
+            self.log_group = options.get("log_group_name")
+            self.firelens_prefix = options.get("log_stream_prefix", "")
         return {
             "cluster": t.cluster,
             "task_definition": definition.get("taskDefinitionArn"),
+            "image": containers[t.container].get("image"),
             "container": t.container,
             "log_group": self.log_group,
         }
@@ -142,7 +157,7 @@ class EcsExecutor:
             "cluster": t.cluster,
             "taskDefinition": t.task_definition,
             "count": 1,
-            "overrides": overrides_for(t, job),
+            "overrides": overrides_for(t, job, self.run_id),
             "startedBy": started_by(self.run_id),
             "clientToken": client_token(self.run_id, job.tenant, job.attempt),
             "tags": [
@@ -167,7 +182,7 @@ class EcsExecutor:
         return params
 
     def launch(self, job: Job) -> Launched | LaunchFailed:
-        if override_size(self.target, job) > MAX_OVERRIDE_CHARS:
+        if override_size(self.target, job, self.run_id) > MAX_OVERRIDE_CHARS:
             return LaunchFailed(
                 f"the task override exceeds ECS's {MAX_OVERRIDE_CHARS} "
                 "characters (shorten the command)",
@@ -202,9 +217,12 @@ class EcsExecutor:
         return LaunchFailed(reason or "RunTask returned no task", retryable=retryable)
 
     def _stream(self, arn: str) -> str | None:
+        task_id = arn.rsplit("/", 1)[-1]
+        if self.firelens_prefix is not None and self.log_group:
+            return f"{self.firelens_prefix}{self.target.container}-firelens-{task_id}"
         if not self.log_prefix:
             return None
-        return f"{self.log_prefix}/{self.target.container}/{arn.rsplit('/', 1)[-1]}"
+        return f"{self.log_prefix}/{self.target.container}/{task_id}"
 
     # -- watching --------------------------------------------------------------------------------
     def poll(self, handles: Sequence[str]) -> dict[str, TaskState]:

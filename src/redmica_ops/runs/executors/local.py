@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from redmica_ops.container.keys import master_secret
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.runs.results import TAIL_LINES, mask, secret_values
 from redmica_ops.tenants.environment import tenant_environment
 from redmica_ops.tenants.model import Tenant
 
@@ -53,6 +54,22 @@ class _Process:
     popen: subprocess.Popen[bytes]
     log: IO[bytes]
     started_at: str
+    path: Path
+    secrets: list[str]
+
+
+def read_tail(path: Path, secrets: list[str], lines: int = TAIL_LINES) -> tuple[str, ...]:
+    """The last lines of a tenant's log, secrets masked (what `runs show` prints)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ()
+    kept = [mask(line, secrets)[:1000] for line in text.splitlines()[-lines:]]
+    return tuple(kept)
 
 
 def _identity(user: str) -> tuple[dict[str, Any], dict[str, str]]:
@@ -141,7 +158,7 @@ class LocalExecutor:
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return LaunchFailed(f"cannot run {job.command[0]!r}: {message}", retryable=False)
         handle = f"local:{popen.pid}"
-        self.processes[handle] = _Process(popen, log, _now())
+        self.processes[handle] = _Process(popen, log, _now(), path, secret_values(env))
         return Launched(handle, str(path))
 
     def poll(self, handles: Sequence[str]) -> dict[str, TaskState]:
@@ -171,6 +188,7 @@ class LocalExecutor:
                 stopped_reason=reason,
                 started_at=process.started_at,
                 stopped_at=_now(),
+                tail=read_tail(process.path, process.secrets) if code else (),
             )
         return states
 
