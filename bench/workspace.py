@@ -49,6 +49,9 @@ class MemoryRecords:
     def location(self, run_id: str) -> str:
         return f"memory:{run_id}"
 
+    def list_ids(self) -> list[str]:
+        return sorted(self.records, reverse=True)
+
 
 class SimWorkspace:
     def __init__(

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import yaml
 
@@ -93,10 +94,24 @@ def test_the_scheduled_job_is_a_valid_redmica_command() -> None:
     migrator = containers("MigratorTaskDefinition")["migrator"]
     assert migrator["EntryPoint"] == ["redmica"]
     name, *args = migrator["Command"]
-    command = cli.commands[name]
+    command = cli.get_command(click.Context(cli), name)  # loads the lazy command
+    assert command is not None
     # Same help options as under `redmica`: click caches a command's help option.
     context = command.make_context(name, list(args), **cli.context_settings)
     assert context.params["all_tenants"] and context.params["no_wait"]
+
+
+def test_the_scheduled_collector_is_a_valid_redmica_command() -> None:
+    collector = containers("CollectorTaskDefinition")["collector"]
+    name, *args = collector["Command"]
+    group = cli.get_command(click.Context(cli), name)
+    assert isinstance(group, click.Group)
+    sub, *rest = args
+    command = group.commands[sub]
+    context = command.make_context(sub, list(rest), **cli.context_settings)
+    assert context.params["run_id"] is None, "every recent run that is not complete"
+    schedule = RESOURCES["CollectRuns"]["Properties"]["Target"]["EcsParameters"]
+    assert schedule["TaskDefinitionArn"] == {"Ref": "CollectorTaskDefinition"}
 
 
 def test_app_image_entrypoint_is_the_one_migrations_expect() -> None:

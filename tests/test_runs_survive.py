@@ -293,3 +293,22 @@ def test_the_local_executors_dry_run_has_no_fargate_cost(s3: S3Client, run: Invo
     assert "no Fargate time" in text.stdout and "USD" not in text.stdout
     data = run("migrate", "--all", "--dry-run", "--executor", "local", "-O", "json").json()
     assert "total_usd" not in data["estimate"]
+
+
+def test_runs_collect_without_a_run_id_collects_every_incomplete_run(
+    s3: S3Client, run: Invoke, ecs_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(s3, "t000")
+    with moto_ecs_spy(monkeypatch):
+        launched = run("migrate", "--all", "--no-wait", "-O", "json", app=make_app(ecs_env))
+    run_id = launched.json()["run_id"]
+    forget_tasks()
+    waiting = run("runs", "collect", "-O", "json", app=make_app(ecs_env))
+    assert waiting.exit_code == 1, "a tenant is still running"
+    assert [r["run_id"] for r in waiting.json()] == [run_id]
+    assert run_tenant_in_task(run, ecs_env, run_id, "t000", "print('ok')") == 0
+    done = run("runs", "collect", "-O", "json", app=make_app(ecs_env))
+    assert done.exit_code == 0, done.output
+    assert done.json()[0]["complete"] is True and done.json()[0]["collected"] == 1
+    one = run("runs", "collect", run_id, app=make_app(ecs_env))
+    assert one.exit_code == 0 and "finished: 1 succeeded" in one.stderr

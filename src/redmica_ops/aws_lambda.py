@@ -18,7 +18,6 @@ from collections.abc import Mapping
 
 from redmica_ops.errors import UsageError
 
-RECENT_RUNS = 20  # a scheduled collect looks at this many newest runs
 Event = Mapping[str, object]
 Response = dict[str, object]
 
@@ -45,14 +44,13 @@ def handler(event: Event | None, context: object = None) -> Response:
         run_id = event.get("run_id")
         if not run_id and action == "status":
             raise UsageError("a status event needs run_id")
-        store = ws.run_store()
-        ids = [str(run_id)] if run_id else store.list_ids()[:RECENT_RUNS]
+        if run_id:
+            record = ws.run_store().load(str(run_id))
+            pairs = [(record, migrations.collect(record, ws))]
+        else:
+            pairs = migrations.collect_recent(ws)
         reports = []
-        for one in ids:
-            record = store.load(one)
-            if not run_id and record.complete():
-                continue
-            collected = migrations.collect(record, ws)
+        for record, collected in pairs:
             report: Response = {
                 "run_id": record.run_id,
                 "state": record.state,

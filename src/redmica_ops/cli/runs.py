@@ -8,11 +8,10 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
-from redmica_ops.cli.result import Done
+from redmica_ops.cli.result import Done, JSONValue
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
-    from redmica_ops.cli.reports import MigrationResult
     from redmica_ops.cli.result import CommandResult
 
 
@@ -105,22 +104,53 @@ def show_run(app: Application, run_id: str, tenant_id: str | None) -> CommandRes
 
 
 @command(runs, "collect")
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @pass_app
-def collect_run(app: Application, run_id: str) -> MigrationResult:
+def collect_run(app: Application, run_id: str | None) -> CommandResult:
     """Merge a run's result objects and ECS's answers into its record; save it.
 
-    Safe to repeat: the scheduled Lambda does it until the run is complete. Exit 0 when the
-    run is complete, 1 while tenants are still running.
+    Safe to repeat: the stack's schedule runs it (without RUN_ID: every recent run that is
+    not complete) until each run is complete. Exit 0 when the run (every run) is complete,
+    1 while tenants are still running.
 
     \b
     Examples:
       redmica runs collect 20261126T060000Z-1a2b3c --output json
+      redmica runs collect
     """
     from redmica_ops.cli.reports import MigrationResult
-    from redmica_ops.runs.migrations import MigrationOutcome, collect
+    from redmica_ops.runs.migrations import MigrationOutcome, collect, collect_recent
 
     ws = app.workspace()
+    if run_id is None:
+        pairs = collect_recent(ws)
+        rows: list[JSONValue] = [
+            {
+                "run_id": record.run_id,
+                "state": record.state,
+                "complete": record.complete(),
+                "collected": changed,
+                "summary": record.summary(),
+            }
+            for record, changed in pairs
+        ]
+
+        def text(out: Output) -> None:
+            out.table(
+                ["run", "state", "collected", "tenants"],
+                [
+                    [
+                        r.run_id,
+                        r.state,
+                        changed,
+                        ", ".join(f"{n} {s}" for s, n in r.summary().items()),
+                    ]
+                    for r, changed in pairs
+                ],
+            )
+
+        pending = any(not record.complete() for record, _ in pairs)
+        return Done(rows, text, code=1 if pending else 0)
     record = ws.run_store().load(run_id)
     changed = collect(record, ws)
     ws.message(f"collected {changed} result(s) for run {run_id}")

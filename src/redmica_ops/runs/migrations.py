@@ -270,6 +270,22 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
     return MigrationOutcome(record, stats=stats)
 
 
+RECENT_RUNS = 20  # collecting "every run" looks at this many newest runs
+
+
+def collect_recent(ws: Workspace, limit: int = RECENT_RUNS) -> list[tuple[RunRecord, int]]:
+    """Collect every recent run that is not complete: (record, tenants settled) for each.
+
+    What a schedule calls (the Lambda's collect action, `runs collect` without a run id)."""
+    store = ws.run_store()
+    collected = []
+    for run_id in store.list_ids()[:limit]:
+        record = store.load(run_id)
+        if not record.complete():
+            collected.append((record, collect(record, ws)))
+    return collected
+
+
 def running_revision(ws: Workspace) -> str | None:
     """The task definition revision the service runs (if a service is set), else the setting."""
     settings = ws.settings

@@ -141,6 +141,9 @@ class RunRecords(Protocol):
     def location(self, run_id: str) -> str:
         """Where a person finds the record (an s3:// URL)."""
 
+    def list_ids(self) -> list[str]:
+        """Run ids, newest first."""
+
 
 class RunStore:
     """Run records in the config bucket; writes are conditional so two CLIs never fight."""
