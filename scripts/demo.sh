@@ -6,8 +6,10 @@ export PATH="$PWD/.venv/bin:$PATH"
 
 work="$(mktemp -d)"
 sandbox_pid=""
+cells_pid=""
 cleanup() {
   if [ -n "$sandbox_pid" ]; then kill -TERM "$sandbox_pid" 2>/dev/null || true; wait "$sandbox_pid" 2>/dev/null || true; fi
+  if [ -n "$cells_pid" ]; then kill -TERM "$cells_pid" 2>/dev/null || true; wait "$cells_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -123,5 +125,39 @@ redmica iam-policy --for container --account-id 123456789012
 
 step "Remove a tenant (--yes for scripts); it stays restorable from its history"
 run redmica tenant remove umbrella --yes
+
+step "Cells: three ECS services, each a share of the tenants, routed by hostname (docs/cells.md)"
+show "redmica sandbox --cells 3 --fail-image redmica:broken --env-file $work/cells.env &"
+# A second sandbox: three cells (a service and a load balancer each) and a Route 53 zone.
+redmica sandbox --cells 3 --fail-image redmica:broken \
+  --env-file "$work/cells.env" >"$work/cells.out" 2>"$work/cells.log" &
+cells_pid=$!
+for _ in $(seq 1 300); do
+  [ -f "$work/cells.env" ] && break
+  kill -0 "$cells_pid" 2>/dev/null || { cat "$work/cells.log" >&2; exit 1; }
+  sleep 0.1
+done
+[ -f "$work/cells.env" ] || { echo "cells sandbox did not start" >&2; exit 1; }
+(
+  # shellcheck disable=SC1091
+  . "$work/cells.env"
+  grep -E 'CELLS|HOSTED_ZONE|DOMAIN' "$work/cells.env" >&2
+  export REDMICA_DEPLOY_TIMEOUT=120
+  step "New tenants go to the cell with the most room; each host gets an alias record"
+  for t in acme globex initech; do run redmica tenant add "$t" -f "examples/tenants/$t.yaml"; done
+  run redmica cells list
+  run redmica cells routes
+  step "Move a tenant: serve it in the new cell, re-route, drain, stop serving it in the old"
+  run redmica tenant move acme --to c
+  run redmica cells list
+  step "Release in waves: canary cell a first, then the others two at a time"
+  run redmica release --image redmica:2026.12.01 --canary-cell a --max-parallel-cells 2
+  run redmica status --events 0
+  step "A broken image stops at the canary cell; the other cells never see it (exit 1)"
+  show "redmica deploy --image redmica:broken --canary-cell b"
+  set +e; redmica deploy --image redmica:broken --canary-cell b; code=$?; set -e
+  echo "exit code: $code" >&2; [ "$code" -eq 1 ]
+  run redmica status --events 0
+)
 
 step "Done: the sandbox stops now and forgets everything"

@@ -85,6 +85,23 @@ def moto_rollouts(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def route53_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Route 53 answers a change PENDING and only GetChange says INSYNC, as the real service
+    does; moto says INSYNC at once, which would leave the waiting untested."""
+    from moto.route53.responses import Route53
+
+    original = Route53.change_resource_record_sets
+
+    def change(self: Any) -> Any:
+        result = original(self)
+        document: Any = result.result
+        document["ChangeInfo"]["Status"] = "PENDING"
+        return result
+
+    monkeypatch.setattr(Route53, "change_resource_record_sets", change)
+
+
+@pytest.fixture
 def s3() -> Iterator[S3Client]:
     """moto in-process with the config bucket created and versioned."""
     with mock_aws():

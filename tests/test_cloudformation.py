@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +170,57 @@ def test_bucket_is_private_versioned_and_encrypted() -> None:
 def test_service_has_the_circuit_breaker_with_rollback() -> None:
     config = RESOURCES["Service"]["Properties"]["DeploymentConfiguration"]
     assert config["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+
+
+CELL = load(ROOT / "templates" / "cloudformation" / "redmica-cell.yaml")
+
+
+def test_a_cell_stack_is_a_cell_the_parent_can_operate() -> None:
+    resources = CELL["Resources"]
+    app = next(
+        c
+        for c in resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+        if c["Name"] == "app"
+    )
+    variables = env(app)
+    # The same app container as the parent's, but for the cell's own name and log streams.
+    parent = containers("AppTaskDefinition")["app"]
+    for key in ("PortMappings", "Secrets", "HealthCheck", "DependsOn", "Essential"):
+        assert app[key] == parent[key], key
+    assert set(variables) == set(env(parent))
+    for variable in variables:
+        assert variable.removeprefix("REDMICA_").lower() in SPECS_BY_NAME, variable
+    assert variables["REDMICA_CELL"] == {"Ref": "CellName"}
+    assert variables["REDMICA_CELLS"] == {"Ref": "Cells"}
+    service = resources["Service"]["Properties"]
+    assert service["ServiceName"] == {"Sub": "${ParentStack}-cell-${CellName}"}
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {
+        "Enable": True,
+        "Rollback": True,
+    }
+    family = resources["TaskDefinition"]["Properties"]["Family"]
+    assert family == {"Sub": "${ParentStack}-cell-${CellName}"}
+    # The parent's operator policy covers the cells' services and task definition families.
+    by_sid = {s["Sid"]: s for s in statements("OperatorPolicy")}
+    deploy = [r for r in by_sid["DeployService"]["Resource"] if "Sub" in r]
+    assert any("${AWS::StackName}-cell-*" in r["Sub"] for r in deploy)
+    run_task = [r["Sub"] for r in by_sid["RunMigrationTasks"]["Resource"]]
+    assert any("task-definition/${AWS::StackName}-cell-*:*" in r for r in run_task)
+    # What the cell imports, the parent exports.
+    exported = {
+        o["Export"]["Name"]["Sub"].removeprefix("${AWS::StackName}-")
+        for o in STACK["Outputs"].values()
+        if "Export" in o
+    }
+    text = (ROOT / "templates" / "cloudformation" / "redmica-cell.yaml").read_text()
+    imported = set(re.findall(r"\$\{ParentStack\}-([A-Za-z]+)", text)) - {"cell"}
+    assert imported == exported
+
+
+def test_the_cells_parameter_is_a_valid_cells_setting() -> None:
+    from redmica_ops.cells.config import parse_cell_entry
+
+    pattern = STACK["Parameters"]["Cells"]["AllowedPattern"]
+    example = "main=redmica-app,b=redmica-cell-b,c=redmica-cell-c"
+    assert re.fullmatch(pattern, example) and re.fullmatch(pattern, "")
+    assert all(parse_cell_entry(item)[0] for item in example.split(","))

@@ -8,7 +8,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "redmica_ops"
 # Shared by every command group: they are not command groups themselves.
-CLI_SHARED = {"app", "main", "options", "output", "progress", "reference", "reports", "result"}
+CLI_SHARED = {
+    "app",
+    "main",
+    "options",
+    "output",
+    "progress",
+    "reference",
+    "reports",
+    "result",
+    "waves",
+}
 
 
 def imported_modules(path: Path) -> set[str]:

@@ -23,6 +23,7 @@ from redmica_ops.policy import (
     policy_document,
 )
 from redmica_ops.runs.pacing import FakeClock
+from tests.cells_support import cells_app, moto_cells
 from tests.conftest import BUCKET, Invoke, tenant_yaml
 from tests.test_deploy import moto_service
 
@@ -93,7 +94,12 @@ def test_migrator_role(s3: S3Client, run: Invoke, recorded: Calls) -> None:
 
 
 def test_operator_role(
-    s3: S3Client, run: Invoke, recorded: Calls, moto_rollouts: None, tmp_path: Any
+    s3: S3Client,
+    run: Invoke,
+    recorded: Calls,
+    moto_rollouts: None,
+    route53_pending: None,
+    tmp_path: Any,
 ) -> None:
     moto_service()
     app = make_app
@@ -133,6 +139,14 @@ def test_operator_role(
     assert run("status", app=app()).exit_code == 0
     assert run("doctor", app=app()).exit_code in (0, 1)
     assert run("iam-policy", "--for", "operator", app=app()).exit_code == 0
+    # Cells with hostname routing: placement, routing, moves, drift.
+    env = moto_cells()
+    assert (
+        run("tenant", "add", "t1", "-f", "-", input=tenant_yaml("t1"), app=cells_app(env))
+    ).exit_code == 0
+    assert run("tenant", "move", "t1", "--to", "b", app=cells_app(env)).exit_code == 0
+    assert run("cells", "routes", "--fix", app=cells_app(env)).exit_code == 0
+    assert run("tenant", "remove", "t1", "--yes", app=cells_app(env)).exit_code == 0
     assert recorded == ROLE_OPERATIONS["operator"]
 
 
@@ -153,6 +167,7 @@ SCOPE = PolicyScope(
     family="redmica-app",
     kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/abcd",
     pass_roles=("arn:aws:iam::111122223333:role/redmica-task",),
+    hosted_zone_id="ZPROD123",
 )
 
 
@@ -165,6 +180,8 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
         if resources == ["*"]:
             # Only actions without resource-level permissions, or ListTasks with a condition.
             assert set(statement["Action"]) <= {
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeLoadBalancers",
                 "ecs:DescribeTaskDefinition",
                 "ecs:RegisterTaskDefinition",
                 "ecs:ListTaskDefinitions",
@@ -179,6 +196,8 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
                 or ":prod" in resource
                 or "/prod" in resource
                 or "redmica-app" in resource
+                or resource
+                in ("arn:aws:route53:::hostedzone/ZPROD123", "arn:aws:route53:::change/*")
                 or resource in (SCOPE.kms_key_arn, *SCOPE.pass_roles)
             )
 
@@ -216,3 +235,22 @@ def test_iam_policy_command_reads_roles_from_the_task_definition(s3: S3Client, r
     ]
     run_records = next(s for s in document["Statement"] if s["Sid"] == "RunRecords")
     assert run_records["Resource"] == [f"arn:aws:s3:::{BUCKET}/runs/*"]
+
+
+def test_cell_services_and_zone_scope_the_operator() -> None:
+    from dataclasses import replace
+
+    scope = replace(SCOPE, cell_services=("prod/redmica-a", "prod/redmica-b"))
+    document = policy_document("operator", scope)
+    deploy = next(s for s in document["Statement"] if s["Sid"] == "DeployService")
+    assert deploy["Resource"] == [
+        "arn:aws:ecs:eu-west-1:111122223333:service/prod/redmica-a",
+        "arn:aws:ecs:eu-west-1:111122223333:service/prod/redmica-b",
+    ]
+    routes = next(s for s in document["Statement"] if s["Sid"] == "RouteTenantHosts")
+    assert routes["Resource"] == ["arn:aws:route53:::hostedzone/ZPROD123"]
+    for role in ("container", "migrator"):
+        assert not any(
+            a.startswith(("route53:", "elasticloadbalancing:"))
+            for a in granted_actions(policy_document(role, scope))
+        )

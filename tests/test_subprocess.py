@@ -193,3 +193,43 @@ def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     assert stdout.splitlines()[0].startswith("export AWS_ENDPOINT_URL=http://127.0.0.1:")
     assert "sandbox stopped" in stderr
     assert not env_file.exists()
+
+
+def test_sandbox_with_cells_places_and_routes_tenants(tmp_path: Path) -> None:
+    env_file = tmp_path / "cells.env"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    process = subprocess.Popen(
+        [REDMICA, "sandbox", "--cells", "2", "--env-file", str(env_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not env_file.exists():
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "sandbox did not become ready"
+            time.sleep(0.05)
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
+        )
+        assert exports["REDMICA_CELLS"] == "a=redmica-a,b=redmica-b"
+        child_env = {**env, **exports}
+
+        def redmica(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [REDMICA, *args], env=child_env, capture_output=True, text=True, check=False
+            )
+
+        for name in ("acme", "globex"):
+            added = redmica("tenant", "add", name, "-f", str(EXAMPLES / "tenants" / f"{name}.yaml"))
+            assert added.returncode == 0, added.stderr
+        cells = json.loads(redmica("cells", "list", "-O", "json").stdout)
+        assert [(c["cell"], c["tenants"]) for c in cells] == [("a", 1), ("b", 1)]
+        routes = redmica("cells", "routes")
+        assert routes.returncode == 0, routes.stdout + routes.stderr
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0

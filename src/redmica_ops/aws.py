@@ -97,6 +97,12 @@ class ClientFactory:
         client: STSClient = self._client("sts")
         return client
 
+    def route53(self) -> Any:
+        return self.client("route53")
+
+    def elbv2(self) -> Any:
+        return self.client("elbv2")
+
     def ecs(self) -> ECSClient:
         client: ECSClient = self._client("ecs")
         return client

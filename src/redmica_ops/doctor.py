@@ -53,6 +53,8 @@ class Doctor:
             if self.settings.bucket:
                 self.check_bucket()
                 self.check_tenants()
+                if self.settings.hosted_zone_id:
+                    self.check_routing()
             if self.settings.cluster:
                 self.check_ecs()
         self.check_capacity()
@@ -216,6 +218,43 @@ class Doctor:
             )
         else:
             self.add("capacity", OK, detail)
+
+    def check_routing(self) -> None:
+        """Each tenant's host routed to its cell, and no cell record without a tenant."""
+        from redmica_ops.cells.fleet import Fleet
+        from redmica_ops.runs.pacing import Cancellation, RealClock
+
+        clients = self.clients
+        try:
+            fleet = Fleet(
+                self.settings,
+                clients.ecs(),
+                RealClock(Cancellation()),
+                route53=clients.route53(),
+                elbv2=clients.elbv2(),
+            )
+            router = fleet.router()
+            assert router is not None  # hosted_zone_id is set
+            entries = self.store_factory().load_all().entries()
+            findings = router.drift(entries, fleet.cells)
+        except RedmicaError as error:
+            self.add("routing", FAIL, error.message, error.hint)
+            return
+        unknown = [
+            f"{e.tenant_id}: {problem}"
+            for e in entries
+            if (problem := fleet.cells.unknown_cell(e.tenant))
+        ]
+        if findings or unknown:
+            texts = unknown + [f.text() for f in findings]
+            self.add(
+                "routing",
+                FAIL,
+                f"{len(texts)} problem(s): " + "; ".join(texts[:5]),
+                "repair the records with `redmica cells routes --fix`",
+            )
+        else:
+            self.add("routing", OK, f"{len(entries)} tenant host(s) routed to their cells")
 
     def check_ecs(self) -> None:
         s, ecs = self.settings, self.clients.ecs()

@@ -40,6 +40,12 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ecs", "DescribeServices"): ("ecs:DescribeServices",),
     ("ecs", "UpdateService"): ("ecs:UpdateService",),
     ("sts", "GetCallerIdentity"): (),  # always allowed
+    # Cells: hostname routing (docs/cells.md).
+    ("route53", "ListResourceRecordSets"): ("route53:ListResourceRecordSets",),
+    ("route53", "ChangeResourceRecordSets"): ("route53:ChangeResourceRecordSets",),
+    ("route53", "GetChange"): ("route53:GetChange",),
+    ("elbv2", "DescribeTargetGroups"): ("elasticloadbalancing:DescribeTargetGroups",),
+    ("elbv2", "DescribeLoadBalancers"): ("elasticloadbalancing:DescribeLoadBalancers",),
 }
 
 _TENANT_READ = {("s3", "ListObjectsV2"), ("s3", "GetObject")}
@@ -78,6 +84,11 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("ecs", "DescribeServices"),
             ("ecs", "UpdateService"),
             ("sts", "GetCallerIdentity"),
+            ("route53", "ListResourceRecordSets"),
+            ("route53", "ChangeResourceRecordSets"),
+            ("route53", "GetChange"),
+            ("elbv2", "DescribeTargetGroups"),
+            ("elbv2", "DescribeLoadBalancers"),
         }
     ),
 }
@@ -97,6 +108,9 @@ class PolicyScope:
     family: str | None = None
     kms_key_arn: str | None = None
     pass_roles: tuple[str, ...] = ()
+    # Cells: every cell's service as CLUSTER/SERVICE, and the zone of the tenants' records.
+    cell_services: tuple[str, ...] = ()
+    hosted_zone_id: str | None = None
 
     def ecs(self, resource: str) -> str:
         return f"arn:{self.partition}:ecs:{self.region}:{self.account}:{resource}"
@@ -137,6 +151,8 @@ def scope_for(
     task_definition: str | None = None,
     pass_roles: Sequence[str] = (),
     task_roles: Callable[[str], Sequence[str]] | None = None,
+    cell_services: Sequence[str] = (),
+    hosted_zone_id: str | None = None,
 ) -> PolicyScope:
     """The resources `role`'s policy is scoped to, from the settings.
 
@@ -145,7 +161,8 @@ def scope_for(
     """
     partition = partition_of(region)
     roles = list(pass_roles)
-    family = task_family(task_definition) if task_definition else None
+    # With cells each cell's service has its own task definition family.
+    family = task_family(task_definition) if task_definition and not cell_services else None
     if task_definition and not roles and task_roles and "iam:PassRole" in actions_for(role):
         roles = list(task_roles(task_definition))
     return PolicyScope(
@@ -160,6 +177,8 @@ def scope_for(
         family=family,
         kms_key_arn=kms_key_arn(kms_key_id, partition, region, account) if kms_key_id else None,
         pass_roles=tuple(roles),
+        cell_services=tuple(cell_services) if role == "operator" else (),
+        hosted_zone_id=hosted_zone_id if role == "operator" else None,
     )
 
 
@@ -251,12 +270,36 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
             ["*"],
             {"ArnEquals": {"ecs:cluster": cluster_arn}},
         )
-        if scope.service:
+        services = list(scope.cell_services) or (
+            [f"{scope.cluster}/{scope.service}"] if scope.service else []
+        )
+        if services:
             add(
                 "DeployService",
                 ["ecs:DescribeServices", "ecs:UpdateService"],
-                [scope.ecs(f"service/{scope.cluster}/{scope.service}")],
+                [scope.ecs(f"service/{service}") for service in services],
             )
+    if scope.hosted_zone_id:
+        zone = scope.hosted_zone_id.rsplit("/", 1)[-1]
+        add(
+            "RouteTenantHosts",
+            ["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+            [f"arn:{scope.partition}:route53:::hostedzone/{zone}"],
+        )
+        add(
+            "WatchRouteChanges",
+            ["route53:GetChange"],
+            [f"arn:{scope.partition}:route53:::change/*"],
+        )
+        # Describe* of Elastic Load Balancing has no resource-level permissions.
+        add(
+            "FindCellLoadBalancers",
+            [
+                "elasticloadbalancing:DescribeTargetGroups",
+                "elasticloadbalancing:DescribeLoadBalancers",
+            ],
+            ["*"],
+        )
     # These ECS actions do not support resource-level permissions.
     add(
         "TaskDefinitions",

@@ -26,6 +26,8 @@ SANDBOX_CLUSTER = "redmica-sandbox"
 SANDBOX_FAMILY = "redmica-app"
 SANDBOX_CONTAINER = "app"
 SANDBOX_SERVICE = "redmica"
+SANDBOX_DOMAIN = "redmine.example.com"
+CELL_NAMES = "abcdefgh"
 ROLLOUT_POLLS = 3
 
 
@@ -146,9 +148,12 @@ def start_sandbox(
     fail_once: frozenset[str] = frozenset(),
     fail_images: frozenset[str] = frozenset(),
     env_file: Path | None = None,
+    cells: int = 0,
 ) -> Sandbox:
     """Start the endpoint; every check on the arguments comes before anything listens."""
-    if not ecs and (fail_once or fail_images):
+    if not 0 <= cells <= len(CELL_NAMES):
+        raise UsageError(f"--cells must be between 1 and {len(CELL_NAMES)}")
+    if not (ecs or cells) and (fail_once or fail_images):
         flag = "--fail-once" if fail_once else "--fail-image"
         raise UsageError(
             f"sandbox: {flag} needs --ecs (it simulates ECS tasks and deployments)",
@@ -167,7 +172,7 @@ def start_sandbox(
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = _Server(host, port)
     try:
-        return _provision(server, bucket, region, ecs, fail_once, fail_images)
+        return _provision(server, bucket, region, ecs, fail_once, fail_images, cells)
     except BaseException:
         server.stop()
         raise
@@ -180,6 +185,7 @@ def _provision(
     ecs: bool,
     fail_once: frozenset[str],
     fail_images: frozenset[str],
+    cells: int = 0,
 ) -> Sandbox:
     import boto3
 
@@ -210,10 +216,13 @@ def _provision(
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
         },
     )
-    settings = _create_ecs(endpoint, region) if ecs else None
+    if cells:
+        settings: dict[str, str] | None = _create_cells(endpoint, region, cells)
+    else:
+        settings = _create_ecs(endpoint, region) if ecs else None
     if fail_once:
         _simulate_failures(fail_once)
-    if ecs:
+    if ecs or cells:
         _simulate_rollouts(fail_images)
     return Sandbox(server, endpoint, bucket, region, settings)
 
@@ -288,6 +297,90 @@ def _count_tasks(service: Any) -> None:
     """The service's counts are its deployments' (moto leaves them as they were at creation)."""
     service.running_count = sum(int(d.get("runningCount", 0)) for d in service.deployments)
     service.pending_count = sum(int(d.get("pendingCount", 0)) for d in service.deployments)
+
+
+def _create_cells(endpoint: str, region: str, count: int) -> dict[str, str]:
+    """`count` cells (docs/cells.md): a task definition family, a load balancer and a service
+    each in one cluster, and the hosted zone of the sandbox domain for the tenants' records."""
+    import boto3
+
+    session = boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=region,
+    )
+    ecs = session.client("ecs", endpoint_url=endpoint)
+    ec2 = session.client("ec2", endpoint_url=endpoint)
+    elbv2 = session.client("elbv2", endpoint_url=endpoint)
+    route53 = session.client("route53", endpoint_url=endpoint)
+    ecs.create_cluster(clusterName=SANDBOX_CLUSTER)
+    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    entries = []
+    for name in CELL_NAMES[:count]:
+        family = f"redmica-{name}"
+        ecs.register_task_definition(
+            family=family,
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="1024",
+            memory="4096",
+            containerDefinitions=[
+                {
+                    "name": SANDBOX_CONTAINER,
+                    "image": "redmica-app:sandbox",
+                    "memory": 4096,
+                    "entryPoint": ["redmica", "entrypoint"],
+                    "command": ["serve"],
+                    "environment": [{"name": "REDMICA_CELL", "value": name}],
+                }
+            ],
+        )
+        balancer = elbv2.create_load_balancer(Name=family, Subnets=subnets)["LoadBalancers"][0]
+        group = elbv2.create_target_group(
+            Name=family, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip"
+        )["TargetGroups"][0]
+        # Steady from the start, as _create_ecs's service (moto reads this at creation).
+        os.environ["MOTO_ECS_SERVICE_RUNNING"] = "2"
+        try:
+            ecs.create_service(
+                cluster=SANDBOX_CLUSTER,
+                serviceName=family,
+                taskDefinition=family,
+                desiredCount=2,
+                launchType="FARGATE",
+                loadBalancers=[
+                    {
+                        "targetGroupArn": group["TargetGroupArn"],
+                        "containerName": SANDBOX_CONTAINER,
+                        "containerPort": 8080,
+                    }
+                ],
+                networkConfiguration={
+                    "awsvpcConfiguration": {"subnets": subnets, "securityGroups": []}
+                },
+            )
+        finally:
+            os.environ.pop("MOTO_ECS_SERVICE_RUNNING", None)
+        elbv2.create_listener(
+            LoadBalancerArn=balancer["LoadBalancerArn"],
+            Protocol="HTTP",
+            Port=80,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}],
+        )
+        entries.append(f"{name}={family}")
+    zone = route53.create_hosted_zone(Name=SANDBOX_DOMAIN, CallerReference="redmica-sandbox")
+    return {
+        "REDMICA_CLUSTER": SANDBOX_CLUSTER,
+        "REDMICA_TASK_DEFINITION": "redmica-a",
+        "REDMICA_CONTAINER": SANDBOX_CONTAINER,
+        "REDMICA_SUBNETS": subnets[0],
+        "REDMICA_POLL_INTERVAL": "1",
+        "REDMICA_CELLS": ",".join(entries),
+        "REDMICA_DOMAIN": SANDBOX_DOMAIN,
+        "REDMICA_HOSTED_ZONE_ID": str(zone["HostedZone"]["Id"]).rsplit("/", 1)[-1],
+        "REDMICA_MOVE_DRAIN": "1",
+    }
 
 
 def _simulate_failures(fail_once: frozenset[str]) -> None:

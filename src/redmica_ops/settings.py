@@ -124,6 +124,31 @@ def _check_spawn_method(value: str) -> str | None:
 def _share(value: float) -> str | None:
     if not 0 < value <= 1:
         return f"{value} must be greater than 0 and at most 1"
+
+
+def _check_dns_label(value: str) -> str | None:
+    return rules.check_dns_label(value)
+
+
+def _check_zone_id(value: str) -> str | None:
+    if not re.fullmatch(r"(/hostedzone/)?[0-9A-Z]{1,32}", value):
+        return f"{rules.show(value)} is not a Route 53 hosted zone id"
+    return None
+
+
+def _check_cells(values: tuple[str, ...]) -> str | None:
+    # Parsed again (typed) by redmica_ops.cells.config; here only the shape is checked.
+    from redmica_ops.cells.config import parse_cell_entry
+
+    seen: set[str] = set()
+    for item in values:
+        entry, problem = parse_cell_entry(item)
+        if problem:
+            return problem
+        assert entry is not None
+        if entry.name in seen:
+            return f"cell {entry.name!r} is listed twice"
+        seen.add(entry.name)
     return None
 
 
@@ -356,6 +381,42 @@ class Settings:
     )
     deploy_timeout: int = setting(
         1800, "seconds to wait for a deployment to finish", check=_positive(24 * 3600)
+    )
+    # -- cells (docs/cells.md) -------------------------------------------------------------------
+    cells: tuple[str, ...] = setting(
+        (),
+        "cells as NAME=SERVICE or NAME=CLUSTER/SERVICE (comma-separated in env); the first holds "
+        "tenants without property.cell; empty: one cell, the `service` setting",
+        check=_check_cells,
+    )
+    cell: str | None = setting(
+        None,
+        "the cell this container serves (`entrypoint serve`); empty: every tenant",
+        check=_check_dns_label,
+    )
+    hosted_zone_id: str | None = setting(
+        None,
+        "Route 53 zone of `domain`: each tenant's host becomes an alias of its cell's balancer",
+        check=_check_zone_id,
+    )
+    canary_cell: str | None = setting(
+        None,
+        "cell a wave release changes first, alone (default: the first cell)",
+        check=_check_dns_label,
+    )
+    max_parallel_cells: int = setting(
+        1, "cells deployed at once in each wave after the canary", check=_positive(100)
+    )
+    cell_capacity: int | None = setting(
+        None,
+        "tenants one cell holds at most, for placing new tenants (default: from the capacity "
+        "model and the cell's task memory)",
+        check=_positive(100_000),
+    )
+    move_drain: int = setting(
+        60,
+        "seconds `tenant move` waits after routing changed before the old cell stops serving",
+        check=_non_negative,
     )
     # -- cost estimates (`redmica cost`, `migrate --dry-run`) ----------------------------------
     price_vcpu_minute: float = setting(

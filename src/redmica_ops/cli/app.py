@@ -12,6 +12,7 @@ from redmica_ops.errors import CannotExecute, UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
+    from redmica_ops.cells.fleet import Fleet
     from redmica_ops.cli.output import Output
     from redmica_ops.cli.progress import StatusLine
     from redmica_ops.runs.pacing import Cancellation, Clock
@@ -161,6 +162,22 @@ class Application:
 
     def run_store(self) -> RunStore:
         return self.workspace().run_store()
+
+    def fleet(self) -> Fleet:
+        """The cells of this setup (one implicit cell without the `cells` setting)."""
+        from redmica_ops.cells.fleet import Fleet
+
+        out = self.output
+        clients = self.clients()
+        routed = bool(self.settings.hosted_zone_id)
+        return Fleet(
+            self.settings,
+            clients.ecs(),
+            self.workspace().clock(),
+            route53=clients.route53() if routed else None,
+            elbv2=clients.elbv2() if routed else None,
+            progress=out.info,
+        )
 
     def registry(self) -> TenantRegistry:
         return self.workspace().registry()

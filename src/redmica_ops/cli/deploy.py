@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from redmica_ops.cli import waves
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import confirm, global_options, pass_app, yes_option
 
 if TYPE_CHECKING:
-    from redmica_ops.cli.reports import ReleaseResult, RolloutResult, StatusResult
     from redmica_ops.cli.result import CommandResult
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -29,6 +29,17 @@ WAIT_OPTIONS = [
     ),
     click.option("--no-wait", is_flag=True, help="start the deployment and return"),
 ]
+
+
+def _target(app: Application, cells: tuple[str, ...]) -> str:
+    """What a confirmation names: the cells in waves, or the one service."""
+    if waves.wants_cells(app, cells):
+        from redmica_ops.cells.config import cell_map
+
+        known = cell_map(app.settings)
+        names = [c.name for c in known.select(cells)] if cells else known.names()
+        return f"cell(s) {', '.join(names)} in waves"
+    return _service(app)
 
 
 def _service(app: Application) -> str:
@@ -52,6 +63,7 @@ def wait_options(func: F) -> F:
 @wait_options
 @click.option("--no-rollback", is_flag=True, help="on failure, leave the service as it is")
 @yes_option
+@waves.cell_options(waves=True)
 @global_options(hidden=True)
 @pass_app
 def deploy(
@@ -62,7 +74,10 @@ def deploy(
     no_wait: bool,
     no_rollback: bool,
     yes: bool,
-) -> RolloutResult:
+    cells: tuple[str, ...],
+    canary_cell: str | None,
+    max_parallel_cells: int | None,
+) -> CommandResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
 
     The new revision equals the service's current one except the container's image (roles,
@@ -72,15 +87,37 @@ def deploy(
     (exit 1), and the service is rolled back to the previous revision unless --no-rollback.
     Asks first on a terminal (--yes for scripts).
 
+    With cells (docs/cells.md) the canary cell goes first, then the others in waves of
+    --max-parallel-cells, each wave only after the previous one succeeded; a failure stops
+    the rollout and rolls back every cell it changed, with a report per cell.
+
     \b
     Examples:
       redmica deploy --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/redmica:2026.11.26
       redmica deploy --image registry.example.com/redmica:v6 --yes --timeout 900 --output json
+      redmica deploy --image registry.example.com/redmica:v6 --canary-cell a --max-parallel-cells 2
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.deploy import deploy as verb
 
-    confirm(app, f"deploy {image} to {_service(app)}", yes)
+    confirm(app, f"deploy {image} to {_target(app, cells)}", yes)
+    if waves.wants_cells(app, cells):
+        waves.refuse_no_wait(no_wait)
+        return waves.run(
+            app,
+            waves.wave_request(
+                app,
+                "deploy",
+                cells,
+                canary_cell,
+                max_parallel_cells,
+                image=image,
+                container=container,
+                timeout=timeout,
+                rollback=not no_rollback,
+            ),
+        )
+
     request = verb.DeployRequest(
         image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
     )
@@ -89,9 +126,17 @@ def deploy(
 
 @click.command()
 @wait_options
+@waves.cell_options(waves=True)
 @global_options(hidden=True)
 @pass_app
-def reload(app: Application, timeout: float | None, no_wait: bool) -> RolloutResult:
+def reload(
+    app: Application,
+    timeout: float | None,
+    no_wait: bool,
+    cells: tuple[str, ...],
+    canary_cell: str | None,
+    max_parallel_cells: int | None,
+) -> CommandResult:
     """Restart every task with the current revision (a forced new deployment).
 
     Containers read the tenant list when they start, so this is how a new or changed tenant's
@@ -101,9 +146,17 @@ def reload(app: Application, timeout: float | None, no_wait: bool) -> RolloutRes
     Examples:
       redmica reload
       redmica reload --no-wait
+      redmica reload --cell b
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.deploy import reload as verb
+
+    if waves.wants_cells(app, cells):
+        waves.refuse_no_wait(no_wait)
+        wave_request = waves.wave_request(
+            app, "reload", cells, canary_cell, max_parallel_cells, timeout=timeout, rollback=False
+        )
+        return waves.run(app, wave_request)
 
     request = verb.ReloadRequest(timeout=timeout, wait=not no_wait)
     return RolloutResult(verb.run(request, app.workspace()))
@@ -118,10 +171,18 @@ def reload(app: Application, timeout: float | None, no_wait: bool) -> RolloutRes
 )
 @wait_options
 @yes_option
+@waves.cell_options(waves=True)
 @global_options(hidden=True)
 @pass_app
 def rollback(
-    app: Application, to: str | None, timeout: float | None, no_wait: bool, yes: bool
+    app: Application,
+    to: str | None,
+    timeout: float | None,
+    no_wait: bool,
+    cells: tuple[str, ...],
+    canary_cell: str | None,
+    max_parallel_cells: int | None,
+    yes: bool,
 ) -> CommandResult:
     """Roll the service back to the previous task definition revision (or --to).
 
@@ -133,13 +194,21 @@ def rollback(
     Examples:
       redmica rollback
       redmica rollback --to 41 --yes
+      redmica rollback --cell a
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.cli.result import Done
     from redmica_ops.deploy import rollback as verb
 
     what = f"revision {to}" if to else "the previous revision"
-    confirm(app, f"roll {_service(app)} back to {what}", yes)
+    confirm(app, f"roll {_target(app, cells)} back to {what}", yes)
+    if waves.wants_cells(app, cells):
+        waves.refuse_no_wait(no_wait)
+        request = waves.wave_request(
+            app, "rollback", cells, canary_cell, max_parallel_cells, to=to, timeout=timeout
+        )
+        return waves.run(app, request)
+
     outcome = verb.run(verb.RollbackRequest(to, timeout, wait=not no_wait), app.workspace())
     if outcome.report is None:
         return Done(
@@ -175,6 +244,7 @@ def rollback(
 @click.option("--timeout", type=click.FloatRange(min=1), help="seconds to wait for the deploy")
 @click.option("--no-rollback", is_flag=True, help="on a failed deploy, leave the service as is")
 @yes_option
+@waves.cell_options(waves=True)
 @global_options(hidden=True)
 @pass_app
 def release(
@@ -188,7 +258,10 @@ def release(
     timeout: float | None,
     no_rollback: bool,
     yes: bool,
-) -> ReleaseResult:
+    cells: tuple[str, ...],
+    canary_cell: str | None,
+    max_parallel_cells: int | None,
+) -> CommandResult:
     """Release an image: migrate every tenant with it, then deploy it if they all succeeded.
 
     Registers the new revision, runs `migrate --all` with that revision's image as the gate
@@ -196,16 +269,40 @@ def release(
     A rollback afterwards does not revert the migrations. Asks first on a terminal (--yes
     for scripts).
 
+    With cells, the release goes cell by cell in waves (canary cell first): each cell's
+    tenants are migrated with the cell's new revision, then that cell is deployed; a cell whose
+    migrations fail is not deployed and stops the rollout, like a failed deployment.
+
     \b
     Examples:
       redmica release --image registry.example.com/redmica:v6 --canary 5 --max-failures 10
       redmica release --image registry.example.com/redmica:v6 --yes
+      redmica release --image registry.example.com/redmica:v6 --canary-cell a
     """
     from redmica_ops.cli.reports import ReleaseResult
     from redmica_ops.deploy import release as verb
     from redmica_ops.runs.pacing import sigint_escalates
 
-    confirm(app, f"migrate every tenant with {image}, then deploy it to {_service(app)}", yes)
+    confirm(app, f"migrate every tenant with {image}, then deploy it to {_target(app, cells)}", yes)
+    if waves.wants_cells(app, cells):
+        from redmica_ops.cells.waves import MigrationOptions
+        from redmica_ops.deploy.rollout import MIGRATION_NOTE
+
+        app.output.info(MIGRATION_NOTE)
+        wave_request = waves.wave_request(
+            app,
+            "release",
+            cells,
+            canary_cell,
+            max_parallel_cells,
+            image=image,
+            container=container,
+            timeout=timeout,
+            rollback=not no_rollback,
+        )
+        options = MigrationOptions(max_failures, canary, concurrency, migrate_timeout)
+        return waves.run(app, wave_request, migrate=options)
+
     request = verb.ReleaseRequest(
         image,
         container,
@@ -229,17 +326,22 @@ def release(
     type=click.IntRange(0),
     help="recent service events to show",
 )
+@waves.cell_options(waves=False)
 @global_options(hidden=True)
 @pass_app
-def status(app: Application, events: int) -> StatusResult:
+def status(app: Application, events: int, cells: tuple[str, ...]) -> CommandResult:
     """Show the service: deployments with counts and rollout state, and recent events.
 
     \b
     Examples:
       redmica status
       redmica status --output json | jq '.deployments'
+      redmica status --cell a --events 0
     """
     from redmica_ops.cli.reports import StatusResult
     from redmica_ops.deploy import status as verb
+
+    if waves.wants_cells(app, cells):
+        return waves.status(app, cells, events)
 
     return StatusResult(verb.run(verb.StatusRequest(events), app.workspace()))

@@ -94,6 +94,12 @@ def iam_policy(
             ]
         return [r for r in (definition.get("taskRoleArn"), definition.get("executionRoleArn")) if r]
 
+    from redmica_ops.cells.config import cell_map
+
+    cells = cell_map(settings)
+    cell_services = [
+        f"{c.cluster}/{c.service}" for c in cells.cells if cells.configured and c.cluster
+    ]
     scope = scope_for(
         role,
         region=settings.region or clients.client("sts").meta.region_name or "us-east-1",
@@ -107,6 +113,8 @@ def iam_policy(
         task_definition=settings.task_definition,
         pass_roles=pass_role,
         task_roles=task_roles,
+        cell_services=cell_services,
+        hosted_zone_id=settings.hosted_zone_id,
     )
     document = policy_document(role, scope)
     return Done(document, lambda out: out.data(document))

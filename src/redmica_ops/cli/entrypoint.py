@@ -31,8 +31,13 @@ def entrypoint() -> None:
     help="refuse to start if any tenant is invalid (default: skip it loudly)",
 )
 @click.option("--no-check", is_flag=True, help="skip the Apache config test")
+@click.option(
+    "--cell",
+    metavar="CELL",
+    help="serve only this cell's tenants [default: setting cell; unset: every tenant]",
+)
 @pass_app
-def serve(app: Application, strict: bool, no_check: bool) -> Done:
+def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> Done:
     """Render every tenant's vhost from the config bucket, test it, then exec Apache.
 
     The Passenger pool is sized from the task's memory (the ECS task metadata endpoint, else
@@ -43,10 +48,13 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
     config test, and replaces this process with Apache in the foreground (setting
     serve_command), so signals from ECS reach Apache directly. An invalid tenant, or one
     clashing with another, is skipped with an error naming it and why, unless --strict.
+    With --cell (or REDMICA_CELL), only the tenants whose property.cell names this cell (or
+    that are moving away from it) are served; the others belong to other cells.
 
     \b
     Examples:
       redmica entrypoint serve
+      REDMICA_CELLS=a=redmica-a,b=redmica-b redmica entrypoint serve --cell b
       REDMICA_SERVE_COMMAND="httpd -DFOREGROUND" redmica entrypoint serve --strict
     """
     from redmica_ops.container.keys import MASTER_SECRET_ENV, master_secret, without_master
@@ -68,7 +76,16 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
     vhost_settings = VhostSettings.from_settings(settings, budget)
     store = app.store()
     out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
-    plan = plan_serve(store.load_all(), vhost_settings, strict, master_secret=master)
+    from redmica_ops.cells.config import cell_map
+    from redmica_ops.tenants.selection import CellScope
+
+    cell = cell or settings.cell
+    scope = None
+    if cell is not None:
+        cells = cell_map(settings)
+        cells.get(cell)  # an unknown cell is a usage error, before anything is written
+        scope = CellScope(cells, cell)
+    plan = plan_serve(store.load_all(), vhost_settings, strict, master_secret=master, scope=scope)
     pool = plan.pool
     out.info(
         f"entrypoint: pool {pool.max_pool_size} processes ({pool.pool_source}) from "
@@ -93,6 +110,7 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
         write_private(target, plan.text, check=config_checker(settings.apache_bin))
     out.info(
         f"entrypoint: {len(plan.served)} tenant(s) in {target}"
+        + (f" (cell {cell}; {plan.other_cells} in other cells)" if cell else "")
         + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
         + f"; starting: {settings.serve_command}"
     )
@@ -105,6 +123,7 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
             "served": plan.served,
             "skipped": sorted(plan.skipped),
             "pool": pool.as_dict(),
+            "cell": cell,
             "command": settings.serve_command,
         }
     )

@@ -250,6 +250,11 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
         "completion",
         "Print the shell completion script for SHELL (bash, zsh or fish).",
     ),
+    "cells": (
+        "redmica_ops.cli.cells",
+        "cells",
+        "Cells: ECS services that each serve a share of the tenants (docs/cells.md).",
+    ),
     "sandbox": (
         "redmica_ops.cli.sandbox",
         "sandbox",

@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING
 
 import click
 
+from redmica_ops.cli import waves
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
 
 if TYPE_CHECKING:
-    from redmica_ops.cli.reports import MigrationResult
+    from redmica_ops.cli.result import CommandResult
 
 HELP_EPILOG = (
     "Exit codes: 0 every selected tenant succeeded; 1 some failed, failed to start, "
@@ -59,6 +60,11 @@ HELP_EPILOG = (
 @click.option("--no-wait", is_flag=True, help="launch, save the record, print the run id")
 @click.option("--resume", metavar="RUN_ID", help="re-attach to a run and finish it")
 @click.option("--only-failed", metavar="RUN_ID", help="re-run the failed tenants of a run")
+@click.option(
+    "--cell",
+    metavar="CELL",
+    help="every tenant of this cell, with the revision the cell runs (docs/cells.md)",
+)
 @global_options(hidden=True)
 @pass_app
 def migrate(
@@ -78,7 +84,8 @@ def migrate(
     no_wait: bool,
     resume: str | None,
     only_failed: str | None,
-) -> MigrationResult:
+    cell: str | None,
+) -> CommandResult:
     """Migrate tenant databases: one task per tenant, paced to AWS's limits.
 
     Each tenant's task runs `redmica entrypoint run-tenant ID -- CMD` in the app image, so the
@@ -101,13 +108,24 @@ def migrate(
       redmica migrate acme globex --command "bundle exec rake redmine:plugins:migrate"
       redmica migrate --only-failed 20261126T060000Z-1a2b3c
       redmica migrate --all --executor local --output json
+      redmica migrate --cell b --canary 2
     """
     from redmica_ops.cli.reports import MigrationResult
     from redmica_ops.runs import migrations
     from redmica_ops.runs.pacing import sigint_escalates
 
+    task_definition = None
+    if cell is not None:
+        if tenant_ids or all_tenants or resume or only_failed:
+            from redmica_ops.errors import UsageError
+
+            raise UsageError(
+                "--cell chooses the tenants: give no tenant ids, --all, --resume or --only-failed"
+            )
+        tenant_ids, task_definition = waves.cell_tenants(app, cell)
     request = migrations.MigrationRequest(
         tenants=tenant_ids,
+        task_definition=task_definition,
         all_tenants=all_tenants,
         exclude=exclude,
         command=command_text,
@@ -125,4 +143,5 @@ def migrate(
     )
     ws = app.workspace()
     with sigint_escalates(ws.cancellation):
-        return MigrationResult(migrations.run(request, ws))
+        result = MigrationResult(migrations.run(request, ws))
+    return waves.per_cell(app, result)

@@ -45,6 +45,13 @@ from redmica_ops.cli.result import Done
     metavar="IMAGE",
     help="with --ecs: a deployment of this image fails and is rolled back (repeat)",
 )
+@click.option(
+    "--cells",
+    type=click.IntRange(0, 8),
+    default=0,
+    metavar="N",
+    help="N cells (ECS services behind their own load balancers) and a hosted zone",
+)
 @global_options(hidden=True)
 @pass_app
 def sandbox(
@@ -55,6 +62,7 @@ def sandbox(
     ecs: bool,
     fail_once: tuple[str, ...],
     fail_image: tuple[str, ...],
+    cells: int,
 ) -> Done:
     """Run an embedded AWS endpoint (moto) with a versioned config bucket.
 
@@ -67,6 +75,7 @@ def sandbox(
       redmica sandbox --env-file /tmp/sandbox.env &
       . /tmp/sandbox.env && redmica tenant list
       redmica sandbox --ecs --fail-once globex --env-file /tmp/sandbox.env &
+      redmica sandbox --cells 3 --fail-image redmica:broken --env-file /tmp/cells.env &
     """
     from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
 
@@ -79,6 +88,7 @@ def sandbox(
         fail_once=frozenset(fail_once),
         fail_images=frozenset(fail_image),
         env_file=env_file,
+        cells=cells,
     )
     stop = threading.Event()
 

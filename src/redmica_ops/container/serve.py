@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from redmica_ops.capacity import PoolSettings
 from redmica_ops.container.vhosts import VhostSettings, derive_pool_for, render_vhosts
 from redmica_ops.errors import Problem, ValidationFailed
-from redmica_ops.tenants.selection import Use, select
+from redmica_ops.tenants.selection import CellScope, Reason, Use, select
 from redmica_ops.tenants.store import Listing
 
 
@@ -24,6 +24,7 @@ class ServePlan:
     pool: PoolSettings
     skipped: dict[str, list[Problem]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    other_cells: int = 0  # tenants left to the other cells
 
 
 def plan_serve(
@@ -33,12 +34,17 @@ def plan_serve(
     *,
     master_secret: str | None = None,
     passwords: Mapping[str, str] | None = None,
+    scope: CellScope | None = None,
 ) -> ServePlan:
-    selection = select(listing, Use.SERVE)
-    skipped = {e.name: list(e.problems) for e in selection.excluded}
+    """The vhosts to serve: every servable tenant, or with a cell scope that cell's."""
+    selection = select(listing, Use.SERVE, scope=scope)
+    others = selection.excluded_by(Reason.OTHER_CELL)
+    skipped = {
+        e.name: list(e.problems) for e in selection.excluded if e.reason is not Reason.OTHER_CELL
+    }
     if strict and skipped:
         raise ValidationFailed(
-            selection.problems,
+            [p for found in skipped.values() for p in found],
             hint="without --strict these tenants are skipped",
             message=f"{len(skipped)} tenant(s) cannot be served (--strict)",
         )
@@ -55,4 +61,11 @@ def plan_serve(
     text = render_vhosts(
         kept, settings, master_secret=master_secret, passwords=passwords, pool=pool
     )
-    return ServePlan(text, [s.tenant_id for s in selection.eligible], pool, skipped, warnings)
+    return ServePlan(
+        text,
+        [s.tenant_id for s in selection.eligible],
+        pool,
+        skipped,
+        warnings,
+        other_cells=len(others),
+    )

@@ -4,7 +4,7 @@ The format is the one operators already keep in the config bucket (see docs/tena
 
     db:       {name, user, password, host?, port?}
     s3:       {bucket, folder}
-    property: {sub_domain, limit_ips?}
+    property: {sub_domain, limit_ips?, cell?, moving_from?}
 
 Every value here ends up in an Apache config or a process environment, so the rules are strict
 and bad input is rejected with every problem named, never silently corrected.
@@ -120,11 +120,15 @@ IpOrNetwork = Annotated[str, AfterValidator(_ip_or_network)]
 class Properties(_Strict):
     sub_domain: str
     limit_ips: tuple[IpOrNetwork, ...] | None = None
+    # The cell serving the tenant (docs/cells.md); absent = the first configured cell.
+    cell: str | None = None
+    # Set only while `tenant move` runs: the source cell keeps serving until routing moved.
+    moving_from: str | None = None
 
-    @field_validator("sub_domain")
+    @field_validator("sub_domain", "cell", "moving_from")
     @classmethod
-    def _sub_domain(cls, value: str) -> str:
-        if problem := rules.check_dns_label(value):
+    def _sub_domain(cls, value: str | None) -> str | None:
+        if value is not None and (problem := rules.check_dns_label(value)):
             raise _reject(problem)
         return value
 
@@ -176,6 +180,10 @@ class Tenant(_Strict):
         prop: dict[str, Any] = {"sub_domain": self.properties.sub_domain}
         if self.properties.limit_ips is not None:
             prop["limit_ips"] = list(self.properties.limit_ips)
+        if self.properties.cell is not None:
+            prop["cell"] = self.properties.cell
+        if self.properties.moving_from is not None:
+            prop["moving_from"] = self.properties.moving_from
         return {
             "db": db,
             "s3": {"bucket": self.s3.bucket, "folder": self.s3.folder},
@@ -186,6 +194,11 @@ class Tenant(_Strict):
         return yaml.safe_dump(
             self.to_document(redact=redact), sort_keys=False, allow_unicode=True, width=1000
         )
+
+    def in_cell(self, cell: str | None, moving_from: str | None = None) -> Tenant:
+        """The same tenant assigned to `cell` (None = the default cell)."""
+        properties = self.properties.model_copy(update={"cell": cell, "moving_from": moving_from})
+        return self.model_copy(update={"properties": properties})
 
     def with_password(self, password: SecretStr) -> Tenant:
         return self.model_copy(update={"db": self.db.model_copy(update={"password": password})})
@@ -229,7 +242,7 @@ def _message(error: Any, path: str) -> str:
             "": "db, s3, property",
             "db": "name, user, password, host, port",
             "s3": "bucket, folder",
-            "property": "sub_domain, limit_ips",
+            "property": "sub_domain, limit_ips, cell, moving_from",
         }
         parent, _, key = path.rpartition(".")
         if parent in known:

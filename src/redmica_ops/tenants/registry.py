@@ -9,7 +9,7 @@ is never created twice and that no replace loses a concurrent change.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pydantic import SecretStr
 
@@ -55,6 +55,26 @@ def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
             before_writing=True,
         )
     return new.with_password(SecretStr(old.db.password.get_secret_value()))
+
+
+def keep_cell(new: Tenant, old: Tenant) -> Tenant:
+    """A document without property.cell keeps the stored cell; another cell needs `tenant move`
+    (which restarts both cells and re-routes the host in a safe order)."""
+    old_props, new_props = old.properties, new.properties
+    if new_props.cell is None and new_props.moving_from is None:
+        return new.in_cell(old_props.cell, old_props.moving_from)
+    if (new_props.cell, new_props.moving_from) != (old_props.cell, old_props.moving_from):
+        raise ValidationFailed(
+            [
+                Problem(
+                    "(input)",
+                    "property.cell",
+                    f"changes the cell from {old_props.cell!r} to {new_props.cell!r}",
+                )
+            ],
+            hint="move a tenant with `redmica tenant move TENANT --to CELL`",
+        )
+    return new
 
 
 def _uniqueness_problems(candidates: Iterable[Entry], others: Iterable[Entry]) -> list[Problem]:
@@ -116,7 +136,7 @@ class TenantRegistry:
     ) -> Outcome:
         """Replace a tenant, conditional on the ETag of `expected` (read now when not given)."""
         current = expected or self.store.get(tenant_id)
-        tenant = keep_password_if_redacted(tenant, current.tenant)
+        tenant = keep_cell(keep_password_if_redacted(tenant, current.tenant), current.tenant)
         changes = diff(current.tenant, tenant)
         if not changes:
             return Outcome(None)
@@ -136,6 +156,14 @@ class TenantRegistry:
         old = self.store.get(tenant_id, version_id)
         listing = self.store.load_all()
         current_etag = listing.etag_of(tenant_id)  # what the listing read: no second request
+        now = listing.by_id().get(tenant_id)
+        if now is not None:  # an old version does not move the tenant back to an old cell
+            old = replace(
+                old,
+                tenant=old.tenant.in_cell(
+                    now.tenant.properties.cell, now.tenant.properties.moving_from
+                ),
+            )
         self._check_unique(tenant_id, old.tenant, listing, f"{old.key}@{version_id}")
         current = listing.by_id().get(tenant_id)
         changes = diff(current.tenant, old.tenant) if current else []
@@ -159,7 +187,9 @@ class TenantRegistry:
         for entry in sorted(desired, key=lambda e: e.tenant_id):
             stored = current.get(entry.tenant_id)
             if stored is not None:
-                tenant = keep_password_if_redacted(entry.tenant, stored.tenant)
+                tenant = keep_cell(
+                    keep_password_if_redacted(entry.tenant, stored.tenant), stored.tenant
+                )
                 changes = diff(stored.tenant, tenant)
                 if changes:
                     plan.changes.append(

@@ -15,10 +15,36 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from redmica_ops.errors import Problem
 from redmica_ops.tenants.model import Entry, conflicts_with
 from redmica_ops.tenants.store import Listing, StoredTenant
+
+if TYPE_CHECKING:
+    from redmica_ops.cells.config import CellMap
+
+
+@dataclass(frozen=True)
+class CellScope:
+    """Select only one cell's tenants (docs/cells.md)."""
+
+    cells: CellMap
+    cell: str
+
+    def reason(self, stored: StoredTenant, use: Use) -> tuple[Reason, list[Problem]] | None:
+        tenant = stored.tenant
+        if unknown := self.cells.unknown_cell(tenant):
+            if use is Use.SERVE:
+                return Reason.UNKNOWN_CELL, [Problem(stored.key, "property.cell", unknown)]
+            return Reason.OTHER_CELL, []
+        # A tenant being moved is served by both cells but migrated only by its new one.
+        mine = (
+            self.cells.serves(self.cell, tenant)
+            if use is Use.SERVE
+            else self.cells.cell_of(tenant) == self.cell
+        )
+        return None if mine else (Reason.OTHER_CELL, [])
 
 
 class Use(Enum):
@@ -36,6 +62,11 @@ class Reason(Enum):
     # It shares a unique value with a tenant that keeps it. Its own database is still its
     # own, so it is still migrated; only its site is not served.
     CLASH = ("clash", frozenset({Use.SERVE}))
+    # With a cell scope (`serve --cell`, `migrate --cell`): another cell's tenant. Not a
+    # problem, so it is not reported as one.
+    OTHER_CELL = ("other_cell", frozenset({Use.SERVE, Use.MIGRATE}))
+    # With a cell scope: the document names a cell that is not configured, so no cell serves it.
+    UNKNOWN_CELL = ("unknown_cell", frozenset({Use.SERVE}))
 
     def __init__(self, label: str, blocks: frozenset[Use]) -> None:
         self.label = label
@@ -103,10 +134,27 @@ def classify(listing: Listing, precedence: Precedence = keeps_first) -> list[Exc
     return exclusions
 
 
-def select(listing: Listing, use: Use, precedence: Precedence = keeps_first) -> Selection:
-    """The tenants of `listing` fit for `use` (sorted by id), and the others with reasons."""
+def select(
+    listing: Listing,
+    use: Use,
+    precedence: Precedence = keeps_first,
+    scope: CellScope | None = None,
+) -> Selection:
+    """The tenants of `listing` fit for `use` (sorted by id), and the others with reasons.
+
+    Clashes are judged across the whole bucket, before any cell scope: a hostname is never
+    served by two tenants, whichever cells they are in."""
     excluded = [e for e in classify(listing, precedence) if use in e.reason.blocks]
     left_out = {e.tenant_id for e in excluded if e.tenant_id}
+    if scope is not None:
+        for stored in listing.tenants:
+            if stored.tenant_id in left_out:
+                continue
+            found = scope.reason(stored, use)
+            if found is not None:
+                excluded.append(Exclusion(stored.tenant_id, stored.key, found[0], found[1]))
+                left_out.add(stored.tenant_id)
+        excluded.sort(key=lambda e: (e.tenant_id or "", e.key))
     eligible = sorted(
         (s for s in listing.tenants if s.tenant_id not in left_out), key=lambda s: s.tenant_id
     )

@@ -18,7 +18,7 @@ def tenant() -> None:
 
 
 def _register() -> None:
-    from redmica_ops.cli.tenant import add, change, files, read  # noqa: F401  (registers commands)
+    from redmica_ops.cli.tenant import add, change, files, move, read  # noqa: F401  (registers)
 
 
 _register()

@@ -63,6 +63,11 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
     is_flag=True,
     help="then restart the service's tasks so the site goes live (`redmica reload`)",
 )
+@click.option(
+    "--cell",
+    metavar="CELL",
+    help="put the tenant in this cell [default: property.cell, else the cell with most room]",
+)
 @click.option("--db-password", hidden=True, expose_value=False, callback=_refuse_plain_password)
 @pass_app
 def add(
@@ -75,6 +80,7 @@ def add(
     show_generated: bool,
     activate: bool,
     limit_ip: tuple[str, ...],
+    cell: str | None,
     **flags: Any,
 ) -> Done:
     """Create tenant TENANT_ID from a YAML file, stdin, or flags.
@@ -133,14 +139,35 @@ def add(
         inputs.set_password(data, generated)
     new = inputs.validated(tenant_id, data, source, flag_form=file is None)
 
-    outcome = app.registry().add(tenant_id, new, source)
     out = app.output
+    fleet = None
+    if app.settings.cells or cell is not None or app.settings.hosted_zone_id:
+        from redmica_ops.cells.fleet import assign_cell
+
+        fleet = app.fleet()
+        fleet.router()  # finds every cell's load balancer now: a routing problem writes nothing
+        new = assign_cell(fleet, new, app.store().load_all().entries(), cell)
+    outcome = app.registry().add(tenant_id, new, source)
+    if fleet is not None:
+        from redmica_ops.cells.fleet import route_new
+
+        if fleet.cells.configured:
+            out.info(f"tenant {tenant_id} is in cell {fleet.cells.cell_of(new)}")
+        routed = route_new(fleet, new, f"tenant add {tenant_id}")
+        if routed:
+            out.info(routed)
     for warning in outcome.warnings:
         out.warn(warning)
     result = outcome.result
     assert result is not None
     activation = None
-    if activate:
+    if activate and fleet is not None and fleet.cells.configured:
+        # With cells only the tenant's own cell needs to restart.
+        home = fleet.cells.get(fleet.cells.cell_of(new))
+        out.info(f"created tenant {tenant_id}; activating: restarting cell {home.name}")
+        current = fleet.revision(home)
+        activation = fleet.roll(home, "reload", None, current, rollback=False, force=True)
+    elif activate:
         from redmica_ops.deploy import reload
 
         out.info(f"created tenant {tenant_id}; activating: restarting the service's tasks")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING
 
 import click
@@ -10,7 +11,7 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
 from redmica_ops.cli.result import Done
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import Conflict, Problem, ValidationFailed
+from redmica_ops.errors import Conflict, Problem, RedmicaError, ValidationFailed
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -178,7 +179,19 @@ def remove(app: Application, tenant_id: str, yes: bool) -> Done:
       redmica tenant remove acme --yes
     """
     confirm(app, f"remove tenant {tenant_id!r} from s3://{app.bucket()}", yes)
+    sub_domain = None
+    if app.settings.hosted_zone_id:
+        # Invalid or missing: registry.remove says which; no record to clean up by name.
+        with contextlib.suppress(RedmicaError):
+            sub_domain = app.store().get(tenant_id).tenant.sub_domain
     marker = app.registry().remove(tenant_id)
+    messages = []
+    if sub_domain is not None:
+        from redmica_ops.cells.fleet import unroute
+
+        unrouted = unroute(app.fleet(), sub_domain, f"tenant remove {tenant_id}")
+        if unrouted:
+            messages.append(unrouted)
 
     def text(out: Output) -> None:
         out.success(f"removed tenant {tenant_id}")
@@ -188,7 +201,9 @@ def remove(app: Application, tenant_id: str, yes: bool) -> Done:
                 f"`redmica tenant restore {tenant_id} VERSION_ID`"
             )
 
-    return Done({"tenant": tenant_id, "removed": True, "delete_marker": marker}, text)
+    return Done(
+        {"tenant": tenant_id, "removed": True, "delete_marker": marker}, text, messages=messages
+    )
 
 
 @command(tenant, "restore")

@@ -1,0 +1,220 @@
+"""The cells of one setup, wired to AWS: a deployer per cell, its load balancer, the router.
+
+Built from the settings and the AWS clients; the CLI, the sandbox and the tests share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from redmica_ops.cells.config import Cell, CellMap, cell_map
+from redmica_ops.cells.placement import place
+from redmica_ops.cells.routing import (
+    AliasTarget,
+    LoadBalancerGateway,
+    Route53Gateway,
+    Router,
+    load_balancer_of,
+)
+from redmica_ops.deploy.model import RolloutReport, ServiceTarget, revision_name
+from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
+from redmica_ops.errors import UsageError
+from redmica_ops.tenants.model import Entry, Tenant
+
+if TYPE_CHECKING:
+    from redmica_ops.runs.pacing import Clock
+    from redmica_ops.settings import Settings
+
+Progress = Callable[[str], None]
+# Share of a cell's tenants expected to have a process at once (docs/capacity.md), for
+# placement when cell_capacity is not set.
+DEFAULT_ACTIVE_SHARE = 0.1
+
+
+class Fleet:
+    """Every cell of the setup; also what `tenant move` uses to restart a cell."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ecs: Any,
+        clock: Clock,
+        route53: Any = None,
+        elbv2: Any = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cells: CellMap = cell_map(settings)
+        self.ecs = ecs
+        self.clock = clock
+        self.route53 = route53
+        self.elbv2 = elbv2
+        self.progress = progress or (lambda text: None)
+        self._targets: dict[str, AliasTarget] = {}
+        self._capacity: dict[str, int] = {}
+
+    # -- per cell -------------------------------------------------------------------------------
+    def deployer(self, cell: Cell, progress: Progress | None = None) -> ServiceDeployer:
+        if not cell.cluster or not cell.service:
+            raise UsageError(
+                f"cell {cell.name} needs a cluster and a service",
+                'set REDMICA_CLUSTER and REDMICA_SERVICE, or cells = ["NAME=CLUSTER/SERVICE"]',
+            )
+        say = progress or self.progress
+        prefix = f"[{cell.name}] " if self.cells.configured else ""
+        return ServiceDeployer(
+            self.ecs,
+            ServiceTarget(cell.cluster, cell.service),
+            self.clock,
+            progress=lambda text: say(prefix + text),
+        )
+
+    def image(self, cell: Cell) -> str | None:
+        """The app container's image in the cell's current task definition."""
+        deployer = self.deployer(cell)
+        definition, _ = deployer.task_definition(str(deployer.service()["taskDefinition"]))
+        containers = definition.get("containerDefinitions", [])
+        wanted = self.settings.container
+        for container in containers:
+            if wanted is None or container.get("name") == wanted:
+                return str(container.get("image"))
+        return None
+
+    def reload(self, cell: Cell) -> tuple[bool, str]:
+        current = self.revision(cell)
+        report = self.roll(cell, "reload", None, current, rollback=False, force=True)
+        return report.ok, f"{report.result} ({revision_name(current)})"
+
+    def revision(self, cell: Cell) -> str:
+        """The task definition ARN the cell's service runs."""
+        return str(self.deployer(cell).service()["taskDefinition"])
+
+    def register(self, cell: Cell, container: str | None, image: str) -> tuple[str, str]:
+        """(the cell's current revision, a new one differing only in `container`'s image)."""
+        name = container or self.settings.container
+        if not name:
+            raise UsageError("which container gets the image? give --container or set container")
+        deployer = self.deployer(cell)
+        current = self.revision(cell)
+        new_arn, _ = deployer.register_with_image(current, name, image)
+        deployer.progress(f"registered {revision_name(new_arn)} ({name} -> {image})")
+        return current, new_arn
+
+    def previous_revision(self, cell: Cell, current: str, to: str | None) -> str:
+        deployer = self.deployer(cell)
+        return deployer.resolve_revision(current, to) if to else deployer.previous_revision(current)
+
+    def roll(
+        self,
+        cell: Cell,
+        action: str,
+        task_definition: str | None,
+        previous: str | None,
+        rollback: bool,
+        force: bool = False,
+        timeout: float | None = None,
+        wait: bool = True,
+    ) -> RolloutReport:
+        """One rolling update of the cell's service, followed to its end (see deploy.py)."""
+        return roll_out(
+            self.deployer(cell),
+            action,
+            task_definition,
+            previous,
+            float(timeout if timeout is not None else self.settings.deploy_timeout),
+            rollback=rollback,
+            wait=wait,
+            force=force,
+        )
+
+    def capacity(self, cell: Cell) -> int:
+        """Tenants the cell holds: the `cell_capacity` setting, else the capacity model.
+
+        Every task of a cell renders all the cell's tenants, so a cell holds what one task's
+        memory holds (more tasks add throughput, not room): the pool the task's memory allows,
+        divided by the share of tenants expected to be active at once."""
+        if self.settings.cell_capacity is not None:
+            return self.settings.cell_capacity
+        if cell.name not in self._capacity:
+            from redmica_ops.capacity import PoolRequest, derive_pool, tenants_per_task
+
+            deployer = self.deployer(cell)
+            definition, _ = deployer.task_definition(str(deployer.service()["taskDefinition"]))
+            memory = int(str(definition.get("memory") or "0") or 0)
+            if memory <= 0:
+                raise UsageError(
+                    f"cell {cell.name}'s task definition has no task-level memory",
+                    "set cell_capacity (tenants per cell) instead",
+                )
+            pool = derive_pool(PoolRequest(memory_mib=memory, memory_source=f"cell {cell.name}"))
+            room = tenants_per_task(pool.max_pool_size, DEFAULT_ACTIVE_SHARE)
+            self._capacity[cell.name] = room.tenants_per_task
+        return self._capacity[cell.name]
+
+    # -- routing --------------------------------------------------------------------------------
+    def target(self, cell: Cell) -> AliasTarget:
+        if cell.name not in self._targets:
+            if self.elbv2 is None:
+                raise UsageError("routing needs the ELBv2 client")
+            service = self.deployer(cell).service()
+            self._targets[cell.name] = load_balancer_of(service, LoadBalancerGateway(self.elbv2))
+        return self._targets[cell.name]
+
+    def router(self) -> Router | None:
+        """The router, or None when routing is not managed here (no hosted_zone_id)."""
+        zone = self.settings.hosted_zone_id
+        if not zone or self.route53 is None:
+            return None
+        if not self.settings.domain:
+            raise UsageError(
+                "hosted_zone_id is set but domain is not",
+                "routing records are <sub_domain>.<domain>: set REDMICA_DOMAIN",
+            )
+        targets = {cell.name: self.target(cell) for cell in self.cells.cells}
+        return Router(Route53Gateway(self.route53), zone, self.settings.domain, targets, self.clock)
+
+
+def assign_cell(
+    fleet: Fleet, tenant: Tenant, entries: list[Entry], requested: str | None
+) -> Tenant:
+    """The tenant as it will be written: in the requested cell, its document's, or the roomiest.
+
+    Without configured cells the document is left alone (the single implicit cell)."""
+    cells = fleet.cells
+    if requested is not None and tenant.properties.cell not in (None, requested):
+        raise UsageError(
+            f"--cell {requested} contradicts property.cell {tenant.properties.cell!r}",
+            "give the cell in one place",
+        )
+    if tenant.properties.moving_from is not None:
+        raise UsageError(
+            "property.moving_from is set only by `redmica tenant move`",
+            "remove it from the document",
+        )
+    name = requested or tenant.properties.cell
+    if name is not None:
+        cells.get(name)
+        return tenant.in_cell(name)
+    if not cells.configured:
+        return tenant
+    return tenant.in_cell(place(cells, entries, fleet.capacity).name)
+
+
+def route_new(fleet: Fleet, tenant: Tenant, why: str) -> str | None:
+    """Route a tenant's host to its cell (None when routing is not managed here)."""
+    router = fleet.router()
+    if router is None:
+        return None
+    cell = fleet.cells.cell_of(tenant)
+    router.route(tenant.sub_domain, cell, why)
+    return f"routed {router.host(tenant.sub_domain)} to cell {cell} (INSYNC)"
+
+
+def unroute(fleet: Fleet, sub_domain: str, why: str) -> str | None:
+    router = fleet.router()
+    if router is None:
+        return None
+    if router.unroute(sub_domain, why):
+        return f"deleted the routing record of {router.host(sub_domain)} (INSYNC)"
+    return f"{router.host(sub_domain)} had no routing record"
