@@ -151,11 +151,11 @@ done
   run redmica tenant move acme --to c
   run redmica cells list
   step "Release in waves: canary cell a first, then the others two at a time"
-  run redmica release --image redmica:2026.12.01 --canary-cell a --max-parallel-cells 2
+  run redmica release --image redmica:2026.12.01 --canary-cell a --max-parallel-cells 2 --yes
   run redmica status --events 0
   step "A broken image stops at the canary cell; the other cells never see it (exit 1)"
-  show "redmica deploy --image redmica:broken --canary-cell b"
-  set +e; redmica deploy --image redmica:broken --canary-cell b; code=$?; set -e
+  show "redmica deploy --image redmica:broken --canary-cell b --yes"
+  set +e; redmica deploy --image redmica:broken --canary-cell b --yes; code=$?; set -e
   echo "exit code: $code" >&2; [ "$code" -eq 1 ]
   run redmica status --events 0
 )

@@ -125,7 +125,10 @@ def test_move_refuses_while_cells_run_different_images(
 ) -> None:
     env = moto_cells()
     add(run, env, "t1")
-    assert run("deploy", "--image", "redmica:2", "--cell", "b", app=cells_app(env)).exit_code == 0
+    assert (
+        run("deploy", "--image", "redmica:2", "--cell", "b", "--yes", app=cells_app(env)).exit_code
+        == 0
+    )
     before = cells_of(s3)
     result = run("tenant", "move", "t1", "--to", "b", app=cells_app(env))
     assert result.exit_code == 4

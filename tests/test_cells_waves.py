@@ -43,6 +43,7 @@ def test_deploy_goes_canary_first_and_reaches_every_cell(
     env = moto_cells()
     result = run(
         "deploy",
+        "--yes",
         "--image",
         "redmica:2",
         "--canary-cell",
@@ -76,7 +77,7 @@ def test_a_failing_second_wave_stops_and_rolls_back_what_changed(
 ) -> None:
     env = moto_cells()
     fail_rollouts(monkeypatch, {"redmica-b"})
-    result = run("deploy", "--image", "redmica:2", "-O", "json", app=cells_app(env))
+    result = run("deploy", "--image", "redmica:2", "--yes", "-O", "json", app=cells_app(env))
     assert result.exit_code == 1, result.output
     report = result.json()
     assert report["ok"] is False and report["stopped_after_wave"] == 2
@@ -95,7 +96,7 @@ def test_a_failing_second_wave_stops_and_rolls_back_what_changed(
             "taskDefinition"
         ]
     ]
-    text = run("deploy", "--image", "redmica:3", app=cells_app(env))
+    text = run("deploy", "--image", "redmica:3", "--yes", app=cells_app(env))
     assert text.exit_code == 1
     assert "FAILED in wave 2" in text.stderr
     assert "not_started" in text.stdout
@@ -122,7 +123,7 @@ def test_release_migrates_each_cell_before_deploying_it_and_stops_on_a_failed_ce
         assert added.exit_code == 0, added.output
     with moto_ecs_spy(monkeypatch) as spy:
         spy.exit_codes = {"t2": 1}  # cell b's tenant fails to migrate
-        result = run("release", "--image", "redmica:2", "-O", "json", app=cells_app(env))
+        result = run("release", "--image", "redmica:2", "--yes", "-O", "json", app=cells_app(env))
     assert result.exit_code == 1, result.output
     by_cell = {c["cell"]: c for c in result.json()["cells"]}
     # Each cell's tenants migrated with that cell's new revision, before it was deployed.
@@ -140,8 +141,8 @@ def test_release_migrates_each_cell_before_deploying_it_and_stops_on_a_failed_ce
 
 def test_reload_and_rollback_take_a_cell(s3: S3Client, run: Invoke, moto_rollouts: None) -> None:
     env = moto_cells()
-    assert run("deploy", "--image", "redmica:2", app=cells_app(env)).exit_code == 0
-    back = run("rollback", "--cell", "c", "-O", "json", app=cells_app(env))
+    assert run("deploy", "--image", "redmica:2", "--yes", app=cells_app(env)).exit_code == 0
+    back = run("rollback", "--cell", "c", "--yes", "-O", "json", app=cells_app(env))
     assert back.exit_code == 0, back.output
     assert [c["cell"] for c in back.json()["cells"]] == ["c"]
     assert revisions() == {"a": "redmica-a:2", "b": "redmica-b:2", "c": "redmica-c:1"}
@@ -174,7 +175,10 @@ def test_migrate_a_cell_with_its_revision_and_report_per_cell(
             app=cells_app(env),
         )
         assert added.exit_code == 0, added.output
-    assert run("deploy", "--image", "redmica:2", "--cell", "b", app=cells_app(env)).exit_code == 0
+    assert (
+        run("deploy", "--image", "redmica:2", "--cell", "b", "--yes", app=cells_app(env)).exit_code
+        == 0
+    )
     with moto_ecs_spy(monkeypatch) as spy:
         one = run("migrate", "--cell", "b", "-O", "json", app=cells_app(env))
         assert one.exit_code == 0, one.output

@@ -124,6 +124,7 @@ def _check_spawn_method(value: str) -> str | None:
 def _share(value: float) -> str | None:
     if not 0 < value <= 1:
         return f"{value} must be greater than 0 and at most 1"
+    return None
 
 
 def _check_dns_label(value: str) -> str | None:
