@@ -148,7 +148,7 @@ done
   run redmica cells list
   run redmica cells routes
   step "Move a tenant: serve it in the new cell, re-route, drain, stop serving it in the old"
-  run redmica tenant move acme --to c
+  run redmica tenant move acme --to c --yes
   run redmica cells list
   step "Release in waves: canary cell a first, then the others two at a time"
   run redmica release --image redmica:2026.12.01 --canary-cell a --max-parallel-cells 2 --yes

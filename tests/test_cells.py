@@ -94,7 +94,7 @@ def test_move_and_remove_keep_routing_equal_to_the_registry(
     zone = env["REDMICA_HOSTED_ZONE_ID"]
     for name in ("t1", "t2", "t3"):
         add(run, env, name)
-    moved = run("tenant", "move", "t1", "--to", "c", "-O", "json", app=cells_app(env))
+    moved = run("tenant", "move", "t1", "--to", "c", "--yes", "-O", "json", app=cells_app(env))
     assert moved.exit_code == 0, moved.output
     report = moved.json()
     assert [s["step"] for s in report["steps"]] == [
@@ -130,7 +130,7 @@ def test_move_refuses_while_cells_run_different_images(
         == 0
     )
     before = cells_of(s3)
-    result = run("tenant", "move", "t1", "--to", "b", app=cells_app(env))
+    result = run("tenant", "move", "t1", "--to", "b", "--yes", app=cells_app(env))
     assert result.exit_code == 4
     assert "run different images (redmica:1 vs redmica:2)" in result.stderr
     assert cells_of(s3) == before

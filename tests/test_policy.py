@@ -144,7 +144,7 @@ def test_operator_role(
     assert (
         run("tenant", "add", "t1", "-f", "-", input=tenant_yaml("t1"), app=cells_app(env))
     ).exit_code == 0
-    assert run("tenant", "move", "t1", "--to", "b", app=cells_app(env)).exit_code == 0
+    assert run("tenant", "move", "t1", "--to", "b", "--yes", app=cells_app(env)).exit_code == 0
     assert run("cells", "routes", "--fix", app=cells_app(env)).exit_code == 0
     assert run("tenant", "remove", "t1", "--yes", app=cells_app(env)).exit_code == 0
     assert recorded == ROLE_OPERATIONS["operator"]
