@@ -114,7 +114,6 @@ def migrate(
     from redmica_ops.runs import migrations
     from redmica_ops.runs.pacing import sigint_escalates
 
-    task_definition = None
     if cell is not None:
         if tenant_ids or all_tenants or resume or only_failed:
             from redmica_ops.errors import UsageError
@@ -122,10 +121,10 @@ def migrate(
             raise UsageError(
                 "--cell chooses the tenants: give no tenant ids, --all, --resume or --only-failed"
             )
-        tenant_ids, task_definition = waves.cell_tenants(app, cell)
+        tenant_ids, cell_revision = waves.cell_tenants(app, cell)
+        task_definition = task_definition or cell_revision
     request = migrations.MigrationRequest(
         tenants=tenant_ids,
-        task_definition=task_definition,
         all_tenants=all_tenants,
         exclude=exclude,
         command=command_text,
