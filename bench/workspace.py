@@ -55,14 +55,20 @@ class MemoryRecords:
 
 class SimWorkspace:
     def __init__(
-        self, ecs: object, clock: FakeClock, tenant_ids: list[str], settings: Settings
+        self,
+        ecs: object,
+        clock: FakeClock,
+        tenant_ids: list[str],
+        settings: Settings,
+        records: MemoryRecords | None = None,
+        results: MemoryResults | None = None,
     ) -> None:
         self._ecs = ecs
         self._clock = clock
         self._settings = settings
         self._cancellation = Cancellation()
-        self.records = MemoryRecords()
-        self.result_objects = MemoryResults()
+        self.records = records or MemoryRecords()
+        self.result_objects = results or MemoryResults()
         # The ECS executor never reads a tenant's document: one parsed document serves all.
         tenant = parse_tenant("bench", SAMPLE, "bench")
         self._listing = Listing(

@@ -120,7 +120,21 @@ def add_tenant(run: Run, pg: Postgres, name: str, limit: str | None = None) -> N
     redmica(run, *args, input=password + "\n")
 
 
-def migrate(run: Run, *ids: str) -> dict[str, Any]:
+class _NoCreate:
+    """A Postgres whose create_tenant_database does nothing (the database already exists)."""
+
+    def __init__(self, pg: Postgres) -> None:
+        self.port = pg.port
+
+    def create_tenant_database(self, name: str, password: str) -> None:
+        pass
+
+
+def pg_without_create(pg: Postgres) -> Postgres:
+    return _NoCreate(pg)  # type: ignore[return-value]
+
+
+def migrate(run: Run, *ids: str, expect_failure: bool = False) -> dict[str, Any]:
     selection = list(ids) or ["--all"]
     result = redmica(
         run,
@@ -128,6 +142,9 @@ def migrate(run: Run, *ids: str) -> dict[str, Any]:
         *selection,
         "--executor",
         "local",
+        # Two tenants per process in turn, each with its own environment and result object.
+        "--tenants-per-task",
+        "2",
         "--command",
         MIGRATE_COMMAND,
         "--output",
@@ -136,6 +153,8 @@ def migrate(run: Run, *ids: str) -> dict[str, Any]:
     )
     data: dict[str, Any] = json.loads(result.stdout)
     failed = [t for t in data["tenants"] if t["status"] != "succeeded"]
+    if expect_failure:
+        return data
     if result.returncode != 0 or failed:
         for tenant in failed:
             log = Path(str(tenant["log_stream"]))
@@ -367,6 +386,23 @@ def main() -> int:
             check_isolation(
                 port, [*open_tenants, "epsilon"], [*open_tenants, "delta", "epsilon"], concurrency=4
             )
+
+        with run.step("a failing tenant's output tail in `runs show` (wrong password)"):
+            # Its database exists, but the document carries another password: the migration
+            # fails, and the operator reads why without opening any log file.
+            pg.create_tenant_database("zeta", "the-real-password-1")
+            add_tenant(run, pg_without_create(pg), "zeta")
+            report = migrate(run, "alpha", "zeta", expect_failure=True)
+            statuses = {t["tenant"]: t["status"] for t in report["tenants"]}
+            if statuses != {"alpha": "succeeded", "zeta": "failed"}:
+                raise RuntimeError(f"expected zeta alone to fail: {statuses}")
+            shown = redmica(run, "runs", "show", report["run_id"], "zeta")
+            if "password authentication failed" not in shown.stdout:
+                raise RuntimeError(f"runs show has no tail for zeta:\n{shown.stdout}")
+            if "the-real-password-1" in shown.stdout:
+                raise RuntimeError("a password reached runs show")
+            print("   " + "\n   ".join(shown.stdout.splitlines()[-4:]))
+            redmica(run, "tenant", "remove", "zeta", "--yes")
 
         with run.step("remove a tenant: tenant remove, re-render, graceful", "apache"):
             redmica(run, "tenant", "remove", "beta", "--yes")

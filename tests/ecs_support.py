@@ -52,6 +52,9 @@ def create_ecs_target() -> dict[str, str]:
         "REDMICA_TASK_DEFINITION": FAMILY,
         "REDMICA_CONTAINER": CONTAINER,
         "REDMICA_SUBNETS": subnet,
+        # moto runs no container (no result objects): one tenant per task, as these tests
+        # count tasks per tenant. Batches are tested in test_batches.py.
+        "REDMICA_TENANTS_PER_TASK": "1",
     }
 
 

@@ -262,6 +262,7 @@ def app_for(**env: str) -> Application:
             "REDMICA_CLUSTER": "prod",
             "REDMICA_SERVICE": "redmica",
             "REDMICA_CONTAINER": "app",
+            "REDMICA_TENANTS_PER_TASK": "1",  # moto runs no container
             **env,
         }
     )

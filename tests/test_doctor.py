@@ -49,6 +49,7 @@ def app(**env: str) -> Application:
             "REDMICA_CLUSTER": "prod",
             "REDMICA_SERVICE": "redmica",
             "REDMICA_CONTAINER": "app",
+            "REDMICA_TENANTS_PER_TASK": "1",  # moto runs no container
             "REDMICA_TASK_DEFINITION": "redmica-app",
             "REDMICA_DOMAIN": "example.com",
             **env,
@@ -136,6 +137,7 @@ def lambda_env(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> None:
         "REDMICA_CLUSTER": "prod",
         "REDMICA_TASK_DEFINITION": "redmica-app",
         "REDMICA_CONTAINER": "app",
+        "REDMICA_TENANTS_PER_TASK": "1",  # moto runs no container
         "REDMICA_SUBNETS": subnet,
     }.items():
         monkeypatch.setenv(key, value)

@@ -63,6 +63,7 @@ def test_ctrl_c_lets_running_migrations_finish_and_resume_does_the_rest(
         "AWS_ENDPOINT_URL": endpoint,
         "REDMICA_BUCKET": BUCKET,
         "REDMICA_CONCURRENCY": "2",
+        "REDMICA_TENANTS_PER_TASK": "1",  # two migrations at once, one per process
         "REDMICA_POLL_INTERVAL": "0.05",
         "REDMICA_LOCAL_ENV": f"OUT={out}",
         "REDMICA_LOCAL_LOG_DIR": str(tmp_path / "logs"),

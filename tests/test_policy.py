@@ -57,6 +57,7 @@ def make_app(**env: str) -> Application:
             "REDMICA_CLUSTER": "prod",
             "REDMICA_SERVICE": "redmica",
             "REDMICA_CONTAINER": "app",
+            "REDMICA_TENANTS_PER_TASK": "1",  # moto runs no container
             "REDMICA_TASK_DEFINITION": "redmica-app",
             "REDMICA_SUBNETS": subnet,
             "REDMICA_DOMAIN": "example.com",

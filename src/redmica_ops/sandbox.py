@@ -279,6 +279,9 @@ def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
         "REDMICA_SUBNETS": subnet,
         "REDMICA_POLL_INTERVAL": "1",
         "REDMICA_SERVICE": SANDBOX_SERVICE,
+        # moto runs no container, so no task writes result objects: one tenant per task keeps
+        # each task's exit code its tenant's (and --fail-once aimed at one tenant).
+        "REDMICA_TENANTS_PER_TASK": "1",
     }
 
 

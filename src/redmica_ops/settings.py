@@ -356,6 +356,9 @@ class Settings:
     max_start_attempts: int = setting(
         3, "launch attempts per tenant when a task fails to start", check=_positive(20)
     )
+    tenants_per_task: int = setting(
+        2, "tenants one migration task runs in turn (see docs/benchmarks.md)", check=_positive(100)
+    )
     poll_interval: float = setting(
         10.0, "seconds between status polls of running tasks", check=_positive_float
     )

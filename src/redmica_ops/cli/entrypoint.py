@@ -138,7 +138,10 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
 
     Reads the tenant's document from the config bucket and execs the command with the same
     variables as the tenant's vhost (RAILS_DB, RAILS_DB_PASSWORD, S3_FOLDER_NAME, ...). So an
-    ECS RunTask override carries only the tenant id, never a password.
+    ECS RunTask override carries only the tenant id, never a password. Inside a migrate run
+    (REDMICA_RUN_ID set) it runs the command as a child instead, and writes the tenant's
+    result (exit code, image, the last output lines with secrets masked) to
+    runs/<run>/results/; TENANT_ID may then be several ids, comma-separated, run in turn.
 
     \b
     Examples:
@@ -153,41 +156,68 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
         command_line = command_line[1:]
     if not command_line:
         raise click.UsageError("give the command after --, e.g. -- bundle exec rake db:migrate")
-    stored = app.store().get(tenant_id)
-    # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
-    tenant_env = tenant_environment(
-        tenant_id, stored.tenant, app.settings.db_host, master_secret=master_secret(app.env)
-    )
-    env = {**app.env, **tenant_env}
-    app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
+    tenant_ids = [t for t in tenant_id.split(",") if t]
     run_id = app.env.get("REDMICA_RUN_ID")
+    if len(tenant_ids) > 1 and not run_id:
+        raise UsageError(
+            "several tenants run in turn only inside a migrate run (REDMICA_RUN_ID)",
+            "run one tenant at a time, or use `redmica migrate --tenants-per-task K`",
+        )
+    store = app.store()
     if not run_id:
+        stored = store.get(tenant_id)
+        # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
+        tenant_env = tenant_environment(
+            tenant_id, stored.tenant, app.settings.db_host, master_secret=master_secret(app.env)
+        )
+        env = {**app.env, **tenant_env}
+        app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
         app.exec_process(command_line, env)
         return Done({"tenant": tenant_id, "command": command_line})
-    # Part of a migrate run: supervise the command and leave its result in the bucket, so
-    # the run knows it even after ECS has forgotten this task.
+    # Part of a migrate run: supervise each tenant's command in turn and leave its result in
+    # the bucket, so the run knows it even after ECS has forgotten this task. One tenant's
+    # failure never keeps the next from running.
     import sys
 
+    from redmica_ops.errors import RedmicaError
     from redmica_ops.runs.record import utcnow
-    from redmica_ops.runs.results import run_and_record
+    from redmica_ops.runs.results import TenantResult, run_and_record
+
+    def now() -> str:
+        return utcnow().isoformat()
 
     attempt = int(app.env.get("REDMICA_ATTEMPT", "1") or "1")
-    result = run_and_record(
-        command_line,
-        env,
-        run_id=run_id,
-        tenant=tenant_id,
-        attempt=attempt,
-        app_root=app.settings.app_root,
-        sink=sys.stdout.buffer,
-        now=lambda: utcnow().isoformat(),
-    )
-    key = app.workspace().results().put(result)
-    app.output.info(
-        f"entrypoint: {tenant_id} exited with {result.exit_code}; result: s3://{app.bucket()}/{key}"
-    )
-    code = 127 if result.exit_code is None else result.exit_code
-    return Done(
-        {"tenant": tenant_id, "exit_code": result.exit_code, "result": key},
-        code=code if code >= 0 else 128 - code,
-    )
+    results = app.workspace().results()
+    outcomes: dict[str, int | None] = {}
+    for one in tenant_ids:
+        try:
+            stored = store.get(one)
+        except RedmicaError as error:
+            result = TenantResult(run_id, one, attempt, None, now(), now(), error=error.message)
+        else:
+            tenant_env = tenant_environment(
+                one, stored.tenant, app.settings.db_host, master_secret=master_secret(app.env)
+            )
+            app.output.info(f"entrypoint: running as tenant {one}: {shlex.join(command_line)}")
+            result = run_and_record(
+                command_line,
+                {**app.env, **tenant_env},
+                run_id=run_id,
+                tenant=one,
+                attempt=attempt,
+                app_root=app.settings.app_root,
+                sink=sys.stdout.buffer,
+                now=now,
+            )
+        key = results.put(result)
+        outcomes[one] = result.exit_code
+        app.output.info(
+            f"entrypoint: {one} exited with {result.exit_code}; result: s3://{app.bucket()}/{key}"
+        )
+    if len(tenant_ids) == 1:
+        code = outcomes[tenant_ids[0]]
+        code = 127 if code is None else code
+        exit_code = code if code >= 0 else 128 - code
+    else:
+        exit_code = 0 if all(c == 0 for c in outcomes.values()) else 1
+    return Done({"tenants": outcomes, "run_id": run_id}, code=exit_code)

@@ -56,6 +56,17 @@ HELP_EPILOG = (
     metavar="REVISION",
     help="family:revision or ARN to run [default: the revision the service runs]",
 )
+@click.option(
+    "--tenants-per-task",
+    type=click.IntRange(1, 100),
+    metavar="K",
+    help="tenants one task runs in turn [default: setting tenants_per_task]",
+)
+@click.option(
+    "--skip-current",
+    is_flag=True,
+    help="leave out tenants already migrated with the same migrations (fingerprint)",
+)
 @click.option("--dry-run", is_flag=True, help="print the plan and the cost estimate; do nothing")
 @click.option("--no-wait", is_flag=True, help="launch, save the record, print the run id")
 @click.option("--resume", metavar="RUN_ID", help="re-attach to a run and finish it")
@@ -80,6 +91,8 @@ def migrate(
     max_failures: int | None,
     canary: int | None,
     task_definition: str | None,
+    tenants_per_task: int | None,
+    skip_current: bool,
     dry_run: bool,
     no_wait: bool,
     resume: str | None,
@@ -109,6 +122,7 @@ def migrate(
       redmica migrate --only-failed 20261126T060000Z-1a2b3c
       redmica migrate --all --executor local --output json
       redmica migrate --cell b --canary 2
+      redmica migrate --all --tenants-per-task 5 --skip-current
     """
     from redmica_ops.cli.reports import MigrationResult
     from redmica_ops.runs import migrations
@@ -136,6 +150,8 @@ def migrate(
         canary=canary,
         dry_run=dry_run,
         task_definition=task_definition,
+        tenants_per_task=tenants_per_task,
+        skip_current=skip_current,
         wait=not no_wait,
         resume=resume,
         only_failed=only_failed,

@@ -10,7 +10,7 @@ the whole engine runs in tests without a real sleep.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,6 +38,7 @@ class FanOutOptions:
     poll_interval: float = DEFAULTS.poll_interval
     wait: bool = True
     save_interval: float = 5.0
+    tenants_per_task: int = 1  # K tenants run in turn by one task; timeout is per tenant
 
 
 class Observer(Protocol):
@@ -67,7 +68,8 @@ class SilentObserver:
 @dataclass
 class _State:
     pending: deque[str]
-    in_flight: dict[str, str] = field(default_factory=dict)  # handle -> tenant
+    in_flight: dict[str, str] = field(default_factory=dict)  # handle -> (first) tenant
+    batch: dict[str, tuple[str, ...]] = field(default_factory=dict)  # handle -> its tenants
     launched_at: dict[str, float] = field(default_factory=dict)  # tenant -> clock time
     ready_at: dict[str, float] = field(default_factory=dict)  # tenant -> not before
     timing_out: set[str] = field(default_factory=set)
@@ -157,10 +159,17 @@ class FanOut:
         return self.record
 
     def _reattach(self, state: _State, now: float) -> None:
+        groups: dict[str, list[str]] = {}
         for run in self.record.tenants.values():
             if run.status == Status.RUNNING and run.task_arn:
-                state.in_flight[run.task_arn] = run.tenant  # re-attach (--resume, collect)
-                state.launched_at[run.tenant] = now
+                groups.setdefault(run.task_arn, []).append(run.tenant)
+        for handle, members in groups.items():  # re-attach (--resume, collect)
+            state.in_flight[handle] = members[0]
+            state.batch[handle] = tuple(members)
+            state.launched_at[members[0]] = now
+
+    def _members(self, state: _State, handle: str) -> tuple[str, ...]:
+        return state.batch.get(handle) or (state.in_flight[handle],)
 
     def collect(self) -> int:
         """One look at every running tenant (its result object, else ECS); no launching.
@@ -172,12 +181,19 @@ class FanOut:
         self._reattach(state, self.clock.now())
         before = sum(1 for r in self.record.tenants.values() if r.status in FINAL)
         if self.results is not None:
-            for handle, tenant in list(state.in_flight.items()):
-                run = self.record.tenants[tenant]
-                result = self.results.get(self.record.run_id, tenant, run.attempts)
-                if result is not None:
+            for handle in list(state.in_flight):
+                members = self._members(state, handle)
+                found = {}
+                for tenant in members:
+                    run = self.record.tenants[tenant]
+                    result = self.results.get(self.record.run_id, tenant, run.attempts)
+                    if result is not None:
+                        found[tenant] = result
+                for tenant, result in found.items():
+                    merge_result(self.record.tenants[tenant], result)
+                if len(found) == len(members):
                     state.in_flight.pop(handle)
-                    merge_result(run, result)
+                    state.batch.pop(handle, None)
         if state.in_flight:
             self._poll(state)
         after = sum(1 for r in self.record.tenants.values() if r.status in FINAL)
@@ -223,10 +239,10 @@ class FanOut:
             return False
         return not (self.options.wait and len(state.in_flight) >= self.options.concurrency)
 
-    def _next_ready(self, state: _State) -> str | None:
+    def _next_ready(self, state: _State, taken: Sequence[str] = ()) -> str | None:
         now = self.clock.now()
         for tenant in state.pending:
-            if state.ready_at.get(tenant, 0.0) > now:
+            if tenant in taken or state.ready_at.get(tenant, 0.0) > now:
                 continue
             if state.canary is not None and tenant not in state.canary:
                 continue
@@ -238,28 +254,47 @@ class FanOut:
             tenant = self._next_ready(state)
             if tenant is None or not self.bucket.try_take():
                 return
-            state.pending.remove(tenant)
-            run = self.record.tenants[tenant]
-            run.attempts += 1
-            result = self.executor.launch(Job(tenant, run.attempts, self.options.command))
+            batch = [tenant]
+            while len(batch) < max(1, self.options.tenants_per_task):
+                more = self._next_ready(state, batch)
+                if more is None:
+                    break
+                batch.append(more)
+            runs = [self.record.tenants[t] for t in batch]
+            for t in batch:
+                state.pending.remove(t)
+            # One attempt number for the task: its result objects are named after it.
+            attempt = max(r.attempts for r in runs) + 1
+            previous = {r.tenant: r.attempts for r in runs}
+            for run in runs:
+                run.attempts = attempt
+            job = Job(tenant, attempt, self.options.command, tuple(batch) if len(batch) > 1 else ())
+            result = self.executor.launch(job)
             state.dirty = True
             if isinstance(result, Launched):
-                run.status = Status.RUNNING
-                run.task_arn = result.handle
-                run.log_stream = result.log_stream
-                run.reason = None
+                for run in runs:
+                    run.status = Status.RUNNING
+                    run.task_arn = result.handle
+                    run.log_stream = result.streams.get(run.tenant, result.log_stream)
+                    run.reason = None
                 state.in_flight[result.handle] = tenant
+                if len(batch) > 1:
+                    state.batch[result.handle] = tuple(batch)
                 state.launched_at[tenant] = self.clock.now()
                 self.max_in_flight = max(self.max_in_flight, len(state.in_flight))
-                self.observer.launched(run)
+                for run in runs:
+                    self.observer.launched(run)
             else:
-                self._launch_failed(state, run, result)
+                for run in runs:
+                    self._launch_failed(state, run, result, previous[run.tenant])
 
-    def _launch_failed(self, state: _State, run: TenantRun, result: LaunchFailed) -> None:
+    def _launch_failed(
+        self, state: _State, run: TenantRun, result: LaunchFailed, previous: int
+    ) -> None:
         run.reason = result.reason
         if result.throttled:
             # Not the tenant's fault: same attempt (same idempotency token) after a pause.
-            run.attempts -= 1
+            run.attempts = previous
             self.bucket.slow_down()
             state.pending.appendleft(run.tenant)
             state.ready_at[run.tenant] = self.clock.now() + 1.0
@@ -284,7 +319,12 @@ class FanOut:
                     state.dirty = True
 
     def _stopped(self, state: _State, handle: str, task: TaskState) -> None:
+        members = self._members(state, handle)
+        if len(members) > 1:
+            self._batch_stopped(state, handle, members, task)
+            return
         tenant = state.in_flight.pop(handle)
+        state.batch.pop(handle, None)
         run = self.record.tenants[tenant]
         run.exit_code = task.exit_code
         run.stop_code = task.stop_code
@@ -334,6 +374,58 @@ class FanOut:
             why = task.stopped_reason or task.stop_code or "stopped without an exit code"
             self._final(state, run, Status.FAILED, why)
 
+    def _batch_stopped(
+        self, state: _State, handle: str, members: tuple[str, ...], task: TaskState
+    ) -> None:
+        """A task that ran several tenants in turn stopped: each gets its own outcome.
+
+        A tenant's result object decides its status. Without one: the whole task never
+        started (retried like a single task), or it stopped while that tenant ran (failed, as a
+        migration may be half-applied), or before it began (not_started: --resume runs it). A
+        task that exited 0 ran an image that writes no result objects: all succeeded.
+        """
+        state.in_flight.pop(handle)
+        state.batch.pop(handle, None)
+        state.dirty = True
+        interrupted_one = False
+        for tenant in members:
+            run = self.record.tenants[tenant]
+            run.stop_code = task.stop_code
+            run.stopped_reason = task.stopped_reason
+            run.started_at = run.started_at or task.started_at
+            run.stopped_at = task.stopped_at or utcnow().isoformat()
+            result = None
+            if self.results is not None and handle not in state.stopping | state.timing_out:
+                result = self.results.get(self.record.run_id, tenant, run.attempts)
+            if result is not None:
+                merge_result(run, result)
+                self.observer.finished(run)
+            elif handle in state.timing_out:
+                limit = self.options.timeout * len(members)
+                self._final(state, run, Status.TIMED_OUT, f"stopped by redmica after {limit:g}s")
+            elif handle in state.stopping:
+                self._final(state, run, Status.STOPPED, "stopped by the operator (Ctrl-C twice)")
+            elif task.never_started and not task.missing:
+                why = task.stopped_reason or task.stop_code or "the task failed to start"
+                if run.attempts < self.options.max_start_attempts and not state.stop_launching:
+                    run.status, run.reason, run.task_arn = Status.PENDING, why, None
+                    state.pending.append(tenant)
+                    state.ready_at[tenant] = self.clock.now() + backoff(run.attempts)
+                else:
+                    self._final(state, run, Status.FAILED_TO_START, why)
+            elif task.exit_code == 0 and not task.missing:
+                run.exit_code = 0
+                self._final(state, run, Status.SUCCEEDED, None)
+            elif not interrupted_one:
+                interrupted_one = True
+                how = task.stopped_reason or (
+                    f"exit {task.exit_code}" if task.exit_code is not None else "no exit code"
+                )
+                run.exit_code = task.exit_code
+                self._final(state, run, Status.FAILED, f"its task stopped while it ran ({how})")
+            else:
+                self._final(state, run, Status.NOT_STARTED, "its task stopped before it began")
+
     def _final(self, state: _State, run: TenantRun, status: Status, reason: str | None) -> None:
         run.status = status
         run.reason = reason
@@ -345,7 +437,8 @@ class FanOut:
         for handle, tenant in list(state.in_flight.items()):
             if handle in state.timing_out or handle in state.stopping:
                 continue
-            if now - state.launched_at[tenant] > self.options.timeout:
+            limit = self.options.timeout * len(self._members(state, handle))
+            if now - state.launched_at[tenant] > limit:
                 state.timing_out.add(handle)
                 self.executor.stop(handle, f"redmica: timed out after {self.options.timeout:g}s")
                 self.observer.message(f"{tenant}: timed out, stopping its task")
@@ -384,7 +477,7 @@ class FanOut:
                 "(Ctrl-C again stops them)"
             )
         if level >= 2 and state.in_flight and not state.stopping:
-            tenants = sorted(state.in_flight.values())
+            tenants = sorted(t for h in state.in_flight for t in self._members(state, h))
             self.observer.message(
                 f"Ctrl-C again: stopping {len(tenants)} running migration(s): "
                 f"{', '.join(tenants)} (their databases may be mid-migration)"

@@ -27,10 +27,16 @@ if TYPE_CHECKING:
 
     from redmica_ops.runs.cost import CostEstimate
     from redmica_ops.runs.executors.ecs import EcsTarget
+    from redmica_ops.runs.executors.local import ResultSink
+    from redmica_ops.runs.fanout import FanOut
+    from redmica_ops.runs.record import RunRecords
     from redmica_ops.settings import Settings
     from redmica_ops.tenants.model import Tenant
     from redmica_ops.tenants.store import Listing
     from redmica_ops.workspace import Workspace
+
+
+RECENT_RUNS = 20  # collecting "every run" (and --skip-current) looks at this many newest runs
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,11 @@ class MigrationRequest:
     wait: bool = True
     resume: str | None = None  # run id
     only_failed: str | None = None  # run id
-    # The revision to run the tasks with (release passes its new one); default: setting.
+    # The revision to run the tasks with (release passes its new one); default: the one the
+    # service runs.
     task_definition: str | None = None
+    tenants_per_task: int | None = None  # default: setting tenants_per_task
+    skip_current: bool = False  # leave out tenants already migrated with this fingerprint
 
 
 @dataclass(frozen=True)
@@ -148,7 +157,7 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
 
     if request.resume:
         record = run_store.load(request.resume)
-        if record.state == "finished":
+        if record.state == "finished" and not record.with_status(Status.NOT_STARTED):
             return MigrationOutcome(record)
         kind = request.executor or record.executor
         if kind != record.executor:
@@ -188,6 +197,7 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
         max_failures=request.max_failures or _int(saved.get("max_failures")),
         canary=request.canary if record is None else None,
         wait=request.wait,
+        tenants_per_task=request.tenants_per_task or _int(saved.get("tenants_per_task")),
     )
 
     # The revision to run: what the request names, else what the run being resumed used,
@@ -203,13 +213,16 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
         run_id,
         tenants,
         task_definition=revision,
+        results=ws.results(),
     )
     # Checked for a dry run too: everything the real run needs (settings, cluster, revision,
     # container, subnets), so a plan that passes is a run that can start.
     target = run_executor.preflight()
     if kind == "ecs":
         order_to_check = list(record.tenants) if record else selection.order
-        check_overrides(ecs_target(settings, revision), order_to_check, command)
+        check_overrides(
+            ecs_target(settings, revision), order_to_check, command, options.tenants_per_task
+        )
 
     if request.dry_run:
         order = list(record.tenants) if record else selection.order
@@ -253,6 +266,8 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
             results=ws.results(),
         )
         try:
+            if request.skip_current and record.parent_run is None and not request.resume:
+                order = _skip_current(record, order, options, engine, run_executor, ws)
             engine.run(order)
         except RedmicaError as error:
             raise type(error)(
@@ -266,11 +281,79 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
                 f"run {run_id} interrupted: {describe_failure(error)}",
                 f"finish it with `redmica migrate --resume {run_id}` (nothing runs twice)",
             ) from error
+    _note_local_fingerprint(record)
+    if record.complete() and engine.cancellation.level == 0 and record.state != "launched":
+        record.state = "finished"
+        run_store.save(record)
     stats = RunStats(dict(run_executor.stats.counts), list(engine.poll_sizes), engine.max_in_flight)
     return MigrationOutcome(record, stats=stats)
 
 
-RECENT_RUNS = 20  # collecting "every run" looks at this many newest runs
+def _note_local_fingerprint(record: RunRecord) -> None:
+    """Local runs know the fingerprint on this host: each success records it."""
+    fingerprint = record.target.get("fingerprint")
+    if record.executor == "local" and isinstance(fingerprint, str):
+        for run in record.with_status(Status.SUCCEEDED):
+            run.fingerprint = run.fingerprint or fingerprint
+
+
+def last_fingerprints(
+    store: RunRecords, limit: int = RECENT_RUNS
+) -> tuple[dict[str, str], dict[str, str]]:
+    """From the newest runs: (tenant -> fingerprint of its last success, image -> fingerprint)."""
+    by_tenant: dict[str, str] = {}
+    by_image: dict[str, str] = {}
+    for run_id in store.list_ids()[:limit]:
+        try:
+            record = store.load(run_id)
+        except RedmicaError:
+            continue
+        for run in record.tenants.values():
+            if run.status == Status.SUCCEEDED and run.fingerprint:
+                by_tenant.setdefault(run.tenant, run.fingerprint)
+                if run.image:
+                    by_image.setdefault(run.image, run.fingerprint)
+    return by_tenant, by_image
+
+
+def _skip_current(
+    record: RunRecord,
+    order: list[str],
+    options: FanOutOptions,
+    engine: FanOut,
+    executor: Executor,
+    ws: Workspace,
+) -> list[str]:
+    """--skip-current: leave out tenants whose last success ran the same migrations.
+
+    The fingerprint of what this run would apply is known on this host (local executor), or
+    from an earlier task that ran the same image; otherwise one task (one batch) runs first
+    and its result objects tell it. Returns the tenants still to run.
+    """
+    by_tenant, by_image = last_fingerprints(ws.run_store())
+    target = record.target
+    wanted = target.get("fingerprint") if record.executor == "local" else None
+    if wanted is None and isinstance(target.get("image"), str):
+        wanted = by_image.get(str(target["image"]))
+    if wanted is None and order:
+        probe = order[: max(1, options.tenants_per_task)]
+        ws.message(f"--skip-current: the image's migrations are unknown; {probe[0]} goes first")
+        engine.run(probe)
+        order = order[len(probe) :]
+        found = [record.tenants[t].fingerprint for t in probe]
+        wanted = next((f for f in found if f), None)
+        if engine.cancellation.level or wanted is None:
+            if wanted is None:
+                ws.message("--skip-current: no fingerprint came back; nothing is skipped")
+            return order
+    current = [t for t in order if wanted is not None and by_tenant.get(t) == wanted]
+    for tenant in current:
+        run = record.tenants[tenant]
+        run.status, run.reason = Status.SKIPPED, f"current (migrations {wanted})"
+        run.fingerprint = str(wanted)
+    record.target["skipped_current"] = len(current)
+    ws.message(f"--skip-current: skipped {len(current)} tenant(s) already migrated with {wanted}")
+    return [t for t in order if t not in set(current)]
 
 
 def collect_recent(ws: Workspace, limit: int = RECENT_RUNS) -> list[tuple[RunRecord, int]]:
@@ -467,6 +550,7 @@ def fanout_options(
     max_failures: int | None = None,
     canary: int | None = None,
     wait: bool = True,
+    tenants_per_task: int | None = None,
 ) -> FanOutOptions:
     return FanOutOptions(
         command=command,
@@ -479,6 +563,7 @@ def fanout_options(
         max_failures=max_failures,
         canary=canary,
         wait=wait,
+        tenants_per_task=tenants_per_task or settings.tenants_per_task,
     )
 
 
@@ -524,6 +609,7 @@ def build_executor(
     run_id: str,
     tenants: Mapping[str, Tenant],
     task_definition: str | None = None,
+    results: ResultSink | None = None,
 ) -> Executor:
     if kind == "ecs":
         from redmica_ops.runs.executors.ecs import EcsExecutor
@@ -545,14 +631,27 @@ def build_executor(
                 extra_env=extra,
                 default_db_host=settings.db_host,
             ),
+            results=results,
+            run_id=run_id,
         )
     raise UsageError(f"unknown executor {kind!r} (ecs or local)")
 
 
-def check_overrides(target: EcsTarget, order: Sequence[str], command: list[str]) -> None:
-    """Fail before launching anything if a tenant's ECS override would be too long."""
+def check_overrides(
+    target: EcsTarget, order: Sequence[str], command: list[str], per_task: int = 1
+) -> None:
+    """Fail before launching anything if a task's ECS override would be too long."""
     from redmica_ops.runs.executors.ecs import MAX_OVERRIDE_CHARS, override_size
 
+    longest = tuple(sorted(order, key=len, reverse=True)[: max(1, per_task)])
+    if per_task > 1 and longest:
+        job = Job(longest[0], 1, command, longest)
+        if override_size(target, job) > MAX_OVERRIDE_CHARS:
+            raise UsageError(
+                f"the ECS task override of {per_task} tenants is longer than "
+                f"{MAX_OVERRIDE_CHARS} characters",
+                "lower --tenants-per-task or shorten the command",
+            )
     too_long = [t for t in order if override_size(target, Job(t, 1, command)) > MAX_OVERRIDE_CHARS]
     if too_long:
         raise UsageError(
@@ -585,6 +684,7 @@ def new_record(
             "max_failures": options.max_failures,
             "canary": options.canary,
             "max_start_attempts": options.max_start_attempts,
+            "tenants_per_task": options.tenants_per_task,
             "wait": options.wait,
         },
         parent_run=parent,

@@ -74,11 +74,13 @@ def merge_result(run: TenantRun, result: TenantResult) -> None:
     if result.exit_code == 0:
         run.status, run.reason, run.tail = Status.SUCCEEDED, None, None
         return
-    run.status = Status.FAILED
     run.tail = list(result.tail)
     if result.exit_code is None:
-        run.reason = f"the command could not be started: {result.error or 'unknown'}"
+        # The command never ran (no such program, an invalid document): nothing half-applied.
+        run.status = Status.FAILED_TO_START
+        run.reason = result.error or "the command could not be started"
     else:
+        run.status = Status.FAILED
         run.reason = f"the migration exited with {result.exit_code}"
 
 
@@ -104,6 +106,8 @@ class MemoryResults:
 
 class ResultSource(Protocol):
     """Where the fan-out looks for results (S3 in real runs; memory in tests and benchmarks)."""
+
+    def put(self, result: TenantResult) -> object: ...
 
     def get(self, run_id: str, tenant: str, attempt: int) -> TenantResult | None: ...
 

@@ -13,15 +13,21 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Job:
-    tenant: str
+    tenant: str  # the first (or only) tenant
     attempt: int  # 1 for the first launch; part of the idempotency token
     command: list[str]
+    batch: tuple[str, ...] = ()  # all the tenants one task runs in turn (--tenants-per-task)
+
+    @property
+    def tenants(self) -> tuple[str, ...]:
+        return self.batch or (self.tenant,)
 
 
 @dataclass(frozen=True)
 class Launched:
     handle: str  # task ARN, or local:<pid>
     log_stream: str | None = None
+    streams: dict[str, str] = field(default_factory=dict)  # tenant -> its own log, if apart
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,8 @@ def overrides_for(target: EcsTarget, job: Job, run_id: str = "") -> dict[str, An
         "containerOverrides": [
             {
                 "name": target.container,
-                "command": ["run-tenant", job.tenant, "--", *job.command],
+                # Several tenants run in turn: `run-tenant a,b,c -- CMD`.
+                "command": ["run-tenant", ",".join(job.tenants), "--", *job.command],
                 "environment": environment,
             }
         ]
@@ -159,7 +160,7 @@ class EcsExecutor:
             "count": 1,
             "overrides": overrides_for(t, job, self.run_id),
             "startedBy": started_by(self.run_id),
-            "clientToken": client_token(self.run_id, job.tenant, job.attempt),
+            "clientToken": client_token(self.run_id, ",".join(job.tenants), job.attempt),
             "tags": [
                 {"key": RUN_TAG, "value": self.run_id},
                 {"key": TENANT_TAG, "value": job.tenant},
@@ -313,18 +314,23 @@ class EcsExecutor:
                     include=["TAGS"],
                 )
             for task in described.get("tasks", []):
-                tenant = _tenant_of(task)
-                if tenant and (tenant not in found or task.get("lastStatus") != "STOPPED"):
-                    found[tenant] = task["taskArn"]
+                for tenant in _tenants_of(task):
+                    if tenant not in found or task.get("lastStatus") != "STOPPED":
+                        found[tenant] = task["taskArn"]
         return found
 
 
-def _tenant_of(task: TaskTypeDef) -> str | None:
+def _tenants_of(task: TaskTypeDef) -> list[str]:
+    """The tenants a task runs: from its command (a batch), else its tag or environment."""
+    for override in task.get("overrides", {}).get("containerOverrides", []):
+        command = override.get("command", [])
+        if len(command) > 2 and command[0] == "run-tenant" and command[2] == "--":
+            return [t for t in command[1].split(",") if t]
     for tag in task.get("tags", []):
         if tag.get("key") == TENANT_TAG:
-            return str(tag.get("value"))
+            return [str(tag.get("value"))]
     for override in task.get("overrides", {}).get("containerOverrides", []):
         for env in override.get("environment", []):
             if env.get("name") == "REDMICA_TENANT":
-                return str(env.get("value"))
-    return None
+                return [str(env.get("value"))]
+    return []

@@ -12,14 +12,14 @@ import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from redmica_ops.container.keys import master_secret
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
-from redmica_ops.runs.results import TAIL_LINES, mask, secret_values
+from redmica_ops.runs.results import TAIL_LINES, TenantResult, fingerprint, mask, secret_values
 from redmica_ops.tenants.environment import tenant_environment
 from redmica_ops.tenants.model import Tenant
 
@@ -56,6 +56,22 @@ class _Process:
     started_at: str
     path: Path
     secrets: list[str]
+
+
+@dataclass
+class _Batch:
+    queue: list[str]
+    attempt: int
+    command: list[str]
+    current: _Process | None = None
+    running: str | None = None
+    codes: list[int | None] = field(default_factory=list)
+    stopped: bool = False
+    started_at: str = field(default_factory=lambda: _now())
+
+
+class ResultSink(Protocol):
+    def put(self, result: TenantResult) -> object: ...
 
 
 def read_tail(path: Path, secrets: list[str], lines: int = TAIL_LINES) -> tuple[str, ...]:
@@ -96,11 +112,23 @@ def _now() -> str:
 class LocalExecutor:
     name = "local"
 
-    def __init__(self, tenants: Mapping[str, Tenant], target: LocalTarget) -> None:
+    def __init__(
+        self,
+        tenants: Mapping[str, Tenant],
+        target: LocalTarget,
+        results: ResultSink | None = None,
+        run_id: str = "",
+    ) -> None:
         self.tenants = tenants
         self.target = target
         self.stats = CallStats()
         self.processes: dict[str, _Process] = {}
+        self.batches: dict[str, _Batch] = {}
+        self.batch_counter = 0
+        # A batch leaves each tenant's result where a task's run-tenant would (the bucket).
+        self.results = results
+        self.run_id = run_id
+        self.fingerprint = fingerprint(target.workdir or Path.cwd())
 
     def preflight(self) -> dict[str, Any]:
         self.target.log_dir.mkdir(parents=True, exist_ok=True)
@@ -108,15 +136,29 @@ class LocalExecutor:
             "log_dir": str(self.target.log_dir),
             "workdir": self.target.workdir,
             "user": self.target.user,
+            "fingerprint": self.fingerprint,
         }
 
     def log_path(self, tenant: str) -> Path:
         return self.target.log_dir / f"{tenant}.log"
 
     def launch(self, job: Job) -> Launched | LaunchFailed:
-        tenant = self.tenants.get(job.tenant)
+        if len(job.tenants) > 1 or self.results is not None:
+            # With somewhere to put result objects, one tenant is a batch of one: its result
+            # (exit code, masked tail) is kept like a task's.
+            return self._launch_batch(job)
+        spawned = self._spawn(job.tenant, job.attempt, job.command)
+        if isinstance(spawned, LaunchFailed):
+            return spawned
+        handle = f"local:{spawned.popen.pid}"
+        self.processes[handle] = spawned
+        return Launched(handle, str(spawned.path))
+
+    def _spawn(self, name: str, attempt: int, command: list[str]) -> _Process | LaunchFailed:
+        tenant = self.tenants.get(name)
         if tenant is None:
-            return LaunchFailed(f"tenant {job.tenant} has no valid document", retryable=False)
+            return LaunchFailed(f"tenant {name} has no valid document", retryable=False)
+        job = Job(name, attempt, command)
         env = {
             **inherited_environment(os.environ),
             **(self.target.extra_env or {}),
@@ -157,13 +199,85 @@ class LocalExecutor:
             log.close()
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             return LaunchFailed(f"cannot run {job.command[0]!r}: {message}", retryable=False)
-        handle = f"local:{popen.pid}"
-        self.processes[handle] = _Process(popen, log, _now(), path, secret_values(env))
-        return Launched(handle, str(path))
+        return _Process(popen, log, _now(), path, secret_values(env))
+
+    # -- several tenants in turn (--tenants-per-task) --------------------------------------------
+    def _launch_batch(self, job: Job) -> Launched | LaunchFailed:
+        self.batch_counter += 1
+        handle = f"local-batch:{os.getpid()}-{self.batch_counter}"
+        batch = _Batch(list(job.tenants), job.attempt, job.command)
+        self.batches[handle] = batch
+        self._advance(batch)
+        streams = {t: str(self.log_path(t)) for t in job.tenants}
+        return Launched(handle, str(self.log_path(job.tenant)), streams)
+
+    def _advance(self, batch: _Batch) -> None:
+        """Settle the tenant that just finished (its result object) and start the next."""
+        while True:
+            current = batch.current
+            if current is not None:
+                code = current.popen.poll()
+                if code is None:
+                    return
+                current.log.close()
+                self._record(batch, batch.running or "", code, current)
+                batch.current = batch.running = None
+            if batch.stopped or not batch.queue:
+                return
+            name = batch.queue.pop(0)
+            spawned = self._spawn(name, batch.attempt, batch.command)
+            if isinstance(spawned, LaunchFailed):
+                self._record(batch, name, None, None, error=spawned.reason)
+                continue
+            batch.current, batch.running = spawned, name
+
+    def _record(
+        self,
+        batch: _Batch,
+        tenant: str,
+        code: int | None,
+        process: _Process | None,
+        error: str | None = None,
+    ) -> None:
+        batch.codes.append(code)
+        if self.results is None:
+            return
+        started = process.started_at if process else _now()
+        self.results.put(
+            TenantResult(
+                self.run_id,
+                tenant,
+                batch.attempt,
+                code,
+                started,
+                _now(),
+                image=f"local:{self.target.workdir or Path.cwd()}",
+                fingerprint=self.fingerprint,
+                tail=list(read_tail(process.path, process.secrets)) if process and code else [],
+                error=error,
+            )
+        )
+
+    def _batch_state(self, handle: str, batch: _Batch) -> TaskState:
+        self._advance(batch)
+        if batch.current is not None:
+            return TaskState(handle, stopped=False, started_at=batch.started_at)
+        failed = any(c != 0 for c in batch.codes)
+        return TaskState(
+            handle,
+            stopped=True,
+            exit_code=1 if failed else 0,
+            started_at=batch.started_at,
+            stopped_at=_now(),
+        )
 
     def poll(self, handles: Sequence[str]) -> dict[str, TaskState]:
         states: dict[str, TaskState] = {}
         for handle in handles:
+            batch = self.batches.get(handle)
+            if batch is not None:
+                states[handle] = self._batch_state(handle, batch)
+                continue
             process = self.processes.get(handle)
             if process is None:
                 states[handle] = TaskState(
@@ -193,6 +307,13 @@ class LocalExecutor:
         return states
 
     def stop(self, handle: str, reason: str) -> None:
+        batch = self.batches.get(handle)
+        if batch is not None:
+            batch.stopped = True  # the tenants not yet begun never begin
+            if batch.current is not None and batch.current.popen.poll() is None:
+                self.stats.add("terminate")
+                os.killpg(batch.current.popen.pid, signal.SIGTERM)
+            return
         process = self.processes.get(handle)
         if process is not None and process.popen.poll() is None:
             self.stats.add("terminate")
