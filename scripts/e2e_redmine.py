@@ -393,9 +393,9 @@ def main() -> int:
             pg.create_tenant_database("zeta", "the-real-password-1")
             add_tenant(run, pg_without_create(pg), "zeta")
             report = migrate(run, "alpha", "zeta", expect_failure=True)
-            statuses = {t["tenant"]: t["status"] for t in report["tenants"]}
-            if statuses != {"alpha": "succeeded", "zeta": "failed"}:
-                raise RuntimeError(f"expected zeta alone to fail: {statuses}")
+            outcome = {t["tenant"]: t["status"] for t in report["tenants"]}
+            if outcome != {"alpha": "succeeded", "zeta": "failed"}:
+                raise RuntimeError(f"expected zeta alone to fail: {outcome}")
             shown = redmica(run, "runs", "show", report["run_id"], "zeta")
             if "password authentication failed" not in shown.stdout:
                 raise RuntimeError(f"runs show has no tail for zeta:\n{shown.stdout}")
