@@ -54,6 +54,7 @@ def fanout(n: int) -> dict[str, Any]:
         launch_burst=100,
         task_timeout=3600,
         poll_interval=10.0,
+        tenants_per_task=1,  # the pacing benchmark: one task per tenant, as the quotas see it
     )
     ws = SimWorkspace(sim, clock, tenants, settings)
     cpu = time.process_time()
