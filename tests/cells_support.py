@@ -80,6 +80,7 @@ def moto_cells(
     return {
         "REDMICA_CLUSTER": "prod",
         "REDMICA_CONTAINER": "app",
+        "REDMICA_TENANTS_PER_TASK": "1",  # moto runs no container
         "REDMICA_CELLS": ",".join(entries),
         "REDMICA_HOSTED_ZONE_ID": zone["Id"].rsplit("/", 1)[-1],
         "REDMICA_DOMAIN": DOMAIN,
