@@ -94,6 +94,29 @@ redmica render vhosts --redacted | sed -n '/# tenant acme/,/<\/VirtualHost>/p'
 run redmica render redmine-config -o "$work/redmine-config" --mkdir
 sed -n '/production:/,$p' "$work/redmine-config/database.yml" >&2
 
+step "A poison document put into the bucket by hand: reported, and every other tenant is served"
+show "aws s3 cp hooli.yaml s3://\$REDMICA_BUCKET/tenants/hooli.yaml   # password: 2024-13-45 (YAML reads a date)"
+sed -e 's/acme/hooli/g' -e 's/password: .*/password: 2024-13-45/' examples/tenants/acme.yaml >"$work/hooli-poison.yaml"
+python - "$work/hooli-poison.yaml" <<'PY'
+import os, sys, boto3
+s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+s3.put_object(Bucket=os.environ["REDMICA_BUCKET"], Key="tenants/hooli.yaml", Body=open(sys.argv[1], "rb").read())
+PY
+show "redmica tenant list"
+set +e; redmica tenant list; code=$?; set -e
+echo "exit code: $code (a tenant is not ok)" >&2; [ "$code" -eq 1 ]
+run redmica render vhosts -o "$work/tenants.conf"
+grep -c '<VirtualHost' "$work/tenants.conf" | sed 's/^/virtual hosts rendered (catch-all included): /' >&2
+show "redmica tenant show hooli   # as stored, password redacted, with its problems"
+set +e; redmica tenant show hooli; code=$?; set -e
+echo "exit code: $code" >&2; [ "$code" -eq 2 ]
+
+step "Repair it with tenant update (conditional on the broken version)"
+sed -e 's/acme/hooli/g' -e 's/password: .*/password: "hooli-demo-password-1"/' examples/tenants/acme.yaml >"$work/hooli.yaml"
+run redmica tenant update hooli -f "$work/hooli.yaml"
+run redmica tenant list
+run redmica tenant claims check
+
 step "Release day: migrate every tenant, one ECS task each (dry run first)"
 run redmica migrate --all --dry-run
 run redmica cost --tasks 100 --vcpu 0.25 --memory-gb 0.5 --minutes 4

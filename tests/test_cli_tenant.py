@@ -183,7 +183,15 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
     table = run("--domain", "example.com", "tenant", "list")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["tenant", "site", "database", "attachments", "allowed", "ips"]
+    assert lines[0].split() == [
+        "tenant",
+        "site",
+        "database",
+        "attachments",
+        "allowed",
+        "ips",
+        "status",
+    ]
     assert lines[1].split()[:3] == ["acme", "acme.example.com", "acme@(db_host"]
     assert lines[2].split() == [
         "beta",
@@ -191,6 +199,7 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
         "beta@db.beta",
         "s3://redmica-attachments/beta",
         "all",
+        "ok",
     ]
     data = run("tenant", "list", "--output", "json", "--db-host", "db.default").json()
     assert [t["tenant"] for t in data] == ["acme", "beta"]
@@ -200,7 +209,8 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
     assert CANARY_PASSWORD not in table.output + json.dumps(data)
 
 
-def test_list_reports_invalid_documents_without_failing(s3: S3Client, run: Invoke) -> None:
+def test_list_reports_invalid_documents_and_exits_1(s3: S3Client, run: Invoke) -> None:
+    # Issue 12: every document is still listed, and the exit code says not all is well.
     add(run, "acme")
     s3.put_object(
         Bucket=BUCKET, Key="tenants/broken.yaml", Body=tenant_yaml("broken", db__port=0).encode()
@@ -208,7 +218,7 @@ def test_list_reports_invalid_documents_without_failing(s3: S3Client, run: Invok
     s3.put_object(Bucket=BUCKET, Key="tenants/Not A Tenant.yaml", Body=b"x: 1")
     s3.put_object(Bucket=BUCKET, Key="tenants/sub/nested.yaml", Body=b"x: 1")
     result = run("tenant", "list", "-O", "json")
-    assert result.exit_code == 0
+    assert result.exit_code == 1
     data = result.json()
     assert [(t["tenant"], t["valid"]) for t in data] == [
         ("acme", True),

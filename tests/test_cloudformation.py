@@ -162,9 +162,26 @@ def test_bucket_is_private_versioned_and_encrypted() -> None:
     assert all(bucket["PublicAccessBlockConfiguration"].values())
     default = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert default["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-    (deny,) = statements("ConfigBucketPolicy")
+    policy = {s["Sid"]: s for s in statements("ConfigBucketPolicy")}
+    deny = policy["TlsOnly"]
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_bucket_policy_denies_unconditional_tenant_writes_and_other_keys() -> None:
+    policy = {s["Sid"]: s for s in statements("ConfigBucketPolicy")}
+    tenants = {"Sub": "${ConfigBucket.Arn}/tenants/*"}
+    puts = policy["ConditionalTenantWrites"]
+    assert (puts["Effect"], puts["Action"], puts["Resource"]) == ("Deny", "s3:PutObject", tenants)
+    # Null on both keys, in one block (ANDed): denied only when neither header is sent.
+    assert puts["Condition"] == {"Null": {"s3:if-none-match": "true", "s3:if-match": "true"}}
+    deletes = policy["ConditionalTenantDeletes"]
+    assert (deletes["Action"], deletes["Resource"]) == ("s3:DeleteObject", tenants)
+    assert deletes["Condition"] == {"Null": {"s3:if-match": "true"}}
+    key = policy["TenantWritesUseTheStackKey"]
+    assert key["Condition"]["StringNotEquals"] == {
+        "s3:x-amz-server-side-encryption-aws-kms-key-id": {"GetAtt": "ConfigKey.Arn"}
+    }
 
 
 def test_service_has_the_circuit_breaker_with_rollback() -> None:

@@ -31,8 +31,10 @@ def test_twenty_concurrent_adds_of_one_id_exactly_one_wins(s3: S3Client) -> None
     winners = [r for r in results if r.startswith("won")]
     assert len(winners) == 1
     assert results.count("conflict") == 19
-    versions = s3.list_object_versions(Bucket=BUCKET)["Versions"]
+    versions = s3.list_object_versions(Bucket=BUCKET, Prefix="tenants/acme.yaml")["Versions"]
     assert len(versions) == 1
+    claims = s3.list_objects_v2(Bucket=BUCKET, Prefix="tenants/_claims/")["Contents"]
+    assert len(claims) == 3  # sub_domain, db.name, s3 folder: each held once, by acme
     body = s3.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read()
     assert yaml.safe_load(body)["db"]["port"] == 1000 + int(winners[0].split("-")[1])
 
@@ -57,4 +59,5 @@ def test_concurrent_updates_from_the_same_read_lose_nothing(s3: S3Client) -> Non
     assert results.count(True) == 1
     winner = results.index(True)
     assert store.get("acme").tenant.db.port == 2000 + winner
-    assert len(s3.list_object_versions(Bucket=BUCKET)["Versions"]) == 2
+    documents = s3.list_object_versions(Bucket=BUCKET, Prefix="tenants/acme.yaml")
+    assert len(documents["Versions"]) == 2

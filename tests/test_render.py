@@ -317,13 +317,32 @@ def test_render_vhosts_needs_a_domain(s3: S3Client, run: Invoke, tmp_path: Path)
     assert not (tmp_path / "x.conf").exists()
 
 
-def test_render_vhosts_refuses_invalid_documents(s3: S3Client, run: Invoke, tmp_path: Path) -> None:
+def test_render_vhosts_refuses_invalid_documents_with_strict(
+    s3: S3Client, run: Invoke, tmp_path: Path
+) -> None:
     seed(run, "acme")
     s3.put_object(Bucket="redmica-config-test", Key="tenants/bad.yaml", Body=b"db: 1\n")
-    result = run("--domain", "d.example", "render", "vhosts", "-o", str(tmp_path / "x.conf"))
+    result = run(
+        "--domain", "d.example", "render", "vhosts", "--strict", "-o", str(tmp_path / "x.conf")
+    )
     assert result.exit_code == 2
     assert "s3://redmica-config-test/tenants/bad.yaml: db: must be a mapping" in result.stderr
     assert not (tmp_path / "x.conf").exists()
+
+
+def test_render_vhosts_skips_an_invalid_document_and_renders_the_rest(
+    s3: S3Client, run: Invoke, tmp_path: Path
+) -> None:
+    # Issue 12: one bad document never stops the others; it is named, the rest are rendered.
+    seed(run, "acme")
+    s3.put_object(Bucket="redmica-config-test", Key="tenants/bad.yaml", Body=b"db: 1\n")
+    out = tmp_path / "x.conf"
+    result = run("--domain", "d.example", "render", "vhosts", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert "tenant bad is NOT rendered (invalid)" in result.stderr
+    assert "db: must be a mapping" in result.stderr
+    text = out.read_text()
+    assert 'ServerName "acme.d.example"' in text and "bad" not in text
 
 
 def test_vhosts_check_without_apache_says_so_and_writes_nothing(

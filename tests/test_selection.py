@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from redmica_ops.errors import Problem
@@ -63,10 +64,26 @@ def test_migrate_selection_uses_the_rule() -> None:
     assert list(chosen.invalid) == ["delta"] and "db.port" in chosen.invalid["delta"]
 
 
-def test_precedence_decides_who_keeps_a_clashing_value() -> None:
-    newest_first = select(fleet(), Use.SERVE, precedence=lambda s: (s.tenant_id != "beta",))
-    assert "beta" in [s.tenant_id for s in newest_first.eligible]
-    assert [e.name for e in newest_first.excluded_by(Reason.CLASH)] == ["acme"]
+def test_the_claim_holder_keeps_a_clashing_value() -> None:
+    # beta sorts first and acme is older, but beta holds the claim on the sub_domain.
+    selection = select(fleet(), Use.SERVE, claim_owner=lambda field, value: "beta")
+    assert "beta" in [s.tenant_id for s in selection.eligible]
+    (lost,) = selection.excluded_by(Reason.CLASH)
+    assert lost.name == "acme" and "holds its claim" in lost.describe()
+
+
+def test_without_claims_the_older_document_keeps_it_never_the_newcomer() -> None:
+    from datetime import UTC, datetime
+
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    new = datetime(2026, 1, 1, tzinfo=UTC)
+    established = dataclasses.replace(
+        stored("zeta", property__sub_domain="shop"), last_modified=old
+    )
+    newcomer = dataclasses.replace(stored("aaa", property__sub_domain="shop"), last_modified=new)
+    selection = select(Listing(tenants=[newcomer, established]), Use.SERVE)
+    assert [s.tenant_id for s in selection.eligible] == ["zeta"]
+    assert "the older document" in selection.excluded[0].describe()
 
 
 def test_each_reason_names_the_uses_it_blocks() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redmica_ops import __version__
@@ -218,3 +219,89 @@ def translate(exc: Exception, action: str, bucket: str | None = None) -> Redmica
             "check kms_key_id and the key's policy",
         )
     return AwsError(f"AWS error {code or 'unknown'} while {action}", "run with --debug for details")
+
+
+# -- conditional object writes -----------------------------------------------------------------
+
+HASH_METADATA = "redmica-sha256"  # S3 returns it as x-amz-meta-redmica-sha256
+
+
+def content_hash(body: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
+class PutResult:
+    etag: str
+    version_id: str | None
+    # True when the PUT answered 412 but the object holds exactly our bytes: a retry of a
+    # write whose first response was lost (the SDK retried after the server applied it).
+    replayed: bool = False
+
+
+def put_object_once(
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    body: bytes,
+    *,
+    if_match: str | None = None,
+    content_type: str = "application/octet-stream",
+    kms_key_id: str | None = None,
+    action: str,
+) -> PutResult:
+    """A conditional PUT (If-Match ETAG, else If-None-Match *) that is safe to retry.
+
+    The body's SHA-256 goes into the object's metadata. When S3 answers 412, the object is read
+    back (HEAD): if it carries our hash, our own earlier attempt was applied and this is success;
+    otherwise someone else wrote it and `Conflict` is raised. Every write is conditional.
+    """
+    digest = content_hash(body)
+    kwargs: dict[str, Any] = {
+        "Bucket": bucket,
+        "Key": key,
+        "Body": body,
+        "ContentType": content_type,
+        "Metadata": {HASH_METADATA: digest},
+    }
+    if if_match:
+        kwargs["IfMatch"] = if_match
+    else:
+        kwargs["IfNoneMatch"] = "*"
+    if kms_key_id:
+        kwargs["ServerSideEncryption"] = "aws:kms"
+        kwargs["SSEKMSKeyId"] = kms_key_id
+    try:
+        with translate_errors(action, bucket):
+            response = s3.put_object(**kwargs)
+    except Conflict:
+        current = head_object(s3, bucket, key, action)
+        if current is not None and current.get("Metadata", {}).get(HASH_METADATA) == digest:
+            return PutResult(current["ETag"], current.get("VersionId"), replayed=True)
+        raise
+    return PutResult(response["ETag"], response.get("VersionId"))
+
+
+def head_object(s3: S3Client, bucket: str, key: str, action: str) -> dict[str, Any] | None:
+    """The object's HEAD response, or None when there is none."""
+    try:
+        with translate_errors(action, bucket):
+            return dict(s3.head_object(Bucket=bucket, Key=key))
+    except NotFound:
+        return None
+
+
+def delete_object_if(s3: S3Client, bucket: str, key: str, etag: str, *, action: str) -> str | None:
+    """Delete `key` only if it still has `etag` (If-Match); return the delete marker's version.
+
+    A 412 means someone changed it since it was read: `Conflict`, nothing removed. Gone already
+    (404, e.g. the retry of a delete whose response was lost) counts as done.
+    """
+    try:
+        with translate_errors(action, bucket):
+            response = s3.delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+    except NotFound:
+        return None
+    return response.get("VersionId")

@@ -169,14 +169,16 @@ class Doctor:
             )
 
     def check_tenants(self) -> None:
+        from redmica_ops.tenants.registry import TenantRegistry
         from redmica_ops.tenants.selection import Reason, Use, select
 
         try:
-            listing = self.store_factory().load_all()
+            registry = TenantRegistry(self.store_factory())
+            listing = registry.store.load_all()
         except RedmicaError as error:
             self.add("tenants", FAIL, error.message, error.hint)
             return
-        selection = select(listing, Use.SERVE)
+        selection = select(listing, Use.SERVE, registry.claims.owner_of)
         clashes = [p for e in selection.excluded_by(Reason.CLASH) for p in e.problems]
         self.tenant_count = len(selection.eligible)
         if selection.excluded:
@@ -186,10 +188,33 @@ class Doctor:
                 FAIL,
                 f"{len(listing.tenants)} valid, {len(listing.invalid)} "
                 f"invalid, {len(clashes)} clash(es): {'; '.join(bad[:3])}",
-                "see `redmica tenant list`; fix with `redmica tenant edit`",
+                "see `redmica tenant list`; repair with `redmica tenant update ID -f FILE` "
+                "or `redmica tenant edit ID`",
             )
         else:
             self.add("tenants", OK, f"{len(listing.tenants)} tenant(s), all valid and unique")
+        try:
+            audit = registry.audit_claims(listing)
+        except RedmicaError as error:
+            self.add("tenants: claims", FAIL, error.message, error.hint)
+            return
+        if audit.clean:
+            self.add("tenants: claims", OK, "every unique value is claimed by its tenant")
+            return
+        hints = []
+        if audit.orphans:
+            hints.append("`redmica tenant claims repair` releases orphan claims")
+        if audit.unclaimed:
+            hints.append("`redmica tenant claims rebuild` claims the unclaimed values")
+        if audit.contested:
+            hints.append("a contested value's document is not served: change one tenant")
+        self.add(
+            "tenants: claims",
+            WARN if not audit.contested else FAIL,
+            f"{len(audit.orphans)} orphan, {len(audit.unclaimed)} unclaimed, "
+            f"{len(audit.contested)} contested: {'; '.join(audit.lines()[:3])}",
+            "; ".join(hints),
+        )
 
     def check_capacity(self) -> None:
         """The pool `entrypoint serve` would derive here (the same rule, the same warnings)."""

@@ -32,6 +32,11 @@ def _check_prefix(value: str) -> str | None:
 def _check_domain(value: str) -> str | None:
     if "." not in value or rules.check_hostname(value) or rules.is_ip_address(value):
         return f"{rules.show(value)} is not a DNS domain name (e.g. redmine.example.com)"
+    canonical = value.rstrip(".").lower()
+    if value != canonical:
+        # Apache matches ServerName against the Host header case-insensitively, but a
+        # trailing dot or upper case here would silently mismatch what tenants are told.
+        return f"{rules.show(value)} must be lower case without a trailing dot: use {canonical!r}"
     return None
 
 

@@ -70,6 +70,12 @@ def _ask(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _read_secret(prompt: str) -> str:
+    import getpass
+
+    return getpass.getpass(prompt)
+
+
 class Application:
     """Holds what the command line said and builds settings, output and AWS access lazily.
 
@@ -95,6 +101,9 @@ class Application:
         self.edit_text: Callable[[str], str | None] = _run_editor
         self.interactive: Callable[[], bool] = sys.stdin.isatty
         self.ask: Callable[[str], bool] = _ask
+        self.stdout_is_terminal: Callable[[], bool] = sys.stdout.isatty
+        # How a secret is asked for on a terminal: a prompt, and nothing echoed.
+        self.read_secret: Callable[[str], str] = _read_secret
         # How `entrypoint` replaces this process (tests record the call instead).
         self.exec_process: Callable[[list[str], Mapping[str, str]], None] = _exec
         # Long runs take their time from here (tests pass a FakeClock).

@@ -85,7 +85,15 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
         cells = cell_map(settings)
         cells.get(cell)  # an unknown cell is a usage error, before anything is written
         scope = CellScope(cells, cell)
-    plan = plan_serve(store.load_all(), vhost_settings, strict, master_secret=master, scope=scope)
+    claims = app.registry().claims
+    plan = plan_serve(
+        store.load_all(),
+        vhost_settings,
+        strict,
+        master_secret=master,
+        scope=scope,
+        claim_owner=claims.owner_of,
+    )
     pool = plan.pool
     out.info(
         f"entrypoint: pool {pool.max_pool_size} processes ({pool.pool_source}) from "

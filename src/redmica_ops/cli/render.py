@@ -47,6 +47,11 @@ def render() -> None:
 @click.option(
     "--redacted", is_flag=True, help="write passwords as ******** (for review; may go to stdout)"
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="refuse to render if any tenant cannot be served (default: skip it loudly)",
+)
 @click.option("--app-root", help="Redmine directory (setting app_root)")
 @click.option("--listen-port", type=int, help="port of the virtual hosts (setting listen_port)")
 @click.option("--mkdir", is_flag=True, help="create the directory of -o when it does not exist")
@@ -57,6 +62,7 @@ def vhosts(
     out: Path | None,
     check: bool,
     redacted: bool,
+    strict: bool,
     app_root: str | None,
     listen_port: int | None,
     mkdir: bool,
@@ -68,7 +74,8 @@ def vhosts(
     SetEnv for its database and S3 folder, and `Require ip` when limit_ips is set. Output is
     deterministic. Without --redacted the file holds passwords, so it is never printed: give
     -o FILE, in a directory that exists (or add --mkdir). With --check the file is only
-    installed if Apache accepts it.
+    installed if Apache accepts it. A tenant that cannot be served (invalid document, clash)
+    is left out and named, unless --strict.
 
     \b
     Examples:
@@ -95,7 +102,7 @@ def vhosts(
     if out is not None:
         require_directory(out.parent, f"-o {out}", mkdir)
     settings = VhostSettings.from_settings(app.settings)
-    entries = _tenants(app, from_dir)
+    entries = _tenants(app, from_dir, strict)
     text = render_vhosts(entries, settings, redact=redacted)
     if out is None:
         # --redacted to stdout: the config itself is the output, in both formats.
@@ -115,7 +122,7 @@ def vhosts(
     )
 
 
-def _tenants(app: Application, from_dir: Path | None) -> list[Entry]:
+def _tenants(app: Application, from_dir: Path | None, strict: bool) -> list[Entry]:
     if from_dir is not None:
         from redmica_ops.tenants.files import load_paths
 
@@ -123,20 +130,24 @@ def _tenants(app: Application, from_dir: Path | None) -> list[Entry]:
         if files.problems:
             raise ValidationFailed(files.problems, before_writing=True)
         return files.entries
-    from redmica_ops.tenants.selection import Reason, Use, select
+    from redmica_ops.tenants.selection import Use, select
 
     listing = app.store().load_all()
-    selection = select(listing, Use.SERVE)
-    invalid = selection.excluded_by(Reason.INVALID)
-    if selection.excluded:
+    selection = select(listing, Use.SERVE, app.registry().claims.owner_of)
+    if selection.excluded and strict:
         raise ValidationFailed(
             selection.problems,
-            hint="fix them with `redmica tenant edit`, or let the "
-            "container's `entrypoint serve` skip them",
-            message=f"{len(invalid)} invalid tenant document(s)"
-            if len(invalid) == len(selection.excluded)
-            else f"{len(selection.excluded)} tenant(s) cannot be served",
+            hint="fix them with `redmica tenant update` / `tenant edit`; without --strict "
+            "they are skipped",
+            message=f"{len(selection.excluded)} tenant(s) cannot be served (--strict)",
+            before_writing=True,
         )
+    # One bad document never stops the others: it is named and left out, as serve does.
+    out = app.output
+    for exclusion in selection.excluded:
+        out.info(f"error: tenant {exclusion.name} is NOT rendered ({exclusion.reason.label}):")
+        for problem in exclusion.problems:
+            out.info(f"  {problem}")
     return selection.entries()
 
 

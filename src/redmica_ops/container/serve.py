@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from redmica_ops.capacity import PoolSettings
 from redmica_ops.container.vhosts import VhostSettings, derive_pool_for, render_vhosts
 from redmica_ops.errors import Problem, ValidationFailed
-from redmica_ops.tenants.selection import CellScope, Reason, Use, select
+from redmica_ops.tenants.selection import CellScope, ClaimOwner, Reason, Use, select
 from redmica_ops.tenants.store import Listing
 
 
@@ -35,9 +35,10 @@ def plan_serve(
     master_secret: str | None = None,
     passwords: Mapping[str, str] | None = None,
     scope: CellScope | None = None,
+    claim_owner: ClaimOwner | None = None,
 ) -> ServePlan:
     """The vhosts to serve: every servable tenant, or with a cell scope that cell's."""
-    selection = select(listing, Use.SERVE, scope=scope)
+    selection = select(listing, Use.SERVE, claim_owner, scope=scope)
     others = selection.excluded_by(Reason.OTHER_CELL)
     skipped = {
         e.name: list(e.problems) for e in selection.excluded if e.reason is not Reason.OTHER_CELL

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
-from redmica_ops.aws import translate_errors
+from redmica_ops.aws import put_object_once, translate_errors
 from redmica_ops.errors import Conflict, NotFound, UsageError
 
 if TYPE_CHECKING:
@@ -165,25 +165,24 @@ class RunStore:
 
     def save(self, record: RunRecord) -> None:
         key = self.key_for(record.run_id)
-        kwargs: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Body": record.to_json().encode(),
-            "ContentType": "application/json",
-        }
-        etag = self._etags.get(record.run_id)
-        kwargs["IfMatch" if etag else "IfNoneMatch"] = etag or "*"
-        if self.kms_key_id:
-            kwargs.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id)
         try:
-            with translate_errors(f"writing run record s3://{self.bucket}/{key}", self.bucket):
-                response = self.s3.put_object(**kwargs)
+            # Conditional, and safe to retry: a 412 on our own applied write is success.
+            result = put_object_once(
+                self.s3,
+                self.bucket,
+                key,
+                record.to_json().encode(),
+                if_match=self._etags.get(record.run_id),
+                content_type="application/json",
+                kms_key_id=self.kms_key_id,
+                action=f"writing run record s3://{self.bucket}/{key}",
+            )
         except Conflict:
             raise Conflict(
                 f"run {record.run_id} was changed by another redmica process",
                 "only one `migrate` may drive a run at a time",
             ) from None
-        self._etags[record.run_id] = response["ETag"]
+        self._etags[record.run_id] = result.etag
 
     def load(self, run_id: str) -> RunRecord:
         if not run_id or "/" in run_id:

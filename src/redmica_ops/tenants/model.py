@@ -204,6 +204,11 @@ class Tenant(_Strict):
         return self.model_copy(update={"db": self.db.model_copy(update={"password": password})})
 
 
+def is_redacted(tenant: Tenant) -> bool:
+    """Is the password the redaction placeholder (meaning "keep the stored one")?"""
+    return tenant.db.password.get_secret_value() == REDACTED
+
+
 _TYPE_MESSAGES = {
     "string_type": "must be a string",
     "int_type": "must be an integer",
@@ -288,6 +293,17 @@ def validate_data(tenant_id: str, data: object, source: str) -> tuple[Tenant | N
 def parse_tenant_bytes(
     tenant_id: str, raw: bytes, source: str
 ) -> tuple[Tenant | None, list[Problem]]:
+    """Parse and validate one document. Never raises: any failure is a problem of this document,
+    so one bad object can never stop a reader of the whole bucket."""
+    try:
+        return _parse_tenant_bytes(tenant_id, raw, source)
+    except Exception as exc:
+        return None, [Problem(source, "", f"cannot be read ({type(exc).__name__})")]
+
+
+def _parse_tenant_bytes(
+    tenant_id: str, raw: bytes, source: str
+) -> tuple[Tenant | None, list[Problem]]:
     data, problems = load_document(raw, source)
     if problems:
         id_problem = rules.check_dns_label(tenant_id)
@@ -313,7 +329,8 @@ class Entry:
     tenant: Tenant
 
 
-def _unique_keys(tenant: Tenant) -> list[tuple[str, object, str]]:
+def unique_values(tenant: Tenant) -> list[tuple[str, object, str]]:
+    """(field, value, value as shown) of every value that must be unique across tenants."""
     return [
         (
             "property.sub_domain",
@@ -333,10 +350,10 @@ def conflicts_with(candidate: Entry, others: Iterable[Entry]) -> list[Problem]:
     """What in `candidate` is already used by one of `others` (reported on the candidate)."""
     owners: dict[tuple[str, object], Entry] = {}
     for other in sorted(others, key=lambda e: e.tenant_id):
-        for field, value, _ in _unique_keys(other.tenant):
+        for field, value, _ in unique_values(other.tenant):
             owners.setdefault((field, value), other)
     problems = []
-    for field, value, shown in _unique_keys(candidate.tenant):
+    for field, value, shown in unique_values(candidate.tenant):
         owner = owners.get((field, value))
         if owner is not None:
             problems.append(
@@ -354,7 +371,7 @@ def find_conflicts(entries: Iterable[Entry]) -> list[Problem]:
     problems: list[Problem] = []
     owners: dict[tuple[str, object], Entry] = {}
     for entry in sorted(entries, key=lambda e: (e.tenant_id, e.source)):
-        for field, value, shown in _unique_keys(entry.tenant):
+        for field, value, shown in unique_values(entry.tenant):
             owner = owners.setdefault((field, value), entry)
             if owner is not entry:
                 if owner.tenant_id == entry.tenant_id:

@@ -1,9 +1,13 @@
 """Tenant operations with the cross-tenant rules: what `redmica tenant ...` does, minus the CLI.
 
 Uniqueness (sub_domain, db.name, s3 bucket+folder) is checked against the whole bucket before
-any write. S3 has no transactions, so two *different* tenants created at the same instant with
-the same sub_domain are not caught here; the conditional writes do guarantee that one tenant id
-is never created twice and that no replace loses a concurrent change.
+any write, for a clear message, and then *held* with claims (tenants/claims.py): created with
+If-None-Match before the document is written, so two different tenants created at the same
+instant with one sub_domain cannot both succeed. Documents are written with If-None-Match /
+If-Match and removed with If-Match, so no write or delete loses a concurrent change.
+
+Order of steps, so that a crash leaves at worst an orphan claim (never a document whose unique
+values are unclaimed): take the new claims, write or delete the document, release old claims.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from redmica_ops.errors import (
     UsageError,
     ValidationFailed,
 )
+from redmica_ops.tenants.claims import Claim, ClaimStore, HeldClaim
 from redmica_ops.tenants.model import (
     REDACTED,
     Entry,
@@ -29,32 +34,50 @@ from redmica_ops.tenants.model import (
     conflicts_with,
     diff,
     find_conflicts,
+    is_redacted,
 )
+from redmica_ops.tenants.safeyaml import load_document
 from redmica_ops.tenants.store import (
     InvalidDocument,
     Listing,
+    StoredDocument,
     StoredTenant,
     TenantStore,
     WriteResult,
 )
 
 
-def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
+def redacted_password_problem(source: str) -> Problem:
+    """The one `********` rule: it means "keep the stored password", so it needs one."""
+    return Problem(
+        source,
+        "db.password",
+        f"{REDACTED} is the redaction placeholder: it keeps the stored password, and there is "
+        "none here (a new tenant, or a stored document too broken to read it from); give the "
+        "real password",
+    )
+
+
+def keep_password_if_redacted(
+    new: Tenant, old: Tenant | None, source: str = "(input)", old_password: str | None = None
+) -> Tenant:
     """`tenant show` prints the password as ********; feeding that back keeps the stored one."""
-    if new.db.password.get_secret_value() != REDACTED:
+    if not is_redacted(new):
         return new
-    if old is None:
-        raise ValidationFailed(
-            [
-                Problem(
-                    "(input)",
-                    "db.password",
-                    f"{REDACTED} is the redaction placeholder; give the real password",
-                )
-            ],
-            before_writing=True,
-        )
-    return new.with_password(SecretStr(old.db.password.get_secret_value()))
+    stored = old.db.password.get_secret_value() if old is not None else old_password
+    if stored is None:
+        raise ValidationFailed([redacted_password_problem(source)], before_writing=True)
+    return new.with_password(SecretStr(stored))
+
+
+def password_in(raw: bytes) -> str | None:
+    """The password of a stored document that does not validate, when it can still be read."""
+    data, problems = load_document(raw, "(stored)")
+    if problems or not isinstance(data, dict):
+        return None
+    db = data.get("db")
+    password = db.get("password") if isinstance(db, dict) else None
+    return password if isinstance(password, str) and password != REDACTED else None
 
 
 def keep_cell(new: Tenant, old: Tenant) -> Tenant:
@@ -97,6 +120,11 @@ def _invalid_warnings(invalid: list[InvalidDocument]) -> list[str]:
     ]
 
 
+def _others(invalid: list[InvalidDocument], tenant_id: str) -> list[InvalidDocument]:
+    """The invalid documents of other tenants (a repair replaces the tenant's own)."""
+    return [d for d in invalid if d.tenant_id != tenant_id]
+
+
 @dataclass
 class Outcome:
     result: WriteResult | None
@@ -104,9 +132,41 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class ClaimsAudit:
+    """Claims against documents: what `doctor` reports and `tenant claims repair` fixes."""
+
+    # Held for a tenant whose (valid) document does not use the value, or that does not exist.
+    orphans: list[HeldClaim] = field(default_factory=list)
+    # Values a valid document uses that nobody has claimed (documents older than claims).
+    unclaimed: list[tuple[str, Claim]] = field(default_factory=list)
+    # Values a document uses that another tenant holds: the document loses at serve time.
+    contested: list[tuple[str, HeldClaim]] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.orphans or self.unclaimed or self.contested)
+
+    def lines(self) -> list[str]:
+        return (
+            [
+                f"orphan claim: {h.claim.field} {h.claim.shown} held by {h.owner!r}, "
+                "which does not use it"
+                for h in self.orphans
+            ]
+            + [f"unclaimed: {c.field} {c.shown} of tenant {t!r}" for t, c in self.unclaimed]
+            + [
+                f"contested: tenant {t!r} uses {h.claim.field} {h.claim.shown}, "
+                f"claimed by {h.owner!r}"
+                for t, h in self.contested
+            ]
+        )
+
+
 class TenantRegistry:
-    def __init__(self, store: TenantStore) -> None:
+    def __init__(self, store: TenantStore, claims: ClaimStore | None = None) -> None:
         self.store = store
+        self.claims = claims or ClaimStore(store.s3, store.bucket, store.prefix, store.kms_key_id)
 
     def _check_unique(self, tenant_id: str, tenant: Tenant, listing: Listing, source: str) -> None:
         others = [e for e in listing.entries() if e.tenant_id != tenant_id]
@@ -118,8 +178,64 @@ class TenantRegistry:
                 problems,
             )
 
+    # -- the steps every write goes through ------------------------------------------------------
+    def _create(self, tenant_id: str, tenant: Tenant, source: str) -> WriteResult:
+        taken = self.claims.take(tenant_id, self.claims.claims_of(tenant), source)
+        try:
+            return self.store.create(tenant_id, tenant)
+        except BaseException:
+            self._undo_claims(tenant_id, taken)
+            raise
+
+    def _undo_claims(self, tenant_id: str, taken: list[Claim]) -> None:
+        """Release claims taken for a write that failed, except those the tenant's current
+        document uses: another process may have written it with the same values (claims are
+        held per tenant id), or the failed write may in fact have been applied."""
+        if not taken:
+            return
+        try:
+            current = self.store.get_document(tenant_id)
+        except NotFound:
+            current = None
+        except RedmicaError:
+            return  # cannot tell: keep them; at worst orphans, which `claims repair` tidies
+        in_use = (
+            {c.key for c in self.claims.claims_of(current.tenant)}
+            if current is not None and current.tenant is not None
+            else set()
+        )
+        if current is not None and current.tenant is None:
+            return  # unreadable document: whether it uses them is unknown
+        self.claims.release(tenant_id, [c for c in taken if c.key not in in_use])
+
+    def _replace(
+        self, tenant_id: str, tenant: Tenant, etag: str, old: Tenant | None, source: str
+    ) -> WriteResult:
+        new_claims = self.claims.claims_of(tenant)
+        taken = self.claims.take(tenant_id, new_claims, source)
+        try:
+            result = self.store.replace(tenant_id, tenant, etag)
+        except BaseException:
+            self._undo_claims(tenant_id, taken)
+            raise
+        self._release_unused(tenant_id, old, new_claims)
+        return result
+
+    def _release_unused(self, tenant_id: str, old: Tenant | None, keep: list[Claim]) -> None:
+        if old is None:
+            return  # an invalid document's values are unknown: `tenant claims repair` tidies up
+        kept = {c.key for c in keep}
+        self.claims.release(tenant_id, [c for c in self.claims.claims_of(old) if c.key not in kept])
+
+    def _delete(self, tenant_id: str, etag: str, old: Tenant | None) -> str | None:
+        marker = self.store.delete(tenant_id, etag)
+        self._release_unused(tenant_id, old, [])
+        return marker
+
+    # -- commands -------------------------------------------------------------------------------
     def add(self, tenant_id: str, tenant: Tenant, source: str) -> Outcome:
-        keep_password_if_redacted(tenant, None)
+        self.store.key_for(tenant_id)  # the id is checked before anything is read
+        keep_password_if_redacted(tenant, None, source)
         listing = self.store.load_all()
         if tenant_id in listing.by_id() or any(d.tenant_id == tenant_id for d in listing.invalid):
             raise Conflict(
@@ -128,29 +244,44 @@ class TenantRegistry:
             )
         self._check_unique(tenant_id, tenant, listing, source)
         return Outcome(
-            self.store.create(tenant_id, tenant), warnings=_invalid_warnings(listing.invalid)
+            self._create(tenant_id, tenant, source), warnings=_invalid_warnings(listing.invalid)
         )
 
     def update(
-        self, tenant_id: str, tenant: Tenant, source: str, expected: StoredTenant | None = None
+        self,
+        tenant_id: str,
+        tenant: Tenant,
+        source: str,
+        expected: StoredDocument | StoredTenant | None = None,
     ) -> Outcome:
-        """Replace a tenant, conditional on the ETag of `expected` (read now when not given)."""
-        current = expected or self.store.get(tenant_id)
-        tenant = keep_cell(keep_password_if_redacted(tenant, current.tenant), current.tenant)
-        changes = diff(current.tenant, tenant)
-        if not changes:
+        """Replace a tenant's document, valid or not, conditional on the ETag of `expected`
+        (read now when not given). Replacing an invalid document is how one is repaired."""
+        if isinstance(expected, StoredTenant):
+            expected = StoredDocument(
+                tenant_id, expected.key, b"", expected.etag, expected.tenant, []
+            )
+        current = expected or self.store.get_document(tenant_id)
+        tenant = keep_password_if_redacted(
+            tenant, current.tenant, source, None if current.tenant else password_in(current.raw)
+        )
+        if current.tenant is not None:
+            tenant = keep_cell(tenant, current.tenant)
+        changes = diff(current.tenant, tenant) if current.tenant else []
+        if current.tenant is not None and not changes:
             return Outcome(None)
         listing = self.store.load_all()
         self._check_unique(tenant_id, tenant, listing, source)
-        result = self.store.replace(tenant_id, tenant, current.etag)
-        return Outcome(result, changes, _invalid_warnings(listing.invalid))
+        result = self._replace(tenant_id, tenant, current.etag, current.tenant, source)
+        return Outcome(result, changes, _invalid_warnings(_others(listing.invalid, tenant_id)))
 
     def remove(self, tenant_id: str) -> str | None:
-        if self.store.exists(tenant_id) is None:
+        try:
+            current = self.store.get_document(tenant_id)
+        except NotFound:
             raise NotFound(
                 f"tenant {tenant_id!r} not found", "list tenants with `redmica tenant list`"
-            )
-        return self.store.delete(tenant_id)
+            ) from None
+        return self._delete(tenant_id, current.etag, current.tenant)
 
     def restore(self, tenant_id: str, version_id: str) -> Outcome:
         old = self.store.get(tenant_id, version_id)
@@ -167,8 +298,117 @@ class TenantRegistry:
         self._check_unique(tenant_id, old.tenant, listing, f"{old.key}@{version_id}")
         current = listing.by_id().get(tenant_id)
         changes = diff(current.tenant, old.tenant) if current else []
-        result = self.store.put_restored(tenant_id, old.tenant, current_etag)
-        return Outcome(result, changes, _invalid_warnings(listing.invalid))
+        source = f"{old.key}@{version_id}"
+        if current_etag is None:
+            result = self._create(tenant_id, old.tenant, source)
+        else:
+            result = self._replace(
+                tenant_id, old.tenant, current_etag, current.tenant if current else None, source
+            )
+        return Outcome(result, changes, _invalid_warnings(_others(listing.invalid, tenant_id)))
+
+    # -- claims ---------------------------------------------------------------------------------
+    def audit_claims(self, listing: Listing | None = None) -> ClaimsAudit:
+        listing = listing or self.store.load_all()
+        held: dict[str, HeldClaim] = {}
+        keys = [key for key, _ in self.claims.list_keys()]
+
+        def fetch(key: str) -> HeldClaim | None:
+            claim = self.claims.parse_key(key)
+            return self.claims.holder(claim) if claim else None
+
+        for found in self.store.parallel(fetch, keys):
+            if found is not None:
+                held[found.claim.key] = found
+        audit = ClaimsAudit()
+        used: dict[str, set[str]] = {}
+        for stored in listing.tenants:
+            for claim in self.claims.claims_of(stored.tenant):
+                used.setdefault(claim.key, set()).add(stored.tenant_id)
+                holder = held.get(claim.key)
+                if holder is None:
+                    audit.unclaimed.append((stored.tenant_id, claim))
+                elif holder.owner != stored.tenant_id:
+                    audit.contested.append((stored.tenant_id, holder))
+        unreadable = {d.tenant_id for d in listing.invalid if d.tenant_id}
+        for key, holder in sorted(held.items()):
+            if holder.owner in unreadable:
+                continue  # its document does not parse: whether it uses the value is unknown
+            if holder.owner not in used.get(key, set()):
+                audit.orphans.append(holder)
+        return audit
+
+    def repair_claims(self, audit: ClaimsAudit) -> list[str]:
+        """Remove orphan claims (conditional on the ETag the audit read)."""
+        done = []
+        for holder in audit.orphans:
+            try:
+                self.claims.remove_orphan(holder)
+            except Conflict:
+                continue  # it changed since the audit: leave it to the next run
+            done.append(f"released {holder.claim.field} {holder.claim.shown} ({holder.owner})")
+        return done
+
+    def rebuild_claims(self, listing: Listing | None = None) -> list[str]:
+        """Claim every unclaimed value of the valid documents (adopting documents written
+        before claims existed). The older document claims first, as serve decides."""
+        from redmica_ops.tenants.selection import oldest_first
+
+        listing = listing or self.store.load_all()
+        done = []
+        for stored in sorted(listing.tenants, key=oldest_first):
+            for claim in self.claims.claims_of(stored.tenant):
+                try:
+                    if self.claims.take(stored.tenant_id, [claim], stored.key):
+                        done.append(f"claimed {claim.field} {claim.shown} for {stored.tenant_id}")
+                except Conflict:
+                    continue  # held by another tenant: a clash, reported by list and doctor
+        return done
+
+    # -- export / import ------------------------------------------------------------------------
+    def export_documents(self) -> dict[str, bytes]:
+        """Every current tenant document as stored (valid or not), by tenant id.
+
+        Unlike the readers that serve, an export must be complete: one object that cannot be
+        read fails the export, naming it, rather than leaving a silent gap in a backup.
+        """
+        keys = [
+            (tenant_id, key)
+            for key, _ in self.store.list_keys()
+            if (tenant_id := self.store.tenant_id_for(key)) is not None
+        ]
+
+        def fetch(item: tuple[str, str]) -> tuple[str, bytes] | None:
+            try:
+                return item[0], self.store.read_raw(item[1])
+            except NotFound:
+                return None  # removed since the listing
+
+        return dict(found for found in self.store.parallel(fetch, keys) if found)
+
+    def import_entries(self, entries: list[Entry]) -> list[str]:
+        """Create every tenant (with its claims) in a bucket that holds no tenant yet."""
+        listing = self.store.load_all()
+        if listing.tenants or listing.invalid:
+            raise Conflict(
+                f"s3://{self.store.bucket}/{self.store.prefix} already holds "
+                f"{len(listing.tenants) + len(listing.invalid)} tenant document(s); "
+                "import only loads into an empty bucket",
+                "merge a directory of tenant files with `redmica tenant sync DIR --apply`",
+            )
+        redacted = [redacted_password_problem(e.source) for e in entries if is_redacted(e.tenant)]
+        if redacted:
+            raise ValidationFailed(redacted, before_writing=True)
+        done: list[str] = []
+        try:
+            for entry in sorted(entries, key=lambda e: e.tenant_id):
+                self._create(entry.tenant_id, entry.tenant, entry.source)
+                done.append(entry.tenant_id)
+        except RedmicaError as exc:
+            exc.message = f"{exc.message} (imported before the failure: {len(done)} tenant(s))"
+            exc.hint = "remove what was imported or import the rest with `redmica tenant sync`"
+            raise
+        return done
 
     # -- GitOps sync ----------------------------------------------------------------------------
     def plan_sync(self, desired: list[Entry], prune: bool) -> SyncPlan:
@@ -184,31 +424,52 @@ class TenantRegistry:
         current = listing.by_id()
         invalid = {d.tenant_id: d for d in listing.invalid if d.tenant_id}
         plan = SyncPlan(prune=prune)
+        redacted: list[Problem] = []
         for entry in sorted(desired, key=lambda e: e.tenant_id):
             stored = current.get(entry.tenant_id)
             if stored is not None:
                 tenant = keep_cell(
-                    keep_password_if_redacted(entry.tenant, stored.tenant), stored.tenant
+                    keep_password_if_redacted(entry.tenant, stored.tenant, entry.source),
+                    stored.tenant,
                 )
                 changes = diff(stored.tenant, tenant)
                 if changes:
                     plan.changes.append(
                         PlannedChange(
-                            Entry(entry.tenant_id, entry.source, tenant), stored.etag, changes
+                            Entry(entry.tenant_id, entry.source, tenant),
+                            stored.etag,
+                            changes,
+                            stored.tenant,
                         )
                     )
                 else:
                     plan.unchanged.append(entry.tenant_id)
             elif entry.tenant_id in invalid:
                 # Replacing an invalid document is a change: conditional on its ETag.
-                plan.changes.append(PlannedChange(entry, invalid[entry.tenant_id].etag, []))
+                if is_redacted(entry.tenant):
+                    redacted.append(redacted_password_problem(entry.source))
+                    continue
+                plan.changes.append(PlannedChange(entry, invalid[entry.tenant_id].etag, [], None))
             else:
-                keep_password_if_redacted(entry.tenant, None)
+                if is_redacted(entry.tenant):
+                    redacted.append(redacted_password_problem(entry.source))
+                    continue
                 plan.adds.append(entry)
+        if redacted:
+            raise ValidationFailed(redacted, before_writing=True)
         desired_ids = set(seen)
         plan.removals = sorted(
-            [s.tenant_id for s in listing.tenants if s.tenant_id not in desired_ids]
-            + [tid for tid in invalid if tid not in desired_ids]
+            [
+                PlannedRemoval(s.tenant_id, s.etag, s.tenant)
+                for s in listing.tenants
+                if s.tenant_id not in desired_ids
+            ]
+            + [
+                PlannedRemoval(tid, doc.etag, None)
+                for tid, doc in invalid.items()
+                if tid not in desired_ids
+            ],
+            key=lambda r: r.tenant_id,
         )
         remaining = (
             [] if prune else [e for e in listing.entries() if e.tenant_id not in desired_ids]
@@ -229,19 +490,27 @@ class TenantRegistry:
         return plan
 
     def apply_sync(self, plan: SyncPlan) -> list[str]:
-        """Apply a plan in order (adds, changes, removals); stops at the first failure."""
+        """Apply a plan in order (removals first when pruning, so values they free can be
+        claimed; then adds and changes); stops at the first failure. Every step is
+        conditional on what the plan read."""
         done: list[str] = []
         try:
+            if plan.prune:
+                for removal in plan.removals:
+                    self._delete(removal.tenant_id, removal.etag, removal.tenant)
+                    done.append(f"removed {removal.tenant_id}")
             for entry in plan.adds:
-                self.store.create(entry.tenant_id, entry.tenant)
+                self._create(entry.tenant_id, entry.tenant, entry.source)
                 done.append(f"added {entry.tenant_id}")
             for change in plan.changes:
-                self.store.replace(change.entry.tenant_id, change.entry.tenant, change.etag)
+                self._replace(
+                    change.entry.tenant_id,
+                    change.entry.tenant,
+                    change.etag,
+                    change.old,
+                    change.entry.source,
+                )
                 done.append(f"changed {change.entry.tenant_id}")
-            if plan.prune:
-                for tenant_id in plan.removals:
-                    self.store.delete(tenant_id)
-                    done.append(f"removed {tenant_id}")
         except RedmicaError as exc:
             exc.message = (
                 f"{exc.message} (applied before the failure: {', '.join(done) or 'nothing'})"
@@ -256,6 +525,14 @@ class PlannedChange:
     entry: Entry
     etag: str
     changes: list[FieldChange]
+    old: Tenant | None = None
+
+
+@dataclass(frozen=True)
+class PlannedRemoval:
+    tenant_id: str
+    etag: str
+    tenant: Tenant | None
 
 
 @dataclass
@@ -263,10 +540,15 @@ class SyncPlan:
     prune: bool
     adds: list[Entry] = field(default_factory=list)
     changes: list[PlannedChange] = field(default_factory=list)
-    removals: list[str] = field(default_factory=list)
+    removals: list[PlannedRemoval] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (self.adds or self.changes or (self.prune and self.removals))
+
+    @property
+    def size(self) -> int:
+        """How many tenants applying the plan changes (what --max-changes limits)."""
+        return len(self.adds) + len(self.changes) + (len(self.removals) if self.prune else 0)

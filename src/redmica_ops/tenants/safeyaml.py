@@ -18,6 +18,9 @@ YAMLData: TypeAlias = object
 """What the loader built from a document, not yet validated: any shape, checked by the model."""
 
 MAX_DOCUMENT_BYTES = 64 * 1024
+# The schema nests three deep (document -> property -> limit_ips); anything much deeper is not a
+# tenant document, and refusing it before composing keeps the recursive builders safe.
+MAX_DEPTH = 8
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -83,7 +86,14 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, _join(path, i)) for i, item in enumerate(node.value)]
-        return self.loader.construct_object(node)
+        try:
+            return self.loader.construct_object(node)
+        except (ValueError, OverflowError, TypeError, yaml.YAMLError):
+            # e.g. `2024-13-45` resolves to a date that does not exist, or a 5,000-digit int
+            # exceeds Python's limit. Never quote the text: it may be a password.
+            kind = node.tag.rsplit(":", 1)[-1]
+            self._add(path, f"line {line}: value cannot be read as {kind}; quote it in YAML")
+            return None
 
     def _implicit_tag(self, node: yaml.Node) -> str:
         if isinstance(node, yaml.MappingNode):
@@ -131,6 +141,8 @@ def load_document(data: bytes, source: str) -> tuple[YAMLData, list[Problem]]:
     except UnicodeDecodeError as exc:
         return None, [Problem(source, "", f"is not valid UTF-8 (bad byte at offset {exc.start})")]
     text = text.removeprefix("\ufeff")
+    if (problem := _too_deep(text)) is not None:
+        return None, [Problem(source, "", problem)]
     try:
         loader = _Loader(text)
     except yaml.YAMLError as exc:
@@ -151,6 +163,23 @@ def load_document(data: bytes, source: str) -> tuple[YAMLData, list[Problem]]:
     if builder.problems:
         return None, builder.problems
     return value, []
+
+
+def _too_deep(text: str) -> str | None:
+    """Refuse nesting deeper than MAX_DEPTH by walking the event stream, without recursion."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else "?"
+                    return f"line {line}: nested deeper than {MAX_DEPTH} levels"
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # the composer reports the syntax error with its place
+    return None
 
 
 def _describe_yaml_error(exc: yaml.YAMLError) -> str:

@@ -6,19 +6,20 @@ it blocks, so a new tenant state (suspended, provisioning) is one more `Reason` 
 reader honours it at once.
 
 Clashes: when tenants share a value that must be unique (sub_domain, db.name, s3 bucket+folder),
-one keeps it and the others are left out of serving, so a hostname is never shared. Who keeps it
-is `precedence` (the established tenant; see `keeps_first`).
+one keeps it and the others are left out of serving, so a hostname is never shared. The keeper is
+the holder of the value's claim, else the older document: never the newcomer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from redmica_ops.errors import Problem
-from redmica_ops.tenants.model import Entry, conflicts_with
+from redmica_ops.tenants.model import Entry, unique_values
 from redmica_ops.tenants.store import Listing, StoredTenant
 
 if TYPE_CHECKING:
@@ -90,13 +91,16 @@ class Exclusion:
         return "; ".join(str(p) for p in self.problems)
 
 
-Precedence = Callable[[StoredTenant], tuple[object, ...]]
-"""Sort key: who keeps a clashing value (the first in this order keeps it)."""
+ClaimOwner = Callable[[str, object], str | None]
+"""Who holds the claim on (field, value), if anyone (tenants/claims.py `ClaimStore.owner_of`)."""
 
 
-def keeps_first(stored: StoredTenant) -> tuple[object, ...]:
-    """By tenant id, so the same bucket always gives the same answer."""
-    return (stored.tenant_id,)
+def oldest_first(stored: StoredTenant) -> tuple[object, ...]:
+    """The established tenant first: the older document, then the tenant id (deterministic)."""
+    when = stored.last_modified or datetime.max.replace(tzinfo=UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when, stored.tenant_id)
 
 
 @dataclass
@@ -118,18 +122,45 @@ class Selection:
         return [p for exclusion in self.excluded for p in exclusion.problems]
 
 
-def classify(listing: Listing, precedence: Precedence = keeps_first) -> list[Exclusion]:
-    """Every document that is not fine for every use, and why (sorted by tenant, then key)."""
+def classify(listing: Listing, claim_owner: ClaimOwner | None = None) -> list[Exclusion]:
+    """Every document that is not fine for every use, and why (sorted by tenant, then key).
+
+    Of tenants sharing a unique value, the one holding its claim keeps it; when none of them
+    does (documents older than claims), the older document keeps it. So a newcomer never takes
+    an established customer's hostname. The claims of contested values only are read.
+    """
     exclusions = [
         Exclusion(doc.tenant_id, doc.key, Reason.INVALID, doc.problems) for doc in listing.invalid
     ]
-    kept: list[Entry] = []
-    for stored in sorted(listing.tenants, key=precedence):
-        clashes = conflicts_with(stored.entry, kept)
-        if clashes:
-            exclusions.append(Exclusion(stored.tenant_id, stored.key, Reason.CLASH, clashes))
-        else:
-            kept.append(stored.entry)
+    users: dict[tuple[str, object], list[tuple[StoredTenant, str]]] = {}
+    for stored in listing.tenants:
+        for field_name, value, shown in unique_values(stored.tenant):
+            users.setdefault((field_name, value), []).append((stored, shown))
+    lost: dict[str, list[Problem]] = {}
+    for (field_name, value), members in sorted(users.items(), key=lambda item: str(item[0])):
+        if len(members) < 2:
+            continue
+        owner = claim_owner(field_name, value) if claim_owner else None
+        tenants = [m for m, _ in members]
+        keeper = next((t for t in tenants if t.tenant_id == owner), None) or min(
+            tenants, key=oldest_first
+        )
+        why = "holds its claim" if keeper.tenant_id == owner else "the older document"
+        for stored, shown in members:
+            if stored is not keeper:
+                lost.setdefault(stored.tenant_id, []).append(
+                    Problem(
+                        stored.key,
+                        field_name,
+                        f"{shown} is already used by tenant {keeper.tenant_id!r} "
+                        f"({keeper.key}; {why})",
+                    )
+                )
+    for stored in listing.tenants:
+        if stored.tenant_id in lost:
+            exclusions.append(
+                Exclusion(stored.tenant_id, stored.key, Reason.CLASH, lost[stored.tenant_id])
+            )
     exclusions.sort(key=lambda e: (e.tenant_id or "", e.key))
     return exclusions
 
@@ -137,14 +168,14 @@ def classify(listing: Listing, precedence: Precedence = keeps_first) -> list[Exc
 def select(
     listing: Listing,
     use: Use,
-    precedence: Precedence = keeps_first,
+    claim_owner: ClaimOwner | None = None,
     scope: CellScope | None = None,
 ) -> Selection:
     """The tenants of `listing` fit for `use` (sorted by id), and the others with reasons.
 
     Clashes are judged across the whole bucket, before any cell scope: a hostname is never
     served by two tenants, whichever cells they are in."""
-    excluded = [e for e in classify(listing, precedence) if use in e.reason.blocks]
+    excluded = [e for e in classify(listing, claim_owner) if use in e.reason.blocks]
     left_out = {e.tenant_id for e in excluded if e.tenant_id}
     if scope is not None:
         for stored in listing.tenants:

@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redmica_ops.aws import translate_errors
-from redmica_ops.errors import Conflict, NotFound, Problem, ValidationFailed
+from redmica_ops.aws import delete_object_if, put_object_once, translate_errors
+from redmica_ops.errors import (
+    Conflict,
+    NotFound,
+    Problem,
+    RedmicaError,
+    UsageError,
+    ValidationFailed,
+)
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Entry, Tenant, parse_tenant_bytes
 from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, bounded
@@ -39,6 +46,20 @@ class StoredTenant:
     @property
     def entry(self) -> Entry:
         return Entry(self.tenant_id, self.key, self.tenant)
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    """A tenant's current object as stored, valid or not (the repair path reads this)."""
+
+    tenant_id: str
+    key: str
+    raw: bytes
+    etag: str
+    tenant: Tenant | None
+    problems: list[Problem]
+    version_id: str | None = None
+    last_modified: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +124,8 @@ class TenantStore:
 
     # -- naming -------------------------------------------------------------------------------
     def key_for(self, tenant_id: str) -> str:
+        # Checked before any key is built: `../runs/x` must never reach S3 (exit 2, not 3).
+        check_tenant_id(tenant_id)
         return f"{self.prefix}{tenant_id}{SUFFIX}"
 
     def tenant_id_for(self, key: str) -> str | None:
@@ -142,7 +165,11 @@ class TenantStore:
             body.close()
         return raw, dict(response)
 
-    def get(self, tenant_id: str, version_id: str | None = None) -> StoredTenant:
+    def read_raw(self, key: str) -> bytes:
+        return self._read(key)[0]
+
+    def get_document(self, tenant_id: str, version_id: str | None = None) -> StoredDocument:
+        """The tenant's object, parsed when it parses; NotFound when there is none."""
         key = self.key_for(tenant_id)
         try:
             raw, meta = self._read(key, version_id)
@@ -154,17 +181,41 @@ class TenantStore:
                 + (f"; versions with `redmica tenant history {tenant_id}`" if version_id else ""),
             ) from None
         tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
-        if tenant is None:
-            raise ValidationFailed(problems, hint=f"fix it with `redmica tenant edit {tenant_id}`")
+        return StoredDocument(
+            tenant_id,
+            key,
+            raw,
+            meta["ETag"],
+            tenant,
+            problems,
+            meta.get("VersionId"),
+            meta.get("LastModified"),
+        )
+
+    def get(self, tenant_id: str, version_id: str | None = None) -> StoredTenant:
+        document = self.get_document(tenant_id, version_id)
+        if document.tenant is None:
+            raise ValidationFailed(
+                document.problems,
+                hint=f"see it with `redmica tenant show {tenant_id}`; replace it with "
+                f"`redmica tenant update {tenant_id} -f FILE` or `redmica tenant edit {tenant_id}`",
+            )
         return StoredTenant(
-            tenant_id, key, tenant, meta["ETag"], meta.get("VersionId"), meta.get("LastModified")
+            tenant_id,
+            document.key,
+            document.tenant,
+            document.etag,
+            document.version_id,
+            document.last_modified,
         )
 
     def load_all(self) -> Listing:
         """Every tenant, fetched in parallel (a bounded pool), invalid documents set aside."""
         listing = Listing()
         candidates: list[tuple[str, str]] = []
+        etags: dict[str, str] = {}
         for key, etag in self.list_keys():
+            etags[key] = etag
             tenant_id = self.tenant_id_for(key)
             if tenant_id is None:
                 listing.invalid.append(
@@ -191,6 +242,12 @@ class TenantStore:
                 raw, meta = self._read(key)
             except NotFound:
                 return None  # removed between the listing and the read
+            except Exception as error:
+                # AccessDenied on one object (another KMS key), a read that ran out of retries,
+                # a dropped stream: that document is unreadable, the other 799 are not.
+                reason = error if isinstance(error, RedmicaError) else type(error).__name__
+                problem = Problem(f"s3://{self.bucket}/{key}", "", f"cannot be read: {reason}")
+                return InvalidDocument(tenant_id, key, etags.get(key, ""), [problem])
             tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
             if tenant is None:
                 return InvalidDocument(tenant_id, key, meta["ETag"], problems)
@@ -203,7 +260,7 @@ class TenantStore:
                 meta.get("LastModified"),
             )
 
-        for result in self._parallel(fetch, candidates):
+        for result in self.parallel(fetch, candidates):
             if isinstance(result, StoredTenant):
                 listing.tenants.append(result)
             elif isinstance(result, InvalidDocument):
@@ -212,7 +269,7 @@ class TenantStore:
         listing.invalid.sort(key=lambda d: d.key)
         return listing
 
-    def _parallel(self, func: Callable[[Any], _T], items: Iterable[Any]) -> list[_T]:
+    def parallel(self, func: Callable[[Any], _T], items: Iterable[Any]) -> list[_T]:
         items = list(items)
         if len(items) <= 1:
             return [func(item) for item in items]
@@ -270,25 +327,43 @@ class TenantStore:
         return response.get("Status") == "Enabled"
 
     # -- writing ------------------------------------------------------------------------------
-    def _put(self, tenant_id: str, tenant: Tenant, condition: dict[str, str]) -> WriteResult:
+    def _put(self, tenant_id: str, tenant: Tenant, if_match: str | None) -> WriteResult:
         key = self.key_for(tenant_id)
-        kwargs: dict[str, Any] = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "Body": tenant.to_yaml(redact=False).encode("utf-8"),
-            "ContentType": CONTENT_TYPE,
-            **condition,
-        }
-        if self.kms_key_id:
-            kwargs["ServerSideEncryption"] = "aws:kms"
-            kwargs["SSEKMSKeyId"] = self.kms_key_id
-        with translate_errors(f"writing s3://{self.bucket}/{key}", self.bucket):
-            response = self.s3.put_object(**kwargs)
-        return WriteResult(tenant_id, key, response["ETag"], response.get("VersionId"))
+        result = put_object_once(
+            self.s3,
+            self.bucket,
+            key,
+            tenant.to_yaml(redact=False).encode("utf-8"),
+            if_match=if_match,
+            content_type=CONTENT_TYPE,
+            kms_key_id=self.kms_key_id,
+            action=f"writing s3://{self.bucket}/{key}",
+        )
+        return WriteResult(tenant_id, key, result.etag, result.version_id)
+
+    def put_raw(self, tenant_id: str, raw: bytes) -> WriteResult:
+        """Create a document from exact bytes (import of an export); never overwrites."""
+        key = self.key_for(tenant_id)
+        try:
+            result = put_object_once(
+                self.s3,
+                self.bucket,
+                key,
+                raw,
+                content_type=CONTENT_TYPE,
+                kms_key_id=self.kms_key_id,
+                action=f"writing s3://{self.bucket}/{key}",
+            )
+        except Conflict:
+            raise Conflict(
+                f"tenant {tenant_id!r} already exists in s3://{self.bucket}/{self.prefix}",
+                "import loads into an empty bucket; use `redmica tenant sync` to merge",
+            ) from None
+        return WriteResult(tenant_id, key, result.etag, result.version_id)
 
     def create(self, tenant_id: str, tenant: Tenant) -> WriteResult:
         try:
-            return self._put(tenant_id, tenant, {"IfNoneMatch": "*"})
+            return self._put(tenant_id, tenant, None)
         except Conflict:
             raise Conflict(
                 f"tenant {tenant_id!r} already exists in s3://{self.bucket}/{self.prefix}",
@@ -297,7 +372,7 @@ class TenantStore:
 
     def replace(self, tenant_id: str, tenant: Tenant, etag: str) -> WriteResult:
         try:
-            return self._put(tenant_id, tenant, {"IfMatch": etag})
+            return self._put(tenant_id, tenant, etag)
         except (Conflict, NotFound):
             raise Conflict(
                 f"tenant {tenant_id!r} was changed or removed by someone else since it was read",
@@ -305,18 +380,32 @@ class TenantStore:
             ) from None
 
     def put_restored(self, tenant_id: str, tenant: Tenant, current_etag: str | None) -> WriteResult:
-        condition = {"IfMatch": current_etag} if current_etag else {"IfNoneMatch": "*"}
         try:
-            return self._put(tenant_id, tenant, condition)
+            return self._put(tenant_id, tenant, current_etag)
         except (Conflict, NotFound):
             raise Conflict(
                 f"tenant {tenant_id!r} changed while it was being restored",
                 "nothing was overwritten; try again",
             ) from None
 
-    def delete(self, tenant_id: str) -> str | None:
-        """Delete the current document; on a versioned bucket it stays restorable."""
+    def delete(self, tenant_id: str, etag: str) -> str | None:
+        """Delete the document if it is still the version read (If-Match); on a versioned
+        bucket it stays restorable. A change since it was read is a Conflict: nothing removed."""
         key = self.key_for(tenant_id)
-        with translate_errors(f"removing s3://{self.bucket}/{key}", self.bucket):
-            response = self.s3.delete_object(Bucket=self.bucket, Key=key)
-        return response.get("VersionId")
+        try:
+            return delete_object_if(
+                self.s3, self.bucket, key, etag, action=f"removing s3://{self.bucket}/{key}"
+            )
+        except Conflict:
+            raise Conflict(
+                f"tenant {tenant_id!r} was changed since it was read; nothing was removed",
+                f"see `redmica tenant show {tenant_id}` and try again",
+            ) from None
+
+
+def check_tenant_id(tenant_id: str) -> None:
+    """A tenant id is a DNS label; anything else is a usage error before any S3 call."""
+    if problem := rules.check_dns_label(tenant_id):
+        raise UsageError(
+            f"tenant id {problem}", "tenant ids are DNS labels, e.g. acme or acme-corp"
+        )

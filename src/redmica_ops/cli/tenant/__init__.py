@@ -18,7 +18,14 @@ def tenant() -> None:
 
 
 def _register() -> None:
-    from redmica_ops.cli.tenant import add, change, files, move, read  # noqa: F401  (registers)
+    from redmica_ops.cli.tenant import (  # noqa: F401  (registers)
+        add,
+        change,
+        claims,
+        files,
+        move,
+        read,
+    )
 
 
 _register()

@@ -47,7 +47,7 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
     "--db-password-stdin",
     "password_stdin",
     is_flag=True,
-    help="read the password from the first line of stdin",
+    help="read the password from the first line of stdin (on a terminal: a prompt, no echo)",
 )
 @click.option(
     "--generate-password", "generate", is_flag=True, help="generate a strong random password"
@@ -133,7 +133,14 @@ def add(
         data = inputs.flags_document({**flags, "limit_ip": limit_ip})
     generated = None
     if password_stdin:
-        inputs.set_password(data, inputs.read_password(stdin))
+        if app.interactive():
+            # A person at a terminal: ask, and echo nothing (not even into the scrollback).
+            password = app.read_secret(f"Database password for tenant {tenant_id}: ")
+            if not password:
+                raise UsageError("--db-password-stdin: no password was typed")
+        else:
+            password = inputs.read_password(stdin)
+        inputs.set_password(data, password)
     elif generate:
         generated = inputs.generate_password()
         inputs.set_password(data, generated)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -61,6 +62,8 @@ def update(app: Application, tenant_id: str, file: str) -> Done:
 
     The replace is conditional on the version read (If-Match): a concurrent change is never
     lost; you get exit code 4 instead. A password given as ******** keeps the stored one.
+    This is also how a document that does not validate (see `tenant list`) is repaired: it is
+    replaced, conditional on the broken version.
 
     \b
     Examples:
@@ -88,35 +91,57 @@ def _strip_comments(text: str) -> str:
 
 @command(tenant, "edit")
 @click.argument("tenant_id")
+@click.option(
+    "--from",
+    "resume",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="start from this file (an edit kept after a failure) instead of the stored document",
+)
 @pass_app
-def edit(app: Application, tenant_id: str) -> Done:
+def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
     """Edit a tenant's document in $EDITOR, like `kubectl edit`.
 
     The edited document is validated; on a problem the editor opens again with the problems
     at the top. The save is conditional on the version you started from, so someone else's
-    change in the meantime is never overwritten (exit code 4).
+    change in the meantime is never overwritten (exit code 4). Your text is never lost: when
+    the save fails (a conflict, or you give up on a problem), it is kept in a private file whose
+    path is printed; continue with `--from PATH`. A document that does not validate opens as
+    stored (password redacted) with its problems, so it can be repaired here.
 
     \b
     Examples:
       redmica tenant edit acme
       EDITOR=nano redmica tenant edit acme
+      redmica tenant edit acme --from /tmp/redmica-edit-acme-x1y2.yaml
     """
     from redmica_ops.tenants.model import parse_tenant_bytes
+    from redmica_ops.tenants.views import redacted_raw
 
     registry = app.registry()
-    current = registry.store.get(tenant_id)
+    current = registry.store.get_document(tenant_id)
     header = EDIT_HEADER.format(
         tenant_id=tenant_id,
         bucket=registry.store.bucket,
         key=current.key,
         version=current.version_id,
     )
-    original = current.tenant.to_yaml(redact=True)
-    text = header + original
+    if current.tenant is not None:
+        original = current.tenant.to_yaml(redact=True)
+        notes = ""
+    else:
+        original = redacted_raw(current.raw)
+        notes = "# The stored document is invalid; fix these problems:\n" + "".join(
+            f"# error: {p}\n" for p in current.problems
+        )
+    start = resume.read_text(encoding="utf-8") if resume else original
+    text = header + notes + _strip_comments(start).strip("\n") + "\n"
     problems: list[Problem] = []
     while True:
         edited = app.edit_text(text)
-        if edited is None or _strip_comments(edited).strip() == _strip_comments(original).strip():
+        if edited is None or (
+            current.tenant is not None
+            and _strip_comments(edited).strip() == _strip_comments(original).strip()
+        ):
             if problems:
                 # Cancelled while the document still had problems: not a success.
                 raise ValidationFailed(problems, hint="the edit was cancelled; nothing was written")
@@ -131,7 +156,13 @@ def edit(app: Application, tenant_id: str) -> Done:
         if new is not None:
             break
         if _strip_comments(edited) == _strip_comments(text):
-            raise ValidationFailed(problems, hint="the edit was not saved", before_writing=True)
+            kept = _keep_edit(tenant_id, body)
+            raise ValidationFailed(
+                problems,
+                hint=f"the edit was not saved; your edit is kept in {kept}: continue with "
+                f"`redmica tenant edit {tenant_id} --from {kept}`",
+                before_writing=True,
+            )
         lines = "".join(f"# error: {p}\n" for p in problems)
         text = (
             header
@@ -147,7 +178,8 @@ def edit(app: Application, tenant_id: str) -> Done:
         raise Conflict(
             f"{conflict.message}; your edit is kept in {kept}",
             f"see what changed with `redmica tenant show {tenant_id}`, then apply your edit with "
-            f"`redmica tenant update {tenant_id} -f {kept}` (******** keeps the password)",
+            f"`redmica tenant update {tenant_id} -f {kept}` (******** keeps the password) or "
+            f"`redmica tenant edit {tenant_id} --from {kept}`",
         ) from None
     return _report(app, tenant_id, outcome, "updated")
 

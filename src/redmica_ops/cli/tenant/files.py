@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,10 +13,14 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
 from redmica_ops.cli.result import Done, JSONValue
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import ExitCode, ValidationFailed
+from redmica_ops.errors import ExitCode, Problem, UsageError, ValidationFailed
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
+    from redmica_ops.tenants.registry import SyncPlan
+
+# Bulk changes above this need --max-changes: a typo'd directory must not rewrite the fleet.
+DEFAULT_MAX_CHANGES = 10
 
 
 @command(tenant, "validate")
@@ -34,14 +39,24 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
       redmica tenant validate tenants/ --output json
     """
     from redmica_ops.tenants.files import load_paths
+    from redmica_ops.tenants.model import is_redacted
 
     result = load_paths(list(paths))
     summary = f"{len(result.problems)} problem(s) in {len(result.files)} file(s)"
+    # The one ******** rule, said where it cannot yet be checked: offline, whether the tenant
+    # exists is unknown, so these files can update a tenant but never add one.
+    notes = [
+        f"note: {e.source}: db.password: ******** keeps the stored password: this file can "
+        "update an existing tenant, not add a new one"
+        for e in result.entries
+        if is_redacted(e.tenant)
+    ]
     document: dict[str, JSONValue] = {
         "valid": not result.problems,
         "files": result.files,
         "tenants": sorted(e.tenant_id for e in result.entries),
         "problems": [p.as_dict() for p in result.problems],
+        "notes": notes,
     }
     if result.problems:
         error = ValidationFailed(result.problems, message=summary)
@@ -52,7 +67,7 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
         # JSON: the document above on stdout; text: the one-line error and every problem.
         return Done(document, report, code=int(ExitCode.USAGE))
     message = f"{len(result.files)} file(s) valid, {len(result.entries)} tenant(s)"
-    return Done(document, lambda out: out.success(message))
+    return Done(document, lambda out: out.success(message), messages=notes)
 
 
 @command(tenant, "sync")
@@ -61,27 +76,42 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
 @click.option(
     "--prune", is_flag=True, help="with --apply, remove tenants that have no file in DIRECTORY"
 )
+@click.option(
+    "--max-changes",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_CHANGES,
+    show_default=True,
+    help="refuse a plan that adds, changes or removes more tenants than this",
+)
 @yes_option
 @pass_app
-def sync(app: Application, directory: Path, apply_: bool, prune: bool, yes: bool) -> Done:
+def sync(
+    app: Application, directory: Path, apply_: bool, prune: bool, max_changes: int, yes: bool
+) -> Done:
     """Make the bucket match a directory of tenant files (plan, then --apply).
 
     Without --apply nothing changes: the plan lists adds, field-level changes (secrets shown
     only as changed) and tenants that exist only in the bucket. Those are removed only with
     --prune. Every file is validated, and the resulting set checked for clashes, before the
-    first write. --apply shows the plan and asks first on a terminal (--yes for scripts).
+    first write. --apply shows the plan and asks first on a terminal (--yes for scripts), and
+    refuses a plan larger than --max-changes: a directory holding one file must never remove
+    799 tenants. Every write and delete is conditional on what the plan read.
 
     \b
     Examples:
       redmica tenant sync tenants/
       redmica tenant sync tenants/ --apply
       redmica tenant sync tenants/ --apply --prune --yes --output json
+      redmica tenant sync restored/ --apply --max-changes 1000 --yes   # disaster recovery
     """
     from redmica_ops.tenants.files import load_paths
 
     files = load_paths([directory])
     if files.problems:
-        raise ValidationFailed(files.problems, before_writing=apply_)
+        raise ValidationFailed(
+            files.problems,
+            message=_summary(files.problems, len(files.files), written=apply_),
+        )
     registry = app.registry()
     plan = registry.plan_sync(files.entries, prune=prune)
     out = app.output
@@ -89,18 +119,7 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool, yes: bool
         out.warn(warning)
 
     def plan_text(out: Output) -> None:
-        for entry in plan.adds:
-            out.text(f"+ add     {entry.tenant_id}  ({entry.source})")
-        for change in plan.changes:
-            out.text(f"~ change  {change.entry.tenant_id}  ({change.entry.source})")
-            for field_change in change.changes:
-                out.text(f"      {field_change.describe()}")
-            if not change.changes:
-                out.text("      replaces an invalid document")
-        for tenant_id in plan.removals:
-            verb = "remove " if prune else "extra  "
-            note = "" if prune else "  (only in the bucket; --prune removes it)"
-            out.text(f"- {verb} {tenant_id}{note}")
+        _print_plan(out.text, plan, prune)
         out.info(
             f"{len(plan.adds)} to add, {len(plan.changes)} to change, "
             f"{len(plan.removals) if prune else 0} to remove, {len(plan.unchanged)} unchanged"
@@ -109,6 +128,13 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool, yes: bool
     shown = False
     done: list[str] = []
     if apply_ and not plan.empty:
+        if plan.size > max_changes:
+            raise UsageError(
+                f"the plan changes {plan.size} tenants, more than --max-changes {max_changes}; "
+                "nothing was written",
+                "check the directory and the plan (run without --apply); raise --max-changes "
+                "if it is right",
+            )
         if not yes and app.interactive():
             from redmica_ops.cli.output import Output as Printer
 
@@ -142,11 +168,34 @@ def sync(app: Application, directory: Path, apply_: bool, prune: bool, yes: bool
                 {"tenant": c.entry.tenant_id, "changes": [f.as_dict() for f in c.changes]}
                 for c in plan.changes
             ],
-            "removals": plan.removals,
+            "removals": [r.tenant_id for r in plan.removals],
             "unchanged": plan.unchanged,
             "done": done,
         },
         text,
+    )
+
+
+def _print_plan(write: Callable[[str], None], plan: SyncPlan, prune: bool) -> None:
+    for entry in plan.adds:
+        write(f"+ add     {entry.tenant_id}  ({entry.source})")
+    for change in plan.changes:
+        write(f"~ change  {change.entry.tenant_id}  ({change.entry.source})")
+        for field_change in change.changes:
+            write(f"      {field_change.describe()}")
+        if not change.changes:
+            write("      replaces an invalid document")
+    for removal in plan.removals:
+        verb = "remove " if prune else "extra  "
+        note = "" if prune else "  (only in the bucket; --prune removes it)"
+        write(f"- {verb} {removal.tenant_id}{note}")
+
+
+def _summary(problems: list[Problem], files: int, *, written: bool = True) -> str:
+    """`N problem(s) in M of K file(s)`: every file counted, not just the first."""
+    bad = len({p.source for p in problems})
+    return f"{len(problems)} problem(s) in {bad} of {files} file(s)" + (
+        "; nothing was written" if written else ""
     )
 
 
@@ -163,3 +212,70 @@ def example(app: Application) -> Done:
 
     text = template_text("tenant.example.yaml")
     return Done(text, lambda out: out.text(text))
+
+
+@command(tenant, "export")
+@click.argument("destination", metavar="DEST")
+@pass_app
+def export(app: Application, destination: str) -> Done:
+    """Write every current tenant document, passwords included, for disaster recovery.
+
+    DEST is a new (or empty) directory, a file ending in .tar or .tar.gz, or - for a tar
+    stream on stdout (refused when stdout is a terminal). Everything is created mode 0600
+    (directories 0700): the documents hold database passwords. Documents are written byte
+    for byte as stored, invalid ones included. Load an export into an empty bucket with
+    `redmica tenant import DEST`.
+
+    \b
+    Examples:
+      redmica tenant export /secure/backup/tenants-$(date +%F).tar.gz
+      redmica tenant export /secure/backup/tenants/
+      redmica tenant export - | gpg -e -r ops@example.com > tenants.tar.gpg
+    """
+    import sys
+
+    from redmica_ops.tenants.archive import write_export
+
+    if destination == "-" and app.output_format == "json":
+        raise UsageError("--output json cannot share stdout with the archive (DEST -)")
+    documents = app.registry().export_documents()
+    stdout = sys.stdout.buffer
+    written = write_export(
+        documents, destination, stdout, stdout_is_terminal=app.stdout_is_terminal()
+    )
+    message = f"exported {len(documents)} tenant document(s) to {written}"
+    return Done(
+        {"exported": sorted(documents), "destination": written},
+        # With DEST -, stdout carries the archive: the summary goes to stderr only.
+        messages=[message],
+    )
+
+
+@command(tenant, "import")
+@click.argument("source", metavar="SOURCE", type=click.Path(path_type=Path, exists=True))
+@yes_option
+@pass_app
+def import_(app: Application, source: Path, yes: bool) -> Done:
+    """Load a `tenant export` (directory, .tar or .tar.gz) into an empty bucket.
+
+    Every document is validated and checked for clashes before the first write; each is
+    created with its claims, conditionally (If-None-Match). A bucket that already holds tenant
+    documents is refused: merge with `redmica tenant sync` instead. Asks first on a terminal
+    (--yes without one).
+
+    \b
+    Examples:
+      redmica tenant import /secure/backup/tenants-2026-11-28.tar.gz --yes
+    """
+    from redmica_ops.tenants.archive import read_export
+
+    entries, problems = read_export(source)
+    if problems:
+        raise ValidationFailed(problems, message=_summary(problems, len(entries) + len(problems)))
+    registry = app.registry()
+    confirm(app, f"import {len(entries)} tenant(s) into s3://{app.bucket()}", yes)
+    done = registry.import_entries(entries)
+    return Done(
+        {"imported": done},
+        lambda out: out.success(f"imported {len(done)} tenant(s) into s3://{app.bucket()}"),
+    )

@@ -20,37 +20,68 @@ if TYPE_CHECKING:
 def list_(app: Application) -> Done:
     """List every tenant in the config bucket (all pages, fetched in parallel).
 
-    Documents that do not validate are listed as warnings, with their problems.
+    Each tenant has a status: ok, clash (it shares a sub_domain, db.name or s3 folder with a
+    tenant that keeps it, and is not served) or invalid (the document cannot be read or does
+    not validate; shown with its problems). The exit code is 1 when any tenant is not ok.
 
     \b
     Examples:
       redmica tenant list
-      redmica tenant list --output json | jq -r '.[] | select(.valid) | .tenant'
+      redmica tenant list --output json | jq -r '.[] | select(.status != "ok") | .key'
     """
+    from redmica_ops.tenants.selection import Reason, classify
     from redmica_ops.tenants.views import invalid_view, tenant_row, tenant_view
 
     settings = app.settings
-    listing = app.store().load_all()
+    registry = app.registry()
+    listing = registry.store.load_all()
+    clashes = {
+        e.tenant_id: list(e.problems)
+        for e in classify(listing, registry.claims.owner_of)
+        if e.reason is Reason.CLASH and e.tenant_id
+    }
     location = f"s3://{app.bucket()}/{settings.prefix}"
 
     def text(out: Output) -> None:
-        rows = [tenant_row(s, settings.domain, settings.db_host) for s in listing.tenants]
+        rows = [
+            [
+                *tenant_row(s, settings.domain, settings.db_host),
+                "CLASH" if s.tenant_id in clashes else "ok",
+            ]
+            for s in listing.tenants
+        ] + [[d.tenant_id or d.key, "", "", "", "", "INVALID"] for d in listing.invalid]
         out.table(
-            ["tenant", "site", "database", "attachments", "allowed ips"],
+            ["tenant", "site", "database", "attachments", "allowed ips", "status"],
             rows,
             drop_first=["attachments", "database"],
         )
-        out.info(f"{len(listing.tenants)} tenant(s) in {location}")
+        out.info(
+            f"{len(listing.tenants)} tenant(s) in {location}"
+            + (f", {len(clashes)} clashing" if clashes else "")
+            + (f", {len(listing.invalid)} invalid" if listing.invalid else "")
+        )
 
     warnings: list[str] = []
+    for tenant_id, problems in sorted(clashes.items()):
+        warnings.append(f"warning: tenant {tenant_id} clashes and is not served:")
+        warnings.extend(f"  {problem}" for problem in problems)
     for doc in listing.invalid:
         warnings.append(f"warning: {doc.key} is invalid and is not served:")
         warnings.extend(f"  {problem}" for problem in doc.problems)
+    if clashes or listing.invalid:
+        warnings.append(
+            "hint: see one with `redmica tenant show ID`, repair it with "
+            "`redmica tenant update ID -f FILE` or `redmica tenant edit ID`"
+        )
     return Done(
-        [tenant_view(s, settings.domain, settings.db_host) for s in listing.tenants]
+        [
+            tenant_view(s, settings.domain, settings.db_host, clashes.get(s.tenant_id, ()))
+            for s in listing.tenants
+        ]
         + [invalid_view(d) for d in listing.invalid],
         text,
         messages=warnings,
+        code=1 if clashes or listing.invalid else 0,
     )
 
 
@@ -61,7 +92,9 @@ def show(app: Application, tenant_id: str) -> Done:
     """Show one tenant's document (the password as ********).
 
     The output can be edited and fed back to `tenant update`: a password left as ********
-    keeps the stored one.
+    keeps the stored one. A document that does not validate is shown as stored (every
+    `password:` value redacted) with its problems, exit code 2: repair it with `tenant update`
+    or `tenant edit`.
 
     \b
     Examples:
@@ -69,15 +102,54 @@ def show(app: Application, tenant_id: str) -> Done:
       redmica tenant show acme > acme.yaml
       vi acme.yaml && redmica tenant update acme -f acme.yaml
     """
-    from redmica_ops.tenants.views import tenant_view
+    from redmica_ops.errors import ExitCode, ValidationFailed
+    from redmica_ops.tenants.store import StoredTenant
+    from redmica_ops.tenants.views import redacted_raw, tenant_view
 
     settings = app.settings
-    stored = app.store().get(tenant_id)
-    when = stored.last_modified.isoformat() if stored.last_modified else "?"
-    where = f"# s3://{app.bucket()}/{stored.key} version {stored.version_id} ({when})"
+    document = app.store().get_document(tenant_id)
+    when = document.last_modified.isoformat() if document.last_modified else "?"
+    where = f"# s3://{app.bucket()}/{document.key} version {document.version_id} ({when})"
+    if document.tenant is None:
+        shown = redacted_raw(document.raw)
+        error = ValidationFailed(
+            document.problems,
+            message=f"tenant {tenant_id}'s document is invalid and is not served",
+            hint=f"replace it: `redmica tenant update {tenant_id} -f FILE` or "
+            f"`redmica tenant edit {tenant_id}`",
+        )
+
+        def broken(out: Output) -> None:
+            out.text(shown)
+            out.info(where)
+            out.error(error)
+
+        return Done(
+            {
+                "tenant": tenant_id,
+                "valid": False,
+                "status": "invalid",
+                "key": document.key,
+                "etag": document.etag,
+                "version_id": document.version_id,
+                "text": shown,
+                "problems": [p.as_dict() for p in document.problems],
+            },
+            broken,
+            code=int(ExitCode.USAGE),
+        )
+    stored = StoredTenant(
+        tenant_id,
+        document.key,
+        document.tenant,
+        document.etag,
+        document.version_id,
+        document.last_modified,
+    )
+    yaml_text = document.tenant.to_yaml(redact=True)
 
     def text(out: Output) -> None:
-        out.text(stored.tenant.to_yaml(redact=True))
+        out.text(yaml_text)
         out.info(where)
 
     return Done(tenant_view(stored, settings.domain, settings.db_host), text)
