@@ -570,7 +570,7 @@ def test_edit_keeps_the_operators_text_on_conflict_and_resumes_from_it(
     app.edit_text = editor
     result = run("tenant", "edit", "acme", app=app)
     assert result.exit_code == 4
-    kept = Path(result.stderr.split("your edit is in ")[1].split(":")[0])
+    kept = Path(result.stderr.split("your edit is kept in ", 1)[1].split()[0])
     assert "sub_domain: acme-new" in kept.read_text()
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
 
