@@ -183,10 +183,19 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
     table = run("--domain", "example.com", "tenant", "list")
     assert table.exit_code == 0
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["tenant", "site", "database", "attachments", "allowed", "ips"]
-    assert lines[1].split()[:3] == ["acme", "acme.example.com", "acme@(db_host"]
+    assert lines[0].split() == [
+        "tenant",
+        "status",
+        "site",
+        "database",
+        "attachments",
+        "allowed",
+        "ips",
+    ]
+    assert lines[1].split()[:4] == ["acme", "active", "acme.example.com", "acme@(db_host"]
     assert lines[2].split() == [
         "beta",
+        "active",
         "beta.example.com",
         "beta@db.beta",
         "s3://redmica-attachments/beta",

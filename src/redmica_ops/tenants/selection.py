@@ -36,6 +36,11 @@ class Reason(Enum):
     # It shares a unique value with a tenant that keeps it. Its own database is still its
     # own, so it is still migrated; only its site is not served.
     CLASH = ("clash", frozenset({Use.SERVE}))
+    # Its life (docs/tenant-lifecycle.md): its host gets a maintenance page instead of the
+    # application (render does that from the status), so it is still "served"; it is not
+    # migrated in bulk: provisioning runs its own migrations, a suspended tenant only on request.
+    PROVISIONING = ("provisioning", frozenset({Use.MIGRATE}))
+    SUSPENDED = ("suspended", frozenset({Use.MIGRATE}))
 
     def __init__(self, label: str, blocks: frozenset[Use]) -> None:
         self.label = label
@@ -92,6 +97,12 @@ def classify(listing: Listing, precedence: Precedence = keeps_first) -> list[Exc
     exclusions = [
         Exclusion(doc.tenant_id, doc.key, Reason.INVALID, doc.problems) for doc in listing.invalid
     ]
+    for stored in listing.tenants:
+        status = stored.tenant.status
+        if status in ("provisioning", "suspended"):
+            reason = Reason.PROVISIONING if status == "provisioning" else Reason.SUSPENDED
+            why = Problem(stored.key, "status", f"the tenant is {status}")
+            exclusions.append(Exclusion(stored.tenant_id, stored.key, reason, [why]))
     kept: list[Entry] = []
     for stored in sorted(listing.tenants, key=precedence):
         clashes = conflicts_with(stored.entry, kept)
@@ -103,9 +114,26 @@ def classify(listing: Listing, precedence: Precedence = keeps_first) -> list[Exc
     return exclusions
 
 
-def select(listing: Listing, use: Use, precedence: Precedence = keeps_first) -> Selection:
-    """The tenants of `listing` fit for `use` (sorted by id), and the others with reasons."""
-    excluded = [e for e in classify(listing, precedence) if use in e.reason.blocks]
+def select(
+    listing: Listing,
+    use: Use,
+    precedence: Precedence = keeps_first,
+    include_suspended: bool = False,
+    include_provisioning: bool = False,
+) -> Selection:
+    """The tenants of `listing` fit for `use` (sorted by id), and the others with reasons.
+
+    `include_suspended`: suspended tenants count as fit (`migrate --include-suspended`, or a
+    tenant named on the command line); `include_provisioning`: so do provisioning ones (the
+    migrations of their own provisioning)."""
+    waived = {Reason.SUSPENDED} if include_suspended else set()
+    if include_provisioning:
+        waived.add(Reason.PROVISIONING)
+    excluded = [
+        e
+        for e in classify(listing, precedence)
+        if use in e.reason.blocks and e.reason not in waived
+    ]
     left_out = {e.tenant_id for e in excluded if e.tenant_id}
     eligible = sorted(
         (s for s in listing.tenants if s.tenant_id not in left_out), key=lambda s: s.tenant_id

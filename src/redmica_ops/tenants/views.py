@@ -17,6 +17,7 @@ def tenant_view(stored: StoredTenant, domain: str | None, db_host: str | None) -
     return {
         "tenant": stored.tenant_id,
         "valid": True,
+        "status": tenant.status,
         "host": host_for(tenant, domain),
         "effective_db_host": tenant.db.host or db_host,
         **document,
@@ -44,6 +45,7 @@ def tenant_row(stored: StoredTenant, domain: str | None, db_host: str | None) ->
     ips = t.properties.limit_ips
     return [
         stored.tenant_id,
+        t.status,
         host_for(t, domain) or t.sub_domain,
         f"{t.db.name}@{host}{port}",
         f"s3://{t.s3.bucket}/{t.s3.folder}",

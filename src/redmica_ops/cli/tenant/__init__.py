@@ -18,7 +18,13 @@ def tenant() -> None:
 
 
 def _register() -> None:
-    from redmica_ops.cli.tenant import add, change, files, read  # noqa: F401  (registers commands)
+    from redmica_ops.cli.tenant import (  # noqa: F401  (registers commands)
+        add,
+        change,
+        files,
+        lifecycle,
+        read,
+    )
 
 
 _register()

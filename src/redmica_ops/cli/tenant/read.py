@@ -36,7 +36,7 @@ def list_(app: Application) -> Done:
     def text(out: Output) -> None:
         rows = [tenant_row(s, settings.domain, settings.db_host) for s in listing.tenants]
         out.table(
-            ["tenant", "site", "database", "attachments", "allowed ips"],
+            ["tenant", "status", "site", "database", "attachments", "allowed ips"],
             rows,
             drop_first=["attachments", "database"],
         )
