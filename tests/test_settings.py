@@ -97,15 +97,7 @@ def test_bad_env_value_names_the_variable() -> None:
     assert str(caught.value.problems[0]).startswith("env REDMICA_PREFIX: prefix:")
 
 
-def test_config_show_lists_values_and_sources(
-    run: Invoke, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A short directory: the piped table is 200 columns wide and folds a long source path
-    # (pytest's own tmp_path grows with every run).
-    import tempfile
-
-    tmp_path = Path(tempfile.mkdtemp(prefix="cfg-"))
-    monkeypatch.chdir(tmp_path)
+def test_config_show_lists_values_and_sources(run: Invoke, tmp_path: Path) -> None:
     write_toml(tmp_path / "redmica.toml", 'domain = "redmine.example.com"\n')
     data = run("config", "show", "--output", "json", "--prefix", "t/", bucket=None).json()
     assert data["config_file"] == str(tmp_path / "redmica.toml")
