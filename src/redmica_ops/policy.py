@@ -40,9 +40,13 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ecs", "DescribeServices"): ("ecs:DescribeServices",),
     ("ecs", "UpdateService"): ("ecs:UpdateService",),
     ("sts", "GetCallerIdentity"): (),  # always allowed
+    # db.password_secret: a tenant's password read where its environment is built.
+    ("secretsmanager", "GetSecretValue"): ("secretsmanager:GetSecretValue",),
+    ("ssm", "GetParameter"): ("ssm:GetParameter",),
 }
 
 _TENANT_READ = {("s3", "ListObjectsV2"), ("s3", "GetObject")}
+_TENANT_SECRETS = {("secretsmanager", "GetSecretValue"), ("ssm", "GetParameter")}
 _MIGRATE = {
     ("s3", "PutObject"),  # run records
     ("ecs", "DescribeClusters"),
@@ -56,14 +60,15 @@ _MIGRATE = {
 # What each principal's code paths call.
 ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
     # The app container: `entrypoint serve` and `entrypoint run-tenant` (which writes the
-    # tenant's result object under the runs prefix).
-    "container": frozenset(_TENANT_READ | {("s3", "PutObject")}),
+    # tenant's result object under the runs prefix, and reads db.password_secret secrets).
+    "container": frozenset(_TENANT_READ | _TENANT_SECRETS | {("s3", "PutObject")}),
     # The scheduled job: `migrate --all --no-wait`, `--resume`, collecting and reading run
     # records; it reads the service to migrate the revision the service runs.
     "migrator": frozenset(_TENANT_READ | _MIGRATE | {("ecs", "DescribeServices")}),
     # An operator running any redmica command.
     "operator": frozenset(
         _TENANT_READ
+        | _TENANT_SECRETS  # `render vhosts` and local migrations read them too
         | _MIGRATE
         | {
             ("s3", "HeadObject"),
@@ -97,6 +102,7 @@ class PolicyScope:
     family: str | None = None
     kms_key_arn: str | None = None
     pass_roles: tuple[str, ...] = ()
+    secrets_prefix: str = "redmica/tenants/"
 
     def ecs(self, resource: str) -> str:
         return f"arn:{self.partition}:ecs:{self.region}:{self.account}:{resource}"
@@ -137,6 +143,7 @@ def scope_for(
     task_definition: str | None = None,
     pass_roles: Sequence[str] = (),
     task_roles: Callable[[str], Sequence[str]] | None = None,
+    secrets_prefix: str = "redmica/tenants/",
 ) -> PolicyScope:
     """The resources `role`'s policy is scoped to, from the settings.
 
@@ -160,6 +167,7 @@ def scope_for(
         family=family,
         kms_key_arn=kms_key_arn(kms_key_id, partition, region, account) if kms_key_id else None,
         pass_roles=tuple(roles),
+        secrets_prefix=secrets_prefix,
     )
 
 
@@ -205,6 +213,15 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         [s3],
     )
     add("ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"])
+    region_account = f"{scope.region}:{scope.account}"
+    add(
+        "ReadTenantPasswordSecrets",
+        ["secretsmanager:GetSecretValue", "ssm:GetParameter"],
+        [
+            f"arn:{scope.partition}:secretsmanager:{region_account}:secret:{scope.secrets_prefix}*",
+            f"arn:{scope.partition}:ssm:{region_account}:parameter/{scope.secrets_prefix}*",
+        ],
+    )
     add(
         "WriteTenants",
         ["s3:PutObject", "s3:DeleteObject"] if role == "operator" else [],

@@ -107,6 +107,7 @@ def iam_policy(
         task_definition=settings.task_definition,
         pass_roles=pass_role,
         task_roles=task_roles,
+        secrets_prefix=settings.tenant_secrets_prefix,
     )
     document = policy_document(role, scope)
     return Done(document, lambda out: out.data(document))

@@ -68,7 +68,15 @@ def serve(app: Application, strict: bool, no_check: bool) -> Done:
     vhost_settings = VhostSettings.from_settings(settings, budget)
     store = app.store()
     out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
-    plan = plan_serve(store.load_all(), vhost_settings, strict, master_secret=master)
+    from redmica_ops.tenants.passwords import PasswordResolver
+
+    plan = plan_serve(
+        store.load_all(),
+        vhost_settings,
+        strict,
+        master_secret=master,
+        passwords=PasswordResolver(app.clients()),
+    )
     pool = plan.pool
     out.info(
         f"entrypoint: pool {pool.max_pool_size} processes ({pool.pool_source}) from "
@@ -136,8 +144,17 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
         raise click.UsageError("give the command after --, e.g. -- bundle exec rake db:migrate")
     stored = app.store().get(tenant_id)
     # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
+    password = None
+    if stored.tenant.db.password_secret is not None:
+        from redmica_ops.tenants.passwords import PasswordResolver
+
+        password = PasswordResolver(app.clients()).resolve(stored.tenant.db.password_secret)
     tenant_env = tenant_environment(
-        tenant_id, stored.tenant, app.settings.db_host, master_secret=master_secret(app.env)
+        tenant_id,
+        stored.tenant,
+        app.settings.db_host,
+        master_secret=master_secret(app.env),
+        password=password,
     )
     env = {**app.env, **tenant_env}
     app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")

@@ -7,14 +7,24 @@ invalid document, a clash) is skipped and named loudly instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from redmica_ops.capacity import PoolSettings
 from redmica_ops.container.vhosts import VhostSettings, derive_pool_for, render_vhosts
 from redmica_ops.errors import Problem, ValidationFailed
+from redmica_ops.tenants.model import Entry
 from redmica_ops.tenants.selection import Use, select
 from redmica_ops.tenants.store import Listing
+
+
+class PasswordSource(Protocol):
+    """Reads the passwords of tenants whose document names a secret (tenants.passwords)."""
+
+    def resolve_entries(
+        self, entries: Iterable[Entry]
+    ) -> tuple[dict[str, str], dict[str, list[Problem]]]: ...
 
 
 @dataclass
@@ -32,17 +42,23 @@ def plan_serve(
     strict: bool,
     *,
     master_secret: str | None = None,
-    passwords: Mapping[str, str] | None = None,
+    passwords: PasswordSource | None = None,
 ) -> ServePlan:
     selection = select(listing, Use.SERVE)
     skipped = {e.name: list(e.problems) for e in selection.excluded}
+    kept = selection.entries()
+    resolved: dict[str, str] = {}
+    if passwords is not None:
+        # A secret that cannot be read sets its tenant aside, like an invalid document.
+        resolved, failed = passwords.resolve_entries(kept)
+        skipped.update(failed)
+        kept = [e for e in kept if e.tenant_id not in failed]
     if strict and skipped:
         raise ValidationFailed(
-            selection.problems,
+            [p for found in skipped.values() for p in found],
             hint="without --strict these tenants are skipped",
             message=f"{len(skipped)} tenant(s) cannot be served (--strict)",
         )
-    kept = selection.entries()
     warnings = []
     limited = [e.tenant_id for e in kept if e.tenant.properties.limit_ips]
     if limited and not settings.trusted_proxies:
@@ -53,6 +69,6 @@ def plan_serve(
         )
     pool = derive_pool_for(settings, len(kept))
     text = render_vhosts(
-        kept, settings, master_secret=master_secret, passwords=passwords, pool=pool
+        kept, settings, master_secret=master_secret, passwords=resolved, pool=pool
     )
-    return ServePlan(text, [s.tenant_id for s in selection.eligible], pool, skipped, warnings)
+    return ServePlan(text, [e.tenant_id for e in kept], pool, skipped, warnings)

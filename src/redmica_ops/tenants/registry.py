@@ -41,9 +41,9 @@ from redmica_ops.tenants.store import (
 
 def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
     """`tenant show` prints the password as ********; feeding that back keeps the stored one."""
-    if new.db.password.get_secret_value() != REDACTED:
+    if new.db.password is None or new.db.password.get_secret_value() != REDACTED:
         return new
-    if old is None:
+    if old is None or old.db.password is None:
         raise ValidationFailed(
             [
                 Problem(
@@ -54,7 +54,7 @@ def keep_password_if_redacted(new: Tenant, old: Tenant | None) -> Tenant:
             ],
             before_writing=True,
         )
-    return new.with_password(SecretStr(old.db.password.get_secret_value()))
+    return new.with_password(SecretStr(old.db.password_value()))
 
 
 def _uniqueness_problems(candidates: Iterable[Entry], others: Iterable[Entry]) -> list[Problem]:
