@@ -42,6 +42,14 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ecs", "StopTask"): ("ecs:StopTask",),
     ("ecs", "DescribeServices"): ("ecs:DescribeServices",),
     ("ecs", "UpdateService"): ("ecs:UpdateService",),
+    # Judging rollouts with the service-deployments API (and falling back without it).
+    ("ecs", "ListServiceDeployments"): ("ecs:ListServiceDeployments",),
+    # StopServiceDeployment is called only to abort a failed rollout; it goes with Describe
+    # so that the recorded-calls test (where rollouts succeed) keeps the abort permitted.
+    ("ecs", "DescribeServiceDeployments"): (
+        "ecs:DescribeServiceDeployments",
+        "ecs:StopServiceDeployment",
+    ),
     ("sts", "GetCallerIdentity"): (),  # always allowed
     # db.password_secret: a tenant's password read where its environment is built.
     ("secretsmanager", "GetSecretValue"): ("secretsmanager:GetSecretValue",),
@@ -85,6 +93,8 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("ecs", "ListTaskDefinitions"),
             ("ecs", "DescribeServices"),
             ("ecs", "UpdateService"),
+            ("ecs", "ListServiceDeployments"),
+            ("ecs", "DescribeServiceDeployments"),
             ("sts", "GetCallerIdentity"),
         }
     ),
@@ -287,8 +297,13 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         if scope.service:
             add(
                 "DeployService",
-                ["ecs:DescribeServices", "ecs:UpdateService"],
+                ["ecs:DescribeServices", "ecs:UpdateService", "ecs:ListServiceDeployments"],
                 [scope.ecs(f"service/{scope.cluster}/{scope.service}")],
+            )
+            add(
+                "FollowServiceDeployments",
+                ["ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"],
+                [scope.ecs(f"service-deployment/{scope.cluster}/{scope.service}/*")],
             )
     # These ECS actions do not support resource-level permissions.
     add(

@@ -15,6 +15,7 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import confirm, global_options, pass_app, yes_option
 
 if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
     from redmica_ops.cli.reports import ReleaseResult, RolloutResult, StatusResult
     from redmica_ops.cli.result import CommandResult
 
@@ -52,6 +53,13 @@ def wait_options(func: F) -> F:
 @wait_options
 @click.option("--no-rollback", is_flag=True, help="on failure, leave the service as it is")
 @yes_option
+@click.option(
+    "--diff",
+    "--dry-run",
+    "diff",
+    is_flag=True,
+    help="show what would change and stop: exit 0 no change, 1 changes, 2 error",
+)
 @global_options(hidden=True)
 @pass_app
 def deploy(
@@ -62,7 +70,8 @@ def deploy(
     no_wait: bool,
     no_rollback: bool,
     yes: bool,
-) -> RolloutResult:
+    diff: bool,
+) -> CommandResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
 
     The new revision equals the service's current one except the container's image (roles,
@@ -72,19 +81,59 @@ def deploy(
     (exit 1), and the service is rolled back to the previous revision unless --no-rollback.
     Asks first on a terminal (--yes for scripts).
 
+    --diff (or --dry-run) reads the service and its task definition, prints the change (images,
+    environment, secrets by name, sizes) and registers nothing: exit 0 when nothing would
+    change, 1 when something would, 2 when it cannot tell (so CI can gate on it). --image must
+    be an image reference with a tag or digest.
+
     \b
     Examples:
       redmica deploy --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/redmica:2026.11.26
       redmica deploy --image registry.example.com/redmica:v6 --yes --timeout 900 --output json
+      redmica deploy --image registry.example.com/redmica:v7 --diff
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.deploy import deploy as verb
 
+    if diff:
+        return _plan(app, image, container)
+    _check_image(image)  # before the question, like a missing setting
     confirm(app, f"deploy {image} to {_service(app)}", yes)
     request = verb.DeployRequest(
         image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
     )
     return RolloutResult(verb.run(request, app.workspace()))
+
+
+def _check_image(image: str) -> None:
+    from redmica_ops.deploy.model import check_image_reference
+    from redmica_ops.errors import UsageError
+
+    if problem := check_image_reference(image):
+        raise UsageError(
+            f"--image {problem}",
+            "e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/redmica:2026.11.26",
+        )
+
+
+def _plan(app: Application, image: str, container: str | None) -> CommandResult:
+    from redmica_ops.cli.result import Done
+    from redmica_ops.deploy import plan
+    from redmica_ops.errors import ExitCode, RedmicaError
+
+    try:
+        outcome = plan.run(plan.DiffRequest(image, container), app.workspace())
+    except RedmicaError as error:
+        # --diff follows copilot's convention for CI gates: 2 means "could not tell".
+        error.exit_code = ExitCode.USAGE
+        raise
+    lines = outcome.lines()
+
+    def text(out: Output) -> None:
+        for line in lines:
+            out.text(line)
+
+    return Done(outcome.as_dict(), text=text, code=outcome.exit_code)
 
 
 @click.command()

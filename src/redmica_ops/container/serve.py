@@ -68,7 +68,5 @@ def plan_serve(
             "trusted_proxies: behind a load balancer they see its address, not the client's"
         )
     pool = derive_pool_for(settings, len(kept))
-    text = render_vhosts(
-        kept, settings, master_secret=master_secret, passwords=resolved, pool=pool
-    )
+    text = render_vhosts(kept, settings, master_secret=master_secret, passwords=resolved, pool=pool)
     return ServePlan(text, [e.tenant_id for e in kept], pool, skipped, warnings)
