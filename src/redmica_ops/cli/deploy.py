@@ -97,8 +97,9 @@ def deploy(
 
     if diff:
         return _plan(app, image, container)
-    _check_image(image)  # before the question, like a missing setting
-    confirm(app, f"deploy {image} to {_service(app)}", yes)
+    target = _service(app)  # a missing setting fails first,
+    _check_image(image)  # then a bad image, both before the question
+    confirm(app, f"deploy {image} to {target}", yes)
     request = verb.DeployRequest(
         image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
     )
