@@ -187,17 +187,9 @@ def _provision(
     fail_images: frozenset[str],
     cells: int = 0,
 ) -> Sandbox:
-    import boto3
-
     host = f"[{server.host}]" if ":" in server.host else server.host
     endpoint = f"http://{host}:{server.port}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=region,
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = _session(region).client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     # Set up like the CloudFormation stack's bucket, so `redmica doctor` has nothing to fail.
@@ -227,41 +219,61 @@ def _provision(
     return Sandbox(server, endpoint, bucket, region, settings)
 
 
-def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
-    """A cluster and a Fargate task definition like the real app's, for `migrate` demos."""
+def _session(region: str) -> Any:
+    """A boto3 session with the sandbox's fake credentials: never the operator's own."""
     import boto3
 
-    session = boto3.session.Session(
+    return boto3.session.Session(
         aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         region_name=region,
     )
-    ecs = session.client("ecs", endpoint_url=endpoint)
-    ec2 = session.client("ec2", endpoint_url=endpoint)
-    ecs.create_cluster(clusterName=SANDBOX_CLUSTER)
+
+
+def _register_app(
+    ecs: Any, family: str, *, cpu: int, memory: int, extra: dict[str, object]
+) -> None:
+    """A Fargate task definition of the app's shape (one container running `entrypoint serve`)."""
     ecs.register_task_definition(
-        family=SANDBOX_FAMILY,
+        family=family,
         networkMode="awsvpc",
         requiresCompatibilities=["FARGATE"],
-        cpu="256",
-        memory="512",
+        cpu=str(cpu),
+        memory=str(memory),
         containerDefinitions=[
             {
                 "name": SANDBOX_CONTAINER,
                 "image": "redmica-app:sandbox",
-                "memory": 512,
+                "memory": memory,
                 "entryPoint": ["redmica", "entrypoint"],
                 "command": ["serve"],
-                "logConfiguration": {
-                    "logDriver": "awslogs",
-                    "options": {
-                        "awslogs-group": "/redmica/sandbox",
-                        "awslogs-region": region,
-                        "awslogs-stream-prefix": "migrate",
-                    },
-                },
+                **extra,
             }
         ],
+    )
+
+
+def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
+    """A cluster and a Fargate task definition like the real app's, for `migrate` demos."""
+    session = _session(region)
+    ecs = session.client("ecs", endpoint_url=endpoint)
+    ec2 = session.client("ec2", endpoint_url=endpoint)
+    ecs.create_cluster(clusterName=SANDBOX_CLUSTER)
+    _register_app(
+        ecs,
+        SANDBOX_FAMILY,
+        cpu=256,
+        memory=512,
+        extra={
+            "logConfiguration": {
+                "logDriver": "awslogs",
+                "options": {
+                    "awslogs-group": "/redmica/sandbox",
+                    "awslogs-region": region,
+                    "awslogs-stream-prefix": "migrate",
+                },
+            }
+        },
     )
     subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
     # A service that is already steady (moto reads this when it creates one; our server runs in
@@ -305,13 +317,7 @@ def _count_tasks(service: Any) -> None:
 def _create_cells(endpoint: str, region: str, count: int) -> dict[str, str]:
     """`count` cells (docs/cells.md): a task definition family, a load balancer and a service
     each in one cluster, and the hosted zone of the sandbox domain for the tenants' records."""
-    import boto3
-
-    session = boto3.session.Session(
-        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        region_name=region,
-    )
+    session = _session(region)
     ecs = session.client("ecs", endpoint_url=endpoint)
     ec2 = session.client("ec2", endpoint_url=endpoint)
     elbv2 = session.client("elbv2", endpoint_url=endpoint)
@@ -322,22 +328,12 @@ def _create_cells(endpoint: str, region: str, count: int) -> dict[str, str]:
     entries = []
     for name in CELL_NAMES[:count]:
         family = f"redmica-{name}"
-        ecs.register_task_definition(
-            family=family,
-            networkMode="awsvpc",
-            requiresCompatibilities=["FARGATE"],
-            cpu="1024",
-            memory="4096",
-            containerDefinitions=[
-                {
-                    "name": SANDBOX_CONTAINER,
-                    "image": "redmica-app:sandbox",
-                    "memory": 4096,
-                    "entryPoint": ["redmica", "entrypoint"],
-                    "command": ["serve"],
-                    "environment": [{"name": "REDMICA_CELL", "value": name}],
-                }
-            ],
+        _register_app(
+            ecs,
+            family,
+            cpu=1024,
+            memory=4096,
+            extra={"environment": [{"name": "REDMICA_CELL", "value": name}]},
         )
         balancer = elbv2.create_load_balancer(Name=family, Subnets=subnets)["LoadBalancers"][0]
         group = elbv2.create_target_group(
