@@ -9,6 +9,7 @@ import boto3
 
 from redmica_ops.cli.app import Application
 from redmica_ops.runs.pacing import FakeClock
+from tests.conftest import Invoke, tenant_yaml
 
 DOMAIN = "example.com"
 
@@ -88,6 +89,15 @@ def moto_cells(
         "REDMICA_SUBNETS": subnets[0],
         "REDMICA_TASK_DEFINITION": f"redmica-{names[0]}",
     }
+
+
+def add_tenant(run: Invoke, env: dict[str, str], name: str, *extra: str) -> Any:
+    """`tenant add NAME -f -` (the test document) with EXTRA flags, in the cells set-up."""
+    result = run(
+        "tenant", "add", name, "-f", "-", *extra, input=tenant_yaml(name), app=cells_app(env)
+    )
+    assert result.exit_code == 0, result.output
+    return result
 
 
 def cells_app(env: dict[str, str], **extra: str) -> Application:

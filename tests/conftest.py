@@ -136,6 +136,25 @@ def tenant_yaml(name: str, password: str = CANARY_PASSWORD, **overrides: Any) ->
     return yaml.safe_dump(tenant_document(name, password, **overrides), sort_keys=False)
 
 
+def tenant_add_flags(name: str) -> list[str]:
+    """`tenant add NAME`'s flag form with the least a tenant needs (its password comes apart)."""
+    return [
+        "tenant",
+        "add",
+        name,
+        "--db-name",
+        name,
+        "--db-user",
+        name,
+        "--s3-bucket",
+        "redmica-attachments",
+        "--s3-folder",
+        name,
+        "--sub-domain",
+        name,
+    ]
+
+
 @dataclass
 class CliResult:
     exit_code: int

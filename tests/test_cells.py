@@ -11,6 +11,7 @@ import yaml
 from mypy_boto3_s3 import S3Client
 
 from tests.cells_support import DOMAIN, cells_app, moto_cells, routed
+from tests.cells_support import add_tenant as add
 from tests.conftest import BUCKET, Invoke, tenant_yaml
 
 
@@ -29,14 +30,6 @@ def cells_of(s3: S3Client) -> dict[str, str | None]:
 
 def expected_routes(s3: S3Client) -> dict[str, str]:
     return {f"{t}.{DOMAIN}": cell or "a" for t, cell in cells_of(s3).items()}
-
-
-def add(run: Invoke, env: dict[str, str], name: str, *extra: str) -> Any:
-    result = run(
-        "tenant", "add", name, "-f", "-", *extra, input=tenant_yaml(name), app=cells_app(env)
-    )
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def test_add_places_in_the_roomiest_cell_and_routes_it(

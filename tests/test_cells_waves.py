@@ -9,8 +9,8 @@ from mypy_boto3_s3 import S3Client
 from redmica_ops.cells.config import Cell
 from redmica_ops.cells.waves import plan_waves
 from redmica_ops.errors import UsageError
-from tests.cells_support import cells_app, fail_rollouts, moto_cells
-from tests.conftest import Invoke, tenant_yaml
+from tests.cells_support import add_tenant, cells_app, fail_rollouts, moto_cells
+from tests.conftest import Invoke
 
 
 def revisions() -> dict[str, str]:
@@ -109,18 +109,7 @@ def test_release_migrates_each_cell_before_deploying_it_and_stops_on_a_failed_ce
 
     env = moto_cells()
     for name, cell in (("t1", "a"), ("t2", "b"), ("t3", "c")):
-        added = run(
-            "tenant",
-            "add",
-            name,
-            "-f",
-            "-",
-            "--cell",
-            cell,
-            input=tenant_yaml(name),
-            app=cells_app(env),
-        )
-        assert added.exit_code == 0, added.output
+        add_tenant(run, env, name, "--cell", cell)
     with moto_ecs_spy(monkeypatch) as spy:
         spy.exit_codes = {"t2": 1}  # cell b's tenant fails to migrate
         result = run("release", "--image", "redmica:2", "--yes", "-O", "json", app=cells_app(env))
@@ -163,18 +152,7 @@ def test_migrate_a_cell_with_its_revision_and_report_per_cell(
 
     env = moto_cells()
     for name, cell in (("t1", "a"), ("t2", "b"), ("t3", "b")):
-        added = run(
-            "tenant",
-            "add",
-            name,
-            "-f",
-            "-",
-            "--cell",
-            cell,
-            input=tenant_yaml(name),
-            app=cells_app(env),
-        )
-        assert added.exit_code == 0, added.output
+        add_tenant(run, env, name, "--cell", cell)
     assert (
         run("deploy", "--image", "redmica:2", "--cell", "b", "--yes", app=cells_app(env)).exit_code
         == 0

@@ -29,7 +29,7 @@ from redmica_ops.aws import ClientFactory
 from redmica_ops.cli.app import Application
 from redmica_ops.settings import Settings
 from tests.conftest import BUCKET as LOCAL_BUCKET
-from tests.conftest import CANARY_PASSWORD, Invoke, tenant_yaml
+from tests.conftest import CANARY_PASSWORD, Invoke, tenant_add_flags, tenant_yaml
 
 REDMICA = str(Path(sys.executable).parent / "redmica")
 BUCKET = "redmica-fleet-test"
@@ -221,19 +221,7 @@ def test_a_lost_response_to_tenant_add_is_success_with_one_version(
     result = run(
         "--endpoint-url",
         server.url,
-        "tenant",
-        "add",
-        "acme",
-        "--db-name",
-        "acme",
-        "--db-user",
-        "acme",
-        "--s3-bucket",
-        "redmica-attachments",
-        "--s3-folder",
-        "acme",
-        "--sub-domain",
-        "acme",
+        *tenant_add_flags("acme"),
         "--generate-password",
         "--show-generated-password",
         app=app,
@@ -489,19 +477,7 @@ def test_password_from_stdin_on_a_terminal_is_prompted_without_echo(
 
     app.read_secret = read_secret
     result = run(
-        "tenant",
-        "add",
-        "acme",
-        "--db-name",
-        "acme",
-        "--db-user",
-        "acme",
-        "--s3-bucket",
-        "redmica-attachments",
-        "--s3-folder",
-        "acme",
-        "--sub-domain",
-        "acme",
+        *tenant_add_flags("acme"),
         "--db-password-stdin",
         app=app,
     )

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -18,7 +19,7 @@ import yaml
 from moto.server import ThreadedMotoServer
 from mypy_boto3_s3 import S3Client
 
-from tests.conftest import CANARY_PASSWORD, EXAMPLES, tenant_yaml
+from tests.conftest import CANARY_PASSWORD, EXAMPLES, tenant_add_flags, tenant_yaml
 
 pytestmark = pytest.mark.subprocess
 REDMICA = str(Path(sys.executable).parent / "redmica")
@@ -90,19 +91,7 @@ def test_twenty_concurrent_processes_add_one_id(server: str, bucket: S3Client) -
 def test_password_never_reaches_argv_or_output(server: str, bucket: S3Client) -> None:
     result = redmica(
         server,
-        "tenant",
-        "add",
-        "acme",
-        "--db-name",
-        "acme",
-        "--db-user",
-        "acme",
-        "--s3-bucket",
-        "redmica-attachments",
-        "--s3-folder",
-        "acme",
-        "--sub-domain",
-        "acme",
+        *tenant_add_flags("acme"),
         "--db-password-stdin",
         stdin=CANARY_PASSWORD + "\n",
     )
@@ -150,11 +139,15 @@ def test_offline_paths_import_no_boto3(args: list[str], code: int) -> None:
     assert f"PROBE {code} []" in result.stderr, result.stderr
 
 
-def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env_file = tmp_path / "sandbox.env"
+@contextmanager
+def running_sandbox(
+    env_file: Path, *args: str
+) -> Iterator[tuple[dict[str, str], subprocess.Popen[str]]]:
+    """`redmica sandbox ARGS` in its own process, ready (its env file written), stopped with
+    SIGTERM on leaving; yields the environment a child command needs and the process."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     process = subprocess.Popen(
-        [REDMICA, "sandbox", "--env-file", str(env_file)],
+        [REDMICA, "sandbox", *args, "--env-file", str(env_file)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -169,8 +162,17 @@ def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         exports = dict(
             line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
         )
-        assert exports["REDMICA_BUCKET"] == "redmica-config"
-        child_env = {**env, **exports}
+        yield {**env, **exports}, process
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    with running_sandbox(env_file) as (child_env, process):
+        assert child_env["REDMICA_BUCKET"] == "redmica-config"
         added = subprocess.run(
             [REDMICA, "tenant", "add", "acme", "-f", str(EXAMPLES / "tenants" / "acme.yaml")],
             env=child_env,
@@ -181,13 +183,12 @@ def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert added.returncode == 0, added.stderr
         s3 = boto3.client(
             "s3",
-            endpoint_url=exports["AWS_ENDPOINT_URL"],
+            endpoint_url=child_env["AWS_ENDPOINT_URL"],
             region_name="us-east-1",
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
         assert s3.get_bucket_versioning(Bucket="redmica-config")["Status"] == "Enabled"
-    finally:
         process.send_signal(signal.SIGTERM)
         stdout, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
@@ -197,26 +198,8 @@ def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
 
 
 def test_sandbox_with_cells_places_and_routes_tenants(tmp_path: Path) -> None:
-    env_file = tmp_path / "cells.env"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    process = subprocess.Popen(
-        [REDMICA, "sandbox", "--cells", "2", "--env-file", str(env_file)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not env_file.exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "sandbox did not become ready"
-            time.sleep(0.05)
-        exports = dict(
-            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
-        )
-        assert exports["REDMICA_CELLS"] == "a=redmica-a,b=redmica-b"
-        child_env = {**env, **exports}
+    with running_sandbox(tmp_path / "cells.env", "--cells", "2") as (child_env, process):
+        assert child_env["REDMICA_CELLS"] == "a=redmica-a,b=redmica-b"
 
         def redmica(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
@@ -230,7 +213,6 @@ def test_sandbox_with_cells_places_and_routes_tenants(tmp_path: Path) -> None:
         assert [(c["cell"], c["tenants"]) for c in cells] == [("a", 1), ("b", 1)]
         routes = redmica("cells", "routes")
         assert routes.returncode == 0, routes.stdout + routes.stderr
-    finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
     assert process.returncode == 0
