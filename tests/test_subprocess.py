@@ -216,3 +216,87 @@ def test_sandbox_with_cells_places_and_routes_tenants(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=30)
     assert process.returncode == 0
+
+
+def test_kill_9_mid_run_then_resume_launches_each_tenant_once(
+    server: str, bucket: S3Client, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A real SIGKILL of `migrate --all` (no handler, no finally runs), then `--resume`."""
+    from redmica_ops.tenants.model import parse_tenant
+    from redmica_ops.tenants.store import TenantStore
+    from tests.ecs_support import moto_ecs_spy
+
+    ecs = boto3.client("ecs", endpoint_url=server, region_name="us-east-1")
+    ec2 = boto3.client("ec2", endpoint_url=server, region_name="us-east-1")
+    ecs.create_cluster(clusterName="kill-test")
+    ecs.register_task_definition(
+        family="kill-test",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="256",
+        memory="512",
+        containerDefinitions=[{"name": "app", "image": "example/redmica:1", "memory": 512}],
+    )
+    names = [f"k{i}" for i in range(5)]
+    store = TenantStore(bucket, BUCKET)
+    for name in names:
+        store.create(name, parse_tenant(name, tenant_yaml(name).encode(), name))
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": server,
+        "REDMICA_BUCKET": BUCKET,
+        "REDMICA_CLUSTER": "kill-test",
+        "REDMICA_TASK_DEFINITION": "kill-test",
+        "REDMICA_CONTAINER": "app",
+        "REDMICA_SUBNETS": ec2.describe_subnets()["Subnets"][0]["SubnetId"],
+        "REDMICA_TENANTS_PER_TASK": "1",
+        "REDMICA_POLL_INTERVAL": "0.2",
+    }
+    with moto_ecs_spy(monkeypatch) as spy:
+        process = subprocess.Popen(
+            [REDMICA, "migrate", "--all", "--concurrency", "1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            # Killed once its record says a tenant is running: mid-run, tasks in flight.
+            while True:
+                assert process.poll() is None, "the run ended before it could be killed"
+                assert time.monotonic() < deadline, "no tenant ever started"
+                keys = [
+                    o["Key"]
+                    for o in bucket.list_objects_v2(Bucket=BUCKET, Prefix="runs/").get(
+                        "Contents", []
+                    )
+                    if o["Key"].count("/") == 1 and o["Key"].endswith(".json")
+                ]
+                if keys:
+                    record = json.loads(
+                        bucket.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read()
+                    )
+                    states = [t["status"] for t in record["tenants"].values()]
+                    if "running" in states:
+                        break
+                time.sleep(0.05)
+            process.kill()
+        finally:
+            process.wait(timeout=30)
+        assert process.returncode == -signal.SIGKILL
+        run_id = keys[0].removeprefix("runs/").removesuffix(".json")
+        before = json.loads(bucket.get_object(Bucket=BUCKET, Key=keys[0])["Body"].read())
+        assert before["state"] == "running", "a killed CLI leaves the run as last saved"
+        resumed = subprocess.run(
+            [REDMICA, "migrate", "--resume", run_id, "-O", "json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert resumed.returncode == 0, resumed.stderr
+    report = json.loads(resumed.stdout)
+    assert report["state"] == "finished"
+    assert report["summary"] == {"succeeded": len(names)}
+    assert sorted(spy.launched) == names, "each tenant launched exactly once"
