@@ -174,3 +174,92 @@ def test_run_tenant_runs_a_batch_in_turn_and_one_failure_hides_nothing(
     alone = Application(env={k: v for k, v in os.environ.items() if k != "REDMICA_RUN_ID"})
     refused = run("entrypoint", "run-tenant", "beta,acme", "--", "true", app=alone)
     assert refused.exit_code == 2
+
+
+def test_skip_current_on_ecs_learns_the_fingerprint_from_a_probe_task_or_an_earlier_run(
+    s3: S3Client, run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ECS path of --skip-current (the image's migrations are not known on this host):
+    same image as an earlier run -> its fingerprint; a new image -> one probe task first."""
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    from tests.ecs_support import create_ecs_target, moto_ecs_spy
+    from tests.test_migrate_cli import make_app
+
+    seed(s3, "acme", "beta", "gamma")
+    env = create_ecs_target()
+    migrations = {"example/redmica:1": "mig-1", "example/redmica:2": "mig-1"}
+    with moto_ecs_spy(monkeypatch) as spy:
+        spied = EC2ContainerServiceBackend.run_task
+
+        def run_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+            """What the task's run-tenant does: one result object per tenant, with the
+            fingerprint of the migrations in the task's image (and no image: moto has no
+            task metadata endpoint, so the run's own target image must do)."""
+            tasks = spied(self, *args, **kwargs)
+            store = ResultStore(s3, BUCKET)
+            for task in tasks:
+                container = task.overrides["containerOverrides"][0]
+                variables = {e["name"]: e["value"] for e in container["environment"]}
+                definition = self.describe_task_definition(task.task_definition_arn)
+                image = definition.container_definitions[0]["image"]
+                for tenant in container["command"][1].split(","):
+                    store.put(
+                        TenantResult(
+                            variables["REDMICA_RUN_ID"],
+                            tenant,
+                            int(variables["REDMICA_ATTEMPT"]),
+                            0,
+                            "s",
+                            "e",
+                            fingerprint=migrations[image],
+                        )
+                    )
+            return tasks
+
+        monkeypatch.setattr(EC2ContainerServiceBackend, "run_task", run_task)
+        base = ("migrate", "--all", "-O", "json")
+        first = run(*base, app=make_app(env))
+        assert first.exit_code == 0, first.output
+        assert sorted(spy.launched) == ["acme", "beta", "gamma"]
+
+        same = run(*base, "--skip-current", app=make_app(env))
+        assert same.exit_code == 0, same.output
+        assert same.json()["summary"] == {"skipped": 3}
+        assert len(spy.launched) == 3, "the earlier run of this image told its fingerprint"
+
+        # A release with no new migration: a new image, the same migrations.
+        import boto3
+
+        boto3.client("ecs").register_task_definition(
+            family=env["REDMICA_TASK_DEFINITION"],
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {"name": env["REDMICA_CONTAINER"], "image": "example/redmica:2", "memory": 512}
+            ],
+        )
+        probed = run(*base, "--skip-current", app=make_app(env))
+        assert probed.exit_code == 0, probed.output
+        assert "the image's migrations are unknown; acme goes first" in probed.stderr
+        assert probed.json()["summary"] == {"skipped": 2, "succeeded": 1}
+        assert spy.launched[3:] == ["acme"], "only the probe task ran"
+
+        # A new migration in the next image: the probe says so and everyone runs.
+        migrations["example/redmica:3"] = "mig-2"
+        boto3.client("ecs").register_task_definition(
+            family=env["REDMICA_TASK_DEFINITION"],
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {"name": env["REDMICA_CONTAINER"], "image": "example/redmica:3", "memory": 512}
+            ],
+        )
+        changed = run(*base, "--skip-current", app=make_app(env))
+    assert changed.exit_code == 0, changed.output
+    assert changed.json()["summary"] == {"succeeded": 3}
+    assert sorted(spy.launched[4:]) == ["acme", "beta", "gamma"]

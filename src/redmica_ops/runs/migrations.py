@@ -308,11 +308,15 @@ def last_fingerprints(
             record = store.load(run_id)
         except RedmicaError:
             continue
+        # The image a task reported (its metadata endpoint), else the one the run launched:
+        # a task definition revision is immutable, so that is the image the task ran.
+        launched = record.target.get("image")
         for run in record.tenants.values():
             if run.status == Status.SUCCEEDED and run.fingerprint:
                 by_tenant.setdefault(run.tenant, run.fingerprint)
-                if run.image:
-                    by_image.setdefault(run.image, run.fingerprint)
+                image = run.image or (launched if isinstance(launched, str) else None)
+                if image:
+                    by_image.setdefault(image, run.fingerprint)
     return by_tenant, by_image
 
 
