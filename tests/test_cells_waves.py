@@ -6,11 +6,12 @@ import boto3
 import pytest
 from mypy_boto3_s3 import S3Client
 
+from redmica_ops import aws_lambda
 from redmica_ops.cells.config import Cell
 from redmica_ops.cells.waves import plan_waves
-from redmica_ops.errors import UsageError
+from redmica_ops.errors import Conflict, UsageError
 from tests.cells_support import add_tenant, cells_app, fail_rollouts, moto_cells
-from tests.conftest import Invoke
+from tests.conftest import BUCKET, Invoke
 
 
 def revisions() -> dict[str, str]:
@@ -163,9 +164,27 @@ def test_migrate_a_cell_with_its_revision_and_report_per_cell(
         assert sorted(spy.launched) == ["t2", "t3"]
         # The cell's tenants migrate with the revision their cell runs.
         assert {d.rsplit("/", 1)[-1] for d in spy.task_definitions} == {"redmica-b:2"}
+        # Cell b runs redmica:2, a and c redmica:1: one run cannot migrate every tenant with
+        # its own cell's image, so it is refused (the scheduled job's call too), nothing launched.
+        mixed = run("migrate", "--all", app=cells_app(env))
+        assert mixed.exit_code == 4, mixed.output
+        assert "run different images (a: redmica:1, b: redmica:2" in mixed.stderr
+        assert "redmica migrate --cell NAME" in mixed.stderr
+        for name, value in {**env, "REDMICA_BUCKET": BUCKET}.items():
+            monkeypatch.setenv(name, value)
+        with pytest.raises(Conflict, match="run different images"):
+            aws_lambda.handler({"action": "migrate"})
+        assert len(spy.launched) == 2
+        # A tenant alone: its own cell's revision.
+        alone = run("migrate", "t1", app=cells_app(env))
+        assert alone.exit_code == 0, alone.output
+        assert spy.task_definitions[-1].rsplit("/", 1)[-1] == "redmica-a:1"
+        finished = run("deploy", "--image", "redmica:2", "--yes", app=cells_app(env))
+        assert finished.exit_code == 0, finished.output
         spy.exit_codes = {"t3": 1}
         every = run("migrate", "--all", "-O", "json", app=cells_app(env))
     assert every.exit_code == 1
     assert every.json()["cells"] == {"a": {"succeeded": 1}, "b": {"failed": 1, "succeeded": 1}}
+    assert spy.task_definitions[-1].rsplit("/", 1)[-1] == "redmica-a:2"
     both = run("migrate", "t1", "--cell", "b", app=cells_app(env))
     assert both.exit_code == 2

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import NotFound, OperationFailed, RedmicaError, UsageError
+from redmica_ops.errors import Conflict, NotFound, OperationFailed, RedmicaError, UsageError
 from redmica_ops.runs.executors import Executor, Job
 from redmica_ops.runs.fanout import FanOutOptions, describe_failure
 from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
@@ -25,6 +25,7 @@ from redmica_ops.tenants.selection import Use, select
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
 
+    from redmica_ops.cells.config import CellMap
     from redmica_ops.runs.cost import CostEstimate
     from redmica_ops.runs.executors.ecs import EcsTarget
     from redmica_ops.runs.executors.local import ResultSink
@@ -205,7 +206,7 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
     revision = request.task_definition
     if kind == "ecs" and not revision:
         used = record.target.get("task_definition") if record is not None else None
-        revision = str(used) if used else running_revision(ws)
+        revision = str(used) if used else running_revision(ws, tenants.values())
     run_executor = build_executor(
         kind,
         settings,
@@ -373,9 +374,20 @@ def collect_recent(ws: Workspace, limit: int = RECENT_RUNS) -> list[tuple[RunRec
     return collected
 
 
-def running_revision(ws: Workspace) -> str | None:
-    """The task definition revision the service runs (if a service is set), else the setting."""
+def running_revision(ws: Workspace, tenants: Iterable[Tenant] = ()) -> str | None:
+    """The task definition revision the service runs (if a service is set), else the setting.
+
+    With cells, the tenants' own cells decide: one run has one revision, so it is the revision
+    of the first of their cells when those cells all run one image; when they run different
+    images (a release half done) the run is refused rather than migrate some tenants with
+    another cell's image. `migrate --cell` and `release` name each cell's revision themselves.
+    """
     settings = ws.settings
+    from redmica_ops.cells.config import cell_map
+
+    cells = cell_map(settings)
+    if cells.configured:
+        return _cells_revision(ws, cells, tenants)
     if settings.service and settings.cluster:
         from redmica_ops.deploy.gateway import ServiceGateway
         from redmica_ops.deploy.model import ServiceTarget
@@ -383,6 +395,38 @@ def running_revision(ws: Workspace) -> str | None:
         gateway = ServiceGateway(ws.ecs(), ServiceTarget(settings.cluster, settings.service))
         return str(gateway.service()["taskDefinition"])
     return settings.task_definition
+
+
+def _cells_revision(ws: Workspace, cells: CellMap, tenants: Iterable[Tenant]) -> str:
+    from redmica_ops.deploy.gateway import ServiceGateway
+    from redmica_ops.deploy.model import ServiceTarget
+
+    wanted = {cells.cell_of(t) for t in tenants}
+    chosen = [c for c in cells.cells if c.name in wanted] or list(cells.cells)
+    revisions: dict[str, tuple[str, str | None]] = {}
+    for cell in chosen:
+        if not cell.cluster or not cell.service:
+            raise UsageError(
+                f"cell {cell.name} needs a cluster and a service",
+                'set REDMICA_CLUSTER and REDMICA_SERVICE, or cells = ["NAME=CLUSTER/SERVICE"]',
+            )
+        gateway = ServiceGateway(ws.ecs(), ServiceTarget(cell.cluster, cell.service))
+        arn = str(gateway.service()["taskDefinition"])
+        definition, _ = gateway.task_definition(arn)
+        images = [
+            str(c.get("image"))
+            for c in definition.get("containerDefinitions", [])
+            if ws.settings.container is None or c.get("name") == ws.settings.container
+        ]
+        revisions[cell.name] = (arn, images[0] if images else None)
+    if len({image for _, image in revisions.values()}) > 1:
+        running = ", ".join(f"{name}: {image}" for name, (_, image) in revisions.items())
+        raise Conflict(
+            f"these tenants' cells run different images ({running}); one run would migrate "
+            "some of them with another cell's image",
+            "migrate each cell with `redmica migrate --cell NAME`, or finish the release first",
+        )
+    return next(iter(revisions.values()))[0]
 
 
 def collect(record: RunRecord, ws: Workspace) -> int:
