@@ -51,6 +51,10 @@ def test_add_places_in_the_roomiest_cell_and_routes_it(
         ("b", 1, 40, 39),
         ("c", 2, 40, 38),
     ]
+    # Placement follows the active_share setting: twice as many active, half the room.
+    busier = cells_app(env, REDMICA_ACTIVE_SHARE="0.2")
+    shares = run("cells", "list", "-O", "json", app=busier).json()
+    assert [c["capacity"] for c in shares] == [20, 20, 20]
 
 
 def test_full_fleet_refuses_and_writes_nothing(s3: S3Client, run: Invoke) -> None:

@@ -304,7 +304,7 @@ class Settings:
     )
     active_share: float = setting(
         0.1,
-        "expected share of tenants active at once (0-1], for `redmica capacity`",
+        "expected share of tenants active at once (0-1], for `redmica capacity` and cell placement",
         check=_share,
     )
     cold_start_seconds: float = setting(

@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from redmica_ops.settings import Settings
 
 Progress = Callable[[str], None]
-# Share of a cell's tenants expected to have a process at once (docs/capacity.md), for
-# placement when cell_capacity is not set.
-DEFAULT_ACTIVE_SHARE = 0.1
 
 
 class Fleet:
@@ -133,7 +130,7 @@ class Fleet:
 
         Every task of a cell renders all the cell's tenants, so a cell holds what one task's
         memory holds (more tasks add throughput, not room): the pool the task's memory allows,
-        divided by the share of tenants expected to be active at once."""
+        divided by the share of tenants expected to be active at once (setting active_share)."""
         if self.settings.cell_capacity is not None:
             return self.settings.cell_capacity
         if cell.name not in self._capacity:
@@ -148,7 +145,7 @@ class Fleet:
                     "set cell_capacity (tenants per cell) instead",
                 )
             pool = derive_pool(PoolRequest(memory_mib=memory, memory_source=f"cell {cell.name}"))
-            room = tenants_per_task(pool.max_pool_size, DEFAULT_ACTIVE_SHARE)
+            room = tenants_per_task(pool.max_pool_size, self.settings.active_share)
             self._capacity[cell.name] = room.tenants_per_task
         return self._capacity[cell.name]
 
