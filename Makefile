@@ -43,9 +43,11 @@ typecheck: $(STAMP)
 unit: $(STAMP) live-deps
 	$(BIN)/pytest
 
-# Real multi-tenant Redmine: Debian's redmine + PostgreSQL + Apache/Passenger (docs/try-it-on-one-machine.md).
+# Real multi-tenant Redmine: Debian's redmine + PostgreSQL + Apache/Passenger (docs/try-it-on-one-machine.md),
+# then one tenant's whole life on the same packages (docs/tenant-lifecycle.md).
 e2e: $(STAMP)
 	$(BIN)/python scripts/e2e_redmine.py
+	$(BIN)/python scripts/e2e_lifecycle.py
 
 # Debian's Apache + Passenger for the live tests (apt-get; skipped without root).
 live-deps:

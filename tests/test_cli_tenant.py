@@ -190,6 +190,7 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
         "attachments",
         "allowed",
         "ips",
+        "lifecycle",
         "status",
     ]
     assert lines[1].split()[:3] == ["acme", "acme.example.com", "acme@(db_host"]
@@ -199,6 +200,7 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
         "beta@db.beta",
         "s3://redmica-attachments/beta",
         "all",
+        "active",
         "ok",
     ]
     data = run("tenant", "list", "--output", "json", "--db-host", "db.default").json()

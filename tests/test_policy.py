@@ -94,6 +94,25 @@ def test_migrator_role(s3: S3Client, run: Invoke, recorded: Calls) -> None:
     assert recorded == ROLE_OPERATIONS["migrator"]
 
 
+def test_admin_task_role(
+    s3: S3Client, run: Invoke, recorded: Calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`entrypoint admin-sql` (a lifecycle step in an ECS task): a restore that finds no
+    backup lists, reads, resolves the master secret and writes its result."""
+    seed(s3, "acme")
+    secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="rds!cluster-1", SecretString=json.dumps({"username": "m", "password": "p"})
+    )["ARN"]
+    recorded.clear()
+    step = {"step": "restore", "tenant": "acme", "args": {"source": "acme", "backup": "latest"}}
+    s3.put_object(Bucket=BUCKET, Key="lifecycle/requests/r1.json", Body=json.dumps(step).encode())
+    monkeypatch.setattr("redmica_ops.lifecycle.site.Psql", lambda *a, **k: None)
+    recorded.clear()
+    result = run("entrypoint", "admin-sql", "r1", app=make_app(REDMICA_DB_MASTER_SECRET=secret))
+    assert result.exit_code == 3, result.output  # no backup of acme
+    assert recorded == ROLE_OPERATIONS["admin_task"]
+
+
 def test_operator_role(
     s3: S3Client,
     run: Invoke,
@@ -200,7 +219,16 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
                 or resource
                 in ("arn:aws:route53:::hostedzone/ZPROD123", "arn:aws:route53:::change/*")
                 or resource in (SCOPE.kms_key_arn, *SCOPE.pass_roles)
+                or resource.startswith("arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!")
             )
+
+
+def test_only_the_admin_task_reads_the_master_secret() -> None:
+    for role in ROLE_OPERATIONS:
+        actions = granted_actions(policy_document(role, SCOPE))
+        assert ("secretsmanager:GetSecretValue" in actions) == (role == "admin_task")
+    document = policy_document("admin_task", SCOPE)
+    assert not any(a.startswith("ecs:") or a == "iam:PassRole" for a in granted_actions(document))
 
 
 def test_container_cannot_write_tenants_or_touch_ecs() -> None:

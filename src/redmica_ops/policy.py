@@ -46,6 +46,7 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("route53", "GetChange"): ("route53:GetChange",),
     ("elbv2", "DescribeTargetGroups"): ("elasticloadbalancing:DescribeTargetGroups",),
     ("elbv2", "DescribeLoadBalancers"): ("elasticloadbalancing:DescribeLoadBalancers",),
+    ("secretsmanager", "GetSecretValue"): ("secretsmanager:GetSecretValue",),
 }
 
 _TENANT_READ = {("s3", "ListObjectsV2"), ("s3", "GetObject")}
@@ -67,6 +68,11 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
     # The scheduled job: `migrate --all --no-wait`, `--resume`, collecting and reading run
     # records; it reads the service to migrate the revision the service runs.
     "migrator": frozenset(_TENANT_READ | _MIGRATE | {("ecs", "DescribeServices")}),
+    # The tenant-lifecycle admin task (`entrypoint admin-sql`, docs/tenant-lifecycle.md): reads
+    # its request and the tenant, the RDS master secret; writes its result and backups.
+    "admin_task": frozenset(
+        _TENANT_READ | {("s3", "PutObject"), ("secretsmanager", "GetSecretValue")}
+    ),
     # An operator running any redmica command.
     "operator": frozenset(
         _TENANT_READ
@@ -111,6 +117,9 @@ class PolicyScope:
     # Cells: every cell's service as CLUSTER/SERVICE, and the zone of the tenants' records.
     cell_services: tuple[str, ...] = ()
     hosted_zone_id: str | None = None
+    lifecycle_prefix: str = "lifecycle/"
+    backups_prefix: str = "backups/"
+    master_secret_arn: str | None = None
 
     def ecs(self, resource: str) -> str:
         return f"arn:{self.partition}:ecs:{self.region}:{self.account}:{resource}"
@@ -153,6 +162,10 @@ def scope_for(
     task_roles: Callable[[str], Sequence[str]] | None = None,
     cell_services: Sequence[str] = (),
     hosted_zone_id: str | None = None,
+    lifecycle_prefix: str = "lifecycle/",
+    backups_prefix: str = "backups/",
+    master_secret_arn: str | None = None,
+    admin_task_role: str | None = None,
 ) -> PolicyScope:
     """The resources `role`'s policy is scoped to, from the settings.
 
@@ -165,6 +178,8 @@ def scope_for(
     family = task_family(task_definition) if task_definition and not cell_services else None
     if task_definition and not roles and task_roles and "iam:PassRole" in actions_for(role):
         roles = list(task_roles(task_definition))
+        if role == "operator" and admin_task_role:
+            roles.append(admin_task_role)  # lifecycle admin tasks run with their own role
     return PolicyScope(
         partition=partition,
         region=region,
@@ -179,6 +194,9 @@ def scope_for(
         pass_roles=tuple(roles),
         cell_services=tuple(cell_services) if role == "operator" else (),
         hosted_zone_id=hosted_zone_id if role == "operator" else None,
+        lifecycle_prefix=lifecycle_prefix,
+        backups_prefix=backups_prefix,
+        master_secret_arn=master_secret_arn,
     )
 
 
@@ -207,7 +225,12 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
                 statement["Condition"] = condition
             statements.append(statement)
 
-    prefixes = [scope.prefix] + ([scope.runs_prefix] if role != "container" else [])
+    lifecycle = role in ("operator", "admin_task")
+    prefixes = [scope.prefix]
+    if role in ("operator", "migrator"):
+        prefixes.append(scope.runs_prefix)
+    if lifecycle:
+        prefixes.append(scope.backups_prefix)
     add(
         "ListConfigBucket",
         ["s3:ListBucket", "s3:ListBucketVersions"],
@@ -229,10 +252,27 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         ["s3:PutObject", "s3:DeleteObject"] if role == "operator" else [],
         [f"{s3}/{scope.prefix}*"],
     )
-    if role != "container":
+    if role in ("operator", "migrator"):
         add("RunRecords", ["s3:GetObject", "s3:PutObject"], [f"{s3}/{scope.runs_prefix}*"])
-    else:
+    elif role == "container":
         add("WriteResults", ["s3:PutObject"], [f"{s3}/{scope.runs_prefix}*/results/*"])
+    if lifecycle:
+        # Requests and results of admin tasks, deprovision records, database backups.
+        add(
+            "LifecycleObjects",
+            ["s3:GetObject", "s3:PutObject"],
+            [f"{s3}/{scope.lifecycle_prefix}*", f"{s3}/{scope.backups_prefix}*"],
+        )
+    if role == "admin_task":
+        add(
+            "ReadMasterSecret",
+            ["secretsmanager:GetSecretValue"],
+            [
+                scope.master_secret_arn
+                or f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account}:"
+                "secret:rds!*"
+            ],
+        )
     if scope.kms_key_arn:
         kms = ["kms:Decrypt", "kms:GenerateDataKey"]
         statements.append(

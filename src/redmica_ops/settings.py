@@ -114,6 +114,12 @@ def _check_launch_type(value: str) -> str | None:
     return None
 
 
+def _check_language(value: str) -> str | None:
+    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4})?", value):
+        return f"{rules.show(value)} is not a Redmine language code (e.g. en, de, pt-BR)"
+    return None
+
+
 def _check_not_blank(value: str) -> str | None:
     if not value.strip() or rules.has_control_character(value):
         return f"{rules.show(value)} must be non-blank without control characters"
@@ -383,6 +389,45 @@ class Settings:
     )
     local_log_dir: str | None = setting(
         None, "where the local executor writes one log per tenant", check=_check_abs_path
+    )
+    # -- tenant lifecycle (docs/tenant-lifecycle.md) ------------------------------------------
+    maintenance_retry_after: int = setting(
+        300,
+        "Retry-After seconds on the 503 page of a suspended or provisioning tenant",
+        check=_positive(7 * 24 * 3600),
+    )
+    db_connection_limit: int = setting(
+        20, "CONNECTION LIMIT of each tenant's database role", check=_positive(10_000)
+    )
+    default_language: str = setting(
+        "en",
+        "language of Redmine's default data when provisioning (REDMINE_LANG)",
+        check=_check_language,
+    )
+    db_admin_user: str = setting(
+        "postgres",
+        "PostgreSQL administrator for the local executor (password from PGPASSFILE/.pgpass)",
+        check=rules.check_pg_identifier_syntax,
+    )
+    db_master_secret: str | None = setting(
+        None,
+        "Secrets Manager ARN of the RDS-managed master secret, read inside admin tasks only",
+        check=_check_not_blank,
+    )
+    admin_task_role: str | None = setting(
+        None,
+        "IAM role ARN that lifecycle admin tasks run with (taskRoleArn override)",
+        check=_check_not_blank,
+    )
+    backups_prefix: str = setting(
+        "backups/",
+        "key prefix of tenant database backups in the config bucket",
+        check=_check_prefix,
+    )
+    lifecycle_prefix: str = setting(
+        "lifecycle/",
+        "key prefix of lifecycle requests, results and deprovision records",
+        check=_check_prefix,
     )
     # -- deployments (`redmica deploy`, `reload`, `rollback`, `release`, `status`) ------------
     service: str | None = setting(

@@ -53,6 +53,13 @@ TENANTS: dict[str, dict[str, Any]] = {
         "limit_ips": ["10.0.0.0/8", "127.0.0.1"],
         "port": 5433,
     },
+    # Suspended (tenant suspend): its host must answer 503 without spawning anything.
+    "sleepy": {
+        "password": "pw-sleepy",
+        "folder": "sleepy",
+        "status": "suspended",
+        "status_message": "Back at 14:00 UTC (moving racks)",
+    },
 }
 ODD_PATHS = ["/", "/deep/path/to/page", "//x", "/./", "/%2e/"]
 
@@ -69,10 +76,15 @@ def document(name: str, spec: dict[str, Any]) -> str:
     prop: dict[str, Any] = {"sub_domain": f"{name}-site"}
     if "limit_ips" in spec:
         prop["limit_ips"] = spec["limit_ips"]
-    return yaml.safe_dump(
-        {"db": db, "s3": {"bucket": "redmica-files", "folder": spec["folder"]}, "property": prop},
-        allow_unicode=True,
-    )
+    doc: dict[str, Any] = {
+        "db": db,
+        "s3": {"bucket": "redmica-files", "folder": spec["folder"]},
+        "property": prop,
+    }
+    for key in ("status", "status_message"):
+        if key in spec:
+            doc[key] = spec[key]
+    return yaml.safe_dump(doc, allow_unicode=True)
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +240,40 @@ def test_without_distinct_app_groups_tenants_leak(
                 leaked.append((name, env["REDMICA_TENANT"]))
     print(f"leaked {len(leaked)} of 120")
     assert leaked, "tenants sharing an app group did not leak: the isolation test proves nothing"
+
+
+def passenger_app_processes(app_root: Path) -> set[int]:
+    """Passenger application processes (preloaders and apps) of this module's app root."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith((b"Passenger RubyApp", b"Passenger AppPreloader")) and (
+                str(app_root).encode() in cmdline
+            ):
+                found.add(int(proc.name))
+    return found
+
+
+def test_a_suspended_tenant_gets_503_and_retry_after_without_a_process(
+    fresh_server: LiveApache, workdir: Path
+) -> None:
+    app_root = workdir / "app"
+    before = passenger_app_processes(app_root)
+    for path in [*ODD_PATHS, "/login", "/issues?x=1"]:
+        response = fresh_server.get(host("sleepy"), path)
+        assert response.status == 503, (path, fresh_server.log_tail())
+        assert response.headers.get("Retry-After") == "300"
+        assert b"Back at 14:00 UTC (moving racks)" in response.body
+        assert b"RAILS_DB" not in response.body
+    # Processes of an earlier server may still be exiting: only new ones would be ours.
+    assert not passenger_app_processes(app_root) - before, "a suspended tenant spawned one"
+    # The control: a served tenant on the same server does spawn one.
+    assert fresh_server.get(host("alpha")).status == 200
+    assert passenger_app_processes(app_root) - before
 
 
 @pytest.mark.parametrize("path", ODD_PATHS)

@@ -49,7 +49,7 @@ def doctor(app: Application) -> Done:
     "--for",
     "role",
     required=True,
-    type=click.Choice(["operator", "migrator", "container"]),
+    type=click.Choice(["operator", "migrator", "container", "admin_task"]),
     help="who the policy is for",
 )
 @click.option("--account-id", help="AWS account id [default: from STS]")
@@ -68,9 +68,11 @@ def iam_policy(
     """Print the least-privilege IAM policy JSON for a principal.
 
     operator: a person running redmica; migrator: the scheduled `migrate` job; container: the
-    app task role (reads tenants; attachments access is granted by the stack). Actions are
-    exactly those the code calls (a test keeps them in step); resources are scoped to the
-    configured bucket and prefixes, KMS key, cluster, service and task definition family.
+    app task role (reads tenants; attachments access is granted by the stack); admin_task:
+    the role of lifecycle admin tasks (setting admin_task_role: master secret, backups).
+    Actions are exactly those the code calls (a test keeps them in step); resources are
+    scoped to the configured bucket and prefixes, KMS key, cluster, service and task
+    definition family.
 
     \b
     Examples:
@@ -115,6 +117,10 @@ def iam_policy(
         task_roles=task_roles,
         cell_services=cell_services,
         hosted_zone_id=settings.hosted_zone_id,
+        lifecycle_prefix=settings.lifecycle_prefix,
+        backups_prefix=settings.backups_prefix,
+        master_secret_arn=settings.db_master_secret,
+        admin_task_role=settings.admin_task_role,
     )
     document = policy_document(role, scope)
     return Done(document, lambda out: out.data(document))

@@ -229,3 +229,41 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     else:
         exit_code = 0 if all(c == 0 for c in outcomes.values()) else 1
     return Done({"tenants": outcomes, "run_id": run_id}, code=exit_code)
+
+
+@command(entrypoint, "admin-sql")
+@click.argument("request_id")
+@pass_app
+def admin_sql(app: Application, request_id: str) -> Done:
+    """Run one tenant-lifecycle database step (what `--executor ecs` admin tasks run).
+
+    Reads the step from the config bucket (lifecycle/requests/REQUEST_ID.json), reads the
+    RDS-managed master secret (setting db_master_secret, from the task definition) from
+    Secrets Manager with the task role, runs the step with psql / pg_dump / pg_restore and
+    writes the result next to the request. The task override carries only REQUEST_ID.
+
+    \b
+    Examples:
+      redmica entrypoint admin-sql 20261128T041500Z-acme-backup-1a2b3c4d
+    """
+    from typing import cast
+
+    from redmica_ops.errors import RedmicaError
+    from redmica_ops.lifecycle.admin_task import SecretsClient, run_admin_request
+
+    settings = app.settings
+    s3 = app.clients().s3()
+    try:
+        result = run_admin_request(
+            request_id,
+            settings,
+            s3,
+            cast(SecretsClient, app.clients().client("secretsmanager")),
+            app.bucket(),
+            app.store(),
+        )
+    except RedmicaError as error:
+        app.output.info(f"admin-sql {request_id}: failed: {error.message}")
+        raise
+    app.output.info(f"admin-sql {request_id}: done ({', '.join(sorted(result))})")
+    return Done({"request": request_id, "ok": True})

@@ -25,6 +25,11 @@ HELP_EPILOG = (
 @click.option("--all", "all_tenants", is_flag=True, help="every tenant in the config bucket")
 @click.option("--exclude", multiple=True, metavar="ID", help="leave this tenant out (repeat)")
 @click.option(
+    "--include-suspended",
+    is_flag=True,
+    help="with --all, migrate suspended tenants too (skipped by default)",
+)
+@click.option(
     "--command",
     "command_text",
     metavar="CMD",
@@ -83,6 +88,7 @@ def migrate(
     tenant_ids: tuple[str, ...],
     all_tenants: bool,
     exclude: tuple[str, ...],
+    include_suspended: bool,
     command_text: str | None,
     executor: str | None,
     concurrency: int | None,
@@ -141,6 +147,7 @@ def migrate(
         tenants=tenant_ids,
         all_tenants=all_tenants,
         exclude=exclude,
+        include_suspended=include_suspended,
         command=command_text,
         executor=executor,
         concurrency=concurrency,

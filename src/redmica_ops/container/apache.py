@@ -1,7 +1,7 @@
 """Finding Apache + Passenger on this machine, and testing a generated site config with it.
 
 `apache2 -t` needs a whole server config; we build a minimal wrapper around the generated file
-(ErrorLog, an MPM, authz_core/authz_host, env, alias and passenger) so the check exercises
+(ErrorLog, an MPM, authz_core/authz_host, env, alias, headers and passenger) so the check exercises
 exactly what the site file uses, without touching the system's Apache configuration.
 """
 
@@ -24,7 +24,7 @@ MODULE_DIRS = (
     "/usr/lib/httpd/modules",
     "/usr/local/apache2/modules",
 )
-REQUIRED_MODULES = ("authz_core", "authz_host", "env", "alias", "remoteip")
+REQUIRED_MODULES = ("authz_core", "authz_host", "env", "alias", "remoteip", "headers")
 MPMS = ("event", "worker", "prefork")
 PASSENGER_CONF = Path("/etc/apache2/mods-available/passenger.conf")
 

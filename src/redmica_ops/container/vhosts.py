@@ -22,7 +22,7 @@ from redmica_ops.container.templates import template_text
 from redmica_ops.errors import UsageError
 from redmica_ops.settings import DEFAULTS, Settings, require
 from redmica_ops.tenants.environment import SECRET_ENV_NAMES, tenant_environment
-from redmica_ops.tenants.model import REDACTED, Entry, find_conflicts
+from redmica_ops.tenants.model import REDACTED, Entry, Tenant, find_conflicts
 
 VHOSTS_TEMPLATE = "vhosts.conf.j2"
 REDMINE_CONFIG_FILES = (
@@ -47,6 +47,7 @@ class VhostSettings:
     )
     db_host: str | None = DEFAULTS.db_host
     trusted_proxies: tuple[str, ...] = DEFAULTS.trusted_proxies
+    retry_after: int = DEFAULTS.maintenance_retry_after
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: MemoryBudget | None = None) -> VhostSettings:
@@ -64,6 +65,7 @@ class VhostSettings:
             pool=pool_request(settings, budget or memory_budget(settings, {})),
             db_host=settings.db_host,
             trusted_proxies=settings.trusted_proxies,
+            retry_after=settings.maintenance_retry_after,
         )
 
 
@@ -77,6 +79,18 @@ def derive_pool_for(settings: VhostSettings, tenants: int) -> PoolSettings:
             "raise serve_memory_mib (or the task's memory), lower memory_reserve_mib, "
             "or set max_pool_size explicitly",
         ) from None
+
+
+MAINTENANCE_TEXT = {
+    "suspended": "This site is temporarily unavailable.",
+    "provisioning": "This site is being set up.",
+}
+
+
+def maintenance_text(tenant: Tenant) -> str:
+    """The page body of a tenant that is not served (validated: plain sentence characters)."""
+    default = MAINTENANCE_TEXT.get(tenant.status, MAINTENANCE_TEXT["suspended"])
+    return tenant.status_message or default
 
 
 def app_group_name(tenant_id: str) -> str:
@@ -126,8 +140,18 @@ def render_vhosts(
             "fix the tenants (see `redmica tenant validate`)",
             clashes,
         )
-    tenants = []
+    tenants: list[dict[str, Any]] = []
     for entry in ordered:
+        if not entry.tenant.served:
+            tenants.append(
+                {
+                    "id": entry.tenant_id,
+                    "status": entry.tenant.status,
+                    "server_name": f"{entry.tenant.sub_domain}.{settings.domain}",
+                    "maintenance": maintenance_text(entry.tenant),
+                }
+            )
+            continue
         env = tenant_environment(
             entry.tenant_id,
             entry.tenant,
@@ -143,6 +167,7 @@ def render_vhosts(
             {
                 "id": entry.tenant_id,
                 "server_name": f"{entry.tenant.sub_domain}.{settings.domain}",
+                "maintenance": None,
                 "app_group": app_group_name(entry.tenant_id),
                 "env": list(env.items()),
                 "require_ip": apacheconf.ApacheValue(
@@ -152,7 +177,9 @@ def render_vhosts(
                 else None,
             }
         )
-    pool = pool or derive_pool_for(settings, len(tenants))
+    # A suspended or provisioning tenant has no application process: the pool counts the others.
+    served = sum(1 for t in tenants if not t["maintenance"])
+    pool = pool or derive_pool_for(settings, served)
     template = _environment(VHOSTS_TEMPLATE).get_template(VHOSTS_TEMPLATE)
     return str(
         template.render(
@@ -164,6 +191,7 @@ def render_vhosts(
             trusted_proxies=apacheconf.ApacheValue(
                 " ".join(apacheconf.ip_word(net) for net in settings.trusted_proxies)
             ),
+            retry_after=str(settings.retry_after),
             catch_all_name=CATCH_ALL_NAME,
             document_root=f"{settings.app_root.rstrip('/')}/public",
             app_root=settings.app_root,

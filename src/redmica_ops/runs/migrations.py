@@ -20,7 +20,7 @@ from redmica_ops.runs.executors import Executor, Job
 from redmica_ops.runs.fanout import FanOutOptions, describe_failure
 from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
 from redmica_ops.settings import require
-from redmica_ops.tenants.selection import Use, select
+from redmica_ops.tenants.selection import Reason, Use, select
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -64,6 +64,8 @@ class MigrationRequest:
     task_definition: str | None = None
     tenants_per_task: int | None = None  # default: setting tenants_per_task
     skip_current: bool = False  # leave out tenants already migrated with this fingerprint
+    include_suspended: bool = False  # with all_tenants: suspended tenants too
+    provisioning: bool = False  # the provisioning of the named tenants runs their migrations
 
 
 @dataclass(frozen=True)
@@ -183,7 +185,14 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
             # An explicit empty command is a mistake, never "the default".
             text = settings.migrate_command if request.command is None else request.command
             command = parse_command(text)
-        selection = select_tenants(listing, ids, request.all_tenants, request.exclude)
+        selection = select_tenants(
+            listing,
+            ids,
+            request.all_tenants,
+            request.exclude,
+            request.include_suspended,
+            request.provisioning,
+        )
         run_id = new_run_id()
         tenants = selection.tenants
 
@@ -564,21 +573,42 @@ class Selection:
 
 
 def select_tenants(
-    listing: Listing, ids: Sequence[str], all_tenants: bool, exclude: Sequence[str]
+    listing: Listing,
+    ids: Sequence[str],
+    all_tenants: bool,
+    exclude: Sequence[str],
+    include_suspended: bool = False,
+    provisioning: bool = False,
 ) -> Selection:
+    """The tenants to migrate. Suspended ones only with `include_suspended` or when named;
+    provisioning ones only for their own provisioning (`provisioning`)."""
     if all_tenants == bool(ids):
         raise UsageError("give tenant ids or --all (not both)", "e.g. redmica migrate --all")
-    selection = select(listing, Use.MIGRATE)  # the one rule: tenants.selection
+    selection = select(  # the one rule: tenants.selection
+        listing,
+        Use.MIGRATE,
+        include_suspended=include_suspended or not all_tenants,
+        include_provisioning=provisioning,
+    )
     valid = {s.tenant_id: s.tenant for s in selection.eligible}
-    invalid = {e.tenant_id: e.describe() for e in selection.excluded if e.tenant_id}
-    known = set(valid) | set(invalid)
+    resting = {
+        e.tenant_id
+        for e in selection.excluded
+        if e.tenant_id and e.reason in (Reason.SUSPENDED, Reason.PROVISIONING)
+    }
+    invalid = {
+        e.tenant_id: e.describe()
+        for e in selection.excluded
+        if e.tenant_id and e.tenant_id not in resting
+    }
+    known = set(valid) | set(invalid) | resting
     wanted = sorted(known) if all_tenants else list(dict.fromkeys(ids))
     unknown = [t for t in [*wanted, *exclude] if t not in known]
     if unknown:
         raise NotFound(
             f"unknown tenant(s): {', '.join(unknown)}", "list tenants with `redmica tenant list`"
         )
-    excluded = set(exclude)
+    excluded = set(exclude) | resting
     order = [t for t in wanted if t not in excluded]
     return Selection(
         order=order,

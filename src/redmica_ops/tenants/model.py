@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -157,10 +157,29 @@ class Properties(_Strict):
         return value
 
 
+# A tenant's place in its life (docs/tenant-lifecycle.md). Only `active` tenants get their
+# application; the others get a maintenance page from a vhost that never spawns Ruby.
+Status = Literal["active", "provisioning", "suspended"]
+STATUSES: tuple[str, ...] = ("active", "provisioning", "suspended")
+
+
+def _status_message(value: str | None) -> str | None:
+    if value is not None and (problem := rules.check_status_message(value)):
+        raise _reject(problem)
+    return value
+
+
 class Tenant(_Strict):
     db: Database
     s3: Storage
     properties: Properties = Field(alias="property")
+    status: Status = "active"
+    status_message: Annotated[str | None, AfterValidator(_status_message)] = None
+
+    @property
+    def served(self) -> bool:
+        """Whether its application runs; otherwise its host answers 503 (maintenance)."""
+        return self.status == "active"
 
     @property
     def sub_domain(self) -> str:
@@ -184,11 +203,16 @@ class Tenant(_Strict):
             prop["cell"] = self.properties.cell
         if self.properties.moving_from is not None:
             prop["moving_from"] = self.properties.moving_from
-        return {
+        document: dict[str, Any] = {
             "db": db,
             "s3": {"bucket": self.s3.bucket, "folder": self.s3.folder},
             "property": prop,
         }
+        if self.status != "active":
+            document["status"] = self.status
+        if self.status_message is not None:
+            document["status_message"] = self.status_message
+        return document
 
     def to_yaml(self, *, redact: bool = True) -> str:
         return yaml.safe_dump(
@@ -202,6 +226,27 @@ class Tenant(_Strict):
 
     def with_password(self, password: SecretStr) -> Tenant:
         return self.model_copy(update={"db": self.db.model_copy(update={"password": password})})
+
+    def with_status(self, status: Status, message: str | None = None) -> Tenant:
+        return self._revalidated(status=status, status_message=message)
+
+    def with_login(self, user: str, password: SecretStr) -> Tenant:
+        return self._revalidated(db={"user": user, "password": password.get_secret_value()})
+
+    def _revalidated(self, **changes: Any) -> Tenant:
+        """A changed copy that passes every rule again (model_copy alone would not check)."""
+        document = self.to_document(redact=False)
+        for key, value in changes.items():
+            if isinstance(value, dict):
+                document[key] = {**document[key], **value}
+            elif value is None:
+                document.pop(key, None)
+            else:
+                document[key] = value
+        try:
+            return Tenant.model_validate(document)
+        except ValidationError as exc:
+            raise ValidationFailed(problems_from_validation(exc, "(change)")) from None
 
 
 def is_redacted(tenant: Tenant) -> bool:
@@ -217,6 +262,7 @@ _TYPE_MESSAGES = {
     "tuple_type": "must be a list",
     "list_type": "must be a list",
     "missing": "is required",
+    "literal_error": "must be one of: " + ", ".join(STATUSES),
     "extra_forbidden": "is not a known field",
 }
 
@@ -244,7 +290,7 @@ def _message(error: Any, path: str) -> str:
         message += ")"
     elif kind == "extra_forbidden":
         known = {
-            "": "db, s3, property",
+            "": "db, s3, property, status, status_message",
             "db": "name, user, password, host, port",
             "s3": "bucket, folder",
             "property": "sub_domain, limit_ips, cell, moving_from",

@@ -38,12 +38,149 @@ def check_dns_label(value: str) -> str | None:
     return f"{show(value)} {DNS_LABEL_RULE}"
 
 
-def check_pg_identifier(value: str) -> str | None:
+# PostgreSQL 15's reserved key words (`pg_get_keywords()` categories R and T) and the names
+# PostgreSQL keeps for itself as roles: a database or role may not be called any of them, even
+# though quoting would let the SQL run, so no statement ever depends on quoting alone.
+PG_RESERVED = frozenset(
+    {
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "authorization",
+        "binary",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "collation",
+        "column",
+        "concurrently",
+        "constraint",
+        "create",
+        "cross",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_schema",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "freeze",
+        "from",
+        "full",
+        "grant",
+        "group",
+        "having",
+        "ilike",
+        "in",
+        "initially",
+        "inner",
+        "intersect",
+        "into",
+        "is",
+        "isnull",
+        "join",
+        "lateral",
+        "leading",
+        "left",
+        "like",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "natural",
+        "not",
+        "notnull",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "outer",
+        "overlaps",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "right",
+        "select",
+        "session_user",
+        "similar",
+        "some",
+        "symmetric",
+        "table",
+        "tablesample",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "verbose",
+        "when",
+        "where",
+        "window",
+        "with",
+        "public",
+        "none",
+        "postgres",
+        "template0",
+        "template1",
+        "rdsadmin",
+    }
+)
+
+
+def check_pg_identifier_syntax(value: str) -> str | None:
+    """Only the shape (for names that are not ours to choose, e.g. the administrator)."""
     if PG_IDENTIFIER.fullmatch(value):
         return None
+    return f"{show(value)} is not a PostgreSQL identifier (a-z, 0-9 and '_', at most 63)"
+
+
+def check_pg_identifier(value: str) -> str | None:
+    if not PG_IDENTIFIER.fullmatch(value):
+        return (
+            f"{show(value)} is not a PostgreSQL identifier "
+            "(a-z, 0-9 and '_', starting with a letter or '_', at most 63 characters)"
+        )
+    if value in PG_RESERVED or value.startswith(("pg_", "rds_")):
+        return f"{show(value)} is a name PostgreSQL reserves (a key word, or pg_*/rds_*)"
+    return None
+
+
+# Shown in a maintenance page through Apache's ErrorDocument, which also evaluates %{...}
+# expressions: only plain sentence characters, so nothing can be interpreted or injected.
+STATUS_MESSAGE = re.compile(r"[A-Za-z0-9 .,:;!?'()/@+_-]{1,300}")
+
+
+def check_status_message(value: str) -> str | None:
+    if STATUS_MESSAGE.fullmatch(value):
+        return None
     return (
-        f"{show(value)} is not a PostgreSQL identifier "
-        "(a-z, 0-9 and '_', starting with a letter or '_', at most 63 characters)"
+        f"{show(value)} may only hold letters, digits, spaces and .,:;!?'()/@+_- (1-300 characters)"
     )
 
 

@@ -68,6 +68,11 @@ class Reason(Enum):
     OTHER_CELL = ("other_cell", frozenset({Use.SERVE, Use.MIGRATE}))
     # With a cell scope: the document names a cell that is not configured, so no cell serves it.
     UNKNOWN_CELL = ("unknown_cell", frozenset({Use.SERVE}))
+    # Its life (docs/tenant-lifecycle.md): its host gets a maintenance page instead of the
+    # application (render does that from the status), so it is still "served"; it is not
+    # migrated in bulk: provisioning runs its own migrations, a suspended tenant only on request.
+    PROVISIONING = ("provisioning", frozenset({Use.MIGRATE}))
+    SUSPENDED = ("suspended", frozenset({Use.MIGRATE}))
 
     def __init__(self, label: str, blocks: frozenset[Use]) -> None:
         self.label = label
@@ -132,6 +137,12 @@ def classify(listing: Listing, claim_owner: ClaimOwner | None = None) -> list[Ex
     exclusions = [
         Exclusion(doc.tenant_id, doc.key, Reason.INVALID, doc.problems) for doc in listing.invalid
     ]
+    for stored in listing.tenants:
+        status = stored.tenant.status
+        if status in ("provisioning", "suspended"):
+            reason = Reason.PROVISIONING if status == "provisioning" else Reason.SUSPENDED
+            why = Problem(stored.key, "status", f"the tenant is {status}")
+            exclusions.append(Exclusion(stored.tenant_id, stored.key, reason, [why]))
     users: dict[tuple[str, object], list[tuple[StoredTenant, str]]] = {}
     for stored in listing.tenants:
         for field_name, value, shown in unique_values(stored.tenant):
@@ -170,12 +181,25 @@ def select(
     use: Use,
     claim_owner: ClaimOwner | None = None,
     scope: CellScope | None = None,
+    *,
+    include_suspended: bool = False,
+    include_provisioning: bool = False,
 ) -> Selection:
     """The tenants of `listing` fit for `use` (sorted by id), and the others with reasons.
 
     Clashes are judged across the whole bucket, before any cell scope: a hostname is never
-    served by two tenants, whichever cells they are in."""
-    excluded = [e for e in classify(listing, claim_owner) if use in e.reason.blocks]
+    served by two tenants, whichever cells they are in. `include_suspended`: suspended tenants
+    count as fit (`migrate --include-suspended`, or a tenant named on the command line);
+    `include_provisioning`: so do provisioning ones (the migrations of their own provisioning).
+    """
+    waived = {Reason.SUSPENDED} if include_suspended else set()
+    if include_provisioning:
+        waived.add(Reason.PROVISIONING)
+    excluded = [
+        e
+        for e in classify(listing, claim_owner)
+        if use in e.reason.blocks and e.reason not in waived
+    ]
     left_out = {e.tenant_id for e in excluded if e.tenant_id}
     if scope is not None:
         for stored in listing.tenants:

@@ -22,12 +22,16 @@ def tenant_view(
 ) -> JSONObject:
     tenant = stored.tenant
     document = tenant.to_document(redact=True)
+    lifecycle = document.pop("status", tenant.status)
     return {
         "tenant": stored.tenant_id,
         "valid": True,
         # "clash": it shares a unique value with a tenant that keeps it, and is not served.
         "status": "clash" if clash else "ok",
         "clashes": [p.as_dict() for p in clash],
+        # Where it is in its life (active, provisioning, suspended): the document's own
+        # `status` field, named apart so it never hides the health above.
+        "lifecycle": lifecycle,
         "host": host_for(tenant, domain),
         "effective_db_host": tenant.db.host or db_host,
         **document,
@@ -60,6 +64,7 @@ def tenant_row(stored: StoredTenant, domain: str | None, db_host: str | None) ->
         f"{t.db.name}@{host}{port}",
         f"s3://{t.s3.bucket}/{t.s3.folder}",
         "all" if ips is None else ", ".join(ips),
+        t.status,
     ]
 
 

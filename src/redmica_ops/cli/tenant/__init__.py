@@ -23,6 +23,7 @@ def _register() -> None:
         change,
         claims,
         files,
+        lifecycle,
         move,
         read,
     )

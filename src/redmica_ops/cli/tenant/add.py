@@ -68,6 +68,19 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
     metavar="CELL",
     help="put the tenant in this cell [default: property.cell, else the cell with most room]",
 )
+@click.option(
+    "--provision",
+    is_flag=True,
+    help="then create its database and role, migrate and set its admin (`tenant provision`)",
+)
+@click.option(
+    "--executor",
+    type=click.Choice(["ecs", "local"]),
+    default="ecs",
+    show_default=True,
+    help="with --provision: where the SQL and migrations run",
+)
+@click.option("--admin-login", default="admin", show_default=True, help="with --provision")
 @click.option("--db-password", hidden=True, expose_value=False, callback=_refuse_plain_password)
 @pass_app
 def add(
@@ -81,6 +94,9 @@ def add(
     activate: bool,
     limit_ip: tuple[str, ...],
     cell: str | None,
+    provision: bool,
+    executor: str,
+    admin_login: str,
     **flags: Any,
 ) -> Done:
     """Create tenant TENANT_ID from a YAML file, stdin, or flags.
@@ -96,6 +112,7 @@ def add(
       redmica tenant add acme --db-name acme --db-user acme --s3-bucket my-attachments \\
           --s3-folder acme --sub-domain acme --limit-ip 203.0.113.0/24 --generate-password
       pass show db/acme | redmica tenant add acme --db-name acme ... --db-password-stdin
+      redmica tenant add acme -f acme.yaml --provision --admin-login alice
     """
     from redmica_ops.cli.tenant import inputs
 
@@ -145,6 +162,18 @@ def add(
         generated = inputs.generate_password()
         inputs.set_password(data, generated)
     new = inputs.validated(tenant_id, data, source, flag_form=file is None)
+    if provision:
+        if activate:
+            raise UsageError("--provision activates the site itself; drop --activate")
+        # Not served until provisioning is done (the host answers 503 meanwhile).
+        new = new.with_status("provisioning")
+        from redmica_ops.cli.tenant.lifecycle import build_runner
+        from redmica_ops.lifecycle.common import check_roles_unused
+        from redmica_ops.lifecycle.provision import precheck
+
+        # Refused before the document is written: exit 4, nothing changed anywhere.
+        check_roles_unused(tenant_id, new, app.store().load_all())
+        precheck(build_runner(app, executor), tenant_id, new)
 
     out = app.output
     fleet = None
@@ -167,6 +196,11 @@ def add(
         out.warn(warning)
     result = outcome.result
     assert result is not None
+    if provision:
+        from redmica_ops.cli.tenant.lifecycle import provision_tenant
+
+        out.info(f"created tenant {tenant_id} (status: provisioning); provisioning it")
+        return provision_tenant(app, tenant_id, executor, admin_login, False, None)
     activation = None
     if activate and fleet is not None and fleet.cells.configured:
         # With cells only the tenant's own cell needs to restart.

@@ -12,7 +12,7 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
 from redmica_ops.cli.result import Done
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import Conflict, Problem, RedmicaError, ValidationFailed
+from redmica_ops.errors import Conflict, Problem, RedmicaError, UsageError, ValidationFailed
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -198,18 +198,53 @@ def _keep_edit(tenant_id: str, body: str) -> str:
 @command(tenant, "remove")
 @click.argument("tenant_id")
 @yes_option
+@click.option(
+    "--purge",
+    is_flag=True,
+    help="also final backup, then drop its database and roles (docs/tenant-lifecycle.md)",
+)
+@click.option(
+    "--delete-attachments", is_flag=True, help="with --purge: delete its attachment objects"
+)
+@click.option("--dry-run", is_flag=True, help="with --purge: show the plan, change nothing")
+@click.option(
+    "--executor",
+    type=click.Choice(["ecs", "local"]),
+    default="ecs",
+    show_default=True,
+    help="with --purge: where the backup and the SQL run",
+)
 @pass_app
-def remove(app: Application, tenant_id: str, yes: bool) -> Done:
-    """Remove a tenant's document from the config bucket.
+def remove(
+    app: Application,
+    tenant_id: str,
+    yes: bool,
+    purge: bool,
+    delete_attachments: bool,
+    dry_run: bool,
+    executor: str,
+) -> Done:
+    """Remove a tenant's document from the config bucket (with --purge: its database too).
 
-    The tenant's site stops being served when the containers next restart. Its database and
-    attachments are NOT touched. On a versioned bucket the document can be restored.
+    Without --purge the tenant's site stops being served when the containers next restart;
+    its database and attachments are NOT touched, and on a versioned bucket the document can
+    be restored. With --purge: a final backup (which must succeed first), then its database
+    and login roles are dropped, its attachments deleted if --delete-attachments (their count
+    is shown first), and the document removed; each step is logged in a deprovision record.
 
     \b
     Examples:
       redmica tenant remove acme
       redmica tenant remove acme --yes
+      redmica tenant remove acme --purge --dry-run
+      redmica tenant remove acme --purge --delete-attachments --yes
     """
+    if (delete_attachments or dry_run) and not purge:
+        raise UsageError("--delete-attachments and --dry-run go with --purge")
+    if purge:
+        from redmica_ops.cli.tenant.lifecycle import purge_tenant
+
+        return purge_tenant(app, tenant_id, executor, delete_attachments, dry_run, yes)
     confirm(app, f"remove tenant {tenant_id!r} from s3://{app.bucket()}", yes)
     sub_domain = None
     if app.settings.hosted_zone_id:

@@ -49,9 +49,9 @@ def list_(app: Application) -> Done:
                 "CLASH" if s.tenant_id in clashes else "ok",
             ]
             for s in listing.tenants
-        ] + [[d.tenant_id or d.key, "", "", "", "", "INVALID"] for d in listing.invalid]
+        ] + [[d.tenant_id or d.key, "", "", "", "", "", "INVALID"] for d in listing.invalid]
         out.table(
-            ["tenant", "site", "database", "attachments", "allowed ips", "status"],
+            ["tenant", "site", "database", "attachments", "allowed ips", "lifecycle", "status"],
             rows,
             drop_first=["attachments", "database"],
         )

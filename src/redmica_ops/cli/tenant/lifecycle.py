@@ -1,0 +1,426 @@
+"""`redmica tenant provision | suspend | resume | backup | backups | restore-db | rotate-password`.
+
+Thin dispatchers: each builds a typed request, calls `redmica_ops.lifecycle.<verb>`, and
+returns a `Done`. Database steps run through a runner chosen by --executor: this machine's
+PostgreSQL client (local) or an ECS one-off admin task (ecs).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import click
+
+from redmica_ops.cli.app import Application
+from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.result import Done
+from redmica_ops.cli.tenant import tenant
+from redmica_ops.errors import UsageError
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from redmica_ops.cli.output import Output
+    from redmica_ops.lifecycle.provision import Migrate
+    from redmica_ops.lifecycle.steps import Runner
+
+RELOAD_HINT = "it takes effect when the vhosts are rendered again (`redmica reload`)"
+
+executor_option = click.option(
+    "--executor",
+    type=click.Choice(["ecs", "local"]),
+    default="ecs",
+    show_default=True,
+    help="where the SQL runs: an ECS admin task, or this machine's psql/pg_dump",
+)
+
+
+def build_runner(app: Application, kind: str) -> Runner:
+    settings = app.settings
+    if kind == "local":
+        from redmica_ops.lifecycle.site import Site
+        from redmica_ops.lifecycle.steps import LocalRunner
+
+        site = Site(
+            s3=app.clients().s3(),
+            bucket=app.bucket(),
+            backups_prefix=settings.backups_prefix,
+            kms_key_id=settings.kms_key_id,
+            default_db_host=settings.db_host,
+            connection_limit=settings.db_connection_limit,
+            admin_user=settings.db_admin_user,
+        )
+        return LocalRunner(site, app.store())
+    from redmica_ops.lifecycle.steps import EcsRunner
+    from redmica_ops.runs.migrations import ecs_target
+    from redmica_ops.runs.pacing import Cancellation
+
+    return EcsRunner(
+        app.clients().ecs(),
+        app.clients().s3(),
+        ecs_target(settings),
+        app.bucket(),
+        settings.lifecycle_prefix,
+        app.make_clock(Cancellation()),
+        kms_key_id=settings.kms_key_id,
+        timeout=float(settings.task_timeout),
+        poll_interval=settings.poll_interval,
+        task_role=settings.admin_task_role,
+    )
+
+
+def build_migrate(app: Application, kind: str) -> Migrate:
+    """Provisioning migrates through `runs.migrations.run`, like `redmica migrate`."""
+
+    def migrate(tenant_id: str, command_line: list[str]) -> str:
+        import shlex
+
+        from redmica_ops.errors import OperationFailed
+        from redmica_ops.runs.migrations import MigrationRequest, run
+        from redmica_ops.runs.record import Status
+
+        request = MigrationRequest(
+            tenants=(tenant_id,),
+            command=shlex.join(command_line),
+            executor=kind,
+            provisioning=True,
+        )
+        app.output.info(f"provision {tenant_id}: running the migrations ({kind} executor)")
+        outcome = run(request, app.workspace())
+        record = outcome.record
+        tenant_run = record.tenants.get(tenant_id) if record else None
+        if record is None or tenant_run is None or tenant_run.status != Status.SUCCEEDED:
+            status = tenant_run.status.value if tenant_run else "not run"
+            why = (tenant_run.reason if tenant_run else None) or "see its log"
+            raise OperationFailed(
+                f"the migrations of {tenant_id} {status}: {why}"
+                + (f" ({tenant_run.log_stream})" if tenant_run and tenant_run.log_stream else ""),
+                f"fix the cause and run `redmica tenant provision {tenant_id}` again "
+                "(every step checks what is already done)",
+            )
+        return record.run_id
+
+    return migrate
+
+
+def read_secret_line(what: str) -> SecretStr:
+    from pydantic import SecretStr
+
+    from redmica_ops.cli.tenant import inputs
+
+    value = inputs.read_password(inputs.stdin_bytes())
+    if not value:
+        raise UsageError(f"no {what} on stdin")
+    return SecretStr(value)
+
+
+def _lines(lines: list[str]) -> Done:
+    def text(out: Output) -> None:
+        for line in lines:
+            out.info(f"  {line}")
+
+    return Done({"done": list(lines)}, text)
+
+
+def provision_tenant(
+    app: Application,
+    tenant_id: str,
+    kind: str,
+    admin_login: str,
+    admin_password_stdin: bool,
+    language: str | None,
+) -> Done:
+    from redmica_ops.lifecycle.provision import ProvisionRequest, provision
+    from redmica_ops.runs.migrations import parse_command
+
+    request = ProvisionRequest(
+        tenant_id,
+        migrate_command=parse_command(app.settings.migrate_command),
+        language=language or app.settings.default_language,
+        admin_login=admin_login,
+        admin_password=read_secret_line("administrator password") if admin_password_stdin else None,
+    )
+    outcome = provision(app.registry(), build_runner(app, kind), build_migrate(app, kind), request)
+    generated = outcome.generated_password
+
+    def text(out: Output) -> None:
+        for line in outcome.done:
+            out.info(f"  {line}")
+        out.success(f"provisioned tenant {tenant_id}; administrator: {outcome.admin_login}")
+        if generated is not None:
+            out.info("administrator password (shown once, store it now):")
+            out.text(generated.get_secret_value())
+        out.info(f"the site is served once the vhosts are rendered again: {RELOAD_HINT}")
+
+    document: dict[str, object] = {
+        "tenant": tenant_id,
+        "provisioned": True,
+        "done": outcome.done,
+        "admin_login": outcome.admin_login,
+        "migration_run": outcome.migration_run,
+    }
+    if generated is not None:
+        document["admin_password"] = generated.get_secret_value()  # asked for: shown once
+    return Done(document, text)  # type: ignore[arg-type]
+
+
+@command(tenant, "provision")
+@click.argument("tenant_id")
+@executor_option
+@click.option("--admin-login", default="admin", show_default=True, help="first administrator")
+@click.option(
+    "--admin-password-stdin",
+    is_flag=True,
+    help="read the administrator's password from stdin (default: generate, show once)",
+)
+@click.option("--language", help="language of the default data [default: default_language]")
+@pass_app
+def provision_command(
+    app: Application,
+    tenant_id: str,
+    executor: str,
+    admin_login: str,
+    admin_password_stdin: bool,
+    language: str | None,
+) -> Done:
+    """Create the tenant's database role and database, migrate, load defaults, set its admin.
+
+    Every step checks what exists, so running it again after a failure finishes the job.
+    While it runs the document says `status: provisioning` and the site answers 503. Exit 4
+    if the database exists with another owner, or the role is another tenant's (nothing is
+    changed); exit 2 if a name is a PostgreSQL reserved word.
+
+    \b
+    Examples:
+      redmica tenant provision acme --admin-login alice
+      redmica tenant provision acme --executor local --language de
+      pass show redmine/acme-admin | redmica tenant provision acme --admin-password-stdin
+    """
+    return provision_tenant(app, tenant_id, executor, admin_login, admin_password_stdin, language)
+
+
+@command(tenant, "suspend")
+@click.argument("tenant_id")
+@click.option("--message", help="text of the maintenance page (plain sentence characters)")
+@pass_app
+def suspend_command(app: Application, tenant_id: str, message: str | None) -> Done:
+    """Serve a maintenance page (503 + Retry-After) instead of the tenant's site.
+
+    Its application is not spawned and its data is not touched; `migrate --all` skips it
+    (unless --include-suspended). Takes effect at the next render of the vhosts.
+
+    \b
+    Examples:
+      redmica tenant suspend acme --message "Back at 14:00 UTC"
+      redmica tenant suspend acme && redmica reload
+    """
+    from redmica_ops.lifecycle.suspend import SuspendRequest, suspend
+
+    change = suspend(app.registry(), SuspendRequest(tenant_id, message))
+    return _status_done(change.tenant_id, change.before, change.after, change.changed)
+
+
+@command(tenant, "resume")
+@click.argument("tenant_id")
+@pass_app
+def resume_command(app: Application, tenant_id: str) -> Done:
+    """Serve a suspended tenant's site again (at the next render of the vhosts).
+
+    \b
+    Examples:
+      redmica tenant resume acme && redmica reload
+    """
+    from redmica_ops.lifecycle.suspend import ResumeRequest, resume
+
+    change = resume(app.registry(), ResumeRequest(tenant_id))
+    return _status_done(change.tenant_id, change.before, change.after, change.changed)
+
+
+def _status_done(tenant_id: str, before: str, after: str, changed: bool) -> Done:
+    def text(out: Output) -> None:
+        if changed:
+            out.success(f"tenant {tenant_id}: {before} -> {after}; {RELOAD_HINT}")
+        else:
+            out.info(f"tenant {tenant_id} is already {after}; nothing written")
+
+    return Done({"tenant": tenant_id, "before": before, "status": after, "changed": changed}, text)
+
+
+@command(tenant, "backup")
+@click.argument("tenant_id")
+@executor_option
+@pass_app
+def backup_command(app: Application, tenant_id: str, executor: str) -> Done:
+    """Dump the tenant's database (pg_dump -Fc) into the config bucket's backups prefix.
+
+    The dump is stored with SSE-KMS and an S3-verified SHA-256, next to a manifest with its
+    size, checksum and the row count of every table (read from the dump itself).
+
+    \b
+    Examples:
+      redmica tenant backup acme
+      redmica tenant backup acme --executor local --output json
+    """
+    from redmica_ops.lifecycle.backup import BackupRequest, backup
+
+    result = backup(app.registry(), build_runner(app, executor), BackupRequest(tenant_id))
+    summary = {k: v for k, v in result.items() if k != "table_rows"}
+
+    def text(out: Output) -> None:
+        out.success(
+            f"backup {summary['backup']} of {tenant_id}: {summary['size']} bytes, "
+            f"{summary['tables']} tables, {summary['rows']} rows"
+        )
+        out.info(f"  s3://{app.bucket()}/{summary['key']} (sha256 {summary['sha256']})")
+
+    return Done(summary, text)
+
+
+@command(tenant, "backups")
+@click.argument("tenant_id")
+@pass_app
+def backups_command(app: Application, tenant_id: str) -> Done:
+    """List a tenant's backups, newest first.
+
+    \b
+    Examples:
+      redmica tenant backups acme
+    """
+    from redmica_ops.lifecycle.dumps import list_backups
+
+    found = list_backups(app.clients().s3(), app.bucket(), app.settings.backups_prefix, tenant_id)
+    rows = [b.summary() for b in found]
+
+    def text(out: Output) -> None:
+        out.table(
+            ["backup", "created", "bytes", "tables", "rows", "reason"],
+            [
+                [r["backup"], r["created_at"], r["size"], r["tables"], r["rows"], r["reason"]]
+                for r in rows
+            ],
+        )
+
+    return Done({"tenant": tenant_id, "backups": rows}, text)
+
+
+@command(tenant, "restore-db")
+@click.argument("tenant_id")
+@click.argument("backup_id")
+@click.option("--into", "into", metavar="NEW_ID", help="the new tenant that receives it")
+@click.option("--replace", is_flag=True, help="restore over the live database (not supported)")
+@executor_option
+@pass_app
+def restore_db_command(
+    app: Application,
+    tenant_id: str,
+    backup_id: str,
+    into: str | None,
+    replace: bool,
+    executor: str,
+) -> Done:
+    """Restore a backup into a fresh database, verified by row counts.
+
+    --into NEW_ID creates tenant NEW_ID (a copy of TENANT_ID's document with its own database,
+    role, password, sub-domain and folder), restores into it and checks every table's row
+    count against the backup. The live database is never restored over.
+
+    \b
+    Examples:
+      redmica tenant restore-db acme latest --into acme-restored
+      redmica tenant restore-db acme 20261128T041500Z-1a2b3c --into acme-check
+    """
+    from redmica_ops.lifecycle.backup import RestoreRequest, restore
+
+    if replace:
+        raise UsageError(
+            "restoring over the live database is not supported",
+            "restore --into NEW_ID, check it, then point the site at it",
+        )
+    if not into:
+        raise UsageError(
+            "give --into NEW_ID: a restore goes into a new tenant's fresh database",
+            f"e.g. redmica tenant restore-db {tenant_id} {backup_id} --into {tenant_id}-restored",
+        )
+    outcome = restore(
+        app.registry(), build_runner(app, executor), RestoreRequest(tenant_id, backup_id, into)
+    )
+    done = _lines(outcome.done)
+    done.document = {"tenant": tenant_id, "into": into, "done": outcome.done, **outcome.result}
+    return done
+
+
+@command(tenant, "rotate-password")
+@click.argument("tenant_id")
+@executor_option
+@pass_app
+def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
+    """Give the tenant's other login role a new password and switch the document to it.
+
+    Two login roles take turns (`acme`, `acme_2`): the one in use keeps its password, so no
+    request fails while the containers reload. Reload after each rotation, and never rotate
+    twice within one reload. The password is never shown.
+
+    \b
+    Examples:
+      redmica tenant rotate-password acme && redmica reload
+    """
+    from redmica_ops.lifecycle.rotate import RotateRequest, rotate
+
+    outcome = rotate(app.registry(), build_runner(app, executor), RotateRequest(tenant_id))
+
+    def text(out: Output) -> None:
+        out.success(
+            f"tenant {tenant_id}: login {outcome.previous_login} -> {outcome.login} with a new "
+            f"password; {RELOAD_HINT}"
+        )
+
+    return Done(
+        {
+            "tenant": tenant_id,
+            "previous_login": outcome.previous_login,
+            "login": outcome.login,
+            "version_id": outcome.version_id,
+        },
+        text,
+    )
+
+
+def purge_tenant(
+    app: Application, tenant_id: str, kind: str, delete_attachments: bool, dry_run: bool, yes: bool
+) -> Done:
+    """`tenant remove --purge`: plan, confirm, then carry it out (lifecycle/purge.py)."""
+    from dataclasses import asdict
+
+    from redmica_ops.lifecycle.purge import PurgeRequest, RecordStore, plan, purge
+
+    registry = app.registry()
+    runner = build_runner(app, kind)
+    s3 = app.clients().s3()
+    request = PurgeRequest(tenant_id, delete_attachments, dry_run)
+    the_plan = plan(registry, runner, s3, request)
+    out = app.output
+    if dry_run or not app.json:
+        count = "unknown" if the_plan.attachment_count is None else the_plan.attachment_count
+        out.info(f"purge plan for tenant {tenant_id} ({count} attachment object(s)):")
+        for number, step in enumerate(the_plan.steps, 1):
+            out.info(f"  {number}. {step}")
+        if the_plan.note:
+            out.warn(the_plan.note)
+    if dry_run:
+        return Done({"tenant": tenant_id, "dry_run": True, "plan": asdict(the_plan)})
+    from redmica_ops.cli.options import confirm
+
+    confirm(app, f"purge tenant {tenant_id!r}: drop its database and roles for good", yes)
+    settings = app.settings
+    records = RecordStore(s3, app.bucket(), settings.lifecycle_prefix, settings.kms_key_id)
+    record = purge(registry, runner, s3, records, request, the_plan)
+
+    def text(out: Output) -> None:
+        for step in record.steps:
+            out.info(f"  {step['step']}: ok")
+        out.success(f"purged tenant {tenant_id}; record s3://{app.bucket()}/{record.key}")
+
+    return Done(
+        {"tenant": tenant_id, "purged": True, "record": record.key, "steps": record.steps},  # type: ignore[dict-item]
+        text,
+    )

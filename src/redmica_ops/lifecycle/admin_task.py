@@ -1,0 +1,76 @@
+"""Inside the ECS admin task: resolve the master secret, run the requested step, leave a result.
+
+The RDS-managed master secret (a JSON document with `username` and `password`) is read here,
+with the task role, and goes no further than this process and the PGPASSFILE of its psql
+child. The request names the step; the result never holds a secret (errors included).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Protocol
+
+from redmica_ops.aws import translate_errors
+from redmica_ops.errors import RedmicaError, UsageError
+from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.steps import StepResult, execute, read_request, write_result
+from redmica_ops.settings import Settings
+from redmica_ops.tenants.store import TenantStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class SecretsClient(Protocol):
+    def get_secret_value(self, *, SecretId: str) -> dict[str, object]: ...
+
+
+def master_credentials(secrets: SecretsClient, secret_id: str) -> tuple[str, str]:
+    with translate_errors("reading the database master secret"):
+        response = secrets.get_secret_value(SecretId=secret_id)
+    try:
+        data = json.loads(str(response["SecretString"]))
+        return str(data["username"]), str(data["password"])
+    except (KeyError, ValueError, TypeError):
+        # Never echo the secret's content, not even a part of it.
+        raise UsageError(
+            "the master secret is not an RDS-managed secret (JSON with username and password)",
+            "point db_master_secret at the cluster's MasterUserSecret ARN",
+        ) from None
+
+
+def run_admin_request(
+    request_id: str,
+    settings: Settings,
+    s3: S3Client,
+    secrets: SecretsClient,
+    bucket: str,
+    store: TenantStore,
+    pg_bin: str = "",
+) -> StepResult:
+    prefix = settings.lifecycle_prefix
+    step = read_request(s3, bucket, prefix, request_id)
+    try:
+        if not settings.db_master_secret:
+            raise UsageError(
+                "the admin task has no db_master_secret setting",
+                "set REDMICA_DB_MASTER_SECRET in the task definition (not in an override)",
+            )
+        user, password = master_credentials(secrets, settings.db_master_secret)
+        site = Site(
+            s3=s3,
+            bucket=bucket,
+            backups_prefix=settings.backups_prefix,
+            kms_key_id=settings.kms_key_id,
+            default_db_host=settings.db_host,
+            connection_limit=settings.db_connection_limit,
+            admin_user=user,
+            admin_password=password,
+            pg_bin=pg_bin,
+        )
+        result = execute(step, site, store)
+    except RedmicaError as error:
+        write_result(s3, bucket, prefix, request_id, None, error, settings.kms_key_id)
+        raise
+    write_result(s3, bucket, prefix, request_id, result, None, settings.kms_key_id)
+    return result

@@ -1,0 +1,58 @@
+"""What the lifecycle verbs share: reading a tenant, changing its status, the one-login rule."""
+
+from __future__ import annotations
+
+import secrets
+
+from pydantic import SecretStr
+
+from redmica_ops.errors import Conflict, UsageError
+from redmica_ops.lifecycle.database import login_pair
+from redmica_ops.lifecycle.sql import scram_verifier
+from redmica_ops.tenants.model import Status, Tenant
+from redmica_ops.tenants.registry import TenantRegistry
+from redmica_ops.tenants.store import Listing, StoredTenant
+
+
+def new_password() -> SecretStr:
+    # 32 URL-safe characters: nothing Apache, YAML or a shell would read specially.
+    return SecretStr(secrets.token_urlsafe(24))
+
+
+def verifier_of(tenant: Tenant) -> str:
+    return scram_verifier(tenant.db.password.get_secret_value())
+
+
+def check_roles_unused(tenant_id: str, tenant: Tenant, listing: Listing) -> None:
+    """A role (or its rotation twin) used by another tenant: exit 4 before any SQL runs."""
+    mine = login_pair(tenant.db.user)
+    for other in listing.tenants:
+        if other.tenant_id == tenant_id:
+            continue
+        shared = mine & login_pair(other.tenant.db.user)
+        if shared:
+            raise Conflict(
+                f"tenant {tenant_id!r}: database role {sorted(shared)[0]!r} is already used by "
+                f"tenant {other.tenant_id!r}; nothing was changed",
+                "each tenant needs its own db.user (and its rotation twin <user>_2)",
+            )
+
+
+def set_status(
+    registry: TenantRegistry, stored: StoredTenant, status: Status, message: str | None = None
+) -> StoredTenant:
+    """Write the new status conditionally on what was read; return the fresh stored tenant."""
+    tenant = stored.tenant
+    if tenant.status == status and tenant.status_message == message:
+        return stored
+    registry.update(stored.tenant_id, tenant.with_status(status, message), "(lifecycle)", stored)
+    return registry.store.get(stored.tenant_id)
+
+
+def require_status(stored: StoredTenant, allowed: tuple[Status, ...], action: str) -> None:
+    if stored.tenant.status not in allowed:
+        raise UsageError(
+            f"tenant {stored.tenant_id!r} is {stored.tenant.status}; cannot {action}",
+            f"{action} needs status {' or '.join(allowed)} (see `redmica tenant show "
+            f"{stored.tenant_id}`)",
+        )

@@ -1,0 +1,257 @@
+"""One tenant's database as a `pg_dump -Fc` in S3: written, listed, checked and restored.
+
+A backup is two objects under `<backups_prefix><tenant>/`: `<id>.dump` (SSE-KMS, S3-verified
+SHA-256) and `<id>.json`, its manifest (size, checksum, database, rows per table). The row
+counts are read from the dump itself (its COPY sections), so they describe exactly what was
+dumped; a restore is accepted only when the restored database has the same counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from redmica_ops.aws import translate_errors
+from redmica_ops.errors import Conflict, NotFound, OperationFailed, UsageError
+from redmica_ops.lifecycle.database import row_counts
+from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.sql import run_tool
+from redmica_ops.tenants.model import Tenant
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+BACKUP_ID = re.compile(r"\d{8}T\d{6}Z-[0-9a-f]{6}")
+_COPY = re.compile(r"^COPY (\S+) \(.*\) FROM stdin;$")
+
+
+@dataclass(frozen=True)
+class Backup:
+    tenant: str
+    backup_id: str
+    key: str
+    size: int
+    sha256: str
+    database: str
+    created_at: str
+    reason: str
+    tables: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.tables.values())
+
+    def summary(self) -> dict[str, str | int]:
+        return {
+            "tenant": self.tenant,
+            "backup": self.backup_id,
+            "key": self.key,
+            "size": self.size,
+            "sha256": self.sha256,
+            "database": self.database,
+            "created_at": self.created_at,
+            "reason": self.reason,
+            "tables": len(self.tables),
+            "rows": self.rows,
+        }
+
+
+def new_backup_id(now: datetime | None = None) -> str:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def _prefix(site: Site, tenant_id: str) -> str:
+    return f"{site.backups_prefix}{tenant_id}/"
+
+
+def _encryption(site: Site) -> dict[str, str]:
+    params = {"ServerSideEncryption": "aws:kms"}
+    if site.kms_key_id:
+        params["SSEKMSKeyId"] = site.kms_key_id
+    return params
+
+
+def count_dump_rows(site: Site, path: Path) -> dict[str, int]:
+    """Rows per table, read from the dump's data sections (one line per row in COPY text)."""
+    process = subprocess.Popen(
+        [site.tool("pg_restore"), "--data-only", "-f", "-", str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    counts: dict[str, int] = {}
+    table: str | None = None
+    for raw in process.stdout:
+        line = raw.rstrip(b"\n")
+        if table is None:
+            match = _COPY.match(line.decode("utf-8", errors="replace"))
+            if match:
+                table = match.group(1)
+                counts[table] = 0
+        elif line == b"\\.":
+            table = None
+        else:
+            counts[table] += 1
+    _, stderr = process.communicate()
+    if process.returncode != 0:
+        raise OperationFailed(f"pg_restore could not read the dump: {stderr.decode()[:300]}")
+    return counts
+
+
+def dump(site: Site, tenant_id: str, tenant: Tenant, reason: str) -> Backup:
+    """pg_dump -Fc as the tenant's own role, counted, checksummed, stored (never overwritten)."""
+    backup_id = new_backup_id()
+    key = f"{_prefix(site, tenant_id)}{backup_id}.dump"
+    with tempfile.TemporaryDirectory(prefix="redmica-backup-") as tmp:
+        path = Path(tmp) / "tenant.dump"
+        run_tool(
+            [site.tool("pg_dump"), "-Fc", "--no-owner", "--no-privileges", "-f", str(path)],
+            site.login(tenant),
+            tenant.db.name,
+        )
+        tables = count_dump_rows(site, path)
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        size = path.stat().st_size
+        backup = Backup(
+            tenant_id,
+            backup_id,
+            key,
+            size,
+            digest.hexdigest(),
+            tenant.db.name,
+            datetime.now(UTC).isoformat(),
+            reason,
+            tables,
+        )
+        with (
+            translate_errors(f"writing s3://{site.bucket}/{key}", site.bucket),
+            path.open("rb") as body,
+        ):
+            site.s3.put_object(
+                Bucket=site.bucket,
+                Key=key,
+                Body=body,
+                ContentLength=size,
+                ContentType="application/octet-stream",
+                ChecksumSHA256=base64.b64encode(digest.digest()).decode("ascii"),
+                Metadata={"sha256": backup.sha256, "tenant": tenant_id},
+                IfNoneMatch="*",
+                **_encryption(site),  # type: ignore[arg-type]
+            )
+    manifest_key = key.removesuffix(".dump") + ".json"
+    with translate_errors(f"writing s3://{site.bucket}/{manifest_key}", site.bucket):
+        site.s3.put_object(
+            Bucket=site.bucket,
+            Key=manifest_key,
+            Body=json.dumps(asdict(backup), indent=2, sort_keys=True).encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+            **_encryption(site),  # type: ignore[arg-type]
+        )
+    return backup
+
+
+def list_backups(s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str) -> list[Backup]:
+    """The tenant's backups, newest first, from their manifests."""
+    prefix = f"{backups_prefix}{tenant_id}/"
+    found: list[Backup] = []
+    paginator = s3.get_paginator("list_objects_v2")
+    with translate_errors(f"listing s3://{bucket}/{prefix}", bucket):
+        keys = [
+            obj["Key"]
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+            if obj["Key"].endswith(".json")
+        ]
+        for key in keys:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            found.append(Backup(**json.loads(body)))
+    return sorted(found, key=lambda b: b.backup_id, reverse=True)
+
+
+def find_backup(
+    s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str, backup_id: str
+) -> Backup:
+    if backup_id != "latest" and not BACKUP_ID.fullmatch(backup_id):
+        raise UsageError(
+            f"{backup_id!r} is not a backup id (YYYYMMDDTHHMMSSZ-xxxxxx) or 'latest'",
+            f"list them with `redmica tenant backups {tenant_id}`",
+        )
+    backups = list_backups(s3, bucket, backups_prefix, tenant_id)
+    chosen = (
+        backups[:1] if backup_id == "latest" else [b for b in backups if b.backup_id == backup_id]
+    )
+    if not chosen:
+        raise NotFound(
+            f"no backup {backup_id!r} of tenant {tenant_id!r}",
+            f"list them with `redmica tenant backups {tenant_id}`",
+        )
+    return chosen[0]
+
+
+def restore(site: Site, backup: Backup, target: Tenant) -> dict[str, int]:
+    """Restore into the target's (fresh, empty) database as its own role; verify rows."""
+    sql = site.admin_sql(target)
+    existing = sql.query(
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind = 'r' AND n.nspname = 'public';\n",
+        database=target.db.name,
+    )
+    if existing and int(existing[0][0]) > 0:
+        raise Conflict(
+            f"database {target.db.name!r} already has tables; a restore only goes into a "
+            "fresh database",
+            "restore into a new id (--into NEW_ID)",
+        )
+    with tempfile.TemporaryDirectory(prefix="redmica-restore-") as tmp:
+        path = Path(tmp) / "tenant.dump"
+        with translate_errors(f"reading s3://{site.bucket}/{backup.key}", site.bucket):
+            response = site.s3.get_object(Bucket=site.bucket, Key=backup.key)
+            digest = hashlib.sha256()
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                for chunk in response["Body"].iter_chunks(1 << 20):
+                    digest.update(chunk)
+                    handle.write(chunk)
+        if digest.hexdigest() != backup.sha256:
+            raise OperationFailed(
+                f"backup {backup.backup_id} does not match its checksum; nothing was restored"
+            )
+        run_tool(
+            [
+                site.tool("pg_restore"),
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "--single-transaction",
+                "-d",
+                target.db.name,
+                str(path),
+            ],
+            site.login(target),
+            target.db.name,
+        )
+    counts = row_counts(site.admin_sql(target), target.db.name, sorted(backup.tables))
+    wrong = {
+        t: (backup.tables[t], counts.get(t))
+        for t in backup.tables
+        if counts.get(t) != backup.tables[t]
+    }
+    if wrong:
+        sample = ", ".join(f"{t}: {a} != {b}" for t, (a, b) in list(wrong.items())[:5])
+        raise OperationFailed(f"restored row counts differ from the backup: {sample}")
+    return counts

@@ -1,0 +1,132 @@
+"""Provision: a tenant's role, database, schema, default data and first administrator.
+
+Order, each step checking what exists so a re-run finishes the job (docs/tenant-lifecycle.md):
+  1. checks before any SQL: the document is valid (names are not reserved words), its role
+     and the role's rotation twin are not another tenant's;
+  2. status -> provisioning (the host answers 503; no app is spawned);
+  3. role + database (`create-database` step; exit 4 if the database has another owner);
+  4. migrations + `redmine:load_default_data` as one migration run of this tenant;
+  5. the first administrator (`set-admin` step: login and Redmine's salted hash only);
+  6. status -> active.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pydantic import SecretStr
+
+from redmica_ops.errors import Conflict, UsageError
+from redmica_ops.lifecycle.common import (
+    check_roles_unused,
+    new_password,
+    require_status,
+    set_status,
+    verifier_of,
+)
+from redmica_ops.lifecycle.database import LOGIN_RULE, redmine_password_hash
+from redmica_ops.lifecycle.steps import Runner, Step
+from redmica_ops.tenants.model import Tenant
+from redmica_ops.tenants.registry import TenantRegistry
+
+
+@dataclass(frozen=True)
+class ProvisionRequest:
+    tenant_id: str
+    migrate_command: list[str]
+    language: str = "en"
+    admin_login: str = "admin"
+    admin_password: SecretStr | None = None  # None: generated, handed back once
+
+
+@dataclass
+class ProvisionOutcome:
+    tenant_id: str
+    done: list[str] = field(default_factory=list)
+    admin_login: str = "admin"
+    generated_password: SecretStr | None = None  # shown once by the caller, never logged
+    migration_run: str | None = None
+
+
+# (tenant id, command) -> run id; raises when the migration failed.
+Migrate = Callable[[str, list[str]], str]
+
+
+def migration_command(request: ProvisionRequest) -> list[str]:
+    # Rake reads NAME=value arguments as environment variables: no override needs them.
+    return [
+        *request.migrate_command,
+        "redmine:load_default_data",
+        f"REDMINE_LANG={request.language}",
+    ]
+
+
+def precheck(runner: Runner, tenant_id: str, tenant: Tenant) -> None:
+    """Read-only: refuse (exit 4) a database with another owner or a privileged/foreign role,
+    before anything is written anywhere."""
+    args = {"database": tenant.db.name, "user": tenant.db.user, "owner": tenant.db.user}
+    if tenant.db.host:
+        args["host"] = tenant.db.host
+    if tenant.db.port:
+        args["port"] = str(tenant.db.port)
+    state = runner.run(Step("inspect", tenant_id, args))
+    if state.get("conflict"):
+        raise Conflict(
+            f"tenant {tenant_id!r}: {state['conflict']}",
+            "pick another db.name / db.user; nothing was written",
+        )
+
+
+def provision(
+    registry: TenantRegistry, runner: Runner, migrate: Migrate, request: ProvisionRequest
+) -> ProvisionOutcome:
+    if not LOGIN_RULE.fullmatch(request.admin_login):
+        raise UsageError(
+            f"--admin-login {request.admin_login!r} is not a Redmine login",
+            "letters, digits and _-@. (at most 60)",
+        )
+    listing = registry.store.load_all()
+    stored = next((s for s in listing.tenants if s.tenant_id == request.tenant_id), None)
+    if stored is None:
+        stored = registry.store.get(request.tenant_id)  # raises NotFound / ValidationFailed
+    require_status(stored, ("provisioning", "active"), "provision")
+    check_roles_unused(request.tenant_id, stored.tenant, listing)
+    precheck(runner, request.tenant_id, stored.tenant)
+    outcome = ProvisionOutcome(request.tenant_id, admin_login=request.admin_login)
+
+    stored = set_status(registry, stored, "provisioning")
+    outcome.done.append("status: provisioning (not served)")
+    tenant = stored.tenant
+    result = runner.run(
+        Step(
+            "create-database",
+            request.tenant_id,
+            {"owner": tenant.db.user, "verifier": verifier_of(tenant)},
+        )
+    )
+    outcome.done.extend(str(d) for d in _list(result.get("done")))
+
+    outcome.migration_run = migrate(request.tenant_id, migration_command(request))
+    outcome.done.append(f"migrations and default data ({request.language}): done")
+
+    password = request.admin_password
+    if password is None:
+        password = outcome.generated_password = new_password()
+    hashed, salt = redmine_password_hash(password.get_secret_value())
+    result = runner.run(
+        Step(
+            "set-admin",
+            request.tenant_id,
+            {"login": request.admin_login, "hashed": hashed, "salt": salt},
+        )
+    )
+    outcome.done.extend(str(d) for d in _list(result.get("done")))
+
+    set_status(registry, stored, "active")
+    outcome.done.append("status: active (served at the next render)")
+    return outcome
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []

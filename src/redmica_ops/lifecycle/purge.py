@@ -1,0 +1,224 @@
+"""Deprovision (`tenant remove --purge`): final backup, drop, attachments, document — recorded.
+
+Order, and why: the final backup must succeed first (nothing is dropped otherwise); then the
+database and both login roles; then, only if asked, the attachments (their count is part of the
+plan the operator confirmed); last the document, so a failure half way leaves a tenant that is
+still listed and can be purged again. Every step is appended to a deprovision record under
+`<lifecycle_prefix>deprovisions/`, written conditionally each time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from redmica_ops.aws import translate_errors
+from redmica_ops.errors import Conflict, NotFound, RedmicaError
+from redmica_ops.lifecycle.steps import Runner, Step, StepResult
+from redmica_ops.tenants.registry import TenantRegistry
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
+
+
+@dataclass(frozen=True)
+class PurgeRequest:
+    tenant_id: str
+    delete_attachments: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class PurgePlan:
+    tenant_id: str
+    database: str
+    roles: list[str]
+    database_exists: bool
+    attachments: str  # s3://bucket/folder/
+    attachment_count: int | None  # None: could not be counted (say why in `note`)
+    delete_attachments: bool
+    steps: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class PurgeRecord:
+    tenant: str
+    started_at: str
+    plan: dict[str, object]
+    steps: list[dict[str, object]] = field(default_factory=list)
+    state: str = "running"  # running | done | failed
+    key: str = ""
+    etag: str | None = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Attachments:
+    """The tenant's attachment objects (s3.bucket / s3.folder) in its attachments bucket."""
+
+    def __init__(self, s3: S3Client, bucket: str, folder: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = folder.rstrip("/") + "/"
+
+    def keys(self) -> list[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        with translate_errors(f"listing s3://{self.bucket}/{self.prefix}", self.bucket):
+            return [
+                obj["Key"]
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)
+                for obj in page.get("Contents", [])
+            ]
+
+    def delete(self, keys: list[str]) -> int:
+        deleted = 0
+        for start in range(0, len(keys), 1000):
+            batch: list[ObjectIdentifierTypeDef] = [{"Key": k} for k in keys[start : start + 1000]]
+            with translate_errors(f"deleting from s3://{self.bucket}/{self.prefix}", self.bucket):
+                response = self.s3.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+            errors = response.get("Errors", [])
+            if errors:
+                raise Conflict(f"{len(errors)} attachment(s) could not be deleted", "run again")
+            deleted += len(batch)
+        return deleted
+
+
+def plan(
+    registry: TenantRegistry, runner: Runner, attachments_s3: S3Client, request: PurgeRequest
+) -> PurgePlan:
+    stored = registry.store.get(request.tenant_id)
+    tenant = stored.tenant
+    state = runner.run(Step("inspect", request.tenant_id))
+    attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
+    count: int | None
+    note = None
+    try:
+        count = len(attachments.keys())
+    except RedmicaError as exc:
+        count, note = None, f"attachments not counted: {exc.message}"
+    roles = [str(r) for r in state.get("roles") or []]  # type: ignore[union-attr]
+    steps = [
+        "final backup (pg_dump -Fc to the backups prefix); stop here if it fails",
+        f"drop database {tenant.db.name} and role(s) {', '.join(roles) or '(none)'}",
+        (
+            f"delete {count if count is not None else 'all'} attachment object(s) under "
+            f"s3://{tenant.s3.bucket}/{attachments.prefix}"
+        )
+        if request.delete_attachments
+        else f"keep the attachments under s3://{tenant.s3.bucket}/{attachments.prefix}",
+        f"remove the document {stored.key}",
+    ]
+    return PurgePlan(
+        request.tenant_id,
+        tenant.db.name,
+        roles,
+        state.get("owner") is not None,
+        f"s3://{tenant.s3.bucket}/{attachments.prefix}",
+        count,
+        request.delete_attachments,
+        steps,
+        note,
+    )
+
+
+class RecordStore:
+    def __init__(self, s3: S3Client, bucket: str, prefix: str, kms_key_id: str | None) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.prefix = f"{prefix}deprovisions/"
+        self.kms_key_id = kms_key_id
+
+    def save(self, record: PurgeRecord) -> None:
+        body = json.dumps(
+            {k: v for k, v in asdict(record).items() if k not in ("key", "etag")},
+            indent=2,
+            sort_keys=True,
+        ).encode()
+        params: dict[str, object] = {
+            "Bucket": self.bucket,
+            "Key": record.key,
+            "Body": body,
+            "ContentType": "application/json",
+        }
+        params.update({"IfMatch": record.etag} if record.etag else {"IfNoneMatch": "*"})
+        if self.kms_key_id:
+            params.update({"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id})
+        with translate_errors(f"writing s3://{self.bucket}/{record.key}", self.bucket):
+            response = self.s3.put_object(**params)  # type: ignore[arg-type]
+        record.etag = response["ETag"]
+
+    def load(self, key: str) -> dict[str, object]:
+        with translate_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
+            data: dict[str, object] = json.loads(
+                self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            )
+        return data
+
+
+def purge(
+    registry: TenantRegistry,
+    runner: Runner,
+    attachments_s3: S3Client,
+    records: RecordStore,
+    request: PurgeRequest,
+    the_plan: PurgePlan,
+) -> PurgeRecord:
+    """Carry out a plan the operator confirmed; raise at the first failed step (recorded)."""
+    stored = registry.store.get(request.tenant_id)
+    tenant = stored.tenant
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    record = PurgeRecord(
+        request.tenant_id,
+        _now(),
+        {k: v for k, v in asdict(the_plan).items()},
+        key=f"{records.prefix}{request.tenant_id}/{stamp}.json",
+    )
+    records.save(record)
+
+    def step(name: str, action: object) -> StepResult:
+        entry: dict[str, object] = {"step": name, "at": _now()}
+        try:
+            result = action() if callable(action) else {}
+        except RedmicaError as exc:
+            entry.update({"ok": False, "error": exc.message})
+            record.steps.append(entry)
+            record.state = "failed"
+            records.save(record)
+            raise
+        entry.update({"ok": True, "result": result})
+        record.steps.append(entry)
+        records.save(record)
+        return result
+
+    backup = step(
+        "final backup",
+        lambda: runner.run(Step("backup", request.tenant_id, {"reason": "final before purge"})),
+    )
+    if not backup.get("key"):
+        raise Conflict("the final backup did not report its object; nothing was dropped")
+    step("drop database and roles", lambda: runner.run(Step("drop", request.tenant_id)))
+    if request.delete_attachments:
+        attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
+        step("delete attachments", lambda: {"deleted": attachments.delete(attachments.keys())})
+    else:
+        step("keep attachments", None)
+
+    def remove_document() -> StepResult:
+        try:
+            marker = registry.remove(request.tenant_id)
+        except NotFound:
+            return {"removed": False, "note": "already gone"}
+        return {"removed": True, "delete_marker": marker}
+
+    step("remove document", remove_document)
+    record.state = "done"
+    records.save(record)
+    return record

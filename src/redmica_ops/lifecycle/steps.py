@@ -1,0 +1,318 @@
+"""The database steps of the lifecycle, and the two places they run: here, or in an ECS task.
+
+A `Step` names what to do for one tenant and carries no secret: role passwords travel as
+SCRAM verifiers, the first administrator's as Redmine's salted hash, and anything that needs
+the tenant's own password (pg_dump, pg_restore) reads the tenant's document where it runs.
+
+- `LocalRunner` executes a step in this process with the local PostgreSQL client tools.
+- `EcsRunner` stores the step as a request object in the config bucket, starts a one-off task
+  of the app image running `redmica entrypoint admin-sql REQUEST_ID` (the override carries
+  that id and nothing else), waits for it, and reads the result object the task wrote. The
+  task resolves the RDS-managed master secret itself, with its task role.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, cast, get_args
+
+from redmica_ops.aws import translate_errors
+from redmica_ops.errors import (
+    Conflict,
+    ExitCode,
+    NotFound,
+    OperationFailed,
+    RedmicaError,
+    UsageError,
+)
+from redmica_ops.lifecycle import database, dumps
+from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.sql import Sql
+from redmica_ops.runs.executors import Job
+from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget
+from redmica_ops.tenants.store import TenantStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_s3 import S3Client
+
+    from redmica_ops.runs.pacing import Clock
+
+StepName = Literal[
+    "create-database", "set-admin", "set-login", "drop", "backup", "restore", "inspect"
+]
+STEP_NAMES: tuple[str, ...] = get_args(StepName)
+Value: TypeAlias = "str | int | bool | list[str] | dict[str, int] | None"
+StepResult = dict[str, Value]
+SECRET_ARGS = frozenset({"password", "db_password"})  # refused in a step, always
+
+
+@dataclass(frozen=True)
+class Step:
+    name: StepName
+    tenant: str
+    args: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        leaked = SECRET_ARGS & set(self.args)
+        if leaked:
+            raise UsageError(f"a lifecycle step may not carry {sorted(leaked)}")
+
+    def to_json(self) -> str:
+        return json.dumps({"step": self.name, "tenant": self.tenant, "args": dict(self.args)})
+
+    @classmethod
+    def from_json(cls, text: str) -> Step:
+        data = json.loads(text)
+        if data.get("step") not in STEP_NAMES:
+            raise UsageError(f"unknown lifecycle step {data.get('step')!r}")
+        return cls(cast(StepName, data["step"]), str(data["tenant"]), dict(data.get("args", {})))
+
+
+def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
+    """Run one step against the database (this is what the admin task runs, too)."""
+    args = step.args
+    if step.name == "inspect" and "database" in args:
+        # Before the document is written (`tenant add --provision`): names from the request.
+        return _inspect(site.admin_sql_at(args.get("host"), args.get("port")), args)
+    stored = store.get(step.tenant)
+    tenant = stored.tenant
+    sql = site.admin_sql(tenant)
+    if step.name == "inspect":
+        return _inspect(
+            sql, {"database": tenant.db.name, "user": tenant.db.user, "owner": tenant.db.user}
+        )
+    if step.name == "create-database":
+        done = database.create_database(
+            sql, tenant.db.name, args["owner"], args["verifier"], site.connection_limit
+        )
+        return {"done": done}
+    if step.name == "set-login":
+        action = database.set_login(
+            sql, tenant.db.name, args["login"], args["verifier"], site.connection_limit
+        )
+        return {"done": [action]}
+    if step.name == "set-admin":
+        owner = database.owner_of(sql, tenant.db.name) or tenant.db.user
+        action = database.set_admin(
+            sql, tenant.db.name, owner, args["login"], args["hashed"], args["salt"]
+        )
+        return {"done": [action]}
+    if step.name == "drop":
+        return {"done": database.drop(sql, tenant.db.name, tenant.db.user)}
+    if step.name == "backup":
+        backup = dumps.dump(site, step.tenant, tenant, args.get("reason", "manual"))
+        return {**backup.summary(), "table_rows": backup.tables}
+    if step.name == "restore":
+        backup = dumps.find_backup(
+            site.s3, site.bucket, site.backups_prefix, args["source"], args["backup"]
+        )
+        counts = dumps.restore(site, backup, tenant)
+        return {
+            "backup": backup.backup_id,
+            "source": args["source"],
+            "tables": len(counts),
+            "rows": sum(counts.values()),
+        }
+    raise UsageError(f"unknown lifecycle step {step.name!r}")
+
+
+def _inspect(sql: Sql, args: Mapping[str, str]) -> StepResult:
+    name, user = args["database"], args["user"]
+    state = database.inspect(sql, name, sorted(database.login_pair(user)))
+    result: StepResult = {
+        "database": name,
+        "owner": state.owner,
+        "roles": sorted(state.roles),
+    }
+    try:
+        database.check_can_provision(state, args.get("owner", user))
+    except Conflict as conflict:
+        result["conflict"] = conflict.message
+    return result
+
+
+class Runner(Protocol):
+    where: str
+
+    def run(self, step: Step) -> StepResult: ...
+
+
+class LocalRunner:
+    where = "local"
+
+    def __init__(self, site: Site, store: TenantStore) -> None:
+        self.site = site
+        self.store = store
+        self.steps: list[Step] = []
+
+    def run(self, step: Step) -> StepResult:
+        self.steps.append(step)
+        return execute(step, self.site, self.store)
+
+
+_ERRORS: dict[int, type[RedmicaError]] = {
+    int(ExitCode.USAGE): UsageError,
+    int(ExitCode.NOT_FOUND): NotFound,
+    int(ExitCode.CONFLICT): Conflict,
+}
+
+
+def new_request_id(step: Step) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{step.tenant}-{step.name}-{secrets.token_hex(4)}"
+
+
+def request_key(prefix: str, request_id: str) -> str:
+    return f"{prefix}requests/{request_id}.json"
+
+
+def result_key(prefix: str, request_id: str) -> str:
+    return f"{prefix}results/{request_id}.json"
+
+
+class EcsRunner:
+    """A step as an ECS one-off task of the app image (`entrypoint admin-sql REQUEST_ID`)."""
+
+    where = "ecs"
+
+    def __init__(
+        self,
+        ecs: ECSClient,
+        s3: S3Client,
+        target: EcsTarget,
+        bucket: str,
+        prefix: str,
+        clock: Clock,
+        kms_key_id: str | None = None,
+        timeout: float = 3600.0,
+        poll_interval: float = 5.0,
+        task_role: str | None = None,
+    ) -> None:
+        self.ecs = ecs
+        self.s3 = s3
+        self.target = target
+        self.bucket = bucket
+        self.prefix = prefix
+        self.clock = clock
+        self.kms_key_id = kms_key_id
+        self.timeout = timeout
+        self.poll_interval = poll_interval
+        self.task_role = task_role
+        self.launched: list[dict[str, object]] = []  # RunTask parameters, for inspection
+
+    def overrides(self, request_id: str, tenant: str) -> dict[str, object]:
+        overrides: dict[str, object] = {
+            "containerOverrides": [
+                {
+                    "name": self.target.container,
+                    "command": ["admin-sql", request_id],
+                    "environment": [{"name": "REDMICA_TENANT", "value": tenant}],
+                }
+            ]
+        }
+        if self.task_role:
+            # Only admin tasks may read the master secret: not the web tasks' role.
+            overrides["taskRoleArn"] = self.task_role
+        return overrides
+
+    def run(self, step: Step) -> StepResult:
+        request_id = new_request_id(step)
+        key = request_key(self.prefix, request_id)
+        params: dict[str, object] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": step.to_json().encode(),
+            "ContentType": "application/json",
+            "IfNoneMatch": "*",
+            "ServerSideEncryption": "aws:kms",
+        }
+        if self.kms_key_id:
+            params["SSEKMSKeyId"] = self.kms_key_id
+        with translate_errors(f"writing s3://{self.bucket}/{key}", self.bucket):
+            self.s3.put_object(**params)  # type: ignore[arg-type]
+        executor = EcsExecutor(self.ecs, self.target, request_id)
+        run_params = executor.run_task_params(Job(step.tenant, 1, []))
+        run_params["overrides"] = self.overrides(request_id, step.tenant)
+        run_params["startedBy"] = "redmica-admin-sql"
+        self.launched.append(run_params)
+        with translate_errors(f"starting the admin task for {step.tenant}"):
+            response = self.ecs.run_task(**run_params)
+        tasks = response.get("tasks", [])
+        if not tasks:
+            reasons = "; ".join(str(f.get("reason")) for f in response.get("failures", []))
+            raise OperationFailed(f"ECS did not start the admin task: {reasons or 'no task'}")
+        arn = tasks[0]["taskArn"]
+        deadline = self.clock.now() + self.timeout
+        while True:
+            state = executor.poll([arn]).get(arn)
+            if state is not None and state.stopped:
+                break
+            if self.clock.now() > deadline:
+                executor.stop(arn, "redmica: admin task timed out")
+                raise OperationFailed(f"admin task {arn} timed out after {self.timeout:g}s")
+            self.clock.sleep(self.poll_interval)
+        return self._result(request_id, step, state.exit_code, state.stopped_reason)
+
+    def _result(
+        self, request_id: str, step: Step, exit_code: int | None, reason: str | None
+    ) -> StepResult:
+        key = result_key(self.prefix, request_id)
+        try:
+            with translate_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
+                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except NotFound:
+            raise OperationFailed(
+                f"the admin task for {step.tenant} ({step.name}) stopped (exit {exit_code}, "
+                f"{reason or 'no reason'}) without writing its result",
+                "see the task's log; every step is safe to run again",
+            ) from None
+        data = json.loads(body)
+        if data.get("ok"):
+            return cast(StepResult, data.get("result", {}))
+        error_class = _ERRORS.get(int(data.get("exit_code", 1)), OperationFailed)
+        raise error_class(str(data.get("error")), data.get("hint"))
+
+
+def write_result(
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    request_id: str,
+    result: StepResult | None,
+    error: RedmicaError | None,
+    kms_key_id: str | None = None,
+) -> None:
+    """What the admin task leaves for the CLI that started it (never a secret)."""
+    document: dict[str, object] = {"request": request_id, "ok": error is None}
+    if error is None:
+        document["result"] = result or {}
+    else:
+        document.update(error.as_dict())
+    params: dict[str, object] = {
+        "Bucket": bucket,
+        "Key": result_key(prefix, request_id),
+        "Body": json.dumps(document, sort_keys=True).encode(),
+        "ContentType": "application/json",
+        "IfNoneMatch": "*",
+        "ServerSideEncryption": "aws:kms",
+    }
+    if kms_key_id:
+        params["SSEKMSKeyId"] = kms_key_id
+    with translate_errors(f"writing the result of {request_id}", bucket):
+        s3.put_object(**params)  # type: ignore[arg-type]
+
+
+def read_request(s3: S3Client, bucket: str, prefix: str, request_id: str) -> Step:
+    key = request_key(prefix, request_id)
+    with translate_errors(f"reading s3://{bucket}/{key}", bucket):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    return Step.from_json(body.decode("utf-8"))
+
+
+def names(steps: Sequence[Step]) -> list[str]:
+    return [f"{s.name}:{s.tenant}" for s in steps]

@@ -1,0 +1,56 @@
+"""Suspend and resume: the tenant's host answers 503 + Retry-After, its data untouched.
+
+Only the document's `status` changes; the vhost of a suspended tenant is rendered like the
+catch-all (`PassengerEnabled off`, no environment), so its application is never spawned.
+The change reaches Apache at the next render (container start or `redmica reload`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redmica_ops.lifecycle.common import require_status, set_status
+from redmica_ops.tenants.registry import TenantRegistry
+from redmica_ops.tenants.store import StoredTenant
+
+
+@dataclass(frozen=True)
+class SuspendRequest:
+    tenant_id: str
+    message: str | None = None  # shown on the maintenance page (validated by the model)
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    tenant_id: str
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    tenant_id: str
+    before: str
+    after: str
+    changed: bool
+
+
+def suspend(registry: TenantRegistry, request: SuspendRequest) -> StatusChange:
+    stored = registry.store.get(request.tenant_id)
+    require_status(stored, ("active", "suspended"), "suspend")
+    after = set_status(registry, stored, "suspended", request.message)
+    return _change(stored, after)
+
+
+def resume(registry: TenantRegistry, request: ResumeRequest) -> StatusChange:
+    stored = registry.store.get(request.tenant_id)
+    require_status(stored, ("suspended", "active"), "resume")
+    after = set_status(registry, stored, "active", None)
+    return _change(stored, after)
+
+
+def _change(before: StoredTenant, after: StoredTenant) -> StatusChange:
+    return StatusChange(
+        before.tenant_id,
+        before.tenant.status,
+        after.tenant.status,
+        before.etag != after.etag,
+    )

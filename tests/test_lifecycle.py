@@ -1,0 +1,584 @@
+"""The tenant lifecycle without a database server: SQL text, refusals, runners, ECS overrides.
+
+PostgreSQL here is a small fake catalog that answers the inspection query and records every
+other statement, so a test can prove that a refused request ran no SQL that changes anything.
+The real thing (PostgreSQL, Redmine, Apache) is exercised by scripts/e2e_lifecycle.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+import boto3
+import pytest
+import yaml
+from mypy_boto3_s3 import S3Client
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+from pydantic import SecretStr
+
+from redmica_ops.container.vhosts import VhostSettings, render_vhosts
+from redmica_ops.errors import Conflict, OperationFailed, UsageError
+from redmica_ops.lifecycle import steps as steps_module
+from redmica_ops.lifecycle.admin_task import run_admin_request
+from redmica_ops.lifecycle.backup import BackupRequest, backup
+from redmica_ops.lifecycle.database import redmine_password_hash
+from redmica_ops.lifecycle.provision import ProvisionRequest, migration_command, provision
+from redmica_ops.lifecycle.purge import PurgeRequest, RecordStore, plan, purge
+from redmica_ops.lifecycle.rotate import RotateRequest, rotate
+from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.sql import Connection, ident, literal, scram_verifier
+from redmica_ops.lifecycle.steps import EcsRunner, LocalRunner, Step
+from redmica_ops.lifecycle.suspend import ResumeRequest, SuspendRequest, resume, suspend
+from redmica_ops.runs.executors.ecs import EcsTarget
+from redmica_ops.runs.migrations import select_tenants
+from redmica_ops.runs.pacing import FakeClock
+from redmica_ops.settings import load_settings
+from redmica_ops.tenants.model import Entry, parse_tenant
+from redmica_ops.tenants.registry import TenantRegistry
+from redmica_ops.tenants.store import TenantStore
+from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke, objects_in, tenant_document, tenant_yaml
+from tests.test_deploy import moto_service
+
+MASTER_PASSWORD = "Master-Secret-never-leaves-the-task"
+
+
+# -- a fake PostgreSQL catalog --------------------------------------------------------------------
+@dataclass
+class Catalog:
+    databases: dict[str, str] = field(default_factory=dict)  # name -> owner
+    roles: dict[str, str] = field(default_factory=dict)  # name -> "super" | "login"
+    statements: list[str] = field(default_factory=list)
+    connections: list[Connection] = field(default_factory=list)
+
+    def changes(self) -> list[str]:
+        return [s for s in self.statements if not s.startswith("SELECT 'db'")]
+
+
+class FakeSql:
+    def __init__(self, catalog: Catalog, connection: Connection) -> None:
+        self.catalog = catalog
+        catalog.connections.append(connection)
+
+    def query(self, sql: str, database: str = "postgres") -> list[list[str]]:
+        self.catalog.statements.append(sql)
+        if sql.startswith("SELECT 'db'"):
+            rows: list[list[str]] = []
+            for name, owner in self.catalog.databases.items():
+                if f"datname = {literal(name)}" in sql:
+                    rows.append(["db", owner, "", "", "", ""])
+            for role, kind in self.catalog.roles.items():
+                if literal(role) in sql.split("pg_roles", 1)[1].split(";", 1)[0]:
+                    superuser = "true" if kind == "super" else "false"
+                    rows.append(["role", role, superuser, "true", "false", "false"])
+            return rows
+        if "RETURNING id" in sql:
+            return [["1"]]
+        return []
+
+    def run(self, sql: str, database: str = "postgres") -> None:
+        self.catalog.statements.append(sql)
+        if sql.startswith("CREATE ROLE"):
+            self.catalog.roles[sql.split('"')[1]] = "login"
+        if sql.startswith("CREATE DATABASE"):
+            parts = sql.split('"')
+            self.catalog.databases[parts[1]] = parts[3]
+        if sql.startswith("DROP DATABASE"):
+            self.catalog.databases.pop(sql.split('"')[1], None)
+        if sql.startswith("DROP ROLE"):
+            self.catalog.roles.pop(sql.split('"')[1], None)
+
+
+@dataclass(frozen=True)
+class FakeSite(Site):
+    catalog: Catalog = field(default_factory=Catalog)
+
+    def admin_sql(self, tenant: Any) -> FakeSql:  # type: ignore[override]
+        return FakeSql(self.catalog, self.admin(tenant))
+
+    def admin_sql_at(self, host: str | None, port: str | None) -> FakeSql:  # type: ignore[override]
+        return FakeSql(self.catalog, Connection(host, None, self.admin_user, self.admin_password))
+
+
+def make_site(s3: S3Client, catalog: Catalog) -> FakeSite:
+    return FakeSite(
+        s3=s3,
+        bucket=BUCKET,
+        backups_prefix="backups/",
+        kms_key_id=None,
+        default_db_host="db.internal",
+        connection_limit=20,
+        admin_user="postgres",
+        catalog=catalog,
+    )
+
+
+def seed(s3: S3Client, name: str, **overrides: Any) -> None:
+    doc = tenant_document(name)
+    for key, value in overrides.items():
+        doc[key] = value
+    s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=yaml.safe_dump(doc).encode())
+
+
+@pytest.fixture
+def registry(s3: S3Client) -> TenantRegistry:
+    return TenantRegistry(TenantStore(s3, BUCKET))
+
+
+# -- SQL text -------------------------------------------------------------------------------------
+def test_identifiers_are_checked_then_quoted() -> None:
+    assert ident("acme_1") == '"acme_1"'
+    for bad in ("select", "user", "public", "pg_acme", "Acme", 'a"b', "a b", "x" * 64):
+        with pytest.raises(UsageError):
+            ident(bad)
+    assert literal("it's") == "'it''s'"
+    assert literal("back\\slash") == "E'back\\\\slash'"
+
+
+def test_role_passwords_reach_the_server_only_as_scram_verifiers() -> None:
+    verifier = scram_verifier(CANARY_PASSWORD, salt=b"0123456789abcdef")
+    assert verifier.startswith("SCRAM-SHA-256$4096:MDEyMzQ1Njc4OWFiY2RlZg==$")
+    assert CANARY_PASSWORD not in verifier
+    assert scram_verifier(CANARY_PASSWORD) != scram_verifier(CANARY_PASSWORD)  # salted
+    assert repr(Connection("h", 5432, "u", CANARY_PASSWORD)).count(CANARY_PASSWORD) == 0
+
+
+def test_redmine_password_hash_is_redmines_scheme() -> None:
+    import hashlib
+
+    hashed, salt = redmine_password_hash("secret", salt="a" * 32)
+    # Redmine: SHA1(salt + SHA1(password)), both hex.
+    assert salt == "a" * 32 and len(hashed) == 40
+    inner = hashlib.sha1(b"secret").hexdigest()  # noqa: S324
+    assert hashed == hashlib.sha1(f"{'a' * 32}{inner}".encode()).hexdigest()  # noqa: S324
+
+
+# -- the document's status ------------------------------------------------------------------------
+def test_status_round_trips_and_is_validated() -> None:
+    doc = tenant_document("acme")
+    doc["status"] = "suspended"
+    doc["status_message"] = "Back at 14:00 UTC"
+    tenant = parse_tenant("acme", yaml.safe_dump(doc).encode(), "acme.yaml")
+    assert tenant.status == "suspended" and not tenant.served
+    assert yaml.safe_load(tenant.to_yaml())["status_message"] == "Back at 14:00 UTC"
+    assert "status" not in yaml.safe_load(tenant.with_status("active").to_yaml())
+    for field_name, value, rule in (
+        ("status", "paused", "must be one of: active, provisioning, suspended"),
+        ("status_message", "%{REMOTE_ADDR}", "may only hold"),
+        ("status_message", "<script>", "may only hold"),
+    ):
+        bad = {**tenant_document("acme"), field_name: value}
+        with pytest.raises(UsageError) as caught:
+            parse_tenant("acme", yaml.safe_dump(bad).encode(), "acme.yaml")
+        assert rule in str(caught.value.problems[0])
+
+
+def test_reserved_names_are_refused_by_the_document_rules() -> None:
+    bad = tenant_document("acme")
+    bad["db"]["user"] = "select"
+    with pytest.raises(UsageError) as caught:
+        parse_tenant("acme", yaml.safe_dump(bad).encode(), "acme.yaml")
+    assert "db.user" in str(caught.value.problems[0])
+    assert "reserves" in str(caught.value.problems[0])
+
+
+def test_a_suspended_tenant_is_rendered_like_the_catch_all() -> None:
+    def entry(name: str, **extra: Any) -> Entry:
+        doc = {**tenant_document(name), **extra}
+        return Entry(name, name, parse_tenant(name, yaml.safe_dump(doc).encode(), name))
+
+    text = render_vhosts(
+        [
+            entry("acme"),
+            entry("sleepy", status="suspended", status_message="Back soon"),
+            entry("newco", status="provisioning"),
+        ],
+        VhostSettings(domain="example.com", app_root="/srv/redmine", retry_after=120),
+    )
+    blocks = {b.split("\n", 1)[0]: b for b in text.split("# tenant ")[1:]}
+    sleepy = next(b for k, b in blocks.items() if k.startswith("sleepy"))
+    newco = next(b for k, b in blocks.items() if k.startswith("newco"))
+    acme = next(b for k, b in blocks.items() if k.startswith("acme"))
+    for block, message in ((sleepy, '"Back soon"'), (newco, '"This site is being set up."')):
+        body = block.split("</VirtualHost>")[0]
+        assert "PassengerEnabled off" in body
+        assert 'Header always set Retry-After "120"' in body
+        assert f"ErrorDocument 503 {message}" in body
+        assert "Redirect 503 /" in body
+        assert "SetEnv" not in body and "PassengerAppRoot" not in body
+        assert CANARY_PASSWORD not in body
+    assert "PassengerAppRoot" in acme
+    assert "PassengerMaxPoolSize 2\n" in text  # only the served tenant counts
+
+
+def test_migrate_all_skips_suspended_and_provisioning(s3: S3Client) -> None:
+    seed(s3, "acme")
+    seed(s3, "sleepy", status="suspended")
+    seed(s3, "newco", status="provisioning")
+    listing = TenantStore(s3, BUCKET).load_all()
+    selection = select_tenants(listing, [], True, [])
+    assert selection.order == ["acme"]
+    assert selection.skipped == ["newco", "sleepy"]
+    selection = select_tenants(listing, [], True, [], include_suspended=True)
+    assert selection.order == ["acme", "sleepy"]
+    assert select_tenants(listing, ["sleepy"], False, []).order == ["sleepy"]
+
+
+def test_suspend_and_resume_change_only_the_status(s3: S3Client, registry: TenantRegistry) -> None:
+    seed(s3, "acme")
+    change = suspend(registry, SuspendRequest("acme", "Moving racks"))
+    assert (change.before, change.after, change.changed) == ("active", "suspended", True)
+    stored = registry.store.get("acme")
+    assert stored.tenant.status_message == "Moving racks"
+    assert stored.tenant.db.password.get_secret_value() == CANARY_PASSWORD
+    assert not suspend(registry, SuspendRequest("acme", "Moving racks")).changed
+    assert resume(registry, ResumeRequest("acme")).after == "active"
+    assert registry.store.get("acme").tenant.status_message is None
+
+
+def test_suspend_and_resume_commands(s3: S3Client, run: Invoke) -> None:
+    seed(s3, "acme")
+    result = run("tenant", "suspend", "acme", "--message", "Back soon", "-O", "json")
+    assert result.exit_code == 0, result.output
+    assert result.json() == {
+        "tenant": "acme",
+        "before": "active",
+        "status": "suspended",
+        "changed": True,
+    }
+    listed = run("tenant", "list", "-O", "json").json()
+    assert listed[0]["status"] == "suspended"
+    before = objects_in(s3)
+    bad = run("tenant", "suspend", "acme", "--message", "50% off ${HOME}")
+    assert bad.exit_code == 2 and "status_message" in bad.stderr
+    assert objects_in(s3) == before
+    assert run("tenant", "resume", "acme").exit_code == 0
+
+
+# -- provisioning ---------------------------------------------------------------------------------
+def provisioned(
+    s3: S3Client, registry: TenantRegistry, catalog: Catalog, tenant: str = "acme"
+) -> tuple[Any, list[tuple[str, list[str]]]]:
+    migrations: list[tuple[str, list[str]]] = []
+
+    def migrate(tenant_id: str, command: list[str]) -> str:
+        assert registry.store.get(tenant_id).tenant.status == "provisioning"
+        migrations.append((tenant_id, command))
+        return "run-1"
+
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    request = ProvisionRequest(tenant, ["rake", "db:migrate"], language="de", admin_login="alice")
+    return provision(registry, runner, migrate, request), migrations
+
+
+def test_provision_creates_role_and_database_without_sending_the_password(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed(s3, "acme")
+    catalog = Catalog()
+    outcome, migrations = provisioned(s3, registry, catalog)
+    sql = "\n".join(catalog.statements)
+    assert CANARY_PASSWORD not in sql
+    assert outcome.generated_password is not None
+    assert outcome.generated_password.get_secret_value() not in sql
+    create_role = next(s for s in catalog.statements if s.startswith("CREATE ROLE"))
+    assert create_role.startswith('CREATE ROLE "acme" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE')
+    assert "CONNECTION LIMIT 20 PASSWORD 'SCRAM-SHA-256$4096:" in create_role
+    assert (
+        'CREATE DATABASE "acme" OWNER "acme" ENCODING \'UTF8\' TEMPLATE template0;\n'
+        in catalog.statements
+    )
+    assert any(
+        'REVOKE CONNECT, TEMPORARY ON DATABASE "acme" FROM PUBLIC' in s for s in catalog.statements
+    )
+    assert migrations == [
+        ("acme", migration_command(ProvisionRequest("acme", ["rake", "db:migrate"], language="de")))
+    ]
+    assert migrations[0][1][-2:] == ["redmine:load_default_data", "REDMINE_LANG=de"]
+    assert registry.store.get("acme").tenant.status == "active"
+    # Again: every step finds its work done (ALTER instead of CREATE), and it still finishes.
+    catalog.statements.clear()
+    provisioned(s3, registry, catalog)
+    assert not any(s.startswith(("CREATE ROLE", "CREATE DATABASE")) for s in catalog.statements)
+    assert any(s.startswith('ALTER ROLE "acme"') for s in catalog.statements)
+
+
+def test_provision_refuses_a_database_with_another_owner_and_changes_nothing(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed(s3, "acme")
+    catalog = Catalog(databases={"acme": "someone"}, roles={"someone": "login"})
+    before = objects_in(s3)
+    with pytest.raises(Conflict) as caught:
+        provisioned(s3, registry, catalog)
+    assert caught.value.exit_code == 4
+    assert "owned by 'someone'" in caught.value.message
+    assert catalog.changes() == []
+    assert objects_in(s3) == before
+
+
+def test_provision_refuses_a_superuser_role(s3: S3Client, registry: TenantRegistry) -> None:
+    seed(s3, "acme")
+    catalog = Catalog(roles={"acme": "super"})
+    with pytest.raises(Conflict):
+        provisioned(s3, registry, catalog)
+    assert catalog.changes() == []
+
+
+def test_provision_refuses_a_role_of_another_tenant_before_any_sql(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed(s3, "acme")
+    doc = tenant_document("other")
+    doc["db"]["user"] = "acme_2"  # acme's rotation twin
+    s3.put_object(Bucket=BUCKET, Key="tenants/other.yaml", Body=yaml.safe_dump(doc).encode())
+    catalog = Catalog()
+    with pytest.raises(Conflict) as caught:
+        provisioned(s3, registry, catalog, "other")
+    assert "already used by tenant 'acme'" in caught.value.message
+    assert catalog.statements == []
+
+
+def test_add_provision_with_a_reserved_word_exits_2_and_writes_nothing(
+    s3: S3Client, run: Invoke
+) -> None:
+    before = objects_in(s3)
+    result = run(
+        "tenant",
+        "add",
+        "acme",
+        "-f",
+        "-",
+        "--provision",
+        "--executor",
+        "local",
+        input=tenant_yaml("acme", db__user="user"),
+    )
+    assert result.exit_code == 2
+    assert "db.user" in result.stderr and "reserves" in result.stderr
+    assert objects_in(s3) == before
+
+
+# -- rotation -------------------------------------------------------------------------------------
+def test_rotation_alternates_between_owner_and_twin(s3: S3Client, registry: TenantRegistry) -> None:
+    seed(s3, "acme")
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    first = rotate(registry, runner, RotateRequest("acme"))
+    assert (first.previous_login, first.login) == ("acme", "acme_2")
+    stored = registry.store.get("acme").tenant
+    assert stored.db.user == "acme_2"
+    assert stored.db.password.get_secret_value() != CANARY_PASSWORD
+    twin_sql = "\n".join(catalog.statements)
+    assert 'GRANT "acme" TO "acme_2"' in twin_sql
+    assert "ALTER ROLE \"acme_2\" SET role = 'acme'" in twin_sql
+    assert stored.db.password.get_secret_value() not in twin_sql
+    assert CANARY_PASSWORD not in twin_sql
+    second = rotate(registry, runner, RotateRequest("acme"))
+    assert (second.previous_login, second.login) == ("acme_2", "acme")
+    assert catalog.statements[-1].startswith('ALTER ROLE "acme" LOGIN')
+
+
+# -- backup and purge -----------------------------------------------------------------------------
+class FailingBackup(LocalRunner):
+    def run(self, step: Step) -> steps_module.StepResult:
+        if step.name == "backup":
+            raise OperationFailed("pg_dump failed: password authentication failed")
+        return super().run(step)
+
+
+def test_purge_without_a_successful_backup_drops_nothing(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed(s3, "acme")
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    runner = FailingBackup(make_site(s3, catalog), registry.store)
+    request = PurgeRequest("acme")
+    the_plan = plan(registry, runner, s3, request)
+    assert the_plan.attachment_count is None and "not counted" in (the_plan.note or "")
+    records = RecordStore(s3, BUCKET, "lifecycle/", None)
+    with pytest.raises(OperationFailed):
+        purge(registry, runner, s3, records, request, the_plan)
+    assert not any("DROP" in s for s in catalog.statements)
+    assert registry.store.get("acme")  # the document is still there
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="lifecycle/")["Contents"]]
+    record = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert record["state"] == "failed"
+    assert record["steps"] == [
+        {
+            "step": "final backup",
+            "at": record["steps"][0]["at"],
+            "ok": False,
+            "error": "pg_dump failed: password authentication failed",
+        }
+    ]
+
+
+def test_purge_drops_after_the_backup_and_records_every_step(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(s3, "acme")
+    s3.create_bucket(Bucket="redmica-attachments")
+    for n in range(3):
+        s3.put_object(Bucket="redmica-attachments", Key=f"acme/file{n}", Body=b"x")
+    s3.put_object(Bucket="redmica-attachments", Key="acme-other/keep", Body=b"x")
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login", "acme_2": "login"})
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    fake_backup = {"key": "backups/acme/x.dump", "backup": "x"}
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.dump", lambda *a: _FakeBackup(fake_backup))
+    request = PurgeRequest("acme", delete_attachments=True)
+    the_plan = plan(registry, runner, s3, request)
+    assert the_plan.attachment_count == 3 and the_plan.roles == ["acme", "acme_2"]
+    record = purge(
+        registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan
+    )
+    assert record.state == "done"
+    assert [s["step"] for s in record.steps] == [
+        "final backup",
+        "drop database and roles",
+        "delete attachments",
+        "remove document",
+    ]
+    drops = [s for s in catalog.statements if s.startswith("DROP")]
+    assert drops == [
+        'DROP DATABASE IF EXISTS "acme" WITH (FORCE);\n',
+        'DROP ROLE IF EXISTS "acme_2";\n',
+        'DROP ROLE IF EXISTS "acme";\n',
+    ]
+    left = s3.list_objects_v2(Bucket="redmica-attachments")["Contents"]
+    assert [o["Key"] for o in left] == ["acme-other/keep"]
+    assert registry.store.exists("acme") is None
+
+
+@dataclass
+class _FakeBackup:
+    data: dict[str, str]
+
+    def summary(self) -> dict[str, str]:
+        return self.data
+
+    @property
+    def tables(self) -> dict[str, int]:
+        return {}
+
+
+def test_backup_of_a_provisioning_tenant_is_refused(s3: S3Client, registry: TenantRegistry) -> None:
+    seed(s3, "acme", status="provisioning")
+    runner = LocalRunner(make_site(s3, Catalog()), registry.store)
+    with pytest.raises(UsageError):
+        backup(registry, runner, BackupRequest("acme"))
+
+
+# -- the ECS path ---------------------------------------------------------------------------------
+class TaskSimulator:
+    """An ECS client whose RunTask also runs the admin task's code, as Fargate would, with
+    the task definition's environment (the master secret's ARN), never the override's."""
+
+    def __init__(self, ecs: Any, s3: S3Client, secret_arn: str, catalog: Catalog) -> None:
+        self.ecs = ecs
+        self.s3 = s3
+        self.secret_arn = secret_arn
+        self.catalog = catalog
+        self.overrides: list[dict[str, Any]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ecs, name)
+
+    def run_task(self, **params: Any) -> Any:
+        self.overrides.append(params["overrides"])
+        response = self.ecs.run_task(**params)
+        (override,) = params["overrides"]["containerOverrides"]
+        request_id = override["command"][1]
+        settings = load_settings({}, {"REDMICA_DB_MASTER_SECRET": self.secret_arn}, None)
+        store = TenantStore(self.s3, BUCKET)
+        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        # A failed step raises in the task; its result object carries the error to the CLI.
+        with contextlib.suppress(Exception):
+            run_admin_request(request_id, settings, self.s3, secrets, BUCKET, store)
+        return response
+
+
+@pytest.fixture
+def ecs_world(
+    s3: S3Client, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TaskSimulator, Catalog]]:
+    moto_service()
+    secrets = boto3.client("secretsmanager", region_name="us-east-1")
+    arn = secrets.create_secret(
+        Name="rds!cluster-abc",
+        SecretString=json.dumps({"username": "master", "password": MASTER_PASSWORD}),
+    )["ARN"]
+    catalog = Catalog()
+    monkeypatch.setattr(
+        "redmica_ops.lifecycle.site.Psql",
+        lambda connection, psql="psql": FakeSql(catalog, connection),
+    )
+    simulator = TaskSimulator(boto3.client("ecs", region_name="us-east-1"), s3, arn, catalog)
+    yield simulator, catalog
+
+
+def ecs_runner(s3: S3Client, simulator: TaskSimulator) -> EcsRunner:
+    subnet = boto3.client("ec2", region_name="us-east-1").describe_subnets()["Subnets"][0]
+    target = EcsTarget("prod", "redmica-app", "app", subnets=(subnet["SubnetId"],))
+    ecs = cast("ECSClient", simulator)  # a stand-in that delegates to moto's client
+    return EcsRunner(ecs, s3, target, BUCKET, "lifecycle/", FakeClock(), poll_interval=1)
+
+
+def test_ecs_admin_tasks_carry_no_secret_and_read_the_master_secret_in_the_task(
+    s3: S3Client, registry: TenantRegistry, ecs_world: tuple[TaskSimulator, Catalog]
+) -> None:
+    simulator, catalog = ecs_world
+    seed(s3, "acme")
+    runner = ecs_runner(s3, simulator)
+    outcome, _ = provisioned_with(registry, runner)
+    assert registry.store.get("acme").tenant.status == "active"
+    overrides = json.dumps(simulator.overrides)
+    for secret in (CANARY_PASSWORD, MASTER_PASSWORD, "SCRAM-SHA-256", "rds!cluster"):
+        assert secret not in overrides
+    assert outcome.generated_password.get_secret_value() not in overrides
+    commands = [o["containerOverrides"][0]["command"][0] for o in simulator.overrides]
+    assert commands == ["admin-sql", "admin-sql", "admin-sql"]  # inspect, create, set-admin
+    # The task connected as the master from the secret; nothing else ever saw that password.
+    assert {(c.user, c.password) for c in catalog.connections} == {("master", MASTER_PASSWORD)}
+    stored = [
+        s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read().decode()
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="lifecycle/")["Contents"]
+    ]
+    assert len(stored) == 6  # a request and a result per step
+    for body in stored:
+        assert MASTER_PASSWORD not in body and CANARY_PASSWORD not in body
+
+
+def provisioned_with(registry: TenantRegistry, runner: Any) -> tuple[Any, list[str]]:
+    migrated: list[str] = []
+    request = ProvisionRequest("acme", ["rake", "db:migrate"], admin_password=SecretStr("s3cret!"))
+
+    def migrate(tenant_id: str, command: list[str]) -> str:
+        migrated.append(tenant_id)
+        return "run"
+
+    outcome = provision(registry, runner, migrate, request)
+    outcome.generated_password = SecretStr("s3cret!")
+    return outcome, migrated
+
+
+def test_ecs_admin_task_errors_come_back_with_their_exit_code(
+    s3: S3Client, registry: TenantRegistry, ecs_world: tuple[TaskSimulator, Catalog]
+) -> None:
+    simulator, catalog = ecs_world
+    catalog.databases["acme"] = "someone"
+    seed(s3, "acme")
+    with pytest.raises(Conflict) as caught:
+        provisioned_with(registry, ecs_runner(s3, simulator))
+    assert "owned by 'someone'" in caught.value.message
+    assert catalog.changes() == []
+
+
+def test_a_step_never_carries_a_password() -> None:
+    with pytest.raises(UsageError):
+        Step("set-login", "acme", {"login": "acme_2", "password": "x"})
