@@ -393,7 +393,7 @@ class Settings:
     # -- tenant lifecycle (docs/tenant-lifecycle.md) ------------------------------------------
     maintenance_retry_after: int = setting(
         300,
-        "Retry-After seconds on the 503 page of a suspended or provisioning tenant",
+        "Retry-After seconds of a suspended tenant's 503 page",
         check=_positive(7 * 24 * 3600),
     )
     db_connection_limit: int = setting(
@@ -401,22 +401,22 @@ class Settings:
     )
     default_language: str = setting(
         "en",
-        "language of Redmine's default data when provisioning (REDMINE_LANG)",
+        "language of Redmine's default data (REDMINE_LANG)",
         check=_check_language,
     )
     db_admin_user: str = setting(
         "postgres",
-        "PostgreSQL administrator for the local executor (password from PGPASSFILE/.pgpass)",
+        "PostgreSQL admin of the local executor (password: PGPASSFILE)",
         check=rules.check_pg_identifier_syntax,
     )
     db_master_secret: str | None = setting(
         None,
-        "Secrets Manager ARN of the RDS-managed master secret, read inside admin tasks only",
+        "ARN of the RDS-managed master secret (read in admin tasks)",
         check=_check_not_blank,
     )
     admin_task_role: str | None = setting(
         None,
-        "IAM role ARN that lifecycle admin tasks run with (taskRoleArn override)",
+        "IAM role ARN that lifecycle admin tasks run with",
         check=_check_not_blank,
     )
     backups_prefix: str = setting(
@@ -426,7 +426,7 @@ class Settings:
     )
     lifecycle_prefix: str = setting(
         "lifecycle/",
-        "key prefix of lifecycle requests, results and deprovision records",
+        "key prefix of admin task requests/results, purge records",
         check=_check_prefix,
     )
     # -- deployments (`redmica deploy`, `reload`, `rollback`, `release`, `status`) ------------
