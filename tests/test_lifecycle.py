@@ -213,7 +213,16 @@ def test_a_suspended_tenant_is_rendered_like_the_catch_all() -> None:
         assert "SetEnv" not in body and "PassengerAppRoot" not in body
         assert CANARY_PASSWORD not in body
     assert "PassengerAppRoot" in acme
-    assert "PassengerMaxPoolSize 2\n" in text  # only the served tenant counts
+    # Only the served tenant counts for the pool: the same as rendering it alone.
+    alone = render_vhosts(
+        [entry("acme")],
+        VhostSettings(domain="example.com", app_root="/srv/redmine", retry_after=120),
+    )
+
+    def pool(rendered: str) -> list[str]:
+        return [line for line in rendered.splitlines() if line.startswith("PassengerM")]
+
+    assert pool(text) == pool(alone)
 
 
 def test_migrate_all_skips_suspended_and_provisioning(s3: S3Client) -> None:
