@@ -242,38 +242,36 @@ def test_without_distinct_app_groups_tenants_leak(
     assert leaked, "tenants sharing an app group did not leak: the isolation test proves nothing"
 
 
-def passenger_app_processes(app_root: Path) -> set[int]:
-    """Passenger application processes (preloaders and apps) of this module's app root."""
+def app_processes(server: LiveApache) -> set[int]:
+    """Passenger application processes (apps and preloaders) under this server."""
+    from tests.live.redmine import descendants
+
+    assert server.process is not None
     found = set()
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith((b"Passenger RubyApp", b"Passenger AppPreloader")) and (
-                str(app_root).encode() in cmdline
-            ):
-                found.add(int(proc.name))
+    for pid in descendants(server.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith((b"Passenger RubyApp", b"Passenger AppPreloader")):
+            found.add(pid)
     return found
 
 
 def test_a_suspended_tenant_gets_503_and_retry_after_without_a_process(
-    fresh_server: LiveApache, workdir: Path
+    fresh_server: LiveApache,
 ) -> None:
-    app_root = workdir / "app"
-    before = passenger_app_processes(app_root)
+    assert app_processes(fresh_server) == set()  # a fresh server: nothing spawned yet
     for path in [*ODD_PATHS, "/login", "/issues?x=1"]:
         response = fresh_server.get(host("sleepy"), path)
         assert response.status == 503, (path, fresh_server.log_tail())
         assert response.headers.get("Retry-After") == "300"
         assert b"Back at 14:00 UTC (moving racks)" in response.body
         assert b"RAILS_DB" not in response.body
-    # Processes of an earlier server may still be exiting: only new ones would be ours.
-    assert not passenger_app_processes(app_root) - before, "a suspended tenant spawned one"
+    assert app_processes(fresh_server) == set(), "a suspended tenant spawned a process"
     # The control: a served tenant on the same server does spawn one.
     assert fresh_server.get(host("alpha")).status == 200
-    assert passenger_app_processes(app_root) - before
+    assert app_processes(fresh_server)
 
 
 @pytest.mark.parametrize("path", ODD_PATHS)
