@@ -329,7 +329,7 @@ def main() -> int:
             admin_password = json.loads(again.stdout)["admin_password"]
             print("   re-run of `tenant provision`: finished again (idempotent)")
             listed = json.loads(redmica(run, "tenant", "list", "--output", "json").stdout)
-            status = next(t["status"] for t in listed if t["tenant"] == TENANT)
+            status = next(t["lifecycle"] for t in listed if t["tenant"] == TENANT)
             if status != "active":
                 raise RuntimeError(f"status after provisioning: {status}")
 

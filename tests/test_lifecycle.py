@@ -261,7 +261,7 @@ def test_suspend_and_resume_commands(s3: S3Client, run: Invoke) -> None:
         "changed": True,
     }
     listed = run("tenant", "list", "-O", "json").json()
-    assert listed[0]["status"] == "suspended"
+    assert listed[0]["lifecycle"] == "suspended" and listed[0]["status"] == "ok"
     before = objects_in(s3)
     bad = run("tenant", "suspend", "acme", "--message", "50% off ${HOME}")
     assert bad.exit_code == 2 and "status_message" in bad.stderr

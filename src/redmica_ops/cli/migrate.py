@@ -27,7 +27,7 @@ HELP_EPILOG = (
 @click.option(
     "--include-suspended",
     is_flag=True,
-    help="with --all, migrate suspended tenants too (skipped by default)",
+    help="with --all or --cell, migrate suspended tenants too (skipped by default)",
 )
 @click.option(
     "--command",
@@ -141,7 +141,7 @@ def migrate(
             raise UsageError(
                 "--cell chooses the tenants: give no tenant ids, --all, --resume or --only-failed"
             )
-        tenant_ids, cell_revision = waves.cell_tenants(app, cell)
+        tenant_ids, cell_revision = waves.cell_tenants(app, cell, include_suspended)
         task_definition = task_definition or cell_revision
     request = migrations.MigrationRequest(
         tenants=tenant_ids,

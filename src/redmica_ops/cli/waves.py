@@ -202,14 +202,22 @@ def status(app: Application, cells: tuple[str, ...], events: int) -> Done:
     return Done(document, text)
 
 
-def cell_tenants(app: Application, cell: str) -> tuple[tuple[str, ...], str]:
-    """The tenants `migrate --cell` migrates (the cell's own) and the revision the cell runs."""
+def cell_tenants(
+    app: Application, cell: str, include_suspended: bool = False
+) -> tuple[tuple[str, ...], str]:
+    """The tenants `migrate --cell` migrates (the cell's own; suspended ones only with
+    `--include-suspended`) and the revision the cell runs."""
     from redmica_ops.errors import NotFound
     from redmica_ops.tenants.selection import CellScope, Use, select
 
     fleet = app.fleet()
     chosen = fleet.cells.get(cell)
-    selection = select(app.store().load_all(), Use.MIGRATE, scope=CellScope(fleet.cells, cell))
+    selection = select(
+        app.store().load_all(),
+        Use.MIGRATE,
+        scope=CellScope(fleet.cells, cell),
+        include_suspended=include_suspended,
+    )
     ids = tuple(s.tenant_id for s in selection.eligible)
     if not ids:
         raise NotFound(f"cell {cell} has no tenants to migrate", "see `redmica cells list`")

@@ -58,7 +58,9 @@ def plan_serve(
             f"{len(limited)} tenant(s) with limit_ips ({', '.join(limited[:5])}) but no "
             "trusted_proxies: behind a load balancer they see its address, not the client's"
         )
-    pool = derive_pool_for(settings, len(kept))
+    # A suspended or provisioning tenant gets a maintenance page and no process: the pool
+    # is sized for the others.
+    pool = derive_pool_for(settings, sum(1 for e in kept if e.tenant.served))
     text = render_vhosts(
         kept, settings, master_secret=master_secret, passwords=passwords, pool=pool
     )

@@ -141,8 +141,8 @@ def classify(listing: Listing, claim_owner: ClaimOwner | None = None) -> list[Ex
         status = stored.tenant.status
         if status in ("provisioning", "suspended"):
             reason = Reason.PROVISIONING if status == "provisioning" else Reason.SUSPENDED
-            why = Problem(stored.key, "status", f"the tenant is {status}")
-            exclusions.append(Exclusion(stored.tenant_id, stored.key, reason, [why]))
+            resting = Problem(stored.key, "status", f"the tenant is {status}")
+            exclusions.append(Exclusion(stored.tenant_id, stored.key, reason, [resting]))
     users: dict[tuple[str, object], list[tuple[StoredTenant, str]]] = {}
     for stored in listing.tenants:
         for field_name, value, shown in unique_values(stored.tenant):
