@@ -428,10 +428,24 @@ def test_purge_without_a_successful_backup_drops_nothing(
     ]
 
 
+def claim_keys(s3: S3Client) -> list[str]:
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="tenants/_claims/").get("Contents", [])
+    return sorted(o["Key"] for o in listed)
+
+
+def add_tenant(registry: TenantRegistry, name: str) -> None:
+    """Through the registry, so the tenant holds its uniqueness claims as in production."""
+    source = f"{name}.yaml"
+    registry.add(name, parse_tenant(name, tenant_yaml(name).encode(), source), source)
+
+
 def test_purge_drops_after_the_backup_and_records_every_step(
     s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seed(s3, "acme")
+    add_tenant(registry, "acme")
+    add_tenant(registry, "beta")
+    beta_claims = [k for k in claim_keys(s3) if "beta" in k]
+    assert len(beta_claims) == 3 and len(claim_keys(s3)) == 6
     s3.create_bucket(Bucket="redmica-attachments")
     for n in range(3):
         s3.put_object(Bucket="redmica-attachments", Key=f"acme/file{n}", Body=b"x")
@@ -462,6 +476,79 @@ def test_purge_drops_after_the_backup_and_records_every_step(
     left = s3.list_objects_v2(Bucket="redmica-attachments")["Contents"]
     assert [o["Key"] for o in left] == ["acme-other/keep"]
     assert registry.store.exists("acme") is None
+    # The document went with its claims (sub_domain, db.name, folder); beta's are untouched.
+    assert claim_keys(s3) == beta_claims
+    assert record.steps[-1]["result"]["claims_released"] is True  # type: ignore[index]
+
+
+def test_purge_of_a_document_changed_since_the_plan_drops_nothing(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    add_tenant(registry, "acme")
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    request = PurgeRequest("acme")
+    the_plan = plan(registry, runner, s3, request)
+    changed = registry.store.get("acme").tenant.model_copy(
+        update={"db": registry.store.get("acme").tenant.db.model_copy(update={"name": "acme2"})}
+    )
+    registry.update("acme", changed, "(edit)")
+    before = objects_in(s3)
+    with pytest.raises(Conflict, match="nothing was dropped"):
+        purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
+    assert not any(s.startswith(("DROP", "CREATE")) for s in catalog.statements)
+    assert objects_in(s3) == before  # not even a deprovision record
+
+
+def test_purge_whose_document_changes_after_the_drop_keeps_it_and_a_rerun_finishes(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add_tenant(registry, "acme")
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    site = make_site(s3, catalog)
+    monkeypatch.setattr(
+        "redmica_ops.lifecycle.dumps.dump", lambda *a: _FakeBackup({"key": "k", "backup": "b"})
+    )
+
+    class EditedDuringDrop(LocalRunner):
+        def run(self, step: Step) -> steps_module.StepResult:
+            result = super().run(step)
+            if step.name == "drop":  # someone edits the document meanwhile
+                stored = registry.store.get("acme")
+                registry.update("acme", stored.tenant.with_status("suspended"), "(edit)", stored)
+            return result
+
+    records = RecordStore(s3, BUCKET, "lifecycle/", None)
+    request = PurgeRequest("acme")
+    runner = EditedDuringDrop(site, registry.store)
+    with pytest.raises(Conflict, match="changed since it was read"):
+        purge(registry, runner, s3, records, request, plan(registry, runner, s3, request))
+    assert registry.store.get("acme").tenant.status == "suspended"  # kept, with its claims
+    assert len(claim_keys(s3)) == 3
+    # Run again: the database is gone, so no backup is possible or needed; the rest finishes.
+    again = LocalRunner(site, registry.store)
+    the_plan = plan(registry, again, s3, request)
+    assert not the_plan.database_exists and "no final backup" in the_plan.steps[0]
+    record = purge(registry, again, s3, records, request, the_plan)
+    assert record.state == "done" and record.steps[0]["result"] == {
+        "skipped": "the database does not exist"
+    }
+    assert registry.store.exists("acme") is None and claim_keys(s3) == []
+
+
+def test_a_database_that_appears_after_a_plan_without_it_is_not_dropped(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    add_tenant(registry, "acme")
+    catalog = Catalog(roles={"acme": "login"})
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    request = PurgeRequest("acme")
+    the_plan = plan(registry, runner, s3, request)
+    catalog.databases["acme"] = "acme"  # created after the plan: never backed up
+    with pytest.raises(Conflict, match="not backed up"):
+        purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
+    assert not any(s.startswith("DROP") for s in catalog.statements)
+    assert registry.store.get("acme")
 
 
 @dataclass

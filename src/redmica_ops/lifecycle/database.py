@@ -231,10 +231,19 @@ def set_admin(sql: Sql, database: str, owner: str, login: str, hashed: str, salt
 
 
 # -- dropping -------------------------------------------------------------------------------------
-def drop(sql: Sql, database: str, user: str) -> list[str]:
-    """Drop the database (closing its sessions) and both login roles; absent is fine."""
+def drop(sql: Sql, database: str, user: str, expect_absent: bool = False) -> list[str]:
+    """Drop the database (closing its sessions) and both login roles; absent is fine.
+
+    `expect_absent`: the confirmed plan found no database (an earlier purge dropped it, so
+    there was no final backup to take); one that exists now was not backed up: refuse."""
     names = sorted(login_pair(user))
     state = inspect(sql, database, names)
+    if expect_absent and state.exists:
+        raise Conflict(
+            f"database {database!r} exists now but did not when the purge was planned; it was "
+            "not backed up, so nothing was dropped",
+            "run the purge again: its plan takes a final backup of it first",
+        )
     done: list[str] = []
     if state.exists:
         sql.run(f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE);\n")

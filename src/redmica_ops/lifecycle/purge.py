@@ -2,14 +2,17 @@
 
 Order, and why: the final backup must succeed first (nothing is dropped otherwise); then the
 database and both login roles; then, only if asked, the attachments (their count is part of the
-plan the operator confirmed); last the document, so a failure half way leaves a tenant that is
-still listed and can be purged again. Every step is appended to a deprovision record under
+plan the operator confirmed); last the document (conditional on the version whose database was
+dropped) with its uniqueness claims, so a failure half way leaves a tenant that is still listed
+and can be purged again. Every step is appended to a deprovision record under
 `<lifecycle_prefix>deprovisions/`, written conditionally each time.
 """
 
 from __future__ import annotations
 
 import json
+import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -105,8 +108,12 @@ def plan(
     except RedmicaError as exc:
         count, note = None, f"attachments not counted: {exc.message}"
     roles = [str(r) for r in state.get("roles") or []]  # type: ignore[union-attr]
+    exists = state.get("owner") is not None
     steps = [
-        "final backup (pg_dump -Fc to the backups prefix); stop here if it fails",
+        "final backup (pg_dump -Fc to the backups prefix); stop here if it fails"
+        if exists
+        else f"no final backup: database {tenant.db.name} does not exist (an earlier purge "
+        "dropped it, see its record); stop if it appears",
         f"drop database {tenant.db.name} and role(s) {', '.join(roles) or '(none)'}",
         (
             f"delete {count if count is not None else 'all'} attachment object(s) under "
@@ -114,13 +121,14 @@ def plan(
         )
         if request.delete_attachments
         else f"keep the attachments under s3://{tenant.s3.bucket}/{attachments.prefix}",
-        f"remove the document {stored.key}",
+        f"remove the document {stored.key} (conditional on this version) and release its "
+        "uniqueness claims",
     ]
     return PurgePlan(
         request.tenant_id,
         tenant.db.name,
         roles,
-        state.get("owner") is not None,
+        exists,
         f"s3://{tenant.s3.bucket}/{attachments.prefix}",
         count,
         request.delete_attachments,
@@ -170,16 +178,27 @@ def purge(
     records: RecordStore,
     request: PurgeRequest,
     the_plan: PurgePlan,
+    unroute: Callable[[str], str | None] | None = None,
 ) -> PurgeRecord:
-    """Carry out a plan the operator confirmed; raise at the first failed step (recorded)."""
+    """Carry out a plan the operator confirmed; raise at the first failed step (recorded).
+
+    `unroute(sub_domain)`: with cells, delete the tenant's routing record after the document
+    (as `tenant remove` does); returns what it did."""
     stored = registry.store.get(request.tenant_id)
     tenant = stored.tenant
+    if tenant.db.name != the_plan.database:
+        raise Conflict(
+            f"tenant {request.tenant_id!r} now names database {tenant.db.name!r}, not "
+            f"{the_plan.database!r} as in the plan; nothing was dropped",
+            "look at the tenant again and run the purge again",
+        )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record = PurgeRecord(
         request.tenant_id,
         _now(),
         {k: v for k, v in asdict(the_plan).items()},
-        key=f"{records.prefix}{request.tenant_id}/{stamp}.json",
+        # The suffix: a re-run within the same second gets a record of its own.
+        key=f"{records.prefix}{request.tenant_id}/{stamp}-{secrets.token_hex(3)}.json",
     )
     records.save(record)
 
@@ -198,13 +217,19 @@ def purge(
         records.save(record)
         return result
 
-    backup = step(
-        "final backup",
-        lambda: runner.run(Step("backup", request.tenant_id, {"reason": "final before purge"})),
-    )
-    if not backup.get("key"):
-        raise Conflict("the final backup did not report its object; nothing was dropped")
-    step("drop database and roles", lambda: runner.run(Step("drop", request.tenant_id)))
+    if the_plan.database_exists:
+        backup = step(
+            "final backup",
+            lambda: runner.run(Step("backup", request.tenant_id, {"reason": "final before purge"})),
+        )
+        if not backup.get("key"):
+            raise Conflict("the final backup did not report its object; nothing was dropped")
+        drop_args = {}
+    else:
+        # Nothing to back up (a re-run after the drop); the drop step refuses if it appeared.
+        step("final backup", lambda: {"skipped": "the database does not exist"})
+        drop_args = {"expect": "absent"}
+    step("drop database and roles", lambda: runner.run(Step("drop", request.tenant_id, drop_args)))
     if request.delete_attachments:
         attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
         step("delete attachments", lambda: {"deleted": attachments.delete(attachments.keys())})
@@ -212,13 +237,17 @@ def purge(
         step("keep attachments", None)
 
     def remove_document() -> StepResult:
+        # Conditional on the version whose database was dropped (If-Match); the registry
+        # releases the tenant's uniqueness claims after the document is gone.
         try:
-            marker = registry.remove(request.tenant_id)
+            marker = registry.remove(request.tenant_id, expected=stored)
         except NotFound:
             return {"removed": False, "note": "already gone"}
-        return {"removed": True, "delete_marker": marker}
+        return {"removed": True, "delete_marker": marker, "claims_released": True}
 
     step("remove document", remove_document)
+    if unroute is not None:
+        step("remove routing record", lambda: {"note": unroute(tenant.sub_domain)})
     record.state = "done"
     records.save(record)
     return record

@@ -103,7 +103,8 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
         )
         return {"done": [action]}
     if step.name == "drop":
-        return {"done": database.drop(sql, tenant.db.name, tenant.db.user)}
+        expect_absent = args.get("expect") == "absent"
+        return {"done": database.drop(sql, tenant.db.name, tenant.db.user, expect_absent)}
     if step.name == "backup":
         backup = dumps.dump(site, step.tenant, tenant, args.get("reason", "manual"))
         return {**backup.summary(), "table_rows": backup.tables}

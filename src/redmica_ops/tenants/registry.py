@@ -274,7 +274,11 @@ class TenantRegistry:
         result = self._replace(tenant_id, tenant, current.etag, current.tenant, source)
         return Outcome(result, changes, _invalid_warnings(_others(listing.invalid, tenant_id)))
 
-    def remove(self, tenant_id: str) -> str | None:
+    def remove(self, tenant_id: str, expected: StoredTenant | None = None) -> str | None:
+        """Delete the document and release its claims. With `expected`, only if the document
+        is still that version (a purge removes exactly the tenant whose database it dropped)."""
+        if expected is not None:
+            return self._delete(tenant_id, expected.etag, expected.tenant)
         try:
             current = self.store.get_document(tenant_id)
         except NotFound:

@@ -413,7 +413,16 @@ def purge_tenant(
     confirm(app, f"purge tenant {tenant_id!r}: drop its database and roles for good", yes)
     settings = app.settings
     records = RecordStore(s3, app.bucket(), settings.lifecycle_prefix, settings.kms_key_id)
-    record = purge(registry, runner, s3, records, request, the_plan)
+    unroute = None
+    if settings.hosted_zone_id:
+        from redmica_ops.cells.fleet import unroute as unroute_host
+
+        fleet = app.fleet()
+
+        def unroute(sub_domain: str) -> str | None:
+            return unroute_host(fleet, sub_domain, f"tenant remove --purge {tenant_id}")
+
+    record = purge(registry, runner, s3, records, request, the_plan, unroute)
 
     def text(out: Output) -> None:
         for step in record.steps:
