@@ -47,6 +47,26 @@ def seed(s3: S3Client, *names: str) -> None:
         s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=tenant_yaml(name).encode())
 
 
+def seed_secret_tenants(s3: S3Client) -> None:
+    """Two tenants whose passwords are in Secrets Manager and SSM (db.password_secret)."""
+    import yaml
+
+    from tests.conftest import tenant_document
+
+    arn = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="redmica/tenants/gamma", SecretString="gamma-password"
+    )["ARN"]
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/redmica/tenants/delta", Value="delta-password", Type="SecureString"
+    )
+    for name, reference in (("gamma", arn), ("delta", "/redmica/tenants/delta")):
+        document = tenant_document(name)
+        document["db"].pop("password")
+        document["db"]["password_secret"] = reference
+        body = yaml.safe_dump(document).encode()
+        s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=body)
+
+
 def make_app(**env: str) -> Application:
     subnet = boto3.client("ec2", region_name="us-east-1").describe_subnets()["Subnets"][0][
         "SubnetId"
@@ -72,6 +92,7 @@ def make_app(**env: str) -> Application:
 
 def test_container_role(s3: S3Client, run: Invoke, recorded: Calls, tmp_path: Any) -> None:
     seed(s3, "acme", "beta")
+    seed_secret_tenants(s3)
     app = make_app(REDMICA_VHOSTS_FILE=str(tmp_path / "v.conf"))
     assert run("entrypoint", "serve", "--no-check", app=app).exit_code == 0
     assert run("entrypoint", "run-tenant", "acme", "--", "true", app=app).exit_code == 0
@@ -149,6 +170,7 @@ def test_operator_role(
     assert (
         run("tenant", "add", "acme", "-f", "-", input=tenant_yaml("acme"), app=app()).exit_code == 0
     )
+    seed_secret_tenants(s3)
     assert run("render", "vhosts", "-o", str(tmp_path / "v.conf"), app=app()).exit_code == 0
     migrated = run("migrate", "--all", "--no-wait", "-O", "json", app=app())
     resumed = run("migrate", "--resume", migrated.json()["run_id"], "--timeout", "1", app=app())
@@ -220,6 +242,10 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
                 in ("arn:aws:route53:::hostedzone/ZPROD123", "arn:aws:route53:::change/*")
                 or resource in (SCOPE.kms_key_arn, *SCOPE.pass_roles)
                 or resource.startswith("arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!")
+                # Tenants' password secrets: only those under the prefix.
+                or resource.endswith(
+                    (f":secret:{SCOPE.secrets_prefix}*", f":parameter/{SCOPE.secrets_prefix}*")
+                )
             )
 
 

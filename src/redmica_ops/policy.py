@@ -46,10 +46,14 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("route53", "GetChange"): ("route53:GetChange",),
     ("elbv2", "DescribeTargetGroups"): ("elasticloadbalancing:DescribeTargetGroups",),
     ("elbv2", "DescribeLoadBalancers"): ("elasticloadbalancing:DescribeLoadBalancers",),
+    # The lifecycle's master credentials, and db.password_secret: a tenant's password read
+    # where its environment is built.
     ("secretsmanager", "GetSecretValue"): ("secretsmanager:GetSecretValue",),
+    ("ssm", "GetParameter"): ("ssm:GetParameter",),
 }
 
 _TENANT_READ = {("s3", "ListObjectsV2"), ("s3", "GetObject")}
+_TENANT_SECRETS = {("secretsmanager", "GetSecretValue"), ("ssm", "GetParameter")}
 _MIGRATE = {
     ("s3", "PutObject"),  # run records
     ("ecs", "DescribeClusters"),
@@ -63,8 +67,8 @@ _MIGRATE = {
 # What each principal's code paths call.
 ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
     # The app container: `entrypoint serve` and `entrypoint run-tenant` (which writes the
-    # tenant's result object under the runs prefix).
-    "container": frozenset(_TENANT_READ | {("s3", "PutObject")}),
+    # tenant's result object under the runs prefix, and reads db.password_secret secrets).
+    "container": frozenset(_TENANT_READ | _TENANT_SECRETS | {("s3", "PutObject")}),
     # The scheduled job: `migrate --all --no-wait`, `--resume`, collecting and reading run
     # records; it reads the service to migrate the revision the service runs.
     "migrator": frozenset(_TENANT_READ | _MIGRATE | {("ecs", "DescribeServices")}),
@@ -76,6 +80,7 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
     # An operator running any redmica command.
     "operator": frozenset(
         _TENANT_READ
+        | _TENANT_SECRETS  # `render vhosts` and local migrations read them too
         | _MIGRATE
         | {
             ("s3", "HeadObject"),
@@ -120,6 +125,7 @@ class PolicyScope:
     lifecycle_prefix: str = "lifecycle/"
     backups_prefix: str = "backups/"
     master_secret_arn: str | None = None
+    secrets_prefix: str = "redmica/tenants/"
 
     def ecs(self, resource: str) -> str:
         return f"arn:{self.partition}:ecs:{self.region}:{self.account}:{resource}"
@@ -166,6 +172,7 @@ def scope_for(
     backups_prefix: str = "backups/",
     master_secret_arn: str | None = None,
     admin_task_role: str | None = None,
+    secrets_prefix: str = "redmica/tenants/",
 ) -> PolicyScope:
     """The resources `role`'s policy is scoped to, from the settings.
 
@@ -197,6 +204,7 @@ def scope_for(
         lifecycle_prefix=lifecycle_prefix,
         backups_prefix=backups_prefix,
         master_secret_arn=master_secret_arn,
+        secrets_prefix=secrets_prefix,
     )
 
 
@@ -247,6 +255,15 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         [s3],
     )
     add("ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"])
+    region_account = f"{scope.region}:{scope.account}"
+    add(
+        "ReadTenantPasswordSecrets",
+        ["secretsmanager:GetSecretValue", "ssm:GetParameter"],
+        [
+            f"arn:{scope.partition}:secretsmanager:{region_account}:secret:{scope.secrets_prefix}*",
+            f"arn:{scope.partition}:ssm:{region_account}:parameter/{scope.secrets_prefix}*",
+        ],
+    )
     add(
         "WriteTenants",
         ["s3:PutObject", "s3:DeleteObject"] if role == "operator" else [],

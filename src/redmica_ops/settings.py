@@ -262,6 +262,11 @@ class Settings:
         "Apache binary for config tests (default: apache2, else httpd)",
         check=_check_not_blank,
     )
+    tenant_secrets_prefix: str = setting(
+        "redmica/tenants/",
+        "name prefix of Secrets Manager secrets / SSM parameters holding tenants' db passwords",
+        check=_check_prefix,
+    )
     trusted_proxies: tuple[str, ...] = setting(
         (),
         "load balancer CIDRs whose X-Forwarded-For Apache trusts (RemoteIPTrustedProxy)",

@@ -121,6 +121,7 @@ def iam_policy(
         backups_prefix=settings.backups_prefix,
         master_secret_arn=settings.db_master_secret,
         admin_task_role=settings.admin_task_role,
+        secrets_prefix=settings.tenant_secrets_prefix,
     )
     document = policy_document(role, scope)
     return Done(document, lambda out: out.data(document))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,10 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import Done
 from redmica_ops.errors import UsageError
+
+if TYPE_CHECKING:
+    from redmica_ops.tenants.model import Tenant
+    from redmica_ops.tenants.passwords import PasswordResolver
 
 
 @click.group()
@@ -77,6 +82,7 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
     store = app.store()
     out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
     from redmica_ops.cells.config import cell_map
+    from redmica_ops.tenants.passwords import PasswordResolver
     from redmica_ops.tenants.selection import CellScope
 
     cell = cell or settings.cell
@@ -91,6 +97,7 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
         vhost_settings,
         strict,
         master_secret=master,
+        passwords=PasswordResolver(app.clients()),
         scope=scope,
         claim_owner=claims.owner_of,
     )
@@ -165,6 +172,26 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     if not command_line:
         raise click.UsageError("give the command after --, e.g. -- bundle exec rake db:migrate")
     tenant_ids = [t for t in tenant_id.split(",") if t]
+    resolver: PasswordResolver | None = None
+
+    def environment(name: str, tenant: Tenant) -> dict[str, str]:
+        """The tenant's variables; a password kept in a secret is read with this task's role."""
+        nonlocal resolver
+        password = None
+        if tenant.db.password_secret is not None:
+            from redmica_ops.tenants.passwords import PasswordResolver
+
+            resolver = resolver or PasswordResolver(app.clients())
+            password = resolver.resolve(tenant.db.password_secret)
+        # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
+        return tenant_environment(
+            name,
+            tenant,
+            app.settings.db_host,
+            master_secret=master_secret(app.env),
+            password=password,
+        )
+
     run_id = app.env.get("REDMICA_RUN_ID")
     if len(tenant_ids) > 1 and not run_id:
         raise UsageError(
@@ -174,11 +201,7 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     store = app.store()
     if not run_id:
         stored = store.get(tenant_id)
-        # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
-        tenant_env = tenant_environment(
-            tenant_id, stored.tenant, app.settings.db_host, master_secret=master_secret(app.env)
-        )
-        env = {**app.env, **tenant_env}
+        env = {**app.env, **environment(tenant_id, stored.tenant)}
         app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
         app.exec_process(command_line, env)
         return Done({"tenant": tenant_id, "command": command_line})
@@ -200,12 +223,10 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     for one in tenant_ids:
         try:
             stored = store.get(one)
+            tenant_env = environment(one, stored.tenant)
         except RedmicaError as error:
             result = TenantResult(run_id, one, attempt, None, now(), now(), error=error.message)
         else:
-            tenant_env = tenant_environment(
-                one, stored.tenant, app.settings.db_host, master_secret=master_secret(app.env)
-            )
             app.output.info(f"entrypoint: running as tenant {one}: {shlex.join(command_line)}")
             result = run_and_record(
                 command_line,

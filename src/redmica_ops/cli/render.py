@@ -103,7 +103,20 @@ def vhosts(
         require_directory(out.parent, f"-o {out}", mkdir)
     settings = VhostSettings.from_settings(app.settings)
     entries = _tenants(app, from_dir, strict)
-    text = render_vhosts(entries, settings, redact=redacted)
+    passwords: dict[str, str] = {}
+    master = None
+    if not redacted:
+        from redmica_ops.container.keys import master_secret
+        from redmica_ops.tenants.passwords import PasswordResolver
+
+        # Tenants whose password is in a secret: read with this operator's credentials.
+        passwords, failed = PasswordResolver(app.clients()).resolve_entries(entries)
+        if failed:
+            raise ValidationFailed([p for found in failed.values() for p in found])
+        master = master_secret(app.env)
+    text = render_vhosts(
+        entries, settings, redact=redacted, master_secret=master, passwords=passwords
+    )
     if out is None:
         # --redacted to stdout: the config itself is the output, in both formats.
         return Done(text, text=lambda o: o.text(text))

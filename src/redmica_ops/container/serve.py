@@ -7,14 +7,24 @@ invalid document, a clash) is skipped and named loudly instead.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from redmica_ops.capacity import PoolSettings
 from redmica_ops.container.vhosts import VhostSettings, derive_pool_for, render_vhosts
 from redmica_ops.errors import Problem, ValidationFailed
+from redmica_ops.tenants.model import Entry
 from redmica_ops.tenants.selection import CellScope, ClaimOwner, Reason, Use, select
 from redmica_ops.tenants.store import Listing
+
+
+class PasswordSource(Protocol):
+    """Reads the passwords of tenants whose document names a secret (tenants.passwords)."""
+
+    def resolve_entries(
+        self, entries: Iterable[Entry]
+    ) -> tuple[dict[str, str], dict[str, list[Problem]]]: ...
 
 
 @dataclass
@@ -33,7 +43,7 @@ def plan_serve(
     strict: bool,
     *,
     master_secret: str | None = None,
-    passwords: Mapping[str, str] | None = None,
+    passwords: PasswordSource | None = None,
     scope: CellScope | None = None,
     claim_owner: ClaimOwner | None = None,
 ) -> ServePlan:
@@ -43,13 +53,19 @@ def plan_serve(
     skipped = {
         e.name: list(e.problems) for e in selection.excluded if e.reason is not Reason.OTHER_CELL
     }
+    kept = selection.entries()
+    resolved: dict[str, str] = {}
+    if passwords is not None:
+        # A secret that cannot be read sets its tenant aside, like an invalid document.
+        resolved, failed = passwords.resolve_entries(kept)
+        skipped.update(failed)
+        kept = [e for e in kept if e.tenant_id not in failed]
     if strict and skipped:
         raise ValidationFailed(
             [p for found in skipped.values() for p in found],
             hint="without --strict these tenants are skipped",
             message=f"{len(skipped)} tenant(s) cannot be served (--strict)",
         )
-    kept = selection.entries()
     warnings = []
     limited = [e.tenant_id for e in kept if e.tenant.properties.limit_ips]
     if limited and not settings.trusted_proxies:
@@ -61,12 +77,10 @@ def plan_serve(
     # A suspended or provisioning tenant gets a maintenance page and no process: the pool
     # is sized for the others.
     pool = derive_pool_for(settings, sum(1 for e in kept if e.tenant.served))
-    text = render_vhosts(
-        kept, settings, master_secret=master_secret, passwords=passwords, pool=pool
-    )
+    text = render_vhosts(kept, settings, master_secret=master_secret, passwords=resolved, pool=pool)
     return ServePlan(
         text,
-        [s.tenant_id for s in selection.eligible],
+        [e.tenant_id for e in kept],
         pool,
         skipped,
         warnings,

@@ -157,7 +157,7 @@ def render_vhosts(
             entry.tenant,
             settings.db_host,
             master_secret=master_secret,
-            password=(passwords or {}).get(entry.tenant_id),
+            password=REDACTED if redact else (passwords or {}).get(entry.tenant_id),
         )
         if redact:
             for name in SECRET_ENV_NAMES & env.keys():

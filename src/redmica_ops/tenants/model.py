@@ -25,11 +25,13 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from redmica_ops.errors import JSONObject, Problem, ValidationFailed
+from redmica_ops.errors import JSONObject, Problem, UsageError, ValidationFailed
 from redmica_ops.tenants import rules
+from redmica_ops.tenants.passwords import check_reference
 from redmica_ops.tenants.safeyaml import load_document
 
 REDACTED = "********"
@@ -47,12 +49,38 @@ class _Strict(BaseModel):
 class Database(_Strict):
     name: str
     user: str
-    password: SecretStr
+    # Exactly one of the two: the password itself, or where to read it (Secrets Manager ARN
+    # or SSM SecureString name), so that it never sits in the config bucket.
+    password: SecretStr | None = None
+    password_secret: str | None = None
     host: str | None = None
     port: int | None = None
 
     def password_value(self) -> str:
+        """The password held in the document; a secret reference is resolved elsewhere
+        (tenants.passwords), by whoever builds the tenant's environment."""
+        if self.password is None:
+            raise UsageError(
+                "this tenant's password is in a secret (db.password_secret) and was not read",
+                "resolve it with tenants.passwords.PasswordResolver",
+            )
         return self.password.get_secret_value()
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Database:
+        if (self.password is None) == (self.password_secret is None):
+            raise _reject(
+                "needs exactly one of db.password and db.password_secret (a Secrets Manager "
+                "ARN or an SSM parameter name)"
+            )
+        return self
+
+    @field_validator("password_secret")
+    @classmethod
+    def _password_secret(cls, value: str | None) -> str | None:
+        if value is not None and (problem := check_reference(value)):
+            raise _reject(problem)
+        return value
 
     @field_validator("name", "user")
     @classmethod
@@ -63,7 +91,9 @@ class Database(_Strict):
 
     @field_validator("password")
     @classmethod
-    def _password(cls, value: SecretStr) -> SecretStr:
+    def _password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
         # Messages about the password never quote it.
         secret = value.get_secret_value()
         if not secret:
@@ -187,11 +217,12 @@ class Tenant(_Strict):
 
     def to_document(self, *, redact: bool = True) -> JSONObject:
         """The YAML-shaped mapping, password redacted unless asked for (only the store asks)."""
-        db: dict[str, Any] = {
-            "name": self.db.name,
-            "user": self.db.user,
-            "password": REDACTED if redact else self.db.password.get_secret_value(),
-        }
+        db: dict[str, Any] = {"name": self.db.name, "user": self.db.user}
+        if self.db.password_secret is not None:
+            # A reference, not a secret: shown as it is.
+            db["password_secret"] = self.db.password_secret
+        else:
+            db["password"] = REDACTED if redact else self.db.password_value()
         if self.db.host is not None:
             db["host"] = self.db.host
         if self.db.port is not None:
@@ -225,7 +256,8 @@ class Tenant(_Strict):
         return self.model_copy(update={"properties": properties})
 
     def with_password(self, password: SecretStr) -> Tenant:
-        return self.model_copy(update={"db": self.db.model_copy(update={"password": password})})
+        db = self.db.model_copy(update={"password": password, "password_secret": None})
+        return self.model_copy(update={"db": db})
 
     def with_status(self, status: Status, message: str | None = None) -> Tenant:
         return self._revalidated(status=status, status_message=message)
@@ -251,7 +283,8 @@ class Tenant(_Strict):
 
 def is_redacted(tenant: Tenant) -> bool:
     """Is the password the redaction placeholder (meaning "keep the stored one")?"""
-    return tenant.db.password.get_secret_value() == REDACTED
+    password = tenant.db.password
+    return password is not None and password.get_secret_value() == REDACTED
 
 
 _TYPE_MESSAGES = {
@@ -291,7 +324,7 @@ def _message(error: Any, path: str) -> str:
     elif kind == "extra_forbidden":
         known = {
             "": "db, s3, property, status, status_message",
-            "db": "name, user, password, host, port",
+            "db": "name, user, password, password_secret, host, port",
             "s3": "bucket, folder",
             "property": "sub_domain, limit_ips, cell, moving_from",
         }

@@ -64,7 +64,11 @@ def keep_password_if_redacted(
     """`tenant show` prints the password as ********; feeding that back keeps the stored one."""
     if not is_redacted(new):
         return new
-    stored = old.db.password.get_secret_value() if old is not None else old_password
+    if old is not None:
+        # A stored reference has no password to keep: give one (or keep the reference).
+        stored = old.db.password.get_secret_value() if old.db.password is not None else None
+    else:
+        stored = old_password
     if stored is None:
         raise ValidationFailed([redacted_password_problem(source)], before_writing=True)
     return new.with_password(SecretStr(stored))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from redmica_ops.container.keys import master_secret
+from redmica_ops.errors import RedmicaError
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
 from redmica_ops.runs.results import TAIL_LINES, TenantResult, fingerprint, mask, secret_values
 from redmica_ops.tenants.environment import tenant_environment
@@ -40,6 +41,10 @@ def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+class SecretReader(Protocol):
+    def resolve(self, reference: str) -> str: ...
+
+
 @dataclass(frozen=True)
 class LocalTarget:
     log_dir: Path
@@ -47,6 +52,8 @@ class LocalTarget:
     user: str | None = None
     extra_env: Mapping[str, str] | None = None
     default_db_host: str | None = None
+    # Reads db.password_secret references (tenants.passwords.PasswordResolver).
+    passwords: SecretReader | None = None
 
 
 @dataclass
@@ -159,6 +166,17 @@ class LocalExecutor:
         if tenant is None:
             return LaunchFailed(f"tenant {name} has no valid document", retryable=False)
         job = Job(name, attempt, command)
+        password = None
+        if tenant.db.password_secret is not None:
+            if self.target.passwords is None:
+                return LaunchFailed(
+                    f"tenant {name}'s password is in a secret and no reader was given",
+                    retryable=False,
+                )
+            try:
+                password = self.target.passwords.resolve(tenant.db.password_secret)
+            except RedmicaError as error:
+                return LaunchFailed(error.message, retryable=False)
         env = {
             **inherited_environment(os.environ),
             **(self.target.extra_env or {}),
@@ -167,6 +185,7 @@ class LocalExecutor:
                 tenant,
                 self.target.default_db_host,
                 master_secret=master_secret(os.environ),
+                password=password,
             ),
         }
         identity: dict[str, Any] = {}

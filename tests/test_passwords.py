@@ -1,0 +1,205 @@
+"""db.password_secret: a tenant's password kept in Secrets Manager or SSM, never in the
+config bucket; validated, resolved by the container with its role (moto), shown as a
+reference, and never printed once read."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from redmica_ops.aws import ClientFactory
+from redmica_ops.cli.app import Application
+from redmica_ops.errors import AwsError, NotFound, RedmicaError
+from redmica_ops.settings import Settings
+from redmica_ops.tenants.model import validate_data
+from redmica_ops.tenants.passwords import PasswordResolver, check_reference
+from tests.conftest import BUCKET, REGION, Invoke, tenant_document
+
+ACCOUNT = "123456789012"
+SM_PASSWORD = "from-secrets-manager 'q\" ${X}"
+SSM_PASSWORD = "from-ssm-parameter"
+
+
+def secret_document(name: str, reference: str | None, **db: Any) -> dict[str, Any]:
+    doc = tenant_document(name)
+    doc["db"].pop("password")
+    if reference is not None:
+        doc["db"]["password_secret"] = reference
+    doc["db"].update(db)
+    return doc
+
+
+@pytest.mark.parametrize(
+    "reference",
+    [
+        f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:redmica/tenants/acme-AbCdEf",
+        f"arn:aws-cn:secretsmanager:cn-north-1:{ACCOUNT}:secret:acme",
+        "/redmica/tenants/acme/db-password",
+        f"arn:aws:ssm:eu-west-1:{ACCOUNT}:parameter/redmica/tenants/acme",
+    ],
+)
+def test_references_that_are_accepted(reference: str) -> None:
+    assert check_reference(reference) is None
+    tenant, problems = validate_data("acme", secret_document("acme", reference), "acme.yaml")
+    assert tenant is not None, problems
+    assert tenant.to_document()["db"]["password_secret"] == reference
+    assert "password" not in tenant.to_document()["db"]
+
+
+@pytest.mark.parametrize(
+    ("db", "field", "message"),
+    [
+        ({"password_secret": "redmica/no-leading-slash"}, "db.password_secret", "is not a"),
+        ({"password_secret": "arn:aws:s3:::bucket/key"}, "db.password_secret", "is not a"),
+        ({"password_secret": "/a b"}, "db.password_secret", "is not a"),
+        ({"password_secret": "/ok", "password": "also"}, "db", "exactly one of"),
+        ({}, "db", "exactly one of"),
+    ],
+)
+def test_references_that_are_refused(db: dict[str, Any], field: str, message: str) -> None:
+    tenant, problems = validate_data("acme", secret_document("acme", None, **db), "acme.yaml")
+    assert tenant is None
+    assert any(p.field == field and message in p.message for p in problems), problems
+
+
+@pytest.fixture
+def secrets(s3: S3Client) -> dict[str, str]:
+    """A plain secret, an RDS-style JSON secret and an SSM SecureString (moto)."""
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    plain = sm.create_secret(Name="redmica/tenants/acme", SecretString=SM_PASSWORD)["ARN"]
+    as_json = sm.create_secret(
+        Name="redmica/tenants/beta",
+        SecretString=json.dumps({"username": "beta", "password": "json-password"}),
+    )["ARN"]
+    no_password = sm.create_secret(
+        Name="redmica/tenants/bad", SecretString=json.dumps({"user": "x"})
+    )["ARN"]
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(
+        Name="/redmica/tenants/gamma/db-password", Value=SSM_PASSWORD, Type="SecureString"
+    )
+    ssm.put_parameter(Name="/redmica/tenants/newline", Value="a\nb", Type="SecureString")
+    return {
+        "plain": plain,
+        "json": as_json,
+        "no_password": no_password,
+        "ssm": "/redmica/tenants/gamma/db-password",
+        "newline": "/redmica/tenants/newline",
+        "missing": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redmica/none-AbCdEf",
+    }
+
+
+def resolver() -> PasswordResolver:
+    return PasswordResolver(ClientFactory(Settings(region=REGION)))
+
+
+def test_the_resolver_reads_each_kind(secrets: dict[str, str]) -> None:
+    reader = resolver()
+    assert reader.resolve(secrets["plain"]) == SM_PASSWORD
+    assert reader.resolve(secrets["json"]) == "json-password"
+    assert reader.resolve(secrets["ssm"]) == SSM_PASSWORD
+
+
+@pytest.mark.parametrize(
+    ("key", "error", "words"),
+    [
+        ("missing", NotFound, "does not exist"),
+        ("no_password", RedmicaError, 'without a string "password" field'),
+        ("newline", RedmicaError, "does not hold a usable password"),
+    ],
+)
+def test_the_resolver_fails_plainly_without_quoting_a_value(
+    secrets: dict[str, str], key: str, error: type[RedmicaError], words: str
+) -> None:
+    with pytest.raises(error) as caught:
+        resolver().resolve(secrets[key])
+    assert words in caught.value.message
+    assert "a\nb" not in caught.value.message
+
+
+def test_access_denied_is_an_aws_error(secrets: dict[str, str]) -> None:
+    from botocore.stub import Stubber
+
+    clients = ClientFactory(Settings(region=REGION))
+    sm = clients.client("secretsmanager")
+    stub = Stubber(sm)
+    stub.add_client_error("get_secret_value", "AccessDeniedException", http_status_code=400)
+    stub.activate()
+
+    class Fixed:
+        def client(self, service: str) -> object:
+            return sm
+
+    with pytest.raises(AwsError) as caught:
+        PasswordResolver(Fixed()).resolve(secrets["plain"])
+    assert "access denied while reading secret" in caught.value.message
+
+
+def recording_app(**env: str) -> tuple[Application, list[tuple[list[str], dict[str, str]]]]:
+    calls: list[tuple[list[str], dict[str, str]]] = []
+
+    def record(argv: list[str], environ: Mapping[str, str]) -> None:
+        calls.append((argv, dict(environ)))
+
+    app = Application(env={**os.environ, "SECRET_KEY_BASE": "m" * 64, **env})
+    app.exec_process = record
+    return app, calls
+
+
+def put_tenant(s3: S3Client, name: str, document: dict[str, Any]) -> None:
+    import yaml
+
+    s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=yaml.safe_dump(document).encode())
+
+
+def test_serve_reads_the_secrets_and_sets_aside_a_tenant_whose_secret_is_missing(
+    s3: S3Client, secrets: dict[str, str], run: Invoke, tmp_path: Path
+) -> None:
+    put_tenant(s3, "acme", secret_document("acme", secrets["plain"]))
+    put_tenant(s3, "gamma", secret_document("gamma", secrets["ssm"]))
+    put_tenant(s3, "ghost", secret_document("ghost", secrets["missing"]))
+    target = tmp_path / "tenants.conf"
+    app, calls = recording_app(REDMICA_VHOSTS_FILE=str(target))
+    result = run("--domain", "redmine.example.com", "entrypoint", "serve", "--no-check", app=app)
+    assert result.exit_code == 0, result.output
+    text = target.read_text()
+    assert "from-secrets-manager 'q\\\" ${REDMICA_DOLLAR}{X}" in text
+    assert f'SetEnv RAILS_DB_PASSWORD "{SSM_PASSWORD}"' in text
+    assert "ghost" not in text
+    assert "error: tenant ghost is NOT served:" in result.stderr
+    assert "db.password_secret: secret" in result.stderr and "does not exist" in result.stderr
+    assert SM_PASSWORD not in result.output and SSM_PASSWORD not in result.output
+    assert len(calls) == 1
+
+
+def test_run_tenant_reads_the_secret(s3: S3Client, secrets: dict[str, str], run: Invoke) -> None:
+    put_tenant(s3, "beta", secret_document("beta", secrets["json"]))
+    app, calls = recording_app()
+    result = run("entrypoint", "run-tenant", "beta", "--", "true", app=app)
+    assert result.exit_code == 0, result.output
+    assert calls[0][1]["RAILS_DB_PASSWORD"] == "json-password"
+    assert "json-password" not in result.output
+    put_tenant(s3, "ghost", secret_document("ghost", secrets["missing"]))
+    assert run("entrypoint", "run-tenant", "ghost", "--", "true", app=app).exit_code == 3
+
+
+def test_tenant_add_and_show_keep_the_reference(
+    s3: S3Client, secrets: dict[str, str], run: Invoke
+) -> None:
+    import yaml
+
+    document = yaml.safe_dump(secret_document("acme", secrets["plain"]))
+    added = run("tenant", "add", "acme", "-f", "-", input=document)
+    assert added.exit_code == 0, added.output
+    shown = run("tenant", "show", "acme")
+    assert shown.exit_code == 0, shown.output
+    assert secrets["plain"] in shown.stdout and SM_PASSWORD not in shown.output
+    stored = s3.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read().decode()
+    assert "password_secret" in stored and SM_PASSWORD not in stored
