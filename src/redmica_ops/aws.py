@@ -192,6 +192,18 @@ def translate(exc: Exception, action: str, bucket: str | None = None) -> Redmica
             f"bucket {bucket!r} does not exist (while {action})",
             "check --bucket / REDMICA_BUCKET / CONFIG_BUCKET_NAME and the region",
         )
+    if code == "ClusterNotFoundException":
+        return NotFound(
+            f"ECS cluster not found while {action}",
+            "check the cluster setting (REDMICA_CLUSTER) and the region; "
+            "`aws ecs list-clusters` lists the clusters",
+        )
+    if code in ("ServiceNotFoundException", "ServiceNotActiveException"):
+        return NotFound(
+            f"ECS service not found or not active while {action}",
+            "check the service and cluster settings (REDMICA_SERVICE, REDMICA_CLUSTER) and the "
+            "region; `aws ecs list-services --cluster CLUSTER` lists the services",
+        )
     if code in ("NoSuchKey", "404", "NotFound", "NoSuchVersion"):
         return NotFound(f"not found while {action}")
     if code in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409"):

@@ -13,6 +13,9 @@ from typing import Any
 
 from redmica_ops.errors import JSONObject, UsageError
 
+# The tag every migration task carries (runs/executors/ecs.py sets it at RunTask).
+MIGRATION_RUN_TAG = "redmica:run"
+
 # (service, operation) -> IAM actions it needs (some need more than their own name).
 OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "ListObjectsV2"): ("s3:ListBucket",),
@@ -208,6 +211,15 @@ def scope_for(
     )
 
 
+# The settings a role's policy cannot be scoped without (a policy for "any cluster" would be
+# neither least privilege nor what the operator meant).
+REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
+    "container": (),
+    "migrator": ("cluster", "task_definition"),
+    "operator": ("cluster", "service", "task_definition"),
+}
+
+
 def actions_for(role: str) -> set[str]:
     return {a for op in ROLE_OPERATIONS[role] for a in OPERATION_ACTIONS[op]}
 
@@ -316,10 +328,14 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
             [scope.ecs(f"task/{scope.cluster}/*"), scope.ecs(f"task-definition/{family}:*")],
             {"StringEquals": {"ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"]}},
         )
+        add("WatchMigrationTasks", ["ecs:DescribeTasks"], [scope.ecs(f"task/{scope.cluster}/*")])
+        # Only tasks that migrate tagged when it started them (tag redmica:run), never the
+        # service's own tasks or anyone else's.
         add(
-            "WatchMigrationTasks",
-            ["ecs:DescribeTasks", "ecs:StopTask"],
+            "StopMigrationTasks",
+            ["ecs:StopTask"],
             [scope.ecs(f"task/{scope.cluster}/*")],
+            {"Null": {f"aws:ResourceTag/{MIGRATION_RUN_TAG}": "false"}},
         )
         add(
             "ListClusterTasks",
@@ -364,13 +380,18 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         ["*"],
     )
     if "iam:PassRole" in actions:
+        if not scope.pass_roles:
+            raise UsageError(
+                f"the {role} policy must name the roles it may pass to ECS, and none is known",
+                "give --pass-role ARN (the task and execution roles), or set task_definition "
+                "so they are read from it",
+            )
         statements.append(
             {
                 "Sid": "PassTaskRoles",
                 "Effect": "Allow",
                 "Action": ["iam:PassRole"],
-                "Resource": list(scope.pass_roles)
-                or [f"arn:{scope.partition}:iam::{scope.account}:role/REPLACE-with-task-roles"],
+                "Resource": list(scope.pass_roles),
                 "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             }
         )

@@ -80,9 +80,12 @@ def iam_policy(
       redmica iam-policy --for migrator --pass-role arn:aws:iam::123456789012:role/redmica-task
     """
     from redmica_ops.aws import translate_errors
-    from redmica_ops.policy import policy_document, scope_for
+    from redmica_ops.policy import REQUIRED_SETTINGS, policy_document, scope_for
+    from redmica_ops.settings import require
 
     settings = app.settings
+    # Before any AWS call: a policy scoped to nothing would print "successfully" and be useless.
+    require(settings, REQUIRED_SETTINGS[role], f"`iam-policy --for {role}` needs")
     bucket = app.bucket()
     clients = app.clients()
     if not account_id:

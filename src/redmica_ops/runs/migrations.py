@@ -696,7 +696,9 @@ def build_executor(
             raise UsageError("the ECS executor needs an ECS client")
         return EcsExecutor(ecs_client, ecs_target(settings, task_definition), run_id)
     if kind == "local":
+        from redmica_ops.aws import ClientFactory
         from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
+        from redmica_ops.tenants.passwords import PasswordResolver
 
         extra = dict(item.split("=", 1) for item in settings.local_env)
         log_dir = Path(settings.local_log_dir or Path.cwd() / "redmica-runs") / run_id
@@ -708,6 +710,8 @@ def build_executor(
                 user=settings.local_user,
                 extra_env=extra,
                 default_db_host=settings.db_host,
+                # db.password_secret, read with the operator's credentials (clients are lazy).
+                passwords=PasswordResolver(ClientFactory(settings)),
             ),
             results=results,
             run_id=run_id,

@@ -1,0 +1,91 @@
+"""IAM policies that cannot be scoped are refused (exit 2, naming the settings); migration
+tasks are the only tasks the migrator may stop; a missing cluster or service is "not found"."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from redmica_ops.cli.app import Application
+from redmica_ops.errors import UsageError
+from redmica_ops.policy import MIGRATION_RUN_TAG, PolicyScope, policy_document
+from redmica_ops.runs.executors.ecs import RUN_TAG
+from tests.conftest import Invoke
+
+
+@pytest.mark.parametrize(
+    ("role", "env", "missing"),
+    [
+        ("migrator", {}, "cluster, task_definition"),
+        ("migrator", {"REDMICA_CLUSTER": "prod"}, "task_definition"),
+        ("operator", {"REDMICA_CLUSTER": "prod", "REDMICA_TASK_DEFINITION": "app"}, "service"),
+    ],
+)
+def test_iam_policy_names_the_settings_it_needs(
+    s3: S3Client, run: Invoke, role: str, env: dict[str, str], missing: str
+) -> None:
+    app = Application(env={**os.environ, **env})
+    result = run("iam-policy", "--for", role, app=app)
+    assert result.exit_code == 2, result.output
+    assert f"`iam-policy --for {role}` needs the setting(s): {missing}" in result.stderr
+    assert "REDMICA_" in result.stderr  # the hint says how to set them
+    assert result.stdout == ""
+
+
+def test_the_container_policy_needs_no_ecs_setting(s3: S3Client, run: Invoke) -> None:
+    result = run("iam-policy", "--for", "container", app=Application())
+    assert result.exit_code == 0, result.output
+
+
+def scope(**overrides: Any) -> PolicyScope:
+    values: dict[str, Any] = {
+        "partition": "aws",
+        "region": "eu-west-1",
+        "account": "111122223333",
+        "bucket": "acme-config",
+        "prefix": "tenants/",
+        "runs_prefix": "runs/",
+        "cluster": "prod",
+        "service": "redmica",
+        "family": "redmica-app",
+        "pass_roles": ("arn:aws:iam::111122223333:role/redmica-task",),
+    }
+    values.update(overrides)
+    return PolicyScope(**values)
+
+
+def test_no_placeholder_role_is_ever_printed() -> None:
+    with pytest.raises(UsageError) as caught:
+        policy_document("migrator", scope(pass_roles=()))
+    assert "--pass-role" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("role", ["migrator", "operator"])
+def test_only_tagged_migration_tasks_can_be_stopped(role: str) -> None:
+    assert MIGRATION_RUN_TAG == RUN_TAG  # the tag RunTask sets is the one the policy checks
+    statements = policy_document(role, scope())["Statement"]
+    stopping = [s for s in statements if "ecs:StopTask" in s["Action"]]
+    assert len(stopping) == 1
+    assert stopping[0]["Action"] == ["ecs:StopTask"]
+    assert stopping[0]["Condition"] == {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}}
+
+
+@pytest.mark.parametrize("resource", ["MigratorTaskRole", "OperatorPolicy"])
+def test_the_stack_limits_stop_task_the_same_way(resource: str) -> None:
+    from tests.test_cloudformation import statements
+
+    stopping = [s for s in statements(resource) if "ecs:StopTask" in str(s["Action"])]
+    assert len(stopping) == 1 and stopping[0]["Action"] == "ecs:StopTask"
+    assert stopping[0]["Condition"] == {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}}
+
+
+def test_a_missing_cluster_is_not_found_with_a_hint(s3: S3Client, run: Invoke) -> None:
+    boto3.client("ecs", region_name="us-east-1").create_cluster(clusterName="other")
+    app = Application(env={**os.environ, "REDMICA_CLUSTER": "nope", "REDMICA_SERVICE": "redmica"})
+    result = run("status", app=app)
+    assert result.exit_code == 3, result.output
+    assert "REDMICA_CLUSTER" in result.stderr
