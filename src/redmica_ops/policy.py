@@ -42,6 +42,14 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ecs", "StopTask"): ("ecs:StopTask",),
     ("ecs", "DescribeServices"): ("ecs:DescribeServices",),
     ("ecs", "UpdateService"): ("ecs:UpdateService",),
+    # Judging rollouts with the service-deployments API (and falling back without it).
+    ("ecs", "ListServiceDeployments"): ("ecs:ListServiceDeployments",),
+    # StopServiceDeployment is called only to abort a failed rollout; it goes with Describe
+    # so that the recorded-calls test (where rollouts succeed) keeps the abort permitted.
+    ("ecs", "DescribeServiceDeployments"): (
+        "ecs:DescribeServiceDeployments",
+        "ecs:StopServiceDeployment",
+    ),
     ("sts", "GetCallerIdentity"): (),  # always allowed
     # Cells: hostname routing (docs/cells.md).
     ("route53", "ListResourceRecordSets"): ("route53:ListResourceRecordSets",),
@@ -97,6 +105,8 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("ecs", "ListTaskDefinitions"),
             ("ecs", "DescribeServices"),
             ("ecs", "UpdateService"),
+            ("ecs", "ListServiceDeployments"),
+            ("ecs", "DescribeServiceDeployments"),
             ("sts", "GetCallerIdentity"),
             ("route53", "ListResourceRecordSets"),
             ("route53", "ChangeResourceRecordSets"),
@@ -349,8 +359,13 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         if services:
             add(
                 "DeployService",
-                ["ecs:DescribeServices", "ecs:UpdateService"],
+                ["ecs:DescribeServices", "ecs:UpdateService", "ecs:ListServiceDeployments"],
                 [scope.ecs(f"service/{service}") for service in services],
+            )
+            add(
+                "FollowServiceDeployments",
+                ["ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"],
+                [scope.ecs(f"service-deployment/{service}/*") for service in services],
             )
     if scope.hosted_zone_id:
         zone = scope.hosted_zone_id.rsplit("/", 1)[-1]

@@ -16,6 +16,7 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import confirm, global_options, pass_app, yes_option
 
 if TYPE_CHECKING:
+    from redmica_ops.cli.output import Output
     from redmica_ops.cli.result import CommandResult
 
 F = TypeVar("F", bound=Callable[..., object])
@@ -64,6 +65,13 @@ def wait_options(func: F) -> F:
 @click.option("--no-rollback", is_flag=True, help="on failure, leave the service as it is")
 @yes_option
 @waves.cell_options(waves=True)
+@click.option(
+    "--diff",
+    "--dry-run",
+    "diff",
+    is_flag=True,
+    help="show what would change and stop: exit 0 no change, 1 changes, 2 error",
+)
 @global_options(hidden=True)
 @pass_app
 def deploy(
@@ -77,6 +85,7 @@ def deploy(
     cells: tuple[str, ...],
     canary_cell: str | None,
     max_parallel_cells: int | None,
+    diff: bool,
 ) -> CommandResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
 
@@ -91,15 +100,25 @@ def deploy(
     --max-parallel-cells, each wave only after the previous one succeeded; a failure stops
     the rollout and rolls back every cell it changed, with a report per cell.
 
+    --diff (or --dry-run) reads the service (with cells: each chosen cell's) and its task
+    definition, prints the change (images, environment, secrets by name, sizes) and registers
+    nothing: exit 0 when nothing would change, 1 when something would, 2 when it cannot tell
+    (so CI can gate on it). --image must be an image reference with a tag or digest.
+
     \b
     Examples:
       redmica deploy --image 123456789012.dkr.ecr.eu-west-1.amazonaws.com/redmica:2026.11.26
       redmica deploy --image registry.example.com/redmica:v6 --yes --timeout 900 --output json
       redmica deploy --image registry.example.com/redmica:v6 --canary-cell a --max-parallel-cells 2
+      redmica deploy --image registry.example.com/redmica:v7 --diff
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.deploy import deploy as verb
+    from redmica_ops.deploy.model import require_image_reference
 
+    if diff:
+        return _plan(app, image, container, cells)
+    require_image_reference(image)  # before the question, like a missing setting
     confirm(app, f"deploy {image} to {_target(app, cells)}", yes)
     if waves.wants_cells(app, cells):
         waves.refuse_no_wait(no_wait)
@@ -122,6 +141,35 @@ def deploy(
         image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
     )
     return RolloutResult(verb.run(request, app.workspace()))
+
+
+def _plan(
+    app: Application, image: str, container: str | None, cells: tuple[str, ...]
+) -> CommandResult:
+    from redmica_ops.cli.result import Done
+    from redmica_ops.deploy import plan
+    from redmica_ops.errors import ExitCode, RedmicaError
+
+    request = plan.DiffRequest(image, container)
+    outcome: plan.DeployPlan | plan.FleetPlan
+    try:
+        if waves.wants_cells(app, cells):
+            fleet = app.fleet()
+            chosen = fleet.cells.select(cells) if cells else list(fleet.cells.cells)
+            outcome = plan.run_cells(request, fleet, chosen)
+        else:
+            outcome = plan.run(request, app.workspace())
+    except RedmicaError as error:
+        # --diff follows copilot's convention for CI gates: 2 means "could not tell".
+        error.exit_code = ExitCode.USAGE
+        raise
+    lines = outcome.lines()
+
+    def text(out: Output) -> None:
+        for line in lines:
+            out.text(line)
+
+    return Done(outcome.as_dict(), text=text, code=outcome.exit_code)
 
 
 @click.command()
@@ -281,8 +329,10 @@ def release(
     """
     from redmica_ops.cli.reports import ReleaseResult
     from redmica_ops.deploy import release as verb
+    from redmica_ops.deploy.model import require_image_reference
     from redmica_ops.runs.pacing import sigint_escalates
 
+    require_image_reference(image)  # before the question
     confirm(app, f"migrate every tenant with {image}, then deploy it to {_target(app, cells)}", yes)
     if waves.wants_cells(app, cells):
         from redmica_ops.cells.waves import MigrationOptions

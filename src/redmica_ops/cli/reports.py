@@ -342,6 +342,8 @@ class StatusResult:
                 for v in s.deployments
             ],
         )
+        for arn, state in s.service_deployments or []:
+            out.text(f"service deployment {arn.rsplit('/', 1)[-1]}: {state}")
         for event in s.events:
             out.text(f"{event.at}  {event.message}")
 

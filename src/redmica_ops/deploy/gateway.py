@@ -5,6 +5,7 @@ Errors are translated into redmica's (one-line message, hint, exit code) here, o
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_ecs.type_defs import (
         DeploymentConfigurationUnionTypeDef,
+        ServiceDeploymentTypeDef,
         ServiceTypeDef,
         TagTypeDef,
         TaskDefinitionTypeDef,
@@ -26,6 +28,7 @@ class ServiceGateway:
     def __init__(self, ecs: ECSClient, target: ServiceTarget) -> None:
         self.ecs = ecs
         self.target = target
+        self._no_service_deployments = False
 
     def service(self) -> ServiceTypeDef:
         t = self.target
@@ -84,6 +87,40 @@ class ServiceGateway:
             if not arns:
                 return []
             return list(self.ecs.describe_tasks(cluster=t.cluster, tasks=arns).get("tasks", []))
+
+    def service_deployments(self, since: datetime) -> list[ServiceDeploymentTypeDef] | None:
+        """The service deployments (ECS API since 2024-10) started since `since`, newest first;
+        None where the API is not available (older endpoints, emulators, missing permission),
+        so callers fall back to the service's deployment list."""
+        if self._no_service_deployments:
+            return None
+        t = self.target
+        try:
+            listed = self.ecs.list_service_deployments(
+                cluster=t.cluster, service=t.service, createdAt={"after": since}
+            ).get("serviceDeployments", [])
+            arns = [str(s["serviceDeploymentArn"]) for s in listed[:20]]  # 20 per Describe
+            if not arns:
+                return []
+            found = self.ecs.describe_service_deployments(serviceDeploymentArns=arns).get(
+                "serviceDeployments", []
+            )
+        except Exception as exc:  # NotImplementedError (moto), UnknownOperation, AccessDenied
+            from redmica_ops.aws import error_code
+
+            if error_code(exc) in ("ThrottlingException", "Throttling"):
+                raise
+            self._no_service_deployments = True
+            return None
+        return sorted(found, key=lambda s: str(s.get("createdAt", "")), reverse=True)
+
+    def stop_service_deployment(self, arn: str) -> bool:
+        """Ask ECS to roll back a service deployment; False where that is not possible."""
+        try:
+            self.ecs.stop_service_deployment(serviceDeploymentArn=arn, stopType="ROLLBACK")
+        except Exception:  # best effort: the caller then rolls back with UpdateService
+            return False
+        return True
 
     def revisions(self, family: str) -> list[str]:
         """The family's active revisions, newest first.

@@ -9,6 +9,7 @@ deployed), it disappeared, or the timeout passed (the waiting loop in `rollout.p
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -122,6 +123,35 @@ class RolloutReport:
         return data
 
 
+# Service deployment states that mean "this rollout is being, or was, undone".
+ROLLBACK_STATES = frozenset(
+    {"ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "ROLLBACK_SUCCESSFUL", "ROLLBACK_FAILED"}
+)
+
+
+def judge_service_deployment(
+    deployment_id: str, states: list[tuple[str, str]], views: list[DeploymentView]
+) -> Outcome | None:
+    """The verdict from the service-deployments API (newest first: (arn, status)), or None."""
+    if not states:
+        return None
+    arn, status = states[0]
+    if status in ROLLBACK_STATES:
+        return Outcome(
+            False,
+            "rolled_back",
+            f"ECS service deployment {arn} is {status}",
+            deployment_id,
+            views,
+            breaker_rollback=True,
+        )
+    if status in ("STOPPED", "STOP_REQUESTED"):
+        return Outcome(
+            False, "failed", f"ECS service deployment {arn} is {status}", deployment_id, views
+        )
+    return None
+
+
 def judge(
     deployment_id: str,
     previous_td: str | None,
@@ -192,10 +222,48 @@ def judge(
     return None
 
 
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*(?::[0-9]+)?"
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+# The reference grammar of the OCI distribution spec (as docker's `reference` package):
+# [domain[:port]/]path[:tag][@digest].
+IMAGE_REFERENCE = re.compile(
+    rf"(?P<name>(?:{_DOMAIN}/)?{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::(?P<tag>[\w][\w.-]{0,127}))?"
+    r"(?:@(?P<digest>[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}))?"
+)
+
+
+def check_image_reference(value: str) -> str | None:
+    """None if `value` is an image reference with a tag or digest; else what is wrong."""
+    from redmica_ops.tenants import rules
+
+    match = IMAGE_REFERENCE.fullmatch(value)
+    if not value or match is None or len(match.group("name")) > 255:
+        return f"{rules.show(value)} is not a container image reference (REPOSITORY:TAG or @DIGEST)"
+    if not match.group("tag") and not match.group("digest"):
+        return (
+            f"{rules.show(value)} has no tag or digest (it would mean :latest, which does not "
+            "say what runs)"
+        )
+    return None
+
+
+def require_image_reference(image: str) -> None:
+    """The usage error for an --image that is not a reference (checked before any question)."""
+    if problem := check_image_reference(image):
+        raise UsageError(
+            f"--image {problem}",
+            "e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/redmica:2026.11.26",
+        )
+
+
 def clone_with_image(
     definition: TaskDefinitionTypeDef, container: str, image: str
 ) -> dict[str, object]:
     """RegisterTaskDefinition's parameters for a copy of `definition` with a new image."""
+    # Every path that registers a revision comes through here (one service or a cell's).
+    require_image_reference(image)
     params: dict[str, object] = {
         k: copy.deepcopy(v) for k, v in definition.items() if k not in READ_ONLY_FIELDS
     }

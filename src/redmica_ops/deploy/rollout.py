@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from redmica_ops.deploy.gateway import ServiceGateway
@@ -19,6 +20,7 @@ from redmica_ops.deploy.model import (
     ServiceTarget,
     clone_with_image,
     judge,
+    judge_service_deployment,
     revision_name,
     views_of,
 )
@@ -64,6 +66,7 @@ class ServiceDeployer:
         self.first_poll = first_poll
         self.max_poll = max_poll
         self.seen_events: set[str] = set()
+        self.started_at: datetime | None = None  # when our last UpdateService was sent
 
     # -- reading --------------------------------------------------------------------------------
     def service(self) -> ServiceTypeDef:
@@ -104,6 +107,8 @@ class ServiceDeployer:
         old_ids = {d.get("id") for d in before.get("deployments", [])}
         config = copy.deepcopy(before.get("deploymentConfiguration") or {})
         config["deploymentCircuitBreaker"] = {"enable": True, "rollback": rollback_on_failure}
+        # A minute of slack: the service deployment's createdAt is ECS's clock, not ours.
+        self.started_at = datetime.now(UTC) - timedelta(minutes=1)
         service = self.gateway.update_service(config, task_definition, force)
         wanted = task_definition or service.get("taskDefinition")
         for deployment in service.get("deployments", []):
@@ -119,7 +124,25 @@ class ServiceDeployer:
         )
 
     # -- waiting --------------------------------------------------------------------------------
-    def wait(self, deployment_id: str, previous_td: str | None, timeout: float) -> Outcome:
+    def service_deployment_states(self) -> list[tuple[str, str]] | None:
+        """(ARN, status) of the service deployments since our update, newest first; None
+        where the API is unavailable (then the deployment list alone decides)."""
+        if self.started_at is None:
+            return None
+        found = self.gateway.service_deployments(self.started_at)
+        if found is None:
+            return None
+        return [(str(s.get("serviceDeploymentArn")), str(s.get("status"))) for s in found]
+
+    def wait(
+        self,
+        deployment_id: str,
+        previous_td: str | None,
+        timeout: float,
+        service_deployments: bool = True,
+    ) -> Outcome:
+        """Follow `deployment_id` to a verdict. `service_deployments`: also ask that API (off
+        while waiting for a rollback, whose newest service deployment is the one undone)."""
         deadline = self.clock.now() + timeout
         delay = self.first_poll
         last_line = ""
@@ -133,6 +156,10 @@ class ServiceDeployer:
                 self.status(line)
                 last_line = line
             outcome = judge(deployment_id, previous_td, service, views)
+            if outcome is None and service_deployments:
+                # The service-deployments API knows about a rollback before the list shows it.
+                states = self.service_deployment_states()
+                outcome = judge_service_deployment(deployment_id, states or [], views)
             if outcome is not None:
                 return outcome
             if self.clock.now() >= deadline:
@@ -157,7 +184,7 @@ class ServiceDeployer:
                     and deployment.get("taskDefinition") == task_definition
                 ):
                     remaining = max(0.0, deadline - self.clock.now())
-                    return self.wait(str(deployment["id"]), None, remaining)
+                    return self.wait(str(deployment["id"]), None, remaining, False)
             if self.clock.now() >= deadline:
                 return Outcome(False, "timed_out", "the rollback deployment did not appear")
             self.clock.sleep(self.first_poll)
@@ -192,13 +219,24 @@ class ServiceDeployer:
         )
 
     def resolve_revision(self, current_arn: str, to: str) -> str:
+        family = str(self.task_definition(current_arn)[0]["family"])
         if to.startswith("arn:") or ":" in to:
-            definition, _ = self.task_definition(to)
+            wanted = revision_name(to)
         else:
             if not to.isdigit():
                 raise UsageError(f"--to {to!r} is not a revision number, family:revision or ARN")
-            family = self.task_definition(current_arn)[0]["family"]
-            definition, _ = self.task_definition(f"{family}:{to}")
+            wanted = f"{family}:{to}"
+        # Check against the family's revisions first: describing a missing one is a vague
+        # ClientException, and the operator needs to see which revisions there are.
+        active = self.gateway.revisions(wanted.rpartition(":")[0] or family)
+        if wanted not in {revision_name(arn) for arn in active}:
+            numbers = ", ".join(revision_name(arn).rpartition(":")[2] for arn in active[:20])
+            raise NotFound(
+                f"revision {wanted} does not exist or is not active",
+                f"active revisions of {wanted.rpartition(':')[0]}: {numbers or 'none'} "
+                "(newest first); give one with --to",
+            )
+        definition, _ = self.task_definition(wanted)
         return str(definition["taskDefinitionArn"])
 
 
@@ -243,9 +281,17 @@ def roll_out(
         )
         rollback_outcome = deployer.wait_for_revision(str(previous_td), timeout)
     elif rollback and can_go_back:
-        deployer.progress(f"rolling back to {revision_name(str(previous_td))}")
-        rollback_id, _ = deployer.start(previous_td, False, rollback_on_failure=False)
-        rollback_outcome = deployer.wait(rollback_id, None, timeout)
+        states = deployer.service_deployment_states()
+        if states and deployer.gateway.stop_service_deployment(states[0][0]):
+            # ECS undoes its own deployment (StopServiceDeployment, ROLLBACK).
+            deployer.progress(
+                f"asked ECS to roll back; waiting for {revision_name(str(previous_td))}"
+            )
+            rollback_outcome = deployer.wait_for_revision(str(previous_td), timeout)
+        else:
+            deployer.progress(f"rolling back to {revision_name(str(previous_td))}")
+            rollback_id, _ = deployer.start(previous_td, False, rollback_on_failure=False)
+            rollback_outcome = deployer.wait(rollback_id, None, timeout, False)
     if rollback_outcome is not None:
         report.rolled_back_to = previous_td
         report.rollback_result = rollback_outcome.result
@@ -276,6 +322,9 @@ def register_image(
     settings: Settings, d: ServiceDeployer, container: str | None, image: str
 ) -> tuple[str, str]:
     """(the service's current revision, a new one that differs only in the image)."""
+    from redmica_ops.deploy.model import require_image_reference
+
+    require_image_reference(image)
     name = container or settings.container
     if not name:
         raise UsageError("which container gets the image? give --container or set container")
