@@ -135,7 +135,7 @@ def test_the_diff_hides_secret_looking_environment_values() -> None:
 
 def test_rollback_to_a_missing_revision_lists_the_real_ones(s3: S3Client, run: Invoke) -> None:
     moto_service()
-    result = run("rollback", "--to", "99", app=app_for())
+    result = run("rollback", "--to", "99", "--yes", app=app_for())
     assert result.exit_code == 3, result.output
     assert "revision redmica-app:99 does not exist" in result.stderr
     assert "active revisions of redmica-app: 1" in result.stderr
@@ -237,6 +237,9 @@ def test_status_lists_service_deployments_when_ecs_has_them() -> None:
             return FakeClock()
 
         def message(self, text: str) -> None:
+            pass
+
+        def status(self, text: str) -> None:
             pass
 
     result = status.run(status.StatusRequest(), cast("Any", Workspace()))

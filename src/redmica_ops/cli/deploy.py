@@ -118,8 +118,9 @@ def deploy(
 
     if diff:
         return _plan(app, image, container, cells)
-    require_image_reference(image)  # before the question, like a missing setting
-    confirm(app, f"deploy {image} to {_target(app, cells)}", yes)
+    target = _target(app, cells)  # a missing setting fails first,
+    require_image_reference(image)  # then a bad image, both before the question
+    confirm(app, f"deploy {image} to {target}", yes)
     if waves.wants_cells(app, cells):
         waves.refuse_no_wait(no_wait)
         return waves.run(
@@ -332,8 +333,9 @@ def release(
     from redmica_ops.deploy.model import require_image_reference
     from redmica_ops.runs.pacing import sigint_escalates
 
-    require_image_reference(image)  # before the question
-    confirm(app, f"migrate every tenant with {image}, then deploy it to {_target(app, cells)}", yes)
+    target = _target(app, cells)  # a missing setting fails first,
+    require_image_reference(image)  # then a bad image, both before the question
+    confirm(app, f"migrate every tenant with {image}, then deploy it to {target}", yes)
     if waves.wants_cells(app, cells):
         from redmica_ops.cells.waves import MigrationOptions
         from redmica_ops.deploy.rollout import MIGRATION_NOTE
