@@ -230,6 +230,11 @@ REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def required_settings(role: str, cells: bool = False) -> tuple[str, ...]:
+    """REQUIRED_SETTINGS, except that with cells each cell names its service."""
+    return tuple(n for n in REQUIRED_SETTINGS[role] if not (cells and n == "service"))
+
+
 def actions_for(role: str) -> set[str]:
     return {a for op in ROLE_OPERATIONS[role] for a in OPERATION_ACTIONS[op]}
 

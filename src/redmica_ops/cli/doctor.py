@@ -80,12 +80,15 @@ def iam_policy(
       redmica iam-policy --for migrator --pass-role arn:aws:iam::123456789012:role/redmica-task
     """
     from redmica_ops.aws import translate_errors
-    from redmica_ops.policy import REQUIRED_SETTINGS, policy_document, scope_for
+    from redmica_ops.cells.config import cell_map
+    from redmica_ops.policy import policy_document, required_settings, scope_for
     from redmica_ops.settings import require
 
     settings = app.settings
+    cells = cell_map(settings)
     # Before any AWS call: a policy scoped to nothing would print "successfully" and be useless.
-    require(settings, REQUIRED_SETTINGS[role], f"`iam-policy --for {role}` needs")
+    needed = required_settings(role, cells=cells.configured)
+    require(settings, needed, f"`iam-policy --for {role}` needs")
     bucket = app.bucket()
     clients = app.clients()
     if not account_id:
@@ -99,9 +102,6 @@ def iam_policy(
             ]
         return [r for r in (definition.get("taskRoleArn"), definition.get("executionRoleArn")) if r]
 
-    from redmica_ops.cells.config import cell_map
-
-    cells = cell_map(settings)
     cell_services = [
         f"{c.cluster}/{c.service}" for c in cells.cells if cells.configured and c.cluster
     ]
