@@ -179,7 +179,7 @@ def test_registered_revision_equals_the_old_one_but_the_image() -> None:
 def test_unknown_container_is_refused() -> None:
     with pytest.raises(Exception, match="container 'web' is not in task definition"):
         clone_with_image(
-            {"family": "f", "revision": 1, "containerDefinitions": [{"name": "app"}]}, "web", "x"
+            {"family": "f", "revision": 1, "containerDefinitions": [{"name": "app"}]}, "web", "x:1"
         )
 
 

@@ -246,3 +246,67 @@ def test_status_lists_service_deployments_when_ecs_has_them() -> None:
     assert result.service_deployments == [(SD_ARN, "ROLLBACK_SUCCESSFUL")]
     plain = status.ServiceStatus(None, None, None, None, None, None)
     assert plain.as_dict()["service_deployments"] is None
+
+
+# -- with cells, and the other verbs that register an image ---------------------------------------
+
+
+def test_diff_across_cells_shows_each_cell_and_registers_nothing(s3: S3Client, run: Invoke) -> None:
+    from tests.cells_support import cells_app, moto_cells
+
+    env = moto_cells(("a", "b"))
+    ecs = boto3.client("ecs", region_name="us-east-1")
+
+    def registered() -> int:
+        return sum(
+            len(ecs.list_task_definitions(familyPrefix=f"redmica-{n}")["taskDefinitionArns"])
+            for n in "ab"
+        )
+
+    result = run(
+        "deploy", "--image", NEW_IMAGE, "--diff", "--cell", "b", "-O", "json", app=cells_app(env)
+    )
+    assert result.exit_code == 1, result.output
+    data = result.json()
+    assert [c["cell"] for c in data["cells"]] == ["b"] and data["changed"]
+    assert data["cells"][0]["changes"] == [
+        {"path": "containers[app].image", "old": "redmica:1", "new": NEW_IMAGE}
+    ]
+    every = run("deploy", "--image", NEW_IMAGE, "--dry-run", app=cells_app(env))
+    assert every.exit_code == 1, every.output
+    assert "cell a: task definition redmica-a:1 -> new revision" in every.stdout
+    assert "cell b: task definition redmica-b:1 -> new revision" in every.stdout
+    same = run("deploy", "--image", "redmica:1", "--diff", app=cells_app(env))
+    assert same.exit_code == 0, same.output
+    assert same.stdout.count("no change") == 2
+    unknown = run("deploy", "--image", NEW_IMAGE, "--diff", "--cell", "z", app=cells_app(env))
+    assert unknown.exit_code == 2 and "no cell 'z'" in unknown.stderr
+    assert registered() == 2
+
+
+@pytest.mark.parametrize("verb", ["deploy", "release"])
+def test_a_bad_image_is_refused_before_the_question_in_cells_too(
+    s3: S3Client, run: Invoke, verb: str
+) -> None:
+    from tests.cells_support import cells_app, moto_cells
+
+    env = moto_cells(("a", "b"))
+    # No --yes and no terminal: reaching the question would be a different error.
+    result = run(verb, "--image", "redmica", app=cells_app(env))
+    assert result.exit_code == 2, result.output
+    assert "--image 'redmica' has no tag or digest" in result.stderr
+    assert "confirmation" not in result.stderr
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    assert len(ecs.list_task_definitions(familyPrefix="redmica-a")["taskDefinitionArns"]) == 1
+
+
+def test_the_library_refuses_a_bad_image_wherever_a_revision_is_registered() -> None:
+    from redmica_ops.deploy.model import clone_with_image
+    from redmica_ops.errors import UsageError
+
+    definition: Any = {"family": "f", "containerDefinitions": [{"name": "app", "image": "a:1"}]}
+    with pytest.raises(UsageError, match="is not a container image reference"):
+        clone_with_image(definition, "app", "")
+    assert clone_with_image(definition, "app", "a:2")["containerDefinitions"] == [
+        {"name": "app", "image": "a:2"}
+    ]

@@ -89,3 +89,32 @@ def test_a_missing_cluster_is_not_found_with_a_hint(s3: S3Client, run: Invoke) -
     result = run("status", app=app)
     assert result.exit_code == 3, result.output
     assert "REDMICA_CLUSTER" in result.stderr
+
+
+def test_with_cells_the_operator_policy_needs_no_service_setting(s3: S3Client, run: Invoke) -> None:
+    base = {"REDMICA_CLUSTER": "prod", "REDMICA_TASK_DEFINITION": "app"}
+    without = run("iam-policy", "--for", "operator", app=Application(env={**os.environ, **base}))
+    assert without.exit_code == 2 and "service" in without.stderr
+    cells = {**base, "REDMICA_CELLS": "a=redmica-a,b=redmica-b"}
+    result = run(
+        "iam-policy",
+        "--for",
+        "operator",
+        "--account-id",
+        "111122223333",
+        "--pass-role",
+        "arn:aws:iam::111122223333:role/redmica-task",
+        "-O",
+        "json",
+        app=Application(env={**os.environ, **cells}),
+    )
+    assert result.exit_code == 0, result.output
+    by_sid = {s["Sid"]: s for s in result.json()["Statement"]}
+    assert by_sid["DeployService"]["Resource"] == [
+        "arn:aws:ecs:us-east-1:111122223333:service/prod/redmica-a",
+        "arn:aws:ecs:us-east-1:111122223333:service/prod/redmica-b",
+    ]
+    assert by_sid["FollowServiceDeployments"]["Resource"] == [
+        "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/redmica-a/*",
+        "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/redmica-b/*",
+    ]

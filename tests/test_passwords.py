@@ -203,3 +203,54 @@ def test_tenant_add_and_show_keep_the_reference(
     assert secrets["plain"] in shown.stdout and SM_PASSWORD not in shown.output
     stored = s3.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read().decode()
     assert "password_secret" in stored and SM_PASSWORD not in stored
+
+
+def test_render_vhosts_reads_the_secret_and_refuses_one_it_cannot_read(
+    s3: S3Client, secrets: dict[str, str], run: Invoke, tmp_path: Path
+) -> None:
+    put_tenant(s3, "gamma", secret_document("gamma", secrets["ssm"]))
+    out = tmp_path / "site.conf"
+    result = run("--domain", "d.example", "render", "vhosts", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert f'SetEnv RAILS_DB_PASSWORD "{SSM_PASSWORD}"' in out.read_text()
+    redacted = run("--domain", "d.example", "render", "vhosts", "--redacted")
+    assert redacted.exit_code == 0 and SSM_PASSWORD not in redacted.output
+    put_tenant(s3, "ghost", secret_document("ghost", secrets["missing"]))
+    failed = run("--domain", "d.example", "render", "vhosts", "-o", str(tmp_path / "b.conf"))
+    assert failed.exit_code == 2, failed.output
+    assert "db.password_secret" in failed.stderr and "does not exist" in failed.stderr
+    assert not (tmp_path / "b.conf").exists()
+
+
+def test_a_local_migration_gets_the_password_from_the_secret(
+    s3: S3Client, secrets: dict[str, str], tmp_path: Path
+) -> None:
+    import sys
+    import time
+
+    from redmica_ops.runs.executors import Job, Launched, LaunchFailed
+    from redmica_ops.runs.migrations import build_executor
+
+    documents = {
+        "beta": secret_document("beta", secrets["json"]),
+        "ghost": secret_document("ghost", secrets["missing"]),
+    }
+    tenants = {}
+    for name, document in documents.items():
+        found, problems = validate_data(name, document, f"{name}.yaml")
+        assert found is not None, problems
+        tenants[name] = found
+    settings = Settings(region=REGION, local_log_dir=str(tmp_path))
+    executor = build_executor("local", settings, None, "run-1", tenants)
+    executor.preflight()
+    dump = "import os; print('pw=' + os.environ['RAILS_DB_PASSWORD'])"
+    launched = executor.launch(Job("beta", 1, [sys.executable, "-c", dump]))
+    assert isinstance(launched, Launched), launched
+    deadline = time.monotonic() + 30
+    while not executor.poll([launched.handle])[launched.handle].stopped:
+        assert time.monotonic() < deadline, "the child did not finish"
+        time.sleep(0.02)
+    assert "pw=json-password" in (tmp_path / "run-1" / "beta.log").read_text()
+    refused = executor.launch(Job("ghost", 1, [sys.executable, "-c", dump]))
+    assert isinstance(refused, LaunchFailed) and not refused.retryable
+    assert "does not exist" in refused.reason and "json-password" not in refused.reason
