@@ -118,3 +118,27 @@ def test_with_cells_the_operator_policy_needs_no_service_setting(s3: S3Client, r
         "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/redmica-a/*",
         "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/redmica-b/*",
     ]
+
+
+@pytest.mark.parametrize(
+    ("code", "words", "setting"),
+    [
+        ("ClusterNotFoundException", "ECS cluster not found", "REDMICA_CLUSTER"),
+        ("ServiceNotFoundException", "ECS service not found", "REDMICA_SERVICE"),
+        ("ServiceNotActiveException", "ECS service not found or not active", "REDMICA_SERVICE"),
+    ],
+)
+def test_ecs_not_found_errors_are_exit_3_with_a_hint(code: str, words: str, setting: str) -> None:
+    # UpdateService and friends raise these (DescribeServices reports a missing service as a
+    # failure instead, which tests/test_deploy.py covers against moto).
+    from botocore.exceptions import ClientError
+
+    from redmica_ops.aws import translate
+    from redmica_ops.errors import ExitCode
+
+    error = ClientError({"Error": {"Code": code, "Message": "x"}}, "UpdateService")
+    translated = translate(error, "updating the service")
+    assert translated is not None
+    assert translated.exit_code == ExitCode.NOT_FOUND == 3
+    assert words in translated.message and "while updating the service" in translated.message
+    assert setting in (translated.hint or "")
