@@ -139,6 +139,6 @@ def test_ecs_not_found_errors_are_exit_3_with_a_hint(code: str, words: str, sett
     error = ClientError({"Error": {"Code": code, "Message": "x"}}, "UpdateService")
     translated = translate(error, "updating the service")
     assert translated is not None
-    assert translated.exit_code == ExitCode.NOT_FOUND == 3
+    assert translated.exit_code == ExitCode.NOT_FOUND and int(translated.exit_code) == 3
     assert words in translated.message and "while updating the service" in translated.message
     assert setting in (translated.hint or "")
