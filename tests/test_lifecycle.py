@@ -8,6 +8,7 @@ The real thing (PostgreSQL, Redmine, Apache) is exercised by scripts/e2e_lifecyc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -244,7 +245,7 @@ def test_suspend_and_resume_change_only_the_status(s3: S3Client, registry: Tenan
     assert (change.before, change.after, change.changed) == ("active", "suspended", True)
     stored = registry.store.get("acme")
     assert stored.tenant.status_message == "Moving racks"
-    assert stored.tenant.db.password.get_secret_value() == CANARY_PASSWORD
+    assert stored.tenant.db.password_value() == CANARY_PASSWORD
     assert not suspend(registry, SuspendRequest("acme", "Moving racks")).changed
     assert resume(registry, ResumeRequest("acme")).after == "active"
     assert registry.store.get("acme").tenant.status_message is None
@@ -382,11 +383,11 @@ def test_rotation_alternates_between_owner_and_twin(s3: S3Client, registry: Tena
     assert (first.previous_login, first.login) == ("acme", "acme_2")
     stored = registry.store.get("acme").tenant
     assert stored.db.user == "acme_2"
-    assert stored.db.password.get_secret_value() != CANARY_PASSWORD
+    assert stored.db.password_value() != CANARY_PASSWORD
     twin_sql = "\n".join(catalog.statements)
     assert 'GRANT "acme" TO "acme_2"' in twin_sql
     assert "ALTER ROLE \"acme_2\" SET role = 'acme'" in twin_sql
-    assert stored.db.password.get_secret_value() not in twin_sql
+    assert stored.db.password_value() not in twin_sql
     assert CANARY_PASSWORD not in twin_sql
     second = rotate(registry, runner, RotateRequest("acme"))
     assert (second.previous_login, second.login) == ("acme_2", "acme")
@@ -678,3 +679,108 @@ def test_ecs_admin_task_errors_come_back_with_their_exit_code(
 def test_a_step_never_carries_a_password() -> None:
     with pytest.raises(UsageError):
         Step("set-login", "acme", {"login": "acme_2", "password": "x"})
+
+
+# -- db.password_secret: a password kept in Secrets Manager or SSM --------------------------------
+SECRET_PASSWORD = "kept-in-the-secret-store"
+SECRET_REFERENCE = "/redmica/tenants/acme/db-password"
+
+
+class DictSecrets:
+    """A stand-in for tenants.passwords.PasswordResolver."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def resolve(self, reference: str) -> str:
+        self.read.append(reference)
+        return {SECRET_REFERENCE: SECRET_PASSWORD}[reference]
+
+
+def seed_secret(s3: S3Client, name: str = "acme", **overrides: Any) -> None:
+    db = {"name": name, "user": name, "password_secret": SECRET_REFERENCE}
+    seed(s3, name, db=db, **overrides)
+
+
+def test_provision_with_a_password_secret_sends_the_secrets_verifier_only(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed_secret(s3)
+    catalog = Catalog()
+    secrets = DictSecrets()
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    request = ProvisionRequest("acme", ["rake", "db:migrate"], admin_login="alice")
+    provision(registry, runner, lambda tenant, command: "run-1", request, passwords=secrets)
+    assert secrets.read == [SECRET_REFERENCE]
+    create_role = next(s for s in catalog.statements if s.startswith("CREATE ROLE"))
+    verifier = create_role.split("PASSWORD '", 1)[1].split("'", 1)[0]
+    # The verifier is the secret's password (a salted SCRAM verifier checks against it).
+    salt_part = verifier.split("$")[1]
+    assert scram_verifier(SECRET_PASSWORD, salt=base64_salt(salt_part)) == verifier
+    assert SECRET_PASSWORD not in "\n".join(catalog.statements)
+    stored = registry.store.get("acme").tenant
+    assert stored.db.password_secret == SECRET_REFERENCE and stored.db.password is None
+    # Without a reader nothing can compute it: a plain error, before any SQL.
+    seed_secret(s3, "beta")
+    catalog.statements.clear()
+    with pytest.raises(UsageError, match=r"db\.password_secret"):
+        provision(
+            registry,
+            runner,
+            lambda tenant, command: "run-1",
+            ProvisionRequest("beta", ["rake", "db:migrate"], admin_login="alice"),
+        )
+    assert not any(s.startswith("CREATE") for s in catalog.statements)
+    assert registry.store.get("beta").tenant.status == "active"  # nothing written
+
+
+def base64_salt(part: str) -> bytes:
+    import base64
+
+    return base64.b64decode(part.split(":", 1)[1])
+
+
+def test_a_dump_logs_in_with_the_password_from_the_secret(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_secret(s3)
+    logins: list[Connection] = []
+
+    def no_pg_dump(argv: list[str], connection: Connection, database: str) -> None:
+        logins.append(connection)
+        raise OperationFailed("pg_dump is not run here")
+
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.run_tool", no_pg_dump)
+    site = dataclasses.replace(make_site(s3, Catalog()), passwords=DictSecrets())
+    with pytest.raises(OperationFailed):
+        backup(registry, LocalRunner(site, registry.store), BackupRequest("acme"))
+    assert [(c.user, c.password) for c in logins] == [("acme", SECRET_PASSWORD)]
+
+
+def test_rotate_refuses_a_password_kept_in_a_secret_and_changes_nothing(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed_secret(s3)
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    before = objects_in(s3)
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    with pytest.raises(UsageError) as caught:
+        rotate(registry, runner, RotateRequest("acme"))
+    assert "db.password_secret" in caught.value.message and "nothing was changed" in (
+        caught.value.message
+    )
+    assert catalog.statements == [] and objects_in(s3) == before
+
+
+def test_a_restored_copy_of_a_secret_tenant_gets_its_own_password() -> None:
+    from redmica_ops.lifecycle.backup import copy_for
+
+    document = {
+        "db": {"name": "acme", "user": "acme", "password_secret": SECRET_REFERENCE},
+        "s3": {"bucket": "files", "folder": "acme"},
+        "property": {"sub_domain": "acme"},
+    }
+    source = parse_tenant("acme", yaml.safe_dump(document).encode(), "acme.yaml")
+    copy = copy_for("acme-restored", source).to_document(redact=False)
+    assert "password_secret" not in copy["db"]
+    assert copy["db"]["password"] and copy["db"]["user"] == "acme_restored"

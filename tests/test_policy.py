@@ -14,6 +14,7 @@ from mypy_boto3_s3 import S3Client
 
 from redmica_ops.aws import CALL_RECORDERS
 from redmica_ops.cli.app import Application
+from redmica_ops.errors import OperationFailed
 from redmica_ops.policy import (
     OPERATION_ACTIONS,
     ROLE_OPERATIONS,
@@ -131,6 +132,23 @@ def test_admin_task_role(
     recorded.clear()
     result = run("entrypoint", "admin-sql", "r1", app=make_app(REDMICA_DB_MASTER_SECRET=secret))
     assert result.exit_code == 3, result.output  # no backup of acme
+    # Backups of tenants whose password is in a secret log in as the tenant: the task reads
+    # the secret (Secrets Manager, SSM) before pg_dump, which is stubbed out here.
+    seed_secret_tenants(s3)
+    passwords: list[str] = []
+
+    def no_pg_dump(argv: list[str], connection: Any, database: str) -> None:
+        passwords.append(connection.password)
+        raise OperationFailed("pg_dump is not run in this test")
+
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.run_tool", no_pg_dump)
+    for name in ("gamma", "delta"):
+        step = {"step": "backup", "tenant": name, "args": {"reason": "test"}}
+        body = json.dumps(step).encode()
+        s3.put_object(Bucket=BUCKET, Key=f"lifecycle/requests/{name}.json", Body=body)
+        app = make_app(REDMICA_DB_MASTER_SECRET=secret)
+        assert run("entrypoint", "admin-sql", name, app=app).exit_code == 1
+    assert passwords == ["gamma-password", "delta-password"]
     assert recorded == ROLE_OPERATIONS["admin_task"]
 
 
@@ -270,8 +288,16 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
 
 def test_only_the_admin_task_reads_the_master_secret() -> None:
     for role in ROLE_OPERATIONS:
-        actions = granted_actions(policy_document(role, SCOPE))
-        assert ("secretsmanager:GetSecretValue" in actions) == (role == "admin_task")
+        document = policy_document(role, SCOPE)
+        sids = {s["Sid"] for s in document["Statement"]}
+        assert ("ReadMasterSecret" in sids) == (role == "admin_task")
+        # Every other secret a role may read is a tenant's password, under the prefix.
+        for statement in document["Statement"]:
+            if statement["Sid"] != "ReadMasterSecret" and any(
+                a.startswith(("secretsmanager:", "ssm:")) for a in statement["Action"]
+            ):
+                assert statement["Sid"] == "ReadTenantPasswordSecrets"
+                assert all(r.endswith(f"{SCOPE.secrets_prefix}*") for r in statement["Resource"])
     document = policy_document("admin_task", SCOPE)
     assert not any(a.startswith("ecs:") or a == "iam:PassRole" for a in granted_actions(document))
 

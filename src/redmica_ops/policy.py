@@ -85,8 +85,9 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
     "migrator": frozenset(_TENANT_READ | _MIGRATE | {("ecs", "DescribeServices")}),
     # The tenant-lifecycle admin task (`entrypoint admin-sql`, docs/tenant-lifecycle.md): reads
     # its request and the tenant, the RDS master secret; writes its result and backups.
+    # With db.password_secret it also reads the tenant's password (dumps log in as the tenant).
     "admin_task": frozenset(
-        _TENANT_READ | {("s3", "PutObject"), ("secretsmanager", "GetSecretValue")}
+        _TENANT_READ | _TENANT_SECRETS | {("s3", "PutObject"), ("secretsmanager", "GetSecretValue")}
     ),
     # An operator running any redmica command.
     "operator": frozenset(

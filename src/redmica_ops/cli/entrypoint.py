@@ -177,12 +177,11 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     def environment(name: str, tenant: Tenant) -> dict[str, str]:
         """The tenant's variables; a password kept in a secret is read with this task's role."""
         nonlocal resolver
-        password = None
-        if tenant.db.password_secret is not None:
-            from redmica_ops.tenants.passwords import PasswordResolver
+        from redmica_ops.tenants.passwords import PasswordResolver, password_of
 
+        if tenant.db.password_secret is not None:
             resolver = resolver or PasswordResolver(app.clients())
-            password = resolver.resolve(tenant.db.password_secret)
+        password = password_of(tenant, resolver)
         # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
         return tenant_environment(
             name,
@@ -271,6 +270,7 @@ def admin_sql(app: Application, request_id: str) -> Done:
 
     from redmica_ops.errors import RedmicaError
     from redmica_ops.lifecycle.admin_task import SecretsClient, run_admin_request
+    from redmica_ops.tenants.passwords import PasswordResolver
 
     settings = app.settings
     s3 = app.clients().s3()
@@ -282,6 +282,8 @@ def admin_sql(app: Application, request_id: str) -> Done:
             cast(SecretsClient, app.clients().client("secretsmanager")),
             app.bucket(),
             app.store(),
+            # A tenant whose password is in a secret: dumps and restores log in as the tenant.
+            passwords=PasswordResolver(app.clients()),
         )
     except RedmicaError as error:
         app.output.info(f"admin-sql {request_id}: failed: {error.message}")

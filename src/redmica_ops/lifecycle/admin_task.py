@@ -20,6 +20,8 @@ from redmica_ops.tenants.store import TenantStore
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from redmica_ops.tenants.passwords import SecretReader
+
 
 class SecretsClient(Protocol):
     def get_secret_value(self, *, SecretId: str) -> dict[str, object]: ...
@@ -47,6 +49,7 @@ def run_admin_request(
     bucket: str,
     store: TenantStore,
     pg_bin: str = "",
+    passwords: SecretReader | None = None,
 ) -> StepResult:
     prefix = settings.lifecycle_prefix
     step = read_request(s3, bucket, prefix, request_id)
@@ -67,6 +70,7 @@ def run_admin_request(
             admin_user=user,
             admin_password=password,
             pg_bin=pg_bin,
+            passwords=passwords,
         )
         result = execute(step, site, store)
     except RedmicaError as error:

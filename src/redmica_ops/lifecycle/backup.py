@@ -52,7 +52,10 @@ def backup(registry: TenantRegistry, runner: Runner, request: BackupRequest) -> 
 def copy_for(into: str, source: Tenant) -> Tenant:
     """The new tenant a restore creates: the source's settings, its own names and password."""
     name = into.replace("-", "_")
-    db = source.db.model_copy(update={"name": name, "user": name, "password": new_password()})
+    # Its own password, in its document: never the source's secret (another login's).
+    db = source.db.model_copy(
+        update={"name": name, "user": name, "password": new_password(), "password_secret": None}
+    )
     return source.model_copy(
         update={
             "db": db,

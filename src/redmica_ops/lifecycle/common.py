@@ -10,6 +10,7 @@ from redmica_ops.errors import Conflict, UsageError
 from redmica_ops.lifecycle.database import login_pair
 from redmica_ops.lifecycle.sql import scram_verifier
 from redmica_ops.tenants.model import Status, Tenant
+from redmica_ops.tenants.passwords import SecretReader, password_of
 from redmica_ops.tenants.registry import TenantRegistry
 from redmica_ops.tenants.store import Listing, StoredTenant
 
@@ -19,8 +20,22 @@ def new_password() -> SecretStr:
     return SecretStr(secrets.token_urlsafe(24))
 
 
-def verifier_of(tenant: Tenant) -> str:
-    return scram_verifier(tenant.db.password.get_secret_value())
+def verifier_of(tenant: Tenant, passwords: SecretReader | None = None) -> str:
+    """The SCRAM verifier of the tenant's password (the password itself never leaves here)."""
+    return scram_verifier(password_of(tenant, passwords))
+
+
+def refuse_secret_rotation(tenant_id: str, tenant: Tenant) -> None:
+    """Rotation writes a fresh password into the document: not for a password kept in a
+    secret, which would then leave the secret store for the config bucket."""
+    if tenant.db.password_secret is not None:
+        raise UsageError(
+            f"tenant {tenant_id!r} keeps its database password in a secret "
+            f"(db.password_secret {tenant.db.password_secret}); `tenant rotate` only rotates "
+            "passwords held in the document; nothing was changed",
+            "rotate the secret where it lives (Secrets Manager rotation, or a new SSM value "
+            "and ALTER ROLE), then `redmica reload`",
+        )
 
 
 def check_roles_unused(tenant_id: str, tenant: Tenant, listing: Listing) -> None:

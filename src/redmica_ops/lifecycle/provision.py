@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
@@ -29,6 +30,9 @@ from redmica_ops.lifecycle.database import LOGIN_RULE, redmine_password_hash
 from redmica_ops.lifecycle.steps import Runner, Step
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
+
+if TYPE_CHECKING:
+    from redmica_ops.tenants.passwords import SecretReader
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,11 @@ def precheck(runner: Runner, tenant_id: str, tenant: Tenant) -> None:
 
 
 def provision(
-    registry: TenantRegistry, runner: Runner, migrate: Migrate, request: ProvisionRequest
+    registry: TenantRegistry,
+    runner: Runner,
+    migrate: Migrate,
+    request: ProvisionRequest,
+    passwords: SecretReader | None = None,
 ) -> ProvisionOutcome:
     if not LOGIN_RULE.fullmatch(request.admin_login):
         raise UsageError(
@@ -93,6 +101,8 @@ def provision(
     require_status(stored, ("provisioning", "active"), "provision")
     check_roles_unused(request.tenant_id, stored.tenant, listing)
     precheck(runner, request.tenant_id, stored.tenant)
+    # Before anything is written: a password in a secret that cannot be read stops here.
+    verifier = verifier_of(stored.tenant, passwords)
     outcome = ProvisionOutcome(request.tenant_id, admin_login=request.admin_login)
 
     stored = set_status(registry, stored, "provisioning")
@@ -102,7 +112,7 @@ def provision(
         Step(
             "create-database",
             request.tenant_id,
-            {"owner": tenant.db.user, "verifier": verifier_of(tenant)},
+            {"owner": tenant.db.user, "verifier": verifier},
         )
     )
     outcome.done.extend(str(d) for d in _list(result.get("done")))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from redmica_ops.errors import OperationFailed
-from redmica_ops.lifecycle.common import new_password, require_status
+from redmica_ops.lifecycle.common import new_password, refuse_secret_rotation, require_status
 from redmica_ops.lifecycle.database import twin_of
 from redmica_ops.lifecycle.sql import scram_verifier
 from redmica_ops.lifecycle.steps import Runner, Step
@@ -37,6 +37,7 @@ class RotateOutcome:
 def rotate(registry: TenantRegistry, runner: Runner, request: RotateRequest) -> RotateOutcome:
     stored = registry.store.get(request.tenant_id)
     require_status(stored, ("active", "suspended"), "rotate the password")
+    refuse_secret_rotation(request.tenant_id, stored.tenant)
     state = runner.run(Step("inspect", request.tenant_id))
     owner = state.get("owner")
     if not isinstance(owner, str):

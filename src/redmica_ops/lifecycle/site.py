@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING
 
 from redmica_ops.lifecycle.sql import Connection, Psql
 from redmica_ops.tenants.model import Tenant
+from redmica_ops.tenants.passwords import password_of
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from redmica_ops.tenants.passwords import SecretReader
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class Site:
     admin_user: str
     admin_password: str | None = None  # only inside an admin task; never printed
     pg_bin: str = ""  # directory of psql/pg_dump/pg_restore; empty = PATH
+    # db.password_secret, read with this process's role (the operator's, or the admin task's).
+    passwords: SecretReader | None = None
 
     def __repr__(self) -> str:
         return f"Site(bucket={self.bucket!r}, admin_user={self.admin_user!r})"
@@ -61,5 +66,5 @@ class Site:
             self.host_of(tenant),
             tenant.db.port,
             tenant.db.user,
-            tenant.db.password.get_secret_value(),
+            password_of(tenant, self.passwords),
         )

@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from redmica_ops.errors import NotFound, Problem, RedmicaError
+from redmica_ops.errors import NotFound, Problem, RedmicaError, UsageError
 from redmica_ops.tenants import rules
 
 if TYPE_CHECKING:
-    from redmica_ops.tenants.model import Entry
+    from redmica_ops.tenants.model import Entry, Tenant
 
 _PARTITION = r"arn:aws(?:-[a-z]+)*"
 SECRETS_MANAGER_ARN = re.compile(
@@ -49,6 +49,26 @@ def is_secrets_manager(reference: str) -> bool:
 
 class _Clients(Protocol):
     def client(self, service: str) -> object: ...
+
+
+class SecretReader(Protocol):
+    """What reads a db.password_secret reference (PasswordResolver, or a test's stand-in)."""
+
+    def resolve(self, reference: str) -> str: ...
+
+
+def password_of(tenant: Tenant, reader: SecretReader | None) -> str:
+    """The tenant's database password: from its document, or read from the secret it names."""
+    if tenant.db.password is not None:
+        return tenant.db.password.get_secret_value()
+    reference = tenant.db.password_secret
+    if reference is None or reader is None:
+        raise UsageError(
+            "this tenant's password is in a secret (db.password_secret) and nothing here can "
+            "read it",
+            "give the caller a tenants.passwords.PasswordResolver",
+        )
+    return reader.resolve(reference)
 
 
 def _password_from(text: str, reference: str) -> str:

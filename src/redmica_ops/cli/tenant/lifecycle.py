@@ -40,6 +40,7 @@ def build_runner(app: Application, kind: str) -> Runner:
     if kind == "local":
         from redmica_ops.lifecycle.site import Site
         from redmica_ops.lifecycle.steps import LocalRunner
+        from redmica_ops.tenants.passwords import PasswordResolver
 
         site = Site(
             s3=app.clients().s3(),
@@ -49,6 +50,7 @@ def build_runner(app: Application, kind: str) -> Runner:
             default_db_host=settings.db_host,
             connection_limit=settings.db_connection_limit,
             admin_user=settings.db_admin_user,
+            passwords=PasswordResolver(app.clients()),
         )
         return LocalRunner(site, app.store())
     from redmica_ops.lifecycle.steps import EcsRunner
@@ -140,7 +142,16 @@ def provision_tenant(
         admin_login=admin_login,
         admin_password=read_secret_line("administrator password") if admin_password_stdin else None,
     )
-    outcome = provision(app.registry(), build_runner(app, kind), build_migrate(app, kind), request)
+    from redmica_ops.tenants.passwords import PasswordResolver
+
+    outcome = provision(
+        app.registry(),
+        build_runner(app, kind),
+        build_migrate(app, kind),
+        request,
+        # db.password_secret: read with the operator's credentials, for the role's verifier.
+        passwords=PasswordResolver(app.clients()),
+    )
     generated = outcome.generated_password
 
     def text(out: Output) -> None:

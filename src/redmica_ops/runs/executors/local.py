@@ -23,6 +23,7 @@ from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, T
 from redmica_ops.runs.results import TAIL_LINES, TenantResult, fingerprint, mask, secret_values
 from redmica_ops.tenants.environment import tenant_environment
 from redmica_ops.tenants.model import Tenant
+from redmica_ops.tenants.passwords import SecretReader, password_of
 
 # What a migration may inherit from the operator's environment: how to find programs and
 # gems, the locale and time zone. Never AWS credentials, tokens or anything else the operator
@@ -39,10 +40,6 @@ def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
         for name, value in environ.items()
         if name in INHERITED_NAMES or name.startswith(INHERITED_PREFIXES)
     }
-
-
-class SecretReader(Protocol):
-    def resolve(self, reference: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -166,17 +163,10 @@ class LocalExecutor:
         if tenant is None:
             return LaunchFailed(f"tenant {name} has no valid document", retryable=False)
         job = Job(name, attempt, command)
-        password = None
-        if tenant.db.password_secret is not None:
-            if self.target.passwords is None:
-                return LaunchFailed(
-                    f"tenant {name}'s password is in a secret and no reader was given",
-                    retryable=False,
-                )
-            try:
-                password = self.target.passwords.resolve(tenant.db.password_secret)
-            except RedmicaError as error:
-                return LaunchFailed(error.message, retryable=False)
+        try:
+            password = password_of(tenant, self.target.passwords)
+        except RedmicaError as error:
+            return LaunchFailed(f"tenant {name}: {error.message}", retryable=False)
         env = {
             **inherited_environment(os.environ),
             **(self.target.extra_env or {}),
