@@ -241,3 +241,28 @@ def test_the_cells_parameter_is_a_valid_cells_setting() -> None:
     example = "main=redmica-app,b=redmica-cell-b,c=redmica-cell-c"
     assert re.fullmatch(pattern, example) and re.fullmatch(pattern, "")
     assert all(parse_cell_entry(item)[0] for item in example.split(","))
+
+
+@pytest.mark.parametrize(
+    ("resource", "policy"), [("AppTaskRole", "read-tenants"), ("OperatorPolicy", None)]
+)
+def test_tenant_password_secrets_are_read_under_the_prefix_only(
+    resource: str, policy: str | None
+) -> None:
+    assert STACK["Parameters"]["TenantSecretsPrefix"]["Default"] == (
+        Settings().tenant_secrets_prefix
+    )
+    reading = [
+        s
+        for s in statements(resource, policy)
+        if any(
+            a.startswith(("secretsmanager:", "ssm:GetParameter"))
+            for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+        )
+    ]
+    assert [s["Sid"] for s in reading] == ["ReadTenantPasswordSecrets"]
+    resources = [str(r["Sub"]) for r in reading[0]["Resource"]]
+    assert len(resources) == 2
+    assert all(r.endswith("${TenantSecretsPrefix}*") for r in resources), resources
+    assert ":secret:${TenantSecretsPrefix}*" in resources[0]
+    assert ":parameter/${TenantSecretsPrefix}*" in resources[1]

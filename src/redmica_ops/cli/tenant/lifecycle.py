@@ -369,7 +369,8 @@ def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
 
     Two login roles take turns (`acme`, `acme_2`): the one in use keeps its password, so no
     request fails while the containers reload. Reload after each rotation, and never rotate
-    twice within one reload. The password is never shown.
+    twice within one reload. The password is never shown. A password kept in a secret
+    (db.password_secret) is refused: rotate it where it lives.
 
     \b
     Examples:
