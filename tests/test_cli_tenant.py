@@ -124,7 +124,7 @@ def test_generated_password_is_stored_and_hidden_unless_asked(s3: S3Client, run:
         "tenant",
         "add",
         "beta",
-        *["beta" if v == "acme" else v for v in FLAGS],
+        *["beta" if v == "acme" else "beta_user" if v == "acme_user" else v for v in FLAGS],
         "--generate-password",
         "--show-generated-password",
     )

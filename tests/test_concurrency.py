@@ -34,7 +34,7 @@ def test_twenty_concurrent_adds_of_one_id_exactly_one_wins(s3: S3Client) -> None
     versions = s3.list_object_versions(Bucket=BUCKET, Prefix="tenants/acme.yaml")["Versions"]
     assert len(versions) == 1
     claims = s3.list_objects_v2(Bucket=BUCKET, Prefix="tenants/_claims/")["Contents"]
-    assert len(claims) == 3  # sub_domain, db.name, s3 folder: each held once, by acme
+    assert len(claims) == 5  # sub_domain, db.name, s3 folder, role and twin: held by acme
     body = s3.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read()
     assert yaml.safe_load(body)["db"]["port"] == 1000 + int(winners[0].split("-")[1])
 

@@ -145,7 +145,7 @@ def test_twenty_processes_distinct_ids_one_unique_value_exactly_one_wins(
         bucket.get_object(Bucket=BUCKET, Key=c["Key"])["Body"].read().decode() for c in claims
     }
     assert owners == {winner}  # the losers left no claim behind
-    assert len(claims) == 3
+    assert len(claims) == 5  # sub_domain, db.name, s3 folder, the role and its twin
 
 
 def test_every_write_and_delete_in_the_tenant_prefix_is_conditional(
@@ -280,7 +280,7 @@ def test_a_crash_between_claim_and_document_leaves_an_orphan_that_repair_release
     monkeypatch.setattr(store_module.TenantStore, "create", original)
     check = run("tenant", "claims", "check", "-O", "json")
     assert check.exit_code == 1
-    assert len(check.json()["orphans"]) == 3
+    assert len(check.json()["orphans"]) == 5
     doctor = {c["name"]: c for c in run("doctor", "-O", "json").json()}
     assert doctor["tenants: claims"]["status"] == "warn"
     assert "claims repair" in doctor["tenants: claims"]["hint"]

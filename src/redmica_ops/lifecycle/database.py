@@ -22,19 +22,8 @@ from redmica_ops.errors import Conflict, NotFound, OperationFailed
 from redmica_ops.lifecycle.sql import Sql, ident, literal
 from redmica_ops.tenants import rules
 
-TWIN_SUFFIX = "_2"
-
-
-def twin_of(owner: str) -> str:
-    return f"{owner}{TWIN_SUFFIX}"
-
-
-def login_pair(user: str) -> frozenset[str]:
-    """Every role name a document whose db.user is `user` may stand for (owner and twin)."""
-    names = {user, twin_of(user)}
-    if user.endswith(TWIN_SUFFIX) and len(user) > len(TWIN_SUFFIX):
-        names.add(user[: -len(TWIN_SUFFIX)])
-    return frozenset(n for n in names if not rules.check_pg_identifier(n))
+# The alternating-login rule is the registry's too (two tenants never share a role).
+TWIN_SUFFIX, twin_of, login_pair = rules.TWIN_SUFFIX, rules.twin_of, rules.login_pair
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,19 @@ from urllib.parse import quote, unquote
 
 from redmica_ops.aws import delete_object_if, put_object_once, translate_errors
 from redmica_ops.errors import Conflict, NotFound, Problem
-from redmica_ops.tenants.model import Tenant, unique_values
+from redmica_ops.tenants.model import UNIQUE_FIELDS, Tenant, unique_values
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 CLAIMS_DIR = "_claims/"
 # The field of a unique value -> the folder of its claims.
-FOLDERS = {"property.sub_domain": "sub_domain", "db.name": "db_name", "s3.folder": "s3"}
+FOLDERS = {
+    "property.sub_domain": "sub_domain",
+    "db.name": "db_name",
+    "s3.folder": "s3",
+    "db.user": "db_role",
+}
 FIELDS = {folder: field for field, folder in FOLDERS.items()}
 CONTENT_TYPE = "text/plain; charset=utf-8"
 _TAKE_ATTEMPTS = 3
@@ -152,7 +157,7 @@ class ClaimStore:
                 raise Conflict(
                     f"{claim.field} {claim.shown} is already claimed by tenant {held.owner!r}; "
                     "nothing was written",
-                    "sub_domain, db.name and s3 bucket+folder must be unique across tenants",
+                    f"{UNIQUE_FIELDS} must be unique across tenants",
                     [Problem(source or tenant_id, claim.field, f"{claim.shown} is taken")],
                 ) from None
         raise Conflict(

@@ -408,6 +408,10 @@ class Entry:
     tenant: Tenant
 
 
+# The values no two tenants may share (unique_values below), as hints name them.
+UNIQUE_FIELDS = "sub_domain, db.name, db.user (with its rotation twin) and s3 bucket+folder"
+
+
 def unique_values(tenant: Tenant) -> list[tuple[str, object, str]]:
     """(field, value, value as shown) of every value that must be unique across tenants."""
     return [
@@ -422,6 +426,12 @@ def unique_values(tenant: Tenant) -> list[tuple[str, object, str]]:
             (tenant.s3.bucket, tenant.s3.folder),
             f"s3://{tenant.s3.bucket}/{tenant.s3.folder}",
         ),
+        # A shared role would open one tenant's database with another's credentials; the
+        # rotation twin counts too, so `acme_2` cannot be given to a second tenant.
+        *(
+            ("db.user", role, f"role {rules.show(role)}")
+            for role in sorted(rules.login_pair(tenant.db.user))
+        ),
     ]
 
 
@@ -432,9 +442,11 @@ def conflicts_with(candidate: Entry, others: Iterable[Entry]) -> list[Problem]:
         for field, value, _ in unique_values(other.tenant):
             owners.setdefault((field, value), other)
     problems = []
+    told: set[tuple[str, str]] = set()  # a role and its twin: one problem, not two
     for field, value, shown in unique_values(candidate.tenant):
         owner = owners.get((field, value))
-        if owner is not None:
+        if owner is not None and (field, owner.tenant_id) not in told:
+            told.add((field, owner.tenant_id))
             problems.append(
                 Problem(
                     candidate.source,
@@ -446,13 +458,15 @@ def conflicts_with(candidate: Entry, others: Iterable[Entry]) -> list[Problem]:
 
 
 def find_conflicts(entries: Iterable[Entry]) -> list[Problem]:
-    """Across tenants, sub_domain, db.name and (s3.bucket, s3.folder) must be unique."""
+    """Across tenants, the UNIQUE_FIELDS must be unique."""
     problems: list[Problem] = []
     owners: dict[tuple[str, object], Entry] = {}
+    told: set[tuple[str, str, str]] = set()
     for entry in sorted(entries, key=lambda e: (e.tenant_id, e.source)):
         for field, value, shown in unique_values(entry.tenant):
             owner = owners.setdefault((field, value), entry)
-            if owner is not entry:
+            if owner is not entry and (entry.source, field, owner.source) not in told:
+                told.add((entry.source, field, owner.source))
                 if owner.tenant_id == entry.tenant_id:
                     other = f"another document of tenant {owner.tenant_id!r} ({owner.source})"
                 else:

@@ -1,10 +1,11 @@
 """Tenant operations with the cross-tenant rules: what `redmica tenant ...` does, minus the CLI.
 
-Uniqueness (sub_domain, db.name, s3 bucket+folder) is checked against the whole bucket before
-any write, for a clear message, and then *held* with claims (tenants/claims.py): created with
-If-None-Match before the document is written, so two different tenants created at the same
-instant with one sub_domain cannot both succeed. Documents are written with If-None-Match /
-If-Match and removed with If-Match, so no write or delete loses a concurrent change.
+Uniqueness (sub_domain, db.name, db.user and its twin, s3 bucket+folder) is checked against the
+whole bucket before any write, for a clear message, and then *held* with claims
+(tenants/claims.py): created with If-None-Match before the document is written, so two
+different tenants created at the same instant with one sub_domain cannot both succeed.
+Documents are written with If-None-Match / If-Match and removed with If-Match, so no write or
+delete loses a concurrent change.
 
 Order of steps, so that a crash leaves at worst an orphan claim (never a document whose unique
 values are unclaimed): take the new claims, write or delete the document, release old claims.
@@ -28,6 +29,7 @@ from redmica_ops.errors import (
 from redmica_ops.tenants.claims import Claim, ClaimStore, HeldClaim
 from redmica_ops.tenants.model import (
     REDACTED,
+    UNIQUE_FIELDS,
     Entry,
     FieldChange,
     Tenant,
@@ -178,7 +180,7 @@ class TenantRegistry:
         if problems:
             raise Conflict(
                 f"tenant {tenant_id!r} would clash with existing tenants; nothing was written",
-                "sub_domain, db.name and s3 bucket+folder must be unique across tenants",
+                f"{UNIQUE_FIELDS} must be unique across tenants",
                 problems,
             )
 

@@ -171,6 +171,23 @@ def check_pg_identifier(value: str) -> str | None:
     return None
 
 
+# Login roles alternate for password rotation (docs/tenant-lifecycle.md): the owner `acme` and
+# its twin `acme_2`. Both are the tenant's, so both count as used by it.
+TWIN_SUFFIX = "_2"
+
+
+def twin_of(owner: str) -> str:
+    return f"{owner}{TWIN_SUFFIX}"
+
+
+def login_pair(user: str) -> frozenset[str]:
+    """Every role name a document whose db.user is `user` may stand for (owner and twin)."""
+    names = {user, twin_of(user)}
+    if user.endswith(TWIN_SUFFIX) and len(user) > len(TWIN_SUFFIX):
+        names.add(user[: -len(TWIN_SUFFIX)])
+    return frozenset(n for n in names if not check_pg_identifier(n))
+
+
 # Shown in a maintenance page through Apache's ErrorDocument, which also evaluates %{...}
 # expressions: only plain sentence characters, so nothing can be interpreted or injected.
 STATUS_MESSAGE = re.compile(r"[A-Za-z0-9 .,:;!?'()/@+_-]{1,300}")

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
 def list_(app: Application) -> Done:
     """List every tenant in the config bucket (all pages, fetched in parallel).
 
-    Each tenant has a status: ok, clash (it shares a sub_domain, db.name or s3 folder with a
-    tenant that keeps it, and is not served) or invalid (the document cannot be read or does
+    Each tenant has a status: ok, clash (it shares a sub_domain, db.name, db role or s3 folder
+    with a tenant that keeps it, and is not served) or invalid (the document cannot be read or does
     not validate; shown with its problems). The exit code is 1 when any tenant is not ok.
 
     \b
