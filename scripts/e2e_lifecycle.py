@@ -295,6 +295,8 @@ def main() -> int:
                 "local",
                 "--admin-login",
                 "boss",
+                "--language",
+                "de",
                 "--output",
                 "json",
             )
@@ -310,6 +312,11 @@ def main() -> int:
             )
             if flags != "f|f|f|t|20":
                 raise RuntimeError(f"role attributes: {flags}")
+            # property.language (from `tenant add --language de`) chose the default data's.
+            tracker = scalar(pg, "SELECT name FROM trackers ORDER BY position LIMIT 1;", TENANT)
+            if provisioned["language"] != "de" or tracker != "Fehler":
+                raise RuntimeError(f"default data: {provisioned['language']}, {tracker!r}")
+            print(f"   default data in German (property.language): first tracker {tracker!r}")
             acl = scalar(pg, f"SELECT datacl FROM pg_database WHERE datname = '{TENANT}';")
             if "=Tc/" in acl or "=c/" in acl.replace(f"{TENANT}=", ""):
                 raise RuntimeError(f"PUBLIC can still connect: {acl}")

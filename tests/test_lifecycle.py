@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 from pydantic import SecretStr
 
 from redmica_ops.container.vhosts import VhostSettings, render_vhosts
-from redmica_ops.errors import Conflict, OperationFailed, UsageError
+from redmica_ops.errors import Conflict, OperationFailed, UsageError, ValidationFailed
 from redmica_ops.lifecycle import steps as steps_module
 from redmica_ops.lifecycle.admin_task import run_admin_request
 from redmica_ops.lifecycle.backup import BackupRequest, backup
@@ -306,9 +306,8 @@ def test_provision_creates_role_and_database_without_sending_the_password(
     assert any(
         'REVOKE CONNECT, TEMPORARY ON DATABASE "acme" FROM PUBLIC' in s for s in catalog.statements
     )
-    assert migrations == [
-        ("acme", migration_command(ProvisionRequest("acme", ["rake", "db:migrate"], language="de")))
-    ]
+    request = ProvisionRequest("acme", ["rake", "db:migrate"], language="de")
+    assert migrations == [("acme", migration_command(request, "de"))]
     assert migrations[0][1][-2:] == ["redmine:load_default_data", "REDMINE_LANG=de"]
     assert registry.store.get("acme").tenant.status == "active"
     # Again: every step finds its work done (ALTER instead of CREATE), and it still finishes.
@@ -316,6 +315,81 @@ def test_provision_creates_role_and_database_without_sending_the_password(
     provisioned(s3, registry, catalog)
     assert not any(s.startswith(("CREATE ROLE", "CREATE DATABASE")) for s in catalog.statements)
     assert any(s.startswith('ALTER ROLE "acme"') for s in catalog.statements)
+
+
+def provision_language(
+    s3: S3Client, registry: TenantRegistry, flag: str | None, default: str = "en"
+) -> tuple[Any, list[list[str]]]:
+    commands: list[list[str]] = []
+
+    def migrate(tenant_id: str, command: list[str]) -> str:
+        commands.append(command)
+        return "run-1"
+
+    runner = LocalRunner(make_site(s3, Catalog()), registry.store)
+    request = ProvisionRequest(
+        "acme", ["rake", "db:migrate"], language=flag, default_language=default
+    )
+    return provision(registry, runner, migrate, request), commands
+
+
+@pytest.mark.parametrize(
+    ("document", "flag", "default", "expected"),
+    [
+        (None, None, "en", "en"),  # the setting's default
+        (None, None, "fr", "fr"),  # the setting
+        ("ja", None, "fr", "ja"),  # the document beats the setting
+        ("ja", "pt-BR", "fr", "pt-BR"),  # the flag beats both
+    ],
+)
+def test_the_language_of_the_default_data(
+    s3: S3Client,
+    registry: TenantRegistry,
+    document: str | None,
+    flag: str | None,
+    default: str,
+    expected: str,
+) -> None:
+    seed(
+        s3, "acme", property={"sub_domain": "acme", **({"language": document} if document else {})}
+    )
+    outcome, commands = provision_language(s3, registry, flag, default)
+    assert outcome.language == expected
+    assert commands == [
+        ["rake", "db:migrate", "redmine:load_default_data", f"REDMINE_LANG={expected}"]
+    ]
+
+
+def test_an_unknown_language_is_refused_before_anything_changes(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed(s3, "acme")
+    before = objects_in(s3)
+    with pytest.raises(UsageError, match="--language: 'klingon' is not a language"):
+        provision_language(s3, registry, "klingon")
+    assert objects_in(s3) == before  # not even the status changed
+    # In a document: refused when it is written, naming the field.
+    bad = tenant_document("acme")
+    bad["property"]["language"] = "de-XX"
+    with pytest.raises(ValidationFailed) as caught:
+        parse_tenant("acme", yaml.safe_dump(bad).encode(), "acme.yaml")
+    assert "property.language" in str(caught.value.problems[0])
+
+
+def test_add_with_language_flag_stores_it_and_a_bad_one_writes_nothing(
+    s3: S3Client, run: Invoke
+) -> None:
+    flags = [
+        "--db-name", "acme", "--db-user", "acme", "--s3-bucket", "redmica-attachments",
+        "--s3-folder", "acme", "--sub-domain", "acme", "--generate-password",
+    ]  # fmt: skip
+    before = objects_in(s3)
+    bad = run("tenant", "add", "acme", *flags, "--language", "xx")
+    assert bad.exit_code == 2 and "property.language (--language)" in bad.stderr
+    assert objects_in(s3) == before
+    assert run("tenant", "add", "acme", *flags, "--language", "de").exit_code == 0
+    shown = run("tenant", "show", "acme", "-O", "json").json()
+    assert shown["property"]["language"] == "de"
 
 
 def test_provision_refuses_a_database_with_another_owner_and_changes_nothing(

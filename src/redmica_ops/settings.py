@@ -114,12 +114,6 @@ def _check_launch_type(value: str) -> str | None:
     return None
 
 
-def _check_language(value: str) -> str | None:
-    if not re.fullmatch(r"[a-z]{2,3}(-[A-Za-z]{2,4})?", value):
-        return f"{rules.show(value)} is not a Redmine language code (e.g. en, de, pt-BR)"
-    return None
-
-
 def _check_not_blank(value: str) -> str | None:
     if not value.strip() or rules.has_control_character(value):
         return f"{rules.show(value)} must be non-blank without control characters"
@@ -406,8 +400,8 @@ class Settings:
     )
     default_language: str = setting(
         "en",
-        "language of Redmine's default data (REDMINE_LANG)",
-        check=_check_language,
+        "language of Redmine's default data unless property.language says",
+        check=rules.check_redmine_language,
     )
     db_admin_user: str = setting(
         "postgres",

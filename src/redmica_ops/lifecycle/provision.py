@@ -5,7 +5,8 @@ Order, each step checking what exists so a re-run finishes the job (docs/tenant-
      and the role's rotation twin are not another tenant's;
   2. status -> provisioning (the host answers 503; no app is spawned);
   3. role + database (`create-database` step; exit 4 if the database has another owner);
-  4. migrations + `redmine:load_default_data` as one migration run of this tenant;
+  4. migrations + `redmine:load_default_data` as one migration run of this tenant, in the
+     language of --language, else property.language, else the default_language setting;
   5. the first administrator (`set-admin` step: login and Redmine's salted hash only);
   6. status -> active.
 """
@@ -28,6 +29,7 @@ from redmica_ops.lifecycle.common import (
 )
 from redmica_ops.lifecycle.database import LOGIN_RULE, redmine_password_hash
 from redmica_ops.lifecycle.steps import Runner, Step
+from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
 
@@ -39,7 +41,8 @@ if TYPE_CHECKING:
 class ProvisionRequest:
     tenant_id: str
     migrate_command: list[str]
-    language: str = "en"
+    language: str | None = None  # --language; else the document's property.language
+    default_language: str = "en"  # the setting, when neither says
     admin_login: str = "admin"
     admin_password: SecretStr | None = None  # None: generated, handed back once
 
@@ -51,19 +54,33 @@ class ProvisionOutcome:
     admin_login: str = "admin"
     generated_password: SecretStr | None = None  # shown once by the caller, never logged
     migration_run: str | None = None
+    language: str = "en"
+
+
+def language_of(request: ProvisionRequest, tenant: Tenant) -> str:
+    """--language, else the document's property.language, else the setting; checked by the
+    one language rule before anything is written (an unknown code would make the rake task
+    wait for an answer on stdin)."""
+    language = request.language or tenant.properties.language or request.default_language
+    if problem := rules.check_redmine_language(language):
+        where = (
+            "--language"
+            if request.language
+            else "property.language"
+            if tenant.properties.language
+            else "default_language"
+        )
+        raise UsageError(f"{where}: {problem}", "nothing was changed")
+    return language
 
 
 # (tenant id, command) -> run id; raises when the migration failed.
 Migrate = Callable[[str, list[str]], str]
 
 
-def migration_command(request: ProvisionRequest) -> list[str]:
+def migration_command(request: ProvisionRequest, language: str) -> list[str]:
     # Rake reads NAME=value arguments as environment variables: no override needs them.
-    return [
-        *request.migrate_command,
-        "redmine:load_default_data",
-        f"REDMINE_LANG={request.language}",
-    ]
+    return [*request.migrate_command, "redmine:load_default_data", f"REDMINE_LANG={language}"]
 
 
 def precheck(runner: Runner, tenant_id: str, tenant: Tenant) -> None:
@@ -99,11 +116,14 @@ def provision(
     if stored is None:
         stored = registry.store.get(request.tenant_id)  # raises NotFound / ValidationFailed
     require_status(stored, ("provisioning", "active"), "provision")
+    language = language_of(request, stored.tenant)
     check_roles_unused(request.tenant_id, stored.tenant, listing)
     precheck(runner, request.tenant_id, stored.tenant)
     # Before anything is written: a password in a secret that cannot be read stops here.
     verifier = verifier_of(stored.tenant, passwords)
-    outcome = ProvisionOutcome(request.tenant_id, admin_login=request.admin_login)
+    outcome = ProvisionOutcome(
+        request.tenant_id, admin_login=request.admin_login, language=language
+    )
 
     stored = set_status(registry, stored, "provisioning")
     outcome.done.append("status: provisioning (not served)")
@@ -117,8 +137,8 @@ def provision(
     )
     outcome.done.extend(str(d) for d in _list(result.get("done")))
 
-    outcome.migration_run = migrate(request.tenant_id, migration_command(request))
-    outcome.done.append(f"migrations and default data ({request.language}): done")
+    outcome.migration_run = migrate(request.tenant_id, migration_command(request, language))
+    outcome.done.append(f"migrations and default data ({language}): done")
 
     password = request.admin_password
     if password is None:

@@ -154,6 +154,15 @@ class Properties(_Strict):
     cell: str | None = None
     # Set only while `tenant move` runs: the source cell keeps serving until routing moved.
     moving_from: str | None = None
+    # Language of Redmine's default data at provisioning (else the default_language setting).
+    language: str | None = None
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        if value is not None and (problem := rules.check_redmine_language(value)):
+            raise _reject(problem)
+        return value
 
     @field_validator("sub_domain", "cell", "moving_from")
     @classmethod
@@ -234,6 +243,8 @@ class Tenant(_Strict):
             prop["cell"] = self.properties.cell
         if self.properties.moving_from is not None:
             prop["moving_from"] = self.properties.moving_from
+        if self.properties.language is not None:
+            prop["language"] = self.properties.language
         document: dict[str, Any] = {
             "db": db,
             "s3": {"bucket": self.s3.bucket, "folder": self.s3.folder},
@@ -326,7 +337,7 @@ def _message(error: Any, path: str) -> str:
             "": "db, s3, property, status, status_message",
             "db": "name, user, password, password_secret, host, port",
             "s3": "bucket, folder",
-            "property": "sub_domain, limit_ips, cell, moving_from",
+            "property": "sub_domain, limit_ips, cell, moving_from, language",
         }
         parent, _, key = path.rpartition(".")
         if parent in known:

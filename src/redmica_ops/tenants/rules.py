@@ -188,6 +188,74 @@ def login_pair(user: str) -> frozenset[str]:
     return frozenset(n for n in names if not check_pg_identifier(n))
 
 
+# The languages of Redmine's default data (its config/locales, Redmine 5.0 to 6.x; RedMica
+# ships the same). `rake redmine:load_default_data` with any other REDMINE_LANG does not fail:
+# it asks on stdin, which a task does not have, so an unknown code is refused here instead.
+REDMINE_LANGUAGES = frozenset(
+    {
+        "ar",
+        "az",
+        "bg",
+        "bs",
+        "ca",
+        "cs",
+        "da",
+        "de",
+        "el",
+        "en",
+        "en-GB",
+        "es",
+        "es-PA",
+        "et",
+        "eu",
+        "fa",
+        "fi",
+        "fr",
+        "gl",
+        "he",
+        "hr",
+        "hu",
+        "id",
+        "it",
+        "ja",
+        "ko",
+        "lt",
+        "lv",
+        "mk",
+        "mn",
+        "nl",
+        "no",
+        "pl",
+        "pt",
+        "pt-BR",
+        "ro",
+        "ru",
+        "sk",
+        "sl",
+        "sq",
+        "sr",
+        "sr-YU",
+        "sv",
+        "ta-IN",
+        "th",
+        "tr",
+        "uk",
+        "vi",
+        "zh",
+        "zh-TW",
+    }
+)
+
+
+def check_redmine_language(value: str) -> str | None:
+    if value in REDMINE_LANGUAGES:
+        return None
+    return (
+        f"{show(value)} is not a language of Redmine's default data "
+        "(e.g. en, de, fr, ja, pt-BR, zh-TW; see docs/tenant-lifecycle.md)"
+    )
+
+
 # Shown in a maintenance page through Apache's ErrorDocument, which also evaluates %{...}
 # expressions: only plain sentence characters, so nothing can be interpreted or injected.
 STATUS_MESSAGE = re.compile(r"[A-Za-z0-9 .,:;!?'()/@+_-]{1,300}")

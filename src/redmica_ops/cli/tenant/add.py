@@ -15,7 +15,16 @@ from redmica_ops.errors import UsageError
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
 
-FLAG_FIELDS = ("db_name", "db_user", "db_host", "db_port", "s3_bucket", "s3_folder", "sub_domain")
+FLAG_FIELDS = (
+    "db_name",
+    "db_user",
+    "db_host",
+    "db_port",
+    "s3_bucket",
+    "s3_folder",
+    "sub_domain",
+    "language",
+)
 
 
 def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
@@ -37,6 +46,10 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
 @click.option("--s3-bucket", help="attachments bucket")
 @click.option("--s3-folder", help="folder of this tenant in the attachments bucket")
 @click.option("--sub-domain", help="sub-domain (DNS label) of the tenant's site")
+@click.option(
+    "--language",
+    help="language of Redmine's default data at provisioning (property.language)",
+)
 @click.option(
     "--limit-ip",
     multiple=True,

@@ -25,6 +25,7 @@ FLAG_FOR_FIELD = {
     "s3.folder": "--s3-folder",
     "property.sub_domain": "--sub-domain",
     "property.limit_ips": "--limit-ip",
+    "property.language": "--language",
 }
 
 
@@ -82,6 +83,8 @@ def flags_document(flags: dict[str, Any]) -> dict[str, Any]:
         prop["sub_domain"] = flags["sub_domain"]
     if flags.get("limit_ip"):
         prop["limit_ips"] = list(flags["limit_ip"])
+    if flags.get("language") is not None:
+        prop["language"] = flags["language"]
     return {"db": db, "s3": s3, "property": prop}
 
 

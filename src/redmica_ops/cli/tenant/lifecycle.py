@@ -138,7 +138,8 @@ def provision_tenant(
     request = ProvisionRequest(
         tenant_id,
         migrate_command=parse_command(app.settings.migrate_command),
-        language=language or app.settings.default_language,
+        language=language,
+        default_language=app.settings.default_language,
         admin_login=admin_login,
         admin_password=read_secret_line("administrator password") if admin_password_stdin else None,
     )
@@ -169,6 +170,7 @@ def provision_tenant(
         "done": outcome.done,
         "admin_login": outcome.admin_login,
         "migration_run": outcome.migration_run,
+        "language": outcome.language,
     }
     if generated is not None:
         document["admin_password"] = generated.get_secret_value()  # asked for: shown once
@@ -184,7 +186,10 @@ def provision_tenant(
     is_flag=True,
     help="read the administrator's password from stdin (default: generate, show once)",
 )
-@click.option("--language", help="language of the default data [default: default_language]")
+@click.option(
+    "--language",
+    help="language of the default data [default: property.language, else default_language]",
+)
 @pass_app
 def provision_command(
     app: Application,
