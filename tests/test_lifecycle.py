@@ -24,13 +24,19 @@ if TYPE_CHECKING:
 from pydantic import SecretStr
 
 from redmica_ops.container.vhosts import VhostSettings, render_vhosts
-from redmica_ops.errors import Conflict, OperationFailed, UsageError, ValidationFailed
+from redmica_ops.errors import (
+    Conflict,
+    OperationFailed,
+    RedmicaError,
+    UsageError,
+    ValidationFailed,
+)
 from redmica_ops.lifecycle import steps as steps_module
 from redmica_ops.lifecycle.admin_task import run_admin_request
 from redmica_ops.lifecycle.backup import BackupRequest, backup
 from redmica_ops.lifecycle.database import redmine_password_hash
 from redmica_ops.lifecycle.provision import ProvisionRequest, migration_command, provision
-from redmica_ops.lifecycle.purge import PurgeRequest, RecordStore, plan, purge
+from redmica_ops.lifecycle.purge import Attachments, PurgeRequest, RecordStore, plan, purge
 from redmica_ops.lifecycle.rotate import RotateRequest, rotate
 from redmica_ops.lifecycle.site import Site
 from redmica_ops.lifecycle.sql import Connection, ident, literal, scram_verifier
@@ -624,6 +630,146 @@ def test_a_database_that_appears_after_a_plan_without_it_is_not_dropped(
         purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
     assert not any(s.startswith("DROP") for s in catalog.statements)
     assert registry.store.get("acme")
+
+
+def attachments_world(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Catalog, LocalRunner]:
+    add_tenant(registry, "acme")
+    s3.create_bucket(Bucket="redmica-attachments")
+    for key in ("acme/a", "acme/b", "acme/sub/c", "acme-other/keep"):
+        s3.put_object(Bucket="redmica-attachments", Key=key, Body=key.encode())
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    monkeypatch.setattr(
+        "redmica_ops.lifecycle.dumps.dump", lambda *a: _FakeBackup({"key": "k", "backup": "b"})
+    )
+    return catalog, LocalRunner(make_site(s3, catalog), registry.store)
+
+
+def attachment_keys(s3: S3Client) -> list[str]:
+    listed = s3.list_objects_v2(Bucket="redmica-attachments").get("Contents", [])
+    return sorted(o["Key"] for o in listed)
+
+
+def test_purge_archives_attachments_verified_before_the_drop_then_deletes_them(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, runner = attachments_world(s3, registry, monkeypatch)
+    request = PurgeRequest("acme", archive_attachments=True)
+    the_plan = plan(registry, runner, s3, request)
+    assert the_plan.attachment_count == 3
+    assert the_plan.archive_to and the_plan.archive_to.startswith(
+        "s3://redmica-attachments/archive/acme/"
+    )
+    assert "verify the copy" in the_plan.steps[1] and "drop database" in the_plan.steps[2]
+    record = purge(
+        registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan
+    )
+    assert [s["step"] for s in record.steps] == [
+        "final backup",
+        "archive attachments (copy, verified)",
+        "drop database and roles",
+        "delete archived attachments",
+        "remove document",
+    ]
+    archive = the_plan.archive_to.removeprefix("s3://redmica-attachments/")
+    assert attachment_keys(s3) == sorted(
+        ["acme-other/keep", f"{archive}a", f"{archive}b", f"{archive}sub/c"]
+    )
+    body = s3.get_object(Bucket="redmica-attachments", Key=f"{archive}sub/c")["Body"].read()
+    assert body == b"acme/sub/c"
+    assert record.steps[1]["result"] == {
+        "archive": the_plan.archive_to,
+        "objects": 3,
+        "bytes": len(b"acme/a") + len(b"acme/b") + len(b"acme/sub/c"),
+    }
+    assert record.steps[3]["result"] == {"deleted": 3, "left": 0}
+
+
+def test_a_failed_archive_copy_drops_and_deletes_nothing(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog, runner = attachments_world(s3, registry, monkeypatch)
+    request = PurgeRequest("acme", archive_attachments=True)
+    the_plan = plan(registry, runner, s3, request)
+    real_copy = s3.copy_object
+    calls: list[str] = []
+
+    def copy_object(**params: Any) -> Any:
+        calls.append(params["Key"])
+        if len(calls) == 2:
+            raise boto3.client("s3", region_name="us-east-1").exceptions.ClientError(
+                {"Error": {"Code": "AccessDenied", "Message": "denied"}}, "CopyObject"
+            )
+        return real_copy(**params)
+
+    monkeypatch.setattr(s3, "copy_object", copy_object)
+    records = RecordStore(s3, BUCKET, "lifecycle/", None)
+    with pytest.raises(RedmicaError):
+        purge(registry, runner, s3, records, request, the_plan)
+    assert not any(s.startswith("DROP") for s in catalog.statements)
+    originals = ["acme-other/keep", "acme/a", "acme/b", "acme/sub/c"]
+    assert [k for k in attachment_keys(s3) if not k.startswith("archive/")] == originals
+    assert registry.store.get("acme")
+    (key,) = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="lifecycle/deprovisions/")["Contents"]
+    ]
+    saved = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert saved["state"] == "failed"
+    assert [(s["step"], s["ok"]) for s in saved["steps"]] == [
+        ("final backup", True),
+        ("archive attachments (copy, verified)", False),
+    ]
+
+
+def test_an_archive_that_does_not_match_drops_and_deletes_nothing(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog, runner = attachments_world(s3, registry, monkeypatch)
+    request = PurgeRequest("acme", archive_attachments=True)
+    the_plan = plan(registry, runner, s3, request)
+    real_sizes = Attachments.sizes
+
+    def lossy(self: Attachments, prefix: str) -> dict[str, int]:
+        found = real_sizes(self, prefix)
+        if prefix.startswith("archive/"):  # one copy went missing
+            found.pop(min(found))
+        return found
+
+    monkeypatch.setattr(Attachments, "sizes", lossy)
+    with pytest.raises(OperationFailed, match=r"does not match: 3 object.*2 found, 1 missing"):
+        purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
+    assert not any(s.startswith("DROP") for s in catalog.statements)
+    assert {"acme/a", "acme/b", "acme/sub/c"} <= set(attachment_keys(s3))
+    assert registry.store.get("acme")
+
+
+def test_an_archive_prefix_inside_a_tenant_folder_is_refused_before_anything(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog, runner = attachments_world(s3, registry, monkeypatch)
+    add_tenant(registry, "acme-other")
+    before = objects_in(s3)
+    for prefix, owner in (("acme-other/", "acme-other"), ("acme/old/", "acme")):
+        request = PurgeRequest("acme", archive_attachments=True, archive_prefix=prefix)
+        with pytest.raises(UsageError, match=f"folder of tenant '{owner}'"):
+            plan(registry, runner, s3, request)
+    assert catalog.statements == []  # not even the inspection ran
+    assert objects_in(s3) == before
+    assert len(attachment_keys(s3)) == 4
+
+
+def test_remove_attachment_flags_are_checked_first(s3: S3Client, run: Invoke) -> None:
+    seed(s3, "acme")
+    before = objects_in(s3)
+    both = run(
+        "tenant", "remove", "acme", "--purge", "--delete-attachments", "--archive-attachments"
+    )
+    assert both.exit_code == 2 and "choose one of" in both.stderr
+    alone = run("tenant", "remove", "acme", "--archive-attachments", "--yes")
+    assert alone.exit_code == 2 and "go with --purge" in alone.stderr
+    assert objects_in(s3) == before
 
 
 @dataclass

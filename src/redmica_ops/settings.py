@@ -29,6 +29,11 @@ def _check_prefix(value: str) -> str | None:
     return None
 
 
+def _check_archive_prefix(value: str) -> str | None:
+    # Empty would archive to <tenant>/..., where a tenant's own folder usually is.
+    return f"{rules.show(value)} must not be empty" if not value else _check_prefix(value)
+
+
 def _check_domain(value: str) -> str | None:
     if "." not in value or rules.check_hostname(value) or rules.is_ip_address(value):
         return f"{rules.show(value)} is not a DNS domain name (e.g. redmine.example.com)"
@@ -427,6 +432,11 @@ class Settings:
         "lifecycle/",
         "key prefix of admin task requests/results, purge records",
         check=_check_prefix,
+    )
+    attachments_archive_prefix: str = setting(
+        "archive/",
+        "prefix in a tenant's attachments bucket for purge --archive-attachments",
+        check=_check_archive_prefix,
     )
     # -- deployments (`redmica deploy`, `reload`, `rollback`, `release`, `status`) ------------
     service: str | None = setting(

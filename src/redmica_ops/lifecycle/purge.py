@@ -1,11 +1,14 @@
 """Deprovision (`tenant remove --purge`): final backup, drop, attachments, document — recorded.
 
-Order, and why: the final backup must succeed first (nothing is dropped otherwise); then the
-database and both login roles; then, only if asked, the attachments (their count is part of the
-plan the operator confirmed); last the document (conditional on the version whose database was
-dropped) with its uniqueness claims, so a failure half way leaves a tenant that is still listed
-and can be purged again. Every step is appended to a deprovision record under
-`<lifecycle_prefix>deprovisions/`, written conditionally each time.
+Order, and why: the final backup must succeed first (nothing is dropped otherwise); with
+--archive-attachments the attachments are then copied to the archive prefix and the copy is
+verified (same keys, same sizes), also before anything is dropped; then the database and both
+login roles; then, only if asked, the attachments are deleted (their count is part of the plan
+the operator confirmed; archived ones only after the verified copy); last the document
+(conditional on the version whose database was dropped) with its uniqueness claims, so a
+failure half way leaves a tenant that is still listed and can be purged again. Every step is
+appended to a deprovision record under `<lifecycle_prefix>deprovisions/`, written conditionally
+each time.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
-from redmica_ops.errors import Conflict, NotFound, RedmicaError
+from redmica_ops.errors import Conflict, NotFound, OperationFailed, RedmicaError, UsageError
 from redmica_ops.lifecycle.steps import Runner, Step, StepResult
 from redmica_ops.tenants.registry import TenantRegistry
 
@@ -32,6 +35,9 @@ class PurgeRequest:
     tenant_id: str
     delete_attachments: bool = False
     dry_run: bool = False
+    # Copy the attachments to <archive_prefix><tenant>/<time>/ in their bucket, verify, delete.
+    archive_attachments: bool = False
+    archive_prefix: str = "archive/"
 
 
 @dataclass
@@ -45,6 +51,7 @@ class PurgePlan:
     delete_attachments: bool
     steps: list[str] = field(default_factory=list)
     note: str | None = None
+    archive_to: str | None = None  # s3://bucket/prefix/ of the archive copy
 
 
 @dataclass
@@ -56,6 +63,9 @@ class PurgeRecord:
     state: str = "running"  # running | done | failed
     key: str = ""
     etag: str | None = None
+
+
+COPY_OBJECT_LIMIT = 5 * 1024**3
 
 
 def _now() -> str:
@@ -71,13 +81,47 @@ class Attachments:
         self.prefix = folder.rstrip("/") + "/"
 
     def keys(self) -> list[str]:
+        return list(self.sizes(self.prefix))
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Every object under `prefix` with its size."""
         paginator = self.s3.get_paginator("list_objects_v2")
-        with translate_errors(f"listing s3://{self.bucket}/{self.prefix}", self.bucket):
-            return [
-                obj["Key"]
-                for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix)
+        with translate_errors(f"listing s3://{self.bucket}/{prefix}", self.bucket):
+            return {
+                obj["Key"]: obj.get("Size", 0)
+                for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix)
                 for obj in page.get("Contents", [])
-            ]
+            }
+
+    def archive(self, destination: str) -> dict[str, int]:
+        """Copy every object to `destination` (same bucket, same relative keys), then check
+        the copy: the same keys with the same sizes, or ArchiveMismatch. Returns what was
+        archived (source key -> size); nothing is deleted here."""
+        objects = self.sizes(self.prefix)
+        for key, size in objects.items():
+            target = destination + key[len(self.prefix) :]
+            with translate_errors(f"copying s3://{self.bucket}/{key}", self.bucket):
+                if size <= COPY_OBJECT_LIMIT:
+                    self.s3.copy_object(
+                        Bucket=self.bucket,
+                        Key=target,
+                        CopySource={"Bucket": self.bucket, "Key": key},
+                    )
+                else:  # CopyObject stops at 5 GB; the managed copy goes multipart
+                    self.s3.copy({"Bucket": self.bucket, "Key": key}, self.bucket, target)
+        copied = self.sizes(destination)
+        want = {key[len(self.prefix) :]: size for key, size in objects.items()}
+        have = {key[len(destination) :]: size for key, size in copied.items()}
+        if want != have:
+            missing = sorted(set(want) - set(have))
+            differ = sorted(k for k in set(want) & set(have) if want[k] != have[k])
+            raise OperationFailed(
+                f"the archive copy under s3://{self.bucket}/{destination} does not match: "
+                f"{len(want)} object(s) to archive, {len(have)} found, {len(missing)} missing, "
+                f"{len(differ)} of another size; no attachment was deleted",
+                "see the deprovision record; run the purge again",
+            )
+        return objects
 
     def delete(self, keys: list[str]) -> int:
         deleted = 0
@@ -99,31 +143,52 @@ def plan(
 ) -> PurgePlan:
     stored = registry.store.get(request.tenant_id)
     tenant = stored.tenant
-    state = runner.run(Step("inspect", request.tenant_id))
     attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
+    if request.archive_attachments and request.delete_attachments:
+        raise UsageError(
+            "choose one of --archive-attachments and --delete-attachments",
+            "--archive-attachments deletes them too, after a verified copy",
+        )
+    archive_to = None
+    if request.archive_attachments:
+        archive_to = archive_prefix_for(registry, request, attachments)
+    state = runner.run(Step("inspect", request.tenant_id))
     count: int | None
     note = None
     try:
         count = len(attachments.keys())
     except RedmicaError as exc:
+        if request.archive_attachments:
+            raise  # an archive needs to know what it copies
         count, note = None, f"attachments not counted: {exc.message}"
     roles = [str(r) for r in state.get("roles") or []]  # type: ignore[union-attr]
     exists = state.get("owner") is not None
+    here = f"s3://{tenant.s3.bucket}/{attachments.prefix}"
     steps = [
         "final backup (pg_dump -Fc to the backups prefix); stop here if it fails"
         if exists
         else f"no final backup: database {tenant.db.name} does not exist (an earlier purge "
         "dropped it, see its record); stop if it appears",
-        f"drop database {tenant.db.name} and role(s) {', '.join(roles) or '(none)'}",
-        (
-            f"delete {count if count is not None else 'all'} attachment object(s) under "
-            f"s3://{tenant.s3.bucket}/{attachments.prefix}"
-        )
-        if request.delete_attachments
-        else f"keep the attachments under s3://{tenant.s3.bucket}/{attachments.prefix}",
-        f"remove the document {stored.key} (conditional on this version) and release its "
-        "uniqueness claims",
     ]
+    if archive_to is not None:
+        steps.append(
+            f"copy the {count} attachment object(s) under {here} to "
+            f"s3://{tenant.s3.bucket}/{archive_to} and verify the copy (keys and sizes); stop "
+            "here if it differs"
+        )
+    steps.append(f"drop database {tenant.db.name} and role(s) {', '.join(roles) or '(none)'}")
+    if archive_to is not None:
+        steps.append(f"delete the {count} archived attachment object(s) under {here}")
+    elif request.delete_attachments:
+        steps.append(
+            f"delete {count if count is not None else 'all'} attachment object(s) under {here}"
+        )
+    else:
+        steps.append(f"keep the attachments under {here}")
+    steps.append(
+        f"remove the document {stored.key} (conditional on this version) and release its "
+        "uniqueness claims"
+    )
     return PurgePlan(
         request.tenant_id,
         tenant.db.name,
@@ -134,7 +199,33 @@ def plan(
         request.delete_attachments,
         steps,
         note,
+        f"s3://{tenant.s3.bucket}/{archive_to}" if archive_to else None,
     )
+
+
+def archive_prefix_for(
+    registry: TenantRegistry, request: PurgeRequest, attachments: Attachments
+) -> str:
+    """Where this purge archives: `<archive_prefix><tenant>/<time>/`, refused if it lies in
+    (or holds) any tenant's folder of that bucket, whose objects it would mix with or delete."""
+    if not request.archive_prefix:
+        raise UsageError(
+            "--archive-attachments needs a non-empty attachments_archive_prefix",
+            "set attachments_archive_prefix, e.g. archive/",
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    destination = f"{request.archive_prefix}{request.tenant_id}/{stamp}/"
+    for other in registry.store.load_all().tenants:
+        if other.tenant.s3.bucket != attachments.bucket:
+            continue
+        folder = other.tenant.s3.folder.rstrip("/") + "/"
+        if destination.startswith(folder) or folder.startswith(destination):
+            raise UsageError(
+                f"the archive s3://{attachments.bucket}/{destination} would lie in the folder "
+                f"of tenant {other.tenant_id!r} ({folder}); nothing was done",
+                "set attachments_archive_prefix to a prefix no tenant folder uses",
+            )
+    return destination
 
 
 class RecordStore:
@@ -229,9 +320,31 @@ def purge(
         # Nothing to back up (a re-run after the drop); the drop step refuses if it appeared.
         step("final backup", lambda: {"skipped": "the database does not exist"})
         drop_args = {"expect": "absent"}
+    attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
+    archived: dict[str, int] = {}
+    if the_plan.archive_to is not None:
+        destination = the_plan.archive_to.removeprefix(f"s3://{tenant.s3.bucket}/")
+
+        def archive() -> StepResult:
+            archived.update(attachments.archive(destination))
+            return {
+                "archive": the_plan.archive_to,
+                "objects": len(archived),
+                "bytes": sum(archived.values()),
+            }
+
+        step("archive attachments (copy, verified)", archive)
     step("drop database and roles", lambda: runner.run(Step("drop", request.tenant_id, drop_args)))
-    if request.delete_attachments:
-        attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
+    if the_plan.archive_to is not None:
+        # Exactly what was copied and verified; anything written since stays (and is said).
+        step(
+            "delete archived attachments",
+            lambda: {
+                "deleted": attachments.delete(sorted(archived)),
+                "left": len(attachments.keys()),
+            },
+        )
+    elif request.delete_attachments:
         step("delete attachments", lambda: {"deleted": attachments.delete(attachments.keys())})
     else:
         step("keep attachments", None)

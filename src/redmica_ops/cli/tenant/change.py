@@ -206,6 +206,11 @@ def _keep_edit(tenant_id: str, body: str) -> str:
 @click.option(
     "--delete-attachments", is_flag=True, help="with --purge: delete its attachment objects"
 )
+@click.option(
+    "--archive-attachments",
+    is_flag=True,
+    help="with --purge: copy them to attachments_archive_prefix, verify, then delete them",
+)
 @click.option("--dry-run", is_flag=True, help="with --purge: show the plan, change nothing")
 @click.option(
     "--executor",
@@ -221,6 +226,7 @@ def remove(
     yes: bool,
     purge: bool,
     delete_attachments: bool,
+    archive_attachments: bool,
     dry_run: bool,
     executor: str,
 ) -> Done:
@@ -230,7 +236,9 @@ def remove(
     its database and attachments are NOT touched, and on a versioned bucket the document can
     be restored. With --purge: a final backup (which must succeed first), then its database
     and login roles are dropped, its attachments deleted if --delete-attachments (their count
-    is shown first), and the document removed; each step is logged in a deprovision record.
+    is shown first) or archived if --archive-attachments (copied to the archive prefix and
+    checked before anything is dropped, deleted after), and the document removed with its
+    uniqueness claims; each step is logged in a deprovision record.
 
     \b
     Examples:
@@ -238,13 +246,23 @@ def remove(
       redmica tenant remove acme --yes
       redmica tenant remove acme --purge --dry-run
       redmica tenant remove acme --purge --delete-attachments --yes
+      redmica tenant remove acme --purge --archive-attachments --yes
     """
-    if (delete_attachments or dry_run) and not purge:
-        raise UsageError("--delete-attachments and --dry-run go with --purge")
+    if (delete_attachments or archive_attachments or dry_run) and not purge:
+        raise UsageError(
+            "--delete-attachments, --archive-attachments and --dry-run go with --purge"
+        )
+    if delete_attachments and archive_attachments:
+        raise UsageError(
+            "choose one of --archive-attachments and --delete-attachments",
+            "--archive-attachments deletes them too, after a verified copy",
+        )
     if purge:
         from redmica_ops.cli.tenant.lifecycle import purge_tenant
 
-        return purge_tenant(app, tenant_id, executor, delete_attachments, dry_run, yes)
+        return purge_tenant(
+            app, tenant_id, executor, delete_attachments, dry_run, yes, archive_attachments
+        )
     confirm(app, f"remove tenant {tenant_id!r} from s3://{app.bucket()}", yes)
     sub_domain = None
     if app.settings.hosted_zone_id:

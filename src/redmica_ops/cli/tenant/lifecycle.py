@@ -403,7 +403,13 @@ def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
 
 
 def purge_tenant(
-    app: Application, tenant_id: str, kind: str, delete_attachments: bool, dry_run: bool, yes: bool
+    app: Application,
+    tenant_id: str,
+    kind: str,
+    delete_attachments: bool,
+    dry_run: bool,
+    yes: bool,
+    archive_attachments: bool = False,
 ) -> Done:
     """`tenant remove --purge`: plan, confirm, then carry it out (lifecycle/purge.py)."""
     from dataclasses import asdict
@@ -413,7 +419,13 @@ def purge_tenant(
     registry = app.registry()
     runner = build_runner(app, kind)
     s3 = app.clients().s3()
-    request = PurgeRequest(tenant_id, delete_attachments, dry_run)
+    request = PurgeRequest(
+        tenant_id,
+        delete_attachments,
+        dry_run,
+        archive_attachments=archive_attachments,
+        archive_prefix=app.settings.attachments_archive_prefix,
+    )
     the_plan = plan(registry, runner, s3, request)
     out = app.output
     if dry_run or not app.json:
