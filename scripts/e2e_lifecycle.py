@@ -4,9 +4,11 @@
 With the local executor: `tenant add --provision` from nothing and a login as its administrator
 over HTTP; bad input refused before any SQL (reserved word, role of another tenant, database
 with another owner); suspend (503 + Retry-After, no Ruby process spawned) and resume; backup,
-a marker, restore into a new id (marker absent there, present in the live one); two password
+a marker, restore into a new id (marker absent there, present in the live one), then over the
+live one with --replace (marker gone from the live one, kept in the parked one); two password
 rotations while a request loop runs (zero failed requests); purge refused without a backup,
-then done (database and roles gone, backups kept). `make test` runs it after e2e_redmine.py.
+then done (database, parked database and roles gone, attachments archived then deleted, backups
+kept). `make test` runs it after e2e_redmine.py.
 """
 
 from __future__ import annotations
@@ -208,6 +210,19 @@ def rotate_under_load(
     return str(rotated["login"]), loop.ok
 
 
+def sandbox_s3(run: Run) -> Any:
+    """A boto3 S3 client on the sandbox (moto's fixed fake credentials, not secrets)."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=run.env["AWS_ENDPOINT_URL"],
+        region_name=run.env["AWS_REGION"],
+        aws_access_key_id=run.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=run.env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 def main() -> int:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         print("e2e lifecycle: skipped (needs root on Debian); 0 passed, 0 failed, 1 skipped")
@@ -402,7 +417,7 @@ def main() -> int:
             render_and_reload(run, apache, port, site)
             wait_for(lambda: get(port, HOST)[0] == 200, "the site to come back", timeout=120)
 
-        with run.step("backup, marker, restore into a new id (verified by row counts)"):
+        with run.step("backup, marker, restore into a new id and over the live one", "apache"):
             result = redmica(
                 run, "tenant", "backup", TENANT, "--executor", "local", "--output", "json"
             )
@@ -437,6 +452,31 @@ def main() -> int:
             print(
                 f"   restored {restored['tables']} tables / {restored['rows']} rows into"
                 " lc-copy; marker: live 1, copy 0"
+            )
+            # Over the live database: refused without --yes, then done with a safety backup,
+            # the live one parked (marker there), the restored one live (no marker).
+            replace_args = [
+                "tenant", "restore-db", TENANT, backup["backup"], "--replace",
+                "--executor", "local",
+            ]  # fmt: skip
+            result = redmica(run, *replace_args, check=False)
+            expect_exit(result, 2, "restore-db --replace without --yes")
+            if scalar(pg, marker, TENANT) != "1":
+                raise RuntimeError("the live database changed without a confirmation")
+            result = redmica(run, *replace_args, "--yes", "--output", "json")
+            replaced = json.loads(result.stdout)
+            parked = replaced["parked"]
+            allowed = scalar(
+                pg, f"SELECT datallowconn FROM pg_database WHERE datname = '{parked}';"
+            )
+            pg.sql(f"ALTER DATABASE {parked} ALLOW_CONNECTIONS true;")  # to look inside
+            live, kept = scalar(pg, marker, TENANT), scalar(pg, marker, parked)
+            if (live, kept, allowed) != ("0", "1", "f"):
+                raise RuntimeError(f"after replace: marker live={live} parked={kept} {allowed}")
+            wait_for(lambda: get(port, HOST)[0] == 200, "the site on the restored database", 120)
+            print(
+                f"   replaced: safety backup {replaced['safety_backup']}, {replaced['tables']}"
+                f" tables verified; marker: live 0, parked {parked} 1; site 200"
             )
 
         with run.step("rotate the password twice under a request loop: 0 failures", "apache"):
@@ -485,12 +525,17 @@ def main() -> int:
                 "json",
             )
             print(f"   dry run: {len(json.loads(plan.stdout)['plan']['steps'])} steps planned")
+            files = sandbox_s3(run)
+            files.create_bucket(Bucket="redmica-e2e-files")
+            for key in (f"{TENANT}/a.txt", f"{TENANT}/sub/b.txt", "lc-copy/keep.txt"):
+                files.put_object(Bucket="redmica-e2e-files", Key=key, Body=key.encode())
             result = redmica(
                 run,
                 "tenant",
                 "remove",
                 TENANT,
                 "--purge",
+                "--archive-attachments",
                 "--executor",
                 "local",
                 "--yes",
@@ -500,8 +545,19 @@ def main() -> int:
             record = json.loads(result.stdout)["record"]
             gone = scalar(
                 pg,
-                f"SELECT (SELECT count(*) FROM pg_database WHERE datname = '{TENANT}')"
+                f"SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE '{TENANT}%'"
+                f" AND datname NOT LIKE '{TENANT}_copy%')"
                 f" + (SELECT count(*) FROM pg_roles WHERE rolname IN ('{TENANT}', '{TENANT}_2'));",
+            )
+            keys = sorted(
+                o["Key"]
+                for o in files.list_objects_v2(Bucket="redmica-e2e-files").get("Contents", [])
+            )
+            archived = [k for k in keys if k.startswith(f"archive/{TENANT}/")]
+            if len(archived) != 2 or any(k.startswith(f"{TENANT}/") for k in keys):
+                raise RuntimeError(f"attachments after the purge: {keys}")
+            print(
+                f"   attachments archived ({len(archived)} under archive/{TENANT}/), then deleted"
             )
             backups = json.loads(
                 redmica(run, "tenant", "backups", TENANT, "--output", "json").stdout

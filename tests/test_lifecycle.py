@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from redmica_ops.container.vhosts import VhostSettings, render_vhosts
 from redmica_ops.errors import (
     Conflict,
+    NotFound,
     OperationFailed,
     RedmicaError,
     UsageError,
@@ -35,8 +36,9 @@ from redmica_ops.lifecycle import steps as steps_module
 from redmica_ops.lifecycle.admin_task import run_admin_request
 from redmica_ops.lifecycle.backup import BackupRequest, backup
 from redmica_ops.lifecycle.database import redmine_password_hash
-from redmica_ops.lifecycle.provision import ProvisionRequest, migration_command, provision
+from redmica_ops.lifecycle.provision import ProvisionRequest, default_data_command, provision
 from redmica_ops.lifecycle.purge import Attachments, PurgeRequest, RecordStore, plan, purge
+from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
 from redmica_ops.lifecycle.rotate import RotateRequest, rotate
 from redmica_ops.lifecycle.site import Site
 from redmica_ops.lifecycle.sql import Connection, ident, literal, scram_verifier
@@ -62,6 +64,9 @@ class Catalog:
     roles: dict[str, str] = field(default_factory=dict)  # name -> "super" | "login"
     statements: list[str] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
+    closed: set[str] = field(default_factory=set)  # ALLOW_CONNECTIONS false
+    trackers: int = 3  # Redmine's default data, as loaded by the rake task
+    fail_swap: bool = False
 
     def changes(self) -> list[str]:
         return [s for s in self.statements if not s.startswith("SELECT 'db'")]
@@ -79,13 +84,20 @@ class FakeSql:
             for name, owner in self.catalog.databases.items():
                 if f"datname = {literal(name)}" in sql:
                     rows.append(["db", owner, "", "", "", ""])
+            asked = sql.split("pg_roles", 1)[1].split(";", 1)[0]
             for role, kind in self.catalog.roles.items():
-                if literal(role) in sql.split("pg_roles", 1)[1].split(";", 1)[0]:
+                if literal(role) in asked:
                     superuser = "true" if kind == "super" else "false"
                     rows.append(["role", role, superuser, "true", "false", "false"])
+            database = sql.split("datname = ", 1)[1].split(";", 1)[0]
+            for name, owner in self.catalog.databases.items():
+                if literal(owner) in asked and literal(name) != database:
+                    rows.append(["owns", owner, name, "", "", ""])
             return rows
         if "RETURNING id" in sql:
             return [["1"]]
+        if sql.startswith("SELECT count(*) FROM trackers"):
+            return [[str(self.catalog.trackers)]]
         return []
 
     def run(self, sql: str, database: str = "postgres") -> None:
@@ -99,6 +111,21 @@ class FakeSql:
             self.catalog.databases.pop(sql.split('"')[1], None)
         if sql.startswith("DROP ROLE"):
             self.catalog.roles.pop(sql.split('"')[1], None)
+        if sql.startswith("ALTER DATABASE") and "ALLOW_CONNECTIONS" in sql:
+            name = sql.split('"')[1]
+            if "false" in sql:
+                self.catalog.closed.add(name)
+            else:
+                self.catalog.closed.discard(name)
+        if sql.startswith("BEGIN;") and "RENAME TO" in sql:
+            if self.catalog.fail_swap:
+                raise OperationFailed('PostgreSQL refused: database "x" is being accessed')
+            renames = [line.split('"')[1::2] for line in sql.splitlines() if "RENAME" in line]
+            for old, new in renames:
+                self.catalog.databases[new] = self.catalog.databases.pop(old)
+                if old in self.catalog.closed:
+                    self.catalog.closed.discard(old)
+                    self.catalog.closed.add(new)
 
 
 @dataclass(frozen=True)
@@ -313,8 +340,12 @@ def test_provision_creates_role_and_database_without_sending_the_password(
         'REVOKE CONNECT, TEMPORARY ON DATABASE "acme" FROM PUBLIC' in s for s in catalog.statements
     )
     request = ProvisionRequest("acme", ["rake", "db:migrate"], language="de")
-    assert migrations == [("acme", migration_command(request, "de"))]
-    assert migrations[0][1][-2:] == ["redmine:load_default_data", "REDMINE_LANG=de"]
+    # Two runs: in the process that migrated, Rails still has the old columns.
+    assert migrations == [
+        ("acme", ["rake", "db:migrate"]),
+        ("acme", default_data_command(request, "de")),
+    ]
+    assert migrations[1][1] == ["rake", "redmine:load_default_data", "REDMINE_LANG=de"]
     assert registry.store.get("acme").tenant.status == "active"
     # Again: every step finds its work done (ALTER instead of CREATE), and it still finishes.
     catalog.statements.clear()
@@ -362,8 +393,55 @@ def test_the_language_of_the_default_data(
     outcome, commands = provision_language(s3, registry, flag, default)
     assert outcome.language == expected
     assert commands == [
-        ["rake", "db:migrate", "redmine:load_default_data", f"REDMINE_LANG={expected}"]
+        ["rake", "db:migrate"],
+        ["rake", "redmine:load_default_data", f"REDMINE_LANG={expected}"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("migrate", "expected"),
+    [
+        ("rake db:migrate redmine:plugins:migrate", ["rake"]),
+        ("bundle exec rake db:migrate", ["bundle", "exec", "rake"]),
+        ("bin/rails db:migrate", ["bin/rails"]),
+        ("/usr/bin/env RAILS_ENV=production bundle exec rake db:migrate", None),
+    ],
+)
+def test_the_default_data_runs_with_the_rake_of_the_migrate_command(
+    migrate: str, expected: list[str] | None
+) -> None:
+    import shlex
+
+    request = ProvisionRequest("acme", shlex.split(migrate))
+    command = default_data_command(request, "fr")
+    assert command[-2:] == ["redmine:load_default_data", "REDMINE_LANG=fr"]
+    if expected is not None:
+        assert command[:-2] == expected
+    else:
+        assert command[:-2] == shlex.split(migrate)[:-1]
+
+
+def test_a_migrate_command_without_rake_is_refused_before_anything_changes(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed(s3, "acme")
+    before = objects_in(s3)
+    runner = LocalRunner(make_site(s3, Catalog()), registry.store)
+    request = ProvisionRequest("acme", ["./migrate.sh"])
+    with pytest.raises(UsageError, match="cannot tell how to run rake"):
+        provision(registry, runner, lambda t, c: "run", request)
+    assert objects_in(s3) == before
+
+
+def test_default_data_that_did_not_load_fails_the_provisioning_before_the_admin(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    seed(s3, "acme")
+    catalog = Catalog(trackers=0)  # the rake task printed "Error: ..." and exited 0
+    with pytest.raises(OperationFailed, match="default data is not in 'acme'"):
+        provisioned(s3, registry, catalog)
+    assert not any("UPDATE users" in s for s in catalog.statements)
+    assert registry.store.get("acme").tenant.status == "provisioning"  # not served
 
 
 def test_an_unknown_language_is_refused_before_anything_changes(
@@ -1004,3 +1082,234 @@ def test_a_restored_copy_of_a_secret_tenant_gets_its_own_password() -> None:
     copy = copy_for("acme-restored", source).to_document(redact=False)
     assert "password_secret" not in copy["db"]
     assert copy["db"]["password"] and copy["db"]["user"] == "acme_restored"
+
+
+# -- restore-db --replace -------------------------------------------------------------------------
+BACKUP_ID = "20261128T041500Z-1a2b3c"
+STAMP = "20261128050000"
+
+
+def put_manifest(s3: S3Client, tenant: str = "acme", backup_id: str = BACKUP_ID) -> None:
+    manifest = {
+        "tenant": tenant,
+        "backup_id": backup_id,
+        "key": f"backups/{tenant}/{backup_id}.dump",
+        "size": 10,
+        "sha256": "0" * 64,
+        "database": tenant,
+        "created_at": "2026-11-28T04:15:00+00:00",
+        "reason": "manual",
+        "tables": {"public.users": 2, "public.issues": 5},
+    }
+    s3.put_object(
+        Bucket=BUCKET,
+        Key=f"backups/{tenant}/{backup_id}.json",
+        Body=json.dumps(manifest).encode(),
+    )
+
+
+@dataclass
+class ReplaceWorld:
+    catalog: Catalog
+    runner: LocalRunner
+    restored_into: list[str]
+    safety: list[str]
+
+
+@pytest.fixture
+def replace_world(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> ReplaceWorld:
+    add_tenant(registry, "acme")
+    put_manifest(s3)
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    world = ReplaceWorld(catalog, LocalRunner(make_site(s3, catalog), registry.store), [], [])
+
+    def dump(site: Site, tenant_id: str, tenant: Any, reason: str) -> _FakeBackup:
+        world.safety.append(reason)
+        return _FakeBackup({"key": "backups/acme/safety.dump", "backup": "safety-1"})
+
+    def restore(site: Site, backup: Any, target: Any) -> dict[str, int]:
+        world.restored_into.append(target.db.name)
+        return dict(backup.tables)
+
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.dump", dump)
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.restore", restore)
+    return world
+
+
+def replace_plan(registry: TenantRegistry, s3: S3Client, world: ReplaceWorld) -> Any:
+    request = ReplaceRequest("acme", BACKUP_ID)
+    return request, plan_replace(registry, world.runner, s3, BUCKET, "backups/", request, STAMP)
+
+
+def test_replace_restores_beside_the_live_database_then_swaps_and_parks_it(
+    s3: S3Client, registry: TenantRegistry, replace_world: ReplaceWorld
+) -> None:
+    world = replace_world
+    request, the_plan = replace_plan(registry, s3, world)
+    assert the_plan.parked_as == f"acme_replaced_{STAMP}" and the_plan.rows == 7
+    assert the_plan.warning and "suspend it first" in the_plan.warning
+    outcome = replace(registry, world.runner, request, the_plan)
+    assert world.safety == [f"before replace by {BACKUP_ID}"]
+    assert outcome.safety_backup == "safety-1"
+    assert world.restored_into == [f"acme_restore_{STAMP}"]  # never the live database
+    assert world.catalog.databases == {"acme": "acme", f"acme_replaced_{STAMP}": "acme"}
+    assert world.catalog.closed == {f"acme_replaced_{STAMP}"}  # parked: no one connects
+    changes = world.catalog.changes()
+    assert not any(s.startswith("DROP") for s in changes)
+    created = _index(changes, f'CREATE DATABASE "acme_restore_{STAMP}" OWNER "acme" ENCODING')
+    closed = _index(changes, 'ALTER DATABASE "acme" ALLOW_CONNECTIONS false;')
+    assert created < closed  # the live one is touched only after the verified restore
+    assert outcome.result["parked"] == f"acme_replaced_{STAMP}"
+    assert registry.store.get("acme").tenant.db.name == "acme"  # the document is unchanged
+
+
+def _index(statements: list[str], start: str) -> int:
+    return next(i for i, s in enumerate(statements) if s.startswith(start))
+
+
+def test_replace_whose_restore_does_not_verify_leaves_the_live_database_alone(
+    s3: S3Client,
+    registry: TenantRegistry,
+    replace_world: ReplaceWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = replace_world
+
+    def bad_restore(site: Site, backup: Any, target: Any) -> dict[str, int]:
+        raise OperationFailed("restored row counts differ from the backup: public.issues: 5 != 4")
+
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.restore", bad_restore)
+    request, the_plan = replace_plan(registry, s3, world)
+    with pytest.raises(OperationFailed, match="row counts differ"):
+        replace(registry, world.runner, request, the_plan)
+    changes = world.catalog.changes()
+    assert not any('ALTER DATABASE "acme"' in s for s in changes)
+    assert [s for s in changes if s.startswith("DROP")] == [
+        f'DROP DATABASE IF EXISTS "acme_restore_{STAMP}" WITH (FORCE);\n'
+    ]
+    assert world.catalog.databases == {"acme": "acme"} and not world.catalog.closed
+
+
+def test_replace_whose_swap_fails_reopens_the_live_database(
+    s3: S3Client, registry: TenantRegistry, replace_world: ReplaceWorld
+) -> None:
+    world = replace_world
+    world.catalog.fail_swap = True
+    request, the_plan = replace_plan(registry, s3, world)
+    with pytest.raises(OperationFailed, match="being accessed"):
+        replace(registry, world.runner, request, the_plan)
+    assert world.catalog.databases == {"acme": "acme"}
+    assert not world.catalog.closed  # ALLOW_CONNECTIONS true again
+    assert 'ALTER DATABASE "acme" ALLOW_CONNECTIONS true;\n' in world.catalog.statements
+
+
+def test_replace_without_a_safety_backup_changes_nothing(
+    s3: S3Client,
+    registry: TenantRegistry,
+    replace_world: ReplaceWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = replace_world
+
+    def failing_dump(*args: Any) -> Any:
+        raise OperationFailed("pg_dump failed: disk full")
+
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.dump", failing_dump)
+    request, the_plan = replace_plan(registry, s3, world)
+    with pytest.raises(OperationFailed, match="disk full"):
+        replace(registry, world.runner, request, the_plan)
+    assert world.catalog.changes() == [] and world.restored_into == []
+
+
+def test_a_rerun_drops_only_the_leftover_of_a_failed_replace(
+    s3: S3Client, registry: TenantRegistry, replace_world: ReplaceWorld
+) -> None:
+    world = replace_world
+    world.catalog.databases["acme_restore_20261127000000"] = "acme"  # a crash's leftover
+    world.catalog.databases["acme_replaced_20261126000000"] = "acme"  # an earlier replace
+    world.catalog.databases["acme_restore_20261127000000x"] = "acme"  # not our pattern
+    request, the_plan = replace_plan(registry, s3, world)
+    replace(registry, world.runner, request, the_plan)
+    drops = [s for s in world.catalog.changes() if s.startswith("DROP")]
+    assert drops == ['DROP DATABASE IF EXISTS "acme_restore_20261127000000" WITH (FORCE);\n']
+    assert "acme_replaced_20261126000000" in world.catalog.databases
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "match"),
+    [
+        ("provisioning", UsageError, "is provisioning"),
+        ("no-backup", NotFound, "no backup"),
+        ("no-database", NotFound, "does not exist"),
+    ],
+)
+def test_replace_plan_refusals_write_nothing(
+    s3: S3Client,
+    registry: TenantRegistry,
+    replace_world: ReplaceWorld,
+    change: str,
+    error: type[Exception],
+    match: str,
+) -> None:
+    world = replace_world
+    if change == "provisioning":
+        stored = registry.store.get("acme")
+        registry.update("acme", stored.tenant.with_status("provisioning"), "(t)", stored)
+    elif change == "no-backup":
+        s3.delete_object(Bucket=BUCKET, Key=f"backups/acme/{BACKUP_ID}.json")
+    else:
+        world.catalog.databases.clear()
+    before = objects_in(s3)
+    with pytest.raises(error, match=match):
+        replace_plan(registry, s3, world)
+    assert objects_in(s3) == before and world.catalog.changes() == []
+
+
+def test_purge_drops_the_parked_databases_of_earlier_replaces(
+    s3: S3Client, registry: TenantRegistry, replace_world: ReplaceWorld
+) -> None:
+    world = replace_world
+    world.catalog.databases[f"acme_replaced_{STAMP}"] = "acme"
+    world.catalog.databases["other_db"] = "someone"
+    request = PurgeRequest("acme")
+    the_plan = plan(registry, world.runner, s3, request)
+    assert the_plan.side_databases == [f"acme_replaced_{STAMP}"]
+    assert f"with the parked database(s) acme_replaced_{STAMP}" in the_plan.steps[1]
+    purge(
+        registry, world.runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan
+    )
+    assert world.catalog.databases == {"other_db": "someone"}
+
+
+def test_restore_db_replace_command_asks_and_plans(
+    s3: S3Client,
+    run: Invoke,
+    registry: TenantRegistry,
+    replace_world: ReplaceWorld,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    catalog = replace_world.catalog
+    monkeypatch.setattr(
+        "redmica_ops.lifecycle.site.Psql",
+        lambda connection, psql="psql": FakeSql(catalog, connection),
+    )
+    before = objects_in(s3)
+    local = ("--executor", "local")
+    both = run("tenant", "restore-db", "acme", BACKUP_ID, "--replace", "--into", "x", *local)
+    assert both.exit_code == 2 and "choose one of" in both.stderr
+    unasked = run("tenant", "restore-db", "acme", BACKUP_ID, "--replace", *local)
+    assert unasked.exit_code == 2 and "without confirmation" in unasked.stderr
+    dry = run(
+        "tenant", "restore-db", "acme", "latest", "--replace", "--dry-run", *local, "-O", "json"
+    )
+    assert dry.exit_code == 0, dry.output
+    assert dry.json()["plan"]["backup"] == BACKUP_ID
+    assert objects_in(s3) == before and catalog.changes() == []
+    done = run(
+        "tenant", "restore-db", "acme", BACKUP_ID, "--replace", "--yes", *local, "-O", "json"
+    )
+    assert done.exit_code == 0, done.output
+    assert done.json()["safety_backup"] == "safety-1"
+    assert done.json()["parked"].startswith("acme_replaced_")

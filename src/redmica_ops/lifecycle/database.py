@@ -200,6 +200,14 @@ def set_admin(sql: Sql, database: str, owner: str, login: str, hashed: str, salt
         raise OperationFailed(f"{login!r} is not a Redmine login")
     if not re.fullmatch(r"[0-9a-f]{40}", hashed) or not re.fullmatch(r"[0-9a-f]{32}", salt):
         raise OperationFailed("the administrator's password hash is malformed")
+    loaded = sql.query("SELECT count(*) FROM trackers;\n", database=database)
+    if not loaded or loaded[0][0] in ("", "0"):
+        raise OperationFailed(
+            f"Redmine's default data is not in {database!r} (no trackers): "
+            "redmine:load_default_data failed, though it exits 0",
+            "see the default data run's log (its first 'Error:' line), fix the cause and run "
+            "`redmica tenant provision` again",
+        )
     rows = sql.query(
         f"SET ROLE {ident(owner)};\n"
         "UPDATE users SET login = "
@@ -217,6 +225,82 @@ def set_admin(sql: Sql, database: str, owner: str, login: str, hashed: str, salt
             "run the migrations first (`redmica tenant provision` does)",
         )
     return f"administrator {login}: password set"
+
+
+# -- replacing the live database (restore-db --replace) -------------------------------------------
+# A replace restores into `<name>_restore_<stamp>`, then renames the live database to
+# `<name>_replaced_<stamp>` (parked, never dropped by the replace) and the restored one to the
+# live name. Both stay owned by the tenant's owner role, so purge finds and drops them.
+FRESH = "_restore_"
+PARKED = "_replaced_"
+_SIDE_BASE = 36  # 36 + len("_replaced_") + 14 digits <= 63, PostgreSQL's identifier limit
+STAMP = re.compile(r"\d{14}")
+
+
+def side_name(database: str, kind: str, stamp: str) -> str:
+    if kind not in (FRESH, PARKED) or not STAMP.fullmatch(stamp):
+        raise OperationFailed(f"bad side database name parts: {kind!r}, {stamp!r}")
+    return f"{database[:_SIDE_BASE]}{kind}{stamp}"
+
+
+def is_side_of(database: str, name: str) -> bool:
+    base = database[:_SIDE_BASE]
+    return any(
+        name.startswith(base + kind) and STAMP.fullmatch(name[len(base + kind) :])
+        for kind in (FRESH, PARKED)
+    )
+
+
+def side_databases(state: DatabaseState) -> list[str]:
+    """The tenant's restore leftovers and parked databases (owned by its roles)."""
+    return sorted(
+        name
+        for owned in state.owned_elsewhere.values()
+        for name in owned
+        if is_side_of(state.database, name)
+    )
+
+
+def create_owned_database(sql: Sql, name: str, owner: str) -> None:
+    """A fresh database for a restore, like the tenant's own (owner, UTF8, no PUBLIC)."""
+    db, role = ident(name), ident(owner)
+    sql.run(f"CREATE DATABASE {db} OWNER {role} ENCODING 'UTF8' TEMPLATE template0;\n")
+    sql.run(
+        f"REVOKE CONNECT, TEMPORARY ON DATABASE {db} FROM PUBLIC;\n"
+        f"GRANT CONNECT ON DATABASE {db} TO {role};\n"
+    )
+
+
+def drop_fresh(sql: Sql, database: str, names: list[str]) -> list[str]:
+    """Drop restore targets that never went live (only `<name>_restore_<stamp>` names)."""
+    dropped = []
+    for name in names:
+        if not (is_side_of(database, name) and FRESH in name[len(database[:_SIDE_BASE]) :]):
+            raise OperationFailed(f"refusing to drop {name!r}: not a restore target of {database}")
+        sql.run(f"DROP DATABASE IF EXISTS {ident(name)} WITH (FORCE);\n")
+        dropped.append(name)
+    return dropped
+
+
+def swap(sql: Sql, live: str, fresh: str, parked: str) -> None:
+    """Park the live database and give its name to the restored one, atomically.
+
+    New connections to the live database are refused first (ALLOW_CONNECTIONS false), its
+    sessions closed, then both renames commit together: either both happened or neither. On
+    failure the live database accepts connections again, unchanged."""
+    sql.run(f"ALTER DATABASE {ident(live)} ALLOW_CONNECTIONS false;\n")
+    try:
+        sql.run(
+            "BEGIN;\n"
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            f" WHERE datname = {literal(live)} AND pid <> pg_backend_pid();\n"
+            f"ALTER DATABASE {ident(live)} RENAME TO {ident(parked)};\n"
+            f"ALTER DATABASE {ident(fresh)} RENAME TO {ident(live)};\n"
+            "COMMIT;\n"
+        )
+    except OperationFailed:
+        sql.run(f"ALTER DATABASE {ident(live)} ALLOW_CONNECTIONS true;\n")
+        raise
 
 
 # -- dropping -------------------------------------------------------------------------------------
@@ -237,6 +321,13 @@ def drop(sql: Sql, database: str, user: str, expect_absent: bool = False) -> lis
     if state.exists:
         sql.run(f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE);\n")
         done.append(f"database {database}: dropped")
+    # Parked and leftover databases of earlier replaces (restore-db --replace) go with it.
+    for side in side_databases(state):
+        sql.run(f"DROP DATABASE IF EXISTS {ident(side)} WITH (FORCE);\n")
+        done.append(f"database {side}: dropped")
+        for owned in state.owned_elsewhere.values():
+            if side in owned:
+                owned.remove(side)
     owner = state.owner or user
     for name in sorted(state.roles, key=lambda n: n == owner):  # the twin first
         if state.owned_elsewhere.get(name):

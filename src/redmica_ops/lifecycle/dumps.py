@@ -9,6 +9,7 @@ dumped; a restore is accepted only when the restored database has the same count
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import Conflict, NotFound, OperationFailed, UsageError
+from redmica_ops.lifecycle import database
 from redmica_ops.lifecycle.database import row_counts
 from redmica_ops.lifecycle.site import Site
 from redmica_ops.lifecycle.sql import run_tool
@@ -255,3 +257,45 @@ def restore(site: Site, backup: Backup, target: Tenant) -> dict[str, int]:
         sample = ", ".join(f"{t}: {a} != {b}" for t, (a, b) in list(wrong.items())[:5])
         raise OperationFailed(f"restored row counts differ from the backup: {sample}")
     return counts
+
+
+def replace_live(site: Site, backup: Backup, tenant: Tenant, stamp: str) -> dict[str, str | int]:
+    """Restore `backup` over the tenant's live database without ever dropping it.
+
+    Into a fresh database `<name>_restore_<stamp>` (owned by the live one's owner), verified by
+    the manifest's row counts; only then the swap (database.swap): the live database is parked
+    as `<name>_replaced_<stamp>` and the restored one takes its name. Any failure before the
+    swap drops the fresh database (it never served anything) and leaves the live one as it was.
+    """
+    live = tenant.db.name
+    sql = site.admin_sql(tenant)
+    state = database.inspect(sql, live, sorted(database.login_pair(tenant.db.user)))
+    if state.owner is None:
+        raise NotFound(
+            f"database {live!r} does not exist; there is nothing to replace",
+            "restore into a new tenant with --into NEW_ID",
+        )
+    owner = state.owner
+    fresh = database.side_name(live, database.FRESH, stamp)
+    parked = database.side_name(live, database.PARKED, stamp)
+    # Targets of earlier attempts that failed before their swap never went live.
+    leftovers = [n for n in database.side_databases(state) if database.FRESH in n]
+    database.drop_fresh(sql, live, leftovers)
+    database.create_owned_database(sql, fresh, owner)
+    target = tenant.model_copy(update={"db": tenant.db.model_copy(update={"name": fresh})})
+    try:
+        counts = restore(site, backup, target)
+        database.swap(sql, live, fresh, parked)
+    except BaseException:
+        # By name: after a swap that did commit, no database is called `fresh` any more.
+        with contextlib.suppress(Exception):
+            database.drop_fresh(sql, live, [fresh])
+        raise
+    return {
+        "backup": backup.backup_id,
+        "database": live,
+        "parked": parked,
+        "tables": len(counts),
+        "rows": sum(counts.values()),
+        "leftovers_dropped": len(leftovers),
+    }

@@ -5,9 +5,11 @@ Order, each step checking what exists so a re-run finishes the job (docs/tenant-
      and the role's rotation twin are not another tenant's;
   2. status -> provisioning (the host answers 503; no app is spawned);
   3. role + database (`create-database` step; exit 4 if the database has another owner);
-  4. migrations + `redmine:load_default_data` as one migration run of this tenant, in the
-     language of --language, else property.language, else the default_language setting;
-  5. the first administrator (`set-admin` step: login and Redmine's salted hash only);
+  4. the migrations, then `redmine:load_default_data` (a second run: see
+     default_data_command) in the language of --language, else property.language, else the
+     default_language setting;
+  5. the first administrator (`set-admin` step: login and Redmine's salted hash only), once
+     the default data is found in the database (the rake task exits 0 when it fails);
   6. status -> active.
 """
 
@@ -54,6 +56,7 @@ class ProvisionOutcome:
     admin_login: str = "admin"
     generated_password: SecretStr | None = None  # shown once by the caller, never logged
     migration_run: str | None = None
+    default_data_run: str | None = None
     language: str = "en"
 
 
@@ -78,9 +81,23 @@ def language_of(request: ProvisionRequest, tenant: Tenant) -> str:
 Migrate = Callable[[str, list[str]], str]
 
 
-def migration_command(request: ProvisionRequest, language: str) -> list[str]:
-    # Rake reads NAME=value arguments as environment variables: no override needs them.
-    return [*request.migrate_command, "redmine:load_default_data", f"REDMINE_LANG={language}"]
+def default_data_command(request: ProvisionRequest, language: str) -> list[str]:
+    """`<the rake of migrate_command> redmine:load_default_data REDMINE_LANG=<language>`.
+
+    A run of its own: in the process that ran db:migrate, Rails still knows the tables as they
+    were before the migrations, and the task fails ("unknown attribute ... for Role") while
+    exiting 0. Rake reads NAME=value arguments as environment: no override needs them."""
+    command = request.migrate_command
+    runner = [i for i, token in enumerate(command) if token.rsplit("/", 1)[-1] in RAKE_PROGRAMS]
+    if not runner:
+        raise UsageError(
+            f"cannot tell how to run rake from migrate_command {' '.join(command)!r}",
+            "make migrate_command a rake (or rails) command, e.g. `bundle exec rake db:migrate`",
+        )
+    return [*command[: runner[-1] + 1], "redmine:load_default_data", f"REDMINE_LANG={language}"]
+
+
+RAKE_PROGRAMS = ("rake", "rails")
 
 
 def precheck(runner: Runner, tenant_id: str, tenant: Tenant) -> None:
@@ -117,6 +134,7 @@ def provision(
         stored = registry.store.get(request.tenant_id)  # raises NotFound / ValidationFailed
     require_status(stored, ("provisioning", "active"), "provision")
     language = language_of(request, stored.tenant)
+    default_data = default_data_command(request, language)
     check_roles_unused(request.tenant_id, stored.tenant, listing)
     precheck(runner, request.tenant_id, stored.tenant)
     # Before anything is written: a password in a secret that cannot be read stops here.
@@ -137,8 +155,10 @@ def provision(
     )
     outcome.done.extend(str(d) for d in _list(result.get("done")))
 
-    outcome.migration_run = migrate(request.tenant_id, migration_command(request, language))
-    outcome.done.append(f"migrations and default data ({language}): done")
+    outcome.migration_run = migrate(request.tenant_id, list(request.migrate_command))
+    outcome.done.append("migrations: done")
+    outcome.default_data_run = migrate(request.tenant_id, default_data)
+    outcome.done.append(f"default data ({language}): loaded")
 
     password = request.admin_password
     if password is None:

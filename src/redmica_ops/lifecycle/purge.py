@@ -52,6 +52,8 @@ class PurgePlan:
     steps: list[str] = field(default_factory=list)
     note: str | None = None
     archive_to: str | None = None  # s3://bucket/prefix/ of the archive copy
+    # Databases parked or left over by `restore-db --replace`: dropped with the live one.
+    side_databases: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -176,7 +178,9 @@ def plan(
             f"s3://{tenant.s3.bucket}/{archive_to} and verify the copy (keys and sizes); stop "
             "here if it differs"
         )
-    steps.append(f"drop database {tenant.db.name} and role(s) {', '.join(roles) or '(none)'}")
+    sides = [str(s) for s in state.get("side_databases") or []]  # type: ignore[union-attr]
+    also = f" with the parked database(s) {', '.join(sides)}" if sides else ""
+    steps.append(f"drop database {tenant.db.name}{also} and role(s) {', '.join(roles) or '(none)'}")
     if archive_to is not None:
         steps.append(f"delete the {count} archived attachment object(s) under {here}")
     elif request.delete_attachments:
@@ -200,6 +204,7 @@ def plan(
         steps,
         note,
         f"s3://{tenant.s3.bucket}/{archive_to}" if archive_to else None,
+        sides,
     )
 
 

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from redmica_ops.runs.pacing import Clock
 
 StepName = Literal[
-    "create-database", "set-admin", "set-login", "drop", "backup", "restore", "inspect"
+    "create-database", "set-admin", "set-login", "drop", "backup", "restore", "replace", "inspect"
 ]
 STEP_NAMES: tuple[str, ...] = get_args(StepName)
 Value: TypeAlias = "str | int | bool | list[str] | dict[str, int] | None"
@@ -119,6 +119,11 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
             "tables": len(counts),
             "rows": sum(counts.values()),
         }
+    if step.name == "replace":
+        backup = dumps.find_backup(
+            site.s3, site.bucket, site.backups_prefix, step.tenant, args["backup"]
+        )
+        return {**dumps.replace_live(site, backup, tenant, args["stamp"])}
     raise UsageError(f"unknown lifecycle step {step.name!r}")
 
 
@@ -129,6 +134,7 @@ def _inspect(sql: Sql, args: Mapping[str, str]) -> StepResult:
         "database": name,
         "owner": state.owner,
         "roles": sorted(state.roles),
+        "side_databases": database.side_databases(state),
     }
     try:
         database.check_can_provision(state, args.get("owner", user))

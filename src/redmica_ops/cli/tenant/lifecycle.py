@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.options import command, pass_app, yes_option
 from redmica_ops.cli.result import Done
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import UsageError
@@ -170,6 +170,7 @@ def provision_tenant(
         "done": outcome.done,
         "admin_login": outcome.admin_login,
         "migration_run": outcome.migration_run,
+        "default_data_run": outcome.default_data_run,
         "language": outcome.language,
     }
     if generated is not None:
@@ -323,7 +324,13 @@ def backups_command(app: Application, tenant_id: str) -> Done:
 @click.argument("tenant_id")
 @click.argument("backup_id")
 @click.option("--into", "into", metavar="NEW_ID", help="the new tenant that receives it")
-@click.option("--replace", is_flag=True, help="restore over the live database (not supported)")
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="replace the live database: safety backup, restore beside it, verify, swap (asks)",
+)
+@yes_option
+@click.option("--dry-run", is_flag=True, help="with --replace: show the plan, change nothing")
 @executor_option
 @pass_app
 def restore_db_command(
@@ -332,29 +339,40 @@ def restore_db_command(
     backup_id: str,
     into: str | None,
     replace: bool,
+    yes: bool,
+    dry_run: bool,
     executor: str,
 ) -> Done:
     """Restore a backup into a fresh database, verified by row counts.
 
     --into NEW_ID creates tenant NEW_ID (a copy of TENANT_ID's document with its own database,
     role, password, sub-domain and folder), restores into it and checks every table's row
-    count against the backup. The live database is never restored over.
+    count against the backup. --replace restores over the live database, never dropping it:
+    after a safety backup of the live database, the backup is restored into a fresh database
+    and verified, then the two swap names in one transaction; the old one is kept, parked as
+    <db>_replaced_<time>. It asks first (--yes in scripts; --dry-run shows the plan).
 
     \b
     Examples:
       redmica tenant restore-db acme latest --into acme-restored
       redmica tenant restore-db acme 20261128T041500Z-1a2b3c --into acme-check
+      redmica tenant restore-db acme 20261128T041500Z-1a2b3c --replace --dry-run
+      redmica tenant restore-db acme 20261128T041500Z-1a2b3c --replace --yes
     """
     from redmica_ops.lifecycle.backup import RestoreRequest, restore
 
-    if replace:
+    if replace and into:
         raise UsageError(
-            "restoring over the live database is not supported",
-            "restore --into NEW_ID, check it, then point the site at it",
+            "choose one of --into NEW_ID and --replace",
+            "--into restores into a new tenant; --replace over this tenant's live database",
         )
+    if (yes or dry_run) and not replace:
+        raise UsageError("--yes and --dry-run go with --replace")
+    if replace:
+        return replace_database(app, tenant_id, backup_id, executor, yes, dry_run)
     if not into:
         raise UsageError(
-            "give --into NEW_ID: a restore goes into a new tenant's fresh database",
+            "give --into NEW_ID (a new tenant) or --replace (over the live database)",
             f"e.g. redmica tenant restore-db {tenant_id} {backup_id} --into {tenant_id}-restored",
         )
     outcome = restore(
@@ -363,6 +381,62 @@ def restore_db_command(
     done = _lines(outcome.done)
     done.document = {"tenant": tenant_id, "into": into, "done": outcome.done, **outcome.result}
     return done
+
+
+def replace_database(
+    app: Application, tenant_id: str, backup_id: str, kind: str, yes: bool, dry_run: bool
+) -> Done:
+    """`restore-db --replace`: plan, confirm, then carry it out (lifecycle/replace.py)."""
+    from dataclasses import asdict
+
+    from redmica_ops.cli.options import confirm
+    from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
+
+    registry = app.registry()
+    runner = build_runner(app, kind)
+    request = ReplaceRequest(tenant_id, backup_id)
+    the_plan = plan_replace(
+        registry, runner, app.clients().s3(), app.bucket(), app.settings.backups_prefix, request
+    )
+    out = app.output
+    if dry_run or not app.json:
+        out.info(f"replace plan for tenant {tenant_id} (database {the_plan.database}):")
+        for number, step in enumerate(the_plan.steps, 1):
+            out.info(f"  {number}. {step}")
+        if the_plan.warning:
+            out.warn(the_plan.warning)
+    if dry_run:
+        return Done({"tenant": tenant_id, "dry_run": True, "plan": asdict(the_plan)})
+    confirm(
+        app,
+        f"replace the live database of tenant {tenant_id!r} with backup {the_plan.backup}",
+        yes,
+    )
+    outcome = replace(registry, runner, request, the_plan)
+
+    def text(out: Output) -> None:
+        for line in outcome.done:
+            out.info(f"  {line}")
+        out.success(
+            f"tenant {tenant_id}: database {the_plan.database} replaced by backup "
+            f"{the_plan.backup}; the old one is parked as {outcome.result.get('parked')}"
+        )
+        out.info(
+            f"to undo: `redmica tenant restore-db {tenant_id} {outcome.safety_backup} "
+            "--replace` (the safety backup)"
+        )
+
+    return Done(
+        {
+            "tenant": tenant_id,
+            "replaced": True,
+            "backup": the_plan.backup,
+            "safety_backup": outcome.safety_backup,
+            "done": outcome.done,
+            **outcome.result,
+        },
+        text,
+    )
 
 
 @command(tenant, "rotate-password")
