@@ -66,6 +66,7 @@ class Catalog:
     connections: list[Connection] = field(default_factory=list)
     closed: set[str] = field(default_factory=set)  # ALLOW_CONNECTIONS false
     trackers: int = 3  # Redmine's default data, as loaded by the rake task
+    table_rows: dict[str, int] = field(default_factory=dict)  # what count(*) finds
     fail_swap: bool = False
 
     def changes(self) -> list[str]:
@@ -98,6 +99,9 @@ class FakeSql:
             return [["1"]]
         if sql.startswith("SELECT count(*) FROM trackers"):
             return [[str(self.catalog.trackers)]]
+        if sql.startswith("SELECT '") and "count(*) FROM" in sql:  # row counts after a restore
+            names = [part.split("'")[1] for part in sql.split("UNION ALL")]
+            return [[n, str(self.catalog.table_rows.get(n, 0))] for n in names]
         return []
 
     def run(self, sql: str, database: str = "postgres") -> None:
@@ -1313,3 +1317,70 @@ def test_restore_db_replace_command_asks_and_plans(
     assert done.exit_code == 0, done.output
     assert done.json()["safety_backup"] == "safety-1"
     assert done.json()["parked"].startswith("acme_replaced_")
+
+
+# -- the other lifecycle commands with db.password_secret ---------------------------------------
+def test_replace_of_a_secret_tenant_restores_with_the_password_read_where_it_runs(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    seed_secret(s3)
+    body = b"PGDMP fake dump"
+    put_manifest(s3)
+    manifest_key = f"backups/acme/{BACKUP_ID}.json"
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
+    manifest["sha256"] = hashlib.sha256(body).hexdigest()
+    s3.put_object(Bucket=BUCKET, Key=manifest_key, Body=json.dumps(manifest).encode())
+    s3.put_object(Bucket=BUCKET, Key=manifest["key"], Body=body)
+    catalog = Catalog(
+        databases={"acme": "acme"},
+        roles={"acme": "login"},
+        table_rows={"public.users": 2, "public.issues": 5},
+    )
+    restores: list[tuple[str, str | None, str]] = []
+
+    def pg_restore(argv: list[str], connection: Connection, database: str) -> None:
+        restores.append((connection.user, connection.password, database))
+
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.run_tool", pg_restore)
+    secrets = DictSecrets()
+    site = dataclasses.replace(make_site(s3, catalog), passwords=secrets)
+    result = LocalRunner(site, registry.store).run(
+        Step("replace", "acme", {"backup": BACKUP_ID, "stamp": STAMP})
+    )
+    assert restores == [("acme", SECRET_PASSWORD, f"acme_restore_{STAMP}")]
+    assert secrets.read == [SECRET_REFERENCE]
+    assert result["parked"] == f"acme_replaced_{STAMP}" and result["rows"] == 7
+    assert catalog.databases == {"acme": "acme", f"acme_replaced_{STAMP}": "acme"}
+    stored = registry.store.get("acme").tenant
+    assert stored.db.password_secret == SECRET_REFERENCE and stored.db.password is None
+
+
+def test_suspend_resume_and_purge_keep_a_secret_reference_as_it_is(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed_secret(s3)
+    suspend(registry, SuspendRequest("acme", "Back soon"))
+    raw = s3.get_object(Bucket=BUCKET, Key="tenants/acme.yaml")["Body"].read().decode()
+    assert f"password_secret: {SECRET_REFERENCE}" in raw and "password:" not in raw
+    resume(registry, ResumeRequest("acme"))
+    assert registry.store.get("acme").tenant.db.password_secret == SECRET_REFERENCE
+    monkeypatch.setattr(
+        "redmica_ops.lifecycle.dumps.dump", lambda *a: _FakeBackup({"key": "k", "backup": "b"})
+    )
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    runner = LocalRunner(
+        dataclasses.replace(make_site(s3, catalog), passwords=DictSecrets()), registry.store
+    )
+    request = PurgeRequest("acme")
+    record = purge(
+        registry,
+        runner,
+        s3,
+        RecordStore(s3, BUCKET, "lifecycle/", None),
+        request,
+        plan(registry, runner, s3, request),
+    )
+    assert record.state == "done" and registry.store.exists("acme") is None
+    assert catalog.databases == {}
