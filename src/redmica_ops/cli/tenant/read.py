@@ -23,11 +23,14 @@ def list_(app: Application) -> Done:
     Each tenant has a status: ok, clash (it shares a sub_domain, db.name, db role or s3 folder
     with a tenant that keeps it, and is not served) or invalid (the document cannot be read or does
     not validate; shown with its problems). The exit code is 1 when any tenant is not ok.
+    Apart from that, its lifecycle: active, provisioning or suspended (docs/tenant-lifecycle.md;
+    only active tenants get their application, the others a maintenance page).
 
     \b
     Examples:
       redmica tenant list
       redmica tenant list --output json | jq -r '.[] | select(.status != "ok") | .key'
+      redmica tenant list --output json | jq -r '.[] | select(.lifecycle == "suspended") | .tenant'
     """
     from redmica_ops.tenants.selection import Reason, classify
     from redmica_ops.tenants.views import invalid_view, tenant_row, tenant_view
