@@ -1384,3 +1384,40 @@ def test_suspend_resume_and_purge_keep_a_secret_reference_as_it_is(
     )
     assert record.state == "done" and registry.store.exists("acme") is None
     assert catalog.databases == {}
+
+
+# -- found by a new user's trial (issue 16 follow-up) ---------------------------------------------
+@pytest.mark.parametrize("backup_id", ["nosuch", "latest", "20261128T041500Z-ffffff"])
+def test_restore_db_of_a_missing_backup_exits_3_and_writes_nothing(
+    s3: S3Client, run: Invoke, backup_id: str
+) -> None:
+    seed(s3, "acme")  # no backups at all
+    before = objects_in(s3)
+    result = run(
+        "tenant", "restore-db", "acme", backup_id, "--into", "x1", "--executor", "local"
+    )
+    assert result.exit_code == 3, result.output
+    assert f"no backup '{backup_id}' of tenant 'acme'" in result.stderr
+    assert "tenant backups acme" in result.stderr
+    assert objects_in(s3) == before  # no tenants/x1.yaml, no claims
+
+
+def test_restore_db_into_a_new_tenant_uses_the_backup_it_found(
+    s3: S3Client, registry: TenantRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redmica_ops.lifecycle.backup import RestoreRequest, restore
+
+    seed(s3, "acme")
+    put_manifest(s3)
+    catalog = Catalog()
+    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    restored: list[str] = []
+
+    def fake_restore(site: Site, backup: Any, target: Any) -> dict[str, int]:
+        restored.append(backup.backup_id)
+        return dict(backup.tables)
+
+    monkeypatch.setattr("redmica_ops.lifecycle.dumps.restore", fake_restore)
+    outcome = restore(registry, runner, RestoreRequest("acme", "latest", "x1"), s3, "backups/")
+    assert restored == [BACKUP_ID] and outcome.result["backup"] == BACKUP_ID
+    assert registry.store.get("x1").tenant.status == "active"

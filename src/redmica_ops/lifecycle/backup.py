@@ -10,12 +10,16 @@ row count the backup recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from redmica_ops.errors import UsageError
 from redmica_ops.lifecycle.common import check_roles_unused, new_password, set_status, verifier_of
 from redmica_ops.lifecycle.steps import Runner, Step, StepResult
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 @dataclass(frozen=True)
@@ -67,13 +71,26 @@ def copy_for(into: str, source: Tenant) -> Tenant:
     )
 
 
-def restore(registry: TenantRegistry, runner: Runner, request: RestoreRequest) -> RestoreOutcome:
+def restore(
+    registry: TenantRegistry,
+    runner: Runner,
+    request: RestoreRequest,
+    s3: S3Client,
+    backups_prefix: str,
+) -> RestoreOutcome:
+    """The backup is found (its manifest read) before anything is written: a wrong id or a
+    tenant without backups leaves no half-made tenant behind."""
+    from redmica_ops.lifecycle.dumps import find_backup
+
     if request.into == request.tenant_id:
         raise UsageError(
             "a restore never goes over the live database",
             "restore into a new tenant with --into NEW_ID, check it, then switch",
         )
     source = registry.store.get(request.tenant_id)
+    found = find_backup(
+        s3, registry.store.bucket, backups_prefix, request.tenant_id, request.backup_id
+    )
     outcome = RestoreOutcome(request.tenant_id, request.into, {})
     listing = registry.store.load_all()
     existing = listing.by_id().get(request.into)
@@ -98,7 +115,8 @@ def restore(registry: TenantRegistry, runner: Runner, request: RestoreRequest) -
     )
     outcome.done.extend(str(d) for d in result.get("done") or [])  # type: ignore[union-attr]
     outcome.result = runner.run(
-        Step("restore", request.into, {"source": request.tenant_id, "backup": request.backup_id})
+        # The id found above, not "latest": a backup taken meanwhile is not the one checked.
+        Step("restore", request.into, {"source": request.tenant_id, "backup": found.backup_id})
     )
     outcome.done.append(
         f"restored backup {outcome.result.get('backup')}: {outcome.result.get('tables')} "

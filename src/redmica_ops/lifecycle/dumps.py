@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
-from redmica_ops.errors import Conflict, NotFound, OperationFailed, UsageError
+from redmica_ops.errors import Conflict, NotFound, OperationFailed
 from redmica_ops.lifecycle import database
 from redmica_ops.lifecycle.database import row_counts
 from redmica_ops.lifecycle.site import Site
@@ -189,8 +189,10 @@ def find_backup(
     s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str, backup_id: str
 ) -> Backup:
     if backup_id != "latest" and not BACKUP_ID.fullmatch(backup_id):
-        raise UsageError(
-            f"{backup_id!r} is not a backup id (YYYYMMDDTHHMMSSZ-xxxxxx) or 'latest'",
+        # Not found (exit 3) like any other id that names no backup; the message says the form.
+        raise NotFound(
+            f"no backup {backup_id!r} of tenant {tenant_id!r}: a backup id looks like "
+            "YYYYMMDDTHHMMSSZ-xxxxxx (or say 'latest')",
             f"list them with `redmica tenant backups {tenant_id}`",
         )
     backups = list_backups(s3, bucket, backups_prefix, tenant_id)

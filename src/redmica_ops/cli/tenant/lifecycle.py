@@ -376,7 +376,11 @@ def restore_db_command(
             f"e.g. redmica tenant restore-db {tenant_id} {backup_id} --into {tenant_id}-restored",
         )
     outcome = restore(
-        app.registry(), build_runner(app, executor), RestoreRequest(tenant_id, backup_id, into)
+        app.registry(),
+        build_runner(app, executor),
+        RestoreRequest(tenant_id, backup_id, into),
+        app.clients().s3(),
+        app.settings.backups_prefix,
     )
     done = _lines(outcome.done)
     done.document = {"tenant": tenant_id, "into": into, "done": outcome.done, **outcome.result}
