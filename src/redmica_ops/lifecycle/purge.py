@@ -1,14 +1,16 @@
 """Deprovision (`tenant remove --purge`): final backup, drop, attachments, document — recorded.
 
-Order, and why: the final backup must succeed first (nothing is dropped otherwise); with
---archive-attachments the attachments are then copied to the archive prefix and the copy is
-verified (same keys, same sizes), also before anything is dropped; then the database and both
-login roles; then, only if asked, the attachments are deleted (their count is part of the plan
-the operator confirmed; archived ones only after the verified copy); last the document
-(conditional on the version whose database was dropped) with its uniqueness claims, so a
-failure half way leaves a tenant that is still listed and can be purged again. Every step is
-appended to a deprovision record under `<lifecycle_prefix>deprovisions/`, written conditionally
-each time.
+Order, and why: the plan counts the attachments (with --delete/--archive-attachments a bucket
+that cannot be listed refuses the purge); the final backup must succeed first (nothing is
+dropped otherwise); with --archive-attachments the attachments are then copied to the archive
+prefix and the copy is verified (same keys, same sizes), also before anything is dropped; then
+the document is set `suspended` (conditionally), so a tenant whose database is gone is served
+the maintenance page, never as a live application; then the database and both login roles; then,
+only if asked, the attachments are deleted (their count is part of the plan the operator
+confirmed; archived ones only after the verified copy); last the document (conditional on the
+version whose database was dropped) with its uniqueness claims, so a failure half way leaves a
+tenant that is still listed and can be purged again. Every step is appended to a deprovision
+record under `<lifecycle_prefix>deprovisions/`, written conditionally each time.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
-from redmica_ops.errors import Conflict, NotFound, OperationFailed, RedmicaError, UsageError
+from redmica_ops.errors import (
+    AwsError,
+    Conflict,
+    NotFound,
+    OperationFailed,
+    RedmicaError,
+    UsageError,
+)
+from redmica_ops.lifecycle.common import set_status
 from redmica_ops.lifecycle.steps import Runner, Step, StepResult
 from redmica_ops.tenants.registry import TenantRegistry
 
@@ -154,15 +164,24 @@ def plan(
     archive_to = None
     if request.archive_attachments:
         archive_to = archive_prefix_for(registry, request, attachments)
-    state = runner.run(Step("inspect", request.tenant_id))
     count: int | None
     note = None
     try:
         count = len(attachments.keys())
     except RedmicaError as exc:
-        if request.archive_attachments:
-            raise  # an archive needs to know what it copies
+        if request.archive_attachments or request.delete_attachments:
+            # What is archived or deleted must be known and confirmed before anything drops.
+            flag = (
+                "--archive-attachments" if request.archive_attachments else ("--delete-attachments")
+            )
+            raise AwsError(
+                f"cannot list the attachments of tenant {request.tenant_id!r} in its s3.bucket "
+                f"s3://{tenant.s3.bucket}/{attachments.prefix}: {exc.message}; nothing was done",
+                f"check that the tenant's s3.bucket {tenant.s3.bucket!r} exists and that you may "
+                f"list it (s3:ListBucket), or purge without {flag} to keep the attachments",
+            ) from exc
         count, note = None, f"attachments not counted: {exc.message}"
+    state = runner.run(Step("inspect", request.tenant_id))
     roles = [str(r) for r in state.get("roles") or []]  # type: ignore[union-attr]
     exists = state.get("owner") is not None
     here = f"s3://{tenant.s3.bucket}/{attachments.prefix}"
@@ -339,6 +358,17 @@ def purge(
             }
 
         step("archive attachments (copy, verified)", archive)
+    current = [stored]
+
+    def suspend_first() -> StepResult:
+        # From here on the database may be gone: the document must not be served as a live
+        # application (render shows a suspended tenant's maintenance page), and a purge that
+        # stops half way leaves it so. Conditional on the version read above.
+        before = current[0].tenant.status
+        current[0] = set_status(registry, current[0], "suspended", current[0].tenant.status_message)
+        return {"status": f"{before} -> suspended"}
+
+    step("suspend (maintenance page)", suspend_first)
     step("drop database and roles", lambda: runner.run(Step("drop", request.tenant_id, drop_args)))
     if the_plan.archive_to is not None:
         # Exactly what was copied and verified; anything written since stays (and is said).
@@ -358,7 +388,7 @@ def purge(
         # Conditional on the version whose database was dropped (If-Match); the registry
         # releases the tenant's uniqueness claims after the document is gone.
         try:
-            marker = registry.remove(request.tenant_id, expected=stored)
+            marker = registry.remove(request.tenant_id, expected=current[0])
         except NotFound:
             return {"removed": False, "note": "already gone"}
         return {"removed": True, "delete_marker": marker, "claims_released": True}

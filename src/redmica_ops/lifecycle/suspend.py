@@ -18,6 +18,7 @@ from redmica_ops.tenants.store import StoredTenant
 class SuspendRequest:
     tenant_id: str
     message: str | None = None  # shown on the maintenance page (validated by the model)
+    clear_message: bool = False  # without a message: drop the one there (else it is kept)
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,10 @@ class StatusChange:
 def suspend(registry: TenantRegistry, request: SuspendRequest) -> StatusChange:
     stored = registry.store.get(request.tenant_id)
     require_status(stored, ("active", "suspended"), "suspend")
-    after = set_status(registry, stored, "suspended", request.message)
+    message = request.message
+    if message is None and not request.clear_message:
+        message = stored.tenant.status_message  # suspending again keeps what the page says
+    after = set_status(registry, stored, "suspended", message)
     return _change(stored, after)
 
 

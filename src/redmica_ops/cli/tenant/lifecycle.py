@@ -219,12 +219,18 @@ def provision_command(
 @command(tenant, "suspend")
 @click.argument("tenant_id")
 @click.option("--message", help="text of the maintenance page (plain sentence characters)")
+@click.option(
+    "--clear-message", is_flag=True, help="drop the page's message (without it, it is kept)"
+)
 @pass_app
-def suspend_command(app: Application, tenant_id: str, message: str | None) -> Done:
+def suspend_command(
+    app: Application, tenant_id: str, message: str | None, clear_message: bool
+) -> Done:
     """Serve a maintenance page (503 + Retry-After) instead of the tenant's site.
 
     Its application is not spawned and its data is not touched; `migrate --all` skips it
-    (unless --include-suspended). Takes effect at the next render of the vhosts.
+    (unless --include-suspended). Takes effect at the next render of the vhosts. Suspending
+    a suspended tenant again keeps its message unless --message or --clear-message is given.
 
     \b
     Examples:
@@ -233,7 +239,12 @@ def suspend_command(app: Application, tenant_id: str, message: str | None) -> Do
     """
     from redmica_ops.lifecycle.suspend import SuspendRequest, suspend
 
-    change = suspend(app.registry(), SuspendRequest(tenant_id, message))
+    if message is not None and clear_message:
+        raise UsageError(
+            "choose one of --message and --clear-message",
+            "--message replaces the page's text; --clear-message removes it",
+        )
+    change = suspend(app.registry(), SuspendRequest(tenant_id, message, clear_message))
     return _status_done(change.tenant_id, change.before, change.after, change.changed)
 
 
@@ -297,7 +308,9 @@ def backup_command(app: Application, tenant_id: str, executor: str) -> Done:
 @click.argument("tenant_id")
 @pass_app
 def backups_command(app: Application, tenant_id: str) -> Done:
-    """List a tenant's backups, newest first.
+    """List a tenant's backups, newest first (also those of a purged tenant).
+
+    Exit 3 if there is neither such a tenant nor any backup of it.
 
     \b
     Examples:
@@ -306,6 +319,9 @@ def backups_command(app: Application, tenant_id: str) -> Done:
     from redmica_ops.lifecycle.dumps import list_backups
 
     found = list_backups(app.clients().s3(), app.bucket(), app.settings.backups_prefix, tenant_id)
+    if not found:
+        # A purged tenant's backups stay listable; a name with neither is a typo (exit 3).
+        app.registry().store.get(tenant_id)
     rows = [b.summary() for b in found]
 
     def text(out: Output) -> None:
@@ -480,6 +496,14 @@ def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
     )
 
 
+def step_outcome(step: dict[str, object]) -> str:
+    """What a recorded purge step did, in words: a skipped step says so, with why."""
+    result = step.get("result")
+    if isinstance(result, dict) and result.get("skipped"):
+        return f"skipped ({result['skipped']})"
+    return "ok"
+
+
 def purge_tenant(
     app: Application,
     tenant_id: str,
@@ -533,7 +557,7 @@ def purge_tenant(
 
     def text(out: Output) -> None:
         for step in record.steps:
-            out.info(f"  {step['step']}: ok")
+            out.info(f"  {step['step']}: {step_outcome(step)}")
         out.success(f"purged tenant {tenant_id}; record s3://{app.bucket()}/{record.key}")
 
     return Done(
