@@ -1435,7 +1435,7 @@ def test_a_purge_that_cannot_count_the_attachments_it_would_remove_refuses_first
     runner = LocalRunner(make_site(s3, catalog), registry.store)
     before = objects_in(s3)
     with pytest.raises(AwsError) as raised:
-        plan(registry, runner, s3, PurgeRequest("acme", **{flag: True}))
+        plan(registry, runner, s3, PurgeRequest("acme", **{flag: True}))  # type: ignore[arg-type]
     assert raised.value.exit_code == 5
     assert "s3.bucket s3://redmica-attachments/acme/" in raised.value.message
     assert "redmica-attachments" in (raised.value.hint or "")
@@ -1488,7 +1488,10 @@ def test_a_purge_stopped_after_the_drop_leaves_the_tenant_suspended_not_served(
 def test_purge_output_says_a_skipped_step_was_skipped_and_why() -> None:
     from redmica_ops.cli.tenant.lifecycle import step_outcome
 
-    skipped = {"step": "final backup", "result": {"skipped": "the database does not exist"}}
+    skipped: dict[str, object] = {
+        "step": "final backup",
+        "result": {"skipped": "the database does not exist"},
+    }
     assert step_outcome(skipped) == "skipped (the database does not exist)"
     assert step_outcome({"step": "drop database and roles", "result": {"done": []}}) == "ok"
 
