@@ -1522,3 +1522,90 @@ def test_suspending_again_keeps_the_message_unless_told(s3: S3Client, run: Invok
     assert registry.store.get("acme").tenant.status_message is None
     both = run("tenant", "suspend", "acme", "--message", "x", "--clear-message")
     assert both.exit_code == 2 and "choose one of" in both.stderr
+
+
+def test_lifecycle_errors_are_one_line_with_a_hint(
+    s3: S3Client, run: Invoke, tmp_path: Any
+) -> None:
+    from redmica_ops.lifecycle.sql import Psql
+
+    seed(s3, "acme")
+    before = objects_in(s3)
+    bad = run("tenant", "suspend", "acme", "--message", "50% off ${HOME}")
+    assert bad.exit_code == 2
+    assert "--message (status_message):" in bad.stderr and "hint:" in bad.stderr
+    assert "validation failed" not in bad.stderr
+    alone = run("tenant", "remove", "acme", "--dry-run")
+    assert alone.exit_code == 2 and "hint:" in alone.stderr and "--purge" in alone.stderr
+    assert objects_in(s3) == before
+    # psql exits 2 when it cannot connect: no statement ran, and the hint says what to check.
+    fake = tmp_path / "psql"
+    fake.write_text(
+        '#!/bin/sh\necho \'psql: error: connection to server at "db" (10.0.0.1), port 5432 '
+        "failed: Connection refused' >&2\nexit 2\n"
+    )
+    fake.chmod(0o755)
+    with pytest.raises(OperationFailed) as raised:
+        Psql(Connection("db", 5432, "postgres"), str(fake)).query("SELECT 1;")
+    assert raised.value.message.startswith("could not connect to PostgreSQL as 'postgres'")
+    assert "no statement ran" in raised.value.message
+    assert "nothing after the failing statement" not in (raised.value.hint or "")
+    assert "db_admin_user" in (raised.value.hint or "")
+    assert "PGPASSFILE" in (raised.value.hint or "")
+
+
+def test_add_provision_takes_the_provisioning_options_of_tenant_provision(
+    s3: S3Client, run: Invoke, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redmica_ops.cli.result import Done
+
+    document = tmp_path / "acme.yaml"
+    document.write_text(tenant_yaml("acme"))
+    before = objects_in(s3)
+    args = ("tenant", "add", "acme", "-f", str(document))
+    alone = run(*args, "--admin-password-stdin", input="pw\n")
+    assert alone.exit_code == 2 and "goes with --provision" in alone.stderr
+    both = run(
+        "tenant", "add", "acme", "-f", "-", "--provision", "--admin-password-stdin",
+        input=tenant_yaml("acme"),
+    )  # fmt: skip
+    assert both.exit_code == 2 and "stdin cannot carry both" in both.stderr
+    empty = run(*args, "--provision", "--executor", "local", "--admin-password-stdin", input="")
+    assert empty.exit_code == 2 and "no administrator password on stdin" in empty.stderr
+    assert objects_in(s3) == before
+    seen: list[Any] = []
+    monkeypatch.setattr("redmica_ops.lifecycle.provision.precheck", lambda *a: None)
+
+    def provision_tenant(*a: Any) -> Done:
+        seen.append(a[1:])
+        return Done({"provisioned": True})
+
+    monkeypatch.setattr("redmica_ops.cli.tenant.lifecycle.provision_tenant", provision_tenant)
+    result = run(
+        *args, "--provision", "--executor", "local", "--admin-login", "alice",
+        "--admin-password-stdin", input="Admin-Pass-1\n",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ((tenant_id, kind, login, password, _),) = seen
+    assert (tenant_id, kind, login) == ("acme", "local", "alice")
+    assert password.get_secret_value() == "Admin-Pass-1"
+
+
+def test_a_dry_run_purge_with_the_ecs_executor_writes_and_launches_nothing(
+    s3: S3Client, registry: TenantRegistry
+) -> None:
+    class NoTasks:
+        where = "ecs"
+
+        def run(self, step: Step) -> steps_module.StepResult:
+            raise AssertionError(f"a dry run launched a task: {step.name}")
+
+    add_tenant(registry, "acme")
+    s3.create_bucket(Bucket="redmica-attachments")
+    s3.put_object(Bucket="redmica-attachments", Key="acme/a", Body=b"a")
+    before = objects_in(s3)
+    the_plan = plan(registry, NoTasks(), s3, PurgeRequest("acme", True, dry_run=True))
+    assert objects_in(s3) == before  # no lifecycle/requests/*.json
+    assert the_plan.attachment_count == 1 and "launches no admin task" in the_plan.steps[0]
+    assert "delete 1 attachment object(s)" in the_plan.steps[-2]
+    assert "unknown" in (the_plan.note or "")

@@ -163,3 +163,35 @@ def confirm(app: Application, action: str, yes: bool) -> None:
         )
     if not app.ask(f"{action[:1].upper()}{action[1:]}?"):
         raise Declined(f"{action} was not confirmed", "answer y to go ahead, or give --yes")
+
+
+# -- provisioning: the same options on `tenant provision` and `tenant add --provision` ----------
+def executor_option(func: F) -> F:
+    """`--executor`: where a lifecycle step's SQL (and migrations) run."""
+    decorated: F = click.option(
+        "--executor",
+        type=click.Choice(["ecs", "local"]),
+        default="ecs",
+        show_default=True,
+        help="where the SQL runs: an ECS admin task, or this machine's psql/pg_dump",
+    )(func)
+    return decorated
+
+
+def provisioning_options(func: F) -> F:
+    """--executor, --admin-login and --admin-password-stdin, for every command that provisions."""
+    for option in reversed(
+        (
+            executor_option,
+            click.option(
+                "--admin-login", default="admin", show_default=True, help="first administrator"
+            ),
+            click.option(
+                "--admin-password-stdin",
+                is_flag=True,
+                help="read the administrator's password from stdin (default: generate, show once)",
+            ),
+        )
+    ):
+        func = option(func)
+    return func

@@ -33,6 +33,7 @@ from redmica_ops.errors import (
 )
 from redmica_ops.lifecycle.common import set_status
 from redmica_ops.lifecycle.steps import Runner, Step, StepResult
+from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
 
 if TYPE_CHECKING:
@@ -181,6 +182,9 @@ def plan(
                 f"list it (s3:ListBucket), or purge without {flag} to keep the attachments",
             ) from exc
         count, note = None, f"attachments not counted: {exc.message}"
+    if request.dry_run and runner.where != "local":
+        # A dry run writes and launches nothing: without a task the database is not seen.
+        return dry_plan(request, tenant, stored.key, attachments, count, note, archive_to)
     state = runner.run(Step("inspect", request.tenant_id))
     roles = [str(r) for r in state.get("roles") or []]  # type: ignore[union-attr]
     exists = state.get("owner") is not None
@@ -224,6 +228,49 @@ def plan(
         note,
         f"s3://{tenant.s3.bucket}/{archive_to}" if archive_to else None,
         sides,
+    )
+
+
+def dry_plan(
+    request: PurgeRequest,
+    tenant: Tenant,
+    key: str,
+    attachments: Attachments,
+    count: int | None,
+    note: str | None,
+    archive_to: str | None,
+) -> PurgePlan:
+    """The plan from what can be read without an admin task (ECS executor, --dry-run)."""
+    here = f"s3://{tenant.s3.bucket}/{attachments.prefix}"
+    unknown = "unknown: a dry run launches no admin task"
+    steps = [
+        f"final backup of database {tenant.db.name} if it exists ({unknown}); stop if it fails",
+        f"drop database {tenant.db.name}, any databases parked by restore-db --replace and "
+        f"the role(s) {tenant.db.user}, {tenant.db.user}_2 that exist ({unknown})",
+    ]
+    if archive_to is not None:
+        steps.insert(
+            1,
+            f"copy the {count} attachment object(s) under {here} to "
+            f"s3://{tenant.s3.bucket}/{archive_to} and verify the copy",
+        )
+        steps.append(f"delete the {count} archived attachment object(s) under {here}")
+    elif request.delete_attachments:
+        steps.append(f"delete {count} attachment object(s) under {here}")
+    else:
+        steps.append(f"keep the attachments under {here}")
+    steps.append(f"remove the document {key} and release its uniqueness claims")
+    return PurgePlan(
+        request.tenant_id,
+        tenant.db.name,
+        [],
+        False,
+        here,
+        count,
+        request.delete_attachments,
+        steps,
+        note or f"database and roles {unknown}; run without --dry-run to see them in the plan",
+        f"s3://{tenant.s3.bucket}/{archive_to}" if archive_to else None,
     )
 
 

@@ -112,6 +112,10 @@ class Sql(Protocol):
     def run(self, sql: str, database: str = "postgres") -> None: ...
 
 
+# psql's exit status when the connection failed (or went bad); 3 is a failed statement.
+PSQL_CONNECTION_FAILED = 2
+
+
 class Psql:
     """SQL through psql: the script on stdin (never argv), ON_ERROR_STOP, no ~/.psqlrc."""
 
@@ -140,6 +144,14 @@ class Psql:
                 raise UsageError(
                     f"{self.psql} is not installed", "install the PostgreSQL client (psql)"
                 ) from None
+        if result.returncode == PSQL_CONNECTION_FAILED:
+            raise OperationFailed(
+                f"could not connect to PostgreSQL as {self.connection.user!r} "
+                f"({self.connection.host or 'local socket'}:{self.connection.port or 5432}): "
+                f"{_first_error(result.stderr)}; no statement ran",
+                "check db_admin_user, the database host/port (db_host or the document's "
+                "db.host/db.port) and the password file (PGPASSFILE or ~/.pgpass)",
+            )
         if result.returncode != 0:
             raise OperationFailed(
                 f"PostgreSQL refused: {_first_error(result.stderr)}",
@@ -176,5 +188,11 @@ def run_tool(
                 f"{argv[0]} is not installed", "install the PostgreSQL client tools"
             ) from None
     if result.returncode != 0:
-        raise OperationFailed(f"{Path(argv[0]).name} failed: {_first_error(result.stderr)}")
+        hint = None
+        if "connection to server" in result.stderr or "could not connect" in result.stderr:
+            hint = (
+                f"could not connect as {connection.user!r}: check the database host/port and "
+                "the role's password (the document's db.password, or PGPASSFILE)"
+            )
+        raise OperationFailed(f"{Path(argv[0]).name} failed: {_first_error(result.stderr)}", hint)
     return result

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redmica_ops.errors import UsageError
 from redmica_ops.lifecycle.common import require_status, set_status
 from redmica_ops.tenants.registry import TenantRegistry
+from redmica_ops.tenants.rules import check_status_message
 from redmica_ops.tenants.store import StoredTenant
 
 
@@ -35,6 +37,12 @@ class StatusChange:
 
 
 def suspend(registry: TenantRegistry, request: SuspendRequest) -> StatusChange:
+    if request.message is not None and (problem := check_status_message(request.message)):
+        # The model's rule, said for the flag that carried the text (one line, a hint).
+        raise UsageError(
+            f"--message (status_message): {problem}; nothing was written",
+            'write a plain sentence, e.g. --message "Back at 14:00 UTC"',
+        )
     stored = registry.store.get(request.tenant_id)
     require_status(stored, ("active", "suspended"), "suspend")
     message = request.message

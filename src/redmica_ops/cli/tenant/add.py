@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.options import command, pass_app, provisioning_options
 from redmica_ops.cli.result import Done, JSONValue
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import UsageError
@@ -86,14 +86,7 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
     is_flag=True,
     help="then create its database and role, migrate and set its admin (`tenant provision`)",
 )
-@click.option(
-    "--executor",
-    type=click.Choice(["ecs", "local"]),
-    default="ecs",
-    show_default=True,
-    help="with --provision: where the SQL and migrations run",
-)
-@click.option("--admin-login", default="admin", show_default=True, help="with --provision")
+@provisioning_options
 @click.option("--db-password", hidden=True, expose_value=False, callback=_refuse_plain_password)
 @pass_app
 def add(
@@ -110,6 +103,7 @@ def add(
     provision: bool,
     executor: str,
     admin_login: str,
+    admin_password_stdin: bool,
     **flags: Any,
 ) -> Done:
     """Create tenant TENANT_ID from a YAML file, stdin, or flags.
@@ -126,6 +120,11 @@ def add(
           --s3-folder acme --sub-domain acme --limit-ip 203.0.113.0/24 --generate-password
       pass show db/acme | redmica tenant add acme --db-name acme ... --db-password-stdin
       redmica tenant add acme -f acme.yaml --provision --admin-login alice
+      pass show redmine/acme-admin | redmica tenant add acme -f acme.yaml --provision \\
+          --admin-password-stdin --language de
+
+    --executor, --admin-login and --admin-password-stdin go with --provision (as in
+    `tenant provision`; the language of the default data is --language).
     """
     from redmica_ops.cli.tenant import inputs
 
@@ -144,6 +143,17 @@ def add(
             "stdin cannot carry both the document (-f -) and the password",
             "put the password in the document, or the document in a file",
         )
+    if admin_password_stdin and not provision:
+        raise UsageError(
+            "--admin-password-stdin goes with --provision",
+            "add --provision, or set the password later with `redmica tenant provision`",
+        )
+    if admin_password_stdin and (password_stdin or file == inputs.STDIN):
+        raise UsageError(
+            "stdin cannot carry both the administrator's password and "
+            + ("the database password" if password_stdin else "the document (-f -)"),
+            "use --generate-password for the database password, or the document in a file",
+        )
     if show_generated and not generate:
         raise UsageError("--show-generated-password needs --generate-password")
     if file is None and not given:
@@ -154,6 +164,11 @@ def add(
     if file is None and not (password_stdin or generate):
         raise UsageError("the flag form needs --db-password-stdin or --generate-password")
 
+    admin_password = None
+    if admin_password_stdin:  # read now: an empty stdin writes nothing
+        from redmica_ops.cli.tenant.lifecycle import read_secret_line
+
+        admin_password = read_secret_line("administrator password")
     stdin = inputs.stdin_bytes()
     if file is not None:
         raw, source = inputs.read_document(file, stdin)
@@ -213,7 +228,7 @@ def add(
         from redmica_ops.cli.tenant.lifecycle import provision_tenant
 
         out.info(f"created tenant {tenant_id} (status: provisioning); provisioning it")
-        return provision_tenant(app, tenant_id, executor, admin_login, False, None)
+        return provision_tenant(app, tenant_id, executor, admin_login, admin_password, None)
     activation = None
     if activate and fleet is not None and fleet.cells.configured:
         # With cells only the tenant's own cell needs to restart.

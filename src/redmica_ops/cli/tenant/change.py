@@ -211,7 +211,11 @@ def _keep_edit(tenant_id: str, body: str) -> str:
     is_flag=True,
     help="with --purge: copy them to attachments_archive_prefix, verify, then delete them",
 )
-@click.option("--dry-run", is_flag=True, help="with --purge: show the plan, change nothing")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="with --purge: show the plan; writes and launches nothing (ecs: database not inspected)",
+)
 @click.option(
     "--executor",
     type=click.Choice(["ecs", "local"]),
@@ -250,7 +254,9 @@ def remove(
     """
     if (delete_attachments or archive_attachments or dry_run) and not purge:
         raise UsageError(
-            "--delete-attachments, --archive-attachments and --dry-run go with --purge"
+            "--delete-attachments, --archive-attachments and --dry-run go with --purge",
+            "add --purge (e.g. `redmica tenant remove ID --purge --dry-run` to see the plan); "
+            "without it, remove keeps the database and the attachments",
         )
     if delete_attachments and archive_attachments:
         raise UsageError(

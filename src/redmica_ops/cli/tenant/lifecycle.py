@@ -12,7 +12,13 @@ from typing import TYPE_CHECKING
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app, yes_option
+from redmica_ops.cli.options import (
+    command,
+    executor_option,
+    pass_app,
+    provisioning_options,
+    yes_option,
+)
 from redmica_ops.cli.result import Done
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import UsageError
@@ -25,14 +31,6 @@ if TYPE_CHECKING:
     from redmica_ops.lifecycle.steps import Runner
 
 RELOAD_HINT = "it takes effect when the vhosts are rendered again (`redmica reload`)"
-
-executor_option = click.option(
-    "--executor",
-    type=click.Choice(["ecs", "local"]),
-    default="ecs",
-    show_default=True,
-    help="where the SQL runs: an ECS admin task, or this machine's psql/pg_dump",
-)
 
 
 def build_runner(app: Application, kind: str) -> Runner:
@@ -110,9 +108,16 @@ def read_secret_line(what: str) -> SecretStr:
 
     from redmica_ops.cli.tenant import inputs
 
-    value = inputs.read_password(inputs.stdin_bytes())
+    try:
+        value = inputs.read_password(inputs.stdin_bytes())
+    except UsageError:
+        value = ""
     if not value:
-        raise UsageError(f"no {what} on stdin")
+        raise UsageError(
+            f"--admin-password-stdin: no {what} on stdin; nothing was written",
+            "pipe it in, e.g. `pass show redmine/acme-admin | redmica tenant provision acme "
+            "--admin-password-stdin`",
+        )
     return SecretStr(value)
 
 
@@ -129,9 +134,10 @@ def provision_tenant(
     tenant_id: str,
     kind: str,
     admin_login: str,
-    admin_password_stdin: bool,
+    admin_password: SecretStr | None,
     language: str | None,
 ) -> Done:
+    """`admin_password`: read from stdin by the caller before anything is written."""
     from redmica_ops.lifecycle.provision import ProvisionRequest, provision
     from redmica_ops.runs.migrations import parse_command
 
@@ -141,7 +147,7 @@ def provision_tenant(
         language=language,
         default_language=app.settings.default_language,
         admin_login=admin_login,
-        admin_password=read_secret_line("administrator password") if admin_password_stdin else None,
+        admin_password=admin_password,
     )
     from redmica_ops.tenants.passwords import PasswordResolver
 
@@ -180,13 +186,7 @@ def provision_tenant(
 
 @command(tenant, "provision")
 @click.argument("tenant_id")
-@executor_option
-@click.option("--admin-login", default="admin", show_default=True, help="first administrator")
-@click.option(
-    "--admin-password-stdin",
-    is_flag=True,
-    help="read the administrator's password from stdin (default: generate, show once)",
-)
+@provisioning_options
 @click.option(
     "--language",
     help="language of the default data [default: property.language, else default_language]",
@@ -213,7 +213,8 @@ def provision_command(
       redmica tenant provision acme --executor local --language de
       pass show redmine/acme-admin | redmica tenant provision acme --admin-password-stdin
     """
-    return provision_tenant(app, tenant_id, executor, admin_login, admin_password_stdin, language)
+    password = read_secret_line("administrator password") if admin_password_stdin else None
+    return provision_tenant(app, tenant_id, executor, admin_login, password, language)
 
 
 @command(tenant, "suspend")
