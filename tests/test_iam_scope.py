@@ -142,3 +142,53 @@ def test_ecs_not_found_errors_are_exit_3_with_a_hint(code: str, words: str, sett
     assert translated.exit_code == ExitCode.NOT_FOUND and int(translated.exit_code) == 3
     assert words in translated.message and "while updating the service" in translated.message
     assert setting in (translated.hint or "")
+
+
+def _iam_policy_roles() -> list[str]:
+    from redmica_ops.cli.doctor import iam_policy
+
+    (option,) = [p for p in iam_policy.params if p.name == "role"]
+    return list(option.type.choices)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("role", _iam_policy_roles())
+def test_iam_policy_prints_a_policy_for_every_for_choice(
+    s3: S3Client, run: Invoke, role: str
+) -> None:
+    """Every `--for` choice (admin_task crashed with a KeyError) prints a scoped policy."""
+    import json
+
+    from tests.test_deploy import moto_service
+
+    moto_service()
+    env = {"REDMICA_CLUSTER": "prod", "REDMICA_SERVICE": "redmica"}
+    env["REDMICA_TASK_DEFINITION"] = "redmica-app"
+    result = run("iam-policy", "--for", role, app=Application(env={**os.environ, **env}))
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    resources = [r for s in document["Statement"] for r in s["Resource"]]
+    assert not any(r.endswith((":secret:*", ":parameter/*")) for r in resources)
+
+
+@pytest.mark.parametrize("role", ["container", "operator", "admin_task"])
+@pytest.mark.parametrize("where", ["toml", "env", "library"])
+def test_an_empty_tenant_secrets_prefix_is_refused(
+    s3: S3Client, run: Invoke, tmp_path: Any, role: str, where: str
+) -> None:
+    """Empty would grant GetSecretValue on `secret:*` and GetParameter on `parameter/*`."""
+    if where == "library":
+        with pytest.raises(UsageError, match="tenant_secrets_prefix is empty"):
+            policy_document(role, scope(secrets_prefix=""))
+        return
+    env = {"REDMICA_CLUSTER": "prod", "REDMICA_SERVICE": "redmica"}
+    env["REDMICA_TASK_DEFINITION"] = "redmica-app"
+    if where == "toml":
+        config = tmp_path / "redmica.toml"
+        config.write_text('tenant_secrets_prefix = ""\n')
+        env["REDMICA_CONFIG"] = str(config)
+    else:
+        env["REDMICA_TENANT_SECRETS_PREFIX"] = ""  # empty is a value, never "the default"
+    result = run("iam-policy", "--for", role, app=Application(env={**os.environ, **env}))
+    assert result.exit_code == 2, result.output
+    assert "tenant_secrets_prefix" in result.stderr and "must not be empty" in result.stderr
+    assert result.stdout == ""

@@ -92,7 +92,7 @@ def secrets(s3: S3Client) -> dict[str, str]:
         "no_password": no_password,
         "ssm": "/redmica/tenants/gamma/db-password",
         "newline": "/redmica/tenants/newline",
-        "missing": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redmica/none-AbCdEf",
+        "missing": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:redmica/tenants/none-AbCdEf",
     }
 
 
@@ -216,10 +216,23 @@ def test_render_vhosts_reads_the_secret_and_refuses_one_it_cannot_read(
     redacted = run("--domain", "d.example", "render", "vhosts", "--redacted")
     assert redacted.exit_code == 0 and SSM_PASSWORD not in redacted.output
     put_tenant(s3, "ghost", secret_document("ghost", secrets["missing"]))
-    failed = run("--domain", "d.example", "render", "vhosts", "-o", str(tmp_path / "b.conf"))
-    assert failed.exit_code == 2, failed.output
-    assert "db.password_secret" in failed.stderr and "does not exist" in failed.stderr
-    assert not (tmp_path / "b.conf").exists()
+    # As its help says: left out and named (as an invalid document is), the others rendered.
+    partial = run("--domain", "d.example", "render", "vhosts", "-o", str(tmp_path / "b.conf"))
+    assert partial.exit_code == 0, partial.output
+    assert "error: tenant ghost is NOT rendered (secret):" in partial.stderr
+    assert "db.password_secret" in partial.stderr and "does not exist" in partial.stderr
+    written = (tmp_path / "b.conf").read_text()
+    assert "ghost" not in written and f'"{SSM_PASSWORD}"' in written
+    # --redacted leaves out and names the same tenants.
+    review = run("--domain", "d.example", "render", "vhosts", "--redacted")
+    assert review.exit_code == 0, review.output
+    assert "error: tenant ghost is NOT rendered (secret):" in review.stderr
+    assert "ghost" not in review.stdout and "gamma" in review.stdout
+    strict = run(
+        "--domain", "d.example", "render", "vhosts", "--strict", "-o", str(tmp_path / "c.conf")
+    )
+    assert strict.exit_code == 2, strict.output
+    assert not (tmp_path / "c.conf").exists()
 
 
 def test_a_local_migration_gets_the_password_from_the_secret(
@@ -254,3 +267,131 @@ def test_a_local_migration_gets_the_password_from_the_secret(
     refused = executor.launch(Job("ghost", 1, [sys.executable, "-c", dump]))
     assert isinstance(refused, LaunchFailed) and not refused.retryable
     assert "does not exist" in refused.reason and "json-password" not in refused.reason
+
+
+OUTSIDE = [
+    f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:other/acme-AbCdEf",
+    "/elsewhere/pw",
+    f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/other/acme",
+    "/redmica/tenantsX/acme",
+]
+
+
+@pytest.mark.parametrize("reference", OUTSIDE)
+def test_a_secret_outside_tenant_secrets_prefix_is_refused_at_add_and_validate(
+    s3: S3Client, run: Invoke, tmp_path: Path, reference: str
+) -> None:
+    """The app task role may read only `<prefix>*`: such a tenant could never be served."""
+    import yaml
+
+    document = yaml.safe_dump(secret_document("acme", reference))
+    added = run("tenant", "add", "acme", "-f", "-", input=document)
+    assert added.exit_code == 2, added.output
+    assert "db.password_secret" in added.stderr and "tenant_secrets_prefix" in added.stderr
+    assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0  # nothing, not even a claim
+    path = tmp_path / "acme.yaml"
+    path.write_text(document)
+    validated = run("tenant", "validate", str(path))
+    assert validated.exit_code == 2, validated.output
+    assert "tenant_secrets_prefix" in validated.output
+
+
+def test_a_secret_outside_the_prefix_is_set_aside_at_serve_and_named_by_doctor(
+    s3: S3Client, secrets: dict[str, str], run: Invoke, tmp_path: Path
+) -> None:
+    put_tenant(s3, "gamma", secret_document("gamma", secrets["ssm"]))
+    put_tenant(s3, "other", secret_document("other", "/elsewhere/pw"))
+    target = tmp_path / "tenants.conf"
+    app, _ = recording_app(REDMICA_VHOSTS_FILE=str(target))
+    result = run("--domain", "redmine.example.com", "entrypoint", "serve", "--no-check", app=app)
+    assert result.exit_code == 0, result.output
+    assert "from 1 tenant(s)" in target.read_text() and "other.redmine" not in target.read_text()
+    assert "error: tenant other is NOT served" in result.stderr
+    assert "tenant_secrets_prefix" in result.stderr
+    doctor = run("doctor", "--output", "json")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["tenants"]["status"] == "fail" and "other" in checks["tenants"]["detail"]
+
+
+def test_doctor_reports_a_secret_it_cannot_read(
+    s3: S3Client, secrets: dict[str, str], run: Invoke
+) -> None:
+    put_tenant(s3, "gamma", secret_document("gamma", secrets["ssm"]))
+    doctor = run("doctor", "--output", "json")
+    checks = {c["name"]: c for c in json.loads(doctor.stdout)}
+    assert checks["tenants: password secrets"]["status"] == "ok"
+    put_tenant(s3, "ghost", secret_document("ghost", secrets["missing"]))
+    doctor = run("doctor", "--output", "json")
+    assert doctor.exit_code == 1
+    check = {c["name"]: c for c in json.loads(doctor.stdout)}["tenants: password secrets"]
+    assert check["status"] == "fail" and "does not exist" in check["detail"]
+    assert SSM_PASSWORD not in doctor.output
+
+
+@pytest.mark.parametrize("same", ["identical", "ssm name and its arn"])
+def test_two_tenants_cannot_share_a_password_secret(
+    s3: S3Client, secrets: dict[str, str], run: Invoke, same: str
+) -> None:
+    """One tenant would get another's database password: a unique value, claimed."""
+    import yaml
+
+    first = run(
+        "tenant",
+        "add",
+        "gamma",
+        "-f",
+        "-",
+        input=yaml.safe_dump(secret_document("gamma", secrets["ssm"])),
+    )
+    assert first.exit_code == 0, first.output
+    claims = s3.list_objects_v2(Bucket=BUCKET, Prefix="tenants/_claims/db_password_secret/")
+    assert claims["KeyCount"] == 1
+    reference = secrets["ssm"]
+    if same != "identical":
+        reference = f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter{reference}"
+    second = run(
+        "tenant",
+        "add",
+        "delta",
+        "-f",
+        "-",
+        input=yaml.safe_dump(secret_document("delta", reference)),
+    )
+    assert second.exit_code == 4, second.output
+    assert "db.password_secret" in second.stderr and "gamma" in second.stderr
+    assert "tenants/delta.yaml" not in str(s3.list_objects_v2(Bucket=BUCKET).get("Contents"))
+
+
+def test_two_documents_sharing_a_secret_clash_in_validate(tmp_path: Path, run: Invoke) -> None:
+    import yaml
+
+    for name in ("acme", "beta"):
+        (tmp_path / f"{name}.yaml").write_text(
+            yaml.safe_dump(secret_document(name, "/redmica/tenants/shared"))
+        )
+    result = run("tenant", "validate", str(tmp_path))
+    assert result.exit_code == 2, result.output
+    assert "db.password_secret" in result.output and "already used by" in result.output
+
+
+def test_the_redaction_marker_and_a_string_parameter_are_not_passwords(
+    s3: S3Client, run: Invoke, tmp_path: Path
+) -> None:
+    sm = boto3.client("secretsmanager", region_name=REGION)
+    masked = sm.create_secret(Name="redmica/tenants/masked", SecretString="********")["ARN"]
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/redmica/tenants/plain", Value="clear-text-pw", Type="String")
+    with pytest.raises(RedmicaError, match="redaction marker"):
+        resolver().resolve(masked)
+    with pytest.raises(RedmicaError, match="not SecureString") as caught:
+        resolver().resolve("/redmica/tenants/plain")
+    assert "clear-text-pw" not in caught.value.message
+    put_tenant(s3, "masked", secret_document("masked", masked))
+    put_tenant(s3, "plain", secret_document("plain", "/redmica/tenants/plain"))
+    target = tmp_path / "tenants.conf"
+    app, _ = recording_app(REDMICA_VHOSTS_FILE=str(target))
+    result = run("--domain", "redmine.example.com", "entrypoint", "serve", "--no-check", app=app)
+    assert result.exit_code == 0, result.output
+    assert "error: tenant masked is NOT served" in result.stderr
+    assert "error: tenant plain is NOT served" in result.stderr
+    assert "clear-text-pw" not in target.read_text() + result.output

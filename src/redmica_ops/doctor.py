@@ -13,6 +13,7 @@ from redmica_ops.settings import Settings
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
     from redmica_ops.container.apache import ApacheInstall
+    from redmica_ops.tenants.model import Entry
     from redmica_ops.tenants.store import TenantStore
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -193,6 +194,7 @@ class Doctor:
             )
         else:
             self.add("tenants", OK, f"{len(listing.tenants)} tenant(s), all valid and unique")
+        self.check_password_secrets(selection.entries())
         try:
             audit = registry.audit_claims(listing)
         except RedmicaError as error:
@@ -214,6 +216,27 @@ class Doctor:
             f"{len(audit.orphans)} orphan, {len(audit.unclaimed)} unclaimed, "
             f"{len(audit.contested)} contested: {'; '.join(audit.lines()[:3])}",
             "; ".join(hints),
+        )
+
+    def check_password_secrets(self, entries: list[Entry]) -> None:
+        """Each db.password_secret read once, as serve would (values never shown): one that
+        cannot be read sets its tenant aside at serve."""
+        from redmica_ops.tenants.passwords import PasswordResolver
+
+        with_secret = [e for e in entries if e.tenant.db.password_secret is not None]
+        if not with_secret:
+            return
+        _, failed = PasswordResolver(self.clients).resolve_entries(with_secret)
+        if not failed:
+            self.add("tenants: password secrets", OK, f"{len(with_secret)} secret(s) readable")
+            return
+        problems = [str(p) for found in failed.values() for p in found]
+        self.add(
+            "tenants: password secrets",
+            FAIL,
+            f"{len(failed)} of {len(with_secret)} cannot be read: {'; '.join(problems[:3])}",
+            "serve leaves these tenants out: create or fix the secret (a SecureString "
+            "parameter or a Secrets Manager secret under tenant_secrets_prefix)",
         )
 
     def check_capacity(self) -> None:

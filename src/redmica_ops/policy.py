@@ -228,6 +228,9 @@ REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
     "container": (),
     "migrator": ("cluster", "task_definition"),
     "operator": ("cluster", "service", "task_definition"),
+    # Its task is started by an operator (who passes its role); its own policy names no ECS
+    # resource, only the bucket, the secrets prefix and the master secret.
+    "admin_task": (),
 }
 
 
@@ -284,6 +287,14 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
     )
     add("ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"])
     region_account = f"{scope.region}:{scope.account}"
+    if not scope.secrets_prefix and actions & {"secretsmanager:GetSecretValue", "ssm:GetParameter"}:
+        # `secret:*` / `parameter/*`: every secret of the account, not the tenants' passwords.
+        raise UsageError(
+            "tenant_secrets_prefix is empty: the policy would let the role read every secret "
+            "and parameter of the account",
+            "set tenant_secrets_prefix (REDMICA_TENANT_SECRETS_PREFIX or `tenant_secrets_prefix` "
+            "in redmica.toml) to a prefix ending with '/', e.g. redmica/tenants/",
+        )
     add(
         "ReadTenantPasswordSecrets",
         ["secretsmanager:GetSecretValue", "ssm:GetParameter"],

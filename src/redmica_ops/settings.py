@@ -34,6 +34,14 @@ def _check_archive_prefix(value: str) -> str | None:
     return f"{rules.show(value)} must not be empty" if not value else _check_prefix(value)
 
 
+def _check_secrets_prefix(value: str) -> str | None:
+    # Empty would scope the roles' GetSecretValue / GetParameter to every secret and parameter
+    # of the account (`secret:*`, `parameter/*`); the stack's TenantSecretsPrefix refuses it too.
+    if not value:
+        return "must not be empty (it scopes who may read tenant passwords): e.g. redmica/tenants/"
+    return _check_prefix(value)
+
+
 def _check_domain(value: str) -> str | None:
     if "." not in value or rules.check_hostname(value) or rules.is_ip_address(value):
         return f"{rules.show(value)} is not a DNS domain name (e.g. redmine.example.com)"
@@ -263,8 +271,9 @@ class Settings:
     )
     tenant_secrets_prefix: str = setting(
         "redmica/tenants/",
-        "name prefix of Secrets Manager secrets / SSM parameters holding tenants' db passwords",
-        check=_check_prefix,
+        "name prefix of Secrets Manager secrets / SSM parameters holding tenants' db passwords "
+        "(not empty, ends with '/')",
+        check=_check_secrets_prefix,
     )
     trusted_proxies: tuple[str, ...] = setting(
         (),
@@ -726,7 +735,12 @@ def _resolve(
 ) -> tuple[Any, str]:
     if flags.get(spec.name) is not None:
         return flags[spec.name], "--" + spec.name.replace("_", "-")
-    for name in (spec.env_name, *spec.env_aliases):
+    # REDMICA_<NAME>="" is a value like any other (checked: an empty value is never "the
+    # default"); an empty alias of another tool (AWS_PROFILE="", ...) counts as unset, as it
+    # does for that tool.
+    if spec.env_name in env:
+        return env[spec.env_name], f"env {spec.env_name}"
+    for name in spec.env_aliases:
         if env.get(name):
             return env[name], f"env {name}"
     if spec.name in file_values:

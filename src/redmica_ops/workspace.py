@@ -142,7 +142,13 @@ class AwsWorkspace:
         from redmica_ops.tenants.store import TenantStore
 
         s = self._settings
-        return TenantStore(self.clients().s3(), self.bucket(), s.prefix, s.kms_key_id)
+        return TenantStore(
+            self.clients().s3(),
+            self.bucket(),
+            s.prefix,
+            s.kms_key_id,
+            secrets_prefix=s.tenant_secrets_prefix,
+        )
 
     def tenants(self) -> Listing:
         return self.store().load_all()

@@ -13,7 +13,10 @@ from redmica_ops.cli.result import Done
 from redmica_ops.errors import ValidationFailed
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from redmica_ops.cli.output import Output
+    from redmica_ops.errors import Problem
     from redmica_ops.tenants.model import Entry
 
 
@@ -74,8 +77,9 @@ def vhosts(
     SetEnv for its database and S3 folder, and `Require ip` when limit_ips is set. Output is
     deterministic. Without --redacted the file holds passwords, so it is never printed: give
     -o FILE, in a directory that exists (or add --mkdir). With --check the file is only
-    installed if Apache accepts it. A tenant that cannot be served (invalid document, clash)
-    is left out and named, unless --strict.
+    installed if Apache accepts it. A tenant that cannot be served (invalid document, clash,
+    a db.password_secret that cannot be read) is left out and named, unless --strict (exit
+    2, nothing written); --redacted reads the secrets too, so it leaves out the same tenants.
 
     \b
     Examples:
@@ -102,17 +106,36 @@ def vhosts(
     if out is not None:
         require_directory(out.parent, f"-o {out}", mkdir)
     settings = VhostSettings.from_settings(app.settings)
-    entries = _tenants(app, from_dir, strict)
-    passwords: dict[str, str] = {}
+    entries, excluded = _tenants(app, from_dir)
+    from redmica_ops.tenants.passwords import PasswordResolver
+
+    # Tenants whose password is in a secret: read with this operator's credentials, with
+    # --redacted too (values unused), so that both leave out the same tenants.
+    passwords, failed = PasswordResolver(app.clients()).resolve_entries(entries)
+    unreadable = [
+        (entry.tenant_id, "secret", failed[entry.tenant_id])
+        for entry in entries
+        if entry.tenant_id in failed
+    ]
+    entries = [e for e in entries if e.tenant_id not in failed]
+    left_out = sorted([*excluded, *unreadable], key=lambda item: item[0])
+    if left_out and strict:
+        raise ValidationFailed(
+            [p for _, _, problems in left_out for p in problems],
+            hint="fix them with `redmica tenant update` / `tenant edit` (or the secret); "
+            "without --strict they are skipped",
+            message=f"{len(left_out)} tenant(s) cannot be served (--strict)",
+            before_writing=True,
+        )
+    # One bad tenant never stops the others: it is named and left out, as serve does.
+    for name, label, problems in left_out:
+        app.output.info(f"error: tenant {name} is NOT rendered ({label}):")
+        for problem in problems:
+            app.output.info(f"  {problem}")
     master = None
     if not redacted:
         from redmica_ops.container.keys import master_secret
-        from redmica_ops.tenants.passwords import PasswordResolver
 
-        # Tenants whose password is in a secret: read with this operator's credentials.
-        passwords, failed = PasswordResolver(app.clients()).resolve_entries(entries)
-        if failed:
-            raise ValidationFailed([p for found in failed.values() for p in found])
         master = master_secret(app.env)
     text = render_vhosts(
         entries, settings, redact=redacted, master_secret=master, passwords=passwords
@@ -130,38 +153,33 @@ def vhosts(
         " (Apache config test passed)" if check else ""
     )
     return Done(
-        {"file": str(out), "tenants": len(entries), "checked": check},
+        {
+            "file": str(out),
+            "tenants": len(entries),
+            "checked": check,
+            "left_out": [name for name, _, _ in left_out],
+        },
         text=lambda o: o.success(message),
     )
 
 
-def _tenants(app: Application, from_dir: Path | None, strict: bool) -> list[Entry]:
+def _tenants(
+    app: Application, from_dir: Path | None
+) -> tuple[list[Entry], list[tuple[str, str, Sequence[Problem]]]]:
+    """The servable tenants, and (name, reason, problems) of those left out."""
     if from_dir is not None:
         from redmica_ops.tenants.files import load_paths
 
-        files = load_paths([from_dir])
+        files = load_paths([from_dir], app.settings.tenant_secrets_prefix)
         if files.problems:
             raise ValidationFailed(files.problems, before_writing=True)
-        return files.entries
+        return files.entries, []
     from redmica_ops.tenants.selection import Use, select
 
     listing = app.store().load_all()
     selection = select(listing, Use.SERVE, app.registry().claims.owner_of)
-    if selection.excluded and strict:
-        raise ValidationFailed(
-            selection.problems,
-            hint="fix them with `redmica tenant update` / `tenant edit`; without --strict "
-            "they are skipped",
-            message=f"{len(selection.excluded)} tenant(s) cannot be served (--strict)",
-            before_writing=True,
-        )
-    # One bad document never stops the others: it is named and left out, as serve does.
-    out = app.output
-    for exclusion in selection.excluded:
-        out.info(f"error: tenant {exclusion.name} is NOT rendered ({exclusion.reason.label}):")
-        for problem in exclusion.problems:
-            out.info(f"  {problem}")
-    return selection.entries()
+    excluded = [(e.name, e.reason.label, e.problems) for e in selection.excluded]
+    return selection.entries(), excluded
 
 
 @command(render, "check")

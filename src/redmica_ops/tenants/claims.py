@@ -36,6 +36,7 @@ FOLDERS = {
     "db.name": "db_name",
     "s3.folder": "s3",
     "db.user": "db_role",
+    "db.password_secret": "db_password_secret",
 }
 FIELDS = {folder: field for field, folder in FOLDERS.items()}
 CONTENT_TYPE = "text/plain; charset=utf-8"

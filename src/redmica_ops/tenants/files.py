@@ -42,8 +42,12 @@ def tenant_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     return files, problems
 
 
-def load_paths(paths: list[Path]) -> FileSet:
-    """Validate every file (tenant id = file name without suffix), then cross-file uniqueness."""
+def load_paths(paths: list[Path], secrets_prefix: str | None = None) -> FileSet:
+    """Validate every file (tenant id = file name without suffix), then cross-file uniqueness.
+
+    `secrets_prefix` (tenant_secrets_prefix): a db.password_secret outside it is a problem."""
+    from redmica_ops.tenants.passwords import check_scope
+
     result = FileSet()
     files, result.problems = tenant_files(paths)
     ids: dict[str, str] = {}
@@ -57,6 +61,11 @@ def load_paths(paths: list[Path]) -> FileSet:
             result.problems.append(Problem(source, "", f"cannot read: {exc.strerror}"))
             continue
         tenant, problems = parse_tenant_bytes(tenant_id, raw, source)
+        reference = tenant.db.password_secret if tenant is not None else None
+        scope = check_scope(reference, secrets_prefix) if reference and secrets_prefix else None
+        if scope:
+            problems = [*problems, Problem(source, "db.password_secret", scope)]
+            tenant = None
         result.problems.extend(problems)
         if tenant_id in ids:
             result.problems.append(

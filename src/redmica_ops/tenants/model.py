@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from redmica_ops.errors import JSONObject, Problem, UsageError, ValidationFailed
 from redmica_ops.tenants import rules
-from redmica_ops.tenants.passwords import check_reference
+from redmica_ops.tenants.passwords import canonical_reference, check_reference
 from redmica_ops.tenants.safeyaml import load_document
 
 REDACTED = "********"
@@ -420,7 +420,9 @@ class Entry:
 
 
 # The values no two tenants may share (unique_values below), as hints name them.
-UNIQUE_FIELDS = "sub_domain, db.name, db.user (with its rotation twin) and s3 bucket+folder"
+UNIQUE_FIELDS = (
+    "sub_domain, db.name, db.user (with its rotation twin), db.password_secret and s3 bucket+folder"
+)
 
 
 def unique_values(tenant: Tenant) -> list[tuple[str, object, str]]:
@@ -442,6 +444,18 @@ def unique_values(tenant: Tenant) -> list[tuple[str, object, str]]:
         *(
             ("db.user", role, f"role {rules.show(role)}")
             for role in sorted(rules.login_pair(tenant.db.user))
+        ),
+        # A shared secret would give one tenant another's database password.
+        *(
+            [
+                (
+                    "db.password_secret",
+                    canonical_reference(tenant.db.password_secret),
+                    f"secret {rules.show(tenant.db.password_secret)}",
+                )
+            ]
+            if tenant.db.password_secret is not None
+            else []
         ),
     ]
 

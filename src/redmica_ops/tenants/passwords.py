@@ -47,6 +47,34 @@ def is_secrets_manager(reference: str) -> bool:
     return ":secretsmanager:" in reference
 
 
+def reference_name(reference: str) -> str:
+    """The secret's or parameter's name as an IAM resource ARN ends (`secret:NAME`,
+    `parameter/NAME`): an SSM name `/a/b` is `parameter/a/b` there."""
+    if is_secrets_manager(reference):
+        return reference.split(":secret:", 1)[1]
+    if reference.startswith("arn:"):
+        return reference.split(":parameter/", 1)[1]
+    return reference.lstrip("/")
+
+
+def canonical_reference(reference: str) -> str:
+    """One text per secret, however it is written (an SSM name or its ARN): the unique value."""
+    kind = "secretsmanager" if is_secrets_manager(reference) else "ssm"
+    return f"{kind}:{reference_name(reference)}"
+
+
+def check_scope(reference: str, prefix: str) -> str | None:
+    """A reference outside `tenant_secrets_prefix` names a secret the app task role cannot read
+    (the stack and `iam-policy` grant only `secret:<prefix>*` and `parameter/<prefix>*`)."""
+    if reference_name(reference).startswith(prefix):
+        return None
+    example = f"arn:aws:secretsmanager:REGION:ACCOUNT:secret:{prefix}... or /{prefix}..."
+    return (
+        f"{rules.show(reference)} is outside tenant_secrets_prefix {prefix!r}: the app task "
+        f"cannot read it (use {example})"
+    )
+
+
 class _Clients(Protocol):
     def client(self, service: str) -> object: ...
 
@@ -88,6 +116,15 @@ def _password_from(text: str, reference: str) -> str:
                     "store the password itself, or JSON with a password field",
                 )
             password = value
+    from redmica_ops.tenants.model import REDACTED
+
+    if password == REDACTED:
+        # What a redacted copy of a document or secret shows: storing it back would make the
+        # mask everyone's password.
+        raise RedmicaError(
+            f"secret {reference} holds the redaction marker {REDACTED}, not a password",
+            "store the real database password in it",
+        )
     if not password or rules.has_control_character(password) or len(password) > MAX_PASSWORD:
         # Never quote the value.
         raise RedmicaError(
@@ -125,7 +162,17 @@ class PasswordResolver:
                 answer = client.get_parameter(  # type: ignore[attr-defined]
                     Name=reference, WithDecryption=True
                 )
-                text = answer["Parameter"]["Value"]
+                parameter = answer["Parameter"]
+                if parameter.get("Type") != "SecureString":
+                    # A String parameter is stored and shown in clear text to anyone who may
+                    # describe parameters: not a place for a password.
+                    raise RedmicaError(
+                        f"parameter {reference} is of type {parameter.get('Type')}, not "
+                        "SecureString",
+                        "store the password as a SecureString parameter (put-parameter "
+                        "--type SecureString --overwrite)",
+                    )
+                text = parameter["Value"]
         except RedmicaError:
             raise
         except Exception as exc:

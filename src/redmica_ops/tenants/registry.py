@@ -1,7 +1,7 @@
 """Tenant operations with the cross-tenant rules: what `redmica tenant ...` does, minus the CLI.
 
-Uniqueness (sub_domain, db.name, db.user and its twin, s3 bucket+folder) is checked against the
-whole bucket before any write, for a clear message, and then *held* with claims
+Uniqueness (sub_domain, db.name, db.user and its twin, db.password_secret, s3 bucket+folder) is
+checked against the whole bucket before any write, for a clear message, and then *held* with claims
 (tenants/claims.py): created with If-None-Match before the document is written, so two
 different tenants created at the same instant with one sub_domain cannot both succeed.
 Documents are written with If-None-Match / If-Match and removed with If-Match, so no write or
@@ -242,6 +242,7 @@ class TenantRegistry:
     def add(self, tenant_id: str, tenant: Tenant, source: str) -> Outcome:
         self.store.key_for(tenant_id)  # the id is checked before anything is read
         keep_password_if_redacted(tenant, None, source)
+        self.store.check_writable(tenant, source)
         listing = self.store.load_all()
         if tenant_id in listing.by_id() or any(d.tenant_id == tenant_id for d in listing.invalid):
             raise Conflict(
@@ -272,6 +273,7 @@ class TenantRegistry:
         )
         if current.tenant is not None:
             tenant = keep_cell(tenant, current.tenant)
+        self.store.check_writable(tenant, source)
         changes = diff(current.tenant, tenant) if current.tenant else []
         if current.tenant is not None and not changes:
             return Outcome(None)
@@ -490,8 +492,8 @@ class TenantRegistry:
         if problems:
             raise Conflict(
                 "the directory would leave clashing tenants; nothing was written",
-                "sub_domain, db.name and s3 bucket+folder must be unique across "
-                "tenants (use --prune if the clashing tenants should go)",
+                f"{UNIQUE_FIELDS} must be unique across tenants (use --prune if the "
+                "clashing tenants should go)",
                 problems,
             )
         plan.warnings = _invalid_warnings(

@@ -6,9 +6,9 @@ it blocks, so a new tenant state (suspended, provisioning) is one more `Reason` 
 reader honours it at once.
 
 Clashes: when tenants share a value that must be unique (sub_domain, db.name, db.user and its
-twin, s3 bucket+folder), one keeps it and the others are left out of serving, so a hostname is
-never shared. The keeper is the holder of the value's claim, else the older document: never the
-newcomer.
+twin, db.password_secret, s3 bucket+folder), one keeps it and the others are left out of
+serving, so a hostname is never shared. The keeper is the holder of the value's claim, else
+the older document: never the newcomer.
 """
 
 from __future__ import annotations

@@ -115,12 +115,42 @@ class TenantStore:
         prefix: str = "tenants/",
         kms_key_id: str | None = None,
         max_workers: int = 16,
+        secrets_prefix: str | None = None,
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
         self.prefix = prefix
         self.kms_key_id = kms_key_id
         self.max_workers = max_workers
+        # tenant_secrets_prefix: a db.password_secret outside it is a problem of the document
+        # (the app task cannot read it). None: not checked (a store without settings).
+        self.secrets_prefix = secrets_prefix
+
+    def scope_problems(self, tenant: Tenant, source: str) -> list[Problem]:
+        """What in `tenant` this deployment's roles cannot read (db.password_secret's prefix)."""
+        from redmica_ops.tenants.passwords import check_scope
+
+        reference = tenant.db.password_secret
+        if reference is None or self.secrets_prefix is None:
+            return []
+        problem = check_scope(reference, self.secrets_prefix)
+        return [Problem(source, "db.password_secret", problem)] if problem else []
+
+    def check_writable(self, tenant: Tenant, source: str) -> None:
+        """Refuse (exit 2, nothing written) a document the store would read back as invalid."""
+        if problems := self.scope_problems(tenant, source):
+            raise ValidationFailed(
+                problems,
+                hint="name a secret under tenant_secrets_prefix (REDMICA_TENANT_SECRETS_PREFIX "
+                "or `tenant_secrets_prefix` in redmica.toml), which the task roles may read",
+            )
+
+    def parse(self, tenant_id: str, raw: bytes, source: str) -> tuple[Tenant | None, list[Problem]]:
+        """parse_tenant_bytes, plus the rules that depend on this deployment's settings."""
+        tenant, problems = parse_tenant_bytes(tenant_id, raw, source)
+        if tenant is not None and (scoped := self.scope_problems(tenant, source)):
+            return None, scoped
+        return tenant, problems
 
     # -- naming -------------------------------------------------------------------------------
     def key_for(self, tenant_id: str) -> str:
@@ -180,7 +210,7 @@ class TenantStore:
                 "list tenants with `redmica tenant list`"
                 + (f"; versions with `redmica tenant history {tenant_id}`" if version_id else ""),
             ) from None
-        tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
+        tenant, problems = self.parse(tenant_id, raw, f"s3://{self.bucket}/{key}")
         return StoredDocument(
             tenant_id,
             key,
@@ -248,7 +278,7 @@ class TenantStore:
                 reason = error if isinstance(error, RedmicaError) else type(error).__name__
                 problem = Problem(f"s3://{self.bucket}/{key}", "", f"cannot be read: {reason}")
                 return InvalidDocument(tenant_id, key, etags.get(key, ""), [problem])
-            tenant, problems = parse_tenant_bytes(tenant_id, raw, f"s3://{self.bucket}/{key}")
+            tenant, problems = self.parse(tenant_id, raw, f"s3://{self.bucket}/{key}")
             if tenant is None:
                 return InvalidDocument(tenant_id, key, meta["ETag"], problems)
             return StoredTenant(
@@ -329,6 +359,7 @@ class TenantStore:
     # -- writing ------------------------------------------------------------------------------
     def _put(self, tenant_id: str, tenant: Tenant, if_match: str | None) -> WriteResult:
         key = self.key_for(tenant_id)
+        self.check_writable(tenant, f"s3://{self.bucket}/{key}")
         result = put_object_once(
             self.s3,
             self.bucket,

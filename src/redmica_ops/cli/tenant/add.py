@@ -109,8 +109,9 @@ def add(
     """Create tenant TENANT_ID from a YAML file, stdin, or flags.
 
     The write is conditional (If-None-Match): if the tenant already exists nothing is written
-    and the exit code is 4. sub_domain, db.name, db.user (and its twin <user>_2) and s3
-    bucket+folder must not be used by another tenant. A password is never taken from a flag value.
+    and the exit code is 4. sub_domain, db.name, db.user (and its twin <user>_2),
+    db.password_secret and s3 bucket+folder must not be used by another tenant. A password is
+    never taken from a flag value.
 
     \b
     Examples:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 @tenant.group()
 def claims() -> None:
-    """Check and repair the uniqueness claims (sub_domain, db.name, db roles, s3 folder).
+    """Check and repair the uniqueness claims (sub_domain, db.name, db roles, secret, s3 folder).
 
     Every value that must be unique across tenants is held by a claim object under
     <prefix>_claims/, created before the tenant's document is written. See docs/tenants.md.

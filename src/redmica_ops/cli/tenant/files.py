@@ -41,7 +41,7 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
     from redmica_ops.tenants.files import load_paths
     from redmica_ops.tenants.model import is_redacted
 
-    result = load_paths(list(paths))
+    result = load_paths(list(paths), app.settings.tenant_secrets_prefix)
     summary = f"{len(result.problems)} problem(s) in {len(result.files)} file(s)"
     # The one ******** rule, said where it cannot yet be checked: offline, whether the tenant
     # exists is unknown, so these files can update a tenant but never add one.
@@ -106,7 +106,7 @@ def sync(
     """
     from redmica_ops.tenants.files import load_paths
 
-    files = load_paths([directory])
+    files = load_paths([directory], app.settings.tenant_secrets_prefix)
     if files.problems:
         raise ValidationFailed(
             files.problems,

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
 def list_(app: Application) -> Done:
     """List every tenant in the config bucket (all pages, fetched in parallel).
 
-    Each tenant has a status: ok, clash (it shares a sub_domain, db.name, db role or s3 folder
-    with a tenant that keeps it, and is not served) or invalid (the document cannot be read or does
-    not validate; shown with its problems). The exit code is 1 when any tenant is not ok.
-    Apart from that, its lifecycle: active, provisioning or suspended (docs/tenant-lifecycle.md;
-    only active tenants get their application, the others a maintenance page).
+    Each tenant has a status: ok, clash (it shares a sub_domain, db.name, db role, secret or s3
+    folder with a tenant that keeps it, and is not served) or invalid (the document cannot be
+    read or does not validate; shown with its problems). The exit code is 1 when any tenant is
+    not ok. Apart from that, its lifecycle: active, provisioning or suspended
+    (docs/tenant-lifecycle.md; only active tenants get their application, the others a
+    maintenance page).
 
     \b
     Examples:
