@@ -310,3 +310,67 @@ def test_the_library_refuses_a_bad_image_wherever_a_revision_is_registered() -> 
     assert clone_with_image(definition, "app", "a:2")["containerDefinitions"] == [
         {"name": "app", "image": "a:2"}
     ]
+
+
+def _terminal_app() -> tuple[Any, list[str]]:
+    """An app on a terminal that records each question (and would answer yes)."""
+    app = app_for()
+    asked: list[str] = []
+    app.interactive = lambda: True
+
+    def ask(question: str) -> bool:
+        asked.append(question)
+        return True
+
+    app.ask = ask
+    return app, asked
+
+
+def _service_revision() -> str:
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    return ecs.describe_services(cluster="prod", services=["redmica"])["services"][0][
+        "taskDefinition"
+    ]
+
+
+def test_a_missing_revision_is_said_before_the_question(s3: S3Client, run: Invoke) -> None:
+    moto_service()
+    app, asked = _terminal_app()
+    result = run("rollback", "--to", "99", app=app)
+    assert result.exit_code == 3, result.output
+    assert asked == []
+    assert "active revisions of redmica-app: 1" in result.stderr
+
+
+@pytest.mark.parametrize("to", ["", " ", "abc", "-1", "0", "redmica-app:", ":3", "1.5"])
+def test_a_malformed_rollback_to_is_a_usage_error_with_a_hint(
+    s3: S3Client, run: Invoke, to: str
+) -> None:
+    moto_service()
+    before = _service_revision()
+    app, asked = _terminal_app()
+    result = run("rollback", "--to", to, app=app)
+    assert result.exit_code == 2, result.output
+    assert "is not a revision number, family:revision or task definition ARN" in result.stderr
+    assert "hint: e.g. --to 41" in result.stderr
+    assert asked == [] and _service_revision() == before
+
+
+@pytest.mark.parametrize("command", ["deploy", "release"])
+def test_an_empty_container_is_a_usage_error(s3: S3Client, run: Invoke, command: str) -> None:
+    moto_service()
+    before = _service_revision(), task_definition_count()
+    result = run(command, "--image", NEW_IMAGE, "--container", "", "--yes", app=app_for())
+    assert result.exit_code == 2, result.output
+    assert "--container is empty" in result.stderr and "REDMICA_CONTAINER" in result.stderr
+    assert (_service_revision(), task_definition_count()) == before
+    diff = run("deploy", "--image", NEW_IMAGE, "--container", "", "--diff", app=app_for())
+    assert diff.exit_code == 2, diff.output
+
+
+def test_a_very_long_image_keeps_its_closing_quote_in_the_error(s3: S3Client, run: Invoke) -> None:
+    moto_service()
+    image = "registry.example.com/" + "x" * 300 + ":v1 bad"
+    result = run("deploy", "--image", image, "--yes", app=app_for())
+    assert result.exit_code == 2, result.output
+    assert "...' is not a container image reference" in result.stderr

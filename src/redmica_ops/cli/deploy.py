@@ -114,8 +114,9 @@ def deploy(
     """
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.deploy import deploy as verb
-    from redmica_ops.deploy.model import require_image_reference
+    from redmica_ops.deploy.model import require_container_flag, require_image_reference
 
+    require_container_flag(container)  # an empty --container is never "the default"
     if diff:
         return _plan(app, image, container, cells)
     target = _target(app, cells)  # a missing setting fails first,
@@ -248,9 +249,16 @@ def rollback(
     from redmica_ops.cli.reports import RolloutResult
     from redmica_ops.cli.result import Done
     from redmica_ops.deploy import rollback as verb
+    from redmica_ops.deploy.model import require_revision_reference, revision_name
 
-    what = f"revision {to}" if to else "the previous revision"
-    confirm(app, f"roll {_target(app, cells)} back to {what}", yes)
+    if to is not None:
+        require_revision_reference(to)  # `--to ''` is a mistake, never "the previous one"
+    target = _target(app, cells)
+    if to is not None and not waves.wants_cells(app, cells):
+        # A revision that does not exist is said before the question, not after a yes.
+        to = verb.resolve_target(to, app.workspace())
+    what = f"revision {revision_name(to)}" if to else "the previous revision"
+    confirm(app, f"roll {target} back to {what}", yes)
     if waves.wants_cells(app, cells):
         waves.refuse_no_wait(no_wait)
         request = waves.wave_request(
@@ -330,9 +338,10 @@ def release(
     """
     from redmica_ops.cli.reports import ReleaseResult
     from redmica_ops.deploy import release as verb
-    from redmica_ops.deploy.model import require_image_reference
+    from redmica_ops.deploy.model import require_container_flag, require_image_reference
     from redmica_ops.runs.pacing import sigint_escalates
 
+    require_container_flag(container)  # an empty --container is never "the default"
     target = _target(app, cells)  # a missing setting fails first,
     require_image_reference(image)  # then a bad image, both before the question
     confirm(app, f"migrate every tenant with {image}, then deploy it to {target}", yes)

@@ -258,6 +258,51 @@ def require_image_reference(image: str) -> None:
         )
 
 
+def require_container_flag(container: str | None) -> None:
+    """An empty --container is a mistake, never "the default" (as for `migrate --command`)."""
+    if container is not None and not container.strip():
+        raise UsageError(
+            "--container is empty; nothing was changed",
+            "give the container's name, or leave --container out to use the setting "
+            "container (REDMICA_CONTAINER or `container` in redmica.toml)",
+        )
+
+
+def container_name(container: str | None, setting: str | None) -> str:
+    """--container, else the setting `container`."""
+    require_container_flag(container)
+    name = container or setting
+    if not name:
+        raise UsageError(
+            "which container gets the image?",
+            "give --container NAME, or set REDMICA_CONTAINER or `container` in redmica.toml",
+        )
+    return name
+
+
+_REVISION = r"[1-9][0-9]{0,9}"
+_FAMILY = r"[A-Za-z0-9_-]{1,255}"
+REVISION_REFERENCE = re.compile(
+    rf"{_REVISION}|{_FAMILY}:{_REVISION}"
+    rf"|arn:aws(?:-[a-z]+)*:ecs:[a-z0-9-]+:\d{{12}}:task-definition/{_FAMILY}:{_REVISION}"
+)
+
+
+def require_revision_reference(to: str) -> None:
+    """`rollback --to`: a revision number, family:revision or a task definition ARN (an empty
+    value is a mistake, never "the previous revision"). Checked before any question."""
+    from redmica_ops.tenants import rules
+
+    if not REVISION_REFERENCE.fullmatch(to):
+        raise UsageError(
+            f"--to {rules.show(to)} is not a revision number, family:revision or task "
+            "definition ARN; nothing was changed",
+            "e.g. --to 41 (of the service's family), --to redmica-app:41 or --to "
+            "arn:aws:ecs:REGION:ACCOUNT:task-definition/redmica-app:41; leave --to out for "
+            "the previous revision",
+        )
+
+
 def clone_with_image(
     definition: TaskDefinitionTypeDef, container: str, image: str
 ) -> dict[str, object]:

@@ -12,8 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from redmica_ops.deploy.model import clone_with_image, require_image_reference, revision_name
-from redmica_ops.errors import JSONObject, UsageError
+from redmica_ops.deploy.model import (
+    clone_with_image,
+    container_name,
+    require_image_reference,
+    revision_name,
+)
+from redmica_ops.errors import JSONObject
 
 if TYPE_CHECKING:
     from redmica_ops.cells.config import Cell
@@ -161,10 +166,7 @@ def _containers(definition: Mapping[str, object]) -> list[Mapping[str, object]]:
 def _check(request: DiffRequest, settings: Settings) -> str:
     """The container that gets the image; a bad image or no container is a usage error."""
     require_image_reference(request.image)
-    name = request.container or settings.container
-    if not name:
-        raise UsageError("which container gets the image? give --container or set container")
-    return name
+    return container_name(request.container, settings.container)
 
 
 def plan_for(d: ServiceDeployer, container: str, image: str, cell: str | None = None) -> DeployPlan:

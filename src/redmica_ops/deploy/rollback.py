@@ -30,6 +30,15 @@ class RollbackOutcome:
         return 0 if self.report is None or self.report.ok else 1
 
 
+def resolve_target(to: str, ws: Workspace) -> str:
+    """The ARN `--to` names, checked to exist (exit 3 with the revisions that do): asked
+    before the confirmation, so an operator never agrees to a rollback that cannot happen."""
+    from redmica_ops.deploy.rollout import deployer_for
+
+    d = deployer_for(ws)
+    return d.resolve_revision(d.current_revision(), to)
+
+
 def run(request: RollbackRequest, ws: Workspace) -> RollbackOutcome:
     from redmica_ops.deploy.model import revision_name
     from redmica_ops.deploy.rollout import (

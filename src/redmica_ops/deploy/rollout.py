@@ -21,10 +21,11 @@ from redmica_ops.deploy.model import (
     clone_with_image,
     judge,
     judge_service_deployment,
+    require_revision_reference,
     revision_name,
     views_of,
 )
-from redmica_ops.errors import NotFound, OperationFailed, UsageError
+from redmica_ops.errors import NotFound, OperationFailed
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -220,12 +221,8 @@ class ServiceDeployer:
 
     def resolve_revision(self, current_arn: str, to: str) -> str:
         family = str(self.task_definition(current_arn)[0]["family"])
-        if to.startswith("arn:") or ":" in to:
-            wanted = revision_name(to)
-        else:
-            if not to.isdigit():
-                raise UsageError(f"--to {to!r} is not a revision number, family:revision or ARN")
-            wanted = f"{family}:{to}"
+        require_revision_reference(to)
+        wanted = revision_name(to) if ":" in to else f"{family}:{to}"
         # Check against the family's revisions first: describing a missing one is a vague
         # ClientException, and the operator needs to see which revisions there are.
         active = self.gateway.revisions(wanted.rpartition(":")[0] or family)
@@ -322,12 +319,10 @@ def register_image(
     settings: Settings, d: ServiceDeployer, container: str | None, image: str
 ) -> tuple[str, str]:
     """(the service's current revision, a new one that differs only in the image)."""
-    from redmica_ops.deploy.model import require_image_reference
+    from redmica_ops.deploy.model import container_name, require_image_reference
 
     require_image_reference(image)
-    name = container or settings.container
-    if not name:
-        raise UsageError("which container gets the image? give --container or set container")
+    name = container_name(container, settings.container)
     current = d.current_revision()
     new_arn, _ = d.register_with_image(current, name, image)
     d.progress(f"registered {revision_name(new_arn)} ({name} -> {image})")

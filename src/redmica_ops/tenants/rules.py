@@ -24,8 +24,15 @@ DNS_LABEL_RULE = "is not a DNS label (a-z, 0-9 and '-', 1-63 characters, no '-' 
 
 
 def show(value: object, limit: int = 60) -> str:
+    """`value` quoted for a message, cut to about `limit` characters; a cut string keeps its
+    closing quote, so the reader sees where the value ends."""
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    if len(text) <= limit:
+        return text
+    if isinstance(value, str):
+        cut = repr(value[: max(limit - 5, 1)])
+        return f"{cut[:-1]}...{cut[-1]}"
+    return text[: limit - 3] + "..."
 
 
 def has_control_character(value: str) -> bool:
