@@ -374,3 +374,18 @@ def test_a_very_long_image_keeps_its_closing_quote_in_the_error(s3: S3Client, ru
     result = run("deploy", "--image", image, "--yes", app=app_for())
     assert result.exit_code == 2, result.output
     assert "...' is not a container image reference" in result.stderr
+
+
+def test_rollback_to_an_existing_revision_asks_naming_it_and_no_changes_nothing(
+    s3: S3Client, run: Invoke
+) -> None:
+    moto_service()
+    before = _service_revision()
+    app, asked = _terminal_app()
+    app.ask = lambda question: asked.append(question) or False  # type: ignore[func-returns-value]
+    result = run("rollback", "--to", "1", app=app)
+    assert result.exit_code == 6, result.output
+    assert asked == ["Roll service redmica in cluster prod back to revision redmica-app:1?"]
+    assert _service_revision() == before
+    refused = run("rollback", "--to", "1", app=app_for())  # no terminal: refused, nothing read
+    assert refused.exit_code == 2 and "hint: add --yes" in refused.stderr

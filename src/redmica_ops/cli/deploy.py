@@ -254,8 +254,9 @@ def rollback(
     if to is not None:
         require_revision_reference(to)  # `--to ''` is a mistake, never "the previous one"
     target = _target(app, cells)
-    if to is not None and not waves.wants_cells(app, cells):
-        # A revision that does not exist is said before the question, not after a yes.
+    if to is not None and not yes and app.interactive() and not waves.wants_cells(app, cells):
+        # A revision that does not exist is said before the question, not after a yes (only
+        # when someone will be asked: a refusal without a terminal still calls nothing).
         to = verb.resolve_target(to, app.workspace())
     what = f"revision {revision_name(to)}" if to else "the previous revision"
     confirm(app, f"roll {target} back to {what}", yes)
