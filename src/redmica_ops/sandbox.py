@@ -216,6 +216,7 @@ def _provision(
         _simulate_failures(fail_once)
     if ecs or cells:
         _simulate_rollouts(fail_images)
+        _without_service_deployments_api()
     return Sandbox(server, endpoint, bucket, region, settings)
 
 
@@ -290,6 +291,7 @@ def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
         "REDMICA_CONTAINER": SANDBOX_CONTAINER,
         "REDMICA_SUBNETS": subnet,
         "REDMICA_POLL_INTERVAL": "1",
+        "REDMICA_DEPLOY_POLL_INTERVAL": "0.5",
         "REDMICA_SERVICE": SANDBOX_SERVICE,
         # moto runs no container, so no task writes result objects: one tenant per task keeps
         # each task's exit code its tenant's (and --fail-once aimed at one tenant).
@@ -375,6 +377,7 @@ def _create_cells(endpoint: str, region: str, count: int) -> dict[str, str]:
         "REDMICA_CONTAINER": SANDBOX_CONTAINER,
         "REDMICA_SUBNETS": subnets[0],
         "REDMICA_POLL_INTERVAL": "1",
+        "REDMICA_DEPLOY_POLL_INTERVAL": "0.5",
         "REDMICA_CELLS": ",".join(entries),
         "REDMICA_DOMAIN": SANDBOX_DOMAIN,
         "REDMICA_HOSTED_ZONE_ID": str(zone["HostedZone"]["Id"]).rsplit("/", 1)[-1],
@@ -407,6 +410,26 @@ def _simulate_failures(fail_once: frozenset[str]) -> None:
 
     backend: Any = EC2ContainerServiceBackend
     backend.run_task = run_task
+
+
+def _without_service_deployments_api() -> None:
+    """Sandbox only: moto has no service-deployments API and answers it with HTTP 500, which
+    botocore retries with back-off (seconds per call, on every status poll). Answer as an ECS
+    endpoint without the API does (a 400 that is not retried), so the CLI falls back to the
+    service's deployment list at once, as it would there."""
+    from moto.core.exceptions import JsonRESTError
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    def unknown(self: Any) -> str:
+        raise JsonRESTError("UnknownOperationException", "not available in the sandbox")
+
+    backend: Any = EC2ContainerServiceResponse
+    for action in (
+        "list_service_deployments",
+        "describe_service_deployments",
+        "stop_service_deployment",
+    ):
+        setattr(backend, action, unknown)
 
 
 def _simulate_rollouts(fail_images: frozenset[str]) -> None:

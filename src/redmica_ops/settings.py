@@ -454,6 +454,11 @@ class Settings:
     deploy_timeout: int = setting(
         1800, "seconds to wait for a deployment to finish", check=_positive(24 * 3600)
     )
+    deploy_poll_interval: float = setting(
+        5.0,
+        "seconds before the first look at a rollout (then 1.5x longer each time, up to 30)",
+        check=_positive_float,
+    )
     # -- cells (docs/cells.md) -------------------------------------------------------------------
     cells: tuple[str, ...] = setting(
         (),

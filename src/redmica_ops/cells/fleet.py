@@ -65,6 +65,7 @@ class Fleet:
             ServiceTarget(cell.cluster, cell.service),
             self.clock,
             progress=lambda text: say(prefix + text),
+            first_poll=self.settings.deploy_poll_interval,
         )
 
     def image(self, cell: Cell) -> str | None:

@@ -311,6 +311,7 @@ def deployer_for(ws: Workspace) -> ServiceDeployer:
         ServiceTarget(str(settings.cluster), str(settings.service)),
         ws.clock(),
         progress=ws.message,
+        first_poll=settings.deploy_poll_interval,
         status=ws.status,
     )
 
