@@ -257,3 +257,15 @@ def test_config_show_of_an_unknown_name_suggests_one(run: Invoke) -> None:
     result = run("config", "show", "buckt", bucket=None)
     assert result.exit_code == 2
     assert "error: no setting named 'buckt'; did you mean 'bucket'?" in result.stderr
+
+
+def test_the_missing_setting_hint_offers_a_flag_only_where_one_exists() -> None:
+    from redmica_ops.cli.options import SETTING_OPTIONS
+    from redmica_ops.settings import GLOBAL_FLAGS, missing_setting
+
+    assert {name for _, name, _ in SETTING_OPTIONS} == GLOBAL_FLAGS
+    with_flag = missing_setting(["bucket"])
+    assert "give --bucket, or set REDMICA_BUCKET" in str(with_flag.hint)
+    without = missing_setting(["cluster"])
+    assert "--cluster" not in str(without.hint)
+    assert "set REDMICA_CLUSTER, or `cluster` in redmica.toml" in str(without.hint)

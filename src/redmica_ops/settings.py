@@ -590,6 +590,13 @@ SPECS: tuple[SettingSpec, ...] = _specs()
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
 
 
+# The settings every command also takes as a flag (cli/options.py's SETTING_OPTIONS; a test
+# keeps the two equal). Others are set in the environment or redmica.toml only.
+GLOBAL_FLAGS = frozenset(
+    ["bucket", "prefix", "kms_key_id", "domain", "db_host", "profile", "region", "endpoint_url"]
+)
+
+
 def missing_setting(
     names: Sequence[str],
     who_needs: str = "this command needs",
@@ -601,7 +608,8 @@ def missing_setting(
     for name in names:
         spec = SPECS_BY_NAME[name]
         envs = " / ".join([spec.env_name, *spec.env_aliases])
-        ways.append(f"give --{name.replace('_', '-')}, or set {envs}, or `{name}` in redmica.toml")
+        flag = f"give --{name.replace('_', '-')}, or " if name in GLOBAL_FLAGS else ""
+        ways.append(f"{flag}set {envs}, or `{name}` in redmica.toml")
     hint = "; ".join(ways) + (f" ({alternative})" if alternative else "")
     return UsageError(message or f"{who_needs} the setting(s): {', '.join(names)}", hint)
 

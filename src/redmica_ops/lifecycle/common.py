@@ -31,8 +31,8 @@ def refuse_secret_rotation(tenant_id: str, tenant: Tenant) -> None:
     if tenant.db.password_secret is not None:
         raise UsageError(
             f"tenant {tenant_id!r} keeps its database password in a secret "
-            f"(db.password_secret {tenant.db.password_secret}); `tenant rotate` only rotates "
-            "passwords held in the document; nothing was changed",
+            f"(db.password_secret {tenant.db.password_secret}); `tenant rotate-password` only "
+            "rotates passwords held in the document; nothing was changed",
             "rotate the secret where it lives (Secrets Manager rotation, or a new SSM value "
             "and ALTER ROLE), then `redmica reload`",
         )
