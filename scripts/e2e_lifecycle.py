@@ -50,32 +50,11 @@ from scripts.e2e_common import (  # noqa: E402
     stop_sandbox,
     tenant_pids,
 )
-from scripts.e2e_redmine import REDMICA, Run, StepFailed, redmica  # noqa: E402
+from scripts.e2e_redmine import REDMICA, Run, StepFailed, redmica, tenant_flags  # noqa: E402
 
 DOMAIN = "life.test"
 TENANT = "lc"
 HOST = f"{TENANT}.{DOMAIN}"
-
-
-def tenant_flags(
-    name: str, pg: Postgres, db: str | None = None, user: str | None = None
-) -> list[str]:
-    return [
-        "--db-name",
-        db or name.replace("-", "_"),
-        "--db-user",
-        user or name.replace("-", "_"),
-        "--db-host",
-        "127.0.0.1",
-        "--db-port",
-        str(pg.port),
-        "--s3-bucket",
-        "redmica-e2e-files",
-        "--s3-folder",
-        name,
-        "--sub-domain",
-        name,
-    ]
 
 
 def expect_exit(result: Any, code: int, what: str) -> None:
@@ -91,7 +70,7 @@ def scalar(pg: Postgres, sql: str, database: str = "postgres") -> str:
     return pg.sql(sql, database=database).strip()
 
 
-def render_and_reload(run: Run, apache: LiveApache, port: int, site: Path) -> None:
+def render_vhosts(run: Run, port: int, site: Path) -> None:
     redmica(
         run,
         "render",
@@ -104,6 +83,10 @@ def render_and_reload(run: Run, apache: LiveApache, port: int, site: Path) -> No
         str(site),
         "--check",
     )
+
+
+def render_and_reload(run: Run, apache: LiveApache, port: int, site: Path) -> None:
+    render_vhosts(run, port, site)
     apache.graceful()
 
 
@@ -359,18 +342,7 @@ def main() -> int:
         port = free_port()
         run.logs["apache"] = work / "apache" / "error.log"
         with run.step("serve it; log in as its administrator over HTTP", "apache"):
-            redmica(
-                run,
-                "render",
-                "vhosts",
-                "--app-root",
-                str(REDMINE),
-                "--listen-port",
-                str(port),
-                "-o",
-                str(site),
-                "--check",
-            )
+            render_vhosts(run, port, site)
             (work / "apache").mkdir()
             (work / "apache").chmod(0o755)
             apache = LiveApache(

@@ -92,17 +92,15 @@ def redmica(
     return sh(REDMICA, *args, input=input, env={**os.environ, **run.env}, check=check)
 
 
-def add_tenant(run: Run, pg: Postgres, name: str, limit: str | None = None) -> None:
-    password = f"pw-{name}-{secrets.token_urlsafe(12)}"
-    pg.create_tenant_database(name, password)
-    args = [
-        "tenant",
-        "add",
-        name,
+def tenant_flags(
+    name: str, pg: Postgres, db: str | None = None, user: str | None = None
+) -> list[str]:
+    """`tenant add NAME`'s flags for a tenant of the private cluster `pg`."""
+    return [
         "--db-name",
-        name,
+        db or name.replace("-", "_"),
         "--db-user",
-        name,
+        user or name.replace("-", "_"),
         "--db-host",
         "127.0.0.1",
         "--db-port",
@@ -113,8 +111,13 @@ def add_tenant(run: Run, pg: Postgres, name: str, limit: str | None = None) -> N
         name,
         "--sub-domain",
         name,
-        "--db-password-stdin",
     ]
+
+
+def add_tenant(run: Run, pg: Postgres, name: str, limit: str | None = None) -> None:
+    password = f"pw-{name}-{secrets.token_urlsafe(12)}"
+    pg.create_tenant_database(name, password)
+    args = ["tenant", "add", name, *tenant_flags(name, pg), "--db-password-stdin"]
     if limit:
         args += ["--limit-ip", limit]
     redmica(run, *args, input=password + "\n")
