@@ -61,10 +61,19 @@ def free_port() -> int:
 
 
 def wait_for(predicate: Callable[[], object], what: str, timeout: float = 60.0) -> None:
+    """Poll until `predicate` holds. A refused or reset connection counts as "not yet": Apache's
+    graceful restart can refuse a request for a moment (seen in the lifecycle run)."""
     deadline = time.monotonic() + timeout
-    while not predicate():
+    last_error: OSError | None = None
+    while True:
+        try:
+            if predicate():
+                return
+        except OSError as error:
+            last_error = error
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
+            detail = f" (last error: {last_error})" if last_error else ""
+            raise RuntimeError(f"timed out waiting for {what}{detail}")
         time.sleep(0.1)
 
 
