@@ -101,6 +101,30 @@ def test_password_never_reaches_argv_or_output(server: str, bucket: S3Client) ->
     assert CANARY_PASSWORD in body
 
 
+def test_executable_refuses_an_update_based_on_a_stale_show(
+    server: str, bucket: S3Client, tmp_path: Path
+) -> None:
+    """Issue #28's sequence with the installed executable: show > f, a colleague sets the port
+    to 7000, f edited, update -f f: exit 4, and the port stays 7000."""
+    added = redmica(
+        server, "tenant", "add", "bravo", "-f", "-", stdin=tenant_yaml("bravo", db__port=5432)
+    )
+    assert added.returncode == 0, added.stderr
+    mine = tmp_path / "f"
+    mine.write_text(redmica(server, "tenant", "show", "bravo").stdout)
+    theirs = redmica(server, "tenant", "show", "bravo").stdout.replace("port: 5432", "port: 7000")
+    assert redmica(server, "tenant", "update", "bravo", "-f", "-", stdin=theirs).returncode == 0
+    mine.write_text(mine.read_text().replace("192.168.0.0/24", "192.168.1.0/24"))
+
+    result = redmica(server, "tenant", "update", "bravo", "-f", str(mine), "--output", "json")
+
+    assert result.returncode == 4, result.stderr
+    body = bucket.get_object(Bucket=BUCKET, Key="tenants/bravo.yaml")["Body"].read()
+    assert yaml.safe_load(body)["db"]["port"] == 7000
+    error = json.loads(result.stdout)
+    assert error["based_on"]["version_id"] != error["current"]["version_id"]
+
+
 def test_python_dash_m_works() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "redmica_ops", "--version"],

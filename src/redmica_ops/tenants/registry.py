@@ -26,6 +26,7 @@ from redmica_ops.errors import (
     UsageError,
     ValidationFailed,
 )
+from redmica_ops.tenants.basis import Basis, StaleVersion, describe, require_tenant
 from redmica_ops.tenants.claims import Claim, ClaimStore, HeldClaim
 from redmica_ops.tenants.model import (
     REDACTED,
@@ -106,6 +107,18 @@ def keep_cell(new: Tenant, old: Tenant) -> Tenant:
     return new
 
 
+def _unchanged(new: Tenant, current: StoredDocument, source: str) -> bool:
+    """Whether writing `new` over `current` would change nothing: then no change made since
+    it was read can be lost (running one update twice stays "no changes", exit 0)."""
+    if current.tenant is None:
+        return False
+    try:
+        kept = keep_password_if_redacted(new, current.tenant, source)
+        return not diff(current.tenant, keep_cell(kept, current.tenant))
+    except ValidationFailed:
+        return False
+
+
 def _uniqueness_problems(candidates: Iterable[Entry], others: Iterable[Entry]) -> list[Problem]:
     """Clashes among the candidates, and between each candidate and the others."""
     candidate_list = list(candidates)
@@ -136,6 +149,10 @@ class Outcome:
     result: WriteResult | None
     changes: list[FieldChange] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # What the new document was based on (update: FILE's first line or --if-match), and the
+    # version that was current when it was written (replaced, or kept when nothing changed).
+    based_on: Basis | None = None
+    previous: StoredDocument | None = None
 
 
 @dataclass
@@ -260,14 +277,31 @@ class TenantRegistry:
         tenant: Tenant,
         source: str,
         expected: StoredDocument | StoredTenant | None = None,
+        based_on: Basis | None = None,
     ) -> Outcome:
         """Replace a tenant's document, valid or not, conditional on the ETag of `expected`
-        (read now when not given). Replacing an invalid document is how one is repaired."""
+        (read now when not given). Replacing an invalid document is how one is repaired.
+
+        `based_on` is the version the new document was made from (`tenant show`'s first line,
+        or --if-match): unless the tenant is still at it, StaleVersion and nothing written.
+        With neither, the document replaces whatever is current, and a warning says which."""
         if isinstance(expected, StoredTenant):
             expected = StoredDocument(
-                tenant_id, expected.key, b"", expected.etag, expected.tenant, []
+                tenant_id,
+                expected.key,
+                b"",
+                expected.etag,
+                expected.tenant,
+                [],
+                expected.version_id,
+                expected.last_modified,
             )
-        current = expected or self.store.get_document(tenant_id)
+        current = expected or self._current(tenant_id, based_on, source)
+        if based_on is not None:
+            require_tenant(tenant_id, based_on)
+            # Stale, and writing would change something: a change made since would be lost.
+            if not based_on.matches(current) and not _unchanged(tenant, current, source):
+                raise StaleVersion(tenant_id, based_on, current, source)
         tenant = keep_password_if_redacted(
             tenant, current.tenant, source, None if current.tenant else password_in(current.raw)
         )
@@ -276,11 +310,27 @@ class TenantRegistry:
         self.store.check_writable(tenant, source)
         changes = diff(current.tenant, tenant) if current.tenant else []
         if current.tenant is not None and not changes:
-            return Outcome(None)
+            return Outcome(None, based_on=based_on, previous=current)
         listing = self.store.load_all()
         self._check_unique(tenant_id, tenant, listing, source)
         result = self._replace(tenant_id, tenant, current.etag, current.tenant, source)
-        return Outcome(result, changes, _invalid_warnings(_others(listing.invalid, tenant_id)))
+        warnings = _invalid_warnings(_others(listing.invalid, tenant_id))
+        if expected is None and based_on is None:
+            warnings.insert(
+                0,
+                f"{source} names no version: it replaced {tenant_id}'s {describe(current)} "
+                "whatever it was based on (changes below); a file from `redmica tenant show "
+                f"{tenant_id}`, or --if-match VERSION, refuses a change made since (exit 4)",
+            )
+        return Outcome(result, changes, warnings, based_on, current)
+
+    def _current(self, tenant_id: str, based_on: Basis | None, source: str) -> StoredDocument:
+        try:
+            return self.store.get_document(tenant_id)
+        except NotFound:
+            if based_on is None:
+                raise
+            raise StaleVersion(tenant_id, based_on, None, source) from None
 
     def remove(self, tenant_id: str, expected: StoredTenant | None = None) -> str | None:
         """Delete the document and release its claims. With `expected`, only if the document

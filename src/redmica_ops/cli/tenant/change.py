@@ -30,17 +30,24 @@ def _report(app: Application, tenant_id: str, outcome: Outcome, verb: str) -> Do
             return
         for change in outcome.changes:
             out.info(f"  {change.describe()}")
+        versions = [f"version {result.version_id}"] if result.version_id else []
+        if outcome.previous is not None and outcome.previous.version_id:
+            versions.append(f"was {outcome.previous.version_id}")
         out.success(
-            f"{verb} tenant {tenant_id}"
-            + (f" (version {result.version_id})" if result.version_id else "")
+            f"{verb} tenant {tenant_id}" + (f" ({', '.join(versions)})" if versions else "")
         )
 
+    previous = outcome.previous
     return Done(
         {
             "tenant": tenant_id,
             verb: result is not None,
             "changes": [c.as_dict() for c in outcome.changes],
             "version_id": result.version_id if result else None,
+            # The version this change replaced (or kept, when nothing changed), and the one
+            # the new document was based on (FILE's first line or --if-match; null: neither).
+            "previous_version_id": previous.version_id if previous else None,
+            "based_on": outcome.based_on.as_dict() if outcome.based_on else None,
         },
         text,
     )
@@ -56,26 +63,41 @@ def _report(app: Application, tenant_id: str, outcome: Outcome, verb: str) -> Do
     metavar="FILE",
     help="the complete new document ('-' = stdin)",
 )
+@click.option(
+    "--if-match",
+    "if_match",
+    metavar="VERSION",
+    help="write only if the tenant is at this version id (or ETag); overrides FILE's own",
+)
 @pass_app
-def update(app: Application, tenant_id: str, file: str) -> Done:
-    """Replace a tenant's document with FILE.
+def update(app: Application, tenant_id: str, file: str, if_match: str | None) -> Done:
+    """Replace a tenant's document with FILE, unless it changed since FILE was read.
 
-    The replace is conditional on the version read (If-Match): a concurrent change is never
-    lost; you get exit code 4 instead. A password given as ******** keeps the stored one.
-    This is also how a document that does not validate (see `tenant list`) is repaired: it is
-    replaced, conditional on the broken version.
+    `tenant show` writes the version it read on the document's first line; `update` writes
+    only while the tenant is still at that version (or at the one --if-match names): a
+    colleague's change made in the meantime is never lost; you get exit code 4 with both
+    versions named, and nothing is written. A FILE that names no version (hand-written, from a
+    tenants repository) still replaces the current document, conditional on the version read
+    just before the write, with a warning naming the version it replaced. A password given as
+    ******** keeps the stored one. This is also how a document that does not validate (see
+    `tenant list`) is repaired: it is replaced, conditional on the broken version.
 
     \b
     Examples:
+      redmica tenant show acme > acme.yaml && vi acme.yaml
       redmica tenant update acme -f acme.yaml
       redmica tenant show acme | sed 's/sub_domain: acme/sub_domain: acme-corp/' \\
           | redmica tenant update acme -f -
+      redmica tenant update acme -f tenants/acme.yaml --if-match 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
     """
     from redmica_ops.cli.tenant import inputs
+    from redmica_ops.tenants import basis
 
     raw, source = inputs.read_document(file, inputs.stdin_bytes())
+    based_on = basis.given(if_match) if if_match is not None else basis.from_document(raw, source)
     new = inputs.validated(tenant_id, inputs.parse_document(raw, source), source, flag_form=False)
-    return _report(app, tenant_id, app.registry().update(tenant_id, new, source), "updated")
+    outcome = app.registry().update(tenant_id, new, source, based_on=based_on)
+    return _report(app, tenant_id, outcome, "updated")
 
 
 EDIT_HEADER = """\
@@ -105,7 +127,9 @@ def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
     at the top. The save is conditional on the version you started from, so someone else's
     change in the meantime is never overwritten (exit code 4). Your text is never lost: when
     the save fails (a conflict, or you give up on a problem), it is kept in a private file whose
-    path is printed; continue with `--from PATH`. A document that does not validate opens as
+    path is printed; continue with `--from PATH`. A --from file that `tenant show` wrote (its
+    first line names a version) is refused before the editor opens if the tenant changed since
+    (exit 4). A document that does not validate opens as
     stored (password redacted) with its problems, so it can be repaired here.
 
     \b
@@ -114,11 +138,18 @@ def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
       EDITOR=nano redmica tenant edit acme
       redmica tenant edit acme --from /tmp/redmica-edit-acme-x1y2.yaml
     """
+    from redmica_ops.tenants import basis
     from redmica_ops.tenants.model import parse_tenant_bytes
     from redmica_ops.tenants.views import redacted_raw
 
     registry = app.registry()
     current = registry.store.get_document(tenant_id)
+    resumed = resume.read_bytes() if resume else None
+    based_on = basis.from_document(resumed, str(resume)) if resumed is not None else None
+    if based_on is not None:
+        # A file `tenant show` wrote: editing it must not undo what changed since (exit 4
+        # before the editor opens, so no work is done in vain).
+        basis.require(tenant_id, based_on, current, str(resume))
     header = EDIT_HEADER.format(
         tenant_id=tenant_id,
         bucket=registry.store.bucket,
@@ -133,7 +164,7 @@ def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
         notes = "# The stored document is invalid; fix these problems:\n" + "".join(
             f"# error: {p}\n" for p in current.problems
         )
-    start = resume.read_text(encoding="utf-8") if resume else original
+    start = resumed.decode("utf-8", errors="replace") if resumed is not None else original
     text = header + notes + _strip_comments(start).strip("\n") + "\n"
     problems: list[Problem] = []
     while True:
@@ -172,7 +203,7 @@ def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
             + "\n"
         )
     try:
-        outcome = registry.update(tenant_id, new, "(edit)", expected=current)
+        outcome = registry.update(tenant_id, new, "(edit)", expected=current, based_on=based_on)
     except Conflict as conflict:
         kept = _keep_edit(tenant_id, body)
         raise Conflict(

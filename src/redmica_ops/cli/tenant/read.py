@@ -96,9 +96,10 @@ def show(app: Application, tenant_id: str) -> Done:
     """Show one tenant's document (the password as ********).
 
     The output can be edited and fed back to `tenant update`: a password left as ********
-    keeps the stored one. A document that does not validate is shown as stored (every
-    `password:` value redacted) with its problems, exit code 2: repair it with `tenant update`
-    or `tenant edit`.
+    keeps the stored one, and the first line names the version shown, so the update is refused
+    (exit 4) if the tenant changed in the meantime; keep that line. A document that does not
+    validate is shown as stored (every `password:` value redacted) with its problems, exit code
+    2: repair it with `tenant update` or `tenant edit`.
 
     \b
     Examples:
@@ -107,13 +108,15 @@ def show(app: Application, tenant_id: str) -> Done:
       vi acme.yaml && redmica tenant update acme -f acme.yaml
     """
     from redmica_ops.errors import ExitCode, ValidationFailed
+    from redmica_ops.tenants.basis import header
     from redmica_ops.tenants.store import StoredTenant
     from redmica_ops.tenants.views import redacted_raw, tenant_view
 
     settings = app.settings
     document = app.store().get_document(tenant_id)
-    when = document.last_modified.isoformat() if document.last_modified else "?"
-    where = f"# s3://{app.bucket()}/{document.key} version {document.version_id} ({when})"
+    # On stdout, above the document: `tenant update -f` reads it back and writes only while
+    # the tenant is still at this version (a colleague's change is never lost).
+    where = header(document, f"s3://{app.bucket()}/{document.key}")
     if document.tenant is None:
         shown = redacted_raw(document.raw)
         error = ValidationFailed(
@@ -124,8 +127,7 @@ def show(app: Application, tenant_id: str) -> Done:
         )
 
         def broken(out: Output) -> None:
-            out.text(shown)
-            out.info(where)
+            out.text(where + shown)
             out.error(error)
 
         return Done(
@@ -153,8 +155,7 @@ def show(app: Application, tenant_id: str) -> Done:
     yaml_text = document.tenant.to_yaml(redact=True)
 
     def text(out: Output) -> None:
-        out.text(yaml_text)
-        out.info(where)
+        out.text(where + yaml_text)
 
     return Done(tenant_view(stored, settings.domain, settings.db_host), text)
 
