@@ -387,3 +387,33 @@ def test_only_the_leading_comments_name_a_version() -> None:
         basis.from_document(b"# redmica tenant a version\ndb: {}\n", "f")
     with pytest.raises(UsageError, match="--if-match needs a version id or an ETag"):
         basis.given("  ")
+
+
+# -- the other read-modify-write paths -------------------------------------------------------------
+def test_claims_repair_keeps_a_claim_its_tenant_uses_again_since_the_audit(
+    s3: S3Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The audit found bravo's claim on sub_domain `old` orphaned; before the repair ran, bravo
+    # took `old` back (its claim was still there, so nothing was rewritten and the claim's ETag
+    # did not change). Releasing on that ETag alone would leave `old` unclaimed while used.
+    from redmica_ops.tenants.claims import ClaimStore
+    from redmica_ops.tenants.model import parse_tenant
+    from redmica_ops.tenants.registry import TenantRegistry
+    from redmica_ops.tenants.store import TenantStore
+
+    registry = TenantRegistry(TenantStore(s3, BUCKET))
+
+    def bravo(sub_domain: str) -> object:
+        text = tenant_yaml("bravo", property__sub_domain=sub_domain)
+        return parse_tenant("bravo", text.encode(), "x")
+
+    registry.add("bravo", bravo("old"), "x")  # type: ignore[arg-type]
+    with monkeypatch.context() as patched:  # a crash before the old claim was released
+        patched.setattr(ClaimStore, "release", lambda self, tenant_id, claims: [])
+        registry.update("bravo", bravo("new"), "x")  # type: ignore[arg-type]
+    audit = registry.audit_claims()
+    assert [h.claim.shown for h in audit.orphans] == ["'old'"]
+    registry.update("bravo", bravo("old"), "x")  # type: ignore[arg-type]
+
+    assert registry.repair_claims(audit) == []
+    assert registry.audit_claims().clean

@@ -401,15 +401,31 @@ class TenantRegistry:
         return audit
 
     def repair_claims(self, audit: ClaimsAudit) -> list[str]:
-        """Remove orphan claims (conditional on the ETag the audit read)."""
+        """Remove orphan claims (conditional on the ETag the audit read), except one its owner
+        uses again since the audit: taking a claim one already holds does not rewrite it, so
+        its ETag alone cannot tell (the owner's document is read again just before)."""
         done = []
         for holder in audit.orphans:
+            if self._may_use(holder):
+                continue
             try:
                 self.claims.remove_orphan(holder)
             except Conflict:
                 continue  # it changed since the audit: leave it to the next run
             done.append(f"released {holder.claim.field} {holder.claim.shown} ({holder.owner})")
         return done
+
+    def _may_use(self, holder: HeldClaim) -> bool:
+        """Whether the claim's owner uses its value now (or may: its document is unreadable)."""
+        try:
+            current = self.store.get_document(holder.owner)
+        except (NotFound, UsageError):
+            return False  # no such tenant (or an owner that is not a tenant id at all)
+        except RedmicaError:
+            return True  # the read failed: cannot tell, keep it for the next repair
+        if current.tenant is None:
+            return True
+        return holder.claim.key in {c.key for c in self.claims.claims_of(current.tenant)}
 
     def rebuild_claims(self, listing: Listing | None = None) -> list[str]:
         """Claim every unclaimed value of the valid documents (adopting documents written
