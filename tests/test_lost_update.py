@@ -8,6 +8,7 @@ version it replaced.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import boto3
@@ -17,7 +18,6 @@ from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
 from redmica_ops.errors import UsageError
-from redmica_ops.tenants import basis
 from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke, objects_in, tenant_yaml
 
 
@@ -44,9 +44,12 @@ def _bravo(run: Invoke, **args: str) -> None:
 
 def _colleague_sets_port_7000(run: Invoke, *flags: str) -> None:
     """A colleague's change, made the safe way (a fresh show, then update)."""
-    theirs = run(*flags, "tenant", "show", "bravo").stdout.replace("port: 5432", "port: 7000")
+    shown = run(*flags, "tenant", "show", "bravo").stdout
+    theirs = re.sub(r"port: \d+", "port: 7000", shown)
+    assert theirs != shown
     changed = run(*flags, "tenant", "update", "bravo", "-f", "-", input=theirs)
     assert changed.exit_code == 0, changed.output
+    assert "db.port: " in changed.stderr  # a change, not "no changes"
     assert "warning" not in changed.stderr  # it named its version: nothing to warn about
 
 
@@ -379,6 +382,8 @@ def test_repairing_a_broken_document_from_show_is_conditional_too(
 
 # -- reading the line -----------------------------------------------------------------------------
 def test_only_the_leading_comments_name_a_version() -> None:
+    from redmica_ops.tenants import basis
+
     found = basis.from_document(b"\n# note\n# redmica tenant a version v1 etag e1\ndb: {}\n", "f")
     assert found == basis.Basis("v1", "e1", "f (line 3)", "a")
     assert basis.from_document(b"db: {}\n# redmica tenant a version v1 etag e1\n", "f") is None
@@ -417,3 +422,90 @@ def test_claims_repair_keeps_a_claim_its_tenant_uses_again_since_the_audit(
 
     assert registry.repair_claims(audit) == []
     assert registry.audit_claims().clean
+
+
+def _race_after_listing(run: Invoke, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The colleague sets bravo's port to 7000 right after the next `load_all` (a verb has read
+    the document and is about to write it)."""
+    from redmica_ops.tenants.store import Listing, TenantStore
+
+    original = TenantStore.load_all
+    raced: list[bool] = []
+
+    def load_all(self: TenantStore) -> Listing:
+        listing = original(self)
+        if not raced:
+            raced.append(True)
+            _colleague_sets_port_7000(run)
+        return listing
+
+    monkeypatch.setattr(TenantStore, "load_all", load_all)
+    return raced
+
+
+def test_restore_is_conditional_on_the_version_it_read(
+    s3: S3Client, run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _bravo(run)
+    first = _version(s3)
+    changed = run("tenant", "update", "bravo", "-f", "-", input=tenant_yaml("bravo", db__port=1))
+    assert changed.exit_code == 0
+    raced = _race_after_listing(run, monkeypatch)
+    result = run("tenant", "restore", "bravo", first, "--yes")
+    assert raced and result.exit_code == 4, result.output
+    assert _port(s3) == 7000
+
+
+def test_sync_apply_is_conditional_on_what_the_plan_read(
+    s3: S3Client, run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _bravo(run)
+    repository = tmp_path / "tenants"
+    repository.mkdir()
+    (repository / "bravo.yaml").write_text(tenant_yaml("bravo", db__port=6000))
+    raced = _race_after_listing(run, monkeypatch)  # the plan is read, then the colleague
+    result = run("tenant", "sync", str(repository), "--apply", "--yes")
+    assert raced and result.exit_code == 4, result.output
+    assert "applied before the failure: nothing" in result.stderr
+    assert _port(s3) == 7000
+
+
+def test_suspend_is_conditional_on_the_version_it_read(
+    s3: S3Client, run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _bravo(run)
+    raced = _race_after_listing(run, monkeypatch)  # inside the registry's update
+    result = run("tenant", "suspend", "bravo")
+    assert raced and result.exit_code == 4, result.output
+    assert _port(s3) == 7000
+    assert "status" not in _stored(s3)
+
+
+def test_move_is_conditional_on_the_version_each_step_read(s3: S3Client, run: Invoke) -> None:
+    from redmica_ops.cells.config import Cell, CellMap
+    from redmica_ops.cells.move import MoveRequest, move_tenant
+    from redmica_ops.errors import Conflict
+    from redmica_ops.runs.pacing import FakeClock
+    from redmica_ops.tenants.store import TenantStore
+
+    _bravo(run)
+
+    class Restarts:
+        def image(self, cell: Cell) -> str | None:
+            return "redmica:1"
+
+        def reload(self, cell: Cell) -> tuple[bool, str]:
+            _colleague_sets_port_7000(run)  # while the target cell restarts
+            return True, "restarted"
+
+    cells = CellMap((Cell("a", "svc-a", "prod"), Cell("b", "svc-b", "prod")), configured=True)
+    with pytest.raises(Conflict):
+        move_tenant(
+            MoveRequest("bravo", "b", drain_seconds=0),
+            TenantStore(s3, BUCKET),
+            cells,
+            Restarts(),
+            None,
+            FakeClock(),
+        )
+    assert _port(s3) == 7000
