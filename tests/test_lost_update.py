@@ -509,3 +509,15 @@ def test_move_is_conditional_on_the_version_each_step_read(s3: S3Client, run: In
             FakeClock(),
         )
     assert _port(s3) == 7000
+
+
+def test_restore_names_the_version_it_replaced(s3: S3Client, run: Invoke) -> None:
+    _bravo(run)
+    first = _version(s3)
+    changed = run("tenant", "update", "bravo", "-f", "-", input=tenant_yaml("bravo", db__port=1))
+    assert changed.exit_code == 0
+    replaced = _version(s3)
+    data = run("tenant", "restore", "bravo", first, "--yes", "-O", "json").json()
+    assert data["previous_version_id"] == replaced
+    assert data["version_id"] == _version(s3) not in (first, replaced)
+    assert data["based_on"] is None

@@ -286,16 +286,7 @@ class TenantRegistry:
         or --if-match): unless the tenant is still at it, StaleVersion and nothing written.
         With neither, the document replaces whatever is current, and a warning says which."""
         if isinstance(expected, StoredTenant):
-            expected = StoredDocument(
-                tenant_id,
-                expected.key,
-                b"",
-                expected.etag,
-                expected.tenant,
-                [],
-                expected.version_id,
-                expected.last_modified,
-            )
+            expected = expected.as_document()
         current = expected or self._current(tenant_id, based_on, source)
         if based_on is not None:
             require_tenant(tenant_id, based_on)
@@ -367,7 +358,12 @@ class TenantRegistry:
             result = self._replace(
                 tenant_id, old.tenant, current_etag, current.tenant if current else None, source
             )
-        return Outcome(result, changes, _invalid_warnings(_others(listing.invalid, tenant_id)))
+        return Outcome(
+            result,
+            changes,
+            _invalid_warnings(_others(listing.invalid, tenant_id)),
+            previous=now.as_document() if now is not None else None,
+        )
 
     # -- claims ---------------------------------------------------------------------------------
     def audit_claims(self, listing: Listing | None = None) -> ClaimsAudit:

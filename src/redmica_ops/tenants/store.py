@@ -47,6 +47,19 @@ class StoredTenant:
     def entry(self) -> Entry:
         return Entry(self.tenant_id, self.key, self.tenant)
 
+    def as_document(self) -> StoredDocument:
+        """The same version as a StoredDocument (its raw bytes are not kept)."""
+        return StoredDocument(
+            self.tenant_id,
+            self.key,
+            b"",
+            self.etag,
+            self.tenant,
+            [],
+            self.version_id,
+            self.last_modified,
+        )
+
 
 @dataclass(frozen=True)
 class StoredDocument:
