@@ -63,6 +63,15 @@ def _edit(mine: Path) -> None:
     mine.write_text(mine.read_text().replace("192.168.0.0/24", "192.168.1.0/24"))
 
 
+def _stale_copy(run: Invoke, tmp_path: Path, *flags: str) -> Path:
+    """Issue #28's sequence up to the update: `show bravo > f`, a colleague sets the port to
+    7000, f edited (another field)."""
+    mine = _mine(run, tmp_path, *flags)
+    _colleague_sets_port_7000(run, *flags)
+    _edit(mine)
+    return mine
+
+
 # -- the sequence of issue #28 --------------------------------------------------------------------
 def test_show_edit_update_after_a_colleagues_change_is_exit_4(
     s3: S3Client, run: Invoke, tmp_path: Path
@@ -86,27 +95,14 @@ def test_show_edit_update_after_a_colleagues_change_is_exit_4(
     assert f"hint: see what changed: `redmica tenant show bravo | diff {mine} -`" in result.stderr
     assert f"--if-match {current}`" in result.stderr
 
-
-def test_the_conflict_in_json_names_both_versions(
-    s3: S3Client, run: Invoke, tmp_path: Path
-) -> None:
-    _bravo(run)
-    mine = _mine(run, tmp_path)
-    based_on = _version(s3)
-    _colleague_sets_port_7000(run)
-    _edit(mine)
-
-    result = run("tenant", "update", "bravo", "-f", str(mine), "--output", "json")
-
-    assert result.exit_code == 4
-    data = result.json()
-    assert data["exit_code"] == 4
+    as_json = run("tenant", "update", "bravo", "-f", str(mine), "--output", "json")
+    assert as_json.exit_code == 4 and _port(s3) == 7000
+    data = as_json.json()
     assert data["based_on"]["version_id"] == based_on
     assert data["based_on"]["from"] == f"{mine} (line 1)"
-    assert data["current"]["version_id"] == _version(s3)
-    assert data["current"]["etag"] == s3.head_object(Bucket=BUCKET, Key="tenants/bravo.yaml")[
-        "ETag"
-    ].strip('"')
+    assert data["current"]["version_id"] == current
+    etag = s3.head_object(Bucket=BUCKET, Key="tenants/bravo.yaml")["ETag"]
+    assert data["current"]["etag"] == etag.strip('"')
 
 
 def test_without_a_colleague_the_show_edit_update_applies_and_says_so(
@@ -238,9 +234,7 @@ def test_if_match_overrides_a_stale_first_line_on_purpose(
     s3: S3Client, run: Invoke, tmp_path: Path
 ) -> None:
     _bravo(run)
-    mine = _mine(run, tmp_path)
-    _colleague_sets_port_7000(run)
-    _edit(mine)
+    mine = _stale_copy(run, tmp_path)
     refused = run("tenant", "update", "bravo", "-f", str(mine))
     assert refused.exit_code == 4
     current = _version(s3)
@@ -323,10 +317,8 @@ def test_an_unversioned_bucket_uses_the_etag(s3: S3Client, run: Invoke, tmp_path
     plain = "redmica-config-unversioned"
     boto3.client("s3").create_bucket(Bucket=plain)
     _bravo(run, bucket=plain)
-    mine = _mine(run, tmp_path, f"--bucket={plain}")
+    mine = _stale_copy(run, tmp_path, f"--bucket={plain}")
     assert mine.read_text().startswith("# redmica tenant bravo etag ")
-    _colleague_sets_port_7000(run, f"--bucket={plain}")
-    _edit(mine)
     result = run(f"--bucket={plain}", "tenant", "update", "bravo", "-f", str(mine))
     assert result.exit_code == 4, result.output
     assert f"{mine} is based on version " in result.stderr
@@ -338,9 +330,7 @@ def test_edit_from_a_stale_show_file_is_refused_before_the_editor_opens(
     s3: S3Client, run: Invoke, tmp_path: Path
 ) -> None:
     _bravo(run)
-    mine = _mine(run, tmp_path)
-    _colleague_sets_port_7000(run)
-    _edit(mine)
+    mine = _stale_copy(run, tmp_path)
     opened: list[str] = []
 
     def editor(text: str) -> str | None:
