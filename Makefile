@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit live-deps e2e bench docs clean checkov
+.PHONY: demo test lint typecheck unit live-deps e2e bench docs clean checkov image image-base
 
 # checkov pins many libraries of its own: it gets a virtualenv of its own, off the project's.
 CHECKOV_VENV := .venv-checkov
@@ -58,6 +58,16 @@ live-deps:
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/density.py
+
+# The container image (Dockerfile.redmine, docs/container.md "The image"). Needs a Docker
+# engine (it says so and exits 2 without one) and, once, root to make the Debian 13 base with
+# debootstrap; `make image-base` makes that base again (Debian's newest point release).
+IMAGE ?= redmica-app:dev
+image:
+	sh docker/build-image.sh $(IMAGE)
+
+image-base:
+	sh docker/make-base.sh build/base/debian-trixie-rootfs.tar
 
 docs: $(STAMP)
 	$(BIN)/python -m redmica_ops.cli.reference > docs/cli.md
