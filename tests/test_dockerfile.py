@@ -416,10 +416,15 @@ def show(repo: Path, commit: str, path: str) -> str:
     return git("-C", str(repo), "show", f"{commit}:{path}")
 
 
+def pin_of(repo: Path, section: str) -> tuple[dict[str, str], str]:
+    """The section's pin and commit, after checking its tag resolves to that commit."""
+    pin = PINS[section]
+    assert git("-C", str(repo), "rev-parse", f"{pin['tag']}^{{commit}}") == pin["commit"]
+    return pin, pin["commit"]
+
+
 def test_redmica_tag_commit_and_versions_are_the_pins(redmica_repo: Path) -> None:
-    pin = PINS["redmica"]
-    commit = pin["commit"]
-    assert git("-C", str(redmica_repo), "rev-parse", f"{pin['tag']}^{{commit}}") == commit
+    pin, commit = pin_of(redmica_repo, "redmica")
     gemfile = show(redmica_repo, commit, "Gemfile")
     assert f"ruby '>= {pin['ruby_min']}', '< {pin['ruby_below']}'" in gemfile
     assert f"gem 'rails', '{pin['rails']}'" in gemfile
@@ -434,9 +439,7 @@ def test_redmica_tag_commit_and_versions_are_the_pins(redmica_repo: Path) -> Non
 def test_redmica_s3_at_its_pinned_commit_gets_tls_verification_back(
     redmica_s3_repo: Path, tmp_path: Path
 ) -> None:
-    pin = PINS["redmica_s3"]
-    commit = pin["commit"]
-    assert git("-C", str(redmica_s3_repo), "rev-parse", f"{pin['tag']}^{{commit}}") == commit
+    pin, commit = pin_of(redmica_s3_repo, "redmica_s3")
     init = show(redmica_s3_repo, commit, "init.rb")
     assert f"requires_redmine version_or_higher: '{pin['requires_redmine']}'" in init
     assert f"version '{pin['version']}'" in init
