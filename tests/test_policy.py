@@ -354,3 +354,85 @@ def test_cell_services_and_zone_scope_the_operator() -> None:
             a.startswith(("route53:", "elasticloadbalancing:"))
             for a in granted_actions(policy_document(role, scope))
         )
+
+
+# -- issue 23, finding 5: what an operator's and the admin task's policies let through ----------
+ADMIN_ROLE = "arn:aws:iam::111122223333:role/redmica-admin-task"
+APP_ROLE = "arn:aws:iam::111122223333:role/redmica-task"
+EXEC_ROLE = "arn:aws:iam::111122223333:role/redmica-exec"
+MASTER_SECRET = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-1-AbCdEf"
+ECS_TASKS = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+CLUSTER_ARN = "arn:aws:ecs:eu-west-1:111122223333:cluster/prod"
+
+
+def operator_policy(cells: bool = False) -> dict[str, Any]:
+    """The operator's policy as `iam-policy --for operator` builds it from the settings."""
+    from redmica_ops.policy import scope_for
+
+    scope = scope_for(
+        "operator",
+        region="eu-west-1",
+        account="111122223333",
+        bucket="acme-config",
+        prefix="tenants/",
+        runs_prefix="runs/",
+        cluster="prod",
+        service="redmica",
+        task_definition="redmica-app",
+        task_roles=lambda definition: [APP_ROLE, EXEC_ROLE],
+        cell_services=("prod/redmica-a", "prod/redmica-b") if cells else (),
+        admin_task_role=ADMIN_ROLE,
+    )
+    return policy_document("operator", scope)
+
+
+@pytest.mark.parametrize("cells", [False, True])
+def test_an_operator_cannot_start_a_task_as_the_admin_role(cells: bool) -> None:
+    """RunTask's container overrides (command, environment, environmentFiles) cannot be limited
+    by IAM: whoever may start a task with the admin role runs any command as it (and reads the
+    master secret). The operator may start migration tasks with the app's roles only."""
+    from tests.iam_eval import allowed
+
+    policy = operator_policy(cells)
+    app_definition = "arn:aws:ecs:eu-west-1:111122223333:task-definition/redmica-app:7"
+    context = {"ecs:cluster": CLUSTER_ARN}
+    assert allowed(policy, "ecs:RunTask", app_definition, context)  # migrations still run
+    assert allowed(policy, "iam:PassRole", APP_ROLE, ECS_TASKS)
+    # The attack: the app's family with `overrides.taskRoleArn` = the admin role ...
+    assert not allowed(policy, "iam:PassRole", ADMIN_ROLE, ECS_TASKS)
+    # ... or the admin task definition itself, whose role is set in it.
+    admin_definition = "arn:aws:ecs:eu-west-1:111122223333:task-definition/redmica-admin:3"
+    assert not allowed(policy, "ecs:RunTask", admin_definition, context)
+
+
+def test_an_operator_cannot_read_backup_dumps() -> None:
+    from tests.iam_eval import allowed
+
+    policy = operator_policy()
+    dump = "arn:aws:s3:::acme-config/backups/acme/20261128T041500Z-1a2b3c.dump"
+    manifest = "arn:aws:s3:::acme-config/backups/acme/20261128T041500Z-1a2b3c.json"
+    assert not allowed(policy, "s3:GetObject", dump)
+    assert not allowed(policy, "s3:PutObject", dump)
+    # `tenant backups` lists the manifests: that keeps working without the dumps.
+    assert allowed(policy, "s3:GetObject", manifest)
+    assert allowed(policy, "s3:ListBucket", "arn:aws:s3:::acme-config", {"s3:prefix": "backups/"})
+
+
+def test_the_admin_task_policy_needs_the_one_master_secret() -> None:
+    """Without the master secret's ARN the policy granted every `secret:rds!*` of the account."""
+    from dataclasses import replace
+
+    from redmica_ops.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        policy_document("admin_task", replace(SCOPE, master_secret_arn=None))
+    assert "db_master_secret" in caught.value.message
+
+
+def test_iam_policy_for_the_admin_task_without_the_master_secret_exits_2(
+    s3: S3Client, run: Invoke
+) -> None:
+    result = run("iam-policy", "--for", "admin_task", app=make_app())
+    assert result.exit_code == 2, result.output
+    assert "db_master_secret" in result.stderr
+    assert result.stdout == ""
