@@ -44,7 +44,6 @@ from redmica_ops.lifecycle.site import Site
 from redmica_ops.lifecycle.sql import Connection, ident, literal, scram_verifier
 from redmica_ops.lifecycle.steps import EcsRunner, LocalRunner, Step
 from redmica_ops.lifecycle.suspend import ResumeRequest, SuspendRequest, resume, suspend
-from redmica_ops.runs.executors.ecs import EcsTarget
 from redmica_ops.runs.migrations import select_tenants
 from redmica_ops.runs.pacing import FakeClock
 from redmica_ops.settings import load_settings
@@ -887,12 +886,14 @@ class TaskSimulator:
         self.secret_arn = secret_arn
         self.catalog = catalog
         self.overrides: list[dict[str, Any]] = []
+        self.definitions: list[str] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ecs, name)
 
     def run_task(self, **params: Any) -> Any:
         self.overrides.append(params["overrides"])
+        self.definitions.append(params["taskDefinition"])
         response = self.ecs.run_task(**params)
         (override,) = params["overrides"]["containerOverrides"]
         request_id = override["command"][1]
@@ -925,10 +926,18 @@ def ecs_world(
 
 
 def ecs_runner(s3: S3Client, simulator: TaskSimulator) -> EcsRunner:
-    subnet = boto3.client("ec2", region_name="us-east-1").describe_subnets()["Subnets"][0]
-    target = EcsTarget("prod", "redmica-app", "app", subnets=(subnet["SubnetId"],))
+    """The operator's runner; the admin task is started by the broker (run in this process)."""
+    from tests.test_admin_broker import (
+        InProcessBroker,
+        admin_target,
+        register_admin_task_definition,
+    )
+
+    register_admin_task_definition()
     ecs = cast("ECSClient", simulator)  # a stand-in that delegates to moto's client
-    return EcsRunner(ecs, s3, target, BUCKET, "lifecycle/", FakeClock(), poll_interval=1)
+    broker = InProcessBroker(s3, ecs)
+    target = admin_target()
+    return EcsRunner(ecs, s3, broker, target, BUCKET, "lifecycle/", FakeClock(), poll_interval=1)
 
 
 def test_ecs_admin_tasks_carry_no_secret_and_read_the_master_secret_in_the_task(
@@ -945,13 +954,19 @@ def test_ecs_admin_tasks_carry_no_secret_and_read_the_master_secret_in_the_task(
     assert outcome.generated_password.get_secret_value() not in overrides
     commands = [o["containerOverrides"][0]["command"][0] for o in simulator.overrides]
     assert commands == ["admin-sql", "admin-sql", "admin-sql"]  # inspect, create, set-admin
+    # The broker's RunTask: the admin task definition, the command and nothing else (no
+    # environment, no role: the task definition's own).
+    for override in simulator.overrides:
+        assert set(override) == {"containerOverrides"}
+        assert [set(c) for c in override["containerOverrides"]] == [{"name", "command"}]
+    assert set(simulator.definitions) == {"redmica-admin"}
     # The task connected as the master from the secret; nothing else ever saw that password.
     assert {(c.user, c.password) for c in catalog.connections} == {("master", MASTER_PASSWORD)}
     stored = [
         s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read().decode()
         for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="lifecycle/")["Contents"]
     ]
-    assert len(stored) == 6  # a request and a result per step
+    assert len(stored) == 3  # a result per step; each request was taken by its task
     for body in stored:
         assert MASTER_PASSWORD not in body and CANARY_PASSWORD not in body
 

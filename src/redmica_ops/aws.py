@@ -33,8 +33,10 @@ CALL_RECORDERS: list[CallRecorder] = []
 
 def _record_call(params: Any, model: Any, **_: Any) -> None:
     operation = model.name
-    if operation == "GetObject" and isinstance(params, dict) and params.get("VersionId"):
-        operation = "GetObjectVersion"
+    # S3 authorises these with another action when they name a version.
+    named_version = isinstance(params, dict) and bool(params.get("VersionId"))
+    if operation in ("GetObject", "DeleteObject") and named_version:
+        operation = f"{operation}Version"
     for recorder in list(CALL_RECORDERS):
         recorder(model.service_model.service_name, operation)
 

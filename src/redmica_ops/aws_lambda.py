@@ -10,13 +10,24 @@ Settings come from the function's environment (REDMICA_BUCKET, REDMICA_CLUSTER, 
 launch is the CLI's own library call (`runs.migrations.run`), paced the same way, and leaves
 a run record in S3; a later "status" event (or `redmica runs show`, `redmica migrate
 --resume`) collects the results. Nothing here imports the CLI.
+
+`admin_broker` is a second function (its own Lambda function and role, handler
+`redmica_ops.aws_lambda.admin_broker`): the only way to start a lifecycle admin task.
+
+    {"request_id": "20261128T041500Z-acme-backup-1a2b3c4d"}
+        -> {"ok": true, "task_arn": "...", "tenant": "acme", "step": "backup", ...}
+        -> {"ok": false, "error": "...", "hint": "...", "exit_code": 2}   (nothing started)
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from redmica_ops.errors import UsageError
+
+if TYPE_CHECKING:
+    from redmica_ops.workspace import AwsWorkspace
 
 Event = Mapping[str, object]
 Response = dict[str, object]
@@ -64,3 +75,42 @@ def handler(event: Event | None, context: object = None) -> Response:
             return reports[0]
         return {"runs": reports}
     raise UsageError(f"unknown action {action!r} (migrate, status or collect)")
+
+
+def admin_broker(event: Event | None, context: object = None) -> Response:
+    """Start the admin task for one request id (`lifecycle.broker.launch_admin_task`).
+
+    Settings (cluster, admin_task_definition, container, subnets, bucket) come from this
+    function's environment; the event carries the request id and nothing else.
+    """
+    from redmica_ops.workspace import AwsWorkspace
+
+    return answer_broker_event(event or {}, AwsWorkspace.from_environment(message=print))
+
+
+def answer_broker_event(event: Event, ws: AwsWorkspace) -> Response:
+    """The broker's answer. A refusal is an answer, not a crash: the operator's CLI turns it
+    back into the error with its exit code."""
+    from redmica_ops.errors import RedmicaError
+    from redmica_ops.lifecycle.broker import BrokerRequest, launch_admin_task
+    from redmica_ops.runs.migrations import ecs_target
+    from redmica_ops.settings import require
+
+    settings = ws.settings
+    try:
+        request = BrokerRequest.from_event(event)
+        require(settings, ["admin_task_definition"], "the admin broker needs")
+        launched = launch_admin_task(
+            request,
+            ws.clients().s3(),
+            ws.ecs(),
+            ws.bucket(),
+            settings.lifecycle_prefix,
+            ecs_target(settings, settings.admin_task_definition),
+            settings.admin_request_max_age,
+        )
+    except RedmicaError as error:
+        ws.message(f"admin-broker: refused: {error.message}")
+        return {"ok": False, **error.as_dict()}
+    ws.message(f"admin-broker: {launched.request_id} -> {launched.task_arn}")
+    return launched.as_dict()

@@ -5,7 +5,7 @@ The exit codes are a contract with shell runbooks; `redmica --help` and docs/cli
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, TypeAlias
@@ -144,3 +144,18 @@ class CannotExecute(RedmicaError):
         super().__init__(message, hint)
         if not_found:
             self.exit_code = ExitCode.COMMAND_NOT_FOUND
+
+
+def error_from_dict(data: Mapping[str, object], default: str) -> RedmicaError:
+    """The error an `as_dict()` stands for, as it came back from elsewhere (an admin task's
+    result object, the admin broker's answer): usage, not found and conflict keep their class
+    and exit code; anything else is a failure of the operation."""
+    classes: dict[int, type[RedmicaError]] = {
+        int(ExitCode.USAGE): UsageError,
+        int(ExitCode.NOT_FOUND): NotFound,
+        int(ExitCode.CONFLICT): Conflict,
+    }
+    code = data.get("exit_code", 1)
+    error_class = classes.get(code if isinstance(code, int) else 1, OperationFailed)
+    hint = data.get("hint")
+    return error_class(str(data.get("error") or default), str(hint) if hint else None)

@@ -155,6 +155,23 @@ def _check_zone_id(value: str) -> str | None:
     return None
 
 
+_LAMBDA_FUNCTION = re.compile(
+    r"(arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:function:)?[A-Za-z0-9_-]{1,64}(:[A-Za-z0-9$_-]{1,128})?"
+)
+
+
+def _check_lambda_function(value: str) -> str | None:
+    if not _LAMBDA_FUNCTION.fullmatch(value):
+        return f"{rules.show(value)} is not a Lambda function name or ARN"
+    return None
+
+
+def _check_role_arn(value: str) -> str | None:
+    if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}", value):
+        return f"{rules.show(value)} is not an IAM role ARN"
+    return None
+
+
 def _check_cells(values: tuple[str, ...]) -> str | None:
     # Parsed again (typed) by redmica_ops.cells.config; here only the shape is checked.
     from redmica_ops.cells.config import parse_cell_entry
@@ -429,8 +446,23 @@ class Settings:
     )
     admin_task_role: str | None = setting(
         None,
-        "IAM role ARN that lifecycle admin tasks run with",
+        "IAM role ARN of the admin task definition (its taskRoleArn); only the broker passes it",
+        check=_check_role_arn,
+    )
+    admin_task_definition: str | None = setting(
+        None,
+        "task definition (family[:revision] or ARN) of lifecycle admin tasks, a family of its own",
         check=_check_not_blank,
+    )
+    admin_broker: str | None = setting(
+        None,
+        "Lambda function (name or ARN) that starts admin tasks (`--executor ecs`)",
+        check=_check_lambda_function,
+    )
+    admin_request_max_age: int = setting(
+        900,
+        "seconds an admin task request stays valid (the broker and the task refuse older ones)",
+        check=_positive(24 * 3600),
     )
     backups_prefix: str = setting(
         "backups/",

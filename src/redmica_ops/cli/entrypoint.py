@@ -257,10 +257,12 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
 def admin_sql(app: Application, request_id: str) -> Done:
     """Run one tenant-lifecycle database step (what `--executor ecs` admin tasks run).
 
-    Reads the step from the config bucket (lifecycle/requests/REQUEST_ID.json), reads the
-    RDS-managed master secret (setting db_master_secret, from the task definition) from
-    Secrets Manager with the task role, runs the step with psql / pg_dump / pg_restore and
-    writes the result next to the request. The task override carries only REQUEST_ID.
+    Takes the step from the config bucket (lifecycle/requests/REQUEST_ID.json: read, then
+    deleted, so it runs once; refused, with nothing run, when older than
+    admin_request_max_age), reads the RDS-managed master secret (setting db_master_secret,
+    from the task definition) from Secrets Manager with the task role, runs the step with
+    psql / pg_dump / pg_restore and writes the result (lifecycle/results/REQUEST_ID.json).
+    The admin broker starts this task; its override carries only REQUEST_ID.
 
     \b
     Examples:

@@ -173,7 +173,8 @@ def executor_option(func: F) -> F:
         type=click.Choice(["ecs", "local"]),
         default="ecs",
         show_default=True,
-        help="where the SQL runs: an ECS admin task, or this machine's psql/pg_dump",
+        help="where the SQL runs: an ECS admin task (started by the admin broker, setting "
+        "admin_broker), or this machine's psql/pg_dump",
     )(func)
     return decorated
 

@@ -1,19 +1,27 @@
-"""Inside the ECS admin task: resolve the master secret, run the requested step, leave a result.
+"""Inside the ECS admin task: take the request, resolve the master secret, run the step, leave
+a result.
 
-The RDS-managed master secret (a JSON document with `username` and `password`) is read here,
-with the task role, and goes no further than this process and the PGPASSFILE of its psql
-child. The request names the step; the result never holds a secret (errors included).
+The request is taken before anything else (`lifecycle/broker.py`): read, removed from the
+bucket (conditionally, and its stored version with it, since a set-admin step holds a password
+hash), then refused when older than `admin_request_max_age`; so a request runs at most once
+and never long after it was written. The RDS-managed master secret (a JSON document with
+`username` and `password`) is read here, with the task role, and goes no further than this
+process and the PGPASSFILE of its psql child. The result never holds a secret (errors
+included).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import RedmicaError, UsageError
+from redmica_ops.lifecycle.broker import check_fresh, consume, fetch_request, utc_now
 from redmica_ops.lifecycle.site import Site
-from redmica_ops.lifecycle.steps import StepResult, execute, read_request, write_result
+from redmica_ops.lifecycle.steps import StepResult, execute, write_result
 from redmica_ops.settings import Settings
 from redmica_ops.tenants.store import TenantStore
 
@@ -50,10 +58,16 @@ def run_admin_request(
     store: TenantStore,
     pg_bin: str = "",
     passwords: SecretReader | None = None,
+    now: Callable[[], datetime] = utc_now,
 ) -> StepResult:
     prefix = settings.lifecycle_prefix
-    step = read_request(s3, bucket, prefix, request_id)
+    # A request that cannot be read or taken gets no result: it is not ours to answer (another
+    # task took it, or it never existed). One that is too old is taken too: it may hold a hash.
+    pending = fetch_request(s3, bucket, prefix, request_id)
+    consume(s3, bucket, prefix, pending)
+    step = pending.step
     try:
+        check_fresh(pending, now(), settings.admin_request_max_age)
         if not settings.db_master_secret:
             raise UsageError(
                 "the admin task has no db_master_secret setting",

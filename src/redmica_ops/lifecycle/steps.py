@@ -5,10 +5,11 @@ SCRAM verifiers, the first administrator's as Redmine's salted hash, and anythin
 the tenant's own password (pg_dump, pg_restore) reads the tenant's document where it runs.
 
 - `LocalRunner` executes a step in this process with the local PostgreSQL client tools.
-- `EcsRunner` stores the step as a request object in the config bucket, starts a one-off task
-  of the app image running `redmica entrypoint admin-sql REQUEST_ID` (the override carries
-  that id and nothing else), waits for it, and reads the result object the task wrote. The
-  task resolves the RDS-managed master secret itself, with its task role.
+- `EcsRunner` stores the step as a request object in the config bucket, has the admin broker
+  (`lifecycle/broker.py`, a Lambda function) start a one-off task of the admin task definition
+  running `redmica entrypoint admin-sql REQUEST_ID` (the override carries that id and nothing
+  else), waits for it, and reads the result object the task wrote. The task resolves the
+  RDS-managed master secret itself, with its task role; the operator never starts it directly.
 """
 
 from __future__ import annotations
@@ -23,16 +24,15 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias, cast, get_args
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import (
     Conflict,
-    ExitCode,
     NotFound,
     OperationFailed,
     RedmicaError,
     UsageError,
+    error_from_dict,
 )
 from redmica_ops.lifecycle import database, dumps
 from redmica_ops.lifecycle.site import Site
 from redmica_ops.lifecycle.sql import Sql
-from redmica_ops.runs.executors import Job
 from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget
 from redmica_ops.tenants.store import TenantStore
 
@@ -162,13 +162,6 @@ class LocalRunner:
         return execute(step, self.site, self.store)
 
 
-_ERRORS: dict[int, type[RedmicaError]] = {
-    int(ExitCode.USAGE): UsageError,
-    int(ExitCode.NOT_FOUND): NotFound,
-    int(ExitCode.CONFLICT): Conflict,
-}
-
-
 def new_request_id(step: Step) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{step.tenant}-{step.name}-{secrets.token_hex(4)}"
@@ -182,8 +175,18 @@ def result_key(prefix: str, request_id: str) -> str:
     return f"{prefix}results/{request_id}.json"
 
 
+class AdminLauncher(Protocol):
+    """Starts the admin task for a request already in the bucket; returns the task's ARN."""
+
+    def launch(self, request_id: str) -> str: ...
+
+
 class EcsRunner:
-    """A step as an ECS one-off task of the app image (`entrypoint admin-sql REQUEST_ID`)."""
+    """A step as an ECS admin task (`entrypoint admin-sql REQUEST_ID`), started by the broker.
+
+    `target` names the cluster and container to watch; what runs, with which role, is the
+    admin task definition's, chosen by the broker and never by this process.
+    """
 
     where = "ecs"
 
@@ -191,6 +194,7 @@ class EcsRunner:
         self,
         ecs: ECSClient,
         s3: S3Client,
+        launcher: AdminLauncher,
         target: EcsTarget,
         bucket: str,
         prefix: str,
@@ -198,10 +202,10 @@ class EcsRunner:
         kms_key_id: str | None = None,
         timeout: float = 3600.0,
         poll_interval: float = 5.0,
-        task_role: str | None = None,
     ) -> None:
         self.ecs = ecs
         self.s3 = s3
+        self.launcher = launcher
         self.target = target
         self.bucket = bucket
         self.prefix = prefix
@@ -209,23 +213,7 @@ class EcsRunner:
         self.kms_key_id = kms_key_id
         self.timeout = timeout
         self.poll_interval = poll_interval
-        self.task_role = task_role
-        self.launched: list[dict[str, object]] = []  # RunTask parameters, for inspection
-
-    def overrides(self, request_id: str, tenant: str) -> dict[str, object]:
-        overrides: dict[str, object] = {
-            "containerOverrides": [
-                {
-                    "name": self.target.container,
-                    "command": ["admin-sql", request_id],
-                    "environment": [{"name": "REDMICA_TENANT", "value": tenant}],
-                }
-            ]
-        }
-        if self.task_role:
-            # Only admin tasks may read the master secret: not the web tasks' role.
-            overrides["taskRoleArn"] = self.task_role
-        return overrides
+        self.launched: list[str] = []  # request ids, for inspection
 
     def run(self, step: Step) -> StepResult:
         request_id = new_request_id(step)
@@ -242,18 +230,9 @@ class EcsRunner:
             params["SSEKMSKeyId"] = self.kms_key_id
         with translate_errors(f"writing s3://{self.bucket}/{key}", self.bucket):
             self.s3.put_object(**params)  # type: ignore[arg-type]
+        self.launched.append(request_id)
+        arn = self.launcher.launch(request_id)
         executor = EcsExecutor(self.ecs, self.target, request_id)
-        run_params = executor.run_task_params(Job(step.tenant, 1, []))
-        run_params["overrides"] = self.overrides(request_id, step.tenant)
-        run_params["startedBy"] = "redmica-admin-sql"
-        self.launched.append(run_params)
-        with translate_errors(f"starting the admin task for {step.tenant}"):
-            response = self.ecs.run_task(**run_params)
-        tasks = response.get("tasks", [])
-        if not tasks:
-            reasons = "; ".join(str(f.get("reason")) for f in response.get("failures", []))
-            raise OperationFailed(f"ECS did not start the admin task: {reasons or 'no task'}")
-        arn = tasks[0]["taskArn"]
         deadline = self.clock.now() + self.timeout
         while True:
             state = executor.poll([arn]).get(arn)
@@ -281,8 +260,7 @@ class EcsRunner:
         data = json.loads(body)
         if data.get("ok"):
             return cast(StepResult, data.get("result", {}))
-        error_class = _ERRORS.get(int(data.get("exit_code", 1)), OperationFailed)
-        raise error_class(str(data.get("error")), data.get("hint"))
+        raise error_from_dict(data, f"the admin task for {step.tenant} ({step.name}) failed")
 
 
 def write_result(
@@ -312,13 +290,6 @@ def write_result(
         params["SSEKMSKeyId"] = kms_key_id
     with translate_errors(f"writing the result of {request_id}", bucket):
         s3.put_object(**params)  # type: ignore[arg-type]
-
-
-def read_request(s3: S3Client, bucket: str, prefix: str, request_id: str) -> Step:
-    key = request_key(prefix, request_id)
-    with translate_errors(f"reading s3://{bucket}/{key}", bucket):
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return Step.from_json(body.decode("utf-8"))
 
 
 def names(steps: Sequence[Step]) -> list[str]:

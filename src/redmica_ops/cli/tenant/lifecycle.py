@@ -51,13 +51,27 @@ def build_runner(app: Application, kind: str) -> Runner:
             passwords=PasswordResolver(app.clients()),
         )
         return LocalRunner(site, app.store())
+    from typing import cast
+
+    from redmica_ops.lifecycle.broker import LambdaInvoker, LambdaLauncher
     from redmica_ops.lifecycle.steps import EcsRunner
     from redmica_ops.runs.migrations import ecs_target
     from redmica_ops.runs.pacing import Cancellation
+    from redmica_ops.settings import require
 
+    # The admin task is started by the broker, never by the operator (docs/security.md).
+    require(
+        settings,
+        ["admin_broker"],
+        message="`--executor ecs` needs the setting admin_broker: the Lambda function that "
+        "starts admin tasks (an operator may not start them)",
+        alternative="or use --executor local on one machine",
+    )
+    broker = str(settings.admin_broker)
     return EcsRunner(
         app.clients().ecs(),
         app.clients().s3(),
+        LambdaLauncher(cast(LambdaInvoker, app.clients().client("lambda")), broker),
         ecs_target(settings),
         app.bucket(),
         settings.lifecycle_prefix,
@@ -65,7 +79,6 @@ def build_runner(app: Application, kind: str) -> Runner:
         kms_key_id=settings.kms_key_id,
         timeout=float(settings.task_timeout),
         poll_interval=settings.poll_interval,
-        task_role=settings.admin_task_role,
     )
 
 
