@@ -88,7 +88,11 @@ def test_prefixes_match_the_defaults() -> None:
     text = (ROOT / "templates" / "cloudformation" / "redmica.yaml").read_text()
     assert f"/{defaults.prefix}*" in text and f"/{defaults.runs_prefix}*" in text
     rules = RESOURCES["ConfigBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
-    assert {r["Prefix"] for r in rules} == {defaults.prefix, defaults.runs_prefix}
+    assert {r["Prefix"] for r in rules} == {
+        defaults.prefix,
+        defaults.runs_prefix,
+        f"{defaults.lifecycle_prefix}requests/",
+    }
 
 
 def test_the_scheduled_job_is_a_valid_redmica_command() -> None:
@@ -266,3 +270,23 @@ def test_tenant_password_secrets_are_read_under_the_prefix_only(
     assert all(r.endswith("${TenantSecretsPrefix}*") for r in resources), resources
     assert ":secret:${TenantSecretsPrefix}*" in resources[0]
     assert ":parameter/${TenantSecretsPrefix}*" in resources[1]
+
+
+def test_admin_requests_expire_and_the_operator_invokes_only_the_broker() -> None:
+    """Issue 23: a request left behind (it may hold a password hash) expires with every
+    version; the operator may invoke the admin broker and pass the app's roles only."""
+    rules = {
+        r["Id"]: r
+        for r in RESOURCES["ConfigBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    }
+    requests = rules["expire-admin-requests"]
+    assert requests["Prefix"] == f"{Settings().lifecycle_prefix}requests/"
+    assert requests["ExpirationInDays"] == 1
+    assert requests["NoncurrentVersionExpiration"] == {"NoncurrentDays": 1}
+    by_sid = {s["Sid"]: s for s in statements("OperatorPolicy")}
+    assert by_sid["InvokeAdminBroker"]["Action"] == "lambda:InvokeFunction"
+    assert by_sid["InvokeAdminBroker"]["Resource"]["Sub"].endswith(
+        ":function:${AWS::StackName}-admin-broker"
+    )
+    passed = by_sid["PassTaskRoles"]["Resource"]
+    assert passed == [{"GetAtt": "AppTaskRole.Arn"}, {"GetAtt": "TaskExecutionRole.Arn"}]

@@ -53,6 +53,7 @@ def scope(**overrides: Any) -> PolicyScope:
         "service": "redmica",
         "family": "redmica-app",
         "pass_roles": ("arn:aws:iam::111122223333:role/redmica-task",),
+        "master_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!c-1",
     }
     values.update(overrides)
     return PolicyScope(**values)
@@ -158,11 +159,15 @@ def test_iam_policy_prints_a_policy_for_every_for_choice(
     """Every `--for` choice (admin_task crashed with a KeyError) prints a scoped policy."""
     import json
 
+    from tests.test_admin_broker import register_admin_task_definition
     from tests.test_deploy import moto_service
 
     moto_service()
+    register_admin_task_definition()
     env = {"REDMICA_CLUSTER": "prod", "REDMICA_SERVICE": "redmica"}
     env["REDMICA_TASK_DEFINITION"] = "redmica-app"
+    env["REDMICA_ADMIN_TASK_DEFINITION"] = "redmica-admin"
+    env["REDMICA_DB_MASTER_SECRET"] = "arn:aws:secretsmanager:us-east-1:123456789012:secret:m"
     result = run("iam-policy", "--for", role, app=Application(env={**os.environ, **env}))
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)

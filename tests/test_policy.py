@@ -127,10 +127,13 @@ def test_admin_task_role(
     )["ARN"]
     recorded.clear()
     step = {"step": "restore", "tenant": "acme", "args": {"source": "acme", "backup": "latest"}}
-    s3.put_object(Bucket=BUCKET, Key="lifecycle/requests/r1.json", Body=json.dumps(step).encode())
+    request_id = "20261128T041500Z-acme-restore-00000001"
+    key = f"lifecycle/requests/{request_id}.json"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(step).encode())
     monkeypatch.setattr("redmica_ops.lifecycle.site.Psql", lambda *a, **k: None)
     recorded.clear()
-    result = run("entrypoint", "admin-sql", "r1", app=make_app(REDMICA_DB_MASTER_SECRET=secret))
+    app = make_app(REDMICA_DB_MASTER_SECRET=secret)
+    result = run("entrypoint", "admin-sql", request_id, app=app)
     assert result.exit_code == 3, result.output  # no backup of acme
     # Backups of tenants whose password is in a secret log in as the tenant: the task reads
     # the secret (Secrets Manager, SSM) before pg_dump, which is stubbed out here.
@@ -145,9 +148,10 @@ def test_admin_task_role(
     for name in ("gamma", "delta"):
         step = {"step": "backup", "tenant": name, "args": {"reason": "test"}}
         body = json.dumps(step).encode()
-        s3.put_object(Bucket=BUCKET, Key=f"lifecycle/requests/{name}.json", Body=body)
+        request_id = f"20261128T041500Z-{name}-backup-00000002"
+        s3.put_object(Bucket=BUCKET, Key=f"lifecycle/requests/{request_id}.json", Body=body)
         app = make_app(REDMICA_DB_MASTER_SECRET=secret)
-        assert run("entrypoint", "admin-sql", name, app=app).exit_code == 1
+        assert run("entrypoint", "admin-sql", request_id, app=app).exit_code == 1
     assert passwords == ["gamma-password", "delta-password"]
     assert recorded == ROLE_OPERATIONS["admin_task"]
 
@@ -218,6 +222,21 @@ def test_operator_role(
     assert run("status", app=app()).exit_code == 0
     assert run("doctor", app=app()).exit_code in (0, 1)
     assert run("iam-policy", "--for", "operator", app=app()).exit_code == 0
+    # A lifecycle step over ECS: the request, the broker (invoked), the task watched, its
+    # result read (moto runs no container, so there is none: exit 1).
+    from tests.test_admin_broker import (
+        InProcessBroker,
+        register_admin_task_definition,
+        serve_broker,
+    )
+
+    register_admin_task_definition()
+    # (settings before the command line: serve_broker builds the Lambda client first)
+    with_broker = app(REDMICA_ADMIN_BROKER="redmica-admin-broker", REDMICA_BUCKET=BUCKET)
+    broker = InProcessBroker(boto3.client("s3", region_name="us-east-1"), boto3.client("ecs"))
+    serve_broker(with_broker, lambda event: {"ok": True, "task_arn": broker.launch(**event)})
+    backed_up = run("tenant", "backup", "acme", "--executor", "ecs", app=with_broker)
+    assert backed_up.exit_code == 1 and "without writing its result" in backed_up.stderr
     # Cells with hostname routing: placement, routing, moves, drift.
     env = moto_cells()
     assert (
@@ -247,6 +266,10 @@ SCOPE = PolicyScope(
     kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/abcd",
     pass_roles=("arn:aws:iam::111122223333:role/redmica-task",),
     hosted_zone_id="ZPROD123",
+    master_secret_arn="arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-1-AbCdEf",
+    admin_family="redmica-admin",
+    admin_task_role="arn:aws:iam::111122223333:role/redmica-admin-task",
+    admin_broker_arn="arn:aws:lambda:eu-west-1:111122223333:function:redmica-admin-broker",
 )
 
 
@@ -255,6 +278,14 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
     document = policy_document(role, SCOPE)
     assert granted_actions(document) - {"kms:Decrypt", "kms:GenerateDataKey"} == actions_for(role)
     for statement in document["Statement"]:
+        if statement["Effect"] == "Deny":
+            # Only the operator's, on what it must never reach.
+            assert role == "operator" and statement["Resource"] in (
+                [SCOPE.admin_task_role],
+                [SCOPE.master_secret_arn],
+                ["arn:aws:ecs:eu-west-1:111122223333:task-definition/redmica-admin:*"],
+            )
+            continue
         resources = statement["Resource"]
         if resources == ["*"]:
             # Only actions without resource-level permissions, or ListTasks with a condition.
@@ -278,7 +309,9 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
                 or resource
                 in ("arn:aws:route53:::hostedzone/ZPROD123", "arn:aws:route53:::change/*")
                 or resource in (SCOPE.kms_key_arn, *SCOPE.pass_roles)
-                or resource.startswith("arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!")
+                or resource == SCOPE.master_secret_arn
+                or resource == SCOPE.admin_broker_arn
+                or resource.endswith(":task-definition/redmica-admin:*")
                 # Tenants' password secrets: only those under the prefix.
                 or resource.endswith(
                     (f":secret:{SCOPE.secrets_prefix}*", f":parameter/{SCOPE.secrets_prefix}*")
@@ -293,6 +326,8 @@ def test_only_the_admin_task_reads_the_master_secret() -> None:
         assert ("ReadMasterSecret" in sids) == (role == "admin_task")
         # Every other secret a role may read is a tenant's password, under the prefix.
         for statement in document["Statement"]:
+            if statement["Effect"] == "Deny":
+                continue
             if statement["Sid"] != "ReadMasterSecret" and any(
                 a.startswith(("secretsmanager:", "ssm:")) for a in statement["Action"]
             ):
@@ -365,7 +400,7 @@ ECS_TASKS = {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
 CLUSTER_ARN = "arn:aws:ecs:eu-west-1:111122223333:cluster/prod"
 
 
-def operator_policy(cells: bool = False) -> dict[str, Any]:
+def operator_policy(cells: bool = False, admin_definition: str | None = None) -> dict[str, Any]:
     """The operator's policy as `iam-policy --for operator` builds it from the settings."""
     from redmica_ops.policy import scope_for
 
@@ -382,6 +417,7 @@ def operator_policy(cells: bool = False) -> dict[str, Any]:
         task_roles=lambda definition: [APP_ROLE, EXEC_ROLE],
         cell_services=("prod/redmica-a", "prod/redmica-b") if cells else (),
         admin_task_role=ADMIN_ROLE,
+        admin_task_definition=admin_definition,
     )
     return policy_document("operator", scope)
 
@@ -393,7 +429,7 @@ def test_an_operator_cannot_start_a_task_as_the_admin_role(cells: bool) -> None:
     master secret). The operator may start migration tasks with the app's roles only."""
     from tests.iam_eval import allowed
 
-    policy = operator_policy(cells)
+    policy = operator_policy(cells, admin_definition="redmica-admin")
     app_definition = "arn:aws:ecs:eu-west-1:111122223333:task-definition/redmica-app:7"
     context = {"ecs:cluster": CLUSTER_ARN}
     assert allowed(policy, "ecs:RunTask", app_definition, context)  # migrations still run
@@ -403,6 +439,14 @@ def test_an_operator_cannot_start_a_task_as_the_admin_role(cells: bool) -> None:
     # ... or the admin task definition itself, whose role is set in it.
     admin_definition = "arn:aws:ecs:eu-west-1:111122223333:task-definition/redmica-admin:3"
     assert not allowed(policy, "ecs:RunTask", admin_definition, context)
+    assert not allowed(policy, "ecs:StartTask", admin_definition, context)
+    # With cells the operator may run every family's tasks (each cell has its own); without
+    # admin_task_definition in its settings nothing denies the admin family by name, but
+    # RunTask of a task definition with a role needs iam:PassRole for it, which it lacks.
+    if cells:
+        undenied = operator_policy(cells)
+        assert allowed(undenied, "ecs:RunTask", admin_definition, context)
+        assert not allowed(undenied, "iam:PassRole", ADMIN_ROLE, ECS_TASKS)
 
 
 def test_an_operator_cannot_read_backup_dumps() -> None:
@@ -436,3 +480,158 @@ def test_iam_policy_for_the_admin_task_without_the_master_secret_exits_2(
     assert result.exit_code == 2, result.output
     assert "db_master_secret" in result.stderr
     assert result.stdout == ""
+
+
+def test_admin_broker_role(s3: S3Client, recorded: Calls) -> None:
+    """The broker (its handler's code, in this process): reads the request, starts the task."""
+    from redmica_ops.aws_lambda import answer_broker_event
+    from tests.test_admin_broker import (
+        REQUEST_ID,
+        broker_workspace,
+        put_request,
+        register_admin_task_definition,
+    )
+
+    moto_service()
+    register_admin_task_definition()
+    seed(s3, "acme")
+    put_request(s3)
+    recorded.clear()
+    assert answer_broker_event({"request_id": REQUEST_ID}, broker_workspace())["ok"] is True
+    assert recorded == ROLE_OPERATIONS["admin_broker"]
+
+
+def iam_policy(run: Invoke, role: str, *flags: str, **env: str | None) -> Any:
+    """`iam-policy --for ROLE` with the test stack's settings (None: unset): (exit code,
+    document, stderr)."""
+    base = {
+        "REDMICA_ADMIN_TASK_DEFINITION": "redmica-admin",
+        "REDMICA_ADMIN_TASK_ROLE": "arn:aws:iam::123456789012:role/admin-task",
+        "REDMICA_ADMIN_BROKER": "redmica-admin-broker",
+        "REDMICA_DB_MASTER_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!c-1",
+    }
+    merged = {k: v for k, v in {**base, **env}.items() if v is not None}
+    result = run("iam-policy", "--for", role, *flags, app=make_app(**merged))
+    document = json.loads(result.stdout) if result.exit_code == 0 else None
+    return result.exit_code, document, result.stderr
+
+
+def by_sid(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for s in document["Statement"]}
+
+
+def test_iam_policy_for_the_admin_broker(s3: S3Client, run: Invoke) -> None:
+    from tests.iam_eval import allowed
+    from tests.test_admin_broker import register_admin_task_definition
+
+    moto_service()
+    register_admin_task_definition()
+    code, document, stderr = iam_policy(run, "admin_broker")
+    assert code == 0, stderr
+    sids = by_sid(document)
+    assert set(sids) == {
+        "ReadAdminRequests",
+        "RunAdminTasks",
+        "TagAdminTasks",
+        "PassTaskRoles",
+    }
+    assert sids["ReadAdminRequests"]["Resource"] == [f"arn:aws:s3:::{BUCKET}/lifecycle/requests/*"]
+    assert sids["RunAdminTasks"]["Resource"] == [
+        "arn:aws:ecs:us-east-1:123456789012:task-definition/redmica-admin:*"
+    ]
+    # The roles of the admin task definition, read from ECS.
+    assert sorted(sids["PassTaskRoles"]["Resource"]) == [
+        "arn:aws:iam::123456789012:role/admin-task",
+        "arn:aws:iam::123456789012:role/exec",
+    ]
+    app_definition = "arn:aws:ecs:us-east-1:123456789012:task-definition/redmica-app:1"
+    cluster = {"ecs:cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/prod"}
+    assert not allowed(document, "ecs:RunTask", app_definition, cluster)
+    assert not allowed(document, "s3:GetObject", f"arn:aws:s3:::{BUCKET}/tenants/acme.yaml")
+    # Without the admin task definition: exit 2, naming it.
+    code, _, stderr = iam_policy(run, "admin_broker", REDMICA_ADMIN_TASK_DEFINITION=None)
+    assert code == 2 and "admin_task_definition" in stderr
+
+
+def test_iam_policy_for_the_admin_task_reads_exactly_one_secret(s3: S3Client, run: Invoke) -> None:
+    from tests.iam_eval import allowed
+
+    code, document, stderr = iam_policy(run, "admin_task")
+    assert code == 0, stderr
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!c-1"
+    assert by_sid(document)["ReadMasterSecret"]["Resource"] == [secret]
+    other = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!other-cluster-1"
+    assert not allowed(document, "secretsmanager:GetSecretValue", other)
+    # It takes its requests: delete, and delete the stored version, there only.
+    requests = f"arn:aws:s3:::{BUCKET}/lifecycle/requests/x.json"
+    assert allowed(document, "s3:DeleteObjectVersion", requests)
+    assert not allowed(document, "s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/backups/a/b.dump")
+    assert not allowed(document, "s3:DeleteObject", f"arn:aws:s3:::{BUCKET}/tenants/acme.yaml")
+
+
+@pytest.mark.parametrize(
+    ("role", "flags", "env", "words"),
+    [
+        ("admin_task", (), {"REDMICA_DB_MASTER_SECRET": None}, "db_master_secret"),
+        ("admin_task", (), {"REDMICA_DB_MASTER_SECRET": "rds!cluster-1"}, "not one Secrets"),
+        (
+            "admin_task",
+            (),
+            {"REDMICA_DB_MASTER_SECRET": "arn:aws:secretsmanager:us-east-1:1234:secret:rds!*"},
+            "not one Secrets",
+        ),
+        ("migrator", ("--backup-data",), {}, "--backup-data goes with --for operator"),
+        ("operator", (), {"REDMICA_ADMIN_TASK_DEFINITION": "redmica-app:3"}, "one family"),
+        (
+            "operator",
+            (),
+            {"REDMICA_ADMIN_TASK_ROLE": "arn:aws:iam::123456789012:role/task"},
+            "pass",
+        ),
+        ("nobody", (), {}, "'nobody' is not one of"),
+    ],
+)
+def test_iam_policy_bad_input_exits_2_with_one_line(
+    s3: S3Client,
+    run: Invoke,
+    role: str,
+    flags: tuple[str, ...],
+    env: dict[str, str | None],
+    words: str,
+) -> None:
+    moto_service()
+    code, _, stderr = iam_policy(run, role, *flags, **env)
+    assert code == 2, stderr
+    error = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(error) == 1 and words in error[0], stderr
+
+
+def test_iam_policy_for_the_operator_invokes_the_broker_and_denies_the_admin_task(
+    s3: S3Client, run: Invoke
+) -> None:
+    from tests.iam_eval import allowed
+
+    moto_service()
+    code, document, stderr = iam_policy(run, "operator")
+    assert code == 0, stderr
+    sids = by_sid(document)
+    assert sids["InvokeAdminBroker"]["Resource"] == [
+        "arn:aws:lambda:us-east-1:123456789012:function:redmica-admin-broker"
+    ]
+    assert "arn:aws:iam::123456789012:role/admin-task" not in sids["PassTaskRoles"]["Resource"]
+    assert sids["DenyPassingTheAdminRole"]["Effect"] == "Deny"
+    assert sids["DenyStartingAdminTasks"]["Resource"] == [
+        "arn:aws:ecs:us-east-1:123456789012:task-definition/redmica-admin:*"
+    ]
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!c-1"
+    assert not allowed(document, "secretsmanager:GetSecretValue", secret)
+    dump = f"arn:aws:s3:::{BUCKET}/backups/acme/20261128T041500Z-1a2b3c.dump"
+    assert not allowed(document, "s3:GetObject", dump)
+    # --backup-data: an explicit opt-in for `--executor local` lifecycle commands.
+    code, with_data, stderr = iam_policy(run, "operator", "--backup-data")
+    assert code == 0, stderr
+    assert by_sid(with_data)["BackupData"]["Resource"] == [f"arn:aws:s3:::{BUCKET}/backups/*"]
+    assert allowed(with_data, "s3:GetObject", dump) and allowed(with_data, "s3:PutObject", dump)
+    # Without a broker setting the operator gets no Lambda permission at all.
+    code, without, stderr = iam_policy(run, "operator", REDMICA_ADMIN_BROKER=None)
+    assert code == 0 and "InvokeAdminBroker" not in by_sid(without)

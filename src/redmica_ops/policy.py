@@ -1,12 +1,20 @@
-"""Least-privilege IAM policies for the three principals that use this code.
+"""Least-privilege IAM policies for the principals that use this code.
 
 Each role lists the AWS operations its code paths call; `tests/test_policy.py` records the
 operations really called under moto for each role and fails if this list and the code drift
 apart. Operations map to IAM actions and to resources scoped by ARN.
+
+The trust boundary around the lifecycle admin task (docs/security.md): only the admin broker
+may start it (RunTask on its own task definition family, iam:PassRole for its roles), because
+RunTask's container overrides cannot be limited by IAM; the operator invokes the broker and
+is explicitly denied both; the admin task reads exactly one master secret; backup dumps are
+read only by the admin task, or by an operator whose policy was asked for them
+(`--backup-data`, for `--executor local`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +33,7 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "HeadObject"): ("s3:GetObject",),
     ("s3", "PutObject"): ("s3:PutObject",),
     ("s3", "DeleteObject"): ("s3:DeleteObject",),
+    ("s3", "DeleteObjectVersion"): ("s3:DeleteObjectVersion",),  # DeleteObject with a VersionId
     ("s3", "GetBucketVersioning"): ("s3:GetBucketVersioning",),
     ("s3", "GetBucketEncryption"): ("s3:GetEncryptionConfiguration",),
     ("s3", "GetPublicAccessBlock"): ("s3:GetBucketPublicAccessBlock",),
@@ -61,6 +70,8 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     # where its environment is built.
     ("secretsmanager", "GetSecretValue"): ("secretsmanager:GetSecretValue",),
     ("ssm", "GetParameter"): ("ssm:GetParameter",),
+    # The operator has the admin broker start admin tasks.
+    ("lambda", "Invoke"): ("lambda:InvokeFunction",),
 }
 
 _TENANT_READ = {("s3", "ListObjectsV2"), ("s3", "GetObject")}
@@ -84,11 +95,21 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
     # records; it reads the service to migrate the revision the service runs.
     "migrator": frozenset(_TENANT_READ | _MIGRATE | {("ecs", "DescribeServices")}),
     # The tenant-lifecycle admin task (`entrypoint admin-sql`, docs/tenant-lifecycle.md): reads
-    # its request and the tenant, the RDS master secret; writes its result and backups.
-    # With db.password_secret it also reads the tenant's password (dumps log in as the tenant).
+    # and takes (deletes) its request, reads the tenant and the RDS master secret; writes its
+    # result and backups. With db.password_secret it also reads the tenant's password (dumps
+    # log in as the tenant).
     "admin_task": frozenset(
-        _TENANT_READ | _TENANT_SECRETS | {("s3", "PutObject"), ("secretsmanager", "GetSecretValue")}
+        _TENANT_READ
+        | _TENANT_SECRETS
+        | {
+            ("s3", "PutObject"),
+            ("s3", "DeleteObject"),
+            ("s3", "DeleteObjectVersion"),
+            ("secretsmanager", "GetSecretValue"),
+        }
     ),
+    # The admin broker (`aws_lambda.admin_broker`): reads a request, starts the admin task.
+    "admin_broker": frozenset({("s3", "GetObject"), ("ecs", "RunTask")}),
     # An operator running any redmica command.
     "operator": frozenset(
         _TENANT_READ
@@ -114,6 +135,7 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("route53", "GetChange"),
             ("elbv2", "DescribeTargetGroups"),
             ("elbv2", "DescribeLoadBalancers"),
+            ("lambda", "Invoke"),
         }
     ),
 }
@@ -140,6 +162,14 @@ class PolicyScope:
     backups_prefix: str = "backups/"
     master_secret_arn: str | None = None
     secrets_prefix: str = "redmica/tenants/"
+    # The lifecycle admin task: its task definition family and role (the operator is denied
+    # both), and the broker function that starts it.
+    admin_family: str | None = None
+    admin_task_role: str | None = None
+    admin_broker_arn: str | None = None
+    # The operator may read and write backup dumps (`iam-policy --backup-data`, for
+    # `--executor local`); without it, only the manifests.
+    backup_data: bool = False
 
     def ecs(self, resource: str) -> str:
         return f"arn:{self.partition}:ecs:{self.region}:{self.account}:{resource}"
@@ -166,6 +196,34 @@ def task_family(task_definition: str) -> str:
     return task_definition.rsplit("/", 1)[-1].split(":")[0]
 
 
+def lambda_function_arn(function: str, partition: str, region: str, account: str) -> str:
+    """The ARN of a Lambda function given as name[:qualifier] or ARN."""
+    if function.startswith("arn:"):
+        return function
+    return f"arn:{partition}:lambda:{region}:{account}:function:{function}"
+
+
+_SECRET_ARN = re.compile(r"arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[^*?]+")
+
+
+def check_master_secret_arn(value: str | None) -> str:
+    """The master secret's ARN, exactly one secret: no name, no wildcard."""
+    if not value:
+        raise UsageError(
+            "the admin task policy needs the setting db_master_secret (the ARN of the RDS "
+            "cluster's master secret): it grants reading that one secret",
+            "set REDMICA_DB_MASTER_SECRET or `db_master_secret` in redmica.toml to the "
+            "cluster's MasterUserSecret ARN",
+        )
+    if not _SECRET_ARN.fullmatch(value):
+        raise UsageError(
+            f"db_master_secret {value[:120]!r} is not one Secrets Manager secret's ARN",
+            "give the full ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME-xxxxxx), "
+            "without wildcards",
+        )
+    return value
+
+
 def scope_for(
     role: str,
     *,
@@ -187,20 +245,45 @@ def scope_for(
     master_secret_arn: str | None = None,
     admin_task_role: str | None = None,
     secrets_prefix: str = "redmica/tenants/",
+    admin_task_definition: str | None = None,
+    admin_broker: str | None = None,
+    backup_data: bool = False,
 ) -> PolicyScope:
     """The resources `role`'s policy is scoped to, from the settings.
 
     `task_roles(task_definition)` is asked for the roles to allow passing when none are given
-    and the role passes roles at all (it reads the task definition from ECS).
+    and the role passes roles at all (it reads the task definition from ECS): the app's for
+    the operator and the migrator, the admin task definition's for the admin broker.
     """
     partition = partition_of(region)
     roles = list(pass_roles)
+    admin_family = task_family(admin_task_definition) if admin_task_definition else None
     # With cells each cell's service has its own task definition family.
     family = task_family(task_definition) if task_definition and not cell_services else None
-    if task_definition and not roles and task_roles and "iam:PassRole" in actions_for(role):
-        roles = list(task_roles(task_definition))
-        if role == "operator" and admin_task_role:
-            roles.append(admin_task_role)  # lifecycle admin tasks run with their own role
+    runs = task_definition
+    if role == "admin_broker":
+        family, runs = admin_family, admin_task_definition
+    elif admin_family and admin_family == family:
+        raise UsageError(
+            f"admin_task_definition and task_definition are one family ({admin_family}): whoever "
+            "may migrate could start the admin task",
+            "give lifecycle admin tasks a task definition family of their own",
+        )
+    if runs and not roles and task_roles and "iam:PassRole" in actions_for(role):
+        roles = list(task_roles(runs))
+    if role != "admin_broker" and admin_task_role and admin_task_role in roles:
+        raise UsageError(
+            f"the {role} policy would pass the admin task role {admin_task_role}: only the "
+            "admin broker may",
+            "the app's task definition must not run with the admin task's role",
+        )
+    if role == "admin_task":
+        master_secret_arn = check_master_secret_arn(master_secret_arn)
+    broker_arn = (
+        lambda_function_arn(admin_broker, partition, region, account)
+        if admin_broker and role == "operator"
+        else None
+    )
     return PolicyScope(
         partition=partition,
         region=region,
@@ -219,6 +302,10 @@ def scope_for(
         backups_prefix=backups_prefix,
         master_secret_arn=master_secret_arn,
         secrets_prefix=secrets_prefix,
+        admin_family=admin_family,
+        admin_task_role=admin_task_role,
+        admin_broker_arn=broker_arn,
+        backup_data=backup_data and role == "operator",
     )
 
 
@@ -228,9 +315,10 @@ REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
     "container": (),
     "migrator": ("cluster", "task_definition"),
     "operator": ("cluster", "service", "task_definition"),
-    # Its task is started by an operator (who passes its role); its own policy names no ECS
-    # resource, only the bucket, the secrets prefix and the master secret.
-    "admin_task": (),
+    # Its task is started by the admin broker; its own policy names no ECS resource, only the
+    # bucket, the secrets prefix and the one master secret.
+    "admin_task": ("db_master_secret",),
+    "admin_broker": ("cluster", "admin_task_definition"),
 }
 
 
@@ -265,6 +353,8 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
             statements.append(statement)
 
     lifecycle = role in ("operator", "admin_task")
+    if role == "admin_task":
+        check_master_secret_arn(scope.master_secret_arn)
     prefixes = [scope.prefix]
     if role in ("operator", "migrator"):
         prefixes.append(scope.runs_prefix)
@@ -285,7 +375,11 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         ],
         [s3],
     )
-    add("ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"])
+    if role == "admin_broker":
+        # It reads a request to check it, and nothing else of the bucket.
+        add("ReadAdminRequests", ["s3:GetObject"], [f"{s3}/{scope.lifecycle_prefix}requests/*"])
+    else:
+        add("ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"])
     region_account = f"{scope.region}:{scope.account}"
     if not scope.secrets_prefix and actions & {"secretsmanager:GetSecretValue", "ssm:GetParameter"}:
         # `secret:*` / `parameter/*`: every secret of the account, not the tenants' passwords.
@@ -312,23 +406,35 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         add("RunRecords", ["s3:GetObject", "s3:PutObject"], [f"{s3}/{scope.runs_prefix}*"])
     elif role == "container":
         add("WriteResults", ["s3:PutObject"], [f"{s3}/{scope.runs_prefix}*/results/*"])
-    if lifecycle:
-        # Requests and results of admin tasks, deprovision records, database backups.
+    backups = f"{s3}/{scope.backups_prefix}*"
+    if role == "admin_task":
+        # Requests and results of admin tasks, database backups (dumps and manifests).
         add(
             "LifecycleObjects",
             ["s3:GetObject", "s3:PutObject"],
-            [f"{s3}/{scope.lifecycle_prefix}*", f"{s3}/{scope.backups_prefix}*"],
+            [f"{s3}/{scope.lifecycle_prefix}*", backups],
         )
-    if role == "admin_task":
+        # A request is taken (deleted, with its stored version) before its step runs.
         add(
-            "ReadMasterSecret",
-            ["secretsmanager:GetSecretValue"],
-            [
-                scope.master_secret_arn
-                or f"arn:{scope.partition}:secretsmanager:{scope.region}:{scope.account}:"
-                "secret:rds!*"
-            ],
+            "TakeAdminRequests",
+            ["s3:DeleteObject", "s3:DeleteObjectVersion"],
+            [f"{s3}/{scope.lifecycle_prefix}requests/*"],
         )
+        add("ReadMasterSecret", ["secretsmanager:GetSecretValue"], [str(scope.master_secret_arn)])
+    elif role == "operator":
+        # Requests and results of admin tasks, deprovision records.
+        add(
+            "LifecycleObjects",
+            ["s3:GetObject", "s3:PutObject"],
+            [f"{s3}/{scope.lifecycle_prefix}*"],
+        )
+        if scope.backup_data:
+            # `--executor local` dumps and restores on the operator's machine.
+            add("BackupData", ["s3:GetObject", "s3:PutObject"], [backups])
+        else:
+            # `tenant backups` and restores name a backup by its manifest; the dumps (.dump)
+            # are read and written by the admin task only.
+            add("ReadBackupManifests", ["s3:GetObject"], [f"{backups}.json"])
     if scope.kms_key_arn:
         kms = ["kms:Decrypt", "kms:GenerateDataKey"]
         statements.append(
@@ -339,7 +445,21 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
                 "Resource": [scope.kms_key_arn],
             }
         )
-    if scope.cluster:
+    if scope.cluster and role == "admin_broker":
+        cluster_arn = scope.ecs(f"cluster/{scope.cluster}")
+        add(
+            "RunAdminTasks",
+            ["ecs:RunTask"],
+            [scope.ecs(f"task-definition/{scope.family}:*")],
+            {"ArnEquals": {"ecs:cluster": cluster_arn}},
+        )
+        add(
+            "TagAdminTasks",
+            ["ecs:TagResource"],
+            [scope.ecs(f"task/{scope.cluster}/*")],
+            {"StringEquals": {"ecs:CreateAction": "RunTask"}},
+        )
+    elif scope.cluster:
         cluster_arn = scope.ecs(f"cluster/{scope.cluster}")
         add("DescribeCluster", ["ecs:DescribeClusters"], [cluster_arn])
         family = scope.family or "*"
@@ -411,6 +531,8 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:ListTaskDefinitions"],
         ["*"],
     )
+    if scope.admin_broker_arn:
+        add("InvokeAdminBroker", ["lambda:InvokeFunction"], [scope.admin_broker_arn])
     if "iam:PassRole" in actions:
         if not scope.pass_roles:
             raise UsageError(
@@ -427,8 +549,31 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
                 "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
             }
         )
+    if role == "operator":
+        statements.extend(_admin_denials(scope))
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def _admin_denials(scope: PolicyScope) -> list[dict[str, Any]]:
+    """What an operator may never do, even if another policy of theirs allows it: start the
+    admin task (its task definition, or any task with its role) or read the master secret."""
+    denials: list[dict[str, Any]] = []
+    if scope.admin_family:
+        family = scope.ecs(f"task-definition/{scope.admin_family}:*")
+        denials.append(_deny("DenyStartingAdminTasks", ["ecs:RunTask", "ecs:StartTask"], family))
+    if scope.admin_task_role:
+        denials.append(_deny("DenyPassingTheAdminRole", ["iam:PassRole"], scope.admin_task_role))
+    if scope.master_secret_arn and scope.master_secret_arn.startswith("arn:"):
+        denials.append(
+            _deny("DenyTheMasterSecret", ["secretsmanager:GetSecretValue"], scope.master_secret_arn)
+        )
+    return denials
+
+
+def _deny(sid: str, actions: list[str], resource: str) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Deny", "Action": actions, "Resource": [resource]}
+
+
 def granted_actions(document: JSONObject) -> set[str]:
-    return {a for s in document["Statement"] for a in s["Action"]}
+    """The actions a policy allows (its Deny statements take nothing away from this set)."""
+    return {a for s in document["Statement"] if s["Effect"] == "Allow" for a in s["Action"]}

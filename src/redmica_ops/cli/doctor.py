@@ -49,8 +49,14 @@ def doctor(app: Application) -> Done:
     "--for",
     "role",
     required=True,
-    type=click.Choice(["operator", "migrator", "container", "admin_task"]),
+    type=click.Choice(["operator", "migrator", "container", "admin_task", "admin_broker"]),
     help="who the policy is for",
+)
+@click.option(
+    "--backup-data",
+    is_flag=True,
+    help="operator: also read and write backup dumps (only `--executor local` lifecycle "
+    "commands need it; without it, only the manifests)",
 )
 @click.option("--account-id", help="AWS account id [default: from STS]")
 @click.option(
@@ -63,28 +69,38 @@ def doctor(app: Application) -> Done:
 @global_options(hidden=True)
 @pass_app
 def iam_policy(
-    app: Application, role: str, account_id: str | None, pass_role: tuple[str, ...]
+    app: Application,
+    role: str,
+    backup_data: bool,
+    account_id: str | None,
+    pass_role: tuple[str, ...],
 ) -> Done:
     """Print the least-privilege IAM policy JSON for a principal.
 
-    operator: a person running redmica; migrator: the scheduled `migrate` job; container: the
-    app task role (reads tenants; attachments access is granted by the stack); admin_task:
-    the role of lifecycle admin tasks (setting admin_task_role: master secret, backups).
-    Actions are exactly those the code calls (a test keeps them in step); resources are
-    scoped to the configured bucket and prefixes, KMS key, cluster, service and task
-    definition family.
+    operator: a person running redmica (invokes the admin broker; may neither start the admin
+    task nor pass its role, nor read backup dumps unless --backup-data); migrator: the
+    scheduled `migrate` job; container: the app task role (reads tenants; attachments access is
+    granted by the stack); admin_task: the role of lifecycle admin tasks (the one master
+    secret db_master_secret, backups); admin_broker: the Lambda function that starts admin
+    tasks (admin_task_definition, its roles). Actions are exactly those the code calls (a test
+    keeps them in step); resources are scoped to the configured bucket and prefixes, KMS key,
+    cluster, service, task definition families, broker function and master secret.
 
     \b
     Examples:
       redmica iam-policy --for operator > operator-policy.json
       redmica iam-policy --for migrator --pass-role arn:aws:iam::123456789012:role/redmica-task
+      redmica iam-policy --for admin_broker > broker-policy.json
     """
     from redmica_ops.aws import translate_errors
     from redmica_ops.cells.config import cell_map
+    from redmica_ops.errors import UsageError
     from redmica_ops.policy import policy_document, required_settings, scope_for
     from redmica_ops.settings import require
 
     settings = app.settings
+    if backup_data and role != "operator":
+        raise UsageError("--backup-data goes with --for operator", "drop --backup-data")
     cells = cell_map(settings)
     # Before any AWS call: a policy scoped to nothing would print "successfully" and be useless.
     needed = required_settings(role, cells=cells.configured)
@@ -125,6 +141,9 @@ def iam_policy(
         master_secret_arn=settings.db_master_secret,
         admin_task_role=settings.admin_task_role,
         secrets_prefix=settings.tenant_secrets_prefix,
+        admin_task_definition=settings.admin_task_definition,
+        admin_broker=settings.admin_broker,
+        backup_data=backup_data,
     )
     document = policy_document(role, scope)
     return Done(document, lambda out: out.data(document))
