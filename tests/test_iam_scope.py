@@ -42,15 +42,11 @@ def test_the_container_policy_needs_no_ecs_setting(s3: S3Client, run: Invoke) ->
 
 
 def scope(**overrides: Any) -> PolicyScope:
+    from tests.test_policy import NAMES
+
     values: dict[str, Any] = {
         "partition": "aws",
-        "region": "eu-west-1",
-        "account": "111122223333",
-        "bucket": "acme-config",
-        "prefix": "tenants/",
-        "runs_prefix": "runs/",
-        "cluster": "prod",
-        "service": "redmica",
+        **NAMES,
         "family": "redmica-app",
         "pass_roles": ("arn:aws:iam::111122223333:role/redmica-task",),
         "master_secret_arn": "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!c-1",

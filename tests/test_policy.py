@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 import boto3
 import pytest
@@ -253,15 +253,29 @@ def test_every_recorded_operation_has_actions() -> None:
         assert operations <= set(OPERATION_ACTIONS)
 
 
+class Names(TypedDict):
+    region: str
+    account: str
+    bucket: str
+    prefix: str
+    runs_prefix: str
+    cluster: str
+    service: str
+
+
+# The names of the test stack, as the settings give them to `scope_for` and `PolicyScope`.
+NAMES: Names = {
+    "region": "eu-west-1",
+    "account": "111122223333",
+    "bucket": "acme-config",
+    "prefix": "tenants/",
+    "runs_prefix": "runs/",
+    "cluster": "prod",
+    "service": "redmica",
+}
 SCOPE = PolicyScope(
     partition="aws",
-    region="eu-west-1",
-    account="111122223333",
-    bucket="acme-config",
-    prefix="tenants/",
-    runs_prefix="runs/",
-    cluster="prod",
-    service="redmica",
+    **NAMES,
     family="redmica-app",
     kms_key_arn="arn:aws:kms:eu-west-1:111122223333:key/abcd",
     pass_roles=("arn:aws:iam::111122223333:role/redmica-task",),
@@ -406,13 +420,7 @@ def operator_policy(cells: bool = False, admin_definition: str | None = None) ->
 
     scope = scope_for(
         "operator",
-        region="eu-west-1",
-        account="111122223333",
-        bucket="acme-config",
-        prefix="tenants/",
-        runs_prefix="runs/",
-        cluster="prod",
-        service="redmica",
+        **NAMES,
         task_definition="redmica-app",
         task_roles=lambda definition: [APP_ROLE, EXEC_ROLE],
         cell_services=("prod/redmica-a", "prod/redmica-b") if cells else (),

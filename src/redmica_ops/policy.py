@@ -445,35 +445,33 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
                 "Resource": [scope.kms_key_arn],
             }
         )
-    if scope.cluster and role == "admin_broker":
-        cluster_arn = scope.ecs(f"cluster/{scope.cluster}")
-        add(
-            "RunAdminTasks",
-            ["ecs:RunTask"],
-            [scope.ecs(f"task-definition/{scope.family}:*")],
-            {"ArnEquals": {"ecs:cluster": cluster_arn}},
-        )
-        add(
-            "TagAdminTasks",
-            ["ecs:TagResource"],
-            [scope.ecs(f"task/{scope.cluster}/*")],
-            {"StringEquals": {"ecs:CreateAction": "RunTask"}},
-        )
-    elif scope.cluster:
+    if scope.cluster:
         cluster_arn = scope.ecs(f"cluster/{scope.cluster}")
         add("DescribeCluster", ["ecs:DescribeClusters"], [cluster_arn])
+        # The broker starts the admin family's tasks; the others the app's (or every cell's).
+        broker = role == "admin_broker"
         family = scope.family or "*"
+        tasks, definitions = (
+            scope.ecs(f"task/{scope.cluster}/*"),
+            scope.ecs(f"task-definition/{family}:*"),
+        )
         add(
-            "RunMigrationTasks",
+            "RunAdminTasks" if broker else "RunMigrationTasks",
             ["ecs:RunTask"],
-            [scope.ecs(f"task-definition/{family}:*")],
+            [definitions],
             {"ArnEquals": {"ecs:cluster": cluster_arn}},
         )
         add(
-            "TagMigrationTasks",
+            "TagAdminTasks" if broker else "TagMigrationTasks",
             ["ecs:TagResource"],
-            [scope.ecs(f"task/{scope.cluster}/*"), scope.ecs(f"task-definition/{family}:*")],
-            {"StringEquals": {"ecs:CreateAction": ["RunTask", "RegisterTaskDefinition"]}},
+            [tasks] if broker else [tasks, definitions],
+            {
+                "StringEquals": {
+                    "ecs:CreateAction": "RunTask"
+                    if broker
+                    else ["RunTask", "RegisterTaskDefinition"]
+                }
+            },
         )
         add("WatchMigrationTasks", ["ecs:DescribeTasks"], [scope.ecs(f"task/{scope.cluster}/*")])
         # Only tasks that migrate tagged when it started them (tag redmica:run), never the
