@@ -448,6 +448,8 @@ def test_an_operator_cannot_start_a_task_as_the_admin_role(cells: bool) -> None:
     admin_definition = "arn:aws:ecs:eu-west-1:111122223333:task-definition/redmica-admin:3"
     assert not allowed(policy, "ecs:RunTask", admin_definition, context)
     assert not allowed(policy, "ecs:StartTask", admin_definition, context)
+    # Nor may it register a revision of the admin family for the broker to start.
+    assert not allowed(policy, "ecs:RegisterTaskDefinition", admin_definition)
     # With cells the operator may run every family's tasks (each cell has its own); without
     # admin_task_definition in its settings nothing denies the admin family by name, but
     # RunTask of a task definition with a role needs iam:PassRole for it, which it lacks.
@@ -628,7 +630,7 @@ def test_iam_policy_for_the_operator_invokes_the_broker_and_denies_the_admin_tas
     ]
     assert "arn:aws:iam::123456789012:role/admin-task" not in sids["PassTaskRoles"]["Resource"]
     assert sids["DenyPassingTheAdminRole"]["Effect"] == "Deny"
-    assert sids["DenyStartingAdminTasks"]["Resource"] == [
+    assert sids["DenyTheAdminTaskDefinition"]["Resource"] == [
         "arn:aws:ecs:us-east-1:123456789012:task-definition/redmica-admin:*"
     ]
     secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:rds!c-1"

@@ -554,11 +554,13 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
 
 def _admin_denials(scope: PolicyScope) -> list[dict[str, Any]]:
     """What an operator may never do, even if another policy of theirs allows it: start the
-    admin task (its task definition, or any task with its role) or read the master secret."""
+    admin task (its task definition, or any task with its role), register a revision of its
+    family (which the broker would then start), or read the master secret."""
     denials: list[dict[str, Any]] = []
     if scope.admin_family:
         family = scope.ecs(f"task-definition/{scope.admin_family}:*")
-        denials.append(_deny("DenyStartingAdminTasks", ["ecs:RunTask", "ecs:StartTask"], family))
+        starting = ["ecs:RunTask", "ecs:StartTask", "ecs:RegisterTaskDefinition"]
+        denials.append(_deny("DenyTheAdminTaskDefinition", starting, family))
     if scope.admin_task_role:
         denials.append(_deny("DenyPassingTheAdminRole", ["iam:PassRole"], scope.admin_task_role))
     if scope.master_secret_arn and scope.master_secret_arn.startswith("arn:"):
