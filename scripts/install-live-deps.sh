@@ -3,7 +3,9 @@
 # Without root (and no sudo) it only warns: the live tests then skip, saying why.
 set -euo pipefail
 # tmux and vi: the terminal-driven test of interactive flows (tests/test_tmux.py).
-packages=(apache2 libapache2-mod-passenger tmux vim-tiny)
+# PostgreSQL's server and openssl: the lifecycle's security tests run a private TLS cluster
+# (tests/live/test_lifecycle_security.py); no cluster of the package's own is used.
+packages=(apache2 libapache2-mod-passenger tmux vim-tiny postgresql openssl)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -20,6 +22,7 @@ if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sud
 fi
 echo "install-live-deps: installing ${missing[*]}" >&2
 "${sudo[@]}" apt-get update -qq
-# No service is started for these: the tests run their own Apache on a private port.
+# No service is started for these: the tests run their own Apache and PostgreSQL on private
+# ports.
 "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   "${missing[@]}" >/dev/null

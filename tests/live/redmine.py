@@ -19,7 +19,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +111,14 @@ class Postgres:
     def bin(self) -> Path:
         return max(Path("/usr/lib/postgresql").glob("*/bin"))
 
-    def start(self, log: Path) -> None:
+    def start(
+        self,
+        log: Path,
+        configure: Callable[[Path], None] | None = None,
+        options: Sequence[str] = (),
+    ) -> None:
+        """initdb, then `configure(data_dir)` (pg_hba.conf, certificates), then the server with
+        `-c NAME=VALUE` for each of `options`."""
         for path in (self.data, self.socket_dir):
             path.mkdir(parents=True)
             shutil.chown(path, "postgres", "postgres")
@@ -130,6 +137,8 @@ class Postgres:
             "-E",
             "UTF8",
         )
+        if configure is not None:
+            configure(self.data)
         log_handle = log.open("wb")
         self.process = subprocess.Popen(
             [
@@ -146,6 +155,7 @@ class Postgres:
                 str(self.socket_dir),
                 "-c",
                 "listen_addresses=127.0.0.1",
+                *(arg for option in options for arg in ("-c", option)),
             ],
             stdout=log_handle,
             stderr=subprocess.STDOUT,
