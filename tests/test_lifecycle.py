@@ -40,13 +40,14 @@ from redmica_ops.lifecycle.provision import ProvisionRequest, default_data_comma
 from redmica_ops.lifecycle.purge import Attachments, PurgeRequest, RecordStore, plan, purge
 from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
 from redmica_ops.lifecycle.rotate import RotateRequest, rotate
-from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.sql import Connection, ident, literal, scram_verifier
 from redmica_ops.lifecycle.steps import EcsRunner, LocalRunner, Step
 from redmica_ops.lifecycle.suspend import ResumeRequest, SuspendRequest, resume, suspend
 from redmica_ops.runs.migrations import select_tenants
 from redmica_ops.runs.pacing import FakeClock
 from redmica_ops.settings import load_settings
+from redmica_ops.tenants.incarnations import Incarnations
 from redmica_ops.tenants.model import Entry, parse_tenant
 from redmica_ops.tenants.registry import TenantRegistry
 from redmica_ops.tenants.store import TenantStore
@@ -54,6 +55,14 @@ from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke, objects_in, tenant_d
 from tests.test_deploy import moto_service
 
 MASTER_PASSWORD = "Master-Secret-never-leaves-the-task"
+# Where the lifecycle's connections may go (the tests' documents name no db.host).
+DB_ENV = {"REDMICA_DB_HOST": "db.internal", "REDMICA_DB_SSL_ROOT_CERT": "/etc/ssl/rds-bundle.pem"}
+
+
+@pytest.fixture(autouse=True)
+def _database_settings(_isolated_environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in DB_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 # -- a fake PostgreSQL catalog --------------------------------------------------------------------
@@ -141,6 +150,9 @@ class FakeSite(Site):
     def admin_sql_at(self, host: str | None, port: str | None) -> FakeSql:  # type: ignore[override]
         return FakeSql(self.catalog, Connection(host, None, self.admin_user, self.admin_password))
 
+    def psql(self, connection: Connection) -> FakeSql:
+        return FakeSql(self.catalog, connection)
+
 
 def make_site(s3: S3Client, catalog: Catalog) -> FakeSite:
     return FakeSite(
@@ -148,7 +160,7 @@ def make_site(s3: S3Client, catalog: Catalog) -> FakeSite:
         bucket=BUCKET,
         backups_prefix="backups/",
         kms_key_id=None,
-        default_db_host="db.internal",
+        access=DatabaseAccess("db.internal", root_cert="/etc/ssl/rds-bundle.pem"),
         connection_limit=20,
         admin_user="postgres",
         catalog=catalog,
@@ -156,10 +168,18 @@ def make_site(s3: S3Client, catalog: Catalog) -> FakeSite:
 
 
 def seed(s3: S3Client, name: str, **overrides: Any) -> None:
+    """A document as `tenant add` leaves it: with its uniqueness claims (the first seeded of
+    two clashing documents holds them)."""
+    from redmica_ops.tenants.claims import ClaimStore
+
     doc = tenant_document(name)
     for key, value in overrides.items():
         doc[key] = value
-    s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=yaml.safe_dump(doc).encode())
+    body = yaml.safe_dump(doc).encode()
+    s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=body)
+    with contextlib.suppress(RedmicaError, ValidationFailed):
+        claims = ClaimStore(s3, BUCKET)
+        claims.take(name, claims.claims_of(parse_tenant(name, body, f"{name}.yaml")))
 
 
 @pytest.fixture
@@ -897,7 +917,7 @@ class TaskSimulator:
         response = self.ecs.run_task(**params)
         (override,) = params["overrides"]["containerOverrides"]
         request_id = override["command"][1]
-        settings = load_settings({}, {"REDMICA_DB_MASTER_SECRET": self.secret_arn}, None)
+        settings = load_settings({}, {"REDMICA_DB_MASTER_SECRET": self.secret_arn, **DB_ENV}, None)
         store = TenantStore(self.s3, BUCKET)
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
         # A failed step raises in the task; its result object carries the error to the CLI.
@@ -960,8 +980,12 @@ def test_ecs_admin_tasks_carry_no_secret_and_read_the_master_secret_in_the_task(
         assert set(override) == {"containerOverrides"}
         assert [set(c) for c in override["containerOverrides"]] == [{"name", "command"}]
     assert set(simulator.definitions) == {"redmica-admin"}
-    # The task connected as the master from the secret; nothing else ever saw that password.
-    assert {(c.user, c.password) for c in catalog.connections} == {("master", MASTER_PASSWORD)}
+    # The task connected as the master from the secret; nothing else ever saw that password
+    # (the first administrator is set as the tenant's own login, inside its database).
+    assert {(c.user, c.password) for c in catalog.connections} == {
+        ("master", MASTER_PASSWORD),
+        ("acme", CANARY_PASSWORD),
+    }
     stored = [
         s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read().decode()
         for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="lifecycle/")["Contents"]
@@ -1028,7 +1052,10 @@ def test_provision_with_a_password_secret_sends_the_secrets_verifier_only(
     seed_secret(s3)
     catalog = Catalog()
     secrets = DictSecrets()
-    runner = LocalRunner(make_site(s3, catalog), registry.store)
+    # Where the steps run, the password is read with that place's reader (set-admin logs in
+    # as the tenant); the verb's own reader computes the verifier.
+    site = dataclasses.replace(make_site(s3, catalog), passwords=DictSecrets())
+    runner = LocalRunner(site, registry.store)
     request = ProvisionRequest("acme", ["rake", "db:migrate"], admin_login="alice")
     provision(registry, runner, lambda tenant, command: "run-1", request, passwords=secrets)
     assert secrets.read == [SECRET_REFERENCE]
@@ -1122,6 +1149,8 @@ def put_manifest(s3: S3Client, tenant: str = "acme", backup_id: str = BACKUP_ID)
         "created_at": "2026-11-28T04:15:00+00:00",
         "reason": "manual",
         "tables": {"public.users": 2, "public.issues": 5},
+        # As the backup step writes it: the tenant's incarnation when it was taken.
+        "incarnation": Incarnations(s3, BUCKET).of(tenant),
     }
     s3.put_object(
         Bucket=BUCKET,
@@ -1147,7 +1176,9 @@ def replace_world(
     catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
     world = ReplaceWorld(catalog, LocalRunner(make_site(s3, catalog), registry.store), [], [])
 
-    def dump(site: Site, tenant_id: str, tenant: Any, reason: str) -> _FakeBackup:
+    def dump(
+        site: Site, tenant_id: str, tenant: Any, reason: str, incarnation: str | None
+    ) -> _FakeBackup:
         world.safety.append(reason)
         return _FakeBackup({"key": "backups/acme/safety.dump", "backup": "safety-1"})
 
@@ -1350,7 +1381,7 @@ def test_replace_of_a_secret_tenant_restores_with_the_password_read_where_it_run
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
     manifest["sha256"] = hashlib.sha256(body).hexdigest()
     s3.put_object(Bucket=BUCKET, Key=manifest_key, Body=json.dumps(manifest).encode())
-    s3.put_object(Bucket=BUCKET, Key=manifest["key"], Body=body)
+    s3.put_object(Bucket=BUCKET, Key=manifest["key"], Body=body, Metadata={"tenant": "acme"})
     catalog = Catalog(
         databases={"acme": "acme"},
         roles={"acme": "login"},
@@ -1365,7 +1396,15 @@ def test_replace_of_a_secret_tenant_restores_with_the_password_read_where_it_run
     secrets = DictSecrets()
     site = dataclasses.replace(make_site(s3, catalog), passwords=secrets)
     result = LocalRunner(site, registry.store).run(
-        Step("replace", "acme", {"backup": BACKUP_ID, "stamp": STAMP})
+        Step(
+            "replace",
+            "acme",
+            {
+                "backup": BACKUP_ID,
+                "stamp": STAMP,
+                **steps_module.guard_args(registry.store.get("acme"), "acme"),
+            },
+        )
     )
     assert restores == [("acme", SECRET_PASSWORD, f"acme_restore_{STAMP}")]
     assert secrets.read == [SECRET_REFERENCE]
@@ -1561,7 +1600,7 @@ def test_lifecycle_errors_are_one_line_with_a_hint(
     )
     fake.chmod(0o755)
     with pytest.raises(OperationFailed) as raised:
-        Psql(Connection("db", 5432, "postgres"), str(fake)).query("SELECT 1;")
+        Psql(Connection("db", 5432, "postgres", root_cert="/ca.pem"), str(fake)).query("SELECT 1;")
     assert raised.value.message.startswith("could not connect to PostgreSQL as 'postgres'")
     assert "no statement ran" in raised.value.message
     assert "nothing after the failing statement" not in (raised.value.hint or "")
@@ -1611,6 +1650,7 @@ def test_a_dry_run_purge_with_the_ecs_executor_writes_and_launches_nothing(
 ) -> None:
     class NoTasks:
         where = "ecs"
+        access: DatabaseAccess | None = None
 
         def run(self, step: Step) -> steps_module.StepResult:
             raise AssertionError(f"a dry run launched a task: {step.name}")

@@ -71,6 +71,39 @@ def _check_abs_path(value: str) -> str | None:
     return None
 
 
+def _check_db_host(value: str) -> str | None:
+    if value.startswith("/"):  # a Unix-socket directory, which only this setting may name
+        return _check_abs_path(value)
+    return rules.check_hostname(value)
+
+
+def split_endpoint(value: str) -> tuple[str, int] | None:
+    """`HOST[:PORT]` (`[v6]:PORT` for an IPv6 address) -> (host, port); None if malformed."""
+    host, port = value, rules.DEFAULT_PG_PORT
+    if value.startswith("["):
+        inside, _, rest = value[1:].partition("]")
+        host = inside
+        if rest:
+            if not rest.startswith(":") or not rest[1:].isdigit():
+                return None
+            port = int(rest[1:])
+    elif value.count(":") == 1:
+        host, _, number = value.partition(":")
+        if not number.isdigit():
+            return None
+        port = int(number)
+    if not 1 <= port <= 65535 or rules.check_hostname(host):
+        return None
+    return host.lower(), port
+
+
+def _check_endpoints(values: tuple[str, ...]) -> str | None:
+    for value in values:
+        if split_endpoint(value) is None:
+            return f"{rules.show(value)} is not HOST[:PORT] (e.g. db2.internal:5432)"
+    return None
+
+
 def _positive(limit: int) -> Callable[[int], str | None]:
     def check(value: int) -> str | None:
         if not 1 <= value <= limit:
@@ -233,7 +266,10 @@ class Settings:
         None, "service domain; a tenant's host is <sub_domain>.<domain>", check=_check_domain
     )
     db_host: str | None = setting(
-        None, "database host for tenants whose document has no db.host", check=rules.check_hostname
+        None,
+        "database host (or Unix-socket directory) for tenants whose document has no db.host; "
+        "where the lifecycle's administrator connects",
+        check=_check_db_host,
     )
     profile: str | None = setting(
         None,
@@ -438,6 +474,17 @@ class Settings:
         "postgres",
         "PostgreSQL admin of the local executor (password: PGPASSFILE)",
         check=rules.check_pg_identifier_syntax,
+    )
+    db_admin_hosts: tuple[str, ...] = setting(
+        (),
+        "other database endpoints HOST[:PORT] (port 5432 if not given) the lifecycle may "
+        "connect to, for tenants on other clusters (comma-separated in env)",
+        check=_check_endpoints,
+    )
+    db_ssl_root_cert: str | None = setting(
+        None,
+        "CA bundle (PEM) database certificates are verified against (e.g. the RDS bundle)",
+        check=_check_abs_path,
     )
     db_master_secret: str | None = setting(
         None,

@@ -28,8 +28,8 @@ from redmica_ops.lifecycle.provision import ProvisionRequest, provision
 from redmica_ops.lifecycle.purge import PurgeRequest, RecordStore, plan, purge
 from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
 from redmica_ops.lifecycle.rotate import RotateRequest, rotate
-from redmica_ops.lifecycle.site import Site
-from redmica_ops.lifecycle.sql import scram_verifier
+from redmica_ops.lifecycle.site import DatabaseAccess, Site
+from redmica_ops.lifecycle.sql import Connection, scram_verifier
 from redmica_ops.lifecycle.steps import LocalRunner, Step
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.registry import TenantRegistry
@@ -68,7 +68,10 @@ def site(s3: S3Client, cluster: TlsCluster) -> Site:
         bucket=BUCKET,
         backups_prefix="backups/",
         kms_key_id=None,
-        default_db_host="127.0.0.1",
+        # The cluster, and nothing else: its port is not 5432, so it is listed.
+        access=DatabaseAccess(
+            "127.0.0.1", frozenset({("127.0.0.1", cluster.port)}), str(cluster.ca)
+        ),
         connection_limit=20,
         admin_user=ADMIN,
         admin_password=cluster.admin_password,
@@ -155,7 +158,6 @@ def evil_count(role: str, of: str) -> str:
 
 
 # -- finding 1: the master password goes only to the configured database --------------------------
-@pytest.mark.xfail(strict=True, reason="issue #23 finding 1: reproduced, not fixed yet")
 def test_a_document_naming_another_host_never_receives_the_master_password(
     s3: S3Client, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner
 ) -> None:
@@ -169,8 +171,69 @@ def test_a_document_naming_another_host_never_receives_the_master_password(
         assert registry.store.get("lure").tenant.status == "active"  # nothing written
 
 
+@pytest.mark.parametrize("verb", ["rotate", "backup", "purge"])
+def test_every_verb_refuses_a_document_naming_another_host(
+    s3: S3Client, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner, verb: str
+) -> None:
+    with impostor() as fake:
+        add(registry, "lure2", document("lure2", cluster, port=fake.port))
+        before = registry.store.get("lure2").etag
+        with pytest.raises(RedmicaError) as caught:
+            if verb == "rotate":
+                rotate(registry, runner, RotateRequest("lure2"))
+            elif verb == "backup":
+                backup(registry, runner, BackupRequest("lure2"))
+            else:
+                plan(registry, runner, s3, PurgeRequest("lure2"))
+        assert caught.value.exit_code == 2
+        assert fake.connections == 0
+        assert registry.store.get("lure2").etag == before
+
+
+@pytest.mark.parametrize("tls", [False, True])
+def test_an_impostor_at_an_allowed_endpoint_never_gets_the_master_password(
+    s3: S3Client, site: Site, cluster: TlsCluster, tls: bool
+) -> None:
+    """Even where the settings send it (a hijacked address): without TLS from our CA libpq
+    stops at verify-full; with a certificate of that CA, channel binding (SCRAM-SHA-256-PLUS)
+    refuses the cleartext request before anything is sent (libpq 13+)."""
+    keys = (cluster.work / "server.crt", cluster.work / "server.key") if tls else None
+    with impostor(keys) as fake:
+        sql = site.psql(
+            Connection(
+                "127.0.0.1",
+                fake.port,
+                ADMIN,
+                cluster.admin_password,
+                str(cluster.ca),
+                admin=True,
+            )
+        )
+        with pytest.raises(RedmicaError) as caught:
+            sql.query("SELECT 1;")
+        assert fake.connections >= 1
+        assert not fake.saw(cluster.admin_password)
+        assert ("channel binding" if tls else "SSL") in caught.value.message
+
+
+def test_the_masters_search_path_outranks_the_databases_and_roles_settings(
+    site: Site, cluster: TlsCluster, registry: TenantRegistry
+) -> None:
+    add(registry, "pa-beta", document("pa-beta", cluster))
+    create_database(site, registry, "pa-beta")
+    as_tenant(
+        cluster,
+        registry,
+        "pa-beta",
+        "CREATE SCHEMA evil; ALTER DATABASE pa_beta SET search_path = evil, public;",
+    )
+    cluster.sql(f"ALTER ROLE {ADMIN} IN DATABASE pa_beta SET search_path = evil, public;")
+    tenant = registry.store.get("pa-beta").tenant
+    shown = site.admin_sql(tenant).query("SHOW search_path;", database="pa_beta")
+    assert shown == [["pg_catalog,pg_temp"]]
+
+
 # -- finding 2: no master SQL inside a tenant's database ------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue #23 finding 2a: reproduced, not fixed yet")
 def test_an_aggregate_on_the_tenants_search_path_never_runs_as_the_master(
     site: Site, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner
 ) -> None:
@@ -188,7 +251,6 @@ def test_an_aggregate_on_the_tenants_search_path_never_runs_as_the_master(
     assert not cluster.is_member("sp_beta", "sp_alpha")
 
 
-@pytest.mark.xfail(strict=True, reason="issue #23 finding 2b: reproduced, not fixed yet")
 def test_a_trigger_resetting_the_role_never_runs_as_the_master(
     site: Site, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner
 ) -> None:
@@ -209,7 +271,6 @@ def test_a_trigger_resetting_the_role_never_runs_as_the_master(
     assert len(hashed.strip()) == 40  # the step itself did its work
 
 
-@pytest.mark.xfail(strict=True, reason="issue #23 finding 2c: reproduced, not fixed yet")
 def test_a_check_constraint_in_a_dump_never_runs_as_the_master(
     s3: S3Client,
     site: Site,
@@ -243,7 +304,6 @@ def test_a_check_constraint_in_a_dump_never_runs_as_the_master(
 
 
 # -- finding 3: purge acts only on what the tenant provably owns ----------------------------------
-@pytest.mark.xfail(strict=True, reason="issue #23 finding 3: reproduced, not fixed yet")
 def test_a_clashing_suspended_document_cannot_purge_another_tenants_database(
     s3: S3Client,
     site: Site,
@@ -285,7 +345,6 @@ def markers(cluster: TlsCluster, database_name: str) -> list[str]:
     return cluster.sql("SELECT v FROM marker ORDER BY v;", database_name).split()
 
 
-@pytest.mark.xfail(strict=True, reason="issue #23 finding 4a: reproduced, not fixed yet")
 def test_a_forged_manifest_cannot_restore_another_tenants_dump(
     s3: S3Client,
     site: Site,
@@ -330,7 +389,6 @@ def served_key(run: Invoke, tmp_path: Path, tenant_id: str) -> str:
     raise AssertionError(f"no key for {tenant_id} in {out.read_text()[:2000]}")
 
 
-@pytest.mark.xfail(strict=True, reason="issue #23 finding 4b: reproduced, not fixed yet")
 def test_a_reused_tenant_id_gets_neither_the_old_backups_nor_the_old_key(
     s3: S3Client,
     site: Site,
@@ -355,6 +413,7 @@ def test_a_reused_tenant_id_gets_neither_the_old_backups_nor_the_old_key(
     create_database(site, registry, "ru-alpha")
     marker(cluster, registry, "ru-alpha", "second-customer")
     assert served_key(run, tmp_path, "ru-alpha") != first_key
+    assert served_key(run, tmp_path, "ru-alpha") == served_key(run, tmp_path, "ru-alpha")
     replace_request = ReplaceRequest("ru-alpha", "latest")
     with pytest.raises(RedmicaError) as caught:
         the_plan = plan_replace(registry, runner, s3, BUCKET, "backups/", replace_request)
@@ -364,7 +423,6 @@ def test_a_reused_tenant_id_gets_neither_the_old_backups_nor_the_old_key(
 
 
 # -- low: a second rotation as a non-superuser administrator --------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue #23 low: reproduced, not fixed yet")
 def test_rotation_works_twice_for_an_administrator_that_is_not_superuser(
     site: Site, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner
 ) -> None:
@@ -374,3 +432,13 @@ def test_rotation_works_twice_for_an_administrator_that_is_not_superuser(
     second = rotate(registry, runner, RotateRequest("ro-alpha"))
     assert {first.login, second.login} == {"ro_alpha", "ro_alpha_2"}
     assert as_tenant(cluster, registry, "ro-alpha", "SELECT current_user;").strip() == "ro_alpha"
+
+
+def test_a_tenant_from_before_incarnations_keeps_its_key(
+    s3: S3Client, cluster: TlsCluster, run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from redmica_ops.container.keys import tenant_secret_key_base
+
+    monkeypatch.setenv("SECRET_KEY_BASE", MASTER_KEY)
+    write_straight(s3, "legacy", document("legacy", cluster))  # no incarnation object
+    assert served_key(run, tmp_path, "legacy") == tenant_secret_key_base(MASTER_KEY, "legacy")

@@ -91,7 +91,7 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
         cells = cell_map(settings)
         cells.get(cell)  # an unknown cell is a usage error, before anything is written
         scope = CellScope(cells, cell)
-    claims = app.registry().claims
+    registry = app.registry()
     plan = plan_serve(
         store.load_all(),
         vhost_settings,
@@ -99,7 +99,9 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
         master_secret=master,
         passwords=PasswordResolver(app.clients()),
         scope=scope,
-        claim_owner=claims.owner_of,
+        claim_owner=registry.claims.owner_of,
+        # One listing for every tenant's incarnation (part of its key), no read per tenant.
+        incarnations=registry.incarnations.all(),
     )
     pool = plan.pool
     out.info(
@@ -183,12 +185,14 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
             resolver = resolver or PasswordResolver(app.clients())
         password = password_of(tenant, resolver)
         # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
+        master = master_secret(app.env)
         return tenant_environment(
             name,
             tenant,
             app.settings.db_host,
-            master_secret=master_secret(app.env),
+            master_secret=master,
             password=password,
+            incarnation=app.registry().incarnations.of(name) if master else None,
         )
 
     run_id = app.env.get("REDMICA_RUN_ID")

@@ -137,8 +137,15 @@ def vhosts(
         from redmica_ops.container.keys import master_secret
 
         master = master_secret(app.env)
+    # Part of each key: the incarnations in the bucket (one listing), as serve reads them.
+    incarnations = app.registry().incarnations.all() if master and from_dir is None else None
     text = render_vhosts(
-        entries, settings, redact=redacted, master_secret=master, passwords=passwords
+        entries,
+        settings,
+        redact=redacted,
+        master_secret=master,
+        passwords=passwords,
+        incarnations=incarnations,
     )
     if out is None:
         # --redacted to stdout: the config itself is the output, in both formats.

@@ -1,9 +1,11 @@
 """Per-tenant secret_key_base, derived from the one master secret at serve time.
 
 With one key for every tenant, a session cookie or signed message made by tenant A verifies on
-tenant B. Each tenant instead gets HKDF-SHA256(master, info=tenant id) (RFC 5869), computed
-when its vhost or its migration environment is built; the master itself never reaches a tenant's
-process, so one tenant cannot compute another's key.
+tenant B. Each tenant instead gets HKDF-SHA256(master, info=tenant id and incarnation) (RFC
+5869), computed when its vhost or its migration environment is built; the master itself never
+reaches a tenant's process, so one tenant cannot compute another's key. The incarnation
+(tenants/incarnations.py) changes when a purged id is given to a new customer, so the new one
+never shares the old one's key; a tenant without one keeps the key derived from its id alone.
 """
 
 from __future__ import annotations
@@ -48,10 +50,13 @@ def check_master(master: str) -> None:
         )
 
 
-def tenant_secret_key_base(master: str, tenant_id: str) -> str:
-    """The tenant's secret_key_base: 128 hex characters, stable for one master and tenant."""
+def tenant_secret_key_base(master: str, tenant_id: str, incarnation: str | None = None) -> str:
+    """The tenant's secret_key_base: 128 hex characters, stable for one master, tenant and
+    incarnation (None: a tenant from before incarnations, whose key must not change)."""
     check_master(master)
     info = f"tenant:{tenant_id}".encode()
+    if incarnation is not None:
+        info += f"/incarnation:{incarnation}".encode()
     return hkdf_sha256(master.encode(), SALT, info, KEY_BYTES).hex()
 
 

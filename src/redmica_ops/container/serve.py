@@ -7,7 +7,7 @@ invalid document, a clash) is skipped and named loudly instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -46,6 +46,7 @@ def plan_serve(
     passwords: PasswordSource | None = None,
     scope: CellScope | None = None,
     claim_owner: ClaimOwner | None = None,
+    incarnations: Mapping[str, str] | None = None,
 ) -> ServePlan:
     """The vhosts to serve: every servable tenant, or with a cell scope that cell's."""
     selection = select(listing, Use.SERVE, claim_owner, scope=scope)
@@ -77,7 +78,14 @@ def plan_serve(
     # A suspended or provisioning tenant gets a maintenance page and no process: the pool
     # is sized for the others.
     pool = derive_pool_for(settings, sum(1 for e in kept if e.tenant.served))
-    text = render_vhosts(kept, settings, master_secret=master_secret, passwords=resolved, pool=pool)
+    text = render_vhosts(
+        kept,
+        settings,
+        master_secret=master_secret,
+        passwords=resolved,
+        pool=pool,
+        incarnations=incarnations,
+    )
     return ServePlan(
         text,
         [e.tenant_id for e in kept],

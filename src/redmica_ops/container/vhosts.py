@@ -122,12 +122,14 @@ def render_vhosts(
     master_secret: str | None = None,
     passwords: Mapping[str, str] | None = None,
     pool: PoolSettings | None = None,
+    incarnations: Mapping[str, str] | None = None,
 ) -> str:
     """One Apache config for all tenants, sorted by id: same tenants, same bytes.
 
     With `master_secret` every tenant gets its own derived SECRET_KEY_BASE; `passwords` holds
     the resolved passwords of tenants whose document names a secret (db.password_secret).
     `pool`: the derived pool when the caller already has it (to report its warnings).
+    `incarnations`: tenant id -> incarnation (tenants/incarnations.py), part of each key.
     """
     ordered = sorted(entries, key=lambda e: e.tenant_id)
     ids = [e.tenant_id for e in ordered]
@@ -158,6 +160,7 @@ def render_vhosts(
             settings.db_host,
             master_secret=master_secret,
             password=REDACTED if redact else (passwords or {}).get(entry.tenant_id),
+            incarnation=(incarnations or {}).get(entry.tenant_id),
         )
         if redact:
             for name in SECRET_ENV_NAMES & env.keys():

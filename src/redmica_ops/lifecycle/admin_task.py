@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import RedmicaError, UsageError
 from redmica_ops.lifecycle.broker import check_fresh, consume, fetch_request, utc_now
-from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.steps import StepResult, execute, write_result
 from redmica_ops.settings import Settings
 from redmica_ops.tenants.store import TenantStore
@@ -79,7 +79,7 @@ def run_admin_request(
             bucket=bucket,
             backups_prefix=settings.backups_prefix,
             kms_key_id=settings.kms_key_id,
-            default_db_host=settings.db_host,
+            access=DatabaseAccess.from_settings(settings),
             connection_limit=settings.db_connection_limit,
             admin_user=user,
             admin_password=password,

@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redmica_ops.errors import UsageError
-from redmica_ops.lifecycle.common import check_roles_unused, new_password, set_status, verifier_of
+from redmica_ops.lifecycle.common import (
+    check_roles_unused,
+    incarnation_of,
+    new_password,
+    require_endpoint,
+    set_status,
+    verifier_of,
+)
 from redmica_ops.lifecycle.steps import Runner, Step, StepResult
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
@@ -50,6 +57,7 @@ def backup(registry: TenantRegistry, runner: Runner, request: BackupRequest) -> 
             f"tenant {request.tenant_id!r} is still provisioning; nothing to back up yet",
             f"finish it with `redmica tenant provision {request.tenant_id}`",
         )
+    require_endpoint(runner.access, stored)
     return runner.run(Step("backup", request.tenant_id, {"reason": request.reason}))
 
 
@@ -88,8 +96,14 @@ def restore(
             "restore into a new tenant with --into NEW_ID, check it, then switch",
         )
     source = registry.store.get(request.tenant_id)
+    require_endpoint(runner.access, source)  # the copy gets the same db.host/db.port
     found = find_backup(
-        s3, registry.store.bucket, backups_prefix, request.tenant_id, request.backup_id
+        s3,
+        registry.store.bucket,
+        backups_prefix,
+        request.tenant_id,
+        request.backup_id,
+        incarnation_of(registry.store, request.tenant_id),
     )
     outcome = RestoreOutcome(request.tenant_id, request.into, {})
     listing = registry.store.load_all()

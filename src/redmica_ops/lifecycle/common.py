@@ -1,18 +1,25 @@
-"""What the lifecycle verbs share: reading a tenant, changing its status, the one-login rule."""
+"""What the lifecycle verbs share: reading a tenant, changing its status, the one-login rule,
+and what a destructive step must prove first (the tenant owns what it would touch)."""
 
 from __future__ import annotations
 
 import secrets
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
 from redmica_ops.errors import Conflict, UsageError
 from redmica_ops.lifecycle.database import login_pair
 from redmica_ops.lifecycle.sql import scram_verifier
+from redmica_ops.tenants.claims import ClaimStore
+from redmica_ops.tenants.incarnations import Incarnations
 from redmica_ops.tenants.model import Status, Tenant
 from redmica_ops.tenants.passwords import SecretReader, password_of
 from redmica_ops.tenants.registry import TenantRegistry
-from redmica_ops.tenants.store import Listing, StoredTenant
+from redmica_ops.tenants.store import Listing, StoredTenant, TenantStore
+
+if TYPE_CHECKING:
+    from redmica_ops.lifecycle.site import DatabaseAccess
 
 
 def new_password() -> SecretStr:
@@ -50,6 +57,53 @@ def check_roles_unused(tenant_id: str, tenant: Tenant, listing: Listing) -> None
                 f"tenant {tenant_id!r}: database role {sorted(shared)[0]!r} is already used by "
                 f"tenant {other.tenant_id!r}; nothing was changed",
                 "each tenant needs its own db.user (and its rotation twin <user>_2)",
+            )
+
+
+def claims_of_store(store: TenantStore) -> ClaimStore:
+    return ClaimStore(store.s3, store.bucket, store.prefix, store.kms_key_id)
+
+
+def require_endpoint(access: DatabaseAccess | None, stored: StoredTenant) -> None:
+    """A document naming a database the settings do not allow: exit 2 before anything."""
+    if access is not None:
+        access.endpoint_of(stored.tenant, stored.tenant_id)
+
+
+def incarnation_of(store: TenantStore, tenant_id: str) -> str | None:
+    """The tenant's current incarnation, from the bucket (never from its document)."""
+    return Incarnations(store.s3, store.bucket, store.prefix, store.kms_key_id).of(tenant_id)
+
+
+def check_owns(store: TenantStore, stored: StoredTenant, listing: Listing | None = None) -> None:
+    """Before a purge, replace or rotation touches a database or role: this tenant holds the
+    uniqueness claims of its db.name and both logins, and no other document names them
+    (exit 4 otherwise, nothing done). A document written straight to the bucket with another
+    tenant's names holds none of their claims."""
+    tenant_id, tenant = stored.tenant_id, stored.tenant
+    claims = claims_of_store(store)
+    wanted = [("db.name", tenant.db.name)] + [
+        ("db.user", role) for role in sorted(login_pair(tenant.db.user))
+    ]
+    for field, value in wanted:
+        holder = claims.owner_of(field, value)
+        if holder != tenant_id:
+            raise Conflict(
+                f"tenant {tenant_id!r} does not hold the claim on its {field} {value!r} ("
+                + (f"tenant {holder!r} does" if holder else "nobody does")
+                + "); it does not provably own that database or role, so nothing was done",
+                "`redmica tenant list` marks clashing documents; a document older than claims "
+                "is adopted with `redmica tenant claims rebuild`",
+            )
+    mine = {tenant.db.name} | login_pair(tenant.db.user)
+    for other in (listing or store.load_all()).tenants:
+        theirs = {other.tenant.db.name} | login_pair(other.tenant.db.user)
+        if other.tenant_id != tenant_id and mine & theirs:
+            raise Conflict(
+                f"tenant {other.tenant_id!r} also names {sorted(mine & theirs)[0]!r} of tenant "
+                f"{tenant_id!r}; nothing was done while two documents claim one database",
+                f"look at both (`redmica tenant show {other.tenant_id}`) and remove or fix the "
+                "wrong one first",
             )
 
 

@@ -1,9 +1,16 @@
 """What the lifecycle does inside PostgreSQL, step by step, each step checking what exists first.
 
 These functions run wherever the database is reachable: in this process (local executor) or in
-an ECS one-off task (`redmica entrypoint admin-sql`). They take an administrator's `Sql` and
-never see the administrator's password. Re-running any of them after a failure finishes the
-job instead of failing on what the first attempt already did.
+an ECS one-off task (`redmica entrypoint admin-sql`). They take an `Sql` and never see a
+password. The administrator's `Sql` only ever works in the `postgres` database (the catalog,
+roles, CREATE/DROP/RENAME DATABASE); what happens inside a tenant's database (the first
+administrator, a restore's checks) gets the tenant's own login, so nothing the tenant planted
+there can run with the administrator's rights. Re-running any of them after a failure
+finishes the job instead of failing on what the first attempt already did.
+
+The administrator may be a non-superuser with CREATEDB and CREATEROLE (RDS): ALTER ROLE never
+names SUPERUSER or REPLICATION (only a superuser may), and a role that has either is refused
+instead.
 
 Login roles alternate (docs/tenant-lifecycle.md, "Password rotation"): the database is owned by
 the tenant's first role (`acme`); its twin `acme_2` is a member of it whose sessions start with
@@ -33,6 +40,11 @@ class Role:
     can_login: bool
     create_db: bool
     create_role: bool
+    replication: bool = False  # REPLICATION or BYPASSRLS: only a superuser can take them away
+
+    @property
+    def privileged(self) -> bool:
+        return self.superuser or self.create_db or self.create_role or self.replication
 
 
 @dataclass
@@ -55,16 +67,19 @@ def inspect(sql: Sql, database: str, roles: list[str]) -> DatabaseState:
         "SELECT 'db', pg_get_userbyid(datdba), '', '', '', '' FROM pg_database"
         f" WHERE datname = {literal(database)};\n"
         "SELECT 'role', rolname, rolsuper::text, rolcanlogin::text, rolcreatedb::text,"
-        f" rolcreaterole::text FROM pg_roles WHERE rolname IN ({names});\n"
+        " rolcreaterole::text, (rolreplication OR rolbypassrls)::text"
+        f" FROM pg_roles WHERE rolname IN ({names});\n"
         "SELECT 'owns', pg_get_userbyid(datdba), datname, '', '', '' FROM pg_database"
         f" WHERE pg_get_userbyid(datdba) IN ({names}) AND datname <> {literal(database)};\n"
     )
     state = DatabaseState(database, None)
-    for kind, a, b, c, d, e in (row + [""] * (6 - len(row)) for row in rows):
+    for kind, a, b, c, d, e, f in (row + [""] * (7 - len(row)) for row in rows):
         if kind == "db":
             state.owner = a
         elif kind == "role":
-            state.roles[a] = Role(a, b == "true", c == "true", d == "true", e == "true")
+            state.roles[a] = Role(
+                a, b == "true", c == "true", d == "true", e == "true", f == "true"
+            )
         elif kind == "owns":
             state.owned_elsewhere.setdefault(a, []).append(b)
     return state
@@ -82,10 +97,10 @@ def check_can_provision(state: DatabaseState, owner: str) -> None:
         role = state.roles.get(name)
         if role is None:
             continue
-        if role.superuser or role.create_db or role.create_role:
+        if role.privileged:
             raise Conflict(
-                f"role {name!r} already exists with SUPERUSER, CREATEDB or CREATEROLE; "
-                "nothing was changed",
+                f"role {name!r} already exists with SUPERUSER, CREATEDB, CREATEROLE, REPLICATION "
+                "or BYPASSRLS; nothing was changed",
                 "a tenant's role must be an unprivileged login: pick another db.user",
             )
         if state.owned_elsewhere.get(name):
@@ -105,16 +120,7 @@ def create_database(
     check_can_provision(state, owner)
     done: list[str] = []
     role, db = ident(owner), ident(database)
-    attributes = (
-        f"LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION INHERIT "
-        f"CONNECTION LIMIT {int(connection_limit)} PASSWORD {_verifier(verifier)}"
-    )
-    if owner in state.roles:
-        sql.run(f"ALTER ROLE {role} {attributes};\n")
-        done.append(f"role {owner}: password and limits set (it existed)")
-    else:
-        sql.run(f"CREATE ROLE {role} {attributes};\n")
-        done.append(f"role {owner}: created")
+    done.append(_login_role(sql, owner, state.roles.get(owner), verifier, connection_limit))
     # A non-superuser administrator (RDS) must be a member to create a database it owns.
     sql.run(
         "DO $$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN"
@@ -135,27 +141,68 @@ def create_database(
     return done
 
 
-def set_login(sql: Sql, database: str, login: str, verifier: str, connection_limit: int) -> str:
-    """Give `login` (the owner or its twin) a new password; create the twin when missing."""
+def _login_role(
+    sql: Sql, name: str, existing: Role | None, verifier: str, connection_limit: int
+) -> str:
+    """CREATE an unprivileged login role, or give the existing (unprivileged) one the password
+    and limits. ALTER never names SUPERUSER or REPLICATION: a non-superuser administrator may
+    not, so a role that has either is refused before anything runs."""
+    limits = f"INHERIT CONNECTION LIMIT {int(connection_limit)} PASSWORD {_verifier(verifier)}"
+    if existing is None:
+        sql.run(
+            f"CREATE ROLE {ident(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+            f"{limits};\n"
+        )
+        return f"role {name}: created"
+    if existing.privileged:
+        raise Conflict(
+            f"role {name!r} has SUPERUSER, CREATEDB, CREATEROLE, REPLICATION or BYPASSRLS; "
+            "nothing was changed",
+            "a tenant's role must be an unprivileged login: look at that role",
+        )
+    sql.run(f"ALTER ROLE {ident(name)} LOGIN NOCREATEDB NOCREATEROLE {limits};\n")
+    return f"role {name}: password and limits set (it existed)"
+
+
+def check_owner(state: DatabaseState, user: str, expected: str | None) -> str:
+    """The database's owner, when it is one of the tenant's two logins (and the one the
+    confirmed plan saw); otherwise nothing is done (exit 4)."""
+    if state.owner is None:
+        raise NotFound(f"database {state.database!r} does not exist", "provision the tenant first")
+    mine = login_pair(user)
+    if state.owner not in mine or (expected is not None and state.owner != expected):
+        raise Conflict(
+            f"database {state.database!r} is owned by {state.owner!r}, not by the tenant's "
+            f"role{'s' if len(mine) > 1 else ''} {', '.join(sorted(mine))}"
+            + (f" as planned ({expected})" if expected else "")
+            + "; nothing was changed",
+            "that database is not provably this tenant's: check the documents (`redmica tenant "
+            "list` marks clashes) and the database",
+        )
+    return state.owner
+
+
+def set_login(
+    sql: Sql,
+    database: str,
+    login: str,
+    verifier: str,
+    connection_limit: int,
+    user: str | None = None,
+    expected_owner: str | None = None,
+) -> str:
+    """Give `login` (the owner or its twin) a new password; create the twin when missing.
+    `user`: the document's db.user, whose login pair must own the database."""
     state = inspect(sql, database, [login])
-    if not state.exists or state.owner is None:
-        raise NotFound(f"database {database!r} does not exist", "provision the tenant first")
-    owner = state.owner
+    owner = check_owner(state, user or login, expected_owner)
     if login not in (owner, twin_of(owner)):
         raise Conflict(
             f"role {login!r} is neither the owner of {database!r} ({owner}) nor its twin",
             "rotation alternates between the owner and <owner>_2",
         )
-    attributes = (
-        f"LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE INHERIT "
-        f"CONNECTION LIMIT {int(connection_limit)} PASSWORD {_verifier(verifier)}"
-    )
-    if login in state.roles:
-        sql.run(f"ALTER ROLE {ident(login)} {attributes};\n")
-        action = f"role {login}: new password"
-    else:
-        sql.run(f"CREATE ROLE {ident(login)} {attributes};\n")
-        action = f"role {login}: created with a new password"
+    existed = login in state.roles
+    _login_role(sql, login, state.roles.get(login), verifier, connection_limit)
+    action = f"role {login}: " + ("new password" if existed else "created with a new password")
     if login != owner:
         # Membership gives the owner's rights; the session role keeps new objects the owner's.
         sql.run(
@@ -190,8 +237,9 @@ def redmine_password_hash(password: str, salt: str | None = None) -> tuple[str, 
 LOGIN_RULE = re.compile(r"[a-zA-Z0-9_\-@.]{1,60}")
 
 
-def set_admin(sql: Sql, database: str, owner: str, login: str, hashed: str, salt: str) -> str:
-    """Make `login` an active administrator with the given password hash.
+def set_admin(sql: Sql, database: str, login: str, hashed: str, salt: str) -> str:
+    """Make `login` an active administrator with the given password hash. `sql` is the
+    tenant's own login (site.login_sql): its triggers and search_path run as the tenant.
 
     Redmine's first migration creates `admin`; it is renamed to `login` unless a user with that
     login exists already (a re-run), which then gets the password and admin rights.
@@ -209,7 +257,6 @@ def set_admin(sql: Sql, database: str, owner: str, login: str, hashed: str, salt
             "`redmica tenant provision` again",
         )
     rows = sql.query(
-        f"SET ROLE {ident(owner)};\n"
         "UPDATE users SET login = "
         f"{literal(login)} WHERE login = 'admin' AND type = 'User' AND NOT EXISTS"
         f" (SELECT 1 FROM users WHERE login = {literal(login)});\n"
@@ -304,11 +351,20 @@ def swap(sql: Sql, live: str, fresh: str, parked: str) -> None:
 
 
 # -- dropping -------------------------------------------------------------------------------------
-def drop(sql: Sql, database: str, user: str, expect_absent: bool = False) -> list[str]:
+def drop(
+    sql: Sql,
+    database: str,
+    user: str,
+    expect_absent: bool = False,
+    expected_owner: str | None = None,
+) -> list[str]:
     """Drop the database (closing its sessions) and both login roles; absent is fine.
 
-    `expect_absent`: the confirmed plan found no database (an earlier purge dropped it, so
-    there was no final backup to take); one that exists now was not backed up: refuse."""
+    Every check comes before the first DROP: the database is owned by one of the tenant's two
+    logins (`expected_owner`: the one the confirmed plan saw), and those roles own no database
+    but it and its parked copies. `expect_absent`: the confirmed plan found no database (an
+    earlier purge dropped it, so there was no final backup to take); one that exists now was
+    not backed up: refuse."""
     names = sorted(login_pair(user))
     state = inspect(sql, database, names)
     if expect_absent and state.exists:
@@ -317,24 +373,26 @@ def drop(sql: Sql, database: str, user: str, expect_absent: bool = False) -> lis
             "not backed up, so nothing was dropped",
             "run the purge again: its plan takes a final backup of it first",
         )
+    if state.exists:
+        check_owner(state, user, expected_owner)
+    sides = side_databases(state)
+    for name in state.roles:
+        foreign = [d for d in state.owned_elsewhere.get(name, []) if d not in sides]
+        if foreign:
+            raise Conflict(
+                f"role {name!r} also owns {', '.join(foreign)}; nothing was dropped",
+                "that is another tenant's database: check the documents",
+            )
     done: list[str] = []
     if state.exists:
         sql.run(f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE);\n")
         done.append(f"database {database}: dropped")
     # Parked and leftover databases of earlier replaces (restore-db --replace) go with it.
-    for side in side_databases(state):
+    for side in sides:
         sql.run(f"DROP DATABASE IF EXISTS {ident(side)} WITH (FORCE);\n")
         done.append(f"database {side}: dropped")
-        for owned in state.owned_elsewhere.values():
-            if side in owned:
-                owned.remove(side)
     owner = state.owner or user
     for name in sorted(state.roles, key=lambda n: n == owner):  # the twin first
-        if state.owned_elsewhere.get(name):
-            raise Conflict(
-                f"role {name!r} also owns {', '.join(state.owned_elsewhere[name])}; not dropped",
-                "that is another tenant's database: check the documents",
-            )
         sql.run(f"DROP ROLE IF EXISTS {ident(name)};\n")
         done.append(f"role {name}: dropped")
     return done

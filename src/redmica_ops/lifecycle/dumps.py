@@ -1,9 +1,17 @@
 """One tenant's database as a `pg_dump -Fc` in S3: written, listed, checked and restored.
 
 A backup is two objects under `<backups_prefix><tenant>/`: `<id>.dump` (SSE-KMS, S3-verified
-SHA-256) and `<id>.json`, its manifest (size, checksum, database, rows per table). The row
-counts are read from the dump itself (its COPY sections), so they describe exactly what was
-dumped; a restore is accepted only when the restored database has the same counts.
+SHA-256) and `<id>.json`, its manifest (size, checksum, database, rows per table, the tenant's
+incarnation). The row counts are read from the dump itself (its COPY sections), so they describe
+exactly what was dumped; a restore is accepted only when the restored database has the same
+counts, counted as the restored tenant's own login.
+
+A manifest is not trusted for where the dump is: the object's key is derived from the tenant
+and the (validated) backup id, and the manifest's tenant, id and key, and the dump object's own
+tenant and incarnation metadata, must all agree with that; a disagreement refuses the restore
+(exit 4, nothing restored). A restore takes only backups of the tenant's current incarnation
+(tenants/incarnations.py): after a purge, a new customer given the same id gets none of the
+old customer's.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from redmica_ops.errors import Conflict, NotFound, OperationFailed
 from redmica_ops.lifecycle import database
 from redmica_ops.lifecycle.database import row_counts
 from redmica_ops.lifecycle.site import Site
-from redmica_ops.lifecycle.sql import run_tool
+from redmica_ops.lifecycle.sql import child_env, run_tool
 from redmica_ops.tenants.model import Tenant
 
 if TYPE_CHECKING:
@@ -48,6 +56,7 @@ class Backup:
     created_at: str
     reason: str
     tables: dict[str, int] = field(default_factory=dict)
+    incarnation: str | None = None  # the tenant's incarnation when it was taken
 
     @property
     def rows(self) -> int:
@@ -65,6 +74,7 @@ class Backup:
             "reason": self.reason,
             "tables": len(self.tables),
             "rows": self.rows,
+            "incarnation": self.incarnation or "",
         }
 
 
@@ -73,8 +83,9 @@ def new_backup_id(now: datetime | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(3)}"
 
 
-def _prefix(site: Site, tenant_id: str) -> str:
-    return f"{site.backups_prefix}{tenant_id}/"
+def backup_key(backups_prefix: str, tenant_id: str, backup_id: str) -> str:
+    """Where a backup's dump is: derived, never read from a manifest."""
+    return f"{backups_prefix}{tenant_id}/{backup_id}.dump"
 
 
 def _encryption(site: Site) -> dict[str, str]:
@@ -90,6 +101,7 @@ def count_dump_rows(site: Site, path: Path) -> dict[str, int]:
         [site.tool("pg_restore"), "--data-only", "-f", "-", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        env=child_env(),
     )
     assert process.stdout is not None
     counts: dict[str, int] = {}
@@ -111,10 +123,12 @@ def count_dump_rows(site: Site, path: Path) -> dict[str, int]:
     return counts
 
 
-def dump(site: Site, tenant_id: str, tenant: Tenant, reason: str) -> Backup:
+def dump(
+    site: Site, tenant_id: str, tenant: Tenant, reason: str, incarnation: str | None = None
+) -> Backup:
     """pg_dump -Fc as the tenant's own role, counted, checksummed, stored (never overwritten)."""
     backup_id = new_backup_id()
-    key = f"{_prefix(site, tenant_id)}{backup_id}.dump"
+    key = backup_key(site.backups_prefix, tenant_id, backup_id)
     with tempfile.TemporaryDirectory(prefix="redmica-backup-") as tmp:
         path = Path(tmp) / "tenant.dump"
         run_tool(
@@ -138,6 +152,7 @@ def dump(site: Site, tenant_id: str, tenant: Tenant, reason: str) -> Backup:
             datetime.now(UTC).isoformat(),
             reason,
             tables,
+            incarnation,
         )
         with (
             translate_errors(f"writing s3://{site.bucket}/{key}", site.bucket),
@@ -150,7 +165,11 @@ def dump(site: Site, tenant_id: str, tenant: Tenant, reason: str) -> Backup:
                 ContentLength=size,
                 ContentType="application/octet-stream",
                 ChecksumSHA256=base64.b64encode(digest.digest()).decode("ascii"),
-                Metadata={"sha256": backup.sha256, "tenant": tenant_id},
+                Metadata={
+                    "sha256": backup.sha256,
+                    "tenant": tenant_id,
+                    **({"incarnation": incarnation} if incarnation else {}),
+                },
                 IfNoneMatch="*",
                 **_encryption(site),  # type: ignore[arg-type]
             )
@@ -167,27 +186,71 @@ def dump(site: Site, tenant_id: str, tenant: Tenant, reason: str) -> Backup:
     return backup
 
 
-def list_backups(s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str) -> list[Backup]:
-    """The tenant's backups, newest first, from their manifests."""
+def backup_ids(s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str) -> list[str]:
+    """The ids of the tenant's manifests (named like a backup id), newest first."""
     prefix = f"{backups_prefix}{tenant_id}/"
-    found: list[Backup] = []
     paginator = s3.get_paginator("list_objects_v2")
     with translate_errors(f"listing s3://{bucket}/{prefix}", bucket):
-        keys = [
-            obj["Key"]
+        names = [
+            obj["Key"][len(prefix) :].removesuffix(".json")
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
             for obj in page.get("Contents", [])
             if obj["Key"].endswith(".json")
         ]
-        for key in keys:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            found.append(Backup(**json.loads(body)))
-    return sorted(found, key=lambda b: b.backup_id, reverse=True)
+    return sorted((n for n in names if BACKUP_ID.fullmatch(n)), reverse=True)
+
+
+def read_manifest(
+    s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str, backup_id: str
+) -> Backup:
+    """The manifest of `backup_id`, accepted only if it says what its place says: this tenant,
+    this id, the derived key (Conflict otherwise)."""
+    key = backup_key(backups_prefix, tenant_id, backup_id).removesuffix(".dump") + ".json"
+    with translate_errors(f"reading s3://{bucket}/{key}", bucket):
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    known = {f for f in Backup.__dataclass_fields__}
+    try:
+        data = json.loads(body)
+        backup = Backup(**{k: v for k, v in data.items() if k in known})
+    except (ValueError, TypeError, AttributeError):
+        backup = None
+    expected = backup_key(backups_prefix, tenant_id, backup_id)
+    if (
+        backup is None
+        or backup.tenant != tenant_id
+        or backup.backup_id != backup_id
+        or backup.key != expected
+        or not isinstance(backup.tables, dict)
+    ):
+        raise Conflict(
+            f"the manifest s3://{bucket}/{key} does not describe backup {backup_id} of tenant "
+            f"{tenant_id!r} (its tenant, id or key differ from {expected}); nothing was "
+            "restored",
+            "someone wrote it by hand: look at it, and remove it if it is not a real backup",
+        )
+    return backup
+
+
+def list_backups(s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str) -> list[Backup]:
+    """The tenant's backups (every incarnation's), newest first; manifests that do not check
+    out are left out (a restore that names one refuses it)."""
+    found: list[Backup] = []
+    for backup_id in backup_ids(s3, bucket, backups_prefix, tenant_id):
+        with contextlib.suppress(Conflict, NotFound):
+            found.append(read_manifest(s3, bucket, backups_prefix, tenant_id, backup_id))
+    return found
 
 
 def find_backup(
-    s3: S3Client, bucket: str, backups_prefix: str, tenant_id: str, backup_id: str
+    s3: S3Client,
+    bucket: str,
+    backups_prefix: str,
+    tenant_id: str,
+    backup_id: str,
+    incarnation: str | None = None,
 ) -> Backup:
+    """A backup of the tenant's current `incarnation` (None: a tenant from before them), by id
+    or the newest ('latest'); a manifest that does not check out refuses (exit 4)."""
     if backup_id != "latest" and not BACKUP_ID.fullmatch(backup_id):
         # Not found (exit 3) like any other id that names no backup; the message says the form.
         raise NotFound(
@@ -195,21 +258,45 @@ def find_backup(
             "YYYYMMDDTHHMMSSZ-xxxxxx (or say 'latest')",
             f"list them with `redmica tenant backups {tenant_id}`",
         )
-    backups = list_backups(s3, bucket, backups_prefix, tenant_id)
-    chosen = (
-        backups[:1] if backup_id == "latest" else [b for b in backups if b.backup_id == backup_id]
+    ids = backup_ids(s3, bucket, backups_prefix, tenant_id)
+    candidates = ids if backup_id == "latest" else [i for i in ids if i == backup_id]
+    other_life = 0
+    for candidate in candidates:
+        backup = read_manifest(s3, bucket, backups_prefix, tenant_id, candidate)
+        if backup.incarnation == incarnation:
+            return backup
+        other_life += 1
+    raise NotFound(
+        f"no backup {backup_id!r} of tenant {tenant_id!r}"
+        + (
+            f" ({other_life} backup(s) of this id belong to an earlier customer of it, before a "
+            "purge; they are never restored into this one)"
+            if other_life
+            else ""
+        ),
+        f"list them with `redmica tenant backups {tenant_id}`",
     )
-    if not chosen:
-        raise NotFound(
-            f"no backup {backup_id!r} of tenant {tenant_id!r}",
-            f"list them with `redmica tenant backups {tenant_id}`",
+
+
+def check_object(site: Site, backup: Backup) -> None:
+    """The dump object's own metadata names the same tenant and incarnation as its manifest."""
+    with translate_errors(f"reading s3://{site.bucket}/{backup.key}", site.bucket):
+        head = site.s3.head_object(Bucket=site.bucket, Key=backup.key)
+    meta = head.get("Metadata", {})
+    if meta.get("tenant") != backup.tenant or meta.get("incarnation") != backup.incarnation:
+        raise Conflict(
+            f"the dump s3://{site.bucket}/{backup.key} was not written for tenant "
+            f"{backup.tenant!r} (its metadata names {meta.get('tenant')!r}); nothing was restored",
+            "someone wrote it by hand: look at it",
         )
-    return chosen[0]
 
 
 def restore(site: Site, backup: Backup, target: Tenant) -> dict[str, int]:
-    """Restore into the target's (fresh, empty) database as its own role; verify rows."""
-    sql = site.admin_sql(target)
+    """Restore into the target's (fresh, empty) database as its own role; verify rows, counted
+    by that role too (whatever the dump planted runs with the tenant's rights only)."""
+    check_object(site, backup)
+    login = site.login(target)  # its password read once, where the step runs
+    sql = site.psql(login)
     existing = sql.query(
         "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
         " WHERE c.relkind = 'r' AND n.nspname = 'public';\n",
@@ -246,10 +333,10 @@ def restore(site: Site, backup: Backup, target: Tenant) -> dict[str, int]:
                 target.db.name,
                 str(path),
             ],
-            site.login(target),
+            login,
             target.db.name,
         )
-    counts = row_counts(site.admin_sql(target), target.db.name, sorted(backup.tables))
+    counts = row_counts(sql, target.db.name, sorted(backup.tables))
     wrong = {
         t: (backup.tables[t], counts.get(t))
         for t in backup.tables
@@ -261,7 +348,9 @@ def restore(site: Site, backup: Backup, target: Tenant) -> dict[str, int]:
     return counts
 
 
-def replace_live(site: Site, backup: Backup, tenant: Tenant, stamp: str) -> dict[str, str | int]:
+def replace_live(
+    site: Site, backup: Backup, tenant: Tenant, stamp: str, expected_owner: str | None = None
+) -> dict[str, str | int]:
     """Restore `backup` over the tenant's live database without ever dropping it.
 
     Into a fresh database `<name>_restore_<stamp>` (owned by the live one's owner), verified by
@@ -277,7 +366,7 @@ def replace_live(site: Site, backup: Backup, tenant: Tenant, stamp: str) -> dict
             f"database {live!r} does not exist; there is nothing to replace",
             "restore into a new tenant with --into NEW_ID",
         )
-    owner = state.owner
+    owner = database.check_owner(state, tenant.db.user, expected_owner)
     fresh = database.side_name(live, database.FRESH, stamp)
     parked = database.side_name(live, database.PARKED, stamp)
     # Targets of earlier attempts that failed before their swap never went live.

@@ -25,6 +25,7 @@ from redmica_ops.errors import Conflict, UsageError
 from redmica_ops.lifecycle.common import (
     check_roles_unused,
     new_password,
+    require_endpoint,
     require_status,
     set_status,
     verifier_of,
@@ -133,6 +134,7 @@ def provision(
     if stored is None:
         stored = registry.store.get(request.tenant_id)  # raises NotFound / ValidationFailed
     require_status(stored, ("provisioning", "active"), "provision")
+    require_endpoint(runner.access, stored)
     language = language_of(request, stored.tenant)
     default_data = default_data_command(request, language)
     check_roles_unused(request.tenant_id, stored.tenant, listing)

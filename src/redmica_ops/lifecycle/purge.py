@@ -31,8 +31,8 @@ from redmica_ops.errors import (
     RedmicaError,
     UsageError,
 )
-from redmica_ops.lifecycle.common import set_status
-from redmica_ops.lifecycle.steps import Runner, Step, StepResult
+from redmica_ops.lifecycle.common import check_owns, require_endpoint, set_status
+from redmica_ops.lifecycle.steps import Runner, Step, StepResult, guard_args
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
 
@@ -65,6 +65,7 @@ class PurgePlan:
     archive_to: str | None = None  # s3://bucket/prefix/ of the archive copy
     # Databases parked or left over by `restore-db --replace`: dropped with the live one.
     side_databases: list[str] = field(default_factory=list)
+    owner: str | None = None  # the database's owner as the plan found it (None: absent)
 
 
 @dataclass
@@ -156,6 +157,10 @@ def plan(
 ) -> PurgePlan:
     stored = registry.store.get(request.tenant_id)
     tenant = stored.tenant
+    require_endpoint(runner.access, stored)
+    # A document with another tenant's names (written straight to the bucket, a clash) holds
+    # none of their claims: refused here, and again where the drop runs.
+    check_owns(registry.store, stored)
     attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
     if request.archive_attachments and request.delete_attachments:
         raise UsageError(
@@ -228,6 +233,7 @@ def plan(
         note,
         f"s3://{tenant.s3.bucket}/{archive_to}" if archive_to else None,
         sides,
+        str(state["owner"]) if exists else None,
     )
 
 
@@ -354,6 +360,7 @@ def purge(
             f"{the_plan.database!r} as in the plan; nothing was dropped",
             "look at the tenant again and run the purge again",
         )
+    check_owns(registry.store, stored)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record = PurgeRecord(
         request.tenant_id,
@@ -416,7 +423,16 @@ def purge(
         return {"status": f"{before} -> suspended"}
 
     step("suspend (maintenance page)", suspend_first)
-    step("drop database and roles", lambda: runner.run(Step("drop", request.tenant_id, drop_args)))
+    step(
+        "drop database and roles",
+        lambda: runner.run(
+            Step(
+                "drop",
+                request.tenant_id,
+                {**drop_args, **guard_args(current[0], the_plan.owner)},
+            )
+        ),
+    )
     if the_plan.archive_to is not None:
         # Exactly what was copied and verified; anything written since stays (and is said).
         step(
@@ -432,13 +448,23 @@ def purge(
         step("keep attachments", None)
 
     def remove_document() -> StepResult:
+        # The customer's data is gone: its incarnation ends first (a new customer given this
+        # id starts a new one, so the backups kept from this one are never its `latest` and
+        # its key is its own); a crash before the document goes leaves a suspended tenant
+        # without one, which a re-run finishes.
+        ended = registry.incarnations.end(request.tenant_id)
         # Conditional on the version whose database was dropped (If-Match); the registry
         # releases the tenant's uniqueness claims after the document is gone.
         try:
             marker = registry.remove(request.tenant_id, expected=current[0])
         except NotFound:
-            return {"removed": False, "note": "already gone"}
-        return {"removed": True, "delete_marker": marker, "claims_released": True}
+            return {"removed": False, "note": "already gone", "incarnation_ended": ended}
+        return {
+            "removed": True,
+            "delete_marker": marker,
+            "claims_released": True,
+            "incarnation_ended": ended,
+        }
 
     step("remove document", remove_document)
     if unroute is not None:

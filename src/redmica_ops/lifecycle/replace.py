@@ -19,10 +19,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from redmica_ops.errors import NotFound, UsageError
-from redmica_ops.lifecycle.common import require_status
+from redmica_ops.lifecycle.common import (
+    check_owns,
+    incarnation_of,
+    require_endpoint,
+    require_status,
+)
 from redmica_ops.lifecycle.database import PARKED, side_name
 from redmica_ops.lifecycle.dumps import Backup, find_backup
-from redmica_ops.lifecycle.steps import Runner, Step, StepResult
+from redmica_ops.lifecycle.steps import Runner, Step, StepResult, guard_args
 from redmica_ops.tenants.registry import TenantRegistry
 
 if TYPE_CHECKING:
@@ -47,6 +52,7 @@ class ReplacePlan:
     status: str
     steps: list[str] = field(default_factory=list)
     warning: str | None = None
+    owner: str | None = None  # the live database's owner, as the plan found it
 
 
 @dataclass
@@ -73,7 +79,16 @@ def plan_replace(
     """Read-only: what a replace would do, or why it cannot (nothing is written)."""
     stored = registry.store.get(request.tenant_id)
     require_status(stored, ("active", "suspended"), "replace its database")
-    backup: Backup = find_backup(s3, bucket, backups_prefix, request.tenant_id, request.backup_id)
+    require_endpoint(runner.access, stored)
+    check_owns(registry.store, stored)
+    backup: Backup = find_backup(
+        s3,
+        bucket,
+        backups_prefix,
+        request.tenant_id,
+        request.backup_id,
+        incarnation_of(registry.store, request.tenant_id),
+    )
     tenant = stored.tenant
     state = runner.run(Step("inspect", request.tenant_id))
     if state.get("owner") is None:
@@ -93,6 +108,7 @@ def plan_replace(
         backup.rows,
         parked,
         tenant.status,
+        owner=str(state["owner"]),
     )
     plan.steps = [
         f"back up the live database {tenant.db.name} (reason: before replace); stop if it fails",
@@ -129,7 +145,11 @@ def replace(
     outcome.done.append(f"safety backup {outcome.safety_backup} of the live database")
     stamp = plan.parked_as.rsplit("_", 1)[-1]
     outcome.result = runner.run(
-        Step("replace", request.tenant_id, {"backup": plan.backup, "stamp": stamp})
+        Step(
+            "replace",
+            request.tenant_id,
+            {"backup": plan.backup, "stamp": stamp, **guard_args(stored, plan.owner)},
+        )
     )
     outcome.done.append(
         f"restored backup {plan.backup}: {outcome.result.get('tables')} tables, "

@@ -14,10 +14,16 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from redmica_ops.errors import OperationFailed
-from redmica_ops.lifecycle.common import new_password, refuse_secret_rotation, require_status
+from redmica_ops.lifecycle.common import (
+    check_owns,
+    new_password,
+    refuse_secret_rotation,
+    require_endpoint,
+    require_status,
+)
 from redmica_ops.lifecycle.database import twin_of
 from redmica_ops.lifecycle.sql import scram_verifier
-from redmica_ops.lifecycle.steps import Runner, Step
+from redmica_ops.lifecycle.steps import Runner, Step, guard_args
 from redmica_ops.tenants.registry import TenantRegistry
 
 
@@ -38,6 +44,9 @@ def rotate(registry: TenantRegistry, runner: Runner, request: RotateRequest) -> 
     stored = registry.store.get(request.tenant_id)
     require_status(stored, ("active", "suspended"), "rotate the password")
     refuse_secret_rotation(request.tenant_id, stored.tenant)
+    require_endpoint(runner.access, stored)
+    # Only a tenant that provably owns its roles has one of them changed.
+    check_owns(registry.store, stored)
     state = runner.run(Step("inspect", request.tenant_id))
     owner = state.get("owner")
     if not isinstance(owner, str):
@@ -52,7 +61,11 @@ def rotate(registry: TenantRegistry, runner: Runner, request: RotateRequest) -> 
         Step(
             "set-login",
             request.tenant_id,
-            {"login": login, "verifier": scram_verifier(password.get_secret_value())},
+            {
+                "login": login,
+                "verifier": scram_verifier(password.get_secret_value()),
+                **guard_args(stored, owner),
+            },
         )
     )
     # Conditional on the version read above: a concurrent edit is never overwritten.

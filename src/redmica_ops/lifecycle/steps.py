@@ -2,7 +2,15 @@
 
 A `Step` names what to do for one tenant and carries no secret: role passwords travel as
 SCRAM verifiers, the first administrator's as Redmine's salted hash, and anything that needs
-the tenant's own password (pg_dump, pg_restore) reads the tenant's document where it runs.
+the tenant's own password (pg_dump, pg_restore, the first administrator) reads the tenant's
+document where it runs.
+
+Where a step runs, nothing in the request or the document is taken on trust: the document's
+database endpoint must be one the settings allow (site.DatabaseAccess), and a step that drops,
+replaces or changes a login (`GUARDED`) carries the database, owner and document version the
+operator confirmed; it runs only if the document is still that version, names that database,
+and its tenant holds the claims of that database and its roles with no other document naming
+them (common.check_owns). Otherwise nothing is done (exit 4).
 
 - `LocalRunner` executes a step in this process with the local PostgreSQL client tools.
 - `EcsRunner` stores the step as a request object in the config bucket, has the admin broker
@@ -31,10 +39,11 @@ from redmica_ops.errors import (
     error_from_dict,
 )
 from redmica_ops.lifecycle import database, dumps
-from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.common import check_owns, incarnation_of
+from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.sql import Sql
 from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget
-from redmica_ops.tenants.store import TenantStore
+from redmica_ops.tenants.store import StoredTenant, TenantStore
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -49,6 +58,7 @@ STEP_NAMES: tuple[str, ...] = get_args(StepName)
 Value: TypeAlias = "str | int | bool | list[str] | dict[str, int] | None"
 StepResult = dict[str, Value]
 SECRET_ARGS = frozenset({"password", "db_password"})  # refused in a step, always
+GUARDED = frozenset({"drop", "replace", "set-login"})  # re-checked where the step runs
 
 
 @dataclass(frozen=True)
@@ -73,14 +83,46 @@ class Step:
         return cls(cast(StepName, data["step"]), str(data["tenant"]), dict(data.get("args", {})))
 
 
+def guard_args(stored: StoredTenant, owner: str | None) -> dict[str, str]:
+    """What a guarded step expects to find where it runs (see `verify`)."""
+    args = {"database": stored.tenant.db.name, "version": stored.etag}
+    if owner is not None:
+        args["owner"] = owner
+    return args
+
+
+def verify(step: Step, stored: StoredTenant, store: TenantStore) -> None:
+    """Where the step runs: the document is the version the operator's plan read, it names the
+    same database, and its tenant provably owns that database and its roles."""
+    expected, version = step.args.get("database"), step.args.get("version")
+    if expected is None or version is None:
+        raise UsageError(
+            f"a {step.name} step must name the database and document version it expects",
+            "run it through `redmica tenant ...`, which plans it",
+        )
+    if stored.tenant.db.name != expected or stored.etag != version:
+        raise Conflict(
+            f"tenant {step.tenant!r} changed since the plan was confirmed (it names database "
+            f"{stored.tenant.db.name!r}, expected {expected!r}, or is another version of its "
+            "document); nothing was done",
+            "look at the tenant again and run the command again",
+        )
+    check_owns(store, stored)
+
+
 def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
     """Run one step against the database (this is what the admin task runs, too)."""
     args = step.args
     if step.name == "inspect" and "database" in args:
-        # Before the document is written (`tenant add --provision`): names from the request.
+        # Before the document is written (`tenant add --provision`): names from the request,
+        # its host and port held to the same allow-list as a document's.
         return _inspect(site.admin_sql_at(args.get("host"), args.get("port")), args)
     stored = store.get(step.tenant)
     tenant = stored.tenant
+    site.access.endpoint_of(tenant, step.tenant)  # exit 2 before any connection
+    if step.name in GUARDED:
+        verify(step, stored, store)
+    owner = args.get("owner")
     sql = site.admin_sql(tenant)
     if step.name == "inspect":
         return _inspect(
@@ -93,24 +135,37 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
         return {"done": done}
     if step.name == "set-login":
         action = database.set_login(
-            sql, tenant.db.name, args["login"], args["verifier"], site.connection_limit
+            sql,
+            tenant.db.name,
+            args["login"],
+            args["verifier"],
+            site.connection_limit,
+            tenant.db.user,
+            owner,
         )
         return {"done": [action]}
     if step.name == "set-admin":
-        owner = database.owner_of(sql, tenant.db.name) or tenant.db.user
+        # As the tenant's own login: its triggers and search_path never run as the master.
         action = database.set_admin(
-            sql, tenant.db.name, owner, args["login"], args["hashed"], args["salt"]
+            site.login_sql(tenant), tenant.db.name, args["login"], args["hashed"], args["salt"]
         )
         return {"done": [action]}
     if step.name == "drop":
         expect_absent = args.get("expect") == "absent"
-        return {"done": database.drop(sql, tenant.db.name, tenant.db.user, expect_absent)}
+        return {"done": database.drop(sql, tenant.db.name, tenant.db.user, expect_absent, owner)}
     if step.name == "backup":
-        backup = dumps.dump(site, step.tenant, tenant, args.get("reason", "manual"))
+        incarnation = incarnation_of(store, step.tenant)
+        backup = dumps.dump(site, step.tenant, tenant, args.get("reason", "manual"), incarnation)
         return {**backup.summary(), "table_rows": backup.tables}
     if step.name == "restore":
+        source = args["source"]
         backup = dumps.find_backup(
-            site.s3, site.bucket, site.backups_prefix, args["source"], args["backup"]
+            site.s3,
+            site.bucket,
+            site.backups_prefix,
+            source,
+            args["backup"],
+            incarnation_of(store, source),
         )
         counts = dumps.restore(site, backup, tenant)
         return {
@@ -121,9 +176,14 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
         }
     if step.name == "replace":
         backup = dumps.find_backup(
-            site.s3, site.bucket, site.backups_prefix, step.tenant, args["backup"]
+            site.s3,
+            site.bucket,
+            site.backups_prefix,
+            step.tenant,
+            args["backup"],
+            incarnation_of(store, step.tenant),
         )
-        return {**dumps.replace_live(site, backup, tenant, args["stamp"])}
+        return {**dumps.replace_live(site, backup, tenant, args["stamp"], owner)}
     raise UsageError(f"unknown lifecycle step {step.name!r}")
 
 
@@ -145,6 +205,9 @@ def _inspect(sql: Sql, args: Mapping[str, str]) -> StepResult:
 
 class Runner(Protocol):
     where: str
+    # The endpoints this runner's database connections may use (None: only checked where the
+    # step runs); the verbs refuse a document naming another one before writing anything.
+    access: DatabaseAccess | None
 
     def run(self, step: Step) -> StepResult: ...
 
@@ -155,6 +218,7 @@ class LocalRunner:
     def __init__(self, site: Site, store: TenantStore) -> None:
         self.site = site
         self.store = store
+        self.access: DatabaseAccess | None = site.access
         self.steps: list[Step] = []
 
     def run(self, step: Step) -> StepResult:
@@ -202,6 +266,7 @@ class EcsRunner:
         kms_key_id: str | None = None,
         timeout: float = 3600.0,
         poll_interval: float = 5.0,
+        access: DatabaseAccess | None = None,
     ) -> None:
         self.ecs = ecs
         self.s3 = s3
@@ -213,6 +278,7 @@ class EcsRunner:
         self.kms_key_id = kms_key_id
         self.timeout = timeout
         self.poll_interval = poll_interval
+        self.access = access
         self.launched: list[str] = []  # request ids, for inspection
 
     def run(self, step: Step) -> StepResult:

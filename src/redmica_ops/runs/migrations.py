@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -680,6 +680,22 @@ def ecs_target(settings: Settings, task_definition: str | None = None) -> EcsTar
     )
 
 
+def incarnation_reader(settings: Settings) -> Callable[[str], str | None] | None:
+    """A tenant's incarnation from the config bucket, read when a key is derived."""
+    if not settings.bucket:
+        return None
+    bucket = settings.bucket
+
+    def read(tenant_id: str) -> str | None:
+        from redmica_ops.aws import ClientFactory
+        from redmica_ops.tenants.incarnations import Incarnations
+
+        s3 = ClientFactory(settings).s3()
+        return Incarnations(s3, bucket, settings.prefix, settings.kms_key_id).of(tenant_id)
+
+    return read
+
+
 def build_executor(
     kind: str,
     settings: Settings,
@@ -712,6 +728,7 @@ def build_executor(
                 default_db_host=settings.db_host,
                 # db.password_secret, read with the operator's credentials (clients are lazy).
                 passwords=PasswordResolver(ClientFactory(settings)),
+                incarnation_of=incarnation_reader(settings),
             ),
             results=results,
             run_id=run_id,

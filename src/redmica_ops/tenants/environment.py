@@ -33,6 +33,7 @@ def tenant_environment(
     *,
     master_secret: str | None = None,
     password: str | None = None,
+    incarnation: str | None = None,
 ) -> dict[str, str]:
     """The variables in ENV_NAMES order; host and port only when known.
 
@@ -57,5 +58,5 @@ def tenant_environment(
     if master_secret is not None:
         from redmica_ops.container.keys import tenant_secret_key_base
 
-        env["SECRET_KEY_BASE"] = tenant_secret_key_base(master_secret, tenant_id)
+        env["SECRET_KEY_BASE"] = tenant_secret_key_base(master_secret, tenant_id, incarnation)
     return env

@@ -28,6 +28,7 @@ from redmica_ops.errors import (
 )
 from redmica_ops.tenants.basis import Basis, StaleVersion, describe, require_tenant
 from redmica_ops.tenants.claims import Claim, ClaimStore, HeldClaim
+from redmica_ops.tenants.incarnations import Incarnations
 from redmica_ops.tenants.model import (
     REDACTED,
     UNIQUE_FIELDS,
@@ -190,6 +191,7 @@ class TenantRegistry:
     def __init__(self, store: TenantStore, claims: ClaimStore | None = None) -> None:
         self.store = store
         self.claims = claims or ClaimStore(store.s3, store.bucket, store.prefix, store.kms_key_id)
+        self.incarnations = Incarnations(store.s3, store.bucket, store.prefix, store.kms_key_id)
 
     def _check_unique(self, tenant_id: str, tenant: Tenant, listing: Listing, source: str) -> None:
         others = [e for e in listing.entries() if e.tenant_id != tenant_id]
@@ -202,9 +204,15 @@ class TenantRegistry:
             )
 
     # -- the steps every write goes through ------------------------------------------------------
-    def _create(self, tenant_id: str, tenant: Tenant, source: str) -> WriteResult:
+    def _create(
+        self, tenant_id: str, tenant: Tenant, source: str, incarnation: bool = True
+    ) -> WriteResult:
         taken = self.claims.take(tenant_id, self.claims.claims_of(tenant), source)
         try:
+            if incarnation:
+                # Before the document: a new customer's backups and key are never a purged
+                # one's (tenants/incarnations.py); a crash here leaves only an unused one.
+                self.incarnations.begin(tenant_id)
             return self.store.create(tenant_id, tenant)
         except BaseException:
             self._undo_claims(tenant_id, taken)
@@ -476,7 +484,9 @@ class TenantRegistry:
         done: list[str] = []
         try:
             for entry in sorted(entries, key=lambda e: e.tenant_id):
-                self._create(entry.tenant_id, entry.tenant, entry.source)
+                # Disaster recovery: the incarnations kept in the bucket (if any) still count;
+                # none are made, so a tenant without one keeps the key it always had.
+                self._create(entry.tenant_id, entry.tenant, entry.source, incarnation=False)
                 done.append(entry.tenant_id)
         except RedmicaError as exc:
             exc.message = f"{exc.message} (imported before the failure: {len(done)} tenant(s))"

@@ -276,6 +276,9 @@ def check_status_message(value: str) -> str | None:
     )
 
 
+DEFAULT_PG_PORT = 5432  # a document without db.port: libpq's default, for the app and the admin
+
+
 def check_hostname(value: str) -> str | None:
     """A DNS host name (RFC 1123) or an IPv4/IPv6 address."""
     if is_ip_address(value):

@@ -36,7 +36,7 @@ RELOAD_HINT = "it takes effect when the vhosts are rendered again (`redmica relo
 def build_runner(app: Application, kind: str) -> Runner:
     settings = app.settings
     if kind == "local":
-        from redmica_ops.lifecycle.site import Site
+        from redmica_ops.lifecycle.site import DatabaseAccess, Site
         from redmica_ops.lifecycle.steps import LocalRunner
         from redmica_ops.tenants.passwords import PasswordResolver
 
@@ -45,7 +45,7 @@ def build_runner(app: Application, kind: str) -> Runner:
             bucket=app.bucket(),
             backups_prefix=settings.backups_prefix,
             kms_key_id=settings.kms_key_id,
-            default_db_host=settings.db_host,
+            access=DatabaseAccess.from_settings(settings),
             connection_limit=settings.db_connection_limit,
             admin_user=settings.db_admin_user,
             passwords=PasswordResolver(app.clients()),
@@ -54,6 +54,7 @@ def build_runner(app: Application, kind: str) -> Runner:
     from typing import cast
 
     from redmica_ops.lifecycle.broker import LambdaInvoker, LambdaLauncher
+    from redmica_ops.lifecycle.site import DatabaseAccess
     from redmica_ops.lifecycle.steps import EcsRunner
     from redmica_ops.runs.migrations import ecs_target
     from redmica_ops.runs.pacing import Cancellation
@@ -79,6 +80,9 @@ def build_runner(app: Application, kind: str) -> Runner:
         kms_key_id=settings.kms_key_id,
         timeout=float(settings.task_timeout),
         poll_interval=settings.poll_interval,
+        # Checked here too, so a document naming another server is refused before any
+        # request is written (the admin task checks again with its own settings).
+        access=DatabaseAccess.from_settings(settings),
     )
 
 

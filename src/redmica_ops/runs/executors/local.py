@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,8 @@ class LocalTarget:
     default_db_host: str | None = None
     # Reads db.password_secret references (tenants.passwords.PasswordResolver).
     passwords: SecretReader | None = None
+    # tenant id -> its incarnation (tenants/incarnations.py), part of its derived key.
+    incarnation_of: Callable[[str], str | None] | None = None
 
 
 @dataclass
@@ -158,6 +160,11 @@ class LocalExecutor:
         self.processes[handle] = spawned
         return Launched(handle, str(spawned.path))
 
+    def _incarnation(self, tenant_id: str) -> str | None:
+        if self.target.incarnation_of is None or master_secret(os.environ) is None:
+            return None  # no key is derived: nothing to look up
+        return self.target.incarnation_of(tenant_id)
+
     def _spawn(self, name: str, attempt: int, command: list[str]) -> _Process | LaunchFailed:
         tenant = self.tenants.get(name)
         if tenant is None:
@@ -176,6 +183,7 @@ class LocalExecutor:
                 self.target.default_db_host,
                 master_secret=master_secret(os.environ),
                 password=password,
+                incarnation=self._incarnation(job.tenant),
             ),
         }
         identity: dict[str, Any] = {}
