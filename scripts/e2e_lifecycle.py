@@ -30,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.live.pgtls import make_certificates  # noqa: E402
 from tests.live.redmine import (  # noqa: E402
     FILES_ROOT,
     REDMINE,
@@ -224,14 +225,37 @@ def main() -> int:
             install = find_apache()
 
         run.logs["postgres"] = work / "postgres.log"
-        with run.step("a private PostgreSQL cluster; its administrator through PGPASSFILE"):
-            pg.start(run.logs["postgres"])
+        with run.step(
+            "a private PostgreSQL cluster with TLS; a non-superuser administrator as on RDS"
+        ):
+            ca, crt, key = make_certificates(work)
+
+            def tls(data: Path) -> None:
+                for source, name in ((crt, "server.crt"), (key, "server.key")):
+                    shutil.copy(source, data / name)
+                    shutil.chown(data / name, "postgres", "postgres")
+                    (data / name).chmod(0o600)
+
+            pg.start(run.logs["postgres"], tls, ("ssl=on",))
             admin_password = f"adm-{os.urandom(12).hex()}"
-            pg.sql(f"ALTER ROLE postgres PASSWORD '{scram_verifier(admin_password)}';")
+            pg.sql(
+                "CREATE ROLE master LOGIN CREATEDB CREATEROLE NOSUPERUSER"
+                f" PASSWORD '{scram_verifier(admin_password)}';"
+            )
             pgpass = work / "pgpass"
             pgpass.touch(mode=0o600)
-            pgpass.write_text(f"127.0.0.1:{pg.port}:*:postgres:{admin_password}\n")
-            run.env["PGPASSFILE"] = str(pgpass)
+            pgpass.write_text(f"127.0.0.1:{pg.port}:*:master:{admin_password}\n")
+            run.env.update(
+                {
+                    "PGPASSFILE": str(pgpass),
+                    "REDMICA_DB_ADMIN_USER": "master",
+                    # Where the lifecycle may connect: this cluster only, its certificate
+                    # verified against the CA made here (channel binding for the master).
+                    "REDMICA_DB_HOST": "127.0.0.1",
+                    "REDMICA_DB_ADMIN_HOSTS": f"127.0.0.1:{pg.port}",
+                    "REDMICA_DB_SSL_ROOT_CERT": str(ca),
+                }
+            )
 
         with run.step("the embedded sandbox (config bucket) and Redmine's config", "sandbox"):
             sandbox = start_sandbox(run, REDMICA, "redmica-e2e-life")

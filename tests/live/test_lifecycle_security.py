@@ -111,6 +111,11 @@ def create_database(site: Site, registry: TenantRegistry, tenant_id: str) -> Non
     )
 
 
+def provisioned(site: Site, registry: TenantRegistry, cluster: TlsCluster, tenant_id: str) -> None:
+    add(registry, tenant_id, document(tenant_id, cluster))
+    create_database(site, registry, tenant_id)
+
+
 def as_tenant(
     cluster: TlsCluster, registry: TenantRegistry, tenant_id: str, statements: str
 ) -> str:
@@ -122,8 +127,7 @@ def tenant_with_redmine_tables(
     site: Site, registry: TenantRegistry, cluster: TlsCluster, tenant_id: str
 ) -> None:
     """A provisioned tenant with the two tables the set-admin step touches."""
-    add(registry, tenant_id, document(tenant_id, cluster))
-    create_database(site, registry, tenant_id)
+    provisioned(site, registry, cluster, tenant_id)
     as_tenant(
         cluster,
         registry,
@@ -219,8 +223,7 @@ def test_an_impostor_at_an_allowed_endpoint_never_gets_the_master_password(
 def test_the_masters_search_path_outranks_the_databases_and_roles_settings(
     site: Site, cluster: TlsCluster, registry: TenantRegistry
 ) -> None:
-    add(registry, "pa-beta", document("pa-beta", cluster))
-    create_database(site, registry, "pa-beta")
+    provisioned(site, registry, cluster, "pa-beta")
     as_tenant(
         cluster,
         registry,
@@ -237,8 +240,7 @@ def test_the_masters_search_path_outranks_the_databases_and_roles_settings(
 def test_an_aggregate_on_the_tenants_search_path_never_runs_as_the_master(
     site: Site, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner
 ) -> None:
-    add(registry, "sp-alpha", document("sp-alpha", cluster))
-    create_database(site, registry, "sp-alpha")
+    provisioned(site, registry, cluster, "sp-alpha")
     tenant_with_redmine_tables(site, registry, cluster, "sp-beta")
     as_tenant(
         cluster,
@@ -254,8 +256,7 @@ def test_an_aggregate_on_the_tenants_search_path_never_runs_as_the_master(
 def test_a_trigger_resetting_the_role_never_runs_as_the_master(
     site: Site, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner
 ) -> None:
-    add(registry, "tr-alpha", document("tr-alpha", cluster))
-    create_database(site, registry, "tr-alpha")
+    provisioned(site, registry, cluster, "tr-alpha")
     tenant_with_redmine_tables(site, registry, cluster, "tr-beta")
     as_tenant(
         cluster,
@@ -278,10 +279,8 @@ def test_a_check_constraint_in_a_dump_never_runs_as_the_master(
     registry: TenantRegistry,
     runner: LocalRunner,
 ) -> None:
-    add(registry, "ck-alpha", document("ck-alpha", cluster))
-    create_database(site, registry, "ck-alpha")
-    add(registry, "ck-beta", document("ck-beta", cluster))
-    create_database(site, registry, "ck-beta")
+    provisioned(site, registry, cluster, "ck-alpha")
+    provisioned(site, registry, cluster, "ck-beta")
     # Restoring this runs arm() (as whoever restores): it points the restored database's
     # search_path at evil, whose count(*) grants ck_alpha to ck_beta when the master counts.
     as_tenant(
@@ -353,8 +352,7 @@ def test_a_forged_manifest_cannot_restore_another_tenants_dump(
     runner: LocalRunner,
 ) -> None:
     for name in ("fm-alpha", "fm-beta"):
-        add(registry, name, document(name, cluster))
-        create_database(site, registry, name)
+        provisioned(site, registry, cluster, name)
         marker(cluster, registry, name, f"{name}-data")
     backup(registry, runner, BackupRequest("fm-alpha"))
     theirs = backup(registry, runner, BackupRequest("fm-beta"))
@@ -400,8 +398,7 @@ def test_a_reused_tenant_id_gets_neither_the_old_backups_nor_the_old_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SECRET_KEY_BASE", MASTER_KEY)
-    add(registry, "ru-alpha", document("ru-alpha", cluster))
-    create_database(site, registry, "ru-alpha")
+    provisioned(site, registry, cluster, "ru-alpha")
     marker(cluster, registry, "ru-alpha", "first-customer")
     first_key = served_key(run, tmp_path, "ru-alpha")
     backup(registry, runner, BackupRequest("ru-alpha"))
@@ -409,8 +406,7 @@ def test_a_reused_tenant_id_gets_neither_the_old_backups_nor_the_old_key(
     records = RecordStore(s3, BUCKET, "lifecycle/", None)
     purge(registry, runner, s3, records, request, plan(registry, runner, s3, request))
     # A new customer is given the same id.
-    add(registry, "ru-alpha", document("ru-alpha", cluster))
-    create_database(site, registry, "ru-alpha")
+    provisioned(site, registry, cluster, "ru-alpha")
     marker(cluster, registry, "ru-alpha", "second-customer")
     assert served_key(run, tmp_path, "ru-alpha") != first_key
     assert served_key(run, tmp_path, "ru-alpha") == served_key(run, tmp_path, "ru-alpha")
@@ -426,8 +422,7 @@ def test_a_reused_tenant_id_gets_neither_the_old_backups_nor_the_old_key(
 def test_rotation_works_twice_for_an_administrator_that_is_not_superuser(
     site: Site, cluster: TlsCluster, registry: TenantRegistry, runner: LocalRunner
 ) -> None:
-    add(registry, "ro-alpha", document("ro-alpha", cluster))
-    create_database(site, registry, "ro-alpha")
+    provisioned(site, registry, cluster, "ro-alpha")
     first = rotate(registry, runner, RotateRequest("ro-alpha"))
     second = rotate(registry, runner, RotateRequest("ro-alpha"))
     assert {first.login, second.login} == {"ro_alpha", "ro_alpha_2"}
