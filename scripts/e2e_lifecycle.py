@@ -228,10 +228,10 @@ def main() -> int:
         with run.step(
             "a private PostgreSQL cluster with TLS; a non-superuser administrator as on RDS"
         ):
-            ca, crt, key = make_certificates(work)
+            ca, crt, crt_key = make_certificates(work)
 
             def tls(data: Path) -> None:
-                for source, name in ((crt, "server.crt"), (key, "server.key")):
+                for source, name in ((crt, "server.crt"), (crt_key, "server.key")):
                     shutil.copy(source, data / name)
                     shutil.chown(data / name, "postgres", "postgres")
                     (data / name).chmod(0o600)
