@@ -115,7 +115,11 @@ def redmica(
 
 def documents(s3: S3Client) -> list[str]:
     response = s3.list_object_versions(Bucket=BUCKET, Prefix="tenants/")
-    return [v["Key"] for v in response.get("Versions", []) if "/_claims/" not in v["Key"]]
+    return [
+        v["Key"]
+        for v in response.get("Versions", [])
+        if "/_claims/" not in v["Key"] and "/_incarnations/" not in v["Key"]
+    ]
 
 
 SHARED = {

@@ -58,7 +58,7 @@ def test_apply_without_prune_keeps_extras(s3: S3Client, run: Invoke, tmp_path: P
     assert data["changes"] == [
         {"tenant": "acme", "changes": [{"field": "db.port", "old": None, "new": 6000}]}
     ]
-    keys = {k for k, _ in objects_in(s3) if "/_claims/" not in k}
+    keys = {k for k, _ in objects_in(s3) if "/_claims/" not in k and "/_incarnations/" not in k}
     assert keys == {"tenants/acme.yaml", "tenants/delta.yaml", "tenants/gamma.yaml"}
 
 

@@ -25,7 +25,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from redmica_ops.aws import put_object_once, translate_errors
+from redmica_ops.aws import delete_object_if, put_object_once, translate_errors
 from redmica_ops.tenants import rules
 
 if TYPE_CHECKING:
@@ -90,11 +90,13 @@ class Incarnations:
     def end(self, tenant_id: str) -> list[str]:
         """Remove every incarnation object of the id (the purge): the next add starts anew."""
         prefix = f"{self.root}{tenant_id}/"
-        keys: list[str] = []
+        found: list[tuple[str, str]] = []
         paginator = self.s3.get_paginator("list_objects_v2")
-        with translate_errors(f"ending the incarnation of tenant {tenant_id}", self.bucket):
+        with translate_errors(f"listing s3://{self.bucket}/{prefix}", self.bucket):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                keys.extend(obj["Key"] for obj in page.get("Contents", []))
-            for key in keys:
-                self.s3.delete_object(Bucket=self.bucket, Key=key)
-        return [key[len(prefix) :] for key in keys]
+                found.extend((obj["Key"], obj.get("ETag", "")) for obj in page.get("Contents", []))
+        for key, etag in found:  # conditional, as every delete in the config bucket
+            delete_object_if(
+                self.s3, self.bucket, key, etag, action=f"ending the incarnation of {tenant_id}"
+            )
+        return [key[len(prefix) :] for key, _ in found]
