@@ -14,6 +14,7 @@ import pytest
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
+from redmica_ops.tenants.incarnations import Incarnations
 from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke, tenant_yaml
 
 
@@ -249,7 +250,11 @@ def test_serve_gives_each_tenant_its_own_key_and_apache_no_master(
     assert "SECRET_KEY_BASE" not in apache_env  # every Passenger process inherits this
     text = target.read_text()
     assert MASTER not in text
-    acme, beta = tenant_secret_key_base(MASTER, "acme"), tenant_secret_key_base(MASTER, "beta")
+    # Each tenant's key: its id and its incarnation (made by `tenant add`), from the one master.
+    lives = Incarnations(s3, BUCKET).all()
+    assert set(lives) == {"acme", "beta"}
+    acme = tenant_secret_key_base(MASTER, "acme", lives["acme"])
+    beta = tenant_secret_key_base(MASTER, "beta", lives["beta"])
     assert acme != beta
     assert f'SetEnv SECRET_KEY_BASE "{acme}"' in text
     assert f'SetEnv SECRET_KEY_BASE "{beta}"' in text
@@ -296,4 +301,5 @@ def test_run_tenant_gets_the_tenants_key_not_the_master(s3: S3Client, run: Invok
     app, recorder = recording_app()
     assert run("entrypoint", "run-tenant", "acme", "--", "true", app=app).exit_code == 0
     _, env = recorder.calls[0]
-    assert env["SECRET_KEY_BASE"] == tenant_secret_key_base(MASTER, "acme") != MASTER
+    life = Incarnations(s3, BUCKET).of("acme")  # made by `tenant add`: part of the key
+    assert env["SECRET_KEY_BASE"] == tenant_secret_key_base(MASTER, "acme", life) != MASTER

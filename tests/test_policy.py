@@ -132,7 +132,9 @@ def test_admin_task_role(
     s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(step).encode())
     monkeypatch.setattr("redmica_ops.lifecycle.site.Psql", lambda *a, **k: None)
     recorded.clear()
-    app = make_app(REDMICA_DB_MASTER_SECRET=secret)
+    # Where the task's connections may go comes from its task definition.
+    db = {"REDMICA_DB_HOST": "db.internal", "REDMICA_DB_SSL_ROOT_CERT": "/etc/ssl/rds.pem"}
+    app = make_app(REDMICA_DB_MASTER_SECRET=secret, **db)
     result = run("entrypoint", "admin-sql", request_id, app=app)
     assert result.exit_code == 3, result.output  # no backup of acme
     # Backups of tenants whose password is in a secret log in as the tenant: the task reads
@@ -150,7 +152,7 @@ def test_admin_task_role(
         body = json.dumps(step).encode()
         request_id = f"20261128T041500Z-{name}-backup-00000002"
         s3.put_object(Bucket=BUCKET, Key=f"lifecycle/requests/{request_id}.json", Body=body)
-        app = make_app(REDMICA_DB_MASTER_SECRET=secret)
+        app = make_app(REDMICA_DB_MASTER_SECRET=secret, **db)
         assert run("entrypoint", "admin-sql", request_id, app=app).exit_code == 1
     assert passwords == ["gamma-password", "delta-password"]
     assert recorded == ROLE_OPERATIONS["admin_task"]
