@@ -114,8 +114,14 @@ def age_object(key: str, by: timedelta) -> None:
         version.last_modified = version.last_modified - by
 
 
+# Where the lifecycle's connections may go (the tests' documents name no db.host).
+DB_ENV = {"REDMICA_DB_HOST": "db.internal", "REDMICA_DB_SSL_ROOT_CERT": "/etc/ssl/rds.pem"}
+
+
 def admin_task(request_id: str = REQUEST_ID, **env: str) -> Any:
-    settings = load_settings({}, {"REDMICA_DB_MASTER_SECRET": master_secret(), **env}, None)
+    settings = load_settings(
+        {}, {"REDMICA_DB_MASTER_SECRET": master_secret(), **DB_ENV, **env}, None
+    )
     s3 = boto3.client("s3", region_name="us-east-1")
     secrets = boto3.client("secretsmanager", region_name="us-east-1")
     return run_admin_request(request_id, settings, s3, secrets, BUCKET, TenantStore(s3, BUCKET))
@@ -388,6 +394,7 @@ def operator_app(**env: str) -> Any:
             "REDMICA_CONTAINER": "app",
             "REDMICA_SUBNETS": admin_target().subnets[0],
             "REDMICA_POLL_INTERVAL": "1",
+            **DB_ENV,
             **env,
         }
     )
