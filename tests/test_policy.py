@@ -234,7 +234,11 @@ def test_operator_role(
 
     register_admin_task_definition()
     # (settings before the command line: serve_broker builds the Lambda client first)
-    with_broker = app(REDMICA_ADMIN_BROKER="redmica-admin-broker", REDMICA_BUCKET=BUCKET)
+    with_broker = app(
+        REDMICA_ADMIN_BROKER="redmica-admin-broker",
+        REDMICA_BUCKET=BUCKET,
+        REDMICA_DB_HOST="db.internal",  # lifecycle commands check where the database is
+    )
     broker = InProcessBroker(boto3.client("s3", region_name="us-east-1"), boto3.client("ecs"))
     serve_broker(with_broker, lambda event: {"ok": True, "task_arn": broker.launch(**event)})
     backed_up = run("tenant", "backup", "acme", "--executor", "ecs", app=with_broker)
