@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Density benchmark: 30 real Redmine tenants on one Apache + Passenger within a 2 GiB budget.
 
-Debian's Redmine 5 and a private PostgreSQL (shared machinery: tests/live/redmine.py). One
+Debian's Redmine (6.0 in the Debian 13 root where `make bench` runs it:
+scripts/debian13-root.sh) and a private PostgreSQL (shared machinery: tests/live/redmine.py),
+with every file of `redmica render redmine-config` installed, as the image has them. One
 database is migrated with Redmine's own rake and copied per tenant (CREATE DATABASE ... TEMPLATE,
 then owned by the tenant's role), each marked with its own title. `redmica render vhosts` renders
 the tenants with the pool derived from the budget (`serve_memory_mib`), and Apache's config test
@@ -16,9 +18,9 @@ accepts it. Then, while a sampler reads the PSS of every process of the server
 Each request is warm when its tenant had a booted process (one that had already answered it)
 just before the request was sent, cold otherwise; a response showing another tenant's title is
 a wrong-tenant response. The section it writes into
-docs/benchmarks.md names the machine, the versions and where a target is missed. Needs root
-on Debian; run it under `flock /work/e2e.lock` on shared machines (it installs Redmine's config
-in /etc/redmine/default for the duration and restores it).
+docs/benchmarks.md names the machine, the versions (Redmine's in its heading) and where a
+target is missed. Needs root on Debian; outside the root, run it under `flock /work/e2e.lock`
+on shared machines (it installs Redmine's config for the duration and restores it).
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from tests.live.redmine import (  # noqa: E402
     mark_tenant,
     memory_per_tenant,
     redmine_config_installed,
+    redmine_version,
     sh,
     smaps_rollup,
     tenant_processes,
@@ -73,6 +76,9 @@ MIGRATE = ["rake", "db:migrate", "redmine:load_default_data"]
 START_MARK = "<!-- density:start -->"
 END_MARK = "<!-- density:end -->"
 TARGETS = {"warm_p95_ms": 100.0, "cold_p95_s": 4.0}
+# The image's master SECRET_KEY_BASE for this run: the shipped initializer makes every Redmine
+# process need a key, and `render vhosts` derives one per tenant from it.
+MASTER = os.urandom(48).hex()
 
 
 @dataclass
@@ -210,6 +216,7 @@ def migrate_template(pg: Postgres, work: Path) -> float:
         "RAILS_DB_HOST": "127.0.0.1",
         "RAILS_DB_PORT": str(pg.port),
         "REDMICA_TENANT": TEMPLATE_DB,
+        "SECRET_KEY_BASE": os.urandom(48).hex(),
     }
     started = time.monotonic()
     log = work / "migrate.log"
@@ -262,6 +269,7 @@ def render(tenants_dir: Path, site: Path, port: int, budget_mib: int, spawn: str
         **os.environ,
         "REDMICA_SERVE_MEMORY_MIB": str(budget_mib),
         "REDMICA_SPAWN_METHOD": spawn,
+        "SECRET_KEY_BASE": MASTER,
     }
     env.pop("ECS_CONTAINER_METADATA_URI_V4", None)
     sh(
@@ -341,6 +349,7 @@ def versions() -> dict[str, str]:
         return out or "?"
 
     return {
+        "redmine_version": redmine_version(),
         "redmine": pkg("redmine"),
         "apache2": pkg("apache2"),
         "passenger": pkg("libapache2-mod-passenger"),
@@ -383,6 +392,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         install_packages()
         install = find_apache()
         results["versions"] = versions()
+        print(f"   Redmine {results['versions']['redmine_version']}", flush=True)
         print("== PostgreSQL", flush=True)
         pg.start(work / "postgres.log")
         rendered = work / "redmine-config"
@@ -510,7 +520,8 @@ def report(r: dict[str, Any]) -> str:
     ]
     lines = [
         START_MARK,
-        "## Density: 30 real Redmine tenants on one Apache + Passenger (`bench/density.py`)",
+        f"## Density: {r['tenants']} real Redmine {v.get('redmine_version', '?')} tenants on one"
+        " Apache + Passenger (`bench/density.py`)",
         "",
         f"Measured on {r['date']}: {r['machine']}; Debian's redmine {v['redmine']} (Ruby "
         f"{v['ruby']}), apache2 {v['apache2']}, libapache2-mod-passenger {v['passenger']}, "

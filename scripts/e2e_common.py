@@ -8,6 +8,7 @@ sandbox as the config bucket, the local executor's environment and finding a ten
 from __future__ import annotations
 
 import contextlib
+import secrets
 import signal
 import subprocess
 from pathlib import Path
@@ -42,6 +43,8 @@ def stop_sandbox(sandbox: subprocess.Popen[bytes] | None) -> None:
 
 
 def local_executor_env(run: Run, domain: str, log_dir: Path) -> None:
+    """The local executor's settings, and a master SECRET_KEY_BASE for this run: the shipped
+    initializer makes every Redmine process (web or rake) need a key derived from it."""
     run.env.update(
         {
             "REDMICA_DOMAIN": domain,
@@ -53,6 +56,7 @@ def local_executor_env(run: Run, domain: str, log_dir: Path) -> None:
             ),
             "REDMICA_LOCAL_LOG_DIR": str(log_dir),
             "REDMICA_POLL_INTERVAL": "1",
+            "SECRET_KEY_BASE": secrets.token_hex(64),
         }
     )
 

@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """Multi-tenant Redmine end to end, on this machine, the way an operator runs it.
 
-Debian's Redmine, a private PostgreSQL cluster, the embedded sandbox as the config bucket,
-`redmica tenant add`, `redmica render redmine-config`, `redmica migrate --executor local`,
-`redmica render vhosts`, one Apache + Passenger; then HTTP checks that each tenant sees only
-its own database, a control that proves the check can fail, and a tenant added and one
-removed while everything runs. `make test` runs it (see docs/try-it-on-one-machine.md).
+Debian's Redmine (6.0 in the Debian 13 root where `make test` runs it), a private PostgreSQL
+cluster, the embedded sandbox as the config bucket, `redmica tenant add`, `redmica render
+redmine-config` (every file installed where Redmine reads it), `redmica migrate --executor
+local`, `redmica render vhosts`, one Apache + Passenger; then HTTP checks that each tenant sees
+only its own database, a control that proves the check can fail, Redmine's side of the
+contract seen from inside each tenant's process (its own secret_key_base, the Rack env
+scrubbed, its own cache, logs to stdout, s3.yml read as redmica_s3 reads it) and from outside
+(another tenant's session cookie is refused), and a tenant added and one removed while
+everything runs. `make test` runs it (see docs/try-it-on-one-machine.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import http.client
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -47,10 +55,71 @@ from tests.live.redmine import (  # noqa: E402
 from tests.live.server import LiveApache  # noqa: E402
 
 from redmica_ops.container.apache import find_apache  # noqa: E402
+from redmica_ops.container.keys import tenant_secret_key_base  # noqa: E402
 
 DOMAIN = "e2e.test"
 REDMICA = str(Path(sys.executable).parent / "redmica")
 MIGRATE_COMMAND = "rake db:migrate redmine:plugins:migrate redmine:load_default_data"
+PROBE_PATH = "/e2e-probe"
+# Installed for the run only, after the shipped initializer (initializers load in name order):
+# what a tenant's real Redmine process and one of its requests see. `Outer` is the outermost
+# middleware (before the shipped scrubber: what Passenger put in the request, the control),
+# `Inner` the innermost (what is left for Redmine's code).
+PROBE = """\
+require 'json'
+require 'digest'
+require 'erb'
+require 'yaml'
+
+module E2eProbe
+  SECRETS = %w[RAILS_DB RAILS_DB_USERNAME RAILS_DB_PASSWORD RAILS_DB_HOST RAILS_DB_PORT
+               SECRET_KEY_BASE].freeze
+  PATH = 'PROBE_PATH'
+
+  class Outer
+    def initialize(app) = @app = app
+
+    def call(env)
+      env['e2e.raw'] = SECRETS.select { |k| env.key?(k) } if env['PATH_INFO'] == PATH
+      @app.call(env)
+    end
+  end
+
+  class Inner
+    def initialize(app) = @app = app
+
+    def call(env)
+      return @app.call(env) unless env['PATH_INFO'] == PATH
+
+      # As redmica_s3 reads it (lib/redmica_s3/connection.rb): ERB, then YAML, then Rails.env.
+      text = ERB.new(File.read(File.join(Rails.root, 'config', 's3.yml'))).result
+      s3 = (YAML.respond_to?(:unsafe_load) ? YAML.unsafe_load(text) : YAML.load(text))[Rails.env]
+      loggers = Rails.logger.respond_to?(:broadcasts) ? Rails.logger.broadcasts : [Rails.logger]
+      logs = loggers.map { |l| l.instance_variable_get(:@logdev)&.dev }.map do |d|
+        d.equal?($stdout) ? 'stdout' : (d.respond_to?(:path) ? d.path : d.class.to_s)
+      end
+      cache = Rails.cache.respond_to?(:cache_path) ? Rails.cache.cache_path : Rails.cache.class
+      body = {
+        'tenant' => ENV['REDMICA_TENANT'],
+        'versions' => { 'redmine' => Redmine::VERSION.to_s, 'rails' => Rails.version,
+                        'ruby' => RUBY_VERSION },
+        'request_before_scrub' => env['e2e.raw'],
+        'request' => SECRETS.select { |k| env.key?(k) },
+        'process' => SECRETS.select { |k| ENV.key?(k) },
+        'key_sha256' => Digest::SHA256.hexdigest(Rails.application.secret_key_base),
+        'cache' => cache.to_s,
+        'logs' => logs,
+        'database' => ActiveRecord::Base.connection_db_config.database,
+        's3' => s3,
+      }
+      [200, { 'content-type' => 'application/json' }, [JSON.generate(body)]]
+    end
+  end
+end
+
+Rails.application.config.middleware.insert_before 0, E2eProbe::Outer
+Rails.application.config.middleware.use E2eProbe::Inner
+""".replace("PROBE_PATH", PROBE_PATH)
 
 
 class StepFailed(Exception):
@@ -222,6 +291,103 @@ def leak_seen(port: int, tenants: list[str], requests: int = 30) -> tuple[int, l
     return sum(leak for leak, _ in results), sorted({status for _, status in results})
 
 
+def probe(port: int, name: str) -> dict[str, Any]:
+    status, body = get(port, f"{name}.{DOMAIN}", PROBE_PATH)
+    if status != 200:
+        raise RuntimeError(f"{name}: {PROBE_PATH} answered {status}")
+    seen: dict[str, Any] = json.loads(body)
+    return seen
+
+
+def check_contract(port: int, tenants: list[str], master: str) -> dict[str, str]:
+    """Redmine's side of the contract, seen from inside each tenant's process; returns the
+    versions Redmine reports (Redmine, Rails, Ruby)."""
+    secret = {"RAILS_DB_PASSWORD", "SECRET_KEY_BASE"}
+    keys: dict[str, str] = {}
+    seen: dict[str, Any] = {}
+    for name in tenants:
+        seen = probe(port, name)
+        derived = tenant_secret_key_base(master, name).encode()
+        s3 = {k: seen["s3"].get(k) for k in ("bucket", "folder", "thumb_folder", "import_folder")}
+        wrong = {
+            # The control: Passenger does copy SetEnv values into each request.
+            "secrets in the request before the scrubber": not secret
+            <= set(seen["request_before_scrub"] or ()),
+            "secrets left in the request's Rack env": bool(seen["request"]),
+            "secrets missing from the process ENV": not secret <= set(seen["process"]),
+            "secret_key_base is not the tenant's derived key": seen["key_sha256"]
+            != hashlib.sha256(derived).hexdigest(),
+            "cache outside the tenant's directory": not str(seen["cache"]).endswith(
+                f"/tenants/{name}"
+            ),
+            "logs not (only) on stdout": seen["logs"] != ["stdout"],
+            "another database": seen["database"] != name or seen["tenant"] != name,
+            "s3.yml not the tenant's folder": s3
+            != {
+                "bucket": "redmica-e2e-files",
+                "folder": name,
+                "thumb_folder": f"{name}/tmp/thumbnails",  # noqa: S108 (S3 keys)
+                "import_folder": f"{name}/tmp/imports",  # noqa: S108
+            },
+        }
+        if any(wrong.values()):
+            problems = [what for what, bad in wrong.items() if bad]
+            raise RuntimeError(f"{name}: {'; '.join(problems)} (saw {seen})")
+        keys[name] = seen["key_sha256"]
+    if len(set(keys.values())) != len(keys):
+        raise RuntimeError(f"tenants share a secret_key_base: {keys}")
+    versions: dict[str, str] = seen["versions"]
+    return versions
+
+
+def login_attempt(port: int, host: str, cookie: str, token: str) -> int:
+    """POST /login (wrong password) with a session cookie and its CSRF token: the status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        form = urllib.parse.urlencode(
+            {"authenticity_token": token, "username": "nobody", "password": "wrong"}
+        )
+        connection.request(
+            "POST",
+            "/login",
+            body=form,
+            headers={
+                "Host": host,
+                "Cookie": cookie,
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+def check_session_keys(port: int, owner: str, other: str) -> tuple[int, int]:
+    """`owner`'s session cookie and CSRF token work on `owner` (the control) and are refused by
+    `other`, whose key cannot read the cookie: (status at owner, status at other)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.request("GET", "/login", headers={"Host": f"{owner}.{DOMAIN}"})
+        response = connection.getresponse()
+        page = response.read().decode("utf-8", errors="replace")
+        cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
+    finally:
+        connection.close()
+    token = re.search(r'name="authenticity_token" value="([^"]+)"', page)
+    if response.status != 200 or not token or not cookie:
+        raise RuntimeError(f"{owner}: /login status {response.status}, no form or cookie")
+    own = login_attempt(port, f"{owner}.{DOMAIN}", cookie, token.group(1))
+    foreign = login_attempt(port, f"{other}.{DOMAIN}", cookie, token.group(1))
+    if own != 200 or foreign != 422:
+        raise RuntimeError(
+            f"{owner}'s session: {own} at {owner} (expected 200, a wrong password), "
+            f"{foreign} at {other} (expected 422, the token not verified)"
+        )
+    return own, foreign
+
+
 def print_memory(memory: dict[str, TenantMemory]) -> None:
     for name, usage in sorted(memory.items()):
         pids = ", ".join(str(p.pid) for p in usage.processes)
@@ -247,6 +413,7 @@ def main() -> int:
     backup = work / "redmine-config-backup"
     restore = contextlib.ExitStack()
     open_tenants = ["alpha", "beta", "gamma"]
+    master = secrets.token_hex(64)  # the image's master SECRET_KEY_BASE, for this run only
     try:
         with run.step(
             "install Debian packages (redmine, redmine-pgsql, apache2, passenger, postgresql)"
@@ -282,6 +449,8 @@ def main() -> int:
                     ),
                     "REDMICA_LOCAL_LOG_DIR": str(work / "migrations"),
                     "REDMICA_POLL_INTERVAL": "1",
+                    # Each tenant's processes and migrations get a key derived from it.
+                    "SECRET_KEY_BASE": master,
                 }
             )
 
@@ -293,7 +462,8 @@ def main() -> int:
         with run.step("install the Redmine config from `redmica render redmine-config`"):
             rendered = work / "redmine-config"
             redmica(run, "render", "redmine-config", "-o", str(rendered), "--mkdir")
-            restore.enter_context(redmine_config_installed(rendered, backup))
+            probe = {"initializers/zz_e2e_probe.rb": PROBE}
+            restore.enter_context(redmine_config_installed(rendered, backup, extra=probe))
 
         with run.step("migrate every tenant with `redmica migrate --all --executor local`"):
             report = migrate(run)
@@ -339,6 +509,18 @@ def main() -> int:
             memory = memory_per_tenant(set(open_tenants))
             if sorted(memory) != open_tenants:
                 raise RuntimeError(f"processes found for {sorted(memory)}, not {open_tenants}")
+
+        with run.step(
+            "Redmine's side: own secret_key_base, Rack env scrubbed, own cache, logs, s3.yml",
+            "apache",
+        ):
+            versions = check_contract(port, open_tenants, master)
+            print(
+                f"   Redmine {versions['redmine']}, Rails {versions['rails']}, Ruby"
+                f" {versions['ruby']}: the shipped initializer and additional_environment.rb hold"
+            )
+            own, foreign = check_session_keys(port, "alpha", "beta")
+            print(f"   alpha's session cookie: {own} at alpha, {foreign} at beta (key differs)")
 
         with run.step("control: the same vhosts without PassengerAppGroupName leak", "control"):
             apache.stop()

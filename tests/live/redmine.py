@@ -1,11 +1,12 @@
 """Real Redmine on this machine, shared by `scripts/e2e_redmine.py` and `bench/density.py`.
 
-Debian's packages (redmine, redmine-pgsql, apache2, libapache2-mod-passenger, postgresql), a
-private PostgreSQL cluster, HTTP requests with a chosen Host header, a per-tenant marker in each
-database, and the memory of each tenant's processes: PSS and RSS from /proc/PID/smaps_rollup,
-the processes found by the tenant's RAILS_DB in /proc/PID/environ (what the vhost's SetEnv gave
-the process at spawn). Needs root on Debian: it installs packages and runs servers as
-www-data and postgres.
+Debian's packages (redmine, redmine-pgsql, apache2, libapache2-mod-passenger, postgresql): in
+the Debian 13 root of `scripts/debian13-root.sh` (Redmine 6.0), where `make e2e` and `make
+bench` run them, or on whatever Debian runs this module. A private PostgreSQL cluster, HTTP
+requests with a chosen Host header, a per-tenant marker in each database, and the memory of
+each tenant's processes: PSS and RSS from /proc/PID/smaps_rollup, the processes found by the
+tenant's RAILS_DB in /proc/PID/environ (what the vhost's SetEnv gave the process at spawn).
+Needs root on Debian: it installs packages and runs servers as www-data and postgres.
 """
 
 from __future__ import annotations
@@ -27,7 +28,18 @@ PACKAGES = ["redmine", "redmine-pgsql", "apache2", "libapache2-mod-passenger", "
 REDMINE = Path("/usr/share/redmine")
 INSTANCE_CONFIG = Path("/etc/redmine/default")
 FILES_ROOT = Path("/var/lib/redmine/default/files")
-REDMINE_CONFIG_NAMES = ("database.yml", "configuration.yml")
+# Where each file of `redmica render redmine-config` goes in Debian's Redmine: database.yml and
+# configuration.yml are per instance (Debian's /usr/share/redmine/config/database.yml is a
+# link to the instance's, and Redmine.root/config is read for configuration.yml); the rest is
+# read from the code's own config/ (application.rb instance_evals additional_environment.rb
+# from there, Rails loads config/initializers, redmica_s3 reads Rails.root/config/s3.yml).
+REDMINE_CONFIG_PLACES = {
+    "database.yml": INSTANCE_CONFIG,
+    "configuration.yml": INSTANCE_CONFIG,
+    "s3.yml": REDMINE / "config",
+    "additional_environment.rb": REDMINE / "config",
+    "initializers/redmica_ops.rb": REDMINE / "config",
+}
 
 
 def sh(
@@ -353,21 +365,40 @@ def total_pss_kib(root: int) -> int:
 
 
 @contextlib.contextmanager
-def redmine_config_installed(rendered: Path, backup: Path) -> Iterator[None]:
-    """Install database.yml and configuration.yml from `rendered` into Debian's instance
-    config, and put the originals back afterwards."""
+def redmine_config_installed(
+    rendered: Path, backup: Path, extra: dict[str, str] | None = None
+) -> Iterator[None]:
+    """Install every file of `redmica render redmine-config` (in `rendered`) where Debian's
+    Redmine reads it, and `extra` (a path under config/ -> its text) into Redmine's config/;
+    put back what was there afterwards."""
+    places = {name: folder / name for name, folder in REDMINE_CONFIG_PLACES.items()}
+    places.update({name: REDMINE / "config" / name for name in extra or {}})
+    saved = {name: backup / name.replace("/", "__") for name in places}
     backup.mkdir(parents=True, exist_ok=True)
-    for name in REDMINE_CONFIG_NAMES:
-        if (INSTANCE_CONFIG / name).exists():
-            shutil.copy2(INSTANCE_CONFIG / name, backup / name)
+    for name, target in places.items():
+        if target.exists():
+            shutil.copy2(target, saved[name])
     try:
-        for name in REDMINE_CONFIG_NAMES:
-            shutil.copy(rendered / name, INSTANCE_CONFIG / name)
-            (INSTANCE_CONFIG / name).chmod(0o644)
+        for name, target in places.items():
+            if extra and name in extra:
+                target.write_text(extra[name], encoding="utf-8")
+            else:
+                shutil.copy(rendered / name, target)
+            target.chmod(0o644)
         yield
     finally:
-        for name in REDMINE_CONFIG_NAMES:
-            if (backup / name).exists():
-                shutil.copy2(backup / name, INSTANCE_CONFIG / name)
+        for name, target in places.items():
+            if saved[name].exists():
+                shutil.copy2(saved[name], target)
             else:
-                (INSTANCE_CONFIG / name).unlink(missing_ok=True)
+                target.unlink(missing_ok=True)
+
+
+def redmine_version() -> str:
+    """Redmine's own version (lib/redmine/version.rb), e.g. 6.0.5; '?' when unreadable."""
+    try:
+        text = (REDMINE / "lib" / "redmine" / "version.rb").read_text()
+    except OSError:
+        return "?"
+    parts = [re.search(rf"{name}\s*=\s*(\d+)", text) for name in ("MAJOR", "MINOR", "TINY")]
+    return ".".join(m.group(1) for m in parts if m) or "?"
