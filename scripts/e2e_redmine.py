@@ -99,6 +99,8 @@ module E2eProbe
         d.equal?($stdout) ? 'stdout' : (d.respond_to?(:path) ? d.path : d.class.to_s)
       end
       cache = Rails.cache.respond_to?(:cache_path) ? Rails.cache.cache_path : Rails.cache.class
+      # A write and a read back: the tenant's cache directory exists and its user may write it.
+      cached = Rails.cache.write('e2e', ENV['REDMICA_TENANT']) && Rails.cache.read('e2e')
       body = {
         'tenant' => ENV['REDMICA_TENANT'],
         'versions' => { 'redmine' => Redmine::VERSION.to_s, 'rails' => Rails.version,
@@ -108,6 +110,7 @@ module E2eProbe
         'process' => SECRETS.select { |k| ENV.key?(k) },
         'key_sha256' => Digest::SHA256.hexdigest(Rails.application.secret_key_base),
         'cache' => cache.to_s,
+        'cached' => cached,
         'logs' => logs,
         'database' => ActiveRecord::Base.connection_db_config.database,
         's3' => s3,
@@ -317,9 +320,10 @@ def check_contract(port: int, tenants: list[str], master: str) -> dict[str, str]
             "secrets missing from the process ENV": not secret <= set(seen["process"]),
             "secret_key_base is not the tenant's derived key": seen["key_sha256"]
             != hashlib.sha256(derived).hexdigest(),
-            "cache outside the tenant's directory": not str(seen["cache"]).endswith(
-                f"/tenants/{name}"
-            ),
+            "cache outside the tenant's directory, or not writable": not str(
+                seen["cache"]
+            ).endswith(f"/tenants/{name}")
+            or seen["cached"] != name,
             "logs not (only) on stdout": seen["logs"] != ["stdout"],
             "another database": seen["database"] != name or seen["tenant"] != name,
             "s3.yml not the tenant's folder": s3

@@ -378,6 +378,13 @@ def redmine_config_installed(
     for name, target in places.items():
         if target.exists():
             shutil.copy2(target, saved[name])
+    # The image's app root has a tmp/cache its user may write (additional_environment.rb keeps
+    # each tenant's cache under it); Debian's code directory has no tmp/ (its instances do).
+    scratch = REDMINE / "tmp"
+    made_scratch = not scratch.exists()
+    (scratch / "cache").mkdir(parents=True, exist_ok=True)
+    for path in (scratch, scratch / "cache"):
+        shutil.chown(path, "www-data", "www-data")
     try:
         for name, target in places.items():
             if extra and name in extra:
@@ -392,6 +399,8 @@ def redmine_config_installed(
                 shutil.copy2(saved[name], target)
             else:
                 target.unlink(missing_ok=True)
+        if made_scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def redmine_version() -> str:
