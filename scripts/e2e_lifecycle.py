@@ -17,13 +17,11 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,8 @@ from tests.live.redmine import (  # noqa: E402
     free_port,
     get,
     install_packages,
+    login_form,
+    post_login,
     redmine_config_installed,
     wait_for,
 )
@@ -95,28 +95,8 @@ def login(port: int, user: str, password: str) -> str:
     """Log in to Redmine through its form; return where it sent us (not back to /login)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        connection.request("GET", "/login", headers={"Host": HOST})
-        response = connection.getresponse()
-        page = response.read().decode("utf-8", errors="replace")
-        cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
-        token = re.search(r'name="authenticity_token" value="([^"]+)"', page)
-        if response.status != 200 or not token or not cookie:
-            raise RuntimeError(f"login page: status {response.status}")
-        form = urllib.parse.urlencode(
-            {"authenticity_token": token.group(1), "username": user, "password": password}
-        )
-        connection.request(
-            "POST",
-            "/login",
-            body=form,
-            headers={
-                "Host": HOST,
-                "Cookie": cookie,
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-        )
-        response = connection.getresponse()
-        response.read()
+        cookie, token = login_form(connection, HOST)
+        response = post_login(connection, HOST, (cookie, token), user, password)
         location = response.getheader("Location") or ""
         session = (response.getheader("Set-Cookie") or cookie).split(";", 1)[0]
         if response.status != 302 or "/login" in location:

@@ -19,7 +19,6 @@ import hashlib
 import http.client
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
@@ -27,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,8 +43,10 @@ from tests.live.redmine import (  # noqa: E402
     free_port,
     get,
     install_packages,
+    login_form,
     mark_tenant,
     memory_per_tenant,
+    post_login,
     redmine_config_installed,
     sh,
     title_of,
@@ -344,46 +344,19 @@ def check_contract(port: int, tenants: list[str], master: str) -> dict[str, str]
     return versions
 
 
-def login_attempt(port: int, host: str, cookie: str, token: str) -> int:
-    """POST /login (wrong password) with a session cookie and its CSRF token: the status."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    try:
-        form = urllib.parse.urlencode(
-            {"authenticity_token": token, "username": "nobody", "password": "wrong"}
-        )
-        connection.request(
-            "POST",
-            "/login",
-            body=form,
-            headers={
-                "Host": host,
-                "Cookie": cookie,
-                "Content-Type": "application/x-www-form-urlencoded",
-            },
-        )
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
-
-
 def check_session_keys(port: int, owner: str, other: str) -> tuple[int, int]:
-    """`owner`'s session cookie and CSRF token work on `owner` (the control) and are refused by
-    `other`, whose key cannot read the cookie: (status at owner, status at other)."""
+    """`owner`'s session cookie and CSRF token work on `owner` (the control: a wrong password,
+    200) and are refused by `other` (422), whose key cannot read the cookie."""
+    statuses = []
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     try:
-        connection.request("GET", "/login", headers={"Host": f"{owner}.{DOMAIN}"})
-        response = connection.getresponse()
-        page = response.read().decode("utf-8", errors="replace")
-        cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
+        session = login_form(connection, f"{owner}.{DOMAIN}")
+        for name in (owner, other):
+            response = post_login(connection, f"{name}.{DOMAIN}", session, "nobody", "wrong")
+            statuses.append(response.status)
     finally:
         connection.close()
-    token = re.search(r'name="authenticity_token" value="([^"]+)"', page)
-    if response.status != 200 or not token or not cookie:
-        raise RuntimeError(f"{owner}: /login status {response.status}, no form or cookie")
-    own = login_attempt(port, f"{owner}.{DOMAIN}", cookie, token.group(1))
-    foreign = login_attempt(port, f"{other}.{DOMAIN}", cookie, token.group(1))
+    own, foreign = statuses
     if own != 200 or foreign != 422:
         raise RuntimeError(
             f"{owner}'s session: {own} at {owner} (expected 200, a wrong password), "

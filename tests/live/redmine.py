@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,45 @@ def get(port: int, host: str, path: str = "/", timeout: float = 180) -> tuple[in
         return response.status, response.read().decode("utf-8", errors="replace")
     finally:
         connection.close()
+
+
+def login_form(connection: http.client.HTTPConnection, host: str) -> tuple[str, str]:
+    """GET /login: (the session cookie, the form's CSRF token)."""
+    connection.request("GET", "/login", headers={"Host": host})
+    response = connection.getresponse()
+    page = response.read().decode("utf-8", errors="replace")
+    cookie = (response.getheader("Set-Cookie") or "").split(";", 1)[0]
+    token = re.search(r'name="authenticity_token" value="([^"]+)"', page)
+    if response.status != 200 or not token or not cookie:
+        raise RuntimeError(f"{host}: /login status {response.status}, no form or cookie")
+    return cookie, token.group(1)
+
+
+def post_login(
+    connection: http.client.HTTPConnection,
+    host: str,
+    session: tuple[str, str],
+    user: str,
+    password: str,
+) -> http.client.HTTPResponse:
+    """POST /login with a (cookie, token) from login_form; the response, body read."""
+    cookie, token = session
+    form = urllib.parse.urlencode(
+        {"authenticity_token": token, "username": user, "password": password}
+    )
+    connection.request(
+        "POST",
+        "/login",
+        body=form,
+        headers={
+            "Host": host,
+            "Cookie": cookie,
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
+    )
+    response = connection.getresponse()
+    response.read()
+    return response
 
 
 def title_of(body: str) -> str | None:
