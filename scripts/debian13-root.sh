@@ -8,13 +8,15 @@
 #   scripts/debian13-root.sh run CMD...  run CMD inside, in the clone (mounted at /src), with the
 #                                        clone's .venv-debian13 (made inside on first use) first
 #                                        on PATH
-#   scripts/debian13-root.sh clean       remove every cached root (and stale half-built ones)
+#   scripts/debian13-root.sh clean       remove every cached root (and stale half-built ones);
+#                                        run it while no run uses them
 #
 # Made by debootstrap from Debian's archive, signatures checked against the machine's
 # debian-archive-keyring; cached outside the clone, in $REDMICA_ROOT_CACHE (default
-# /var/cache/redmica-ops), under a name carrying the hash of this script (which holds the
-# package list), so CI reuses it and any change here builds a new one. Built in a temporary
-# directory and renamed when complete: an interrupted build is never used.
+# /var/cache/redmica-ops), under a name carrying the hash of the recipe below (the package list
+# and the build steps), so CI and every clone reuse it and a change of the recipe builds a new
+# one. Built in a temporary directory and renamed when complete, under a lock: an interrupted
+# build is never used.
 #
 # REDMICA_DEBIAN13_ROOT=DIR uses DIR (an existing root) instead of the cached one.
 #

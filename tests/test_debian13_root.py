@@ -131,15 +131,23 @@ def test_ctrl_c_ends_every_process_and_removes_the_run(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # As from a terminal: a shell that started this suite in the background (CI may) has
+        # it ignore SIGINT, and an ignored signal stays ignored across exec.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 60
-    while not started.exists():
-        assert outer.poll() is None, outer.stderr.read() if outer.stderr else ""
-        assert time.monotonic() < deadline, "the command did not start"
-        time.sleep(0.05)
-    assert len(marker_processes(marker)) == 3
-    os.killpg(outer.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
-    outer.wait(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert outer.poll() is None, outer.stderr.read() if outer.stderr else ""
+            assert time.monotonic() < deadline, "the command did not start"
+            time.sleep(0.05)
+        assert len(marker_processes(marker)) == 3
+        os.killpg(outer.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
+        outer.wait(timeout=60)
+    finally:
+        if outer.poll() is None:  # a failure here must not leave the run behind either
+            os.killpg(outer.pid, signal.SIGKILL)  # unshare --kill-child ends the namespace
+            outer.wait(timeout=60)
     assert outer.returncode != 0
     assert marker_processes(marker) == []
     assert list((tmp_path / "runs").iterdir()) == []
