@@ -53,9 +53,11 @@ build() {
   chmod 0755 "$tmp"  # the root's "/": www-data, postgres and _apt must get through it
   log="$tmp.log"
   say "building $ROOT (debootstrap $SUITE, then ${#PACKAGES[@]} packages; log $log)"
-  # The keyring is given explicitly: a release file whose signature does not check fails the build.
-  if ! debootstrap --variant=minbase --keyring="$KEYRING" "$SUITE" "$tmp" "$MIRROR" \
-      >"$log" 2>&1; then
+  # The keyring given explicitly and --force-check-gpg (no gpgv, no root): a Release file whose
+  # signature does not check, or cannot be checked, fails the build; the packages must match
+  # the SHA-256 it lists. The same as docker/make-base.sh does for the image's base.
+  if ! debootstrap --variant=minbase --force-check-gpg --keyring="$KEYRING" "$SUITE" "$tmp" \
+      "$MIRROR" >"$log" 2>&1; then
     tail -30 "$log" >&2
     say "debootstrap failed (the log is above)"
     exit 1

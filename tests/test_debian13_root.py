@@ -136,10 +136,12 @@ def test_ctrl_c_ends_every_process_and_removes_the_run(tmp_path: Path) -> None:
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
+        # Started: the file is there and the three sleeps have been exec'd (setsid does not
+        # wait for its child, so they may come a moment after the file).
         deadline = time.monotonic() + 60
-        while not started.exists():
+        while not started.exists() or len(marker_processes(marker)) < 3:
             assert outer.poll() is None, outer.stderr.read() if outer.stderr else ""
-            assert time.monotonic() < deadline, "the command did not start"
+            assert time.monotonic() < deadline, f"started: {marker_processes(marker)}"
             time.sleep(0.05)
         assert len(marker_processes(marker)) == 3
         os.killpg(outer.pid, signal.SIGINT)  # what Ctrl-C sends to the foreground job
