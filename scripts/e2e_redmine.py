@@ -56,6 +56,7 @@ from tests.live.server import LiveApache  # noqa: E402
 
 from redmica_ops.container.apache import find_apache  # noqa: E402
 from redmica_ops.container.keys import tenant_secret_key_base  # noqa: E402
+from redmica_ops.tenants.incarnations import Incarnations  # noqa: E402
 
 DOMAIN = "e2e.test"
 REDMICA = str(Path(sys.executable).parent / "redmica")
@@ -302,15 +303,34 @@ def probe(port: int, name: str) -> dict[str, Any]:
     return seen
 
 
-def check_contract(port: int, tenants: list[str], master: str) -> dict[str, str]:
+def bucket_incarnations(run: Run) -> dict[str, str]:
+    """Every tenant's incarnation in the sandbox bucket, read as serve reads it: it is part of
+    each tenant's derived key (docs/tenant-lifecycle.md, "Incarnations")."""
+    import boto3  # heavy, and only this step needs it
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=run.env["AWS_ENDPOINT_URL"],
+        region_name=run.env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=run.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=run.env["AWS_SECRET_ACCESS_KEY"],
+    )
+    return Incarnations(s3, run.env["REDMICA_BUCKET"]).all()
+
+
+def check_contract(
+    port: int, tenants: list[str], master: str, incarnations: dict[str, str]
+) -> dict[str, str]:
     """Redmine's side of the contract, seen from inside each tenant's process; returns the
     versions Redmine reports (Redmine, Rails, Ruby)."""
     secret = {"RAILS_DB_PASSWORD", "SECRET_KEY_BASE"}
+    if missing := sorted(set(tenants) - set(incarnations)):
+        raise RuntimeError(f"no incarnation in the bucket for {missing}: tenant add makes one")
     keys: dict[str, str] = {}
     seen: dict[str, Any] = {}
     for name in tenants:
         seen = probe(port, name)
-        derived = tenant_secret_key_base(master, name).encode()
+        derived = tenant_secret_key_base(master, name, incarnations[name]).encode()
         s3 = {k: seen["s3"].get(k) for k in ("bucket", "folder", "thumb_folder", "import_folder")}
         wrong = {
             # The control: Passenger does copy SetEnv values into each request.
@@ -491,7 +511,7 @@ def main() -> int:
             "Redmine's side: own secret_key_base, Rack env scrubbed, own cache, logs, s3.yml",
             "apache",
         ):
-            versions = check_contract(port, open_tenants, master)
+            versions = check_contract(port, open_tenants, master, bucket_incarnations(run))
             print(
                 f"   Redmine {versions['redmine']}, Rails {versions['rails']}, Ruby"
                 f" {versions['ruby']}: the shipped initializer and additional_environment.rb hold"
