@@ -161,6 +161,8 @@ def start_sandbox(
         )
     if env_file is not None:
         check_env_file(env_file)
+        # A file left by a killed sandbox would tell a waiting script this one is up.
+        env_file.unlink(missing_ok=True)
     try:
         import moto.server  # noqa: F401  (the extra that brings the server's dependencies)
     except ImportError:
