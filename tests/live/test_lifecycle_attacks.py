@@ -1,0 +1,393 @@
+"""Attacks on issue #23's fixes, as a hostile tenant and a hostile operator would try them.
+
+The attacker controls one tenant's document (written straight to the bucket, or through the
+registry where its values are free) and SQL as that tenant's own role; separately, an operator
+may write any lifecycle request. Each test runs the lifecycle's own code paths against the
+private TLS cluster of `tests/live/pgtls.py` (administrator with CREATEDB and CREATEROLE, not
+superuser, as on RDS) and checks, as the OS superuser or as the attacker's own login, that the
+attack got nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from mypy_boto3_s3 import S3Client
+
+from redmica_ops.errors import RedmicaError
+from redmica_ops.lifecycle import database
+from redmica_ops.lifecycle.backup import BackupRequest, backup
+from redmica_ops.lifecycle.provision import ProvisionRequest, provision
+from redmica_ops.lifecycle.purge import PurgeRequest, RecordStore, plan, purge
+from redmica_ops.lifecycle.rotate import RotateRequest, rotate
+from redmica_ops.lifecycle.site import Site
+from redmica_ops.lifecycle.sql import scram_verifier
+from redmica_ops.lifecycle.steps import LocalRunner, Step
+from redmica_ops.tenants.registry import TenantRegistry
+from tests.conftest import BUCKET
+from tests.live.pgtls import ADMIN, TlsCluster
+from tests.live.test_lifecycle_security import (
+    add,
+    as_tenant,
+    create_database,
+    document,
+    marker,
+    write_straight,
+)
+
+# The fixtures of issue #23's own tests: one private cluster per module.
+from tests.live.test_lifecycle_security import cluster as cluster
+from tests.live.test_lifecycle_security import registry as registry
+from tests.live.test_lifecycle_security import runner as runner
+from tests.live.test_lifecycle_security import site as site
+
+
+def redmine_tables(cluster: TlsCluster, registry: TenantRegistry, tenant_id: str) -> None:
+    """What the migrations and the default data leave that the set-admin step needs."""
+    as_tenant(
+        cluster,
+        registry,
+        tenant_id,
+        "CREATE TABLE IF NOT EXISTS trackers (id serial PRIMARY KEY, name text);\n"
+        "INSERT INTO trackers (name) VALUES ('Bug');\n"
+        "CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, login text, type text,"
+        " hashed_password text, salt text, admin boolean, status int,"
+        " must_change_passwd boolean, passwd_changed_on timestamp, updated_on timestamp);\n"
+        "INSERT INTO users (login, type, admin, status) VALUES ('admin', 'User', true, 1);\n",
+    )
+
+
+def migrations(cluster: TlsCluster, registry: TenantRegistry) -> Any:
+    def migrate(tenant_id: str, command: list[str]) -> str:
+        if "redmine:load_default_data" not in command:
+            redmine_tables(cluster, registry, tenant_id)
+        return "run"
+
+    return migrate
+
+
+def can_read(cluster: TlsCluster, user: str, password: str, database: str) -> bool:
+    """Whether `user` with `password` reads the marker rows of `database` (its session role
+    reset first, as an attacker would)."""
+    try:
+        cluster.as_login(user, password, "SET ROLE NONE; SELECT * FROM marker;", database)
+    except RuntimeError:
+        return False
+    return True
+
+
+@pytest.fixture
+def victim(site: Site, cluster: TlsCluster, registry: TenantRegistry) -> Iterator[str]:
+    add(registry, "at-victim", document("at-victim", cluster))
+    create_database(site, registry, "at-victim")
+    marker(cluster, registry, "at-victim", "victim-data")
+    yield "at_victim"
+
+
+# -- a role that is not the tenant's ------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_provision_never_takes_over_an_existing_role_that_is_not_the_tenants(
+    s3: S3Client,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    runner: LocalRunner,
+    victim: str,
+) -> None:
+    """A role nobody's document names (here a DBA group holding the administrator) has no
+    privileged attribute, but what it was granted: provision must not give it the attacker's
+    password (with it: SET ROLE to the administrator, every tenant's database)."""
+    cluster.sql(f"CREATE ROLE at_ops NOLOGIN; GRANT {ADMIN} TO at_ops;")
+    doc = document("at-mallory", cluster, name="at_mallory", user="at_ops")
+    doc["status"] = "provisioning"
+    write_straight(s3, "at-mallory", doc)
+    with pytest.raises(RedmicaError) as caught:
+        provision(
+            registry,
+            runner,
+            migrations(cluster, registry),
+            ProvisionRequest("at-mallory", ["rake", "db:migrate"]),
+        )
+    assert caught.value.exit_code == 4
+    assert not can_read(cluster, "at_ops", doc["db"]["password"], victim)
+
+
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_rotation_never_takes_over_an_existing_role_named_like_the_twin(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    runner: LocalRunner,
+    victim: str,
+) -> None:
+    """The attacker picks a db.user whose `_2` is someone else's role, provisions, rotates: the
+    rotation's new password (written into the attacker's document) must not open that role."""
+    cluster.sql(f"CREATE ROLE at_app_2 NOLOGIN; GRANT {ADMIN} TO at_app_2;")
+    add(registry, "at-twin", document("at-twin", cluster, name="at_twin", user="at_app"))
+    create_database(site, registry, "at-twin")
+    with pytest.raises(RedmicaError) as caught:
+        rotate(registry, runner, RotateRequest("at-twin"))
+    assert caught.value.exit_code == 4
+    stolen = registry.store.get("at-twin").tenant.db
+    assert not can_read(cluster, stolen.user, stolen.password_value(), victim)
+    assert not can_read(cluster, "at_app_2", stolen.password_value(), victim)
+
+
+# -- a removed tenant's kept database ---------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+@pytest.mark.parametrize("verb", ["rotate", "provision"])
+def test_a_removed_tenants_kept_database_is_not_the_next_documents(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    runner: LocalRunner,
+    verb: str,
+) -> None:
+    """`tenant remove` without --purge keeps the database (re-adding the id continues that
+    customer's life) but releases the document's claims: another document may then take the
+    names through the registry. Its steps must still not touch the old customer's role."""
+    old = f"at-old-{verb}"
+    add(registry, old, document(old, cluster))
+    create_database(site, registry, old)
+    marker(cluster, registry, old, "old-customer")
+    registry.remove(old)
+    names = old.replace("-", "_")
+    doc = document(f"at-taker-{verb}", cluster, name=names, user=names)
+    add(registry, f"at-taker-{verb}", doc)
+    with pytest.raises(RedmicaError) as caught:
+        if verb == "rotate":
+            rotate(registry, runner, RotateRequest(f"at-taker-{verb}"))
+        else:
+            provision(
+                registry,
+                runner,
+                migrations(cluster, registry),
+                ProvisionRequest(f"at-taker-{verb}", ["rake", "db:migrate"]),
+            )
+    assert caught.value.exit_code == 4
+    db = registry.store.get(f"at-taker-{verb}").tenant.db
+    assert not can_read(cluster, db.user, db.password_value(), names)
+
+
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_an_operators_request_cannot_give_another_role_a_password(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    runner: LocalRunner,
+    victim: str,
+) -> None:
+    """An operator may write any request, but a create-database step makes the tenant's own
+    db.user, not a role the request names."""
+    cluster.sql(f"CREATE ROLE at_dba NOLOGIN; GRANT {ADMIN} TO at_dba;")
+    doc = document("at-opreq", cluster)
+    doc["status"] = "provisioning"
+    add(registry, "at-opreq", doc)
+    step = Step(
+        "create-database", "at-opreq", {"owner": "at_dba", "verifier": scram_verifier("x1")}
+    )
+    with pytest.raises(RedmicaError) as caught:
+        runner.run(step)
+    assert caught.value.exit_code in (2, 4)
+    assert not can_read(cluster, "at_dba", "x1", victim)
+
+
+# -- documents that name what is not theirs, or change under a step ----------------------------
+SECRET_PASSWORD = "victim-secret-password-1234"
+
+
+def secret_of(name: str) -> str:
+    return f"/redmica/tenants/{name}/db-password"
+
+
+class Secrets:
+    """The admin task's reader of db.password_secret (it may read every tenant's)."""
+
+    def resolve(self, reference: str) -> str:
+        assert reference.startswith("/redmica/tenants/at_sv")
+        return SECRET_PASSWORD
+
+
+@pytest.fixture
+def secret_victim(site: Site, cluster: TlsCluster, registry: TenantRegistry) -> str:
+    """A tenant whose password is in a secret, with Redmine's tables and a marker row."""
+    name = f"at_sv{len(cluster.databases())}"
+    tenant_id = name.replace("_", "-")
+    doc = document(tenant_id, cluster)
+    del doc["db"]["password"]
+    doc["db"]["password_secret"] = secret_of(name)
+    add(registry, tenant_id, doc)
+    tenant = registry.store.get(tenant_id).tenant
+    database.create_database(
+        site.admin_sql(tenant), name, name, scram_verifier(SECRET_PASSWORD), 20
+    )
+    cluster.as_login(
+        name,
+        SECRET_PASSWORD,
+        "CREATE TABLE marker (v text); INSERT INTO marker VALUES ('victim-data');\n"
+        "CREATE TABLE trackers (id serial PRIMARY KEY, name text);\n"
+        "INSERT INTO trackers (name) VALUES ('Bug');\n"
+        "CREATE TABLE users (id serial PRIMARY KEY, login text, type text,"
+        " hashed_password text, salt text, admin boolean, status int,"
+        " must_change_passwd boolean, passwd_changed_on timestamp, updated_on timestamp);\n"
+        "INSERT INTO users (login, type, admin, status) VALUES ('admin', 'User', true, 1);\n",
+        name,
+    )
+    return name
+
+
+def with_secrets(site: Site, registry: TenantRegistry) -> LocalRunner:
+    return LocalRunner(dataclasses.replace(site, passwords=Secrets()), registry.store)
+
+
+def impersonation(cluster: TlsCluster, tenant_id: str, victim: str) -> dict[str, Any]:
+    """The attacker's document naming the victim's database, login and secret."""
+    doc = document(tenant_id, cluster, name=victim, user=victim)
+    del doc["db"]["password"]
+    doc["db"]["password_secret"] = secret_of(victim)
+    return doc
+
+
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_a_backup_never_takes_another_tenants_database_into_the_attackers_backups(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    secret_victim: str,
+) -> None:
+    """The document names the victim's database, login and password secret: the backup (run
+    where the secrets are readable) would dump the victim into the attacker's backups, which a
+    later `restore-db ATTACKER latest --replace` puts into the attacker's database."""
+    write_straight(s3, "at-bk", impersonation(cluster, "at-bk", secret_victim))
+    with pytest.raises(RedmicaError) as caught:
+        backup(registry, with_secrets(site, registry), BackupRequest("at-bk"))
+    assert caught.value.exit_code == 4
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="backups/at-bk/")
+
+
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_a_document_switched_during_provisioning_never_sets_another_sites_administrator(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    secret_victim: str,
+) -> None:
+    """The migrations take minutes; meanwhile the attacker points its document at the victim.
+    The set-admin step would then give the victim's Redmine `admin` the password handed to the
+    attacker at the end of its provisioning."""
+    add(registry, "at-sw", document("at-sw", cluster))
+    runner = with_secrets(site, registry)
+
+    def migrate(tenant_id: str, command: list[str]) -> str:
+        if "redmine:load_default_data" not in command:
+            redmine_tables(cluster, registry, tenant_id)
+        else:
+            write_straight(s3, "at-sw", impersonation(cluster, "at-sw", secret_victim))
+        return "run"
+
+    with pytest.raises(RedmicaError) as caught:
+        provision(registry, runner, migrate, ProvisionRequest("at-sw", ["rake", "db:migrate"]))
+    assert caught.value.exit_code == 4
+    hashed = cluster.sql("SELECT coalesce(hashed_password, 'none') FROM users;", secret_victim)
+    assert hashed.split() == ["none"]
+
+
+# -- attachments --------------------------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_a_purge_never_deletes_attachments_outside_the_tenants_own_folder(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    runner: LocalRunner,
+) -> None:
+    """Uniqueness compares folders as equal strings: a folder that holds another tenant's
+    (`shared` above `shared/at-inner`), or the archive prefix, is still unique."""
+    s3.create_bucket(Bucket="redmica-attachments")
+    inner = document("at-inner", cluster)
+    inner["s3"]["folder"] = "shared/at-inner"
+    add(registry, "at-inner", inner)
+    outer = document("at-outer", cluster)
+    outer["s3"]["folder"] = "shared"
+    add(registry, "at-outer", outer)
+    create_database(site, registry, "at-outer")
+    for key in ("shared/at-inner/2024/01/file", "shared/mine"):
+        s3.put_object(Bucket="redmica-attachments", Key=key, Body=b"x")
+    request = PurgeRequest("at-outer", delete_attachments=True)
+    with pytest.raises(RedmicaError) as caught:
+        the_plan = plan(registry, runner, s3, request)
+        purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
+    assert caught.value.exit_code in (2, 4)
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket="redmica-attachments")["Contents"]]
+    assert "shared/at-inner/2024/01/file" in left
+    assert "at_outer" in cluster.databases()
+
+
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_a_folder_changed_after_the_plan_is_not_the_one_deleted(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    runner: LocalRunner,
+) -> None:
+    """The operator confirmed the plan's folder; the purge re-reads the document and deletes
+    the folder it names then."""
+    s3.create_bucket(Bucket="redmica-attachments")
+    theirs = document("at-fv", cluster)
+    theirs["s3"]["folder"] = "team/at-fv"
+    add(registry, "at-fv", theirs)
+    mine = document("at-fm", cluster)
+    add(registry, "at-fm", mine)
+    create_database(site, registry, "at-fm")
+    s3.put_object(Bucket="redmica-attachments", Key="team/at-fv/precious", Body=b"x")
+    request = PurgeRequest("at-fm", delete_attachments=True)
+    the_plan = plan(registry, runner, s3, request)
+    moved = {**mine, "s3": {**mine["s3"], "folder": "team"}}  # above the victim's
+    write_straight(s3, "at-fm", moved)
+    with pytest.raises(RedmicaError) as caught:
+        purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
+    assert caught.value.exit_code == 4
+    left = [o["Key"] for o in s3.list_objects_v2(Bucket="redmica-attachments")["Contents"]]
+    assert left == ["team/at-fv/precious"]
+
+
+# -- SQL as the tenant's own role ---------------------------------------------------------------
+@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+def test_grants_to_another_tenants_role_never_leave_its_purge_half_done(
+    s3: S3Client,
+    site: Site,
+    cluster: TlsCluster,
+    registry: TenantRegistry,
+    runner: LocalRunner,
+) -> None:
+    """The attacker grants the victim's role privileges in its own database (and CONNECT on
+    it): the victim's role then cannot be dropped. Every check must come before the first
+    DROP, so the purge refuses with the victim's database intact, instead of dropping it and
+    stopping at DROP ROLE."""
+    for name in ("at-pv", "at-pm"):
+        add(registry, name, document(name, cluster))
+        create_database(site, registry, name)
+    marker(cluster, registry, "at-pv", "victim-data")
+    as_tenant(
+        cluster,
+        registry,
+        "at-pm",
+        "CREATE TABLE bait (x int); GRANT SELECT ON bait TO at_pv;\n"
+        "GRANT CONNECT ON DATABASE at_pm TO at_pv;\n",
+    )
+    request = PurgeRequest("at-pv")
+    with pytest.raises(RedmicaError) as caught:
+        the_plan = plan(registry, runner, s3, request)
+        purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
+    assert caught.value.exit_code == 4
+    assert "at_pm" in caught.value.message
+    assert "at_pv" in cluster.databases()
+    assert registry.store.get("at-pv").tenant.status == "active"
