@@ -24,6 +24,8 @@ from redmica_ops.lifecycle.broker import BrokerRequest, launch_admin_task
 from redmica_ops.lifecycle.steps import Step
 from redmica_ops.runs.executors.ecs import EcsTarget
 from redmica_ops.settings import load_settings
+from redmica_ops.tenants.claims import ClaimStore
+from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.store import TenantStore
 from tests.conftest import BUCKET, tenant_yaml
 
@@ -80,8 +82,12 @@ class InProcessBroker:
 
 @pytest.fixture
 def world(s3: S3Client, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Step]]:
-    """A tenant, the master secret, and `execute` replaced by a recorder of the steps run."""
-    s3.put_object(Bucket=BUCKET, Key="tenants/acme.yaml", Body=tenant_yaml("acme").encode())
+    """A tenant (with its claims, as `tenant add` leaves it), the master secret, and `execute`
+    replaced by a recorder of the steps run."""
+    body = tenant_yaml("acme").encode()
+    s3.put_object(Bucket=BUCKET, Key="tenants/acme.yaml", Body=body)
+    claims = ClaimStore(s3, BUCKET)
+    claims.take("acme", claims.claims_of(parse_tenant("acme", body, "acme.yaml")))
     executed: list[Step] = []
 
     def execute(step: Step, site: Any, store: Any) -> dict[str, str]:

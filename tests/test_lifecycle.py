@@ -35,7 +35,7 @@ from redmica_ops.errors import (
 from redmica_ops.lifecycle import steps as steps_module
 from redmica_ops.lifecycle.admin_task import run_admin_request
 from redmica_ops.lifecycle.backup import BackupRequest, backup
-from redmica_ops.lifecycle.database import redmine_password_hash
+from redmica_ops.lifecycle.database import TWIN_SUFFIX, mark_of, redmine_password_hash
 from redmica_ops.lifecycle.provision import ProvisionRequest, default_data_command, provision
 from redmica_ops.lifecycle.purge import Attachments, PurgeRequest, RecordStore, plan, purge
 from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
@@ -70,12 +70,20 @@ def _database_settings(_isolated_environment: None, monkeypatch: pytest.MonkeyPa
 class Catalog:
     databases: dict[str, str] = field(default_factory=dict)  # name -> owner
     roles: dict[str, str] = field(default_factory=dict)  # name -> "super" | "login"
+    # role -> COMMENT ON ROLE; a role given above without one was made by redmica-ops for the
+    # tenant of its name (acme, acme_2: tenant acme); None: a role without a mark.
+    marks: dict[str, str | None] = field(default_factory=dict)
     statements: list[str] = field(default_factory=list)
     connections: list[Connection] = field(default_factory=list)
     closed: set[str] = field(default_factory=set)  # ALLOW_CONNECTIONS false
     trackers: int = 3  # Redmine's default data, as loaded by the rake task
     table_rows: dict[str, int] = field(default_factory=dict)  # what count(*) finds
     fail_swap: bool = False
+
+    def __post_init__(self) -> None:
+        for role in self.roles:
+            tenant = role.removesuffix(TWIN_SUFFIX).replace("_", "-")
+            self.marks.setdefault(role, mark_of(tenant))
 
     def changes(self) -> list[str]:
         return [s for s in self.statements if not s.startswith("SELECT 'db'")]
@@ -97,7 +105,8 @@ class FakeSql:
             for role, kind in self.catalog.roles.items():
                 if literal(role) in asked:
                     superuser = "true" if kind == "super" else "false"
-                    rows.append(["role", role, superuser, "true", "false", "false"])
+                    mark = (self.catalog.marks.get(role) or "").encode().hex()
+                    rows.append(["role", role, superuser, "true", "false", "false", "false", mark])
             database = sql.split("datname = ", 1)[1].split(";", 1)[0]
             for name, owner in self.catalog.databases.items():
                 if literal(owner) in asked and literal(name) != database:
@@ -113,7 +122,13 @@ class FakeSql:
         return []
 
     def run(self, sql: str, database: str = "postgres") -> None:
+        if sql.startswith("BEGIN;\nCREATE ROLE"):  # a role and its mark, one transaction
+            for statement in sql.splitlines()[1:-1]:
+                self.run(statement + "\n", database)
+            return
         self.catalog.statements.append(sql)
+        if sql.startswith("COMMENT ON ROLE"):
+            self.catalog.marks[sql.split('"')[1]] = sql.split("IS '", 1)[1].rsplit("'", 1)[0]
         if sql.startswith("CREATE ROLE"):
             self.catalog.roles[sql.split('"')[1]] = "login"
         if sql.startswith("CREATE DATABASE"):
@@ -1098,7 +1113,8 @@ def test_a_dump_logs_in_with_the_password_from_the_secret(
         raise OperationFailed("pg_dump is not run here")
 
     monkeypatch.setattr("redmica_ops.lifecycle.dumps.run_tool", no_pg_dump)
-    site = dataclasses.replace(make_site(s3, Catalog()), passwords=DictSecrets())
+    catalog = Catalog(databases={"acme": "acme"}, roles={"acme": "login"})
+    site = dataclasses.replace(make_site(s3, catalog), passwords=DictSecrets())
     with pytest.raises(OperationFailed):
         backup(registry, LocalRunner(site, registry.store), BackupRequest("acme"))
     assert [(c.user, c.password) for c in logins] == [("acme", SECRET_PASSWORD)]

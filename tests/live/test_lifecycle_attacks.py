@@ -24,8 +24,8 @@ from redmica_ops.lifecycle.provision import ProvisionRequest, provision
 from redmica_ops.lifecycle.purge import PurgeRequest, RecordStore, plan, purge
 from redmica_ops.lifecycle.rotate import RotateRequest, rotate
 from redmica_ops.lifecycle.site import Site
-from redmica_ops.lifecycle.sql import scram_verifier
-from redmica_ops.lifecycle.steps import LocalRunner, Step
+from redmica_ops.lifecycle.sql import literal, scram_verifier
+from redmica_ops.lifecycle.steps import LocalRunner, Step, guard_args
 from redmica_ops.tenants.registry import TenantRegistry
 from tests.conftest import BUCKET
 from tests.live.pgtls import ADMIN, TlsCluster
@@ -79,6 +79,22 @@ def can_read(cluster: TlsCluster, user: str, password: str, database: str) -> bo
     return True
 
 
+def role_state(cluster: TlsCluster, name: str) -> str:
+    """Everything of a role a step could change: login, attributes, password, comment, and
+    the roles it is a member of (as the OS superuser, from pg_authid)."""
+    return cluster.scalar(
+        "SELECT rolcanlogin, rolsuper, rolcreatedb, rolcreaterole, rolconnlimit,"  # noqa: S608
+        " coalesce(rolpassword, '-'), coalesce(shobj_description(a.oid, 'pg_authid'), '-'),"
+        " (SELECT string_agg(m.roleid::regrole::text, ',' ORDER BY 1) FROM pg_auth_members m"
+        "  WHERE m.member = a.oid)"
+        f" FROM pg_authid a WHERE rolname = {literal(name)};"
+    )
+
+
+def data_of(cluster: TlsCluster, database: str) -> str:
+    return cluster.sql("SELECT * FROM marker ORDER BY 1;", database)
+
+
 @pytest.fixture
 def victim(site: Site, cluster: TlsCluster, registry: TenantRegistry) -> Iterator[str]:
     add(registry, "at-victim", document("at-victim", cluster))
@@ -88,7 +104,6 @@ def victim(site: Site, cluster: TlsCluster, registry: TenantRegistry) -> Iterato
 
 
 # -- a role that is not the tenant's ------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 def test_provision_never_takes_over_an_existing_role_that_is_not_the_tenants(
     s3: S3Client,
     cluster: TlsCluster,
@@ -100,6 +115,7 @@ def test_provision_never_takes_over_an_existing_role_that_is_not_the_tenants(
     privileged attribute, but what it was granted: provision must not give it the attacker's
     password (with it: SET ROLE to the administrator, every tenant's database)."""
     cluster.sql(f"CREATE ROLE at_ops NOLOGIN; GRANT {ADMIN} TO at_ops;")
+    before, victim_data = role_state(cluster, "at_ops"), data_of(cluster, victim)
     doc = document("at-mallory", cluster, name="at_mallory", user="at_ops")
     doc["status"] = "provisioning"
     write_straight(s3, "at-mallory", doc)
@@ -111,10 +127,14 @@ def test_provision_never_takes_over_an_existing_role_that_is_not_the_tenants(
             ProvisionRequest("at-mallory", ["rake", "db:migrate"]),
         )
     assert caught.value.exit_code == 4
+    assert "at_ops" in caught.value.message and "not made for" in caught.value.message
     assert not can_read(cluster, "at_ops", doc["db"]["password"], victim)
+    assert role_state(cluster, "at_ops") == before
+    assert data_of(cluster, victim) == victim_data
+    assert "at_mallory" not in cluster.databases()
 
 
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
+@pytest.mark.parametrize("made", ["before", "after"])
 def test_rotation_never_takes_over_an_existing_role_named_like_the_twin(
     s3: S3Client,
     site: Site,
@@ -122,22 +142,35 @@ def test_rotation_never_takes_over_an_existing_role_named_like_the_twin(
     registry: TenantRegistry,
     runner: LocalRunner,
     victim: str,
+    made: str,
 ) -> None:
-    """The attacker picks a db.user whose `_2` is someone else's role, provisions, rotates: the
-    rotation's new password (written into the attacker's document) must not open that role."""
-    cluster.sql(f"CREATE ROLE at_app_2 NOLOGIN; GRANT {ADMIN} TO at_app_2;")
-    add(registry, "at-twin", document("at-twin", cluster, name="at_twin", user="at_app"))
-    create_database(site, registry, "at-twin")
+    """The attacker picks a db.user whose `_2` is someone else's role (made before its
+    provisioning, or after): the rotation's new password, written into the attacker's
+    document, must not open that role."""
+    user = f"at_app{made}"
+    foreign = f"CREATE ROLE {user}_2 NOLOGIN; GRANT {ADMIN} TO {user}_2;"
+    tenant_id = f"at-twin-{made}"
+    add(registry, tenant_id, document(tenant_id, cluster, user=user))
+    document_before = registry.store.get(tenant_id).tenant.db
     with pytest.raises(RedmicaError) as caught:
-        rotate(registry, runner, RotateRequest("at-twin"))
+        if made == "before":
+            cluster.sql(foreign)
+            before = role_state(cluster, f"{user}_2")
+        create_database(site, registry, tenant_id)
+        if made == "after":
+            cluster.sql(foreign)
+            before = role_state(cluster, f"{user}_2")
+        rotate(registry, runner, RotateRequest(tenant_id))
     assert caught.value.exit_code == 4
-    stolen = registry.store.get("at-twin").tenant.db
+    assert f"{user}_2" in caught.value.message
+    stolen = registry.store.get(tenant_id).tenant.db
+    assert stolen == document_before  # no new login written into the attacker's document
     assert not can_read(cluster, stolen.user, stolen.password_value(), victim)
-    assert not can_read(cluster, "at_app_2", stolen.password_value(), victim)
+    assert not can_read(cluster, f"{user}_2", stolen.password_value(), victim)
+    assert role_state(cluster, f"{user}_2") == before
 
 
 # -- a removed tenant's kept database ---------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 @pytest.mark.parametrize("verb", ["rotate", "provision"])
 def test_a_removed_tenants_kept_database_is_not_the_next_documents(
     s3: S3Client,
@@ -156,6 +189,7 @@ def test_a_removed_tenants_kept_database_is_not_the_next_documents(
     marker(cluster, registry, old, "old-customer")
     registry.remove(old)
     names = old.replace("-", "_")
+    before, old_data = role_state(cluster, names), data_of(cluster, names)
     doc = document(f"at-taker-{verb}", cluster, name=names, user=names)
     add(registry, f"at-taker-{verb}", doc)
     with pytest.raises(RedmicaError) as caught:
@@ -169,11 +203,14 @@ def test_a_removed_tenants_kept_database_is_not_the_next_documents(
                 ProvisionRequest(f"at-taker-{verb}", ["rake", "db:migrate"]),
             )
     assert caught.value.exit_code == 4
+    assert f"tenant {old}" in caught.value.message  # the role's mark names whose it is
     db = registry.store.get(f"at-taker-{verb}").tenant.db
     assert not can_read(cluster, db.user, db.password_value(), names)
+    assert role_state(cluster, names) == before
+    assert f"{names}_2" not in cluster.roles()
+    assert data_of(cluster, names) == old_data
 
 
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 def test_an_operators_request_cannot_give_another_role_a_password(
     s3: S3Client,
     site: Site,
@@ -185,16 +222,20 @@ def test_an_operators_request_cannot_give_another_role_a_password(
     """An operator may write any request, but a create-database step makes the tenant's own
     db.user, not a role the request names."""
     cluster.sql(f"CREATE ROLE at_dba NOLOGIN; GRANT {ADMIN} TO at_dba;")
+    before = role_state(cluster, "at_dba")
     doc = document("at-opreq", cluster)
     doc["status"] = "provisioning"
     add(registry, "at-opreq", doc)
-    step = Step(
-        "create-database", "at-opreq", {"owner": "at_dba", "verifier": scram_verifier("x1")}
-    )
-    with pytest.raises(RedmicaError) as caught:
-        runner.run(step)
-    assert caught.value.exit_code in (2, 4)
+    guard = guard_args(registry.store.get("at-opreq"), None)
+    bare = {"owner": "at_dba", "verifier": scram_verifier("x1")}
+    for args in (bare, {**guard, **bare}):  # without the document's version, and with it
+        with pytest.raises(RedmicaError) as caught:
+            runner.run(Step("create-database", "at-opreq", args))
+        assert caught.value.exit_code in (2, 4)
+    assert "at_dba" in caught.value.message
     assert not can_read(cluster, "at_dba", "x1", victim)
+    assert role_state(cluster, "at_dba") == before
+    assert "at_opreq" not in cluster.databases()
 
 
 # -- documents that name what is not theirs, or change under a step ----------------------------
@@ -224,7 +265,7 @@ def secret_victim(site: Site, cluster: TlsCluster, registry: TenantRegistry) -> 
     add(registry, tenant_id, doc)
     tenant = registry.store.get(tenant_id).tenant
     database.create_database(
-        site.admin_sql(tenant), name, name, scram_verifier(SECRET_PASSWORD), 20
+        site.admin_sql(tenant), name, name, scram_verifier(SECRET_PASSWORD), 20, tenant_id
     )
     cluster.as_login(
         name,
@@ -253,7 +294,6 @@ def impersonation(cluster: TlsCluster, tenant_id: str, victim: str) -> dict[str,
     return doc
 
 
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 def test_a_backup_never_takes_another_tenants_database_into_the_attackers_backups(
     s3: S3Client,
     site: Site,
@@ -268,10 +308,10 @@ def test_a_backup_never_takes_another_tenants_database_into_the_attackers_backup
     with pytest.raises(RedmicaError) as caught:
         backup(registry, with_secrets(site, registry), BackupRequest("at-bk"))
     assert caught.value.exit_code == 4
+    assert "does not hold the claim" in caught.value.message
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix="backups/at-bk/")
 
 
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 def test_a_document_switched_during_provisioning_never_sets_another_sites_administrator(
     s3: S3Client,
     site: Site,
@@ -300,7 +340,6 @@ def test_a_document_switched_during_provisioning_never_sets_another_sites_admini
 
 
 # -- attachments --------------------------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 def test_a_purge_never_deletes_attachments_outside_the_tenants_own_folder(
     s3: S3Client,
     site: Site,
@@ -325,12 +364,13 @@ def test_a_purge_never_deletes_attachments_outside_the_tenants_own_folder(
         the_plan = plan(registry, runner, s3, request)
         purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
     assert caught.value.exit_code in (2, 4)
+    assert "at-inner" in caught.value.message
     left = [o["Key"] for o in s3.list_objects_v2(Bucket="redmica-attachments")["Contents"]]
-    assert "shared/at-inner/2024/01/file" in left
+    assert sorted(left) == ["shared/at-inner/2024/01/file", "shared/mine"]
     assert "at_outer" in cluster.databases()
+    assert registry.store.get("at-outer").tenant.status == "active"
 
 
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 def test_a_folder_changed_after_the_plan_is_not_the_one_deleted(
     s3: S3Client,
     site: Site,
@@ -355,12 +395,13 @@ def test_a_folder_changed_after_the_plan_is_not_the_one_deleted(
     with pytest.raises(RedmicaError) as caught:
         purge(registry, runner, s3, RecordStore(s3, BUCKET, "lifecycle/", None), request, the_plan)
     assert caught.value.exit_code == 4
+    assert "not" in caught.value.message and "as in the plan" in caught.value.message
     left = [o["Key"] for o in s3.list_objects_v2(Bucket="redmica-attachments")["Contents"]]
     assert left == ["team/at-fv/precious"]
+    assert "at_fm" in cluster.databases()
 
 
 # -- SQL as the tenant's own role ---------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="found by attack23: fixed next")
 def test_grants_to_another_tenants_role_never_leave_its_purge_half_done(
     s3: S3Client,
     site: Site,

@@ -30,7 +30,7 @@ from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
 from redmica_ops.lifecycle.rotate import RotateRequest, rotate
 from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.sql import Connection, scram_verifier
-from redmica_ops.lifecycle.steps import LocalRunner, Step
+from redmica_ops.lifecycle.steps import LocalRunner, Step, guard_args
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.registry import TenantRegistry
 from redmica_ops.tenants.store import TenantStore
@@ -108,6 +108,7 @@ def create_database(site: Site, registry: TenantRegistry, tenant_id: str) -> Non
         tenant.db.user,
         scram_verifier(tenant.db.password_value()),
         20,
+        tenant_id,
     )
 
 
@@ -141,9 +142,10 @@ def tenant_with_redmine_tables(
     )
 
 
-def set_admin_step(tenant_id: str) -> Step:
+def set_admin_step(registry: TenantRegistry, tenant_id: str) -> Step:
     hashed, salt = redmine_password_hash("new-admin-password")
-    return Step("set-admin", tenant_id, {"login": "admin", "hashed": hashed, "salt": salt})
+    args = {"login": "admin", "hashed": hashed, "salt": salt}
+    return Step("set-admin", tenant_id, {**guard_args(registry.store.get(tenant_id), None), **args})
 
 
 # The attacker's SQL, run as its own role: a function that grants it another tenant's role when
@@ -253,7 +255,7 @@ def test_an_aggregate_on_the_tenants_search_path_never_runs_as_the_master(
         evil_count("sp_beta", "sp_alpha")
         + "ALTER DATABASE sp_beta SET search_path = evil, pg_catalog, public;\n",
     )
-    runner.run(set_admin_step("sp-beta"))
+    runner.run(set_admin_step(registry, "sp-beta"))
     assert not cluster.is_member("sp_beta", "sp_alpha")
 
 
@@ -270,7 +272,7 @@ def test_a_trigger_resetting_the_role_never_runs_as_the_master(
         f"RESET ROLE; {grab('tr_beta', 'tr_alpha')} RETURN NEW; END $$;\n"
         "CREATE TRIGGER grab BEFORE UPDATE ON users FOR EACH ROW EXECUTE FUNCTION grab();\n",
     )
-    runner.run(set_admin_step("tr-beta"))
+    runner.run(set_admin_step(registry, "tr-beta"))
     assert not cluster.is_member("tr_beta", "tr_alpha")
     hashed = as_tenant(cluster, registry, "tr-beta", "SELECT hashed_password FROM users;")
     assert len(hashed.strip()) == 40  # the step itself did its work

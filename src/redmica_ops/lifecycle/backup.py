@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from redmica_ops.errors import UsageError
 from redmica_ops.lifecycle.common import (
+    check_owns,
     check_roles_unused,
     incarnation_of,
     new_password,
@@ -21,7 +22,7 @@ from redmica_ops.lifecycle.common import (
     set_status,
     verifier_of,
 )
-from redmica_ops.lifecycle.steps import Runner, Step, StepResult
+from redmica_ops.lifecycle.steps import Runner, Step, StepResult, guard_args
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
 
@@ -58,7 +59,11 @@ def backup(registry: TenantRegistry, runner: Runner, request: BackupRequest) -> 
             f"finish it with `redmica tenant provision {request.tenant_id}`",
         )
     require_endpoint(runner.access, stored)
-    return runner.run(Step("backup", request.tenant_id, {"reason": request.reason}))
+    # A document naming another tenant's database and login (and its password secret, which
+    # the admin task can read) would put that tenant's data under this tenant's backups.
+    check_owns(registry.store, stored)
+    args = {**guard_args(stored, None), "reason": request.reason}
+    return runner.run(Step("backup", request.tenant_id, args))
 
 
 def copy_for(into: str, source: Tenant) -> Tenant:
@@ -120,17 +125,22 @@ def restore(
             "pick another --into id",
         )
     stored = registry.store.get(request.into)
+    owner, verifier = stored.tenant.db.user, verifier_of(stored.tenant)
     result = runner.run(
         Step(
             "create-database",
             request.into,
-            {"owner": stored.tenant.db.user, "verifier": verifier_of(stored.tenant)},
+            {**guard_args(stored, None), "owner": owner, "verifier": verifier},
         )
     )
     outcome.done.extend(str(d) for d in result.get("done") or [])  # type: ignore[union-attr]
     outcome.result = runner.run(
         # The id found above, not "latest": a backup taken meanwhile is not the one checked.
-        Step("restore", request.into, {"source": request.tenant_id, "backup": found.backup_id})
+        Step(
+            "restore",
+            request.into,
+            {**guard_args(stored, None), "source": request.tenant_id, "backup": found.backup_id},
+        )
     )
     outcome.done.append(
         f"restored backup {outcome.result.get('backup')}: {outcome.result.get('tables')} "

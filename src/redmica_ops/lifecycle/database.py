@@ -12,6 +12,17 @@ The administrator may be a non-superuser with CREATEDB and CREATEROLE (RDS): ALT
 names SUPERUSER or REPLICATION (only a superuser may), and a role that has either is refused
 instead.
 
+A role's attributes do not say whose it is: an unprivileged role may hold the administrator's
+membership (a DBA group) or be a removed tenant's, whose database a plain `tenant remove` kept
+while releasing its claims. So every login role made here is marked with its tenant
+(`COMMENT ON ROLE ... IS 'redmica-ops tenant <id>'`, which only a role with CREATEROLE may set,
+never the tenant itself), and a step changes or drops an existing role only when it carries
+this tenant's mark: provision never adopts an unmarked role; rotation, purge and replace refuse
+a role marked for another tenant (an unmarked one is a tenant's from before the marks, which
+they still accept, with the claims checked). A purge also checks, before the first DROP, that
+the roles hold nothing in other databases (ownership or privileges another tenant granted
+them), which would otherwise stop it half way at DROP ROLE.
+
 Login roles alternate (docs/tenant-lifecycle.md, "Password rotation"): the database is owned by
 the tenant's first role (`acme`); its twin `acme_2` is a member of it whose sessions start with
 `SET ROLE acme`, so whichever of the two the document names, every object stays owned by
@@ -33,6 +44,13 @@ from redmica_ops.tenants import rules
 TWIN_SUFFIX, twin_of, login_pair = rules.TWIN_SUFFIX, rules.twin_of, rules.login_pair
 
 
+MARK = "redmica-ops tenant "  # COMMENT ON ROLE: the tenant a login role was made for
+
+
+def mark_of(tenant_id: str) -> str:
+    return f"{MARK}{tenant_id}"
+
+
 @dataclass(frozen=True)
 class Role:
     name: str
@@ -41,10 +59,18 @@ class Role:
     create_db: bool
     create_role: bool
     replication: bool = False  # REPLICATION or BYPASSRLS: only a superuser can take them away
+    comment: str | None = None  # COMMENT ON ROLE (our mark, someone else's text, or none)
 
     @property
     def privileged(self) -> bool:
         return self.superuser or self.create_db or self.create_role or self.replication
+
+    def made_for(self, tenant_id: str) -> bool:
+        return self.comment == mark_of(tenant_id)
+
+    def foreign_to(self, tenant_id: str) -> bool:
+        """Marked for another tenant, or commented as someone else's role: never ours."""
+        return self.comment is not None and not self.made_for(tenant_id)
 
 
 @dataclass
@@ -55,6 +81,9 @@ class DatabaseState:
     owner: str | None  # owner of the database, None when it does not exist
     roles: dict[str, Role] = field(default_factory=dict)
     owned_elsewhere: dict[str, list[str]] = field(default_factory=dict)  # role -> other dbs
+    # role -> (database or '' for a shared object, catalog, object) of what it owns or was
+    # granted (pg_shdepend), anywhere: what DROP ROLE would refuse to drop it for.
+    holdings: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     @property
     def exists(self) -> bool:
@@ -66,27 +95,42 @@ def inspect(sql: Sql, database: str, roles: list[str]) -> DatabaseState:
     rows = sql.query(
         "SELECT 'db', pg_get_userbyid(datdba), '', '', '', '' FROM pg_database"
         f" WHERE datname = {literal(database)};\n"
+        # The comment as hex: whatever text someone gave a role stays one field of one line.
         "SELECT 'role', rolname, rolsuper::text, rolcanlogin::text, rolcreatedb::text,"
-        " rolcreaterole::text, (rolreplication OR rolbypassrls)::text"
+        " rolcreaterole::text, (rolreplication OR rolbypassrls)::text,"
+        " encode(convert_to(shobj_description(oid, 'pg_authid'), 'UTF8'), 'hex')"
         f" FROM pg_roles WHERE rolname IN ({names});\n"
         "SELECT 'owns', pg_get_userbyid(datdba), datname, '', '', '' FROM pg_database"
         f" WHERE pg_get_userbyid(datdba) IN ({names}) AND datname <> {literal(database)};\n"
+        # Role memberships (pg_auth_members) are no obstacle to DROP ROLE; the rest is.
+        "SELECT 'holds', r.rolname, coalesce(d.datname, ''), s.classid::regclass::text,"
+        " CASE WHEN s.classid = 'pg_database'::regclass"
+        " THEN (SELECT datname FROM pg_database WHERE oid = s.objid) ELSE s.objid::text END"
+        " FROM pg_shdepend s JOIN pg_roles r ON r.oid = s.refobjid"
+        " LEFT JOIN pg_database d ON d.oid = s.dbid"
+        f" WHERE r.rolname IN ({names}) AND s.classid <> 'pg_auth_members'::regclass;\n"
     )
     state = DatabaseState(database, None)
-    for kind, a, b, c, d, e, f in (row + [""] * (7 - len(row)) for row in rows):
+    for kind, a, b, c, d, e, f, g in (row + [""] * (8 - len(row)) for row in rows):
         if kind == "db":
             state.owner = a
         elif kind == "role":
+            comment = bytes.fromhex(g).decode("utf-8", errors="replace") if g else None
             state.roles[a] = Role(
-                a, b == "true", c == "true", d == "true", e == "true", f == "true"
+                a, b == "true", c == "true", d == "true", e == "true", f == "true", comment
             )
         elif kind == "owns":
             state.owned_elsewhere.setdefault(a, []).append(b)
+        elif kind == "holds":
+            state.holdings.setdefault(a, []).append((b, c, d))
     return state
 
 
-def check_can_provision(state: DatabaseState, owner: str) -> None:
-    """Refuse (exit 4, nothing changed) what provisioning must never take over."""
+def check_can_provision(state: DatabaseState, owner: str, tenant_id: str) -> None:
+    """Refuse (exit 4, nothing changed) what provisioning must never take over: a database of
+    another owner, a privileged role, a role owning another database, and any existing role
+    that was not made for this tenant (an unprivileged role may still hold the administrator's
+    or another application's membership, or be a removed tenant's)."""
     if state.exists and state.owner != owner:
         raise Conflict(
             f"database {state.database!r} already exists and is owned by {state.owner!r}, "
@@ -97,6 +141,15 @@ def check_can_provision(state: DatabaseState, owner: str) -> None:
         role = state.roles.get(name)
         if role is None:
             continue
+        if not role.made_for(tenant_id):
+            seen = f"its comment: {role.comment[:80]!r}" if role.comment else "no mark"
+            raise Conflict(
+                f"role {name!r} already exists and was not made for tenant {tenant_id!r} by "
+                f"redmica-ops ({seen}); nothing was changed",
+                "pick another db.user; only if that role really is this tenant's (made before "
+                "redmica-ops marked its roles) and holds nothing else, mark it: "
+                f"COMMENT ON ROLE {name} IS '{mark_of(tenant_id)}'",
+            )
         if role.privileged:
             raise Conflict(
                 f"role {name!r} already exists with SUPERUSER, CREATEDB, CREATEROLE, REPLICATION "
@@ -112,15 +165,17 @@ def check_can_provision(state: DatabaseState, owner: str) -> None:
 
 
 def create_database(
-    sql: Sql, database: str, owner: str, verifier: str, connection_limit: int
+    sql: Sql, database: str, owner: str, verifier: str, connection_limit: int, tenant_id: str
 ) -> list[str]:
-    """Role (LOGIN, unprivileged, CONNECTION LIMIT) and database (UTF8, template0, owner),
-    CONNECT revoked from PUBLIC. Returns what it did."""
+    """Role (LOGIN, unprivileged, CONNECTION LIMIT, marked for the tenant) and database (UTF8,
+    template0, owner), CONNECT revoked from PUBLIC. Returns what it did."""
     state = inspect(sql, database, [owner, twin_of(owner)])
-    check_can_provision(state, owner)
+    check_can_provision(state, owner, tenant_id)
     done: list[str] = []
     role, db = ident(owner), ident(database)
-    done.append(_login_role(sql, owner, state.roles.get(owner), verifier, connection_limit))
+    done.append(
+        _login_role(sql, owner, state.roles.get(owner), verifier, connection_limit, tenant_id)
+    )
     # A non-superuser administrator (RDS) must be a member to create a database it owns.
     sql.run(
         "DO $$ BEGIN IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN"
@@ -142,16 +197,26 @@ def create_database(
 
 
 def _login_role(
-    sql: Sql, name: str, existing: Role | None, verifier: str, connection_limit: int
+    sql: Sql,
+    name: str,
+    existing: Role | None,
+    verifier: str,
+    connection_limit: int,
+    tenant_id: str,
 ) -> str:
-    """CREATE an unprivileged login role, or give the existing (unprivileged) one the password
-    and limits. ALTER never names SUPERUSER or REPLICATION: a non-superuser administrator may
-    not, so a role that has either is refused before anything runs."""
+    """CREATE an unprivileged login role marked for the tenant, or give the existing
+    (unprivileged, checked by the caller to be the tenant's) one the password and limits.
+    ALTER never names SUPERUSER or REPLICATION: a non-superuser administrator may not, so a
+    role that has either is refused before anything runs."""
     limits = f"INHERIT CONNECTION LIMIT {int(connection_limit)} PASSWORD {_verifier(verifier)}"
     if existing is None:
+        # One transaction: a role never exists without its mark (a re-run would refuse it).
         sql.run(
+            "BEGIN;\n"
             f"CREATE ROLE {ident(name)} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
             f"{limits};\n"
+            f"COMMENT ON ROLE {ident(name)} IS {literal(mark_of(tenant_id))};\n"
+            "COMMIT;\n"
         )
         return f"role {name}: created"
     if existing.privileged:
@@ -164,9 +229,10 @@ def _login_role(
     return f"role {name}: password and limits set (it existed)"
 
 
-def check_owner(state: DatabaseState, user: str, expected: str | None) -> str:
+def check_owner(state: DatabaseState, user: str, expected: str | None, tenant_id: str) -> str:
     """The database's owner, when it is one of the tenant's two logins (and the one the
-    confirmed plan saw); otherwise nothing is done (exit 4)."""
+    confirmed plan saw) and not a role marked for another tenant; otherwise nothing is done
+    (exit 4). `state` must hold the roles of login_pair(user)."""
     if state.owner is None:
         raise NotFound(f"database {state.database!r} does not exist", "provision the tenant first")
     mine = login_pair(user)
@@ -179,7 +245,20 @@ def check_owner(state: DatabaseState, user: str, expected: str | None) -> str:
             "that database is not provably this tenant's: check the documents (`redmica tenant "
             "list` marks clashes) and the database",
         )
+    check_marks(state, tenant_id)
     return state.owner
+
+
+def check_marks(state: DatabaseState, tenant_id: str) -> None:
+    """No role of `state` is marked for another tenant (or commented as someone else's)."""
+    for role in state.roles.values():
+        if role.foreign_to(tenant_id):
+            raise Conflict(
+                f"role {role.name!r} is not tenant {tenant_id!r}'s (its comment: "
+                f"{(role.comment or '')[:80]!r}); nothing was changed",
+                "another tenant's role, e.g. one whose database a plain `tenant remove` kept: "
+                "give this tenant its own db.name and db.user",
+            )
 
 
 def set_login(
@@ -188,20 +267,39 @@ def set_login(
     login: str,
     verifier: str,
     connection_limit: int,
+    tenant_id: str,
     user: str | None = None,
     expected_owner: str | None = None,
 ) -> str:
     """Give `login` (the owner or its twin) a new password; create the twin when missing.
-    `user`: the document's db.user, whose login pair must own the database."""
-    state = inspect(sql, database, [login])
-    owner = check_owner(state, user or login, expected_owner)
+    `user`: the document's db.user, whose login pair must own the database.
+
+    An existing twin is changed only when it is as much the tenant's as the owner: marked for
+    it when the owner is (any other role of that name is someone else's, which the rotation
+    would hand to the document's reader), or unmarked beside an unmarked owner (a tenant from
+    before the marks)."""
+    state = inspect(sql, database, sorted({login} | login_pair(user or login)))
+    owner = check_owner(state, user or login, expected_owner, tenant_id)
     if login not in (owner, twin_of(owner)):
         raise Conflict(
             f"role {login!r} is neither the owner of {database!r} ({owner}) nor its twin",
             "rotation alternates between the owner and <owner>_2",
         )
-    existed = login in state.roles
-    _login_role(sql, login, state.roles.get(login), verifier, connection_limit)
+    existing = state.roles.get(login)
+    if (
+        existing is not None
+        and login != owner
+        and state.roles[owner].made_for(tenant_id)
+        and not existing.made_for(tenant_id)
+    ):
+        raise Conflict(
+            f"role {login!r} exists but was not made for tenant {tenant_id!r}: the rotation "
+            "would give someone else's role a password in this tenant's document; nothing "
+            "was changed",
+            f"look at role {login}; the tenant's twin login must be its own",
+        )
+    existed = existing is not None
+    _login_role(sql, login, existing, verifier, connection_limit, tenant_id)
     action = f"role {login}: " + ("new password" if existed else "created with a new password")
     if login != owner:
         # Membership gives the owner's rights; the session role keeps new objects the owner's.
@@ -355,14 +453,16 @@ def drop(
     sql: Sql,
     database: str,
     user: str,
+    tenant_id: str,
     expect_absent: bool = False,
     expected_owner: str | None = None,
 ) -> list[str]:
     """Drop the database (closing its sessions) and both login roles; absent is fine.
 
     Every check comes before the first DROP: the database is owned by one of the tenant's two
-    logins (`expected_owner`: the one the confirmed plan saw), and those roles own no database
-    but it and its parked copies. `expect_absent`: the confirmed plan found no database (an
+    logins (`expected_owner`: the one the confirmed plan saw), no role is marked for another
+    tenant, those roles own no database but it and its parked copies and hold nothing in any
+    other database (check_droppable). `expect_absent`: the confirmed plan found no database (an
     earlier purge dropped it, so there was no final backup to take); one that exists now was
     not backed up: refuse."""
     names = sorted(login_pair(user))
@@ -374,15 +474,10 @@ def drop(
             "run the purge again: its plan takes a final backup of it first",
         )
     if state.exists:
-        check_owner(state, user, expected_owner)
+        check_owner(state, user, expected_owner, tenant_id)
+    check_marks(state, tenant_id)
+    check_droppable(state)
     sides = side_databases(state)
-    for name in state.roles:
-        foreign = [d for d in state.owned_elsewhere.get(name, []) if d not in sides]
-        if foreign:
-            raise Conflict(
-                f"role {name!r} also owns {', '.join(foreign)}; nothing was dropped",
-                "that is another tenant's database: check the documents",
-            )
     done: list[str] = []
     if state.exists:
         sql.run(f"DROP DATABASE IF EXISTS {ident(database)} WITH (FORCE);\n")
@@ -396,6 +491,40 @@ def drop(
         sql.run(f"DROP ROLE IF EXISTS {ident(name)};\n")
         done.append(f"role {name}: dropped")
     return done
+
+
+def check_droppable(state: DatabaseState) -> None:
+    """The roles own no database but the tenant's and its parked copies, and own or were
+    granted nothing anywhere else (exit 4 otherwise, before anything is dropped).
+
+    A tenant can GRANT another tenant's role privileges in its own database, or create large
+    objects in `postgres`: DROP ROLE then refuses, and a purge that had already dropped the
+    database would stop half way. The administrator never works inside another database to
+    revoke them; the message names where they are."""
+    sides = side_databases(state)
+    own = {state.database, *sides}
+    for name in state.roles:
+        foreign = [d for d in state.owned_elsewhere.get(name, []) if d not in sides]
+        if foreign:
+            raise Conflict(
+                f"role {name!r} also owns {', '.join(foreign)}; nothing was dropped",
+                "that is another tenant's database: check the documents",
+            )
+        held = sorted(
+            {
+                where or f"{catalog} {obj}"
+                for where, catalog, obj in state.holdings.get(name, [])
+                if not (where in own or (not where and catalog == "pg_database" and obj in own))
+            }
+        )
+        if held:
+            raise Conflict(
+                f"role {name!r} owns or was granted objects in {', '.join(held)[:300]}, which "
+                "DROP ROLE would refuse to leave behind; nothing was dropped",
+                "whoever granted them (e.g. that database's owner) revokes them, or they are "
+                "dropped there (`REVOKE ... FROM` / `DROP OWNED BY` in that database); then "
+                "run the purge again",
+            )
 
 
 def row_counts(sql: Sql, database: str, tables: list[str]) -> dict[str, int]:

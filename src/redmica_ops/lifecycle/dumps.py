@@ -349,7 +349,12 @@ def restore(site: Site, backup: Backup, target: Tenant) -> dict[str, int]:
 
 
 def replace_live(
-    site: Site, backup: Backup, tenant: Tenant, stamp: str, expected_owner: str | None = None
+    site: Site,
+    backup: Backup,
+    tenant: Tenant,
+    stamp: str,
+    tenant_id: str,
+    expected_owner: str | None = None,
 ) -> dict[str, str | int]:
     """Restore `backup` over the tenant's live database without ever dropping it.
 
@@ -366,7 +371,7 @@ def replace_live(
             f"database {live!r} does not exist; there is nothing to replace",
             "restore into a new tenant with --into NEW_ID",
         )
-    owner = database.check_owner(state, tenant.db.user, expected_owner)
+    owner = database.check_owner(state, tenant.db.user, expected_owner, tenant_id)
     fresh = database.side_name(live, database.FRESH, stamp)
     parked = database.side_name(live, database.PARKED, stamp)
     # Targets of earlier attempts that failed before their swap never went live.

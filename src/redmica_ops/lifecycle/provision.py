@@ -31,7 +31,7 @@ from redmica_ops.lifecycle.common import (
     verifier_of,
 )
 from redmica_ops.lifecycle.database import LOGIN_RULE, redmine_password_hash
-from redmica_ops.lifecycle.steps import Runner, Step
+from redmica_ops.lifecycle.steps import Runner, Step, guard_args
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
@@ -152,7 +152,8 @@ def provision(
         Step(
             "create-database",
             request.tenant_id,
-            {"owner": tenant.db.user, "verifier": verifier},
+            # The document version written above: a document switched since is refused.
+            {**guard_args(stored, None), "owner": tenant.db.user, "verifier": verifier},
         )
     )
     outcome.done.extend(str(d) for d in _list(result.get("done")))
@@ -170,7 +171,13 @@ def provision(
         Step(
             "set-admin",
             request.tenant_id,
-            {"login": request.admin_login, "hashed": hashed, "salt": salt},
+            # Minutes of migrations later: still the document (and database) checked above.
+            {
+                **guard_args(stored, None),
+                "login": request.admin_login,
+                "hashed": hashed,
+                "salt": salt,
+            },
         )
     )
     outcome.done.extend(str(d) for d in _list(result.get("done")))

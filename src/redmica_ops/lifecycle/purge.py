@@ -31,10 +31,16 @@ from redmica_ops.errors import (
     RedmicaError,
     UsageError,
 )
-from redmica_ops.lifecycle.common import check_owns, require_endpoint, set_status
+from redmica_ops.lifecycle.common import (
+    check_owns,
+    claims_of_store,
+    require_endpoint,
+    set_status,
+)
 from redmica_ops.lifecycle.steps import Runner, Step, StepResult, guard_args
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
+from redmica_ops.tenants.store import StoredTenant
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -167,6 +173,8 @@ def plan(
             "choose one of --archive-attachments and --delete-attachments",
             "--archive-attachments deletes them too, after a verified copy",
         )
+    if request.archive_attachments or request.delete_attachments:
+        check_attachments_own(registry, request, stored)
     archive_to = None
     if request.archive_attachments:
         archive_to = archive_prefix_for(registry, request, attachments)
@@ -191,6 +199,12 @@ def plan(
         # A dry run writes and launches nothing: without a task the database is not seen.
         return dry_plan(request, tenant, stored.key, attachments, count, note, archive_to)
     state = runner.run(Step("inspect", request.tenant_id))
+    if state.get("undroppable"):
+        # Found now, not at the drop: nothing is backed up, suspended or dropped first.
+        raise Conflict(
+            f"tenant {request.tenant_id!r}: {state['undroppable']}",
+            "see docs/tenant-lifecycle.md (Deprovision); nothing was done",
+        )
     roles = [str(r) for r in state.get("roles") or []]  # type: ignore[union-attr]
     exists = state.get("owner") is not None
     here = f"s3://{tenant.s3.bucket}/{attachments.prefix}"
@@ -280,6 +294,47 @@ def dry_plan(
     )
 
 
+def check_attachments_own(
+    registry: TenantRegistry, request: PurgeRequest, stored: StoredTenant
+) -> None:
+    """Before attachments are archived or deleted (exit 4 otherwise): the tenant holds the
+    claim of its bucket and folder, and no other tenant's folder in that bucket, and no
+    archive, lies inside it or holds it. Uniqueness compares folders as equal strings, so a
+    document may name `shared` while another tenant's files are under `shared/acme/`."""
+    tenant = stored.tenant
+    bucket, folder = tenant.s3.bucket, tenant.s3.folder.rstrip("/") + "/"
+    where = f"s3://{bucket}/{folder}"
+    holder = claims_of_store(registry.store).owner_of("s3.folder", (bucket, tenant.s3.folder))
+    if holder != request.tenant_id:
+        raise Conflict(
+            f"tenant {request.tenant_id!r} does not hold the claim on its attachments {where} ("
+            + (f"tenant {holder!r} does" if holder else "nobody does")
+            + "); nothing was done",
+            "purge without --delete-attachments/--archive-attachments to keep them, or fix the "
+            "document (`redmica tenant claims rebuild` adopts one older than claims)",
+        )
+    for other in registry.store.load_all().tenants:
+        if other.tenant_id == request.tenant_id or other.tenant.s3.bucket != bucket:
+            continue
+        theirs = other.tenant.s3.folder.rstrip("/") + "/"
+        if theirs.startswith(folder) or folder.startswith(theirs):
+            raise Conflict(
+                f"the attachments {where} of tenant {request.tenant_id!r} overlap those of "
+                f"tenant {other.tenant_id!r} (s3://{bucket}/{theirs}); nothing was done",
+                "purge without --delete-attachments/--archive-attachments to keep them, and "
+                "give each tenant a folder no other lies in",
+            )
+    # Archiving checks its own destination (archive_prefix_for); a deletion must not reach
+    # the archives either.
+    archive = request.archive_prefix if request.delete_attachments else None
+    if archive and (archive.startswith(folder) or folder.startswith(archive)):
+        raise Conflict(
+            f"the attachments {where} of tenant {request.tenant_id!r} overlap the archive "
+            f"prefix {archive!r} (other purges' archived attachments); nothing was done",
+            "purge without --delete-attachments/--archive-attachments to keep them",
+        )
+
+
 def archive_prefix_for(
     registry: TenantRegistry, request: PurgeRequest, attachments: Attachments
 ) -> str:
@@ -361,6 +416,15 @@ def purge(
             "look at the tenant again and run the purge again",
         )
     check_owns(registry.store, stored)
+    here = f"s3://{tenant.s3.bucket}/{tenant.s3.folder.rstrip('/')}/"
+    if here != the_plan.attachments:
+        raise Conflict(
+            f"tenant {request.tenant_id!r} now keeps its attachments in {here}, not "
+            f"{the_plan.attachments} as in the plan; nothing was done",
+            "look at the tenant again and run the purge again",
+        )
+    if request.archive_attachments or request.delete_attachments:
+        check_attachments_own(registry, request, stored)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     record = PurgeRecord(
         request.tenant_id,
@@ -389,7 +453,13 @@ def purge(
     if the_plan.database_exists:
         backup = step(
             "final backup",
-            lambda: runner.run(Step("backup", request.tenant_id, {"reason": "final before purge"})),
+            lambda: runner.run(
+                Step(
+                    "backup",
+                    request.tenant_id,
+                    {**guard_args(stored, None), "reason": "final before purge"},
+                )
+            ),
         )
         if not backup.get("key"):
             raise Conflict("the final backup did not report its object; nothing was dropped")

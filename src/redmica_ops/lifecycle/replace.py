@@ -138,8 +138,9 @@ def replace(
             f"{plan.database!r} as in the plan; nothing was changed",
             "look at the tenant again and run the command again",
         )
+    reason = f"before replace by {plan.backup}"
     safety = runner.run(
-        Step("backup", request.tenant_id, {"reason": f"before replace by {plan.backup}"})
+        Step("backup", request.tenant_id, {**guard_args(stored, None), "reason": reason})
     )
     outcome = ReplaceOutcome(request.tenant_id, str(safety.get("backup")), {})
     outcome.done.append(f"safety backup {outcome.safety_backup} of the live database")

@@ -6,11 +6,15 @@ the tenant's own password (pg_dump, pg_restore, the first administrator) reads t
 document where it runs.
 
 Where a step runs, nothing in the request or the document is taken on trust: the document's
-database endpoint must be one the settings allow (site.DatabaseAccess), and a step that drops,
-replaces or changes a login (`GUARDED`) carries the database, owner and document version the
-operator confirmed; it runs only if the document is still that version, names that database,
-and its tenant holds the claims of that database and its roles with no other document naming
-them (common.check_owns). Otherwise nothing is done (exit 4).
+database endpoint must be one the settings allow (site.DatabaseAccess); every step but
+`inspect` carries the database and document version its verb checked and runs only if the
+document is still that version and names that database (a document switched while the
+migrations or an ECS task start run is refused, not followed); a step that drops, replaces,
+changes a login or dumps a database (`GUARDED`, `backup`) runs only if the tenant holds the
+claims of that database and its roles with no other document naming them
+(common.check_owns); steps that log in as the tenant (set-admin, backup, restore) first check,
+as the administrator, that the database's owner is one of the tenant's logins and not a role
+marked for another tenant. Otherwise nothing is done (exit 4).
 
 - `LocalRunner` executes a step in this process with the local PostgreSQL client tools.
 - `EcsRunner` stores the step as a request object in the config bucket, has the admin broker
@@ -59,6 +63,11 @@ Value: TypeAlias = "str | int | bool | list[str] | dict[str, int] | None"
 StepResult = dict[str, Value]
 SECRET_ARGS = frozenset({"password", "db_password"})  # refused in a step, always
 GUARDED = frozenset({"drop", "replace", "set-login"})  # re-checked where the step runs
+# Steps that need the claims too: a backup of a database that is not the tenant's would put
+# another tenant's data under this tenant's backups (and so into its database at a restore).
+OWNED = GUARDED | {"backup"}
+# Steps that log in as the tenant (its document's user and password) inside its database.
+AS_TENANT = frozenset({"set-admin", "backup", "restore"})
 
 
 @dataclass(frozen=True)
@@ -93,7 +102,7 @@ def guard_args(stored: StoredTenant, owner: str | None) -> dict[str, str]:
 
 def verify(step: Step, stored: StoredTenant, store: TenantStore) -> None:
     """Where the step runs: the document is the version the operator's plan read, it names the
-    same database, and its tenant provably owns that database and its roles."""
+    same database, and (OWNED steps) its tenant provably owns that database and its roles."""
     expected, version = step.args.get("database"), step.args.get("version")
     if expected is None or version is None:
         raise UsageError(
@@ -107,7 +116,17 @@ def verify(step: Step, stored: StoredTenant, store: TenantStore) -> None:
             "document); nothing was done",
             "look at the tenant again and run the command again",
         )
-    check_owns(store, stored)
+    if step.name in OWNED:
+        check_owns(store, stored)
+
+
+def check_database(site: Site, stored: StoredTenant) -> None:
+    """Before logging in as the tenant: its database is owned by one of its logins, none of
+    them marked for another tenant (the administrator looks, in `postgres`)."""
+    tenant = stored.tenant
+    names = sorted(database.login_pair(tenant.db.user))
+    state = database.inspect(site.admin_sql(tenant), tenant.db.name, names)
+    database.check_owner(state, tenant.db.user, None, stored.tenant_id)
 
 
 def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
@@ -116,21 +135,36 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
     if step.name == "inspect" and "database" in args:
         # Before the document is written (`tenant add --provision`): names from the request,
         # its host and port held to the same allow-list as a document's.
-        return _inspect(site.admin_sql_at(args.get("host"), args.get("port")), args)
+        return _inspect(site.admin_sql_at(args.get("host"), args.get("port")), args, step.tenant)
     stored = store.get(step.tenant)
     tenant = stored.tenant
     site.access.endpoint_of(tenant, step.tenant)  # exit 2 before any connection
-    if step.name in GUARDED:
-        verify(step, stored, store)
     owner = args.get("owner")
     sql = site.admin_sql(tenant)
     if step.name == "inspect":
         return _inspect(
-            sql, {"database": tenant.db.name, "user": tenant.db.user, "owner": tenant.db.user}
+            sql,
+            {"database": tenant.db.name, "user": tenant.db.user, "owner": tenant.db.user},
+            step.tenant,
         )
+    verify(step, stored, store)
+    if step.name in AS_TENANT:
+        check_database(site, stored)
     if step.name == "create-database":
+        if args["owner"] != tenant.db.user:
+            raise Conflict(
+                f"a create-database step for tenant {step.tenant!r} names role "
+                f"{args['owner']!r}, not its document's db.user {tenant.db.user!r}; nothing "
+                "was done",
+                "run it through `redmica tenant provision`",
+            )
         done = database.create_database(
-            sql, tenant.db.name, args["owner"], args["verifier"], site.connection_limit
+            sql,
+            tenant.db.name,
+            args["owner"],
+            args["verifier"],
+            site.connection_limit,
+            step.tenant,
         )
         return {"done": done}
     if step.name == "set-login":
@@ -140,6 +174,7 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
             args["login"],
             args["verifier"],
             site.connection_limit,
+            step.tenant,
             tenant.db.user,
             owner,
         )
@@ -152,7 +187,10 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
         return {"done": [action]}
     if step.name == "drop":
         expect_absent = args.get("expect") == "absent"
-        return {"done": database.drop(sql, tenant.db.name, tenant.db.user, expect_absent, owner)}
+        dropped = database.drop(
+            sql, tenant.db.name, tenant.db.user, step.tenant, expect_absent, owner
+        )
+        return {"done": dropped}
     if step.name == "backup":
         incarnation = incarnation_of(store, step.tenant)
         backup = dumps.dump(site, step.tenant, tenant, args.get("reason", "manual"), incarnation)
@@ -183,11 +221,11 @@ def execute(step: Step, site: Site, store: TenantStore) -> StepResult:
             args["backup"],
             incarnation_of(store, step.tenant),
         )
-        return {**dumps.replace_live(site, backup, tenant, args["stamp"], owner)}
+        return {**dumps.replace_live(site, backup, tenant, args["stamp"], step.tenant, owner)}
     raise UsageError(f"unknown lifecycle step {step.name!r}")
 
 
-def _inspect(sql: Sql, args: Mapping[str, str]) -> StepResult:
+def _inspect(sql: Sql, args: Mapping[str, str], tenant_id: str) -> StepResult:
     name, user = args["database"], args["user"]
     state = database.inspect(sql, name, sorted(database.login_pair(user)))
     result: StepResult = {
@@ -197,9 +235,14 @@ def _inspect(sql: Sql, args: Mapping[str, str]) -> StepResult:
         "side_databases": database.side_databases(state),
     }
     try:
-        database.check_can_provision(state, args.get("owner", user))
+        database.check_can_provision(state, args.get("owner", user), tenant_id)
     except Conflict as conflict:
         result["conflict"] = conflict.message
+    try:  # what a purge could not drop: its plan refuses before the final backup
+        database.check_marks(state, tenant_id)
+        database.check_droppable(state)
+    except Conflict as conflict:
+        result["undroppable"] = conflict.message
     return result
 
 
