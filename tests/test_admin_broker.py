@@ -454,3 +454,37 @@ def test_executor_ecs_without_a_broker_is_refused_before_anything_is_written(
     assert "admin_broker" in result.stderr and "REDMICA_ADMIN_BROKER" in result.stderr
     assert s3.list_object_versions(Bucket=BUCKET).get("Versions", []) == before
     assert started_tasks() == []
+
+
+def deny_gets(ws: Any) -> None:
+    """GetObject answers AccessDenied as real S3 does for a missing key (or a denied one)."""
+
+    class Denied:
+        status_code = 403
+
+    def handler(params: dict[str, Any], **_: Any) -> Any:
+        error = {"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}
+        return Denied(), {**error, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    ws.clients().s3().meta.events.register("before-call.s3.GetObject", handler)
+
+
+@pytest.mark.parametrize(
+    ("prepare", "code", "words"), [("missing", 3, "not found"), ("fresh", 5, "access denied")]
+)
+def test_a_missing_request_is_not_found_even_where_s3_says_access_denied(
+    s3: S3Client, cluster: None, prepare: str, code: int, words: str
+) -> None:
+    """Real S3 answers AccessDenied for a missing key unless s3:ListBucket covers it: the broker
+    lists the request's own key; a request that is there but unreadable stays access denied."""
+    from redmica_ops.aws_lambda import answer_broker_event
+
+    if prepare == "fresh":
+        put_request(s3)
+    ws = broker_workspace()
+    deny_gets(ws)
+    answer = answer_broker_event({"request_id": REQUEST_ID}, ws)
+    assert answer["ok"] is False
+    assert answer["exit_code"] == code, answer
+    assert words in str(answer["error"]), answer
+    assert started_tasks() == []

@@ -15,6 +15,7 @@ from mypy_boto3_s3 import S3Client
 from redmica_ops.aws import CALL_RECORDERS
 from redmica_ops.cli.app import Application
 from redmica_ops.errors import OperationFailed
+from redmica_ops.lifecycle.steps import guard_args
 from redmica_ops.policy import (
     OPERATION_ACTIONS,
     ROLE_OPERATIONS,
@@ -24,6 +25,8 @@ from redmica_ops.policy import (
     policy_document,
 )
 from redmica_ops.runs.pacing import FakeClock
+from redmica_ops.tenants.claims import ClaimStore
+from redmica_ops.tenants.store import TenantStore
 from tests.cells_support import cells_app, moto_cells
 from tests.conftest import BUCKET, Invoke, tenant_yaml
 from tests.test_deploy import moto_service
@@ -126,11 +129,15 @@ def test_admin_task_role(
         Name="rds!cluster-1", SecretString=json.dumps({"username": "m", "password": "p"})
     )["ARN"]
     recorded.clear()
-    step = {"step": "restore", "tenant": "acme", "args": {"source": "acme", "backup": "latest"}}
+    guard = guard_args(TenantStore(s3, BUCKET).get("acme"), None)
+    args = {**guard, "source": "acme", "backup": "latest"}
+    step = {"step": "restore", "tenant": "acme", "args": args}
     request_id = "20261128T041500Z-acme-restore-00000001"
     key = f"lifecycle/requests/{request_id}.json"
     s3.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(step).encode())
     monkeypatch.setattr("redmica_ops.lifecycle.site.Psql", lambda *a, **k: None)
+    # Its SQL is stubbed out: the administrator's look at the database's owner too.
+    monkeypatch.setattr("redmica_ops.lifecycle.steps.check_database", lambda site, stored: None)
     recorded.clear()
     # Where the task's connections may go comes from its task definition.
     db = {"REDMICA_DB_HOST": "db.internal", "REDMICA_DB_SSL_ROOT_CERT": "/etc/ssl/rds.pem"}
@@ -148,7 +155,14 @@ def test_admin_task_role(
 
     monkeypatch.setattr("redmica_ops.lifecycle.dumps.run_tool", no_pg_dump)
     for name in ("gamma", "delta"):
-        step = {"step": "backup", "tenant": name, "args": {"reason": "test"}}
+        stored = TenantStore(s3, BUCKET).get(name)
+        claims = ClaimStore(s3, BUCKET)  # as `tenant add` leaves it: a backup needs them
+        claims.take(name, claims.claims_of(stored.tenant))
+        step = {
+            "step": "backup",
+            "tenant": name,
+            "args": {**guard_args(stored, None), "reason": "test"},
+        }
         body = json.dumps(step).encode()
         request_id = f"20261128T041500Z-{name}-backup-00000002"
         s3.put_object(Bucket=BUCKET, Key=f"lifecycle/requests/{request_id}.json", Body=body)
@@ -504,6 +518,7 @@ def test_admin_broker_role(s3: S3Client, recorded: Calls) -> None:
     from tests.test_admin_broker import (
         REQUEST_ID,
         broker_workspace,
+        deny_gets,
         put_request,
         register_admin_task_definition,
     )
@@ -514,6 +529,10 @@ def test_admin_broker_role(s3: S3Client, recorded: Calls) -> None:
     put_request(s3)
     recorded.clear()
     assert answer_broker_event({"request_id": REQUEST_ID}, broker_workspace())["ok"] is True
+    # A request S3 refuses to read (real S3's answer for a missing key): the broker lists it.
+    ws = broker_workspace()
+    deny_gets(ws)
+    assert answer_broker_event({"request_id": REQUEST_ID}, ws)["ok"] is False
     assert recorded == ROLE_OPERATIONS["admin_broker"]
 
 
@@ -546,12 +565,20 @@ def test_iam_policy_for_the_admin_broker(s3: S3Client, run: Invoke) -> None:
     assert code == 0, stderr
     sids = by_sid(document)
     assert set(sids) == {
+        "ListConfigBucket",
         "ReadAdminRequests",
         "RunAdminTasks",
         "TagAdminTasks",
         "PassTaskRoles",
     }
     assert sids["ReadAdminRequests"]["Resource"] == [f"arn:aws:s3:::{BUCKET}/lifecycle/requests/*"]
+    # It lists the requests' folder (a missing request is "not found"), nothing else.
+    bucket = f"arn:aws:s3:::{BUCKET}"
+    assert sids["ListConfigBucket"]["Action"] == ["s3:ListBucket"]
+    request = {"s3:prefix": "lifecycle/requests/20261128T041500Z-acme-set-admin-1a2b3c4d.json"}
+    assert allowed(document, "s3:ListBucket", bucket, request)
+    for prefix in ("tenants/", "backups/", "lifecycle/results/", ""):
+        assert not allowed(document, "s3:ListBucket", bucket, {"s3:prefix": prefix})
     assert sids["RunAdminTasks"]["Resource"] == [
         "arn:aws:ecs:us-east-1:123456789012:task-definition/redmica-admin:*"
     ]

@@ -109,7 +109,9 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
         }
     ),
     # The admin broker (`aws_lambda.admin_broker`): reads a request, starts the admin task.
-    "admin_broker": frozenset({("s3", "GetObject"), ("ecs", "RunTask")}),
+    # Listing the requests' folder: a missing request is "not found" (exit 3), not the
+    # AccessDenied real S3 gives a GetObject of a missing key without s3:ListBucket.
+    "admin_broker": frozenset({("s3", "GetObject"), ("s3", "ListObjectsV2"), ("ecs", "RunTask")}),
     # An operator running any redmica command.
     "operator": frozenset(
         _TENANT_READ
@@ -355,7 +357,11 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
     lifecycle = role in ("operator", "admin_task")
     if role == "admin_task":
         check_master_secret_arn(scope.master_secret_arn)
-    prefixes = [scope.prefix]
+    requests = f"{scope.lifecycle_prefix}requests/"
+    # The broker lists the requests' folder only (lifecycle.broker.absent), never the tenants.
+    prefixes = [requests] if role == "admin_broker" else [scope.prefix]
+    if role == "admin_task":
+        prefixes.append(requests)
     if role in ("operator", "migrator"):
         prefixes.append(scope.runs_prefix)
     if lifecycle:
