@@ -30,6 +30,7 @@ from redmica_ops.tenants.registry import TenantRegistry
 from tests.conftest import BUCKET
 from tests.live.pgtls import ADMIN, TlsCluster
 from tests.live.test_lifecycle_security import (
+    REDMINE_TABLES,
     add,
     as_tenant,
     create_database,
@@ -47,17 +48,7 @@ from tests.live.test_lifecycle_security import site as site
 
 def redmine_tables(cluster: TlsCluster, registry: TenantRegistry, tenant_id: str) -> None:
     """What the migrations and the default data leave that the set-admin step needs."""
-    as_tenant(
-        cluster,
-        registry,
-        tenant_id,
-        "CREATE TABLE IF NOT EXISTS trackers (id serial PRIMARY KEY, name text);\n"
-        "INSERT INTO trackers (name) VALUES ('Bug');\n"
-        "CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, login text, type text,"
-        " hashed_password text, salt text, admin boolean, status int,"
-        " must_change_passwd boolean, passwd_changed_on timestamp, updated_on timestamp);\n"
-        "INSERT INTO users (login, type, admin, status) VALUES ('admin', 'User', true, 1);\n",
-    )
+    as_tenant(cluster, registry, tenant_id, REDMINE_TABLES)
 
 
 def migrations(cluster: TlsCluster, registry: TenantRegistry) -> Any:
@@ -270,15 +261,10 @@ def secret_victim(site: Site, cluster: TlsCluster, registry: TenantRegistry) -> 
     cluster.as_login(
         name,
         SECRET_PASSWORD,
-        "CREATE TABLE marker (v text); INSERT INTO marker VALUES ('victim-data');\n"
-        "CREATE TABLE trackers (id serial PRIMARY KEY, name text);\n"
-        "INSERT INTO trackers (name) VALUES ('Bug');\n"
-        "CREATE TABLE users (id serial PRIMARY KEY, login text, type text,"
-        " hashed_password text, salt text, admin boolean, status int,"
-        " must_change_passwd boolean, passwd_changed_on timestamp, updated_on timestamp);\n"
-        "INSERT INTO users (login, type, admin, status) VALUES ('admin', 'User', true, 1);\n",
+        "CREATE TABLE marker (v text); INSERT INTO marker VALUES ('victim-data');\n",
         name,
     )
+    cluster.as_login(name, SECRET_PASSWORD, REDMINE_TABLES, name)
     return name
 
 

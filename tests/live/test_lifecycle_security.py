@@ -129,17 +129,18 @@ def tenant_with_redmine_tables(
 ) -> None:
     """A provisioned tenant with the two tables the set-admin step touches."""
     provisioned(site, registry, cluster, tenant_id)
-    as_tenant(
-        cluster,
-        registry,
-        tenant_id,
-        "CREATE TABLE trackers (id serial PRIMARY KEY, name text);\n"
-        "INSERT INTO trackers (name) VALUES ('Bug');\n"
-        "CREATE TABLE users (id serial PRIMARY KEY, login text, type text,"
-        " hashed_password text, salt text, admin boolean, status int,"
-        " must_change_passwd boolean, passwd_changed_on timestamp, updated_on timestamp);\n"
-        "INSERT INTO users (login, type, admin, status) VALUES ('admin', 'User', true, 1);\n",
-    )
+    as_tenant(cluster, registry, tenant_id, REDMINE_TABLES)
+
+
+# What the migrations and the default data leave that the set-admin step needs.
+REDMINE_TABLES = (
+    "CREATE TABLE IF NOT EXISTS trackers (id serial PRIMARY KEY, name text);\n"
+    "INSERT INTO trackers (name) VALUES ('Bug');\n"
+    "CREATE TABLE IF NOT EXISTS users (id serial PRIMARY KEY, login text, type text,"
+    " hashed_password text, salt text, admin boolean, status int,"
+    " must_change_passwd boolean, passwd_changed_on timestamp, updated_on timestamp);\n"
+    "INSERT INTO users (login, type, admin, status) VALUES ('admin', 'User', true, 1);\n"
+)
 
 
 def set_admin_step(registry: TenantRegistry, tenant_id: str) -> Step:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -313,17 +313,13 @@ def check_attachments_own(
             "purge without --delete-attachments/--archive-attachments to keep them, or fix the "
             "document (`redmica tenant claims rebuild` adopts one older than claims)",
         )
-    for other in registry.store.load_all().tenants:
-        if other.tenant_id == request.tenant_id or other.tenant.s3.bucket != bucket:
-            continue
-        theirs = other.tenant.s3.folder.rstrip("/") + "/"
-        if theirs.startswith(folder) or folder.startswith(theirs):
-            raise Conflict(
-                f"the attachments {where} of tenant {request.tenant_id!r} overlap those of "
-                f"tenant {other.tenant_id!r} (s3://{bucket}/{theirs}); nothing was done",
-                "purge without --delete-attachments/--archive-attachments to keep them, and "
-                "give each tenant a folder no other lies in",
-            )
+    for other, theirs in overlapping(registry, bucket, folder, request.tenant_id):
+        raise Conflict(
+            f"the attachments {where} of tenant {request.tenant_id!r} overlap those of "
+            f"tenant {other!r} (s3://{bucket}/{theirs}); nothing was done",
+            "purge without --delete-attachments/--archive-attachments to keep them, and "
+            "give each tenant a folder no other lies in",
+        )
     # Archiving checks its own destination (archive_prefix_for); a deletion must not reach
     # the archives either.
     archive = request.archive_prefix if request.delete_attachments else None
@@ -347,17 +343,26 @@ def archive_prefix_for(
         )
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     destination = f"{request.archive_prefix}{request.tenant_id}/{stamp}/"
+    for other, folder in overlapping(registry, attachments.bucket, destination):
+        raise UsageError(
+            f"the archive s3://{attachments.bucket}/{destination} would lie in the folder "
+            f"of tenant {other!r} ({folder}); nothing was done",
+            "set attachments_archive_prefix to a prefix no tenant folder uses",
+        )
+    return destination
+
+
+def overlapping(
+    registry: TenantRegistry, bucket: str, prefix: str, but: str | None = None
+) -> Iterator[tuple[str, str]]:
+    """(tenant, folder) of each tenant but `but` whose folder in `bucket` lies in `prefix` or
+    holds it. Both end with '/': `shared/` holds `shared/acme/`, not `shared-2/`."""
     for other in registry.store.load_all().tenants:
-        if other.tenant.s3.bucket != attachments.bucket:
+        if other.tenant_id == but or other.tenant.s3.bucket != bucket:
             continue
         folder = other.tenant.s3.folder.rstrip("/") + "/"
-        if destination.startswith(folder) or folder.startswith(destination):
-            raise UsageError(
-                f"the archive s3://{attachments.bucket}/{destination} would lie in the folder "
-                f"of tenant {other.tenant_id!r} ({folder}); nothing was done",
-                "set attachments_archive_prefix to a prefix no tenant folder uses",
-            )
-    return destination
+        if folder.startswith(prefix) or prefix.startswith(folder):
+            yield other.tenant_id, folder
 
 
 class RecordStore:
