@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit live-deps e2e bench docs clean checkov image image-base
+.PHONY: demo test lint typecheck unit live-deps e2e bench docs clean checkov image image-base broker-zip
 
 # checkov pins many libraries of its own: it gets a virtualenv of its own, off the project's.
 CHECKOV_VENV := .venv-checkov
@@ -31,11 +31,13 @@ $(CHECKOV):
 	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30' >$(CHECKOV_VENV)/install.log 2>&1 \
 	  || { cat $(CHECKOV_VENV)/install.log >&2; rm -rf $(CHECKOV_VENV); exit 1; }
 
-# A third-party scanner on the stack and the image: 0 failed checks. It runs offline
-# (--skip-download); a check may only be skipped inline, next to the resource, with a reason.
+# A third-party scanner on every stack template and the image: 0 failed checks. It runs
+# offline (--skip-download); a check may only be skipped inline, next to the resource, with a
+# reason.
+TEMPLATES := $(wildcard templates/cloudformation/*.yaml)
 checkov: $(CHECKOV)
 	$(CHECKOV) --skip-download --quiet --compact \
-	  -f templates/cloudformation/redmica.yaml -f Dockerfile.redmine
+	  $(foreach t,$(TEMPLATES),-f $(t)) -f Dockerfile.redmine
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -77,6 +79,11 @@ image:
 
 image-base:
 	sh docker/make-base.sh build/base/debian-trixie-rootfs.tar
+
+# The admin broker's Lambda code (docs/infrastructure.md): build/admin-broker-<version>-<hash>.zip
+# for python3.12 on x86_64, from the image's pinned wheels (needs PyPI); prints the S3 key.
+broker-zip: $(STAMP)
+	bash scripts/build-broker-zip.sh build
 
 docs: $(STAMP)
 	$(BIN)/python -m redmica_ops.cli.reference > docs/cli.md
