@@ -617,3 +617,36 @@ def test_stack_policies_are_what_iam_policy_prints(
         assert set(granted) - extra.get(sid, set()) == set(printed[sid][2]), sid
         assert extra.get(sid, set()) <= set(granted), sid
     assert set(printed) <= set(stack), set(printed) - set(stack)
+
+
+# -- docs/infrastructure.md ------------------------------------------------------------------
+
+DOCS = ROOT / "docs" / "infrastructure.md"
+
+
+def test_the_documented_commands_give_every_required_parameter() -> None:
+    """Each template's first `aws cloudformation deploy` in the docs names every parameter
+    without a default (the old docs forgot PublicSubnetCidrs and AccessLogBucketName)."""
+    text = DOCS.read_text()
+    commands = re.findall(r"aws cloudformation deploy (.*?)(?:\n```|\naws )", text, re.DOTALL)
+    first: dict[str, set[str]] = {}
+    for command in commands:
+        template = re.search(r"--template-file templates/cloudformation/(\S+)", command)
+        assert template, command
+        named = set(re.findall(r"(?:^|\s)([A-Z][A-Za-z]+)=", command))
+        first.setdefault(template.group(1), named)
+    assert set(first) == set(TEMPLATE.values())
+    for template, named in first.items():
+        declared = load(TEMPLATES / template)["Parameters"]
+        required = {p for p, spec in declared.items() if "Default" not in spec}
+        assert required <= named, (template, required - named)
+        assert named <= set(declared), (template, named - set(declared))
+
+
+def test_every_parameter_and_resource_is_documented() -> None:
+    text = DOCS.read_text()
+    for template in TEMPLATE.values():
+        loaded = load(TEMPLATES / template)
+        for name in [*loaded["Parameters"], *loaded["Resources"]]:
+            assert f"`{name}`" in text, (template, name)
+    assert "TODO" in text and "config from-stack" in text
