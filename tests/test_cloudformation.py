@@ -162,16 +162,18 @@ def allowed(stmts: list[dict[str, Any]]) -> set[str]:
 AHEAD_OF_THE_CODE = {"operator": {"ssm:PutParameter"}}
 
 
-@pytest.mark.parametrize(
-    ("role", "resource", "policy"),
-    [
-        ("operator", "OperatorPolicy", None),
-        ("migrator", "MigratorTaskRole", "migrate"),
-        ("container", "AppTaskRole", "read-tenants"),
-        ("admin_task", "AdminTaskRole", "admin-task"),
-        ("admin_broker", "AdminBrokerRole", "admin-broker"),
-    ],
-)
+# Each principal: its `iam-policy --for` role, the stack's resource, the policy compared (the
+# stack adds policies of its own, e.g. the attachments bucket, the broker's log streams).
+PRINCIPALS = [
+    ("operator", "OperatorPolicy", None),
+    ("migrator", "MigratorTaskRole", "migrate"),
+    ("container", "AppTaskRole", "read-tenants"),
+    ("admin_task", "AdminTaskRole", "admin-task"),
+    ("admin_broker", "AdminBrokerRole", "admin-broker"),
+]
+
+
+@pytest.mark.parametrize(("role", "resource", "policy"), PRINCIPALS)
 def test_stack_policies_grant_what_the_code_calls(
     role: str, resource: str, policy: str | None
 ) -> None:

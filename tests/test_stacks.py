@@ -22,7 +22,7 @@ from moto import mock_aws
 from redmica_ops.policy import policy_document, scope_for
 from redmica_ops.settings import SPECS_BY_NAME, Settings
 from tests.moto_cloudformation import GAPS, stand_ins
-from tests.test_cloudformation import load, when_set
+from tests.test_cloudformation import PRINCIPALS, load, when_set
 
 # moto warns for each resource type it skips; GAPS names them.
 pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
@@ -566,16 +566,7 @@ STACK_ONLY: dict[str, dict[str, set[str]]] = {
 }
 
 
-@pytest.mark.parametrize(
-    ("role", "resource", "policy"),
-    [
-        ("operator", "OperatorPolicy", None),
-        ("migrator", "MigratorTaskRole", "migrate"),
-        ("container", "AppTaskRole", "read-tenants"),
-        ("admin_task", "AdminTaskRole", "admin-task"),
-        ("admin_broker", "AdminBrokerRole", "admin-broker"),
-    ],
-)
+@pytest.mark.parametrize(("role", "resource", "policy"), PRINCIPALS)
 def test_stack_policies_are_what_iam_policy_prints(
     platform: Platform, role: str, resource: str, policy: str | None
 ) -> None:
@@ -631,10 +622,10 @@ def test_the_documented_commands_give_every_required_parameter() -> None:
     commands = re.findall(r"aws cloudformation deploy (.*?)(?:\n```|\naws )", text, re.DOTALL)
     first: dict[str, set[str]] = {}
     for command in commands:
-        template = re.search(r"--template-file templates/cloudformation/(\S+)", command)
-        assert template, command
+        file = re.search(r"--template-file templates/cloudformation/(\S+)", command)
+        assert file, command
         named = set(re.findall(r"(?:^|\s)([A-Z][A-Za-z]+)=", command))
-        first.setdefault(template.group(1), named)
+        first.setdefault(file.group(1), named)
     assert set(first) == set(TEMPLATE.values())
     for template, named in first.items():
         declared = load(TEMPLATES / template)["Parameters"]
