@@ -8,6 +8,8 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from mypy_boto3_route53.literals import ChangeActionType
+from mypy_boto3_route53.type_defs import ChangeTypeDef
 from mypy_boto3_s3 import S3Client
 
 from tests.cells_support import DOMAIN, cells_app, moto_cells, routed
@@ -160,7 +162,7 @@ def test_routes_finds_and_fixes_drift(s3: S3Client, run: Invoke, moto_rollouts: 
     lb = {b["LoadBalancerName"]: b for b in elbv2.describe_load_balancers()["LoadBalancers"]}
     route53 = boto3.client("route53", region_name="us-east-1")
 
-    def alias(host: str, cell: str, action: str = "UPSERT") -> dict[str, Any]:
+    def alias(host: str, cell: str, action: ChangeActionType = "UPSERT") -> ChangeTypeDef:
         balancer = lb[f"redmica-{cell}"]
         return {
             "Action": action,

@@ -19,7 +19,8 @@ from redmica_ops.cli.app import Application
 from redmica_ops.errors import AwsError, NotFound, RedmicaError
 from redmica_ops.settings import Settings
 from redmica_ops.tenants.model import validate_data
-from redmica_ops.tenants.passwords import PasswordResolver, check_reference
+from redmica_ops.tenants.passwords import PasswordResolver
+from redmica_ops.tenants.references import check_reference
 from tests.conftest import BUCKET, REGION, Invoke, tenant_document
 
 ACCOUNT = "123456789012"
@@ -128,17 +129,13 @@ def test_access_denied_is_an_aws_error(secrets: dict[str, str]) -> None:
     from botocore.stub import Stubber
 
     clients = ClientFactory(Settings(region=REGION))
-    sm = clients.client("secretsmanager")
-    stub = Stubber(sm)
+    # The factory keeps one client per service: the resolver reads with the stubbed one.
+    stub = Stubber(clients.secretsmanager())
     stub.add_client_error("get_secret_value", "AccessDeniedException", http_status_code=400)
     stub.activate()
 
-    class Fixed:
-        def client(self, service: str) -> object:
-            return sm
-
     with pytest.raises(AwsError) as caught:
-        PasswordResolver(Fixed()).resolve(secrets["plain"])
+        PasswordResolver(clients).resolve(secrets["plain"])
     assert "access denied while reading secret" in caught.value.message
 
 

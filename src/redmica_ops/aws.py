@@ -18,7 +18,12 @@ from redmica_ops.errors import AwsError, Conflict, NotFound, RedmicaError
 if TYPE_CHECKING:
     from botocore.client import BaseClient
     from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_route53 import Route53Client
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
     from mypy_boto3_sts import STSClient
 
     from redmica_ops.settings import Settings
@@ -62,7 +67,7 @@ class ClientFactory:
         return self._session
 
     def client(self, service: str) -> BaseClient:
-        """A client for any service (typed callers use `s3()`, `ecs()`, `sts()`)."""
+        """A client for any service (typed callers use `s3()`, `ecs()`, `sts()`, ...)."""
         client: BaseClient = self._client(service)
         return client
 
@@ -100,11 +105,21 @@ class ClientFactory:
         client: STSClient = self._client("sts")
         return client
 
-    def route53(self) -> Any:
-        return self.client("route53")
+    def route53(self) -> Route53Client:
+        client: Route53Client = self._client("route53")
+        return client
 
-    def elbv2(self) -> Any:
-        return self.client("elbv2")
+    def elbv2(self) -> ElasticLoadBalancingv2Client:
+        client: ElasticLoadBalancingv2Client = self._client("elbv2")
+        return client
+
+    def secretsmanager(self) -> SecretsManagerClient:
+        client: SecretsManagerClient = self._client("secretsmanager")
+        return client
+
+    def ssm(self) -> SSMClient:
+        client: SSMClient = self._client("ssm")
+        return client
 
     def ecs(self) -> ECSClient:
         client: ECSClient = self._client("ecs")
@@ -298,11 +313,13 @@ def put_object_once(
     return PutResult(response["ETag"], response.get("VersionId"))
 
 
-def head_object(s3: S3Client, bucket: str, key: str, action: str) -> dict[str, Any] | None:
+def head_object(
+    s3: S3Client, bucket: str, key: str, action: str
+) -> HeadObjectOutputTypeDef | None:
     """The object's HEAD response, or None when there is none."""
     try:
         with translate_errors(action, bucket):
-            return dict(s3.head_object(Bucket=bucket, Key=key))
+            return s3.head_object(Bucket=bucket, Key=key)
     except NotFound:
         return None
 

@@ -13,7 +13,7 @@ included).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 class SecretsClient(Protocol):
-    def get_secret_value(self, *, SecretId: str) -> dict[str, object]: ...
+    def get_secret_value(self, *, SecretId: str) -> Mapping[str, object]: ...
 
 
 def master_credentials(secrets: SecretsClient, secret_id: str) -> tuple[str, str]:

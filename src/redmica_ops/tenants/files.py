@@ -8,6 +8,7 @@ from pathlib import Path
 
 from redmica_ops.errors import Problem
 from redmica_ops.tenants.model import Entry, find_conflicts, parse_tenant_bytes
+from redmica_ops.tenants.references import check_scope
 from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, bounded
 
 SUFFIXES = (".yaml", ".yml")
@@ -46,8 +47,6 @@ def load_paths(paths: list[Path], secrets_prefix: str | None = None) -> FileSet:
     """Validate every file (tenant id = file name without suffix), then cross-file uniqueness.
 
     `secrets_prefix` (tenant_secrets_prefix): a db.password_secret outside it is a problem."""
-    from redmica_ops.tenants.passwords import check_scope
-
     result = FileSet()
     files, result.problems = tenant_files(paths)
     ids: dict[str, str] = {}

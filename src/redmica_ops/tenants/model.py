@@ -31,7 +31,7 @@ from pydantic_core import PydanticCustomError
 
 from redmica_ops.errors import JSONObject, Problem, UsageError, ValidationFailed
 from redmica_ops.tenants import rules
-from redmica_ops.tenants.passwords import canonical_reference, check_reference
+from redmica_ops.tenants.references import canonical_reference, check_reference
 from redmica_ops.tenants.safeyaml import load_document
 
 REDACTED = "********"

@@ -9,74 +9,27 @@ scopes to one prefix of secrets and parameters.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from redmica_ops.aws import error_code, translate
 from redmica_ops.errors import NotFound, Problem, RedmicaError, UsageError
 from redmica_ops.tenants import rules
+from redmica_ops.tenants.model import REDACTED, Entry, Tenant
+from redmica_ops.tenants.references import MAX_PASSWORD, is_secrets_manager
 
 if TYPE_CHECKING:
-    from redmica_ops.tenants.model import Entry, Tenant
-
-_PARTITION = r"arn:aws(?:-[a-z]+)*"
-SECRETS_MANAGER_ARN = re.compile(
-    _PARTITION + r":secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}"
-)
-SSM_PARAMETER_ARN = re.compile(_PARTITION + r":ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9_./-]+")
-SSM_PARAMETER_NAME = re.compile(r"/[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)*")
-MAX_PASSWORD = 1024
-
-
-def check_reference(value: str) -> str | None:
-    """A Secrets Manager secret ARN, an SSM parameter ARN, or an SSM parameter name (/a/b)."""
-    if (
-        SECRETS_MANAGER_ARN.fullmatch(value)
-        or SSM_PARAMETER_ARN.fullmatch(value)
-        or (SSM_PARAMETER_NAME.fullmatch(value) and len(value) <= 2048)
-    ):
-        return None
-    return (
-        f"{rules.show(value)} is not a Secrets Manager secret ARN or an SSM parameter name "
-        "(e.g. /redmica/tenants/acme/db-password)"
-    )
-
-
-def is_secrets_manager(reference: str) -> bool:
-    return ":secretsmanager:" in reference
-
-
-def reference_name(reference: str) -> str:
-    """The secret's or parameter's name as an IAM resource ARN ends (`secret:NAME`,
-    `parameter/NAME`): an SSM name `/a/b` is `parameter/a/b` there."""
-    if is_secrets_manager(reference):
-        return reference.split(":secret:", 1)[1]
-    if reference.startswith("arn:"):
-        return reference.split(":parameter/", 1)[1]
-    return reference.lstrip("/")
-
-
-def canonical_reference(reference: str) -> str:
-    """One text per secret, however it is written (an SSM name or its ARN): the unique value."""
-    kind = "secretsmanager" if is_secrets_manager(reference) else "ssm"
-    return f"{kind}:{reference_name(reference)}"
-
-
-def check_scope(reference: str, prefix: str) -> str | None:
-    """A reference outside `tenant_secrets_prefix` names a secret the app task role cannot read
-    (the stack and `iam-policy` grant only `secret:<prefix>*` and `parameter/<prefix>*`)."""
-    if reference_name(reference).startswith(prefix):
-        return None
-    example = f"arn:aws:secretsmanager:REGION:ACCOUNT:secret:{prefix}... or /{prefix}..."
-    return (
-        f"{rules.show(reference)} is outside tenant_secrets_prefix {prefix!r}: the app task "
-        f"cannot read it (use {example})"
-    )
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
 
 
 class _Clients(Protocol):
-    def client(self, service: str) -> object: ...
+    """The two clients a resolver reads with (aws.ClientFactory, or a test's stand-in)."""
+
+    def secretsmanager(self) -> SecretsManagerClient: ...
+
+    def ssm(self) -> SSMClient: ...
 
 
 class SecretReader(Protocol):
@@ -116,8 +69,6 @@ def _password_from(text: str, reference: str) -> str:
                     "store the password itself, or JSON with a password field",
                 )
             password = value
-    from redmica_ops.tenants.model import REDACTED
-
     if password == REDACTED:
         # What a redacted copy of a document or secret shows: storing it back would make the
         # mask everyone's password.
@@ -145,23 +96,17 @@ class PasswordResolver:
     def resolve(self, reference: str) -> str:
         if reference in self._cache:
             return self._cache[reference]
-        from redmica_ops.aws import error_code, translate
-
         try:
             if is_secrets_manager(reference):
-                client = self.clients.client("secretsmanager")
-                answer = client.get_secret_value(SecretId=reference)  # type: ignore[attr-defined]
-                text = answer.get("SecretString")
+                secret = self.clients.secretsmanager().get_secret_value(SecretId=reference)
+                text = secret.get("SecretString")
                 if text is None:
                     raise RedmicaError(
                         f"secret {reference} is binary", "store the password as a string"
                     )
             else:
-                client = self.clients.client("ssm")
                 # GetParameter takes a name or an ARN as it is.
-                answer = client.get_parameter(  # type: ignore[attr-defined]
-                    Name=reference, WithDecryption=True
-                )
+                answer = self.clients.ssm().get_parameter(Name=reference, WithDecryption=True)
                 parameter = answer["Parameter"]
                 if parameter.get("Type") != "SecureString":
                     # A String parameter is stored and shown in clear text to anyone who may

@@ -24,6 +24,7 @@ from redmica_ops.errors import (
 )
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Entry, Tenant, parse_tenant_bytes
+from redmica_ops.tenants.references import check_scope
 from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, bounded
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 SUFFIX = ".yaml"
 CONTENT_TYPE = "application/yaml; charset=utf-8"
 _T = TypeVar("_T")
+_I = TypeVar("_I")
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,6 @@ class TenantStore:
 
     def scope_problems(self, tenant: Tenant, source: str) -> list[Problem]:
         """What in `tenant` this deployment's roles cannot read (db.password_secret's prefix)."""
-        from redmica_ops.tenants.passwords import check_scope
-
         reference = tenant.db.password_secret
         if reference is None or self.secrets_prefix is None:
             return []
@@ -312,7 +312,7 @@ class TenantStore:
         listing.invalid.sort(key=lambda d: d.key)
         return listing
 
-    def parallel(self, func: Callable[[Any], _T], items: Iterable[Any]) -> list[_T]:
+    def parallel(self, func: Callable[[_I], _T], items: Iterable[_I]) -> list[_T]:
         items = list(items)
         if len(items) <= 1:
             return [func(item) for item in items]
