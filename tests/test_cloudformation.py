@@ -268,7 +268,7 @@ def test_a_cell_stack_is_a_cell_the_parent_can_operate() -> None:
 
 
 def test_the_cells_parameter_is_a_valid_cells_setting() -> None:
-    from redmica_ops.cells.config import parse_cell_entry
+    from redmica_ops.cells.syntax import parse_cell_entry
 
     pattern = STACK["Parameters"]["Cells"]["AllowedPattern"]
     example = "main=redmica-app,b=redmica-cell-b,c=redmica-cell-c"

@@ -7,43 +7,18 @@ behaves exactly as before cells existed (docs/cells.md says why the document hol
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from redmica_ops.cells.syntax import parse_cell_entry
 from redmica_ops.errors import UsageError
-from redmica_ops.tenants import rules
 
 if TYPE_CHECKING:
     from redmica_ops.settings import Settings
     from redmica_ops.tenants.model import Tenant
 
 IMPLICIT_CELL = "default"
-_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?")
-_AWS_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
-
-
-@dataclass(frozen=True)
-class CellEntry:
-    """One item of the `cells` setting: NAME=SERVICE or NAME=CLUSTER/SERVICE."""
-
-    name: str
-    service: str
-    cluster: str | None = None
-
-
-def parse_cell_entry(text: str) -> tuple[CellEntry | None, str | None]:
-    name, sep, where = text.partition("=")
-    if not sep:
-        return None, f"{rules.show(text)} is not NAME=SERVICE or NAME=CLUSTER/SERVICE"
-    if not _NAME.fullmatch(name):
-        return None, f"cell name {rules.show(name)} must be a lowercase DNS label of 1-32 chars"
-    cluster, _, service = where.rpartition("/")
-    for part in (service, *([cluster] if cluster else [])):
-        if not _AWS_NAME.fullmatch(part):
-            return None, f"{rules.show(part)} in cell {name!r} is not an ECS cluster/service name"
-    return CellEntry(name, service, cluster or None), None
 
 
 @dataclass(frozen=True)
