@@ -23,7 +23,7 @@ from redmica_ops.lifecycle.admin_task import run_admin_request
 from redmica_ops.lifecycle.broker import BrokerRequest, launch_admin_task
 from redmica_ops.lifecycle.steps import Step
 from redmica_ops.runs.executors.ecs import EcsTarget
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.claims import ClaimStore
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.store import TenantStore

@@ -46,7 +46,7 @@ from redmica_ops.lifecycle.steps import EcsRunner, LocalRunner, Step
 from redmica_ops.lifecycle.suspend import ResumeRequest, SuspendRequest, resume, suspend
 from redmica_ops.runs.migrations import select_tenants
 from redmica_ops.runs.pacing import FakeClock
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.incarnations import Incarnations
 from redmica_ops.tenants.model import Entry, parse_tenant
 from redmica_ops.tenants.registry import TenantRegistry

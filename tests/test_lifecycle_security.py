@@ -15,7 +15,7 @@ from redmica_ops.errors import UsageError, ValidationFailed
 from redmica_ops.lifecycle import sql as sql_module
 from redmica_ops.lifecycle.site import DatabaseAccess
 from redmica_ops.lifecycle.sql import Connection, Psql, libpq_env
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.model import parse_tenant
 from tests.conftest import tenant_document
 

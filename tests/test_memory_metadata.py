@@ -22,7 +22,7 @@ from redmica_ops.container.memory import (
     memory_budget,
     memory_from_metadata,
 )
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from tests.conftest import Invoke
 from tests.test_entrypoint import recording_app, seed, serve_args
 

@@ -207,7 +207,7 @@ def test_a_budget_without_room_for_one_process_is_refused() -> None:
 
 
 def test_pool_from_settings_memory_and_explicit_values(tmp_path: Path) -> None:
-    from redmica_ops.settings import load_settings
+    from redmica_ops.settings.loading import load_settings
 
     env = {"REDMICA_DOMAIN": "x.example", "REDMICA_SERVE_MEMORY_MIB": "4096"}
     settings = VhostSettings.from_settings(load_settings({}, env))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from redmica_ops.errors import ValidationFailed
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from tests.conftest import Invoke
 
 

@@ -111,7 +111,7 @@ class AwsWorkspace:
         cls, env: Mapping[str, str] | None = None, message: Callable[[str], None] = _discard
     ) -> AwsWorkspace:
         """Settings from REDMICA_* variables (and redmica.toml if one is found): the Lambda's."""
-        from redmica_ops.settings import load_settings
+        from redmica_ops.settings.loading import load_settings
 
         return cls(load_settings({}, os.environ if env is None else env), message=message)
 

@@ -29,7 +29,7 @@ from redmica_ops.cli.main import cli
 from redmica_ops.container.apache import ApacheInstall, config_test, find_apache
 from redmica_ops.container.vhosts import VhostSettings, render_vhosts
 from redmica_ops.errors import RedmicaError
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.model import Entry, parse_tenant
 from tests.live.server import LiveApache, free_port, make_app
 

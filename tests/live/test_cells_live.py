@@ -30,7 +30,7 @@ from redmica_ops.container.apache import ApacheInstall, find_apache
 from redmica_ops.container.keys import without_master
 from redmica_ops.errors import RedmicaError
 from redmica_ops.runs.pacing import FakeClock
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.store import TenantStore
 from tests.conftest import tenant_yaml

@@ -122,7 +122,7 @@ class Application:
     @property
     def settings(self) -> Settings:
         # Imported here: `redmica --help` never needs settings, and must start fast.
-        from redmica_ops.settings import load_settings
+        from redmica_ops.settings.loading import load_settings
 
         if self._settings is None:
             self._settings = load_settings(self.overrides, self.env, self.config_path)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import click
@@ -10,6 +12,7 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import Done
 from redmica_ops.errors import UsageError
+from redmica_ops.settings import SPECS, SPECS_BY_NAME, Settings, SettingValue
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -42,12 +45,8 @@ def show(app: Application, names: tuple[str, ...], changed: bool) -> Done:
       redmica config show bucket region subnets
       REDMICA_BUCKET=my-config redmica config show --output json
     """
-    from redmica_ops.settings import SPECS_BY_NAME, display_value
-
     unknown = [name for name in names if name.replace("-", "_") not in SPECS_BY_NAME]
     if unknown:
-        import difflib
-
         close = difflib.get_close_matches(unknown[0].replace("-", "_"), SPECS_BY_NAME, n=1)
         raise UsageError(
             f"no setting named {unknown[0]!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
@@ -57,7 +56,7 @@ def show(app: Application, names: tuple[str, ...], changed: bool) -> Done:
     settings = app.settings
     rows = [
         (name, value, source)
-        for name, value, source in settings.as_rows()
+        for name, value, source in _rows(settings)
         if (not wanted or name in wanted) and (not changed or source != "default")
     ]
 
@@ -82,3 +81,23 @@ def show(app: Application, names: tuple[str, ...], changed: bool) -> Done:
         },
         text,
     )
+
+
+def _rows(settings: Settings) -> list[tuple[str, SettingValue, str]]:
+    """Every setting, in declaration order: name, value, where the value came from."""
+    return [(spec.name, getattr(settings, spec.name), settings.source(spec.name)) for spec in SPECS]
+
+
+def display_value(value: SettingValue) -> str:
+    """A value as an operator writes it in REDMICA_<NAME>: lists comma-separated, booleans as
+    true/false, numbers without an exponent; blank when it is not set."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
