@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import zipfile
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 import pytest
 
+from redmica_ops.cli.lazy import LazyGroup
 from redmica_ops.cli.main import LAZY_COMMANDS, cli, load_all_commands
 from redmica_ops.cli.reference import render_reference
 from redmica_ops.tenants.model import parse_tenant_bytes
@@ -112,6 +114,20 @@ def test_lazy_command_help_matches_the_command(name: str) -> None:
     """`redmica --help` lists sub-commands without importing them; keep the text true."""
     command = cli.commands[name]
     assert LAZY_COMMANDS[name][2] == (command.help or "").strip().split("\n")[0]
+
+
+@pytest.mark.parametrize("path", ["redmica", "redmica tenant"])
+def test_every_lazy_command_is_where_its_table_says(path: str) -> None:
+    """A lazy group lists its table's names before importing anything: a command missing from
+    the table would be invisible until some other command imported its module."""
+    group = cli
+    for word in path.split()[1:]:
+        group = cli.commands[word]
+    assert isinstance(group, LazyGroup)
+    assert set(group.commands) == set(group.lazy), "a sub-command is missing from the table"
+    for name, where in group.lazy.items():
+        module = importlib.import_module(where.module)
+        assert group.commands[name] is getattr(module, where.attribute), name
 
 
 def test_architecture_names_every_folder_and_module_of_the_package() -> None:

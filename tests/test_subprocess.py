@@ -163,6 +163,21 @@ def test_offline_paths_import_no_boto3(args: list[str], code: int) -> None:
     assert f"PROBE {code} []" in result.stderr, result.stderr
 
 
+def test_tenant_validate_imports_only_its_own_command_module() -> None:
+    """`tenant validate` loads cli/tenant/files.py alone: the other sub-commands (and what they
+    import) stay out of its start-up."""
+    probe = OFFLINE_PROBE.replace(
+        'heavy = sorted(m for m in ("boto3", "botocore", "rich", "moto") if m in sys.modules)',
+        "heavy = sorted(m for m in sys.modules if m.startswith('redmica_ops.cli.tenant.'))",
+    )
+    assert probe != OFFLINE_PROBE
+    args = ["tenant", "validate", str(EXAMPLES / "tenants")]
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *args], capture_output=True, text=True, check=False
+    )
+    assert "PROBE 0 ['redmica_ops.cli.tenant.files']" in result.stderr, result.stderr
+
+
 @contextmanager
 def running_sandbox(
     env_file: Path, *args: str

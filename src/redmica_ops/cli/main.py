@@ -10,6 +10,7 @@ import click
 
 from redmica_ops import __version__
 from redmica_ops.cli.app import Application
+from redmica_ops.cli.lazy import LazyCommand, LazyGroup, load_all
 from redmica_ops.cli.options import CONFIRMATION_RULE, global_options
 from redmica_ops.cli.result import CommandResult, render_result
 from redmica_ops.errors import EXIT_CODE_HELP, ExitCode, RedmicaError, UsageError
@@ -20,31 +21,9 @@ if TYPE_CHECKING:
 EXIT_CODE_LINES = "\n".join(f"  {line.strip()}" for line in EXIT_CODE_HELP.split(";"))
 
 
-class RootGroup(click.Group):
-    """Turns every RedmicaError into a one-line message, a hint and its exit code, and loads
-    sub-commands when they are used."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(LAZY_COMMANDS))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self.commands and cmd_name in LAZY_COMMANDS:
-            import importlib
-
-            module, attribute, _ = LAZY_COMMANDS[cmd_name]
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        try:
-            return super().resolve_command(ctx, args)
-        except click.exceptions.NoSuchCommand as error:
-            # click suggests from the loaded commands only; ours load lazily.
-            raise click.exceptions.NoSuchCommand(
-                error.command_name, possibilities=self.list_commands(ctx), ctx=ctx
-            ) from None
+class RootGroup(LazyGroup):
+    """Turns every RedmicaError into a one-line message, a hint and its exit code; loads
+    sub-commands when they are used and lists them without loading them."""
 
     def make_context(
         self,
@@ -62,7 +41,7 @@ class RootGroup(click.Group):
         return ctx
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, LAZY_COMMANDS[name][2]) for name in sorted(LAZY_COMMANDS)]
+        rows = [(name, self.lazy[name].help) for name in sorted(self.lazy)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -160,8 +139,99 @@ Examples:
 """
 
 
+# Sub-commands load on first use, so `redmica --help` and `tenant validate` start fast;
+# their one-line help is here (a test keeps it equal to each command's own).
+LAZY_COMMANDS: dict[str, LazyCommand] = {
+    "tenant": LazyCommand(
+        "redmica_ops.cli.tenant",
+        "tenant",
+        "Manage tenants: one YAML document each in the S3 config bucket.",
+    ),
+    "migrate": LazyCommand(
+        "redmica_ops.cli.migrate",
+        "migrate",
+        "Migrate tenant databases: one task per tenant, paced to AWS's limits.",
+    ),
+    "deploy": LazyCommand(
+        "redmica_ops.cli.deploy",
+        "deploy",
+        "Deploy a new image: a new task definition revision, then a rolling update.",
+    ),
+    "reload": LazyCommand(
+        "redmica_ops.cli.deploy",
+        "reload",
+        "Restart every task with the current revision (a forced new deployment).",
+    ),
+    "rollback": LazyCommand(
+        "redmica_ops.cli.deploy",
+        "rollback",
+        "Roll the service back to the previous task definition revision (or --to).",
+    ),
+    "release": LazyCommand(
+        "redmica_ops.cli.deploy",
+        "release",
+        "Release an image: migrate every tenant with it, then deploy it if they all succeeded.",
+    ),
+    "status": LazyCommand(
+        "redmica_ops.cli.deploy",
+        "status",
+        "Show the service: deployments with counts and rollout state, and recent events.",
+    ),
+    "doctor": LazyCommand(
+        "redmica_ops.cli.doctor",
+        "doctor",
+        "Check the setup: settings, credentials, bucket, tenants, ECS, Apache.",
+    ),
+    "iam-policy": LazyCommand(
+        "redmica_ops.cli.doctor",
+        "iam_policy",
+        "Print the least-privilege IAM policy JSON for a principal.",
+    ),
+    "runs": LazyCommand(
+        "redmica_ops.cli.runs",
+        "runs",
+        "Look at migrate runs (records in the config bucket under runs/).",
+    ),
+    "cost": LazyCommand(
+        "redmica_ops.cli.cost", "cost", "Estimate the Fargate cost of TASKS tasks."
+    ),
+    "capacity": LazyCommand(
+        "redmica_ops.cli.capacity",
+        "capacity",
+        "Size a fleet: tasks needed, pool settings, cold-start exposure, cost per tenant.",
+    ),
+    "render": LazyCommand(
+        "redmica_ops.cli.render",
+        "render",
+        "Render Apache virtual hosts and Redmine config files.",
+    ),
+    "entrypoint": LazyCommand(
+        "redmica_ops.cli.entrypoint",
+        "entrypoint",
+        "Container entry points: serve every tenant, or run a command as one tenant.",
+    ),
+    "config": LazyCommand("redmica_ops.cli.config", "config", "Inspect the effective settings."),
+    "completion": LazyCommand(
+        "redmica_ops.cli.completion",
+        "completion",
+        "Print the shell completion script for SHELL (bash, zsh or fish).",
+    ),
+    "cells": LazyCommand(
+        "redmica_ops.cli.cells",
+        "cells",
+        "Cells: ECS services that each serve a share of the tenants (docs/cells.md).",
+    ),
+    "sandbox": LazyCommand(
+        "redmica_ops.cli.sandbox",
+        "sandbox",
+        "Run an embedded AWS endpoint (moto) with a versioned config bucket.",
+    ),
+}
+
+
 @click.group(
     cls=RootGroup,
+    lazy=LAZY_COMMANDS,
     epilog=EPILOG,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
@@ -175,99 +245,9 @@ def cli() -> None:
     """
 
 
-# Sub-commands load on first use, so `redmica --help` and `tenant validate` start fast;
-# their one-line help is here (a test keeps it equal to each command's own).
-LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "tenant": (
-        "redmica_ops.cli.tenant",
-        "tenant",
-        "Manage tenants: one YAML document each in the S3 config bucket.",
-    ),
-    "migrate": (
-        "redmica_ops.cli.migrate",
-        "migrate",
-        "Migrate tenant databases: one task per tenant, paced to AWS's limits.",
-    ),
-    "deploy": (
-        "redmica_ops.cli.deploy",
-        "deploy",
-        "Deploy a new image: a new task definition revision, then a rolling update.",
-    ),
-    "reload": (
-        "redmica_ops.cli.deploy",
-        "reload",
-        "Restart every task with the current revision (a forced new deployment).",
-    ),
-    "rollback": (
-        "redmica_ops.cli.deploy",
-        "rollback",
-        "Roll the service back to the previous task definition revision (or --to).",
-    ),
-    "release": (
-        "redmica_ops.cli.deploy",
-        "release",
-        "Release an image: migrate every tenant with it, then deploy it if they all succeeded.",
-    ),
-    "status": (
-        "redmica_ops.cli.deploy",
-        "status",
-        "Show the service: deployments with counts and rollout state, and recent events.",
-    ),
-    "doctor": (
-        "redmica_ops.cli.doctor",
-        "doctor",
-        "Check the setup: settings, credentials, bucket, tenants, ECS, Apache.",
-    ),
-    "iam-policy": (
-        "redmica_ops.cli.doctor",
-        "iam_policy",
-        "Print the least-privilege IAM policy JSON for a principal.",
-    ),
-    "runs": (
-        "redmica_ops.cli.runs",
-        "runs",
-        "Look at migrate runs (records in the config bucket under runs/).",
-    ),
-    "cost": ("redmica_ops.cli.cost", "cost", "Estimate the Fargate cost of TASKS tasks."),
-    "capacity": (
-        "redmica_ops.cli.capacity",
-        "capacity",
-        "Size a fleet: tasks needed, pool settings, cold-start exposure, cost per tenant.",
-    ),
-    "render": (
-        "redmica_ops.cli.render",
-        "render",
-        "Render Apache virtual hosts and Redmine config files.",
-    ),
-    "entrypoint": (
-        "redmica_ops.cli.entrypoint",
-        "entrypoint",
-        "Container entry points: serve every tenant, or run a command as one tenant.",
-    ),
-    "config": ("redmica_ops.cli.config", "config", "Inspect the effective settings."),
-    "completion": (
-        "redmica_ops.cli.completion",
-        "completion",
-        "Print the shell completion script for SHELL (bash, zsh or fish).",
-    ),
-    "cells": (
-        "redmica_ops.cli.cells",
-        "cells",
-        "Cells: ECS services that each serve a share of the tenants (docs/cells.md).",
-    ),
-    "sandbox": (
-        "redmica_ops.cli.sandbox",
-        "sandbox",
-        "Run an embedded AWS endpoint (moto) with a versioned config bucket.",
-    ),
-}
-
-
 def load_all_commands() -> None:
-    """Import every sub-command (for the generated reference and the tests)."""
-    ctx = click.Context(cli)
-    for name in LAZY_COMMANDS:
-        cli.get_command(ctx, name)
+    """Import every sub-command, nested ones too (for the generated reference and the tests)."""
+    load_all(cli, click.Context(cli))
 
 
 def main(argv: list[str] | None = None) -> None:
