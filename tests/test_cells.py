@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
 import yaml
+from mypy_boto3_route53 import Route53Client
 from mypy_boto3_route53.literals import ChangeActionType
 from mypy_boto3_route53.type_defs import ChangeTypeDef
 from mypy_boto3_s3 import S3Client
@@ -285,7 +286,7 @@ def test_route53_changes_are_waited_for_until_insync(statuses: list[str]) -> Non
 
     clock = FakeClock()
     router = Router(
-        Route53Gateway(Client()),
+        Route53Gateway(cast(Route53Client, Client())),
         "Z1",
         DOMAIN,
         {"a": AliasTarget("lb-a.elb.amazonaws.com", "ZLB")},

@@ -313,9 +313,7 @@ def put_object_once(
     return PutResult(response["ETag"], response.get("VersionId"))
 
 
-def head_object(
-    s3: S3Client, bucket: str, key: str, action: str
-) -> HeadObjectOutputTypeDef | None:
+def head_object(s3: S3Client, bucket: str, key: str, action: str) -> HeadObjectOutputTypeDef | None:
     """The object's HEAD response, or None when there is none."""
     try:
         with translate_errors(action, bucket):

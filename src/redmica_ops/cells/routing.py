@@ -11,12 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import NotFound, OperationFailed, UsageError
 
 if TYPE_CHECKING:
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_elbv2.type_defs import LoadBalancerTypeDef, TargetGroupTypeDef
+    from mypy_boto3_route53 import Route53Client
+    from mypy_boto3_route53.literals import RRTypeType
+    from mypy_boto3_route53.type_defs import (
+        ChangeInfoTypeDef,
+        ChangeTypeDef,
+        ListResourceRecordSetsResponseTypeDef,
+        ResourceRecordSetOutputTypeDef,
+    )
+
     from redmica_ops.cells.config import CellMap
     from redmica_ops.runs.pacing import Clock
     from redmica_ops.tenants.model import Entry
@@ -28,51 +40,50 @@ MAX_CHANGES_PER_BATCH = 500
 class Route53Gateway:
     """ListResourceRecordSets, ChangeResourceRecordSets, GetChange: nothing else, nothing more."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Route53Client) -> None:
         self.client = client
 
     def list_resource_record_sets(
-        self, zone_id: str, start_name: str | None = None, start_type: str | None = None
-    ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"HostedZoneId": zone_id}
-        if start_name:
-            kwargs["StartRecordName"] = start_name
-            if start_type:
-                kwargs["StartRecordType"] = start_type
+        self, zone_id: str, start_name: str | None = None, start_type: RRTypeType | None = None
+    ) -> ListResourceRecordSetsResponseTypeDef:
         with translate_errors(f"listing Route 53 records of zone {zone_id}"):
-            response: dict[str, Any] = self.client.list_resource_record_sets(**kwargs)
-        return response
+            if start_name and start_type:
+                return self.client.list_resource_record_sets(
+                    HostedZoneId=zone_id, StartRecordName=start_name, StartRecordType=start_type
+                )
+            if start_name:
+                return self.client.list_resource_record_sets(
+                    HostedZoneId=zone_id, StartRecordName=start_name
+                )
+            return self.client.list_resource_record_sets(HostedZoneId=zone_id)
 
     def change_resource_record_sets(
-        self, zone_id: str, changes: Sequence[Mapping[str, Any]], comment: str
-    ) -> dict[str, Any]:
+        self, zone_id: str, changes: Sequence[ChangeTypeDef], comment: str
+    ) -> ChangeInfoTypeDef:
         with translate_errors(f"changing Route 53 records of zone {zone_id}"):
-            response: dict[str, Any] = self.client.change_resource_record_sets(
+            response = self.client.change_resource_record_sets(
                 HostedZoneId=zone_id, ChangeBatch={"Comment": comment, "Changes": list(changes)}
             )
-        return dict(response["ChangeInfo"])
+        return response["ChangeInfo"]
 
-    def get_change(self, change_id: str) -> dict[str, Any]:
+    def get_change(self, change_id: str) -> ChangeInfoTypeDef:
         with translate_errors(f"reading Route 53 change {change_id}"):
-            response: dict[str, Any] = self.client.get_change(Id=change_id)
-        return dict(response["ChangeInfo"])
+            return self.client.get_change(Id=change_id)["ChangeInfo"]
 
 
 class LoadBalancerGateway:
     """DescribeTargetGroups and DescribeLoadBalancers: where a cell's service receives traffic."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: ElasticLoadBalancingv2Client) -> None:
         self.client = client
 
-    def describe_target_groups(self, arn: str) -> dict[str, Any]:
+    def describe_target_groups(self, arn: str) -> TargetGroupTypeDef:
         with translate_errors(f"describing target group {arn}"):
-            groups = self.client.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"]
-        return dict(groups[0])
+            return self.client.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]
 
-    def describe_load_balancers(self, arn: str) -> dict[str, Any]:
+    def describe_load_balancers(self, arn: str) -> LoadBalancerTypeDef:
         with translate_errors(f"describing load balancer {arn}"):
-            found = self.client.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"]
-        return dict(found[0])
+            return self.client.describe_load_balancers(LoadBalancerArns=[arn])["LoadBalancers"][0]
 
 
 @dataclass(frozen=True)
@@ -89,7 +100,7 @@ class AliasTarget:
         return name.removeprefix("dualstack.")
 
 
-def load_balancer_of(service: Mapping[str, Any], gateway: LoadBalancerGateway) -> AliasTarget:
+def load_balancer_of(service: ServiceTypeDef, gateway: LoadBalancerGateway) -> AliasTarget:
     """The load balancer in front of an ECS service (its first target group's)."""
     groups = [lb.get("targetGroupArn") for lb in service.get("loadBalancers", [])]
     groups = [g for g in groups if g]
@@ -116,7 +127,7 @@ class Record:
 
     name: str
     target: AliasTarget
-    raw: Mapping[str, Any]
+    raw: ResourceRecordSetOutputTypeDef
 
 
 @dataclass(frozen=True)
@@ -184,7 +195,7 @@ class Router:
         """Alias A records directly under the domain that point at one of the cells."""
         found: dict[str, Record] = {}
         start_name: str | None = None
-        start_type: str | None = None
+        start_type: RRTypeType | None = None
         suffix = "." + self.domain + "."
         while True:
             page = self.gateway.list_resource_record_sets(self.zone_id, start_name, start_type)
@@ -229,7 +240,7 @@ class Router:
         return findings
 
     # -- changing -------------------------------------------------------------------------------
-    def _upsert(self, host: str, cell: str) -> dict[str, Any]:
+    def _upsert(self, host: str, cell: str) -> ChangeTypeDef:
         try:
             target = self.targets[cell]
         except KeyError:
@@ -257,12 +268,12 @@ class Router:
         record = self.records().get(host)
         if record is None:
             return False
-        self.apply([{"Action": "DELETE", "ResourceRecordSet": dict(record.raw)}], why)
+        self.apply([{"Action": "DELETE", "ResourceRecordSet": record.raw}], why)
         return True
 
     def repair(self, findings: Iterable[Finding], cells: CellMap, why: str) -> int:
         """Fix drift: create missing records, re-point wrong ones, delete orphans."""
-        changes: list[dict[str, Any]] = []
+        changes: list[ChangeTypeDef] = []
         records: dict[str, Record] | None = None
         for finding in findings:
             if finding.kind in ("missing", "wrong_cell") and finding.expected_cell:
@@ -270,13 +281,13 @@ class Router:
             elif finding.kind == "orphan":
                 records = records if records is not None else self.records()
                 if finding.host in records:
-                    raw = dict(records[finding.host].raw)
+                    raw = records[finding.host].raw
                     changes.append({"Action": "DELETE", "ResourceRecordSet": raw})
         for start in range(0, len(changes), MAX_CHANGES_PER_BATCH):
             self.apply(changes[start : start + MAX_CHANGES_PER_BATCH], why)
         return len(changes)
 
-    def apply(self, changes: Sequence[Mapping[str, Any]], why: str) -> None:
+    def apply(self, changes: Sequence[ChangeTypeDef], why: str) -> None:
         info = self.gateway.change_resource_record_sets(self.zone_id, changes, why[:256])
         self.wait_in_sync(str(info["Id"]), str(info.get("Status", "PENDING")))
 
