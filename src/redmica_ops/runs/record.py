@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol
 
 from redmica_ops.aws import put_object_once, translate_errors
-from redmica_ops.errors import Conflict, NotFound, UsageError
+from redmica_ops.errors import Conflict, JSONObject, NotFound, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,13 +75,13 @@ class TenantRun:
     fingerprint: str | None = None
     tail: list[str] | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> JSONObject:
         data = asdict(self)
         data["status"] = str(self.status)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TenantRun:
+    def from_dict(cls, data: JSONObject) -> TenantRun:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         known["status"] = Status(known.get("status", "pending"))
         return cls(**known)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
+
+from redmica_ops.errors import JSONObject
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Executor(Protocol):
     name: str
     stats: CallStats
 
-    def preflight(self) -> dict[str, Any]:
+    def preflight(self) -> JSONObject:
         """Check the target exists and return facts for the record; raise if it cannot run."""
 
     def launch(self, job: Job) -> Launched | LaunchFailed: ...
@@ -86,7 +88,7 @@ class NoExecutor:
     def __init__(self) -> None:
         self.stats = CallStats()
 
-    def preflight(self) -> dict[str, Any]:
+    def preflight(self) -> JSONObject:
         return {}
 
     def launch(self, job: Job) -> Launched | LaunchFailed:

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from redmica_ops.aws import error_code, translate, translate_errors
-from redmica_ops.errors import AwsError, UsageError
+from redmica_ops.errors import AwsError, JSONObject, UsageError
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
 
 MAX_OVERRIDE_CHARS = 8192
@@ -56,7 +56,7 @@ def client_token(run_id: str, tenant: str, attempt: int) -> str:
     return hashlib.sha256(f"{run_id}:{tenant}:{attempt}".encode()).hexdigest()[:64]
 
 
-def overrides_for(target: EcsTarget, job: Job, run_id: str = "") -> dict[str, Any]:
+def overrides_for(target: EcsTarget, job: Job, run_id: str = "") -> JSONObject:
     # The image's ENTRYPOINT is ["redmica", "entrypoint"]; only the tenant id travels here,
     # with the run and attempt that `run-tenant` names its result object after.
     environment = [{"name": "REDMICA_TENANT", "value": job.tenant}]
@@ -100,7 +100,7 @@ class EcsExecutor:
         self.firelens_prefix: str | None = None
 
     # -- checks before anything is launched ----------------------------------------------------
-    def preflight(self) -> dict[str, Any]:
+    def preflight(self) -> JSONObject:
         t = self.target
         with translate_errors(f"describing ECS cluster {t.cluster}"):
             clusters = self.ecs.describe_clusters(clusters=[t.cluster])
@@ -152,7 +152,7 @@ class EcsExecutor:
         }
 
     # -- launching -------------------------------------------------------------------------------
-    def run_task_params(self, job: Job) -> dict[str, Any]:
+    def run_task_params(self, job: Job) -> JSONObject:
         t = self.target
         params: dict[str, Any] = {
             "cluster": t.cluster,

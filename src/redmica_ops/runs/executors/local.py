@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 from redmica_ops.container.keys import master_secret
-from redmica_ops.errors import RedmicaError
+from redmica_ops.errors import JSONObject, RedmicaError
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
 from redmica_ops.runs.results import TAIL_LINES, TenantResult, fingerprint, mask, secret_values
 from redmica_ops.tenants.environment import tenant_environment
@@ -136,7 +136,7 @@ class LocalExecutor:
         self.run_id = run_id
         self.fingerprint = fingerprint(target.workdir or Path.cwd())
 
-    def preflight(self) -> dict[str, Any]:
+    def preflight(self) -> JSONObject:
         self.target.log_dir.mkdir(parents=True, exist_ok=True)
         return {
             "log_dir": str(self.target.log_dir),
