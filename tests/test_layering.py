@@ -5,11 +5,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "redmica_ops"
 # Shared by every command group: they are not command groups themselves.
 CLI_SHARED = {
     "app",
+    "lazy",
     "main",
     "options",
     "output",
@@ -84,3 +87,164 @@ def test_migrate_release_and_the_lambda_share_one_migration_function() -> None:
         source = path.read_text(encoding="utf-8")
         assert "migrations.run(" in source, path
     assert "migrations.run(" in (ROOT / "bench" / "run.py").read_text(encoding="utf-8")
+
+
+# -- import cycles (issue 24) ---------------------------------------------------------------------
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imported(module: str, path: Path, node: ast.Import | ast.ImportFrom) -> set[str]:
+    """The package's modules one import statement names (`from a import b` may name a.b)."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names if alias.name in MODULES}
+    base = node.module or ""
+    if node.level:
+        package = module.split(".")
+        if path.name != "__init__.py":
+            package = package[:-1]
+        package = package[: len(package) - node.level + 1]
+        base = ".".join(package + ([node.module] if node.module else []))
+    found = set()
+    for alias in node.names:
+        if f"{base}.{alias.name}" in MODULES:
+            found.add(f"{base}.{alias.name}")
+        elif base in MODULES:
+            found.add(base)
+    return found
+
+
+def import_edges(module: str, path: Path) -> dict[str, set[str]]:
+    """What `module` imports, by kind: at module level (runtime), under `if TYPE_CHECKING:`
+    (typing), and inside functions (function)."""
+    edges: dict[str, set[str]] = {"runtime": set(), "typing": set(), "function": set()}
+
+    def visit(node: ast.AST, kind: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(child, "function")
+            elif isinstance(child, ast.If) and _is_type_checking(child.test):
+                for statement in child.body:
+                    visit(ast.Module([statement], []), "typing" if kind == "runtime" else kind)
+                for statement in child.orelse:
+                    visit(ast.Module([statement], []), kind)
+            elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                edges[kind] |= _imported(module, path, child) - {module}
+            else:
+                visit(child, kind)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "runtime")
+    return edges
+
+
+def cycles(kinds: tuple[str, ...]) -> list[list[str]]:
+    """The strongly connected components (more than one module) of the import graph made of
+    the edges of `kinds` (Tarjan's algorithm)."""
+    graph = {m: set().union(*(import_edges(m, p)[k] for k in kinds)) for m, p in MODULES.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for module in sorted(graph):
+        if module not in index:
+            strong(module)
+    return found
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [("runtime",), ("runtime", "typing"), ("runtime", "typing", "function")],
+    ids=["runtime", "with-type-only-imports", "with-function-level-imports"],
+)
+def test_no_import_cycle_even_through_type_only_imports(kinds: tuple[str, ...]) -> None:
+    """A cycle through `if TYPE_CHECKING:` or a function-level import is still a cycle of
+    meaning (settings -> cells.config -> tenants.model -> passwords -> aws -> settings was one):
+    each module must be understandable without the ones that import it."""
+    assert cycles(kinds) == []
+
+
+# -- Any in library signatures (issue 24) ---------------------------------------------------------
+# WP2 types Fleet.__init__ with the stubs' clients when the Workspace builds the fleet.
+ANY_ALLOWED = {"cells/fleet.py"}
+
+
+def _has_any(annotation: ast.expr | None) -> bool:
+    if annotation is None:
+        return False
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        annotation = ast.parse(annotation.value, mode="eval").body
+    return any(
+        (isinstance(n, ast.Name) and n.id == "Any")
+        or (isinstance(n, ast.Attribute) and n.attr == "Any")
+        for n in ast.walk(annotation)
+    )
+
+
+def _public_signatures(tree: ast.AST) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]]:
+    found = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.ClassDef) and not child.name.startswith("_"):
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                dunder = child.name.startswith("__") and child.name.endswith("__")
+                if dunder or not child.name.startswith("_"):
+                    found.append((f"{prefix}{child.name}", child))
+
+    visit(tree, "")
+    return found
+
+
+def test_no_any_in_library_signatures() -> None:
+    """Public functions and methods outside cli/ say what they take and return: AWS clients and
+    responses with the stubs' types, JSON documents as errors.JSONObject (the one alias that
+    may hold Any), never a bare Any nor a hand-written dict[str, Any]."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = str(path.relative_to(PACKAGE))
+        if path.is_relative_to(PACKAGE / "cli") or relative in ANY_ALLOWED:
+            continue
+        for name, function in _public_signatures(ast.parse(path.read_text(encoding="utf-8"))):
+            arguments = function.args
+            annotated = [
+                *arguments.posonlyargs,
+                *arguments.args,
+                *arguments.kwonlyargs,
+                *([arguments.vararg] if arguments.vararg else []),
+                *([arguments.kwarg] if arguments.kwarg else []),
+            ]
+            bad = [a.arg for a in annotated if _has_any(a.annotation)]
+            bad += ["return"] if _has_any(function.returns) else []
+            offenders += [f"{relative}:{function.lineno} {name}({what})" for what in bad]
+    assert offenders == []
