@@ -142,7 +142,7 @@ def test_ecs_not_found_errors_are_exit_3_with_a_hint(code: str, words: str, sett
 
 
 def _iam_policy_roles() -> list[str]:
-    from redmica_ops.cli.doctor import iam_policy
+    from redmica_ops.cli.policy import iam_policy
 
     (option,) = [p for p in iam_policy.params if p.name == "role"]
     return list(option.type.choices)  # type: ignore[attr-defined]

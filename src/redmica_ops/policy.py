@@ -17,9 +17,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
+from redmica_ops.aws import translate_errors
+from redmica_ops.cells.config import cell_map
 from redmica_ops.errors import JSONObject, UsageError
+from redmica_ops.settings import Settings, require
+
+if TYPE_CHECKING:
+    from redmica_ops.aws import ClientFactory
 
 # The tag every migration task carries (runs/executors/ecs.py sets it at RunTask).
 MIGRATION_RUN_TAG = "redmica:run"
@@ -311,6 +317,63 @@ def scope_for(
     )
 
 
+def scope_from_settings(
+    role: str,
+    settings: Settings,
+    clients: ClientFactory,
+    account_id: str | None = None,
+    pass_roles: Sequence[str] = (),
+    backup_data: bool = False,
+) -> PolicyScope:
+    """`scope_for` with every resource from the settings; the account from STS unless given,
+    the roles to pass from the task definition (ECS) unless given."""
+    cells = cell_map(settings)
+    # Before any AWS call: a policy scoped to nothing would print "successfully" and be useless.
+    require(
+        settings,
+        required_settings(role, cells=cells.configured),
+        f"`iam-policy --for {role}` needs",
+    )
+    require(settings, ["bucket"], message="no config bucket is set")
+    assert settings.bucket is not None
+    if not account_id:
+        with translate_errors("asking STS for the account id"):
+            account_id = str(clients.sts().get_caller_identity()["Account"])
+
+    def task_roles(task_definition: str) -> list[str]:
+        with translate_errors(f"describing task definition {task_definition}"):
+            described = clients.ecs().describe_task_definition(taskDefinition=task_definition)
+        definition = described["taskDefinition"]
+        return [r for r in (definition.get("taskRoleArn"), definition.get("executionRoleArn")) if r]
+
+    return scope_for(
+        role,
+        region=settings.region or clients.sts().meta.region_name or "us-east-1",
+        account=account_id,
+        bucket=settings.bucket,
+        prefix=settings.prefix,
+        runs_prefix=settings.runs_prefix,
+        kms_key_id=settings.kms_key_id,
+        cluster=settings.cluster,
+        service=settings.service,
+        task_definition=settings.task_definition,
+        pass_roles=pass_roles,
+        task_roles=task_roles,
+        cell_services=[
+            f"{c.cluster}/{c.service}" for c in cells.cells if cells.configured and c.cluster
+        ],
+        hosted_zone_id=settings.hosted_zone_id,
+        lifecycle_prefix=settings.lifecycle_prefix,
+        backups_prefix=settings.backups_prefix,
+        master_secret_arn=settings.db_master_secret,
+        admin_task_role=settings.admin_task_role,
+        secrets_prefix=settings.tenant_secrets_prefix,
+        admin_task_definition=settings.admin_task_definition,
+        admin_broker=settings.admin_broker,
+        backup_data=backup_data,
+    )
+
+
 # The settings a role's policy cannot be scoped without (a policy for "any cluster" would be
 # neither least privilege nor what the operator meant).
 REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
@@ -333,18 +396,22 @@ def actions_for(role: str) -> set[str]:
     return {a for op in ROLE_OPERATIONS[role] for a in OPERATION_ACTIONS[op]}
 
 
-def policy_document(role: str, scope: PolicyScope) -> JSONObject:
-    """The IAM policy JSON for `role`, every statement scoped to the configured resources."""
-    actions = actions_for(role)
-    s3 = f"arn:{scope.partition}:s3:::{scope.bucket}"
-    statements: list[dict[str, Any]] = []
+class _Statements:
+    """The statements of one role's policy; `allow` keeps only the actions the role calls."""
 
-    def add(
-        sid: str, wanted: list[str], resources: list[str], condition: dict[str, Any] | None = None
+    def __init__(self, role: str, scope: PolicyScope) -> None:
+        self.role = role
+        self.scope = scope
+        self.actions = actions_for(role)
+        self.bucket = f"arn:{scope.partition}:s3:::{scope.bucket}"
+        self.statements: list[JSONObject] = []
+
+    def allow(
+        self, sid: str, wanted: list[str], resources: list[str], condition: JSONObject | None = None
     ) -> None:
-        present = sorted(a for a in wanted if a in actions)
+        present = sorted(a for a in wanted if a in self.actions)
         if present:
-            statement: dict[str, Any] = {
+            statement: JSONObject = {
                 "Sid": sid,
                 "Effect": "Allow",
                 "Action": present,
@@ -352,11 +419,48 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
             }
             if condition:
                 statement["Condition"] = condition
-            statements.append(statement)
+            self.statements.append(statement)
 
-    lifecycle = role in ("operator", "admin_task")
+
+def policy_document(role: str, scope: PolicyScope) -> JSONObject:
+    """The IAM policy JSON for `role`, every statement scoped to the configured resources."""
     if role == "admin_task":
         check_master_secret_arn(scope.master_secret_arn)
+    policy = _Statements(role, scope)
+    _config_bucket(policy)
+    _lifecycle_objects(policy)
+    if scope.kms_key_arn:
+        policy.statements.append(
+            {
+                "Sid": "ConfigBucketKey",
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+                "Resource": [scope.kms_key_arn],
+            }
+        )
+    if scope.cluster:
+        _cluster_tasks(policy, scope.cluster)
+        _services(policy, scope.cluster)
+    if scope.hosted_zone_id:
+        _routing(policy, scope.hosted_zone_id)
+    # These ECS actions do not support resource-level permissions.
+    policy.allow(
+        "TaskDefinitions",
+        ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:ListTaskDefinitions"],
+        ["*"],
+    )
+    if scope.admin_broker_arn:
+        policy.allow("InvokeAdminBroker", ["lambda:InvokeFunction"], [scope.admin_broker_arn])
+    if "iam:PassRole" in policy.actions:
+        policy.statements.append(_pass_roles(role, scope))
+    if role == "operator":
+        policy.statements.extend(_admin_denials(scope))
+    return {"Version": "2012-10-17", "Statement": policy.statements}
+
+
+def _config_bucket(policy: _Statements) -> None:
+    """Listing and inspecting the bucket; the tenants, their password secrets, run records."""
+    role, scope, s3 = policy.role, policy.scope, policy.bucket
     requests = f"{scope.lifecycle_prefix}requests/"
     # The broker lists the requests' folder only (lifecycle.broker.absent), never the tenants.
     prefixes = [requests] if role == "admin_broker" else [scope.prefix]
@@ -364,15 +468,15 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         prefixes.append(requests)
     if role in ("operator", "migrator"):
         prefixes.append(scope.runs_prefix)
-    if lifecycle:
+    if role in ("operator", "admin_task"):
         prefixes.append(scope.backups_prefix)
-    add(
+    policy.allow(
         "ListConfigBucket",
         ["s3:ListBucket", "s3:ListBucketVersions"],
         [s3],
         {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}},
     )
-    add(
+    policy.allow(
         "InspectConfigBucket",
         [
             "s3:GetBucketVersioning",
@@ -383,11 +487,29 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
     )
     if role == "admin_broker":
         # It reads a request to check it, and nothing else of the bucket.
-        add("ReadAdminRequests", ["s3:GetObject"], [f"{s3}/{scope.lifecycle_prefix}requests/*"])
+        policy.allow(
+            "ReadAdminRequests", ["s3:GetObject"], [f"{s3}/{scope.lifecycle_prefix}requests/*"]
+        )
     else:
-        add("ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"])
-    region_account = f"{scope.region}:{scope.account}"
-    if not scope.secrets_prefix and actions & {"secretsmanager:GetSecretValue", "ssm:GetParameter"}:
+        policy.allow(
+            "ReadTenants", ["s3:GetObject", "s3:GetObjectVersion"], [f"{s3}/{scope.prefix}*"]
+        )
+    _password_secrets(policy)
+    policy.allow(
+        "WriteTenants",
+        ["s3:PutObject", "s3:DeleteObject"] if role == "operator" else [],
+        [f"{s3}/{scope.prefix}*"],
+    )
+    if role in ("operator", "migrator"):
+        policy.allow("RunRecords", ["s3:GetObject", "s3:PutObject"], [f"{s3}/{scope.runs_prefix}*"])
+    elif role == "container":
+        policy.allow("WriteResults", ["s3:PutObject"], [f"{s3}/{scope.runs_prefix}*/results/*"])
+
+
+def _password_secrets(policy: _Statements) -> None:
+    scope = policy.scope
+    wanted = ["secretsmanager:GetSecretValue", "ssm:GetParameter"]
+    if not scope.secrets_prefix and policy.actions & set(wanted):
         # `secret:*` / `parameter/*`: every secret of the account, not the tenants' passwords.
         raise UsageError(
             "tenant_secrets_prefix is empty: the policy would let the role read every secret "
@@ -395,174 +517,149 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
             "set tenant_secrets_prefix (REDMICA_TENANT_SECRETS_PREFIX or `tenant_secrets_prefix` "
             "in redmica.toml) to a prefix ending with '/', e.g. redmica/tenants/",
         )
-    add(
+    region_account = f"{scope.region}:{scope.account}"
+    policy.allow(
         "ReadTenantPasswordSecrets",
-        ["secretsmanager:GetSecretValue", "ssm:GetParameter"],
+        wanted,
         [
             f"arn:{scope.partition}:secretsmanager:{region_account}:secret:{scope.secrets_prefix}*",
             f"arn:{scope.partition}:ssm:{region_account}:parameter/{scope.secrets_prefix}*",
         ],
     )
-    add(
-        "WriteTenants",
-        ["s3:PutObject", "s3:DeleteObject"] if role == "operator" else [],
-        [f"{s3}/{scope.prefix}*"],
-    )
-    if role in ("operator", "migrator"):
-        add("RunRecords", ["s3:GetObject", "s3:PutObject"], [f"{s3}/{scope.runs_prefix}*"])
-    elif role == "container":
-        add("WriteResults", ["s3:PutObject"], [f"{s3}/{scope.runs_prefix}*/results/*"])
-    backups = f"{s3}/{scope.backups_prefix}*"
-    if role == "admin_task":
+
+
+def _lifecycle_objects(policy: _Statements) -> None:
+    """Admin task requests and results, purge records, backups (docs/tenant-lifecycle.md)."""
+    scope, s3 = policy.scope, policy.bucket
+    lifecycle, backups = f"{s3}/{scope.lifecycle_prefix}", f"{s3}/{scope.backups_prefix}*"
+    if policy.role == "admin_task":
         # Requests and results of admin tasks, database backups (dumps and manifests).
-        add(
-            "LifecycleObjects",
-            ["s3:GetObject", "s3:PutObject"],
-            [f"{s3}/{scope.lifecycle_prefix}*", backups],
+        policy.allow(
+            "LifecycleObjects", ["s3:GetObject", "s3:PutObject"], [f"{lifecycle}*", backups]
         )
         # A request is taken (deleted, with its stored version) before its step runs.
-        add(
+        policy.allow(
             "TakeAdminRequests",
             ["s3:DeleteObject", "s3:DeleteObjectVersion"],
-            [f"{s3}/{scope.lifecycle_prefix}requests/*"],
+            [f"{lifecycle}requests/*"],
         )
-        add("ReadMasterSecret", ["secretsmanager:GetSecretValue"], [str(scope.master_secret_arn)])
-    elif role == "operator":
+        policy.allow(
+            "ReadMasterSecret", ["secretsmanager:GetSecretValue"], [str(scope.master_secret_arn)]
+        )
+    elif policy.role == "operator":
         # Requests and results of admin tasks, deprovision records.
-        add(
-            "LifecycleObjects",
-            ["s3:GetObject", "s3:PutObject"],
-            [f"{s3}/{scope.lifecycle_prefix}*"],
-        )
+        policy.allow("LifecycleObjects", ["s3:GetObject", "s3:PutObject"], [f"{lifecycle}*"])
         if scope.backup_data:
             # `--executor local` dumps and restores on the operator's machine.
-            add("BackupData", ["s3:GetObject", "s3:PutObject"], [backups])
+            policy.allow("BackupData", ["s3:GetObject", "s3:PutObject"], [backups])
         else:
             # `tenant backups` and restores name a backup by its manifest; the dumps (.dump)
             # are read and written by the admin task only.
-            add("ReadBackupManifests", ["s3:GetObject"], [f"{backups}.json"])
-    if scope.kms_key_arn:
-        kms = ["kms:Decrypt", "kms:GenerateDataKey"]
-        statements.append(
-            {
-                "Sid": "ConfigBucketKey",
-                "Effect": "Allow",
-                "Action": kms,
-                "Resource": [scope.kms_key_arn],
+            policy.allow("ReadBackupManifests", ["s3:GetObject"], [f"{backups}.json"])
+
+
+def _cluster_tasks(policy: _Statements, cluster: str) -> None:
+    """Starting, watching and stopping tasks in the cluster: the broker the admin family's,
+    the others the app's (or every cell's)."""
+    scope = policy.scope
+    cluster_arn = scope.ecs(f"cluster/{cluster}")
+    policy.allow("DescribeCluster", ["ecs:DescribeClusters"], [cluster_arn])
+    broker = policy.role == "admin_broker"
+    tasks = scope.ecs(f"task/{cluster}/*")
+    definitions = scope.ecs(f"task-definition/{scope.family or '*'}:*")
+    policy.allow(
+        "RunAdminTasks" if broker else "RunMigrationTasks",
+        ["ecs:RunTask"],
+        [definitions],
+        {"ArnEquals": {"ecs:cluster": cluster_arn}},
+    )
+    policy.allow(
+        "TagAdminTasks" if broker else "TagMigrationTasks",
+        ["ecs:TagResource"],
+        [tasks] if broker else [tasks, definitions],
+        {
+            "StringEquals": {
+                "ecs:CreateAction": "RunTask" if broker else ["RunTask", "RegisterTaskDefinition"]
             }
+        },
+    )
+    policy.allow("WatchMigrationTasks", ["ecs:DescribeTasks"], [tasks])
+    # Only tasks that migrate tagged when it started them (tag redmica:run), never the
+    # service's own tasks or anyone else's.
+    policy.allow(
+        "StopMigrationTasks",
+        ["ecs:StopTask"],
+        [tasks],
+        {"Null": {f"aws:ResourceTag/{MIGRATION_RUN_TAG}": "false"}},
+    )
+    policy.allow(
+        "ListClusterTasks", ["ecs:ListTasks"], ["*"], {"ArnEquals": {"ecs:cluster": cluster_arn}}
+    )
+
+
+def _services(policy: _Statements, cluster: str) -> None:
+    """Deploying the service, or every cell's, and following its deployments."""
+    scope = policy.scope
+    services = list(scope.cell_services) or (
+        [f"{cluster}/{scope.service}"] if scope.service else []
+    )
+    if services:
+        policy.allow(
+            "DeployService",
+            ["ecs:DescribeServices", "ecs:UpdateService", "ecs:ListServiceDeployments"],
+            [scope.ecs(f"service/{service}") for service in services],
         )
-    if scope.cluster:
-        cluster_arn = scope.ecs(f"cluster/{scope.cluster}")
-        add("DescribeCluster", ["ecs:DescribeClusters"], [cluster_arn])
-        # The broker starts the admin family's tasks; the others the app's (or every cell's).
-        broker = role == "admin_broker"
-        family = scope.family or "*"
-        tasks, definitions = (
-            scope.ecs(f"task/{scope.cluster}/*"),
-            scope.ecs(f"task-definition/{family}:*"),
+        policy.allow(
+            "FollowServiceDeployments",
+            ["ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"],
+            [scope.ecs(f"service-deployment/{service}/*") for service in services],
         )
-        add(
-            "RunAdminTasks" if broker else "RunMigrationTasks",
-            ["ecs:RunTask"],
-            [definitions],
-            {"ArnEquals": {"ecs:cluster": cluster_arn}},
-        )
-        add(
-            "TagAdminTasks" if broker else "TagMigrationTasks",
-            ["ecs:TagResource"],
-            [tasks] if broker else [tasks, definitions],
-            {
-                "StringEquals": {
-                    "ecs:CreateAction": "RunTask"
-                    if broker
-                    else ["RunTask", "RegisterTaskDefinition"]
-                }
-            },
-        )
-        add("WatchMigrationTasks", ["ecs:DescribeTasks"], [scope.ecs(f"task/{scope.cluster}/*")])
-        # Only tasks that migrate tagged when it started them (tag redmica:run), never the
-        # service's own tasks or anyone else's.
-        add(
-            "StopMigrationTasks",
-            ["ecs:StopTask"],
-            [scope.ecs(f"task/{scope.cluster}/*")],
-            {"Null": {f"aws:ResourceTag/{MIGRATION_RUN_TAG}": "false"}},
-        )
-        add(
-            "ListClusterTasks",
-            ["ecs:ListTasks"],
-            ["*"],
-            {"ArnEquals": {"ecs:cluster": cluster_arn}},
-        )
-        services = list(scope.cell_services) or (
-            [f"{scope.cluster}/{scope.service}"] if scope.service else []
-        )
-        if services:
-            add(
-                "DeployService",
-                ["ecs:DescribeServices", "ecs:UpdateService", "ecs:ListServiceDeployments"],
-                [scope.ecs(f"service/{service}") for service in services],
-            )
-            add(
-                "FollowServiceDeployments",
-                ["ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"],
-                [scope.ecs(f"service-deployment/{service}/*") for service in services],
-            )
-    if scope.hosted_zone_id:
-        zone = scope.hosted_zone_id.rsplit("/", 1)[-1]
-        add(
-            "RouteTenantHosts",
-            ["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
-            [f"arn:{scope.partition}:route53:::hostedzone/{zone}"],
-        )
-        add(
-            "WatchRouteChanges",
-            ["route53:GetChange"],
-            [f"arn:{scope.partition}:route53:::change/*"],
-        )
-        # Describe* of Elastic Load Balancing has no resource-level permissions.
-        add(
-            "FindCellLoadBalancers",
-            [
-                "elasticloadbalancing:DescribeTargetGroups",
-                "elasticloadbalancing:DescribeLoadBalancers",
-            ],
-            ["*"],
-        )
-    # These ECS actions do not support resource-level permissions.
-    add(
-        "TaskDefinitions",
-        ["ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition", "ecs:ListTaskDefinitions"],
+
+
+def _routing(policy: _Statements, hosted_zone_id: str) -> None:
+    """The tenants' alias records in the zone, and finding each cell's load balancer."""
+    partition = policy.scope.partition
+    zone = hosted_zone_id.rsplit("/", 1)[-1]
+    policy.allow(
+        "RouteTenantHosts",
+        ["route53:ListResourceRecordSets", "route53:ChangeResourceRecordSets"],
+        [f"arn:{partition}:route53:::hostedzone/{zone}"],
+    )
+    policy.allow(
+        "WatchRouteChanges", ["route53:GetChange"], [f"arn:{partition}:route53:::change/*"]
+    )
+    # Describe* of Elastic Load Balancing has no resource-level permissions.
+    policy.allow(
+        "FindCellLoadBalancers",
+        [
+            "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:DescribeLoadBalancers",
+        ],
         ["*"],
     )
-    if scope.admin_broker_arn:
-        add("InvokeAdminBroker", ["lambda:InvokeFunction"], [scope.admin_broker_arn])
-    if "iam:PassRole" in actions:
-        if not scope.pass_roles:
-            raise UsageError(
-                f"the {role} policy must name the roles it may pass to ECS, and none is known",
-                "give --pass-role ARN (the task and execution roles), or set task_definition "
-                "so they are read from it",
-            )
-        statements.append(
-            {
-                "Sid": "PassTaskRoles",
-                "Effect": "Allow",
-                "Action": ["iam:PassRole"],
-                "Resource": list(scope.pass_roles),
-                "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
-            }
+
+
+def _pass_roles(role: str, scope: PolicyScope) -> JSONObject:
+    if not scope.pass_roles:
+        raise UsageError(
+            f"the {role} policy must name the roles it may pass to ECS, and none is known",
+            "give --pass-role ARN (the task and execution roles), or set task_definition "
+            "so they are read from it",
         )
-    if role == "operator":
-        statements.extend(_admin_denials(scope))
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {
+        "Sid": "PassTaskRoles",
+        "Effect": "Allow",
+        "Action": ["iam:PassRole"],
+        "Resource": list(scope.pass_roles),
+        "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
+    }
 
 
-def _admin_denials(scope: PolicyScope) -> list[dict[str, Any]]:
+def _admin_denials(scope: PolicyScope) -> list[JSONObject]:
     """What an operator may never do, even if another policy of theirs allows it: start the
     admin task (its task definition, or any task with its role), register a revision of its
     family (which the broker would then start), or read the master secret."""
-    denials: list[dict[str, Any]] = []
+    denials: list[JSONObject] = []
     if scope.admin_family:
         family = scope.ecs(f"task-definition/{scope.admin_family}:*")
         starting = ["ecs:RunTask", "ecs:StartTask", "ecs:RegisterTaskDefinition"]
@@ -576,7 +673,7 @@ def _admin_denials(scope: PolicyScope) -> list[dict[str, Any]]:
     return denials
 
 
-def _deny(sid: str, actions: list[str], resource: str) -> dict[str, Any]:
+def _deny(sid: str, actions: list[str], resource: str) -> JSONObject:
     return {"Sid": sid, "Effect": "Deny", "Action": actions, "Resource": [resource]}
 
 

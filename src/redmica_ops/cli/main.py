@@ -183,7 +183,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "Check the setup: settings, credentials, bucket, tenants, ECS, Apache.",
     ),
     "iam-policy": LazyCommand(
-        "redmica_ops.cli.doctor",
+        "redmica_ops.cli.policy",
         "iam_policy",
         "Print the least-privilege IAM policy JSON for a principal.",
     ),
