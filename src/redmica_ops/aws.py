@@ -175,6 +175,17 @@ def translate(exc: Exception, action: str, bucket: str | None = None) -> Redmica
     """The operator-facing error for a botocore exception, or None if it is not one."""
     from botocore import exceptions as bce
 
+    if isinstance(exc, bce.ClientError):
+        return _client_error(error_code(exc), action, bucket)
+    if isinstance(exc, bce.BotoCoreError):
+        return _botocore_error(exc, action)
+    return None
+
+
+def _botocore_error(exc: Exception, action: str) -> RedmicaError:
+    """An error before AWS answered: credentials, profile, region, network."""
+    from botocore import exceptions as bce
+
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
         return AwsError(
             f"no AWS credentials found while {action}",
@@ -199,11 +210,11 @@ def translate(exc: Exception, action: str, bucket: str | None = None) -> Redmica
         )
     if isinstance(exc, bce.ReadTimeoutError):
         return AwsError(f"AWS did not answer in time while {action}", "try again")
-    if not isinstance(exc, bce.ClientError):
-        if isinstance(exc, bce.BotoCoreError):
-            return AwsError(f"AWS error while {action}: {type(exc).__name__}", "run with --debug")
-        return None
-    code = error_code(exc)
+    return AwsError(f"AWS error while {action}: {type(exc).__name__}", "run with --debug")
+
+
+def _client_error(code: str, action: str, bucket: str | None) -> RedmicaError:
+    """An error AWS answered with, by its code."""
     if code in ("NoSuchBucket",):
         return AwsError(
             f"bucket {bucket!r} does not exist (while {action})",
@@ -228,6 +239,10 @@ def translate(exc: Exception, action: str, bucket: str | None = None) -> Redmica
             f"changed by someone else while {action}",
             "read it again and retry; nothing was overwritten",
         )
+    return _denied_or_other(code, action, bucket)
+
+
+def _denied_or_other(code: str, action: str, bucket: str | None) -> RedmicaError:
     if code in _ACCESS_CODES:
         return AwsError(f"access denied while {action}", IAM_HINT)
     if code in _CREDENTIAL_CODES:
