@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -273,3 +276,36 @@ def test_yaml_parse_entry_point_reports_yaml_and_model_problems() -> None:
     tenant, problems = parse_tenant_bytes("Bad!", raw, "f.yaml")
     assert tenant is None
     assert [p.field for p in problems] == ["(tenant id)", "db.port"]
+
+
+PLUGIN_PROBE = """
+import os, sys
+import pydantic.plugin._loader as loader
+
+class Spy:  # a pydantic plugin: would see every document the model validates
+    def new_schema_validator(self, *args, **kwargs):
+        return None, None, None
+
+loader._plugins = {"spy": Spy()}  # as if found through an entry point
+import pydantic
+import redmica_ops.tenants.model as model
+models = [m for m in vars(model).values() if isinstance(m, type)
+          and issubclass(m, pydantic.BaseModel) and m.__module__ == model.__name__]
+kinds = sorted({type(m.__pydantic_validator__).__name__ for m in models})
+print(len(models), ",".join(kinds), os.environ.get("PYDANTIC_DISABLE_PLUGINS"))
+"""
+
+
+@pytest.mark.parametrize("setting", [None, "other_plugin"])
+def test_no_pydantic_plugin_sees_tenant_documents(setting: str | None) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if setting is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = setting
+    result = subprocess.run(
+        [sys.executable, "-c", PLUGIN_PROBE], env=env, capture_output=True, text=True, check=True
+    )
+    # Every model of the module (Tenant, Database, Storage, ...) has a plain validator (no
+    # plugin hook), and the caller's environment is as it was.
+    count, kinds, after = result.stdout.split()
+    assert int(count) >= 4
+    assert (kinds, after) == ("SchemaValidator", str(setting))

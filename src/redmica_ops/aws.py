@@ -6,6 +6,7 @@ imported inside functions so that offline commands (`--help`, `tenant validate`)
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -271,8 +272,6 @@ HASH_METADATA = "redmica-sha256"  # S3 returns it as x-amz-meta-redmica-sha256
 
 
 def content_hash(body: bytes) -> str:
-    import hashlib
-
     return hashlib.sha256(body).hexdigest()
 
 

@@ -60,7 +60,7 @@ class RootGroup(LazyGroup):
             return result
         except RedmicaError as error:
             if app.debug:
-                import traceback
+                import traceback  # only --debug prints it; every start-up would pay its import
 
                 traceback.print_exc()
             _safe_output(app).error(error)
@@ -106,6 +106,7 @@ def _usage_error(error: click.UsageError, argv: Sequence[str]) -> NoReturn:
     """A usage error in our format (one line and a hint), as JSON on stdout too when asked."""
     if isinstance(error, click.exceptions.NoArgsIsHelpError):
         raise error  # `redmica` or `redmica tenant` alone: click shows the help
+    # Here, not at the top: `redmica --help` never needs cli/output.py; only errors do.
     from redmica_ops.cli.output import Output
 
     path = error.ctx.command_path if error.ctx else "redmica"
@@ -116,7 +117,7 @@ def _usage_error(error: click.UsageError, argv: Sequence[str]) -> NoReturn:
 
 
 def _safe_output(app: Application) -> Output:
-    from redmica_ops.cli.output import Output
+    from redmica_ops.cli.output import Output  # not at the top: as in _usage_error
 
     try:
         return app.output

@@ -12,6 +12,7 @@ and bad input is rejected with every problem named, never silently corrected.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -34,12 +35,23 @@ from redmica_ops.tenants import rules
 from redmica_ops.tenants.references import canonical_reference, check_reference
 from redmica_ops.tenants.safeyaml import load_document
 
+_DISABLE_PLUGINS = "PYDANTIC_DISABLE_PLUGINS"
 REDACTED = "********"
 SECRET_FIELDS = frozenset({"db.password"})
 
 
 def _reject(message: str) -> PydanticCustomError:
     return PydanticCustomError("redmica_rule", message)
+
+
+# No pydantic plugin sees these models: a plugin installed next to redmica (found through
+# package entry points) would receive every tenant document validated here, passwords included
+# (its on_validate_python hook); and looking for plugins costs every `tenant validate` its
+# start-up. Pydantic decides when a model's validator is built, at class creation: the switch
+# is on for the classes below and the caller's own setting is back after them, so nothing
+# leaks into the environment of the processes redmica starts.
+_PLUGINS_SETTING = os.environ.get(_DISABLE_PLUGINS)
+os.environ[_DISABLE_PLUGINS] = "__all__"
 
 
 class _Strict(BaseModel):
@@ -292,6 +304,12 @@ class Tenant(_Strict):
             raise ValidationFailed(problems_from_validation(exc, "(change)")) from None
 
 
+if _PLUGINS_SETTING is None:
+    del os.environ[_DISABLE_PLUGINS]
+else:
+    os.environ[_DISABLE_PLUGINS] = _PLUGINS_SETTING
+
+
 def is_redacted(tenant: Tenant) -> bool:
     """Is the password the redaction placeholder (meaning "keep the stored one")?"""
     password = tenant.db.password
@@ -341,6 +359,8 @@ def _message(error: Any, path: str) -> str:
         }
         parent, _, key = path.rpartition(".")
         if parent in known:
+            # Here, not at the top: only a misspelt key needs it, and every `tenant validate`
+            # would pay its import (difflib, heapq).
             import difflib
 
             fields = known[parent].split(", ")
