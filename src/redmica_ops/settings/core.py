@@ -26,7 +26,9 @@ from redmica_ops.settings.declare import setting
 from redmica_ops.tenants import rules
 
 
-@dataclass(frozen=True)
+# Only declarations: `Settings` generates __init__, __eq__ and __repr__ for all the fields;
+# generating them here as well would cost every command's start-up a second set.
+@dataclass(frozen=True, init=False, repr=False, eq=False)
 class CoreSettings:
     """The first fields of `Settings` (see there)."""
 
