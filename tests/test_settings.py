@@ -167,6 +167,34 @@ def test_every_setting_has_one_default_one_env_name_and_one_doc_line() -> None:
             assert shown.startswith(default), (spec.name, shown, default)
 
 
+def test_each_setting_kind_is_its_annotation_as_typing_reads_it() -> None:
+    """specs_of reads the annotations as text (start-up); typing's reading agrees."""
+    import typing
+
+    from redmica_ops.settings import SPECS, Settings
+
+    hints = typing.get_type_hints(Settings)
+    for spec in SPECS:
+        hint = hints[spec.name]
+        origin = typing.get_origin(hint)
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        expected = tuple if origin is tuple else (args[0] if args else hint)
+        assert spec.kind is expected, spec.name
+
+
+def test_a_setting_of_another_type_is_refused_when_declared() -> None:
+    import dataclasses
+
+    from redmica_ops.settings.declare import setting, specs_of
+
+    @dataclasses.dataclass(frozen=True)
+    class Odd:
+        when: frozenset[str] = setting(frozenset(), "a set is no setting's type")
+
+    with pytest.raises(TypeError, match="cannot be declared as 'frozenset\\[str\\]'"):
+        specs_of(Odd)
+
+
 def test_component_defaults_are_the_settings_defaults() -> None:
     import dataclasses
 
