@@ -18,7 +18,6 @@ CLI_SHARED = {
     "output",
     "progress",
     "reference",
-    "reports",
     "result",
     "waves",
 }

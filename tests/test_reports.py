@@ -1,20 +1,26 @@
-"""What `migrate`, `runs show`, `deploy` and `release` print: each fact once, true for the case."""
+"""What `migrate`, `runs show`, `deploy` and `release` print: each fact once, true for the case.
+
+The reports are the library's (`runs/report.py`, `deploy/report.py`), shown as the CLI shows them.
+"""
 
 from __future__ import annotations
 
 import io
 
 from redmica_ops.cli.output import Output
-from redmica_ops.cli.reports import MigrationResult, RolloutResult, launch_lines
+from redmica_ops.cli.result import ReportResult
 from redmica_ops.deploy.model import RolloutReport
+from redmica_ops.deploy.report import rollout_report
+from redmica_ops.report import Report
 from redmica_ops.runs.fanout import FanOutOptions
 from redmica_ops.runs.migrations import MigrationOutcome
 from redmica_ops.runs.record import RunRecord, Status, TenantRun
+from redmica_ops.runs.report import launch_lines, migration_report
 
 
-def _printed(result: MigrationResult | RolloutResult) -> str:
+def _printed(report: Report) -> str:
     stdout, stderr = io.StringIO(), io.StringIO()
-    result.render_text(Output(stdout=stdout, stderr=stderr))
+    ReportResult(report).render_text(Output(stdout=stdout, stderr=stderr))
     return stdout.getvalue() + stderr.getvalue()
 
 
@@ -27,11 +33,11 @@ def test_runs_show_lists_a_failed_tenant_once() -> None:
             "globex", Status.FAILED, exit_code=1, attempts=1, reason="exited 1", log_stream="s/1"
         ),
     }
-    shown = _printed(MigrationResult(MigrationOutcome(record=record), every_tenant=True))
+    shown = _printed(migration_report(MigrationOutcome(record=record), every_tenant=True))
     assert shown.count("globex") == 2  # its row, and where its logs are
     assert shown.count("exited 1") == 1
     assert "logs of globex: aws logs tail /redmica/app --log-stream-names s/1" in shown
-    after_a_run = _printed(MigrationResult(MigrationOutcome(record=record)))
+    after_a_run = _printed(migration_report(MigrationOutcome(record=record)))
     assert after_a_run.count("exited 1") == 1  # `migrate` itself: the failure table only
 
 
@@ -54,16 +60,16 @@ def _report(result: str, reason: str) -> RolloutReport:
 
 
 def test_a_failed_deploy_says_failed_once() -> None:
-    text = _printed(RolloutResult(_report("failed", "tasks failed to start")))
+    text = _printed(rollout_report(_report("failed", "tasks failed to start")))
     assert "error: deploy failed: tasks failed to start\n" in text
     assert "FAILED" not in text and "failed: failed" not in text
-    timed_out = _printed(RolloutResult(_report("timed_out", "did not finish within 60s")))
+    timed_out = _printed(rollout_report(_report("timed_out", "did not finish within 60s")))
     assert "error: deploy failed (timed out): did not finish within 60s" in timed_out
 
 
 def test_a_followed_rollout_does_not_print_its_events_a_second_time() -> None:
     report = _report("failed", "tasks failed to start")
     report.events = ["(service app) deployment failed: circuit breaker: rolling back."]
-    text = _printed(RolloutResult(report))
+    text = _printed(rollout_report(report))
     assert "circuit breaker" not in text  # streamed as "event: ..." while it happened
     assert "`redmica status --events 10`" in text

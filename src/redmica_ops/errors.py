@@ -13,6 +13,10 @@ from typing import Any, TypeAlias
 JSONObject: TypeAlias = dict[str, Any]
 """A JSON object as the library builds it for output (`--output json`, IAM policies, records):
 string keys, JSON-serialisable values. Named so no public signature says a bare `Any`."""
+JSONValue: TypeAlias = (
+    "str | int | float | bool | Sequence[JSONValue] | Mapping[str, JSONValue] | None"
+)
+"""Any JSON value: what a result's `--output json` document is."""
 
 
 class ExitCode(IntEnum):

@@ -1,7 +1,7 @@
 """`redmica deploy | reload | rollback | release | status`: rolling updates of the ECS service.
 
 Each command builds its verb's request and dispatches to `redmica_ops.deploy.<verb>.run`; the
-results are rendered by `cli/reports.py`.
+results are shown as the library builds them (`deploy/report.py`).
 """
 
 from __future__ import annotations
@@ -112,9 +112,10 @@ def deploy(
       redmica deploy --image registry.example.com/redmica:v6 --canary-cell a --max-parallel-cells 2
       redmica deploy --image registry.example.com/redmica:v7 --diff
     """
-    from redmica_ops.cli.reports import RolloutResult
+    from redmica_ops.cli.result import ReportResult
     from redmica_ops.deploy import deploy as verb
     from redmica_ops.deploy.model import require_container_flag, require_image_reference
+    from redmica_ops.deploy.report import rollout_report
 
     require_container_flag(container)  # an empty --container is never "the default"
     if diff:
@@ -142,7 +143,7 @@ def deploy(
     request = verb.DeployRequest(
         image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
     )
-    return RolloutResult(verb.run(request, app.workspace()))
+    return ReportResult(rollout_report(verb.run(request, app.workspace())))
 
 
 def _plan(
@@ -198,8 +199,9 @@ def reload(
       redmica reload --no-wait
       redmica reload --cell b
     """
-    from redmica_ops.cli.reports import RolloutResult
+    from redmica_ops.cli.result import ReportResult
     from redmica_ops.deploy import reload as verb
+    from redmica_ops.deploy.report import rollout_report
 
     if waves.wants_cells(app, cells):
         waves.refuse_no_wait(no_wait)
@@ -209,7 +211,7 @@ def reload(
         return waves.run(app, wave_request)
 
     request = verb.ReloadRequest(timeout=timeout, wait=not no_wait)
-    return RolloutResult(verb.run(request, app.workspace()))
+    return ReportResult(rollout_report(verb.run(request, app.workspace())))
 
 
 @click.command()
@@ -246,10 +248,10 @@ def rollback(
       redmica rollback --to 41 --yes
       redmica rollback --cell a
     """
-    from redmica_ops.cli.reports import RolloutResult
-    from redmica_ops.cli.result import Done
+    from redmica_ops.cli.result import Done, ReportResult
     from redmica_ops.deploy import rollback as verb
     from redmica_ops.deploy.model import require_revision_reference, revision_name
+    from redmica_ops.deploy.report import rollout_report
 
     if to is not None:
         require_revision_reference(to)  # `--to ''` is a mistake, never "the previous one"
@@ -278,7 +280,7 @@ def rollback(
                 "task_definition": outcome.target,
             }
         )
-    return RolloutResult(outcome.report)
+    return ReportResult(rollout_report(outcome.report))
 
 
 @click.command()
@@ -337,9 +339,10 @@ def release(
       redmica release --image registry.example.com/redmica:v6 --yes
       redmica release --image registry.example.com/redmica:v6 --canary-cell a
     """
-    from redmica_ops.cli.reports import ReleaseResult
+    from redmica_ops.cli.result import ReportResult
     from redmica_ops.deploy import release as verb
     from redmica_ops.deploy.model import require_container_flag, require_image_reference
+    from redmica_ops.deploy.report import release_report
     from redmica_ops.runs.pacing import sigint_escalates
 
     require_container_flag(container)  # an empty --container is never "the default"
@@ -377,7 +380,7 @@ def release(
     )
     ws = app.workspace()
     with sigint_escalates(ws.cancellation):
-        return ReleaseResult(verb.run(request, ws))
+        return ReportResult(release_report(verb.run(request, ws)))
 
 
 @click.command()
@@ -400,10 +403,11 @@ def status(app: Application, events: int, cells: tuple[str, ...]) -> CommandResu
       redmica status --output json | jq '.deployments'
       redmica status --cell a --events 0
     """
-    from redmica_ops.cli.reports import StatusResult
+    from redmica_ops.cli.result import ReportResult
     from redmica_ops.deploy import status as verb
+    from redmica_ops.deploy.report import status_report
 
     if waves.wants_cells(app, cells):
         return waves.status(app, cells, events)
 
-    return StatusResult(verb.run(verb.StatusRequest(events), app.workspace()))
+    return ReportResult(status_report(verb.run(verb.StatusRequest(events), app.workspace())))

@@ -130,7 +130,6 @@ def migrate(
       redmica migrate --cell b --canary 2
       redmica migrate --all --tenants-per-task 5 --skip-current
     """
-    from redmica_ops.cli.reports import MigrationResult
     from redmica_ops.runs import migrations
     from redmica_ops.runs.pacing import sigint_escalates
 
@@ -165,5 +164,5 @@ def migrate(
     )
     ws = app.workspace()
     with sigint_escalates(ws.cancellation):
-        result = MigrationResult(migrations.run(request, ws))
-    return waves.per_cell(app, result)
+        outcome = migrations.run(request, ws)
+    return waves.per_cell(app, outcome)

@@ -89,8 +89,9 @@ def show_run(app: Application, run_id: str, tenant_id: str | None) -> CommandRes
       redmica runs show 20261126T060000Z-1a2b3c
       redmica runs show 20261126T060000Z-1a2b3c acme
     """
-    from redmica_ops.cli.reports import MigrationResult, tenant_result
+    from redmica_ops.cli.result import ReportResult
     from redmica_ops.runs.migrations import MigrationOutcome, collect
+    from redmica_ops.runs.report import migration_report, tenant_report
 
     ws = app.workspace()
     record = ws.run_store().load(run_id)
@@ -99,8 +100,9 @@ def show_run(app: Application, run_id: str, tenant_id: str | None) -> CommandRes
         if changed:
             ws.message(f"collected {changed} result(s) for run {run_id}")
     if tenant_id is not None:
-        return tenant_result(record, tenant_id)
-    return MigrationResult(MigrationOutcome(record), every_tenant=True, code_from_run=False)
+        return ReportResult(tenant_report(record, tenant_id))
+    outcome = MigrationOutcome(record)
+    return ReportResult(migration_report(outcome, every_tenant=True, code_from_run=False))
 
 
 @command(runs, "collect")
@@ -118,8 +120,9 @@ def collect_run(app: Application, run_id: str | None) -> CommandResult:
       redmica runs collect 20261126T060000Z-1a2b3c --output json
       redmica runs collect
     """
-    from redmica_ops.cli.reports import MigrationResult
+    from redmica_ops.cli.result import ReportResult
     from redmica_ops.runs.migrations import MigrationOutcome, collect, collect_recent
+    from redmica_ops.runs.report import migration_report
 
     ws = app.workspace()
     if run_id is None:
@@ -154,6 +157,5 @@ def collect_run(app: Application, run_id: str | None) -> CommandResult:
     record = ws.run_store().load(run_id)
     changed = collect(record, ws)
     ws.message(f"collected {changed} result(s) for run {run_id}")
-    result = MigrationResult(MigrationOutcome(record), code_from_run=False)
-    result.pending_is_failure = True
-    return result
+    outcome = MigrationOutcome(record)
+    return ReportResult(migration_report(outcome, code_from_run=False, pending_is_failure=True))

@@ -6,8 +6,7 @@ Used by `deploy`, `release`, `reload` and `rollback` when the `cells` setting na
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -18,8 +17,8 @@ if TYPE_CHECKING:
     from redmica_ops.cells.waves import MigrationOptions, WaveReport, WaveRequest
     from redmica_ops.cli.app import Application
     from redmica_ops.cli.output import Output
-    from redmica_ops.cli.reports import MigrationResult
     from redmica_ops.cli.result import CommandResult
+    from redmica_ops.runs.migrations import MigrationOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -224,47 +223,31 @@ def cell_tenants(
     return ids, fleet.revision(chosen)
 
 
-@dataclass
-class PerCellMigration:
-    """A migration's report with a line per cell (when the setup has cells)."""
+def per_cell(app: Application, outcome: MigrationOutcome) -> CommandResult:
+    """A migration's report; with cells, a line and a JSON entry per cell with its counts."""
+    from redmica_ops.cli.result import ReportResult
+    from redmica_ops.report import text
+    from redmica_ops.runs.report import migration_report
 
-    inner: MigrationResult
-    by_cell: dict[str, dict[str, int]]
-
-    def to_json(self) -> JSONValue:
-        document = self.inner.to_json()
-        if isinstance(document, dict):
-            cells: JSONValue = {c: dict(v) for c, v in self.by_cell.items()}
-            return {**document, "cells": cells}
-        return document
-
-    def render_text(self, out: Output) -> None:
-        self.inner.render_text(out)
-        for cell, counts in self.by_cell.items():
-            summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-            out.text(f"cell {cell}: {summary}")
-
-    @property
-    def exit_code(self) -> int:
-        return self.inner.exit_code
-
-    @property
-    def messages(self) -> Sequence[str]:
-        return list(getattr(self.inner, "messages", ()))
-
-
-def per_cell(app: Application, result: MigrationResult) -> CommandResult:
-    """With cells, count a run's tenants per cell; otherwise the report as it is."""
-    record = result.outcome.record
+    report = migration_report(outcome)
+    record = outcome.record
     if record is None or not app.settings.cells:
-        return result
+        return ReportResult(report)
     from redmica_ops.cells.config import cell_map
 
     cells = cell_map(app.settings)
-    home = {s.tenant_id: cells.cell_of(s.tenant) for s in app.store().load_all().tenants}
+    listing = app.workspace().tenants()
+    home = {s.tenant_id: cells.cell_of(s.tenant) for s in listing.tenants}
     by_cell: dict[str, dict[str, int]] = {name: {} for name in cells.names()}
     for tenant_id, run in sorted(record.tenants.items()):
         counts = by_cell.setdefault(home.get(tenant_id, "(removed)"), {})
         status = str(getattr(run.status, "value", run.status))
         counts[status] = counts.get(status, 0) + 1
-    return PerCellMigration(result, {c: v for c, v in by_cell.items() if v})
+    by_cell = {c: v for c, v in by_cell.items() if v}
+    if isinstance(report.document, dict):
+        cells_json: JSONValue = {c: dict(v) for c, v in by_cell.items()}
+        report.document = {**report.document, "cells": cells_json}
+    for cell, counts in by_cell.items():
+        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        report.body.append(text(f"cell {cell}: {summary}"))
+    return ReportResult(report)

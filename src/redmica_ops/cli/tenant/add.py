@@ -8,7 +8,7 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app, provisioning_options
-from redmica_ops.cli.result import Done, JSONValue
+from redmica_ops.cli.result import Done, JSONValue, render_body
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.errors import UsageError
 
@@ -252,9 +252,9 @@ def add(
     if show_generated:
         payload["generated_password"] = generated
     if activation is not None:
-        from redmica_ops.cli.reports import RolloutResult
+        from redmica_ops.deploy.report import rollout_report
 
-        payload["activation"] = RolloutResult(activation).to_json()
+        payload["activation"] = rollout_report(activation).document
     location = f"s3://{app.bucket()}/{result.key}"
 
     def text(out: Output) -> None:
@@ -276,9 +276,9 @@ def add(
                 "(`redmica reload`, or add with --activate)"
             )
         else:
-            from redmica_ops.cli.reports import render_rollout
+            from redmica_ops.deploy.report import rollout_lines
 
-            render_rollout(out, activation)
+            render_body(out, rollout_lines(activation))
 
     failed = activation is not None and not activation.ok
     return Done(payload, text, code=1 if failed else 0)
