@@ -32,7 +32,7 @@ from redmica_ops.aws import error_code, translate_errors
 from redmica_ops.errors import Conflict, NotFound, OperationFailed, UsageError, error_from_dict
 from redmica_ops.lifecycle.steps import Step, request_key
 from redmica_ops.runs.executors import Job
-from redmica_ops.runs.executors.ecs import RUN_TAG, TENANT_TAG, EcsExecutor, EcsTarget
+from redmica_ops.runs.executors.ecs import RUN_TAG, TENANT_TAG, EcsTarget, run_task_params
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -193,8 +193,9 @@ def admin_run_task_params(target: EcsTarget, pending: PendingRequest) -> dict[st
     second task; the tags let the operator find the task and stop it (StopTask is allowed on
     tagged tasks only).
     """
-    executor = EcsExecutor(cast("ECSClient", None), target, pending.request_id)
-    params: dict[str, object] = executor.run_task_params(Job(pending.step.tenant, 1, []))
+    params: dict[str, object] = run_task_params(
+        target, Job(pending.step.tenant, 1, []), pending.request_id
+    )
     params["overrides"] = {
         "containerOverrides": [
             {"name": target.container, "command": ["admin-sql", pending.request_id]}

@@ -46,7 +46,7 @@ from redmica_ops.lifecycle import database, dumps
 from redmica_ops.lifecycle.common import check_owns, incarnation_of
 from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.sql import Sql
-from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget
+from redmica_ops.runs.executors.ecs import EcsTarget, poll_tasks, stop_task
 from redmica_ops.tenants.store import StoredTenant, TenantStore
 
 if TYPE_CHECKING:
@@ -341,14 +341,13 @@ class EcsRunner:
             self.s3.put_object(**params)  # type: ignore[arg-type]
         self.launched.append(request_id)
         arn = self.launcher.launch(request_id)
-        executor = EcsExecutor(self.ecs, self.target, request_id)
         deadline = self.clock.now() + self.timeout
         while True:
-            state = executor.poll([arn]).get(arn)
+            state = poll_tasks(self.ecs, self.target, [arn]).get(arn)
             if state is not None and state.stopped:
                 break
             if self.clock.now() > deadline:
-                executor.stop(arn, "redmica: admin task timed out")
+                stop_task(self.ecs, self.target, arn, "redmica: admin task timed out")
                 raise OperationFailed(f"admin task {arn} timed out after {self.timeout:g}s")
             self.clock.sleep(self.poll_interval)
         return self._result(request_id, step, state.exit_code, state.stopped_reason)

@@ -87,6 +87,107 @@ def _iso(value: Any) -> str | None:
     return str(value) if value else None
 
 
+def run_task_params(target: EcsTarget, job: Job, run_id: str) -> JSONObject:
+    """RunTask's parameters for one job of a run: idempotent (clientToken), tagged, placed."""
+    params: dict[str, Any] = {
+        "cluster": target.cluster,
+        "taskDefinition": target.task_definition,
+        "count": 1,
+        "overrides": overrides_for(target, job, run_id),
+        "startedBy": started_by(run_id),
+        "clientToken": client_token(run_id, ",".join(job.tenants), job.attempt),
+        "tags": [
+            {"key": RUN_TAG, "value": run_id},
+            {"key": TENANT_TAG, "value": job.tenant},
+        ],
+    }
+    if target.capacity_provider:
+        params["capacityProviderStrategy"] = [
+            {"capacityProvider": target.capacity_provider, "weight": 1}
+        ]
+    else:
+        params["launchType"] = target.launch_type
+    if target.subnets:
+        params["networkConfiguration"] = {
+            "awsvpcConfiguration": {
+                "subnets": list(target.subnets),
+                "securityGroups": list(target.security_groups),
+                "assignPublicIp": "ENABLED" if target.assign_public_ip else "DISABLED",
+            }
+        }
+    return params
+
+
+def poll_tasks(
+    ecs: ECSClient, target: EcsTarget, handles: Sequence[str], stats: CallStats | None = None
+) -> dict[str, TaskState]:
+    """The state of each task (DescribeTasks in batches); a throttled batch waits a turn."""
+    stats = stats or CallStats()
+    states: dict[str, TaskState] = {}
+    handles = list(handles)
+    for start in range(0, len(handles), DESCRIBE_BATCH):
+        batch = handles[start : start + DESCRIBE_BATCH]
+        stats.add("DescribeTasks")
+        try:
+            with translate_errors("describing migration tasks"):
+                response = ecs.describe_tasks(cluster=target.cluster, tasks=batch)
+        except AwsError as error:
+            if "throttling" not in error.message:
+                raise
+            # Still throttled after the SDK's retries: these tasks are polled next time.
+            stats.add("DescribeTasks throttled")
+            continue
+        for task in response.get("tasks", []):
+            state = task_state(task, target.container)
+            states[state.handle] = state
+        for failure in response.get("failures", []):
+            arn = failure.get("arn", "")
+            if arn in batch and arn not in states:
+                states[arn] = TaskState(
+                    arn, stopped=True, missing=True, stopped_reason=failure.get("reason")
+                )
+    return states
+
+
+def task_state(task: TaskTypeDef, container_name: str) -> TaskState:
+    """What a described task says: running, or stopped with the container's exit code."""
+    arn = task["taskArn"]
+    if task.get("lastStatus") != "STOPPED":
+        return TaskState(arn, stopped=False, started_at=_iso(task.get("startedAt")))
+    empty: ContainerTypeDef = {}
+    container = next(
+        (c for c in task.get("containers", []) if c.get("name") == container_name),
+        empty,
+    )
+    exit_code = container.get("exitCode")
+    stop_code = task.get("stopCode")
+    reasons = " ".join(
+        str(x) for x in (stop_code, task.get("stoppedReason"), container.get("reason")) if x
+    )
+    never_started = stop_code == "TaskFailedToStart" or (
+        exit_code is None and bool(NEVER_STARTED.search(reasons))
+    )
+    return TaskState(
+        arn,
+        stopped=True,
+        exit_code=exit_code,
+        stop_code=stop_code,
+        stopped_reason=task.get("stoppedReason") or container.get("reason"),
+        never_started=never_started,
+        started_at=_iso(task.get("startedAt")),
+        stopped_at=_iso(task.get("stoppedAt")),
+    )
+
+
+def stop_task(
+    ecs: ECSClient, target: EcsTarget, handle: str, reason: str, stats: CallStats | None = None
+) -> None:
+    if stats is not None:
+        stats.add("StopTask")
+    with translate_errors("stopping a migration task"):
+        ecs.stop_task(cluster=target.cluster, task=handle, reason=reason[:255])
+
+
 class EcsExecutor:
     name = "ecs"
 
@@ -152,36 +253,6 @@ class EcsExecutor:
         }
 
     # -- launching -------------------------------------------------------------------------------
-    def run_task_params(self, job: Job) -> JSONObject:
-        t = self.target
-        params: dict[str, Any] = {
-            "cluster": t.cluster,
-            "taskDefinition": t.task_definition,
-            "count": 1,
-            "overrides": overrides_for(t, job, self.run_id),
-            "startedBy": started_by(self.run_id),
-            "clientToken": client_token(self.run_id, ",".join(job.tenants), job.attempt),
-            "tags": [
-                {"key": RUN_TAG, "value": self.run_id},
-                {"key": TENANT_TAG, "value": job.tenant},
-            ],
-        }
-        if t.capacity_provider:
-            params["capacityProviderStrategy"] = [
-                {"capacityProvider": t.capacity_provider, "weight": 1}
-            ]
-        else:
-            params["launchType"] = t.launch_type
-        if t.subnets:
-            params["networkConfiguration"] = {
-                "awsvpcConfiguration": {
-                    "subnets": list(t.subnets),
-                    "securityGroups": list(t.security_groups),
-                    "assignPublicIp": "ENABLED" if t.assign_public_ip else "DISABLED",
-                }
-            }
-        return params
-
     def launch(self, job: Job) -> Launched | LaunchFailed:
         if override_size(self.target, job, self.run_id) > MAX_OVERRIDE_CHARS:
             return LaunchFailed(
@@ -191,7 +262,7 @@ class EcsExecutor:
             )
         self.stats.add("RunTask")
         try:
-            response = self.ecs.run_task(**self.run_task_params(job))
+            response = self.ecs.run_task(**run_task_params(self.target, job, self.run_id))
         except Exception as exc:
             code = error_code(exc)
             if code in ("ThrottlingException", "Throttling", "TooManyRequestsException"):
@@ -227,63 +298,10 @@ class EcsExecutor:
 
     # -- watching --------------------------------------------------------------------------------
     def poll(self, handles: Sequence[str]) -> dict[str, TaskState]:
-        states: dict[str, TaskState] = {}
-        handles = list(handles)
-        for start in range(0, len(handles), DESCRIBE_BATCH):
-            batch = handles[start : start + DESCRIBE_BATCH]
-            self.stats.add("DescribeTasks")
-            try:
-                with translate_errors("describing migration tasks"):
-                    response = self.ecs.describe_tasks(cluster=self.target.cluster, tasks=batch)
-            except AwsError as error:
-                if "throttling" not in error.message:
-                    raise
-                # Still throttled after the SDK's retries: these tasks are polled next time.
-                self.stats.add("DescribeTasks throttled")
-                continue
-            for task in response.get("tasks", []):
-                state = self._state(task)
-                states[state.handle] = state
-            for failure in response.get("failures", []):
-                arn = failure.get("arn", "")
-                if arn in batch and arn not in states:
-                    states[arn] = TaskState(
-                        arn, stopped=True, missing=True, stopped_reason=failure.get("reason")
-                    )
-        return states
-
-    def _state(self, task: TaskTypeDef) -> TaskState:
-        arn = task["taskArn"]
-        if task.get("lastStatus") != "STOPPED":
-            return TaskState(arn, stopped=False, started_at=_iso(task.get("startedAt")))
-        empty: ContainerTypeDef = {}
-        container = next(
-            (c for c in task.get("containers", []) if c.get("name") == self.target.container),
-            empty,
-        )
-        exit_code = container.get("exitCode")
-        stop_code = task.get("stopCode")
-        reasons = " ".join(
-            str(x) for x in (stop_code, task.get("stoppedReason"), container.get("reason")) if x
-        )
-        never_started = stop_code == "TaskFailedToStart" or (
-            exit_code is None and bool(NEVER_STARTED.search(reasons))
-        )
-        return TaskState(
-            arn,
-            stopped=True,
-            exit_code=exit_code,
-            stop_code=stop_code,
-            stopped_reason=task.get("stoppedReason") or container.get("reason"),
-            never_started=never_started,
-            started_at=_iso(task.get("startedAt")),
-            stopped_at=_iso(task.get("stoppedAt")),
-        )
+        return poll_tasks(self.ecs, self.target, handles, self.stats)
 
     def stop(self, handle: str, reason: str) -> None:
-        self.stats.add("StopTask")
-        with translate_errors("stopping a migration task"):
-            self.ecs.stop_task(cluster=self.target.cluster, task=handle, reason=reason[:255])
+        stop_task(self.ecs, self.target, handle, reason, self.stats)
 
     def find_launched(self, run_id: str) -> dict[str, str]:
         arns: list[str] = []
