@@ -1,11 +1,14 @@
 """The cells of one setup, wired to AWS: a deployer per cell, its load balancer, the router.
 
-Built from the settings and the AWS clients; the CLI, the sandbox and the tests share it.
+The one view of the services: a setup without the `cells` setting is one implicit cell (the
+`service` setting). Built once per workspace (`Workspace.fleet()`) from the settings, the AWS
+clients, the workspace's clock and its message and status callbacks; every `ServiceDeployer`,
+`Router` and routing gateway is built here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from redmica_ops.cells.config import Cell, CellMap, cell_map
@@ -19,7 +22,8 @@ from redmica_ops.cells.routing import (
 )
 from redmica_ops.deploy.model import RolloutReport, ServiceTarget, revision_name
 from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
-from redmica_ops.errors import UsageError
+from redmica_ops.errors import Conflict, UsageError
+from redmica_ops.settings import require
 from redmica_ops.tenants.model import Entry, Tenant
 
 if TYPE_CHECKING:
@@ -40,6 +44,7 @@ class Fleet:
         route53: Any = None,
         elbv2: Any = None,
         progress: Progress | None = None,
+        status: Progress | None = None,
     ) -> None:
         self.settings = settings
         self.cells: CellMap = cell_map(settings)
@@ -48,8 +53,15 @@ class Fleet:
         self.route53 = route53
         self.elbv2 = elbv2
         self.progress = progress or (lambda text: None)
+        # The single service's state line; cells in waves (threads) print plain lines instead.
+        self.status = status
         self._targets: dict[str, AliasTarget] = {}
         self._capacity: dict[str, int] = {}
+
+    def select(self, names: Iterable[str] = ()) -> list[Cell]:
+        """The named cells (an unknown name is a usage error); none named: every cell."""
+        names = tuple(names)
+        return self.cells.select(names) if names else list(self.cells.cells)
 
     # -- per cell -------------------------------------------------------------------------------
     def deployer(self, cell: Cell, progress: Progress | None = None) -> ServiceDeployer:
@@ -66,6 +78,20 @@ class Fleet:
             self.clock,
             progress=lambda text: say(prefix + text),
             first_poll=self.settings.deploy_poll_interval,
+        )
+
+    def service_deployer(self) -> ServiceDeployer:
+        """The deployer of the `service` setting, with the state line (the single-service
+        verbs); a usage error names a missing setting."""
+        settings = self.settings
+        require(settings, ["cluster", "service"], "deployments need")
+        return ServiceDeployer(
+            self.ecs,
+            ServiceTarget(str(settings.cluster), str(settings.service)),
+            self.clock,
+            progress=self.progress,
+            first_poll=settings.deploy_poll_interval,
+            status=self.status,
         )
 
     def image(self, cell: Cell) -> str | None:
@@ -87,6 +113,47 @@ class Fleet:
     def revision(self, cell: Cell) -> str:
         """The task definition ARN the cell's service runs."""
         return str(self.deployer(cell).service()["taskDefinition"])
+
+    def revision_for(self, tenants: Iterable[Tenant] = ()) -> str | None:
+        """The revision a migration of these tenants runs: the service's (if a service is
+        set), else the task_definition setting.
+
+        With cells, the tenants' own cells decide: one run has one revision, so it is the
+        revision of the first of their cells when those cells all run one image; when they run
+        different images (a release half done) the run is refused rather than migrate some
+        tenants with another cell's image. `migrate --cell` and `release` name each cell's
+        revision themselves.
+        """
+        settings = self.settings
+        if self.cells.configured:
+            return self._cells_revision(tenants)
+        if settings.service and settings.cluster:
+            return self.revision(self.cells.home)  # the implicit cell: the service
+        return settings.task_definition
+
+    def _cells_revision(self, tenants: Iterable[Tenant]) -> str:
+        cells = self.cells
+        wanted = {cells.cell_of(t) for t in tenants}
+        chosen = [c for c in cells.cells if c.name in wanted] or list(cells.cells)
+        revisions: dict[str, tuple[str, str | None]] = {}
+        for cell in chosen:
+            deployer = self.deployer(cell)
+            arn = str(deployer.service()["taskDefinition"])
+            definition, _ = deployer.task_definition(arn)
+            images = [
+                str(c.get("image"))
+                for c in definition.get("containerDefinitions", [])
+                if self.settings.container is None or c.get("name") == self.settings.container
+            ]
+            revisions[cell.name] = (arn, images[0] if images else None)
+        if len({image for _, image in revisions.values()}) > 1:
+            running = ", ".join(f"{name}: {image}" for name, (_, image) in revisions.items())
+            raise Conflict(
+                f"these tenants' cells run different images ({running}); one run would migrate "
+                "some of them with another cell's image",
+                "migrate each cell with `redmica migrate --cell NAME`, or finish the release first",
+            )
+        return next(iter(revisions.values()))[0]
 
     def register(self, cell: Cell, container: str | None, image: str) -> tuple[str, str]:
         """(the cell's current revision, a new one differing only in `container`'s image)."""
@@ -172,47 +239,48 @@ class Fleet:
         targets = {cell.name: self.target(cell) for cell in self.cells.cells}
         return Router(Route53Gateway(self.route53), zone, self.settings.domain, targets, self.clock)
 
+    def routing_ready(self) -> None:
+        """Find every cell's load balancer now, so a routing problem is found before anything
+        is written (nothing to do when routing is not managed here)."""
+        self.router()
 
-def assign_cell(
-    fleet: Fleet, tenant: Tenant, entries: list[Entry], requested: str | None
-) -> Tenant:
-    """The tenant as it will be written: in the requested cell, its document's, or the roomiest.
+    def route(self, tenant: Tenant, why: str) -> str | None:
+        """Route a tenant's host to its cell (None when routing is not managed here)."""
+        router = self.router()
+        if router is None:
+            return None
+        cell = self.cells.cell_of(tenant)
+        router.route(tenant.sub_domain, cell, why)
+        return f"routed {router.host(tenant.sub_domain)} to cell {cell} (INSYNC)"
 
-    Without configured cells the document is left alone (the single implicit cell)."""
-    cells = fleet.cells
-    if requested is not None and tenant.properties.cell not in (None, requested):
-        raise UsageError(
-            f"--cell {requested} contradicts property.cell {tenant.properties.cell!r}",
-            "give the cell in one place",
-        )
-    if tenant.properties.moving_from is not None:
-        raise UsageError(
-            "property.moving_from is set only by `redmica tenant move`",
-            "remove it from the document",
-        )
-    name = requested or tenant.properties.cell
-    if name is not None:
-        cells.get(name)
-        return tenant.in_cell(name)
-    if not cells.configured:
-        return tenant
-    return tenant.in_cell(place(cells, entries, fleet.capacity).name)
+    def unroute(self, sub_domain: str, why: str) -> str | None:
+        """Delete a host's routing record (None when routing is not managed here)."""
+        router = self.router()
+        if router is None:
+            return None
+        if router.unroute(sub_domain, why):
+            return f"deleted the routing record of {router.host(sub_domain)} (INSYNC)"
+        return f"{router.host(sub_domain)} had no routing record"
 
-
-def route_new(fleet: Fleet, tenant: Tenant, why: str) -> str | None:
-    """Route a tenant's host to its cell (None when routing is not managed here)."""
-    router = fleet.router()
-    if router is None:
-        return None
-    cell = fleet.cells.cell_of(tenant)
-    router.route(tenant.sub_domain, cell, why)
-    return f"routed {router.host(tenant.sub_domain)} to cell {cell} (INSYNC)"
-
-
-def unroute(fleet: Fleet, sub_domain: str, why: str) -> str | None:
-    router = fleet.router()
-    if router is None:
-        return None
-    if router.unroute(sub_domain, why):
-        return f"deleted the routing record of {router.host(sub_domain)} (INSYNC)"
-    return f"{router.host(sub_domain)} had no routing record"
+    # -- placement ------------------------------------------------------------------------------
+    def assign(self, tenant: Tenant, entries: list[Entry], requested: str | None) -> Tenant:
+        """The tenant as it will be written: in the requested cell, its document's, or the
+        roomiest. Without configured cells the document is left alone (the implicit cell)."""
+        cells = self.cells
+        if requested is not None and tenant.properties.cell not in (None, requested):
+            raise UsageError(
+                f"--cell {requested} contradicts property.cell {tenant.properties.cell!r}",
+                "give the cell in one place",
+            )
+        if tenant.properties.moving_from is not None:
+            raise UsageError(
+                "property.moving_from is set only by `redmica tenant move`",
+                "remove it from the document",
+            )
+        name = requested or tenant.properties.cell
+        if name is not None:
+            cells.get(name)
+            return tenant.in_cell(name)
+        if not cells.configured:
+            return tenant
+        return tenant.in_cell(place(cells, entries, self.capacity).name)

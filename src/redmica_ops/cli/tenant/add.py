@@ -207,18 +207,14 @@ def add(
     out = app.output
     fleet = None
     if app.settings.cells or cell is not None or app.settings.hosted_zone_id:
-        from redmica_ops.cells.fleet import assign_cell
-
         fleet = app.fleet()
-        fleet.router()  # finds every cell's load balancer now: a routing problem writes nothing
-        new = assign_cell(fleet, new, app.store().load_all().entries(), cell)
+        fleet.routing_ready()  # every cell's load balancer now: a routing problem writes nothing
+        new = fleet.assign(new, app.store().load_all().entries(), cell)
     outcome = app.registry().add(tenant_id, new, source)
     if fleet is not None:
-        from redmica_ops.cells.fleet import route_new
-
         if fleet.cells.configured:
             out.info(f"tenant {tenant_id} is in cell {fleet.cells.cell_of(new)}")
-        routed = route_new(fleet, new, f"tenant add {tenant_id}")
+        routed = fleet.route(new, f"tenant add {tenant_id}")
         if routed:
             out.info(routed)
     for warning in outcome.warnings:

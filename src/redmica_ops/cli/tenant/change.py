@@ -309,9 +309,7 @@ def remove(
     marker = app.registry().remove(tenant_id)
     messages = []
     if sub_domain is not None:
-        from redmica_ops.cells.fleet import unroute
-
-        unrouted = unroute(app.fleet(), sub_domain, f"tenant remove {tenant_id}")
+        unrouted = app.fleet().unroute(sub_domain, f"tenant remove {tenant_id}")
         if unrouted:
             messages.append(unrouted)
 

@@ -564,12 +564,10 @@ def purge_tenant(
     records = RecordStore(s3, app.bucket(), settings.lifecycle_prefix, settings.kms_key_id)
     unroute = None
     if settings.hosted_zone_id:
-        from redmica_ops.cells.fleet import unroute as unroute_host
-
         fleet = app.fleet()
 
         def unroute(sub_domain: str) -> str | None:
-            return unroute_host(fleet, sub_domain, f"tenant remove --purge {tenant_id}")
+            return fleet.unroute(sub_domain, f"tenant remove --purge {tenant_id}")
 
     record = purge(registry, runner, s3, records, request, the_plan, unroute)
 
