@@ -6,18 +6,16 @@ surroundings differ (no S3, a virtual clock).
 
 from __future__ import annotations
 
-import contextlib
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, cast
 
 from redmica_ops.errors import NotFound
-from redmica_ops.runs.fanout import Observer, SilentObserver
-from redmica_ops.runs.pacing import Cancellation, Clock, FakeClock
+from redmica_ops.runs.pacing import FakeClock
 from redmica_ops.runs.record import RunRecord
 from redmica_ops.runs.results import MemoryResults
 from redmica_ops.settings import Settings
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.store import Listing, StoredTenant
+from redmica_ops.workspace import BaseWorkspace
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -53,7 +51,10 @@ class MemoryRecords:
         return sorted(self.records, reverse=True)
 
 
-class SimWorkspace:
+class SimWorkspace(BaseWorkspace):
+    """The base workspace (the same executors, targets and fleet as the CLI's) over the
+    simulated ECS, with tenants, run records and results in memory and a virtual clock."""
+
     def __init__(
         self,
         ecs: object,
@@ -63,10 +64,8 @@ class SimWorkspace:
         records: MemoryRecords | None = None,
         results: MemoryResults | None = None,
     ) -> None:
+        super().__init__(settings, make_clock=lambda _cancellation: clock)
         self._ecs = ecs
-        self._clock = clock
-        self._settings = settings
-        self._cancellation = Cancellation()
         self.records = records or MemoryRecords()
         self.result_objects = results or MemoryResults()
         # The ECS executor never reads a tenant's document: one parsed document serves all.
@@ -74,14 +73,6 @@ class SimWorkspace:
         self._listing = Listing(
             tenants=[StoredTenant(t, f"tenants/{t}.yaml", tenant, '"e"') for t in tenant_ids]
         )
-
-    @property
-    def settings(self) -> Settings:
-        return self._settings
-
-    @property
-    def cancellation(self) -> Cancellation:
-        return self._cancellation
 
     def tenants(self) -> Listing:
         return self._listing
@@ -94,15 +85,3 @@ class SimWorkspace:
 
     def ecs(self) -> ECSClient:
         return cast("ECSClient", self._ecs)
-
-    def clock(self) -> Clock:
-        return self._clock
-
-    def message(self, text: str) -> None:
-        pass
-
-    def status(self, text: str) -> None:
-        pass
-
-    def progress(self, clock: Clock, total: int) -> AbstractContextManager[Observer]:
-        return contextlib.nullcontext(SilentObserver())

@@ -26,7 +26,7 @@ from redmica_ops.runs.executors.ecs import EcsTarget
 from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.claims import ClaimStore
 from redmica_ops.tenants.model import parse_tenant
-from redmica_ops.tenants.store import TenantStore
+from redmica_ops.workspace import AwsWorkspace
 from tests.conftest import BUCKET, tenant_yaml
 
 REQUEST_ID = "20261128T041500Z-acme-set-admin-1a2b3c4d"
@@ -126,11 +126,11 @@ DB_ENV = {"REDMICA_DB_HOST": "db.internal", "REDMICA_DB_SSL_ROOT_CERT": "/etc/ss
 
 def admin_task(request_id: str = REQUEST_ID, **env: str) -> Any:
     settings = load_settings(
-        {}, {"REDMICA_DB_MASTER_SECRET": master_secret(), **DB_ENV, **env}, None
+        {},
+        {"REDMICA_DB_MASTER_SECRET": master_secret(), "REDMICA_BUCKET": BUCKET, **DB_ENV, **env},
+        None,
     )
-    s3 = boto3.client("s3", region_name="us-east-1")
-    secrets = boto3.client("secretsmanager", region_name="us-east-1")
-    return run_admin_request(request_id, settings, s3, secrets, BUCKET, TenantStore(s3, BUCKET))
+    return run_admin_request(request_id, AwsWorkspace(settings))
 
 
 def versions_of(s3: S3Client, key: str) -> list[str]:
@@ -381,7 +381,9 @@ def serve_broker(app: Any, answer: Any) -> list[Any]:
         parsed = {"StatusCode": 200, "Payload": StreamingBody(io.BytesIO(body), len(body))}
         return AWSResponse("https://lambda.invalid", 200, HTTPHeaders(), None), parsed
 
-    app.clients().client("lambda").meta.events.register("before-call.lambda.Invoke", on_invoke)
+    app.workspace().clients().client("lambda").meta.events.register(
+        "before-call.lambda.Invoke", on_invoke
+    )
     return events
 
 
@@ -421,7 +423,7 @@ def test_the_operator_starts_admin_tasks_only_through_the_broker(
     monkeypatch.setattr("redmica_ops.lifecycle.admin_task.execute", execute)
     app = operator_app(REDMICA_ADMIN_BROKER="redmica-admin-broker")
     own_run_tasks: list[Any] = []
-    app.clients().ecs().meta.events.register(
+    app.workspace().clients().ecs().meta.events.register(
         "before-parameter-build.ecs.RunTask", lambda params, **kw: own_run_tasks.append(params)
     )
     tasks = AdminTasksRun()

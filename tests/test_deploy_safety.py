@@ -222,6 +222,7 @@ def test_without_the_api_the_deployment_list_decides() -> None:
 
 
 def test_status_lists_service_deployments_when_ecs_has_them() -> None:
+    from redmica_ops.cells.fleet import Fleet
     from redmica_ops.deploy import status
     from redmica_ops.settings import Settings
 
@@ -241,6 +242,9 @@ def test_status_lists_service_deployments_when_ecs_has_them() -> None:
 
         def status(self, text: str) -> None:
             pass
+
+        def fleet(self) -> Fleet:
+            return Fleet(self.settings, self.ecs(), self.clock(), status=self.status)
 
     result = status.run(status.StatusRequest(), cast("Any", Workspace()))
     assert result.service_deployments == [(SD_ARN, "ROLLBACK_SUCCESSFUL")]

@@ -51,6 +51,7 @@ from redmica_ops.tenants.incarnations import Incarnations
 from redmica_ops.tenants.model import Entry, parse_tenant
 from redmica_ops.tenants.registry import TenantRegistry
 from redmica_ops.tenants.store import TenantStore
+from redmica_ops.workspace import AwsWorkspace
 from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke, objects_in, tenant_document, tenant_yaml
 from tests.test_deploy import moto_service
 
@@ -932,12 +933,11 @@ class TaskSimulator:
         response = self.ecs.run_task(**params)
         (override,) = params["overrides"]["containerOverrides"]
         request_id = override["command"][1]
-        settings = load_settings({}, {"REDMICA_DB_MASTER_SECRET": self.secret_arn, **DB_ENV}, None)
-        store = TenantStore(self.s3, BUCKET)
-        secrets = boto3.client("secretsmanager", region_name="us-east-1")
+        environment = {"REDMICA_DB_MASTER_SECRET": self.secret_arn, "REDMICA_BUCKET": BUCKET}
+        settings = load_settings({}, {**environment, **DB_ENV}, None)
         # A failed step raises in the task; its result object carries the error to the CLI.
         with contextlib.suppress(Exception):
-            run_admin_request(request_id, settings, self.s3, secrets, BUCKET, store)
+            run_admin_request(request_id, AwsWorkspace(settings))
         return response
 
 

@@ -239,7 +239,7 @@ def test_a_local_migration_gets_the_password_from_the_secret(
     import time
 
     from redmica_ops.runs.executors import Job, Launched, LaunchFailed
-    from redmica_ops.runs.migrations import build_executor
+    from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
 
     documents = {
         "beta": secret_document("beta", secrets["json"]),
@@ -250,8 +250,11 @@ def test_a_local_migration_gets_the_password_from_the_secret(
         found, problems = validate_data(name, document, f"{name}.yaml")
         assert found is not None, problems
         tenants[name] = found
-    settings = Settings(region=REGION, local_log_dir=str(tmp_path))
-    executor = build_executor("local", settings, None, "run-1", tenants)
+    # Without a result sink, as `migrate` ran it before result objects: each tenant its own
+    # process, a password that cannot be read refused at launch (the workspace wires the
+    # resolver into its executor, result sink and all: the test below).
+    passwords = PasswordResolver(ClientFactory(Settings(region=REGION)))
+    executor = LocalExecutor(tenants, LocalTarget(tmp_path / "run-1", passwords=passwords))
     executor.preflight()
     dump = "import os; print('pw=' + os.environ['RAILS_DB_PASSWORD'])"
     launched = executor.launch(Job("beta", 1, [sys.executable, "-c", dump]))
@@ -264,6 +267,38 @@ def test_a_local_migration_gets_the_password_from_the_secret(
     refused = executor.launch(Job("ghost", 1, [sys.executable, "-c", dump]))
     assert isinstance(refused, LaunchFailed) and not refused.retryable
     assert "does not exist" in refused.reason and "json-password" not in refused.reason
+
+
+def test_a_local_migration_reads_the_secret_with_the_injected_clients(
+    s3: S3Client, secrets: dict[str, str], run: Invoke, tmp_path: Path
+) -> None:
+    """The local executor's password reads go through the workspace's client factory: the
+    one the command line was given (profile, endpoint, role), never a second one of its own."""
+    import sys
+
+    import yaml
+
+    document = yaml.safe_dump(secret_document("beta", secrets["json"]))
+    assert run("tenant", "add", "beta", "-f", "-", input=document).exit_code == 0
+    calls: list[str] = []
+
+    def factory(settings: Settings) -> ClientFactory:
+        clients = ClientFactory(settings)
+
+        def seen(model: Any, **_: Any) -> None:
+            calls.append(model.name)
+
+        clients.client("secretsmanager").meta.events.register("before-call", seen)
+        return clients
+
+    env = {**os.environ, "REDMICA_LOCAL_LOG_DIR": str(tmp_path), "REDMICA_POLL_INTERVAL": "0.05"}
+    app = Application(env=env, client_factory=factory)
+    dump = "import os; print('pw=' + os.environ['RAILS_DB_PASSWORD'])"
+    command = f'{sys.executable} -c "{dump}"'
+    result = run("migrate", "beta", "--executor", "local", "--command", command, app=app)
+    assert result.exit_code == 0, result.output
+    assert calls == ["GetSecretValue"]
+    assert "json-password" not in result.output
 
 
 OUTSIDE = [

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mypy_boto3_s3 import S3Client
 
+from redmica_ops.aws import ClientFactory
 from redmica_ops.cli.app import Application
 from redmica_ops.tenants.model import parse_tenant_bytes
 from redmica_ops.tenants.safeyaml import load_document
@@ -48,7 +49,7 @@ def put_fleet(s3: S3Client, run: Invoke) -> None:
 
 def deny_reads_of(app: Application, key: str) -> Application:
     """AccessDenied on one object (as when it was written with another KMS key)."""
-    original = app._client_factory
+    original = app._client_factory or ClientFactory
 
     class Denied:
         status_code = 403

@@ -93,7 +93,6 @@ def answer_broker_event(event: Event, ws: AwsWorkspace) -> Response:
     back into the error with its exit code."""
     from redmica_ops.errors import RedmicaError
     from redmica_ops.lifecycle.broker import BrokerRequest, launch_admin_task
-    from redmica_ops.runs.migrations import ecs_target
     from redmica_ops.settings import require
 
     settings = ws.settings
@@ -106,7 +105,7 @@ def answer_broker_event(event: Event, ws: AwsWorkspace) -> Response:
             ws.ecs(),
             ws.bucket(),
             settings.lifecycle_prefix,
-            ecs_target(settings, settings.admin_task_definition),
+            ws.ecs_target(settings.admin_task_definition),
             settings.admin_request_max_age,
         )
     except RedmicaError as error:

@@ -1,4 +1,8 @@
-"""`redmica doctor`: what is wrong with this setup, each finding with a hint."""
+"""`redmica doctor`: what is wrong with this setup, each finding with a hint.
+
+It looks through a workspace (its clients, its fleet, its password resolver) and reads the
+tenant listing once, for every check that needs it.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,10 @@ from redmica_ops.errors import JSONObject, RedmicaError
 from redmica_ops.settings import Settings
 
 if TYPE_CHECKING:
-    from redmica_ops.aws import ClientFactory
     from redmica_ops.container.apache import ApacheInstall
     from redmica_ops.tenants.model import Entry
-    from redmica_ops.tenants.store import TenantStore
+    from redmica_ops.tenants.store import Listing
+    from redmica_ops.workspace import BaseWorkspace
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 
@@ -32,18 +36,26 @@ class Check:
 
 class Doctor:
     def __init__(
-        self,
-        settings: Settings,
-        clients: ClientFactory,
-        store_factory: Callable[[], TenantStore],
-        apache_finder: Callable[[], ApacheInstall] | None = None,
+        self, ws: BaseWorkspace, apache_finder: Callable[[], ApacheInstall] | None = None
     ) -> None:
-        self.settings = settings
-        self.clients = clients
-        self.store_factory = store_factory
+        self.ws = ws
+        self.settings: Settings = ws.settings
+        self.clients = ws.clients()
         self.apache_finder = apache_finder
         self.checks: list[Check] = []
         self.tenant_count = 0
+        self._listing: Listing | RedmicaError | None = None
+
+    def listing(self) -> Listing:
+        """The tenant listing, read once for every check (a read that failed fails each)."""
+        if self._listing is None:
+            try:
+                self._listing = self.ws.tenants()
+            except RedmicaError as error:
+                self._listing = error
+        if isinstance(self._listing, RedmicaError):
+            raise self._listing
+        return self._listing
 
     def add(self, name: str, status: str, detail: str, hint: str | None = None) -> None:
         self.checks.append(Check(name, status, detail, hint))
@@ -170,12 +182,11 @@ class Doctor:
             )
 
     def check_tenants(self) -> None:
-        from redmica_ops.tenants.registry import TenantRegistry
         from redmica_ops.tenants.selection import Reason, Use, select
 
         try:
-            registry = TenantRegistry(self.store_factory())
-            listing = registry.store.load_all()
+            registry = self.ws.registry()
+            listing = self.listing()
         except RedmicaError as error:
             self.add("tenants", FAIL, error.message, error.hint)
             return
@@ -221,12 +232,10 @@ class Doctor:
     def check_password_secrets(self, entries: list[Entry]) -> None:
         """Each db.password_secret read once, as serve would (values never shown): one that
         cannot be read sets its tenant aside at serve."""
-        from redmica_ops.tenants.passwords import PasswordResolver
-
         with_secret = [e for e in entries if e.tenant.db.password_secret is not None]
         if not with_secret:
             return
-        _, failed = PasswordResolver(self.clients).resolve_entries(with_secret)
+        _, failed = self.ws.passwords().resolve_entries(with_secret)
         if not failed:
             self.add("tenants: password secrets", OK, f"{len(with_secret)} secret(s) readable")
             return
@@ -269,21 +278,11 @@ class Doctor:
 
     def check_routing(self) -> None:
         """Each tenant's host routed to its cell, and no cell record without a tenant."""
-        from redmica_ops.cells.fleet import Fleet
-        from redmica_ops.runs.pacing import Cancellation, RealClock
-
-        clients = self.clients
         try:
-            fleet = Fleet(
-                self.settings,
-                clients.ecs(),
-                RealClock(Cancellation()),
-                route53=clients.route53(),
-                elbv2=clients.elbv2(),
-            )
+            fleet = self.ws.fleet()
             router = fleet.router()
             assert router is not None  # hosted_zone_id is set
-            entries = self.store_factory().load_all().entries()
+            entries = self.listing().entries()
             findings = router.drift(entries, fleet.cells)
         except RedmicaError as error:
             self.add("routing", FAIL, error.message, error.hint)

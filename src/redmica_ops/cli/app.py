@@ -12,27 +12,11 @@ from redmica_ops.errors import CannotExecute, UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
-    from redmica_ops.cells.fleet import Fleet
     from redmica_ops.cli.output import Output
     from redmica_ops.cli.progress import StatusLine
     from redmica_ops.runs.pacing import Cancellation, Clock
-    from redmica_ops.runs.record import RunStore
     from redmica_ops.settings import Settings
-    from redmica_ops.tenants.registry import TenantRegistry
-    from redmica_ops.tenants.store import TenantStore
     from redmica_ops.workspace import AwsWorkspace
-
-
-def _default_factory(settings: Settings) -> ClientFactory:
-    from redmica_ops.aws import ClientFactory
-
-    return ClientFactory(settings)
-
-
-def _real_clock(cancellation: Cancellation) -> Clock:
-    from redmica_ops.runs.pacing import RealClock
-
-    return RealClock(cancellation)
 
 
 def _exec(argv: list[str], env: Mapping[str, str]) -> None:
@@ -85,7 +69,7 @@ class Application:
     def __init__(
         self,
         env: Mapping[str, str] | None = None,
-        client_factory: Callable[[Settings], ClientFactory] = _default_factory,
+        client_factory: Callable[[Settings], ClientFactory] | None = None,
     ) -> None:
         self.env: Mapping[str, str] = os.environ if env is None else env
         self.overrides: dict[str, Any] = {}
@@ -94,7 +78,6 @@ class Application:
         self.debug = False
         self._client_factory = client_factory
         self._settings: Settings | None = None
-        self._clients: ClientFactory | None = None
         self._workspace: AwsWorkspace | None = None
         self._status_line: StatusLine | None = None
         # Swappable for tests: how `tenant edit` runs an editor and how we detect a person.
@@ -106,8 +89,8 @@ class Application:
         self.read_secret: Callable[[str], str] = _read_secret
         # How `entrypoint` replaces this process (tests record the call instead).
         self.exec_process: Callable[[list[str], Mapping[str, str]], None] = _exec
-        # Long runs take their time from here (tests pass a FakeClock).
-        self.make_clock: Callable[[Cancellation], Clock] = _real_clock
+        # Long runs take their time from here (tests pass a FakeClock); None: real time.
+        self.make_clock: Callable[[Cancellation], Clock] | None = None
 
     @property
     def json(self) -> bool:
@@ -132,13 +115,7 @@ class Application:
         """Set a setting from code (as if given as a flag); settings are resolved again."""
         self.overrides[name] = value
         self._settings = None
-        self._clients = None
         self._workspace = None
-
-    def clients(self) -> ClientFactory:
-        if self._clients is None:
-            self._clients = self._client_factory(self.settings)
-        return self._clients
 
     def workspace(self) -> AwsWorkspace:
         """What the library's verbs need, built from this command line (see workspace.py)."""
@@ -149,7 +126,7 @@ class Application:
             self._status_line = StatusLine()
             self._workspace = AwsWorkspace(
                 self.settings,
-                self.clients(),
+                self._client_factory,
                 make_clock=self.make_clock,
                 message=self._status_line.message,
                 status=self._status_line.status,
@@ -162,31 +139,3 @@ class Application:
         if self._status_line is not None:
             self._status_line.close()
             self._status_line = None
-
-    def bucket(self) -> str:
-        return self.workspace().bucket()
-
-    def store(self) -> TenantStore:
-        return self.workspace().store()
-
-    def run_store(self) -> RunStore:
-        return self.workspace().run_store()
-
-    def fleet(self) -> Fleet:
-        """The cells of this setup (one implicit cell without the `cells` setting)."""
-        from redmica_ops.cells.fleet import Fleet
-
-        out = self.output
-        clients = self.clients()
-        routed = bool(self.settings.hosted_zone_id)
-        return Fleet(
-            self.settings,
-            clients.ecs(),
-            self.workspace().clock(),
-            route53=clients.route53() if routed else None,
-            elbv2=clients.elbv2() if routed else None,
-            progress=out.info,
-        )
-
-    def registry(self) -> TenantRegistry:
-        return self.workspace().registry()

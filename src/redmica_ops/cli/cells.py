@@ -33,8 +33,8 @@ def list_cells(app: Application) -> Done:
     """
     from redmica_ops.cells.placement import loads
 
-    fleet = app.fleet()
-    table = loads(fleet.cells, app.store().load_all().entries(), fleet.capacity)
+    fleet = app.workspace().fleet()
+    table = loads(fleet.cells, app.workspace().tenants().entries(), fleet.capacity)
     pairs = list(zip(fleet.cells.cells, table, strict=True))
     rows: list[JSONValue] = []
     for cell, load in pairs:
@@ -86,14 +86,14 @@ def routes(app: Application, fix: bool) -> Done:
     """
     from redmica_ops.errors import UsageError
 
-    fleet = app.fleet()
+    fleet = app.workspace().fleet()
     router = fleet.router()
     if router is None:
         raise UsageError(
             "routing is not managed here: hosted_zone_id is not set",
             "set REDMICA_HOSTED_ZONE_ID (and domain) to route tenants by hostname",
         )
-    entries = app.store().load_all().entries()
+    entries = app.workspace().tenants().entries()
     findings = router.drift(entries, fleet.cells)
     changed = router.repair(findings, fleet.cells, "redmica cells routes --fix") if fix else 0
     remaining = router.drift(entries, fleet.cells) if fix else findings

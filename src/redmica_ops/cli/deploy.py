@@ -157,7 +157,7 @@ def _plan(
     outcome: plan.DeployPlan | plan.FleetPlan
     try:
         if waves.wants_cells(app, cells):
-            fleet = app.fleet()
+            fleet = app.workspace().fleet()
             chosen = fleet.cells.select(cells) if cells else list(fleet.cells.cells)
             outcome = plan.run_cells(request, fleet, chosen)
         else:

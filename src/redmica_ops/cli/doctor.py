@@ -31,9 +31,7 @@ def doctor(app: Application) -> Done:
     from redmica_ops.doctor import Doctor, failed
 
     settings = app.settings
-    checks = Doctor(
-        settings, app.clients(), app.store, apache_finder=lambda: find_apache(settings.apache_bin)
-    ).run()
+    checks = Doctor(app.workspace(), apache_finder=lambda: find_apache(settings.apache_bin)).run()
 
     def text(out: Output) -> None:
         out.table(["check", "status", "detail"], [[c.name, c.status, c.detail] for c in checks])

@@ -15,7 +15,6 @@ from redmica_ops.errors import UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.tenants.model import Tenant
-    from redmica_ops.tenants.passwords import PasswordResolver
 
 
 @click.group()
@@ -79,10 +78,9 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
     if budget.note:
         out.info(f"warning: {budget.note}")
     vhost_settings = VhostSettings.from_settings(settings, budget)
-    store = app.store()
+    store = app.workspace().store()
     out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
     from redmica_ops.cells.config import cell_map
-    from redmica_ops.tenants.passwords import PasswordResolver
     from redmica_ops.tenants.selection import CellScope
 
     cell = cell or settings.cell
@@ -91,13 +89,13 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
         cells = cell_map(settings)
         cells.get(cell)  # an unknown cell is a usage error, before anything is written
         scope = CellScope(cells, cell)
-    registry = app.registry()
+    registry = app.workspace().registry()
     plan = plan_serve(
         store.load_all(),
         vhost_settings,
         strict,
         master_secret=master,
-        passwords=PasswordResolver(app.clients()),
+        passwords=app.workspace().passwords(),
         scope=scope,
         claim_owner=registry.claims.owner_of,
         # One listing for every tenant's incarnation (part of its key), no read per tenant.
@@ -174,16 +172,12 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
     if not command_line:
         raise click.UsageError("give the command after --, e.g. -- bundle exec rake db:migrate")
     tenant_ids = [t for t in tenant_id.split(",") if t]
-    resolver: PasswordResolver | None = None
 
     def environment(name: str, tenant: Tenant) -> dict[str, str]:
         """The tenant's variables; a password kept in a secret is read with this task's role."""
-        nonlocal resolver
-        from redmica_ops.tenants.passwords import PasswordResolver, password_of
+        from redmica_ops.tenants.passwords import password_of
 
-        if tenant.db.password_secret is not None:
-            resolver = resolver or PasswordResolver(app.clients())
-        password = password_of(tenant, resolver)
+        password = password_of(tenant, app.workspace().passwords())
         # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
         master = master_secret(app.env)
         return tenant_environment(
@@ -192,7 +186,7 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
             app.settings.db_host,
             master_secret=master,
             password=password,
-            incarnation=app.registry().incarnations.of(name) if master else None,
+            incarnation=app.workspace().registry().incarnations.of(name) if master else None,
         )
 
     run_id = app.env.get("REDMICA_RUN_ID")
@@ -201,7 +195,7 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
             "several tenants run in turn only inside a migrate run (REDMICA_RUN_ID)",
             "run one tenant at a time, or use `redmica migrate --tenants-per-task K`",
         )
-    store = app.store()
+    store = app.workspace().store()
     if not run_id:
         stored = store.get(tenant_id)
         env = {**app.env, **environment(tenant_id, stored.tenant)}
@@ -243,9 +237,8 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
             )
         key = results.put(result)
         outcomes[one] = result.exit_code
-        app.output.info(
-            f"entrypoint: {one} exited with {result.exit_code}; result: s3://{app.bucket()}/{key}"
-        )
+        where = f"s3://{app.workspace().bucket()}/{key}"
+        app.output.info(f"entrypoint: {one} exited with {result.exit_code}; result: {where}")
     if len(tenant_ids) == 1:
         code = outcomes[tenant_ids[0]]
         code = 127 if code is None else code
@@ -272,25 +265,13 @@ def admin_sql(app: Application, request_id: str) -> Done:
     Examples:
       redmica entrypoint admin-sql 20261128T041500Z-acme-backup-1a2b3c4d
     """
-    from typing import cast
-
     from redmica_ops.errors import RedmicaError
-    from redmica_ops.lifecycle.admin_task import SecretsClient, run_admin_request
-    from redmica_ops.tenants.passwords import PasswordResolver
+    from redmica_ops.lifecycle.admin_task import run_admin_request
 
-    settings = app.settings
-    s3 = app.clients().s3()
     try:
-        result = run_admin_request(
-            request_id,
-            settings,
-            s3,
-            cast(SecretsClient, app.clients().client("secretsmanager")),
-            app.bucket(),
-            app.store(),
-            # A tenant whose password is in a secret: dumps and restores log in as the tenant.
-            passwords=PasswordResolver(app.clients()),
-        )
+        # A tenant whose password is in a secret: dumps and restores log in as the tenant
+        # (the workspace's password resolver, with the task role).
+        result = run_admin_request(request_id, app.workspace())
     except RedmicaError as error:
         app.output.info(f"admin-sql {request_id}: failed: {error.message}")
         raise

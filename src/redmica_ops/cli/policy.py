@@ -62,7 +62,7 @@ def iam_policy(
     if backup_data and role != "operator":
         raise UsageError("--backup-data goes with --for operator", "drop --backup-data")
     scope = scope_from_settings(
-        role, app.settings, app.clients(), account_id, pass_role, backup_data
+        role, app.settings, app.workspace().clients(), account_id, pass_role, backup_data
     )
     document = policy_document(role, scope)
     return Done(document, lambda out: out.data(document))

@@ -107,11 +107,9 @@ def vhosts(
         require_directory(out.parent, f"-o {out}", mkdir)
     settings = VhostSettings.from_settings(app.settings)
     entries, excluded = _tenants(app, from_dir)
-    from redmica_ops.tenants.passwords import PasswordResolver
-
     # Tenants whose password is in a secret: read with this operator's credentials, with
     # --redacted too (values unused), so that both leave out the same tenants.
-    passwords, failed = PasswordResolver(app.clients()).resolve_entries(entries)
+    passwords, failed = app.workspace().passwords().resolve_entries(entries)
     unreadable = [
         (entry.tenant_id, "secret", failed[entry.tenant_id])
         for entry in entries
@@ -138,7 +136,9 @@ def vhosts(
 
         master = master_secret(app.env)
     # Part of each key: the incarnations in the bucket (one listing), as serve reads them.
-    incarnations = app.registry().incarnations.all() if master and from_dir is None else None
+    incarnations = (
+        app.workspace().registry().incarnations.all() if master and from_dir is None else None
+    )
     text = render_vhosts(
         entries,
         settings,
@@ -183,8 +183,8 @@ def _tenants(
         return files.entries, []
     from redmica_ops.tenants.selection import Use, select
 
-    listing = app.store().load_all()
-    selection = select(listing, Use.SERVE, app.registry().claims.owner_of)
+    listing = app.workspace().tenants()
+    selection = select(listing, Use.SERVE, app.workspace().registry().claims.owner_of)
     excluded = [(e.name, e.reason.label, e.problems) for e in selection.excluded]
     return selection.entries(), excluded
 

@@ -39,7 +39,7 @@ def list_runs(app: Application, limit: int) -> Done:
       redmica runs list
       redmica runs list --limit 5 --output json
     """
-    store = app.run_store()
+    store = app.workspace().run_store()
     records = [store.load(run_id) for run_id in store.list_ids()[:limit]]
 
     def text(out: Output) -> None:

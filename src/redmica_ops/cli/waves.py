@@ -96,7 +96,7 @@ def run(app: Application, request: WaveRequest, migrate: MigrationOptions | None
     from redmica_ops.cells.waves import cell_migrator, run_waves
     from redmica_ops.runs.pacing import sigint_escalates
 
-    fleet = app.fleet()
+    fleet = app.workspace().fleet()
     cells = fleet.cells.select(request.cells)
     ws = app.workspace()
     migrator = cell_migrator(ws, fleet.cells, migrate) if migrate is not None else None
@@ -140,7 +140,7 @@ def status(app: Application, cells: tuple[str, ...], events: int) -> Done:
     """Every cell's service: revision, counts, rollout state, recent events."""
     from redmica_ops.deploy.model import DeploymentView, event_time, revision_name
 
-    fleet = app.fleet()
+    fleet = app.workspace().fleet()
     chosen = fleet.cells.select(cells) if cells else list(fleet.cells.cells)
     rows: list[dict[str, JSONValue]] = []
     event_lines: list[str] = []
@@ -209,10 +209,10 @@ def cell_tenants(
     from redmica_ops.errors import NotFound
     from redmica_ops.tenants.selection import CellScope, Use, select
 
-    fleet = app.fleet()
+    fleet = app.workspace().fleet()
     chosen = fleet.cells.get(cell)
     selection = select(
-        app.store().load_all(),
+        app.workspace().tenants(),
         Use.MIGRATE,
         scope=CellScope(fleet.cells, cell),
         include_suspended=include_suspended,

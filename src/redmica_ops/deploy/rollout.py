@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from redmica_ops.deploy.gateway import ServiceGateway
 from redmica_ops.deploy.model import (
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
     from redmica_ops.runs.pacing import Clock
     from redmica_ops.settings import Settings
-    from redmica_ops.workspace import Workspace
 
 Progress = Callable[[str], None]
 
@@ -300,20 +299,20 @@ def roll_out(
 
 
 # -- what the verbs share --------------------------------------------------------------------------
-def deployer_for(ws: Workspace) -> ServiceDeployer:
-    """The deployer of the configured service; a usage error names any missing setting."""
-    from redmica_ops.settings import require
+class _ServiceDeployers(Protocol):
+    def service_deployer(self) -> ServiceDeployer: ...
 
-    settings = ws.settings
-    require(settings, ["cluster", "service"], "deployments need")
-    return ServiceDeployer(
-        ws.ecs(),
-        ServiceTarget(str(settings.cluster), str(settings.service)),
-        ws.clock(),
-        progress=ws.message,
-        first_poll=settings.deploy_poll_interval,
-        status=ws.status,
-    )
+
+class _WithFleet(Protocol):
+    """A workspace as far as the single-service verbs need it (its fleet, `cells/fleet.py`,
+    builds the deployer; named by shape here, since the fleet imports this module)."""
+
+    def fleet(self) -> _ServiceDeployers: ...
+
+
+def deployer_for(ws: _WithFleet) -> ServiceDeployer:
+    """The deployer of the configured service; a usage error names any missing setting."""
+    return ws.fleet().service_deployer()
 
 
 def register_image(

@@ -15,20 +15,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import RedmicaError, UsageError
 from redmica_ops.lifecycle.broker import check_fresh, consume, fetch_request, utc_now
-from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.steps import StepResult, execute, write_result
-from redmica_ops.settings import Settings
-from redmica_ops.tenants.store import TenantStore
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-
-    from redmica_ops.tenants.passwords import SecretReader
+    from redmica_ops.workspace import BaseWorkspace
 
 
 class SecretsClient(Protocol):
@@ -50,17 +45,10 @@ def master_credentials(secrets: SecretsClient, secret_id: str) -> tuple[str, str
 
 
 def run_admin_request(
-    request_id: str,
-    settings: Settings,
-    s3: S3Client,
-    secrets: SecretsClient,
-    bucket: str,
-    store: TenantStore,
-    pg_bin: str = "",
-    passwords: SecretReader | None = None,
-    now: Callable[[], datetime] = utc_now,
+    request_id: str, ws: BaseWorkspace, pg_bin: str = "", now: Callable[[], datetime] = utc_now
 ) -> StepResult:
-    prefix = settings.lifecycle_prefix
+    settings = ws.settings
+    s3, bucket, prefix = ws.clients().s3(), ws.bucket(), settings.lifecycle_prefix
     # A request that cannot be read or taken gets no result: it is not ours to answer (another
     # task took it, or it never existed). One that is too old is taken too: it may hold a hash.
     pending = fetch_request(s3, bucket, prefix, request_id)
@@ -73,20 +61,11 @@ def run_admin_request(
                 "the admin task has no db_master_secret setting",
                 "set REDMICA_DB_MASTER_SECRET in the task definition (not in an override)",
             )
+        secrets = cast(SecretsClient, ws.clients().client("secretsmanager"))
         user, password = master_credentials(secrets, settings.db_master_secret)
-        site = Site(
-            s3=s3,
-            bucket=bucket,
-            backups_prefix=settings.backups_prefix,
-            kms_key_id=settings.kms_key_id,
-            access=DatabaseAccess.from_settings(settings),
-            connection_limit=settings.db_connection_limit,
-            admin_user=user,
-            admin_password=password,
-            pg_bin=pg_bin,
-            passwords=passwords,
-        )
-        result = execute(step, site, store)
+        # The tenant's own login (dumps, restores) reads a password kept in a secret with the
+        # task role: the workspace's password resolver.
+        result = execute(step, ws.site(user, password, pg_bin), ws.store())
     except RedmicaError as error:
         write_result(s3, bucket, prefix, request_id, None, error, settings.kms_key_id)
         raise

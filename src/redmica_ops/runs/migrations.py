@@ -10,25 +10,19 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import Conflict, NotFound, OperationFailed, RedmicaError, UsageError
+from redmica_ops.errors import NotFound, OperationFailed, RedmicaError, UsageError
 from redmica_ops.runs.executors import Executor, Job
 from redmica_ops.runs.fanout import FanOutOptions, describe_failure
 from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
-from redmica_ops.settings import require
 from redmica_ops.tenants.selection import Reason, Use, select
 
 if TYPE_CHECKING:
-    from mypy_boto3_ecs import ECSClient
-
-    from redmica_ops.cells.config import CellMap
     from redmica_ops.runs.cost import CostEstimate
     from redmica_ops.runs.executors.ecs import EcsTarget
-    from redmica_ops.runs.executors.local import ResultSink
     from redmica_ops.runs.fanout import FanOut
     from redmica_ops.runs.record import RunRecords
     from redmica_ops.settings import Settings
@@ -215,24 +209,17 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
     revision = request.task_definition
     if kind == "ecs" and not revision:
         used = record.target.get("task_definition") if record is not None else None
-        revision = str(used) if used else running_revision(ws, tenants.values())
-    run_executor = build_executor(
-        kind,
-        settings,
-        ws.ecs() if kind == "ecs" else None,
-        run_id,
-        tenants,
-        task_definition=revision,
-        results=ws.results(),
-    )
+        revision = str(used) if used else ws.fleet().revision_for(tenants.values())
+    if kind not in ("ecs", "local"):
+        raise UsageError(f"unknown executor {kind!r} (ecs or local)")
+    ecs = ws.ecs_target(revision) if kind == "ecs" else None
+    run_executor = ws.executor(kind, run_id, tenants, ecs)
     # Checked for a dry run too: everything the real run needs (settings, cluster, revision,
     # container, subnets), so a plan that passes is a run that can start.
     target = run_executor.preflight()
-    if kind == "ecs":
+    if ecs is not None:
         order_to_check = list(record.tenants) if record else selection.order
-        check_overrides(
-            ecs_target(settings, revision), order_to_check, command, options.tenants_per_task
-        )
+        check_overrides(ecs, order_to_check, command, options.tenants_per_task)
 
     if request.dry_run:
         order = list(record.tenants) if record else selection.order
@@ -383,79 +370,21 @@ def collect_recent(ws: Workspace, limit: int = RECENT_RUNS) -> list[tuple[RunRec
     return collected
 
 
-def running_revision(ws: Workspace, tenants: Iterable[Tenant] = ()) -> str | None:
-    """The task definition revision the service runs (if a service is set), else the setting.
-
-    With cells, the tenants' own cells decide: one run has one revision, so it is the revision
-    of the first of their cells when those cells all run one image; when they run different
-    images (a release half done) the run is refused rather than migrate some tenants with
-    another cell's image. `migrate --cell` and `release` name each cell's revision themselves.
-    """
-    settings = ws.settings
-    from redmica_ops.cells.config import cell_map
-
-    cells = cell_map(settings)
-    if cells.configured:
-        return _cells_revision(ws, cells, tenants)
-    if settings.service and settings.cluster:
-        from redmica_ops.deploy.gateway import ServiceGateway
-        from redmica_ops.deploy.model import ServiceTarget
-
-        gateway = ServiceGateway(ws.ecs(), ServiceTarget(settings.cluster, settings.service))
-        return str(gateway.service()["taskDefinition"])
-    return settings.task_definition
-
-
-def _cells_revision(ws: Workspace, cells: CellMap, tenants: Iterable[Tenant]) -> str:
-    from redmica_ops.deploy.gateway import ServiceGateway
-    from redmica_ops.deploy.model import ServiceTarget
-
-    wanted = {cells.cell_of(t) for t in tenants}
-    chosen = [c for c in cells.cells if c.name in wanted] or list(cells.cells)
-    revisions: dict[str, tuple[str, str | None]] = {}
-    for cell in chosen:
-        if not cell.cluster or not cell.service:
-            raise UsageError(
-                f"cell {cell.name} needs a cluster and a service",
-                'set REDMICA_CLUSTER and REDMICA_SERVICE, or cells = ["NAME=CLUSTER/SERVICE"]',
-            )
-        gateway = ServiceGateway(ws.ecs(), ServiceTarget(cell.cluster, cell.service))
-        arn = str(gateway.service()["taskDefinition"])
-        definition, _ = gateway.task_definition(arn)
-        images = [
-            str(c.get("image"))
-            for c in definition.get("containerDefinitions", [])
-            if ws.settings.container is None or c.get("name") == ws.settings.container
-        ]
-        revisions[cell.name] = (arn, images[0] if images else None)
-    if len({image for _, image in revisions.values()}) > 1:
-        running = ", ".join(f"{name}: {image}" for name, (_, image) in revisions.items())
-        raise Conflict(
-            f"these tenants' cells run different images ({running}); one run would migrate "
-            "some of them with another cell's image",
-            "migrate each cell with `redmica migrate --cell NAME`, or finish the release first",
-        )
-    return next(iter(revisions.values()))[0]
-
-
 def collect(record: RunRecord, ws: Workspace) -> int:
     """Merge a run's result objects (and what ECS still knows) into its record and save it.
 
     Safe to repeat (the Lambda's schedule does): returns how many tenants got a final status.
     """
-    from redmica_ops.runs.executors import NoExecutor
     from redmica_ops.runs.fanout import FanOut
 
     if record.complete():
         return 0
-    executor: Executor = NoExecutor()
+    executor = ws.executor("none", record.run_id, {})
     settings = ws.settings
     if record.executor == "ecs" and settings.cluster and settings.container:
         revision = str(record.target.get("task_definition") or settings.task_definition or "")
         if revision:
-            executor = build_executor(
-                "ecs", settings, ws.ecs(), record.run_id, {}, task_definition=revision
-            )
+            executor = ws.executor("ecs", record.run_id, {}, ws.ecs_target(revision))
     options = fanout_options(settings, record.command)
     engine = FanOut(executor, record, options, ws.clock(), lambda _r: None, results=ws.results())
     changed = engine.collect()
@@ -653,87 +582,6 @@ def parse_command(text: str) -> list[str]:
     if not command:
         raise UsageError("the migration command is empty")
     return command
-
-
-def ecs_target(settings: Settings, task_definition: str | None = None) -> EcsTarget:
-    import dataclasses
-
-    from redmica_ops.runs.executors.ecs import EcsTarget
-
-    if task_definition:
-        settings = dataclasses.replace(settings, task_definition=task_definition)
-    require(
-        settings,
-        ["cluster", "task_definition", "container"],
-        "the ECS executor needs",
-        alternative="or use --executor local",
-    )
-    return EcsTarget(
-        cluster=str(settings.cluster),
-        task_definition=str(settings.task_definition),
-        container=str(settings.container),
-        subnets=settings.subnets,
-        security_groups=settings.security_groups,
-        assign_public_ip=settings.assign_public_ip,
-        launch_type=settings.launch_type,
-        capacity_provider=settings.capacity_provider,
-    )
-
-
-def incarnation_reader(settings: Settings) -> Callable[[str], str | None] | None:
-    """A tenant's incarnation from the config bucket, read when a key is derived."""
-    if not settings.bucket:
-        return None
-    bucket = settings.bucket
-
-    def read(tenant_id: str) -> str | None:
-        from redmica_ops.aws import ClientFactory
-        from redmica_ops.tenants.incarnations import Incarnations
-
-        s3 = ClientFactory(settings).s3()
-        return Incarnations(s3, bucket, settings.prefix, settings.kms_key_id).of(tenant_id)
-
-    return read
-
-
-def build_executor(
-    kind: str,
-    settings: Settings,
-    ecs_client: ECSClient | None,
-    run_id: str,
-    tenants: Mapping[str, Tenant],
-    task_definition: str | None = None,
-    results: ResultSink | None = None,
-) -> Executor:
-    if kind == "ecs":
-        from redmica_ops.runs.executors.ecs import EcsExecutor
-
-        if ecs_client is None:
-            raise UsageError("the ECS executor needs an ECS client")
-        return EcsExecutor(ecs_client, ecs_target(settings, task_definition), run_id)
-    if kind == "local":
-        from redmica_ops.aws import ClientFactory
-        from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
-        from redmica_ops.tenants.passwords import PasswordResolver
-
-        extra = dict(item.split("=", 1) for item in settings.local_env)
-        log_dir = Path(settings.local_log_dir or Path.cwd() / "redmica-runs") / run_id
-        return LocalExecutor(
-            tenants,
-            LocalTarget(
-                log_dir=log_dir,
-                workdir=settings.local_workdir,
-                user=settings.local_user,
-                extra_env=extra,
-                default_db_host=settings.db_host,
-                # db.password_secret, read with the operator's credentials (clients are lazy).
-                passwords=PasswordResolver(ClientFactory(settings)),
-                incarnation_of=incarnation_reader(settings),
-            ),
-            results=results,
-            run_id=run_id,
-        )
-    raise UsageError(f"unknown executor {kind!r} (ecs or local)")
 
 
 def check_overrides(

@@ -196,21 +196,20 @@ def add(
             raise UsageError("--provision activates the site itself; drop --activate")
         # Not served until provisioning is done (the host answers 503 meanwhile).
         new = new.with_status("provisioning")
-        from redmica_ops.cli.tenant.lifecycle import build_runner
         from redmica_ops.lifecycle.common import check_roles_unused
         from redmica_ops.lifecycle.provision import precheck
 
         # Refused before the document is written: exit 4, nothing changed anywhere.
-        check_roles_unused(tenant_id, new, app.store().load_all())
-        precheck(build_runner(app, executor), tenant_id, new)
+        check_roles_unused(tenant_id, new, app.workspace().tenants())
+        precheck(app.workspace().runner(executor), tenant_id, new)
 
     out = app.output
     fleet = None
     if app.settings.cells or cell is not None or app.settings.hosted_zone_id:
-        fleet = app.fleet()
+        fleet = app.workspace().fleet()
         fleet.routing_ready()  # every cell's load balancer now: a routing problem writes nothing
-        new = fleet.assign(new, app.store().load_all().entries(), cell)
-    outcome = app.registry().add(tenant_id, new, source)
+        new = fleet.assign(new, app.workspace().tenants().entries(), cell)
+    outcome = app.workspace().registry().add(tenant_id, new, source)
     if fleet is not None:
         if fleet.cells.configured:
             out.info(f"tenant {tenant_id} is in cell {fleet.cells.cell_of(new)}")
@@ -251,7 +250,7 @@ def add(
         from redmica_ops.deploy.report import rollout_report
 
         payload["activation"] = rollout_report(activation).document
-    location = f"s3://{app.bucket()}/{result.key}"
+    location = f"s3://{app.workspace().bucket()}/{result.key}"
 
     def text(out: Output) -> None:
         out.success(

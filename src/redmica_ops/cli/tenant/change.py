@@ -96,7 +96,7 @@ def update(app: Application, tenant_id: str, file: str, if_match: str | None) ->
     raw, source = inputs.read_document(file, inputs.stdin_bytes())
     based_on = basis.given(if_match) if if_match is not None else basis.from_document(raw, source)
     new = inputs.validated(tenant_id, inputs.parse_document(raw, source), source, flag_form=False)
-    outcome = app.registry().update(tenant_id, new, source, based_on=based_on)
+    outcome = app.workspace().registry().update(tenant_id, new, source, based_on=based_on)
     return _report(app, tenant_id, outcome, "updated")
 
 
@@ -142,7 +142,7 @@ def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
     from redmica_ops.tenants.model import parse_tenant_bytes
     from redmica_ops.tenants.views import redacted_raw
 
-    registry = app.registry()
+    registry = app.workspace().registry()
     current = registry.store.get_document(tenant_id)
     resumed = resume.read_bytes() if resume else None
     based_on = basis.from_document(resumed, str(resume)) if resumed is not None else None
@@ -300,16 +300,16 @@ def remove(
         return purge_tenant(
             app, tenant_id, executor, delete_attachments, dry_run, yes, archive_attachments
         )
-    confirm(app, f"remove tenant {tenant_id!r} from s3://{app.bucket()}", yes)
+    confirm(app, f"remove tenant {tenant_id!r} from s3://{app.workspace().bucket()}", yes)
     sub_domain = None
     if app.settings.hosted_zone_id:
         # Invalid or missing: registry.remove says which; no record to clean up by name.
         with contextlib.suppress(RedmicaError):
-            sub_domain = app.store().get(tenant_id).tenant.sub_domain
-    marker = app.registry().remove(tenant_id)
+            sub_domain = app.workspace().store().get(tenant_id).tenant.sub_domain
+    marker = app.workspace().registry().remove(tenant_id)
     messages = []
     if sub_domain is not None:
-        unrouted = app.fleet().unroute(sub_domain, f"tenant remove {tenant_id}")
+        unrouted = app.workspace().fleet().unroute(sub_domain, f"tenant remove {tenant_id}")
         if unrouted:
             messages.append(unrouted)
 
@@ -345,4 +345,6 @@ def restore(app: Application, tenant_id: str, version_id: str, yes: bool) -> Don
       redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --yes
     """
     confirm(app, f"make version {version_id} of tenant {tenant_id!r} the current one", yes)
-    return _report(app, tenant_id, app.registry().restore(tenant_id, version_id), "restored")
+    return _report(
+        app, tenant_id, app.workspace().registry().restore(tenant_id, version_id), "restored"
+    )

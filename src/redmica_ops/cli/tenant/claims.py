@@ -61,7 +61,7 @@ def check(app: Application) -> Done:
     Examples:
       redmica tenant claims check --output json
     """
-    audit = app.registry().audit_claims()
+    audit = app.workspace().registry().audit_claims()
 
     def text(out: Output) -> None:
         for line in audit.lines():
@@ -85,7 +85,7 @@ def repair(app: Application) -> Done:
     Examples:
       redmica tenant claims repair
     """
-    registry = app.registry()
+    registry = app.workspace().registry()
     done = registry.repair_claims(registry.audit_claims())
 
     def text(out: Output) -> None:
@@ -108,7 +108,7 @@ def rebuild(app: Application) -> Done:
     Examples:
       redmica tenant claims rebuild && redmica tenant claims check
     """
-    done = app.registry().rebuild_claims()
+    done = app.workspace().registry().rebuild_claims()
 
     def text(out: Output) -> None:
         for line in done:

@@ -112,7 +112,7 @@ def sync(
             files.problems,
             message=_summary(files.problems, len(files.files), written=apply_),
         )
-    registry = app.registry()
+    registry = app.workspace().registry()
     plan = registry.plan_sync(files.entries, prune=prune)
     out = app.output
     for warning in plan.warnings:
@@ -238,7 +238,7 @@ def export(app: Application, destination: str) -> Done:
 
     if destination == "-" and app.output_format == "json":
         raise UsageError("--output json cannot share stdout with the archive (DEST -)")
-    documents = app.registry().export_documents()
+    documents = app.workspace().registry().export_documents()
     stdout = sys.stdout.buffer
     written = write_export(
         documents, destination, stdout, stdout_is_terminal=app.stdout_is_terminal()
@@ -272,10 +272,12 @@ def import_(app: Application, source: Path, yes: bool) -> Done:
     entries, problems = read_export(source)
     if problems:
         raise ValidationFailed(problems, message=_summary(problems, len(entries) + len(problems)))
-    registry = app.registry()
-    confirm(app, f"import {len(entries)} tenant(s) into s3://{app.bucket()}", yes)
+    registry = app.workspace().registry()
+    confirm(app, f"import {len(entries)} tenant(s) into s3://{app.workspace().bucket()}", yes)
     done = registry.import_entries(entries)
     return Done(
         {"imported": done},
-        lambda out: out.success(f"imported {len(done)} tenant(s) into s3://{app.bucket()}"),
+        lambda out: out.success(
+            f"imported {len(done)} tenant(s) into s3://{app.workspace().bucket()}"
+        ),
     )

@@ -28,62 +28,8 @@ if TYPE_CHECKING:
 
     from redmica_ops.cli.output import Output
     from redmica_ops.lifecycle.provision import Migrate
-    from redmica_ops.lifecycle.steps import Runner
 
 RELOAD_HINT = "it takes effect when the vhosts are rendered again (`redmica reload`)"
-
-
-def build_runner(app: Application, kind: str) -> Runner:
-    settings = app.settings
-    if kind == "local":
-        from redmica_ops.lifecycle.site import DatabaseAccess, Site
-        from redmica_ops.lifecycle.steps import LocalRunner
-        from redmica_ops.tenants.passwords import PasswordResolver
-
-        site = Site(
-            s3=app.clients().s3(),
-            bucket=app.bucket(),
-            backups_prefix=settings.backups_prefix,
-            kms_key_id=settings.kms_key_id,
-            access=DatabaseAccess.from_settings(settings),
-            connection_limit=settings.db_connection_limit,
-            admin_user=settings.db_admin_user,
-            passwords=PasswordResolver(app.clients()),
-        )
-        return LocalRunner(site, app.store())
-    from typing import cast
-
-    from redmica_ops.lifecycle.broker import LambdaInvoker, LambdaLauncher
-    from redmica_ops.lifecycle.site import DatabaseAccess
-    from redmica_ops.lifecycle.steps import EcsRunner
-    from redmica_ops.runs.migrations import ecs_target
-    from redmica_ops.runs.pacing import Cancellation
-    from redmica_ops.settings import require
-
-    # The admin task is started by the broker, never by the operator (docs/security.md).
-    require(
-        settings,
-        ["admin_broker"],
-        message="`--executor ecs` needs the setting admin_broker: the Lambda function that "
-        "starts admin tasks (an operator may not start them)",
-        alternative="or use --executor local on one machine",
-    )
-    broker = str(settings.admin_broker)
-    return EcsRunner(
-        app.clients().ecs(),
-        app.clients().s3(),
-        LambdaLauncher(cast(LambdaInvoker, app.clients().client("lambda")), broker),
-        ecs_target(settings),
-        app.bucket(),
-        settings.lifecycle_prefix,
-        app.make_clock(Cancellation()),
-        kms_key_id=settings.kms_key_id,
-        timeout=float(settings.task_timeout),
-        poll_interval=settings.poll_interval,
-        # Checked here too, so a document naming another server is refused before any
-        # request is written (the admin task checks again with its own settings).
-        access=DatabaseAccess.from_settings(settings),
-    )
 
 
 def build_migrate(app: Application, kind: str) -> Migrate:
@@ -166,15 +112,14 @@ def provision_tenant(
         admin_login=admin_login,
         admin_password=admin_password,
     )
-    from redmica_ops.tenants.passwords import PasswordResolver
-
+    ws = app.workspace()
     outcome = provision(
-        app.registry(),
-        build_runner(app, kind),
+        ws.registry(),
+        ws.runner(kind),
         build_migrate(app, kind),
         request,
         # db.password_secret: read with the operator's credentials, for the role's verifier.
-        passwords=PasswordResolver(app.clients()),
+        passwords=ws.passwords(),
     )
     generated = outcome.generated_password
 
@@ -262,7 +207,7 @@ def suspend_command(
             "choose one of --message and --clear-message",
             "--message replaces the page's text; --clear-message removes it",
         )
-    change = suspend(app.registry(), SuspendRequest(tenant_id, message, clear_message))
+    change = suspend(app.workspace().registry(), SuspendRequest(tenant_id, message, clear_message))
     return _status_done(change.tenant_id, change.before, change.after, change.changed)
 
 
@@ -278,7 +223,7 @@ def resume_command(app: Application, tenant_id: str) -> Done:
     """
     from redmica_ops.lifecycle.suspend import ResumeRequest, resume
 
-    change = resume(app.registry(), ResumeRequest(tenant_id))
+    change = resume(app.workspace().registry(), ResumeRequest(tenant_id))
     return _status_done(change.tenant_id, change.before, change.after, change.changed)
 
 
@@ -309,7 +254,9 @@ def backup_command(app: Application, tenant_id: str, executor: str) -> Done:
     """
     from redmica_ops.lifecycle.backup import BackupRequest, backup
 
-    result = backup(app.registry(), build_runner(app, executor), BackupRequest(tenant_id))
+    result = backup(
+        app.workspace().registry(), app.workspace().runner(executor), BackupRequest(tenant_id)
+    )
     summary = {k: v for k, v in result.items() if k != "table_rows"}
 
     def text(out: Output) -> None:
@@ -317,7 +264,7 @@ def backup_command(app: Application, tenant_id: str, executor: str) -> Done:
             f"backup {summary['backup']} of {tenant_id}: {summary['size']} bytes, "
             f"{summary['tables']} tables, {summary['rows']} rows"
         )
-        out.info(f"  s3://{app.bucket()}/{summary['key']} (sha256 {summary['sha256']})")
+        out.info(f"  s3://{app.workspace().bucket()}/{summary['key']} (sha256 {summary['sha256']})")
 
     return Done(summary, text)
 
@@ -336,10 +283,11 @@ def backups_command(app: Application, tenant_id: str) -> Done:
     """
     from redmica_ops.lifecycle.dumps import list_backups
 
-    found = list_backups(app.clients().s3(), app.bucket(), app.settings.backups_prefix, tenant_id)
+    ws = app.workspace()
+    found = list_backups(ws.clients().s3(), ws.bucket(), app.settings.backups_prefix, tenant_id)
     if not found:
         # A purged tenant's backups stay listable; a name with neither is a typo (exit 3).
-        app.registry().store.get(tenant_id)
+        ws.store().get(tenant_id)
     rows = [b.summary() for b in found]
 
     def text(out: Output) -> None:
@@ -410,10 +358,10 @@ def restore_db_command(
             f"e.g. redmica tenant restore-db {tenant_id} {backup_id} --into {tenant_id}-restored",
         )
     outcome = restore(
-        app.registry(),
-        build_runner(app, executor),
+        app.workspace().registry(),
+        app.workspace().runner(executor),
         RestoreRequest(tenant_id, backup_id, into),
-        app.clients().s3(),
+        app.workspace().clients().s3(),
         app.settings.backups_prefix,
     )
     done = _lines(outcome.done)
@@ -430,11 +378,16 @@ def replace_database(
     from redmica_ops.cli.options import confirm
     from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
 
-    registry = app.registry()
-    runner = build_runner(app, kind)
+    registry = app.workspace().registry()
+    runner = app.workspace().runner(kind)
     request = ReplaceRequest(tenant_id, backup_id)
     the_plan = plan_replace(
-        registry, runner, app.clients().s3(), app.bucket(), app.settings.backups_prefix, request
+        registry,
+        runner,
+        app.workspace().clients().s3(),
+        app.workspace().bucket(),
+        app.settings.backups_prefix,
+        request,
     )
     out = app.output
     if dry_run or not app.json:
@@ -495,7 +448,9 @@ def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
     """
     from redmica_ops.lifecycle.rotate import RotateRequest, rotate
 
-    outcome = rotate(app.registry(), build_runner(app, executor), RotateRequest(tenant_id))
+    outcome = rotate(
+        app.workspace().registry(), app.workspace().runner(executor), RotateRequest(tenant_id)
+    )
 
     def text(out: Output) -> None:
         out.success(
@@ -534,11 +489,11 @@ def purge_tenant(
     """`tenant remove --purge`: plan, confirm, then carry it out (lifecycle/purge.py)."""
     from dataclasses import asdict
 
-    from redmica_ops.lifecycle.purge import PurgeRequest, RecordStore, plan, purge
+    from redmica_ops.lifecycle.purge import PurgeRequest, plan, purge
 
-    registry = app.registry()
-    runner = build_runner(app, kind)
-    s3 = app.clients().s3()
+    registry = app.workspace().registry()
+    runner = app.workspace().runner(kind)
+    s3 = app.workspace().clients().s3()
     request = PurgeRequest(
         tenant_id,
         delete_attachments,
@@ -560,21 +515,23 @@ def purge_tenant(
     from redmica_ops.cli.options import confirm
 
     confirm(app, f"purge tenant {tenant_id!r}: drop its database and roles for good", yes)
-    settings = app.settings
-    records = RecordStore(s3, app.bucket(), settings.lifecycle_prefix, settings.kms_key_id)
+    ws = app.workspace()
     unroute = None
-    if settings.hosted_zone_id:
-        fleet = app.fleet()
+    if app.settings.hosted_zone_id:
+        fleet = ws.fleet()
 
         def unroute(sub_domain: str) -> str | None:
             return fleet.unroute(sub_domain, f"tenant remove --purge {tenant_id}")
 
+    records = ws.lifecycle_records()
     record = purge(registry, runner, s3, records, request, the_plan, unroute)
 
     def text(out: Output) -> None:
         for step in record.steps:
             out.info(f"  {step['step']}: {step_outcome(step)}")
-        out.success(f"purged tenant {tenant_id}; record s3://{app.bucket()}/{record.key}")
+        out.success(
+            f"purged tenant {tenant_id}; record s3://{app.workspace().bucket()}/{record.key}"
+        )
 
     return Done(
         {"tenant": tenant_id, "purged": True, "record": record.key, "steps": record.steps},  # type: ignore[dict-item]

@@ -41,14 +41,20 @@ def move(
     """
     from redmica_ops.cells.move import MoveRequest, move_tenant
 
-    fleet = app.fleet()
+    fleet = app.workspace().fleet()
     fleet.cells.get(to)  # an unknown cell is a usage error before anyone is asked
     confirm(app, f"move tenant {tenant_id} to cell {to} (restarts both cells)", yes)
     request = MoveRequest(
         tenant_id, to, float(drain if drain is not None else app.settings.move_drain), force
     )
     report = move_tenant(
-        request, app.store(), fleet.cells, fleet, fleet.router(), fleet.clock, app.output.info
+        request,
+        app.workspace().store(),
+        fleet.cells,
+        fleet,
+        fleet.router(),
+        fleet.clock,
+        app.output.info,
     )
 
     def text(out: Output) -> None:

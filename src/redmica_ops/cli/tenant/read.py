@@ -37,14 +37,14 @@ def list_(app: Application) -> Done:
     from redmica_ops.tenants.views import invalid_view, tenant_row, tenant_view
 
     settings = app.settings
-    registry = app.registry()
+    registry = app.workspace().registry()
     listing = registry.store.load_all()
     clashes = {
         e.tenant_id: list(e.problems)
         for e in classify(listing, registry.claims.owner_of)
         if e.reason is Reason.CLASH and e.tenant_id
     }
-    location = f"s3://{app.bucket()}/{settings.prefix}"
+    location = f"s3://{app.workspace().bucket()}/{settings.prefix}"
 
     def text(out: Output) -> None:
         rows = [
@@ -113,10 +113,10 @@ def show(app: Application, tenant_id: str) -> Done:
     from redmica_ops.tenants.views import redacted_raw, tenant_view
 
     settings = app.settings
-    document = app.store().get_document(tenant_id)
+    document = app.workspace().store().get_document(tenant_id)
     # On stdout, above the document: `tenant update -f` reads it back and writes only while
     # the tenant is still at this version (a colleague's change is never lost).
-    where = header(document, f"s3://{app.bucket()}/{document.key}")
+    where = header(document, f"s3://{app.workspace().bucket()}/{document.key}")
     if document.tenant is None:
         shown = redacted_raw(document.raw)
         error = ValidationFailed(
@@ -176,7 +176,7 @@ def history(app: Application, tenant_id: str) -> Done:
     from redmica_ops.errors import NotFound
     from redmica_ops.tenants.views import version_view
 
-    store = app.store()
+    store = app.workspace().store()
     versions = store.history(tenant_id)
     if not versions:
         raise NotFound(
