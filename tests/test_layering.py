@@ -19,6 +19,7 @@ CLI_SHARED = {
     "progress",
     "reference",
     "result",
+    "terminal",
     "waves",
 }
 

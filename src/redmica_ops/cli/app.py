@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from redmica_ops.errors import CannotExecute, UsageError
+from redmica_ops.cli import terminal
 
 if TYPE_CHECKING:
     from redmica_ops.aws import ClientFactory
@@ -17,47 +16,6 @@ if TYPE_CHECKING:
     from redmica_ops.runs.pacing import Cancellation, Clock
     from redmica_ops.settings import Settings
     from redmica_ops.workspace import AwsWorkspace
-
-
-def _exec(argv: list[str], env: Mapping[str, str]) -> None:
-    try:
-        # exec on purpose: the container's main process becomes Apache / the migration.
-        os.execvpe(argv[0], argv, dict(env))  # noqa: S606
-    except OSError as exc:
-        raise CannotExecute(
-            f"cannot run {argv[0]!r}: {exc.strerror}",
-            "check the command and the image's PATH",
-            not_found=exc.errno == errno.ENOENT,
-        ) from None
-
-
-def _run_editor(text: str) -> str | None:
-    import click
-
-    try:
-        return click.edit(text, extension=".yaml", require_save=True)
-    except click.ClickException as exc:
-        # click says "Error: vim: Editing failed"; say it our way, with what to do.
-        raise UsageError(
-            f"the editor failed ({exc.format_message()}); nothing was written",
-            "set VISUAL or EDITOR to an editor that works, e.g. EDITOR=nano",
-        ) from None
-
-
-def _ask(question: str) -> bool:
-    """Ask on stderr, read one line from stdin; only y/yes is a yes (EOF is a no)."""
-    sys.stderr.write(f"{question} [y/N]: ")
-    sys.stderr.flush()
-    answer = sys.stdin.readline()
-    if not answer:
-        sys.stderr.write("\n")
-    return answer.strip().lower() in ("y", "yes")
-
-
-def _read_secret(prompt: str) -> str:
-    import getpass
-
-    return getpass.getpass(prompt)
 
 
 class Application:
@@ -81,14 +39,14 @@ class Application:
         self._workspace: AwsWorkspace | None = None
         self._status_line: StatusLine | None = None
         # Swappable for tests: how `tenant edit` runs an editor and how we detect a person.
-        self.edit_text: Callable[[str], str | None] = _run_editor
+        self.edit_text: Callable[[str], str | None] = terminal.run_editor
         self.interactive: Callable[[], bool] = sys.stdin.isatty
-        self.ask: Callable[[str], bool] = _ask
+        self.ask: Callable[[str], bool] = terminal.ask
         self.stdout_is_terminal: Callable[[], bool] = sys.stdout.isatty
         # How a secret is asked for on a terminal: a prompt, and nothing echoed.
-        self.read_secret: Callable[[str], str] = _read_secret
+        self.read_secret: Callable[[str], str] = terminal.read_secret
         # How `entrypoint` replaces this process (tests record the call instead).
-        self.exec_process: Callable[[list[str], Mapping[str, str]], None] = _exec
+        self.exec_process: Callable[[list[str], Mapping[str, str]], None] = terminal.exec_process
         # Long runs take their time from here (tests pass a FakeClock); None: real time.
         self.make_clock: Callable[[Cancellation], Clock] | None = None
 
