@@ -248,3 +248,64 @@ def test_no_any_in_library_signatures() -> None:
             bad += ["return"] if _has_any(function.returns) else []
             offenders += [f"{relative}:{function.lineno} {name}({what})" for what in bad]
     assert offenders == []
+
+
+# What is built, and the one module of src/ that builds it (issue 24). The workspace builds
+# what verbs use; the fleet is the one view of the services (deployers, gateways, router); the
+# registry builds its claim and incarnation stores (lifecycle/common.py reads them where a step
+# runs, from the store it is given); the CLI and the Lambda build their workspace; the CLI its
+# terminal lines.
+BUILT_BY_THE_WORKSPACE = (
+    "ClientFactory",
+    "PasswordResolver",
+    "Fleet",
+    "RealClock",
+    "EcsExecutor",
+    "LocalExecutor",
+    "NoExecutor",
+    "LocalRunner",
+    "EcsRunner",
+    "Site",
+    "DatabaseAccess",
+    "LambdaLauncher",
+    "TenantStore",
+    "RunStore",
+    "ResultStore",
+    "RecordStore",
+    "TenantRegistry",
+)
+BUILT_BY_THE_FLEET = ("ServiceDeployer", "Router", "Route53Gateway", "LoadBalancerGateway")
+CONSTRUCTED_IN: dict[str, set[str]] = {
+    **{name: {"workspace.py"} for name in BUILT_BY_THE_WORKSPACE},
+    **{name: {"cells/fleet.py"} for name in BUILT_BY_THE_FLEET},
+    "ServiceGateway": {"deploy/rollout.py"},  # inside ServiceDeployer
+    "ClaimStore": {"tenants/registry.py", "lifecycle/common.py"},
+    "Incarnations": {"tenants/registry.py", "lifecycle/common.py"},
+    "AwsWorkspace": {"cli/app.py", "aws_lambda.py"},
+    "StatusLine": {"cli/app.py"},
+}
+
+
+def constructions(path: Path) -> set[str]:
+    """Classes of CONSTRUCTED_IN called in `path`: `Name(...)`, `mod.Name(...)` and alternate
+    constructors `Name.from_x(...)`."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if isinstance(func, ast.Name):
+            found.add(func.id)
+        elif isinstance(func, ast.Attribute):
+            found.add(func.attr)
+            if isinstance(func.value, ast.Name):
+                found.add(func.value.id)
+    return found & set(CONSTRUCTED_IN)
+
+
+def test_one_construction_place() -> None:
+    where: dict[str, set[str]] = {name: set() for name in CONSTRUCTED_IN}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for name in constructions(path):
+            where[name].add(path.relative_to(PACKAGE).as_posix())
+    assert where == CONSTRUCTED_IN
