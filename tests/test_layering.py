@@ -194,10 +194,6 @@ def test_no_import_cycle_even_through_type_only_imports(kinds: tuple[str, ...]) 
 
 
 # -- Any in library signatures (issue 24) ---------------------------------------------------------
-# WP2 types Fleet.__init__ with the stubs' clients when the Workspace builds the fleet.
-ANY_ALLOWED = {"cells/fleet.py"}
-
-
 def _has_any(annotation: ast.expr | None) -> bool:
     if annotation is None:
         return False
@@ -233,7 +229,7 @@ def test_no_any_in_library_signatures() -> None:
     offenders = []
     for path in sorted(PACKAGE.rglob("*.py")):
         relative = str(path.relative_to(PACKAGE))
-        if path.is_relative_to(PACKAGE / "cli") or relative in ANY_ALLOWED:
+        if path.is_relative_to(PACKAGE / "cli"):
             continue
         for name, function in _public_signatures(ast.parse(path.read_text(encoding="utf-8"))):
             arguments = function.args

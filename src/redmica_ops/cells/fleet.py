@@ -9,7 +9,7 @@ clients, the workspace's clock and its message and status callbacks; every `Serv
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redmica_ops.cells.config import Cell, CellMap, cell_map
 from redmica_ops.cells.placement import place
@@ -27,6 +27,10 @@ from redmica_ops.settings import require
 from redmica_ops.tenants.model import Entry, Tenant
 
 if TYPE_CHECKING:
+    from mypy_boto3_ecs import ECSClient
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+    from mypy_boto3_route53 import Route53Client
+
     from redmica_ops.runs.pacing import Clock
     from redmica_ops.settings import Settings
 
@@ -39,10 +43,10 @@ class Fleet:
     def __init__(
         self,
         settings: Settings,
-        ecs: Any,
+        ecs: ECSClient,
         clock: Clock,
-        route53: Any = None,
-        elbv2: Any = None,
+        route53: Route53Client | None = None,
+        elbv2: ElasticLoadBalancingv2Client | None = None,
         progress: Progress | None = None,
         status: Progress | None = None,
     ) -> None:
