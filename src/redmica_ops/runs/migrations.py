@@ -18,7 +18,7 @@ from redmica_ops.errors import NotFound, OperationFailed, RedmicaError, UsageErr
 from redmica_ops.runs.executors import Executor, Job
 from redmica_ops.runs.fanout import FanOutOptions, describe_failure
 from redmica_ops.runs.record import FAILURES, RunRecord, Status, TenantRun, utcnow
-from redmica_ops.tenants.selection import Reason, Use, select
+from redmica_ops.tenants.selection import CellScope, Reason, Use, select
 
 if TYPE_CHECKING:
     from redmica_ops.runs.cost import CostEstimate
@@ -60,6 +60,14 @@ class MigrationRequest:
     skip_current: bool = False  # leave out tenants already migrated with this fingerprint
     include_suspended: bool = False  # with all_tenants: suspended tenants too
     provisioning: bool = False  # the provisioning of the named tenants runs their migrations
+    # Every tenant of this cell (with or without all_tenants), with the revision the cell runs
+    # unless task_definition names one: `migrate --cell`, and release's gate for each cell.
+    cell: str | None = None
+
+
+class NothingToMigrate(NotFound):
+    """A cell with no tenant to migrate: `migrate --cell` reports it (exit 3); release's gate
+    for that cell passes without a run."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,12 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
         > 1
     ):
         raise UsageError("choose one of: tenant ids / --all, --resume, --only-failed")
-    if not (request.resume or request.only_failed or request.all_tenants or request.tenants):
+    if request.cell is not None and (request.tenants or request.resume or request.only_failed):
+        raise UsageError(
+            "--cell chooses the tenants: give no tenant ids, --resume or --only-failed"
+        )
+    wanted_any = request.all_tenants or request.tenants or request.cell is not None
+    if not (request.resume or request.only_failed or wanted_any):
         raise UsageError(
             "nothing to migrate: give tenant ids, --all, --resume or --only-failed",
             "see `redmica migrate --help`",
@@ -179,13 +192,19 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
             # An explicit empty command is a mistake, never "the default".
             text = settings.migrate_command if request.command is None else request.command
             command = parse_command(text)
+        scope = None
+        if request.cell is not None:
+            cells = ws.fleet().cells
+            cells.get(request.cell)  # an unknown cell is a usage error naming the cells
+            scope = CellScope(cells, request.cell)
         selection = select_tenants(
             listing,
             ids,
-            request.all_tenants,
+            request.all_tenants or scope is not None,
             request.exclude,
             request.include_suspended,
             request.provisioning,
+            scope,
         )
         run_id = new_run_id()
         tenants = selection.tenants
@@ -209,7 +228,13 @@ def run(request: MigrationRequest, ws: Workspace) -> MigrationOutcome:
     revision = request.task_definition
     if kind == "ecs" and not revision:
         used = record.target.get("task_definition") if record is not None else None
-        revision = str(used) if used else ws.fleet().revision_for(tenants.values())
+        fleet = ws.fleet()
+        if used:
+            revision = str(used)
+        elif request.cell is not None:
+            revision = fleet.revision(fleet.cells.get(request.cell))
+        else:
+            revision = fleet.revision_for(tenants.values())
     if kind not in ("ecs", "local"):
         raise UsageError(f"unknown executor {kind!r} (ecs or local)")
     ecs = ws.ecs_target(revision) if kind == "ecs" else None
@@ -508,9 +533,15 @@ def select_tenants(
     exclude: Sequence[str],
     include_suspended: bool = False,
     provisioning: bool = False,
+    scope: CellScope | None = None,
 ) -> Selection:
     """The tenants to migrate. Suspended ones only with `include_suspended` or when named;
-    provisioning ones only for their own provisioning (`provisioning`)."""
+    provisioning ones only for their own provisioning (`provisioning`).
+
+    With a cell `scope`, every tenant of that cell: another cell's tenants are not this run's,
+    and a document that does not validate (so its cell cannot be read) counts against the home
+    cell's run, failing it as it fails a run of every tenant.
+    """
     if all_tenants == bool(ids):
         raise UsageError("give tenant ids or --all (not both)", "e.g. redmica migrate --all")
     selection = select(  # the one rule: tenants.selection
@@ -519,26 +550,37 @@ def select_tenants(
         include_suspended=include_suspended or not all_tenants,
         include_provisioning=provisioning,
     )
-    valid = {s.tenant_id: s.tenant for s in selection.eligible}
+    others: set[str] = set()
+    if scope is not None:
+        others = {s.tenant_id for s in listing.tenants if scope.reason(s, Use.MIGRATE)}
+        if scope.cell != scope.cells.home.name:
+            others |= {doc.tenant_id for doc in listing.invalid if doc.tenant_id}
+    valid = {s.tenant_id: s.tenant for s in selection.eligible if s.tenant_id not in others}
     resting = {
         e.tenant_id
         for e in selection.excluded
-        if e.tenant_id and e.reason in (Reason.SUSPENDED, Reason.PROVISIONING)
+        if e.tenant_id
+        and e.tenant_id not in others
+        and e.reason in (Reason.SUSPENDED, Reason.PROVISIONING)
     }
     invalid = {
         e.tenant_id: e.describe()
         for e in selection.excluded
-        if e.tenant_id and e.tenant_id not in resting
+        if e.tenant_id and e.tenant_id not in resting and e.tenant_id not in others
     }
     known = set(valid) | set(invalid) | resting
     wanted = sorted(known) if all_tenants else list(dict.fromkeys(ids))
-    unknown = [t for t in [*wanted, *exclude] if t not in known]
+    unknown = [t for t in [*wanted, *exclude] if t not in known | others]
     if unknown:
         raise NotFound(
             f"unknown tenant(s): {', '.join(unknown)}", "list tenants with `redmica tenant list`"
         )
     excluded = set(exclude) | resting
     order = [t for t in wanted if t not in excluded]
+    if scope is not None and not order:
+        raise NothingToMigrate(
+            f"cell {scope.cell} has no tenants to migrate", "see `redmica cells list`"
+        )
     return Selection(
         order=order,
         skipped=[t for t in wanted if t in excluded],
