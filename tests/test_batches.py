@@ -12,8 +12,7 @@ from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
 from redmica_ops.runs.executors.ecs import client_token
-from redmica_ops.runs.migrations import prepare_resume
-from redmica_ops.runs.record import Status
+from redmica_ops.runs.record import Status, prepare_resume
 from redmica_ops.runs.results import MemoryResults, ResultStore, TenantResult
 from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke
 from tests.ecs_support import FakeEcs
@@ -145,7 +144,7 @@ def test_skip_current_leaves_out_tenants_migrated_with_the_same_fingerprint(
     first = run(*base, app=local_app(tmp_path))
     assert first.exit_code == 0, first.output
     record = load_record(s3, first.json()["run_id"])
-    assert {r.fingerprint for r in record.tenants.values()} == {record.target["fingerprint"]}
+    assert {r.fingerprint for r in record.tenants.values()} == {record.target.fingerprint}
     again = run(*base, "--skip-current", app=local_app(tmp_path))
     assert again.exit_code == 0, again.output
     assert again.json()["summary"] == {"skipped": 3}

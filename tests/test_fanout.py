@@ -10,9 +10,9 @@ import pytest
 from redmica_ops.runs.executors import Job
 from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget, client_token, started_by
 from redmica_ops.runs.fanout import FanOut, FanOutOptions
-from redmica_ops.runs.migrations import Selection, new_record, prepare_resume
 from redmica_ops.runs.pacing import Cancellation, FakeClock, TokenBucket, backoff
-from redmica_ops.runs.record import RunRecord, Status, TenantRun
+from redmica_ops.runs.record import RunRecord, Status, TenantRun, prepare_resume
+from redmica_ops.runs.selection import Selection, new_record
 from tests.ecs_support import CLUSTER, CONTAINER, FAMILY, FakeEcs
 
 if TYPE_CHECKING:

@@ -72,7 +72,7 @@ def test_fifty_tenants_with_mixed_exit_codes(
     record = load_record(s3, data["run_id"])
     assert record.summary() == data["summary"] and record.state == "finished"
     assert record.tenants["t004"].log_stream.startswith("migrate/app/")  # type: ignore[union-attr]
-    assert record.target["log_group"] == LOG_GROUP
+    assert record.target.log_group == LOG_GROUP
 
 
 def test_overrides_carry_only_the_tenant_id(

@@ -14,8 +14,8 @@ from redmica_ops.deploy.report import rollout_report
 from redmica_ops.report import Report
 from redmica_ops.runs.fanout import FanOutOptions
 from redmica_ops.runs.migrations import MigrationOutcome
-from redmica_ops.runs.record import RunRecord, Status, TenantRun
-from redmica_ops.runs.report import launch_lines, migration_report
+from redmica_ops.runs.record import RunRecord, RunState, RunTarget, Status, TenantRun
+from redmica_ops.runs.report import launch_lines
 
 
 def _printed(report: Report) -> str:
@@ -25,19 +25,19 @@ def _printed(report: Report) -> str:
 
 
 def test_runs_show_lists_a_failed_tenant_once() -> None:
-    record = RunRecord("r1", "ecs", ["migrate"], "t0", "t1", state="finished")
-    record.target = {"log_group": "/redmica/app"}
+    record = RunRecord("r1", "ecs", ["migrate"], "t0", "t1", state=RunState.FINISHED)
+    record.target = RunTarget(log_group="/redmica/app")
     record.tenants = {
         "acme": TenantRun("acme", Status.SUCCEEDED, exit_code=0, attempts=1),
         "globex": TenantRun(
             "globex", Status.FAILED, exit_code=1, attempts=1, reason="exited 1", log_stream="s/1"
         ),
     }
-    shown = _printed(migration_report(MigrationOutcome(record=record), every_tenant=True))
+    shown = _printed(MigrationOutcome(record=record).report(every_tenant=True))
     assert shown.count("globex") == 2  # its row, and where its logs are
     assert shown.count("exited 1") == 1
     assert "logs of globex: aws logs tail /redmica/app --log-stream-names s/1" in shown
-    after_a_run = _printed(migration_report(MigrationOutcome(record=record)))
+    after_a_run = _printed(MigrationOutcome(record=record).report())
     assert after_a_run.count("exited 1") == 1  # `migrate` itself: the failure table only
 
 

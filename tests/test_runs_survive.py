@@ -16,7 +16,7 @@ from redmica_ops import aws_lambda
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.progress import ProgressPrinter
 from redmica_ops.runs.pacing import FakeClock
-from redmica_ops.runs.record import RunRecord, Status, TenantRun
+from redmica_ops.runs.record import RunRecord, RunState, Status, TenantRun
 from redmica_ops.runs.results import ResultStore, TenantResult, fingerprint
 from tests.conftest import BUCKET, CANARY_PASSWORD, Invoke
 from tests.ecs_support import LOG_GROUP, create_ecs_target, moto_ecs_spy
@@ -90,7 +90,7 @@ def test_resume_accepts_a_run_left_running_by_a_killed_cli(
         record = load_record(s3, run_id)
         # As if the CLI was killed after launching two and saving: two never recorded as
         # launched (their tasks exist, the record does not know them), none finished.
-        record.state = "running"
+        record.state = RunState.RUNNING
         for name in names[2:]:
             record.tenants[name] = TenantRun(name)
         s3.put_object(Bucket=BUCKET, Key=f"runs/{run_id}.json", Body=record.to_json().encode())

@@ -22,22 +22,20 @@ a run record in S3; a later "status" event (or `redmica runs show`, `redmica mig
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
-from redmica_ops.errors import UsageError
-
-if TYPE_CHECKING:
-    from redmica_ops.workspace import AwsWorkspace
+from redmica_ops.errors import RedmicaError, UsageError
+from redmica_ops.lifecycle.broker import BrokerRequest, launch_admin_task
+from redmica_ops.runs import migrations
+from redmica_ops.runs.collect import collect, collect_recent
+from redmica_ops.runs.record import FAILURES, RunRecord
+from redmica_ops.settings import require
+from redmica_ops.workspace import AwsWorkspace
 
 Event = Mapping[str, object]
 Response = dict[str, object]
 
 
 def handler(event: Event | None, context: object = None) -> Response:
-    from redmica_ops.runs import migrations
-    from redmica_ops.runs.record import FAILURES
-    from redmica_ops.workspace import AwsWorkspace
-
     event = event or {}
     ws = AwsWorkspace.from_environment(message=print)
     action = event.get("action", "migrate")
@@ -48,33 +46,40 @@ def handler(event: Event | None, context: object = None) -> Response:
         request = migrations.MigrationRequest(
             all_tenants=True, exclude=tuple(str(t) for t in excluded), wait=False
         )
-        record = migrations.run(request, ws).record
+        outcome = migrations.run(request, ws)
+        record = outcome.record
         assert record is not None  # not a dry run
-        return {"run_id": record.run_id, "state": record.state, "summary": record.summary()}
+        for line in outcome.report().plain_lines():  # what `migrate --no-wait` shows, logged
+            ws.message(line)
+        return {"run_id": record.run_id, "state": str(record.state), "summary": record.summary()}
     if action in ("status", "collect"):
-        run_id = event.get("run_id")
-        if not run_id and action == "status":
-            raise UsageError("a status event needs run_id")
-        if run_id:
-            record = ws.run_store().load(str(run_id))
-            pairs = [(record, migrations.collect(record, ws))]
-        else:
-            pairs = migrations.collect_recent(ws)
-        reports = []
-        for record, collected in pairs:
-            report: Response = {
-                "run_id": record.run_id,
-                "state": record.state,
-                "summary": record.summary(),
-                "failed": sorted(t.tenant for t in record.tenants.values() if t.status in FAILURES),
-            }
-            if action == "collect":
-                report.update(complete=record.complete(), collected=collected)
-            reports.append(report)
-        if run_id:
-            return reports[0]
-        return {"runs": reports}
+        return _collected(ws, str(action), event.get("run_id"))
     raise UsageError(f"unknown action {action!r} (migrate, status or collect)")
+
+
+def _collected(ws: AwsWorkspace, action: str, run_id: object) -> Response:
+    """One run (status, collect with a run id) or every recent one, collected first."""
+    if not run_id and action == "status":
+        raise UsageError("a status event needs run_id")
+    if run_id:
+        record = ws.run_store().load(str(run_id))
+        pairs = [(record, collect(record, ws))]
+    else:
+        pairs = collect_recent(ws)
+    reports = [_state(record, collected, action == "collect") for record, collected in pairs]
+    return reports[0] if run_id else {"runs": reports}
+
+
+def _state(record: RunRecord, collected: int, with_collected: bool) -> Response:
+    report: Response = {
+        "run_id": record.run_id,
+        "state": str(record.state),
+        "summary": record.summary(),
+        "failed": sorted(t.tenant for t in record.tenants.values() if t.status in FAILURES),
+    }
+    if with_collected:
+        report.update(complete=record.complete(), collected=collected)
+    return report
 
 
 def admin_broker(event: Event | None, context: object = None) -> Response:
@@ -83,18 +88,12 @@ def admin_broker(event: Event | None, context: object = None) -> Response:
     Settings (cluster, admin_task_definition, container, subnets, bucket) come from this
     function's environment; the event carries the request id and nothing else.
     """
-    from redmica_ops.workspace import AwsWorkspace
-
     return answer_broker_event(event or {}, AwsWorkspace.from_environment(message=print))
 
 
 def answer_broker_event(event: Event, ws: AwsWorkspace) -> Response:
     """The broker's answer. A refusal is an answer, not a crash: the operator's CLI turns it
     back into the error with its exit code."""
-    from redmica_ops.errors import RedmicaError
-    from redmica_ops.lifecycle.broker import BrokerRequest, launch_admin_task
-    from redmica_ops.settings import require
-
     settings = ws.settings
     try:
         request = BrokerRequest.from_event(event)

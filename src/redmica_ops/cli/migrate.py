@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import click
 
-from redmica_ops.cli import waves
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
-
-if TYPE_CHECKING:
-    from redmica_ops.cli.result import CommandResult
+from redmica_ops.cli.result import ReportResult
+from redmica_ops.runs import migrations
+from redmica_ops.runs.pacing import sigint_escalates
 
 HELP_EPILOG = (
     "Exit codes: 0 every selected tenant succeeded; 1 some failed, failed to start, "
@@ -104,7 +101,7 @@ def migrate(
     resume: str | None,
     only_failed: str | None,
     cell: str | None,
-) -> CommandResult:
+) -> ReportResult:
     """Migrate tenant databases: one task per tenant, paced to AWS's limits.
 
     Each tenant's task runs `redmica entrypoint run-tenant ID -- CMD` in the app image, so the
@@ -130,18 +127,6 @@ def migrate(
       redmica migrate --cell b --canary 2
       redmica migrate --all --tenants-per-task 5 --skip-current
     """
-    from redmica_ops.runs import migrations
-    from redmica_ops.runs.pacing import sigint_escalates
-
-    if cell is not None:
-        if tenant_ids or all_tenants or resume or only_failed:
-            from redmica_ops.errors import UsageError
-
-            raise UsageError(
-                "--cell chooses the tenants: give no tenant ids, --all, --resume or --only-failed"
-            )
-        tenant_ids, cell_revision = waves.cell_tenants(app, cell, include_suspended)
-        task_definition = task_definition or cell_revision
     request = migrations.MigrationRequest(
         tenants=tenant_ids,
         all_tenants=all_tenants,
@@ -161,8 +146,9 @@ def migrate(
         wait=not no_wait,
         resume=resume,
         only_failed=only_failed,
+        cell=cell,
     )
     ws = app.workspace()
     with sigint_escalates(ws.cancellation):
         outcome = migrations.run(request, ws)
-    return waves.per_cell(app, outcome)
+    return ReportResult(outcome.report())

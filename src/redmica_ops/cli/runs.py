@@ -1,18 +1,15 @@
-"""`redmica runs list | show`: migrate runs recorded in the config bucket."""
+"""`redmica runs list | show | collect`: migrate runs recorded in the config bucket."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
-from redmica_ops.cli.result import Done, JSONValue
-
-if TYPE_CHECKING:
-    from redmica_ops.cli.output import Output
-    from redmica_ops.cli.result import CommandResult
+from redmica_ops.cli.result import ReportResult
+from redmica_ops.runs.collect import collect, collect_recent
+from redmica_ops.runs.migrations import MigrationOutcome
+from redmica_ops.runs.report import collected_report, runs_report, tenant_report
 
 
 @click.group()
@@ -31,7 +28,7 @@ def runs() -> None:
     "--limit", default=20, show_default=True, type=click.IntRange(1), help="newest runs to show"
 )
 @pass_app
-def list_runs(app: Application, limit: int) -> Done:
+def list_runs(app: Application, limit: int) -> ReportResult:
     """List the newest runs with their state and counts.
 
     \b
@@ -40,43 +37,14 @@ def list_runs(app: Application, limit: int) -> Done:
       redmica runs list --limit 5 --output json
     """
     store = app.workspace().run_store()
-    records = [store.load(run_id) for run_id in store.list_ids()[:limit]]
-
-    def text(out: Output) -> None:
-        rows = [
-            [
-                r.run_id,
-                r.state,
-                r.executor,
-                r.created_at,
-                ", ".join(f"{n} {s}" for s, n in r.summary().items()),
-            ]
-            for r in records
-        ]
-        out.table(["run", "state", "executor", "created", "tenants"], rows)
-
-    return Done(
-        [
-            {
-                "run_id": r.run_id,
-                "state": r.state,
-                "executor": r.executor,
-                "created_at": r.created_at,
-                "updated_at": r.updated_at,
-                "parent_run": r.parent_run,
-                "summary": r.summary(),
-            }
-            for r in records
-        ],
-        text,
-    )
+    return ReportResult(runs_report([store.load(run_id) for run_id in store.list_ids()[:limit]]))
 
 
 @command(runs, "show")
 @click.argument("run_id")
 @click.argument("tenant_id", required=False)
 @pass_app
-def show_run(app: Application, run_id: str, tenant_id: str | None) -> CommandResult:
+def show_run(app: Application, run_id: str, tenant_id: str | None) -> ReportResult:
     """Show one run: every tenant's status and, for a failed one, its last output lines.
 
     A run that is not complete is collected first (as `runs collect` does): each tenant's
@@ -89,26 +57,21 @@ def show_run(app: Application, run_id: str, tenant_id: str | None) -> CommandRes
       redmica runs show 20261126T060000Z-1a2b3c
       redmica runs show 20261126T060000Z-1a2b3c acme
     """
-    from redmica_ops.cli.result import ReportResult
-    from redmica_ops.runs.migrations import MigrationOutcome, collect
-    from redmica_ops.runs.report import migration_report, tenant_report
-
     ws = app.workspace()
     record = ws.run_store().load(run_id)
-    if not record.complete():
-        changed = collect(record, ws)
-        if changed:
-            ws.message(f"collected {changed} result(s) for run {run_id}")
+    changed = collect(record, ws)
+    if changed:
+        ws.message(f"collected {changed} result(s) for run {run_id}")
     if tenant_id is not None:
         return ReportResult(tenant_report(record, tenant_id))
     outcome = MigrationOutcome(record)
-    return ReportResult(migration_report(outcome, every_tenant=True, code_from_run=False))
+    return ReportResult(outcome.report(every_tenant=True, code_from_run=False))
 
 
 @command(runs, "collect")
 @click.argument("run_id", required=False)
 @pass_app
-def collect_run(app: Application, run_id: str | None) -> CommandResult:
+def collect_run(app: Application, run_id: str | None) -> ReportResult:
     """Merge a run's result objects and ECS's answers into its record; save it.
 
     Safe to repeat: the stack's schedule runs it (without RUN_ID: every recent run that is
@@ -120,42 +83,11 @@ def collect_run(app: Application, run_id: str | None) -> CommandResult:
       redmica runs collect 20261126T060000Z-1a2b3c --output json
       redmica runs collect
     """
-    from redmica_ops.cli.result import ReportResult
-    from redmica_ops.runs.migrations import MigrationOutcome, collect, collect_recent
-    from redmica_ops.runs.report import migration_report
-
     ws = app.workspace()
     if run_id is None:
-        pairs = collect_recent(ws)
-        rows: list[JSONValue] = [
-            {
-                "run_id": record.run_id,
-                "state": record.state,
-                "complete": record.complete(),
-                "collected": changed,
-                "summary": record.summary(),
-            }
-            for record, changed in pairs
-        ]
-
-        def text(out: Output) -> None:
-            out.table(
-                ["run", "state", "collected", "tenants"],
-                [
-                    [
-                        r.run_id,
-                        r.state,
-                        changed,
-                        ", ".join(f"{n} {s}" for s, n in r.summary().items()),
-                    ]
-                    for r, changed in pairs
-                ],
-            )
-
-        pending = any(not record.complete() for record, _ in pairs)
-        return Done(rows, text, code=1 if pending else 0)
+        return ReportResult(collected_report(collect_recent(ws)))
     record = ws.run_store().load(run_id)
     changed = collect(record, ws)
     ws.message(f"collected {changed} result(s) for run {run_id}")
     outcome = MigrationOutcome(record)
-    return ReportResult(migration_report(outcome, code_from_run=False, pending_is_failure=True))
+    return ReportResult(outcome.report(code_from_run=False, pending_is_failure=True))

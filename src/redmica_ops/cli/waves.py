@@ -17,8 +17,6 @@ if TYPE_CHECKING:
     from redmica_ops.cells.waves import MigrationOptions, WaveReport, WaveRequest
     from redmica_ops.cli.app import Application
     from redmica_ops.cli.output import Output
-    from redmica_ops.cli.result import CommandResult
-    from redmica_ops.runs.migrations import MigrationOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -199,55 +197,3 @@ def status(app: Application, cells: tuple[str, ...], events: int) -> Done:
 
     document: JSONValue = {"cells": rows}
     return Done(document, text)
-
-
-def cell_tenants(
-    app: Application, cell: str, include_suspended: bool = False
-) -> tuple[tuple[str, ...], str]:
-    """The tenants `migrate --cell` migrates (the cell's own; suspended ones only with
-    `--include-suspended`) and the revision the cell runs."""
-    from redmica_ops.errors import NotFound
-    from redmica_ops.tenants.selection import CellScope, Use, select
-
-    fleet = app.workspace().fleet()
-    chosen = fleet.cells.get(cell)
-    selection = select(
-        app.workspace().tenants(),
-        Use.MIGRATE,
-        scope=CellScope(fleet.cells, cell),
-        include_suspended=include_suspended,
-    )
-    ids = tuple(s.tenant_id for s in selection.eligible)
-    if not ids:
-        raise NotFound(f"cell {cell} has no tenants to migrate", "see `redmica cells list`")
-    return ids, fleet.revision(chosen)
-
-
-def per_cell(app: Application, outcome: MigrationOutcome) -> CommandResult:
-    """A migration's report; with cells, a line and a JSON entry per cell with its counts."""
-    from redmica_ops.cli.result import ReportResult
-    from redmica_ops.report import text
-    from redmica_ops.runs.report import migration_report
-
-    report = migration_report(outcome)
-    record = outcome.record
-    if record is None or not app.settings.cells:
-        return ReportResult(report)
-    from redmica_ops.cells.config import cell_map
-
-    cells = cell_map(app.settings)
-    listing = app.workspace().tenants()
-    home = {s.tenant_id: cells.cell_of(s.tenant) for s in listing.tenants}
-    by_cell: dict[str, dict[str, int]] = {name: {} for name in cells.names()}
-    for tenant_id, run in sorted(record.tenants.items()):
-        counts = by_cell.setdefault(home.get(tenant_id, "(removed)"), {})
-        status = str(getattr(run.status, "value", run.status))
-        counts[status] = counts.get(status, 0) + 1
-    by_cell = {c: v for c, v in by_cell.items() if v}
-    if isinstance(report.document, dict):
-        cells_json: JSONValue = {c: dict(v) for c, v in by_cell.items()}
-        report.document = {**report.document, "cells": cells_json}
-    for cell, counts in by_cell.items():
-        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        report.body.append(text(f"cell {cell}: {summary}"))
-    return ReportResult(report)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from redmica_ops.runs.executors import Executor, Job, Launched, LaunchFailed, TaskState
 from redmica_ops.runs.pacing import Cancellation, Clock, TokenBucket, backoff
-from redmica_ops.runs.record import FINAL, RunRecord, Status, TenantRun, utcnow
+from redmica_ops.runs.record import FINAL, RunRecord, RunState, Status, TenantRun, utcnow
 from redmica_ops.runs.results import ResultSource, merge_result
 from redmica_ops.settings import DEFAULTS
 
@@ -198,7 +198,7 @@ class FanOut:
             self._poll(state)
         after = sum(1 for r in self.record.tenants.values() if r.status in FINAL)
         if self.record.complete():
-            self.record.state = "finished"
+            self.record.state = RunState.FINISHED
         self.record.updated_at = utcnow().isoformat()
         return after - before
 
@@ -214,16 +214,16 @@ class FanOut:
         complete = all(r.status in FINAL for r in self.record.tenants.values())
         if failure is not None:
             # Pending tenants stay pending and running ones running: resume picks them up.
-            self.record.state = "interrupted"
+            self.record.state = RunState.INTERRUPTED
             self.record.error = describe_failure(failure)
         elif self.cancellation.level:
-            self.record.state = "interrupted"
+            self.record.state = RunState.INTERRUPTED
         elif not self.options.wait and state.in_flight:
-            self.record.state = "launched"
+            self.record.state = RunState.LAUNCHED
         elif complete:
-            self.record.state = "finished"
+            self.record.state = RunState.FINISHED
         else:
-            self.record.state = "interrupted"
+            self.record.state = RunState.INTERRUPTED
         self.record.updated_at = utcnow().isoformat()
         try:
             self.save(self.record)

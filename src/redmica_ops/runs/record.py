@@ -7,18 +7,24 @@ without waiting (`--no-wait`, the scheduled job) looked at later (`redmica runs 
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from enum import Enum, StrEnum
+from typing import TYPE_CHECKING, ClassVar, Protocol, TypeVar
 
 from redmica_ops.aws import put_object_once, translate_errors
-from redmica_ops.errors import Conflict, JSONObject, NotFound, UsageError
+from redmica_ops.errors import Conflict, JSONValue, NotFound, OperationFailed, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+T = TypeVar("T")
 
 
 class Status(StrEnum):
@@ -31,6 +37,13 @@ class Status(StrEnum):
     STOPPED = "stopped"  # stopped by the operator (second Ctrl-C)
     NOT_STARTED = "not_started"  # never launched: --max-failures, --canary, interrupt
     SKIPPED = "skipped"  # excluded
+
+
+class RunState(StrEnum):
+    RUNNING = "running"
+    FINISHED = "finished"  # every tenant has a final status
+    INTERRUPTED = "interrupted"  # resume it
+    LAUNCHED = "launched"  # --no-wait: the tasks run on, collected later
 
 
 FINAL = frozenset(
@@ -75,16 +88,43 @@ class TenantRun:
     fingerprint: str | None = None
     tail: list[str] | None = None
 
-    def as_dict(self) -> JSONObject:
-        data = asdict(self)
-        data["status"] = str(self.status)
-        return data
+    def as_dict(self) -> dict[str, JSONValue]:
+        return _object(self)
 
-    @classmethod
-    def from_dict(cls, data: JSONObject) -> TenantRun:
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        known["status"] = Status(known.get("status", "pending"))
-        return cls(**known)
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The pacing and failure policy a run was started with; a resume keeps them."""
+
+    concurrency: int
+    rate: float
+    burst: int
+    timeout: float
+    max_failures: int | None = None
+    canary: int | None = None
+    max_start_attempts: int = 5
+    tenants_per_task: int = 1
+    wait: bool = True
+
+
+@dataclass
+class RunTarget:
+    """What a run runs on, as the executor's preflight found it (and --skip-current's count)."""
+
+    SPARSE: ClassVar[bool] = True  # written without its unset fields: each executor sets its own
+
+    # The ECS executor's.
+    cluster: str | None = None
+    task_definition: str | None = None  # the revision's ARN: a resume runs the same one
+    image: str | None = None
+    container: str | None = None
+    log_group: str | None = None
+    # The local executor's.
+    log_dir: str | None = None
+    workdir: str | None = None
+    user: str | None = None
+    fingerprint: str | None = None  # the migrations this host would apply
+    skipped_current: int | None = None  # --skip-current: tenants left out as already migrated
 
 
 @dataclass
@@ -94,10 +134,9 @@ class RunRecord:
     command: list[str]
     created_at: str
     updated_at: str
-    # running | finished (every tenant final) | interrupted (resume it) | launched (--no-wait)
-    state: str = "running"
-    options: dict[str, Any] = field(default_factory=dict)
-    target: dict[str, Any] = field(default_factory=dict)  # cluster, task definition, log group
+    state: RunState = RunState.RUNNING
+    options: RunOptions | None = None  # None: a record from before options were kept
+    target: RunTarget = field(default_factory=RunTarget)
     parent_run: str | None = None
     tenants: dict[str, TenantRun] = field(default_factory=dict)
     error: str | None = None  # why an interrupted run stopped
@@ -119,16 +158,150 @@ class RunRecord:
         return all(t.status == Status.SUCCEEDED for t in selected)
 
     def to_json(self) -> str:
-        data = asdict(self)
+        data = _object(self)
         data["tenants"] = {k: v.as_dict() for k, v in sorted(self.tenants.items())}
         return json.dumps(data, indent=1, sort_keys=False)
 
     @classmethod
     def from_json(cls, text: str) -> RunRecord:
-        data = json.loads(text)
-        tenants = {k: TenantRun.from_dict(v) for k, v in data.pop("tenants", {}).items()}
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known, tenants=tenants)
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RunRecordError(f"a run record is not JSON ({exc})") from None
+        run_id = data.get("run_id") if isinstance(data, dict) else None
+        return from_plain(cls, data, f"run record {run_id or '(no run_id)'}")
+
+
+def prepare_resume(record: RunRecord, found: dict[str, str]) -> list[str]:
+    """Tenants of an earlier run still to do; launched-but-unrecorded tasks are re-attached."""
+    order = []
+    for tenant, run in sorted(record.tenants.items()):
+        if run.status in (Status.PENDING, Status.NOT_STARTED):
+            if tenant in found:
+                run.status, run.task_arn, run.reason = Status.RUNNING, found[tenant], None
+                run.attempts = max(run.attempts, 1)
+            else:
+                run.status, run.reason = Status.PENDING, None
+                order.append(tenant)
+    record.state = RunState.RUNNING
+    return order
+
+
+# -- the JSON codec: dataclasses, enums and the JSON types, walked by their annotations -------
+class RunRecordError(OperationFailed):
+    """A run record (or a part of one) that does not have the shape this version reads."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            message,
+            "the record was changed outside redmica; fix or remove it (runs/<id>.json in the "
+            "config bucket)",
+        )
+
+
+def to_plain(value: object) -> JSONValue:
+    """A dataclass, enum, list or dict of them as JSON values, in field order. An unset
+    optional dataclass is written as {} (so older readers find an object); a SPARSE
+    dataclass leaves out its None fields."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _object(value)
+    if isinstance(value, Enum):
+        return to_plain(value.value)
+    if isinstance(value, list | tuple):
+        return [to_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+def _object(value: object) -> dict[str, JSONValue]:
+    kind: type = type(value)
+    sparse, layout = _layout(kind)
+    data: dict[str, JSONValue] = {}
+    for name, object_when_unset in layout:
+        item = getattr(value, name)
+        if item is None:
+            if not sparse:
+                data[name] = {} if object_when_unset else None
+        elif isinstance(item, str | int | float):  # the common case, and Status (a str)
+            data[name] = item.value if isinstance(item, Enum) else item
+        else:
+            data[name] = to_plain(item)
+    return data
+
+
+@functools.cache
+def _layout(kind: type) -> tuple[bool, tuple[tuple[str, bool], ...]]:
+    """Whether `kind` is SPARSE, and each field's name and whether unset is written as {}."""
+    hints = typing.get_type_hints(kind)
+    layout = tuple((f.name, _optional_dataclass(hints[f.name])) for f in fields(kind))
+    return bool(getattr(kind, "SPARSE", False)), layout
+
+
+def from_plain(cls: type[T], data: object, where: str) -> T:
+    """`cls` from JSON values, checked against its annotations: unknown keys are ignored (a
+    newer version's), a missing key takes the field's default, an int is read as a float,
+    {} as an unset optional dataclass; anything else of the wrong type is a `RunRecordError`
+    naming `where` and the field."""
+    return typing.cast(T, _decode(cls, data, where, ""))
+
+
+def _decode(kind: object, value: object, where: str, path: str) -> object:
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        if value == {} and _optional_dataclass(kind):
+            return None
+        return _decode(inner[0], value, where, path) if len(inner) == 1 else _wrong(where, path)
+    if origin is list and isinstance(value, list):
+        return [_decode(args[0], v, where, f"{path}[{i}]") for i, v in enumerate(value)]
+    if origin is dict and isinstance(value, dict):
+        return {str(k): _decode(args[1], v, where, _at(path, str(k))) for k, v in value.items()}
+    if isinstance(kind, type) and is_dataclass(kind) and isinstance(value, dict):
+        return _dataclass(kind, value, where, path)
+    if isinstance(kind, type) and issubclass(kind, Enum):
+        try:
+            return kind(value)
+        except ValueError:
+            return _wrong(where, path, value)
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, str, bool) and type(value) is kind:
+        return value
+    return _wrong(where, path, value)
+
+
+def _dataclass(kind: type, value: dict[str, object], where: str, path: str) -> object:
+    hints = typing.get_type_hints(kind)
+    known: dict[str, object] = {}
+    for f in fields(kind):
+        if f.name in value:
+            known[f.name] = _decode(hints[f.name], value[f.name], where, _at(path, f.name))
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise RunRecordError(f"{where}: {_at(path, f.name)} is missing")
+    return kind(**known)
+
+
+def _optional_dataclass(kind: object) -> bool:
+    inner = [a for a in typing.get_args(kind) if a is not type(None)]
+    return len(inner) == 1 and type(None) in typing.get_args(kind) and is_dataclass(inner[0])
+
+
+def _at(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _wrong(where: str, path: str, value: object = None) -> object:
+    shown = (
+        json.dumps(value)[:40]
+        if isinstance(value, str | int | float | bool)
+        else type(value).__name__
+    )
+    raise RunRecordError(f"{where}: {path or 'the record'} has an unexpected value ({shown})")
 
 
 class RunRecords(Protocol):

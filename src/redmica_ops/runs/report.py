@@ -1,25 +1,162 @@
-"""How a migration run is shown: a dry run's plan, a run's summary and failures, one tenant.
+"""How a migration run is shown: a dry run's plan, a run's summary and failures, one tenant,
+the list of runs; and what a run means for an exit code and for what to do next.
 
-Shared by everything that shows a run (`migrate`, `runs show`, `runs collect`, `release`'s
-gate): each builds its `Report` here, so a run reads the same wherever it is shown.
+Shared by everything that shows a run (`migrate`, `runs list/show/collect`, `release`'s gate,
+the Lambda): each builds its `Report` here, so a run reads the same wherever it is shown.
 """
 
 from __future__ import annotations
 
+import math
 import shlex
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import NotFound
+from redmica_ops.errors import JSONValue, NotFound
 from redmica_ops.report import Line, Part, Report, Table, info, plain_json, text
-from redmica_ops.runs.migrations import hints, report_document
-from redmica_ops.runs.record import FAILURES
+from redmica_ops.runs.cost import CostEstimate, estimate
+from redmica_ops.runs.record import FAILURES, RunRecord, RunState, RunTarget, Status
 
 if TYPE_CHECKING:
     from redmica_ops.runs.fanout import FanOutOptions
-    from redmica_ops.runs.migrations import MigrationOutcome, MigrationPlan
-    from redmica_ops.runs.record import RunRecord
+    from redmica_ops.settings import Settings
 
 TAIL_SHOWN = 5  # lines per failed tenant in a run's report; `runs show RUN TENANT` has all
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """A dry run: what would be launched, how fast, and what it would cost."""
+
+    executor: str
+    command: list[str]
+    tenants: list[str]
+    skipped: list[str]
+    invalid: dict[str, str]
+    options: FanOutOptions
+    cost: CostEstimate | None  # None for the local executor (no Fargate time)
+    launch_seconds: float
+    waves: int
+    target: RunTarget = field(default_factory=RunTarget)  # the revision and image it would run
+
+    def as_dict(self) -> dict[str, JSONValue]:
+        o = self.options
+        return {
+            "run_id": None,
+            "dry_run": True,
+            "executor": self.executor,
+            "command": self.command,
+            "tenants": self.tenants,
+            "skipped": self.skipped,
+            "invalid": sorted(self.invalid),
+            "pacing": {
+                "rate": o.rate,
+                "burst": o.burst,
+                "concurrency": o.concurrency,
+                "timeout": o.timeout,
+                "max_failures": o.max_failures,
+                "canary": o.canary,
+            },
+            "task_definition": self.target.task_definition,
+            "image": self.target.image,
+            "estimate": {
+                **(self.cost.as_dict() if self.cost is not None else {}),
+                "launch_seconds": round(self.launch_seconds, 1),
+                "waves_of_concurrency": self.waves,
+            },
+        }
+
+
+def plan(
+    settings: Settings,
+    kind: str,
+    command: list[str],
+    options: FanOutOptions,
+    order: list[str],
+    skipped: list[str],
+    invalid: dict[str, str],
+    target: RunTarget | None = None,
+) -> MigrationPlan:
+    # Local processes cost no Fargate time: no estimate to print.
+    cost = (
+        None
+        if kind != "ecs"
+        else estimate(
+            len(order),
+            settings.task_vcpu,
+            settings.task_memory_gb,
+            settings.task_minutes,
+            settings.price_vcpu_minute,
+            settings.price_gb_minute,
+        )
+    )
+    launch_seconds = max(0, len(order) - options.burst) / options.rate
+    waves = math.ceil(len(order) / options.concurrency) if order else 0
+    return MigrationPlan(
+        kind,
+        command,
+        order,
+        skipped,
+        invalid,
+        options,
+        cost,
+        launch_seconds,
+        waves,
+        target or RunTarget(),
+    )
+
+
+def exit_code_for(record: RunRecord) -> int:
+    if record.state == RunState.INTERRUPTED:
+        return 130
+    if record.state == RunState.LAUNCHED:
+        return 0
+    return 0 if record.all_succeeded() else 1
+
+
+def hints(record: RunRecord) -> list[str]:
+    """What the operator can do next about a run, one line each."""
+    failed = [r for r in record.tenants.values() if r.status in FAILURES]
+    not_started = record.with_status(Status.NOT_STARTED)
+    lines = []
+    if failed:
+        lines.append(f"retry the failed ones: redmica migrate --only-failed {record.run_id}")
+    if record.state in (RunState.INTERRUPTED, RunState.RUNNING) or (not_started and not failed):
+        lines.append(f"finish the run: redmica migrate --resume {record.run_id}")
+    if record.state == RunState.LAUNCHED:
+        lines.append(
+            f"launched without waiting; follow it with `redmica runs show "
+            f"{record.run_id}` or finish it with `redmica migrate --resume "
+            f"{record.run_id}`"
+        )
+    return lines
+
+
+def report_document(record: RunRecord) -> dict[str, JSONValue]:
+    """The JSON document of a run: every tenant's result and the counts."""
+    return {
+        "run_id": record.run_id,
+        "state": str(record.state),
+        "tenants": [
+            {
+                "tenant": r.tenant,
+                "status": str(r.status),
+                "task_arn": r.task_arn,
+                "exit_code": r.exit_code,
+                "reason": r.reason,
+                "attempts": r.attempts,
+                "started_at": r.started_at,
+                "stopped_at": r.stopped_at,
+                "log_stream": r.log_stream,
+                "image": r.image,
+                "fingerprint": r.fingerprint,
+                "tail": r.tail,
+            }
+            for r in sorted(record.tenants.values(), key=lambda r: r.tenant)
+        ],
+        "summary": dict(record.summary()),
+        "error": record.error,
+    }
 
 
 def plan_lines(plan: MigrationPlan) -> list[Line]:
@@ -29,8 +166,9 @@ def plan_lines(plan: MigrationPlan) -> list[Line]:
         f"plan (dry run): {len(order)} tenant(s) with the {plan.executor} executor",
         f"  command:  {shlex.join(plan.command)}",
     ]
-    if plan.task_definition:
-        lines.append(f"  revision: {plan.task_definition.rsplit('/', 1)[-1]} (image {plan.image})")
+    if plan.target.task_definition:
+        revision = plan.target.task_definition.rsplit("/", 1)[-1]
+        lines.append(f"  revision: {revision} (image {plan.target.image})")
     lines.append(
         f"  pacing:   {options.rate:g}/s, burst {options.burst}, at most "
         f"{options.concurrency} in flight, timeout {options.timeout:g}s"
@@ -83,7 +221,7 @@ def run_body(record: RunRecord, failure_table: bool = True) -> list[Part]:
         (r for r in record.tenants.values() if r.status in FAILURES), key=lambda r: r.tenant
     )
     if failed:
-        group = (record.target or {}).get("log_group")
+        group = record.target.log_group
         rows: list[list[str | int | float | None]] = []
         for run in failed:
             if run.log_stream and group:
@@ -99,9 +237,9 @@ def run_body(record: RunRecord, failure_table: bool = True) -> list[Part]:
             if run.tail:
                 body.append(text(f"--- {run.tenant}: last lines of its output"))
                 body += [text(f"  {line}") for line in run.tail[-TAIL_SHOWN:]]
-    if record.state == "interrupted" and record.error:
+    if record.state == RunState.INTERRUPTED and record.error:
         body.append(info(f"the run stopped on an error: {record.error}"))
-    if record.state == "launched":
+    if record.state == RunState.LAUNCHED:
         body.append(text(record.run_id))
     return body
 
@@ -121,33 +259,40 @@ def run_table(record: RunRecord) -> Table:
     return Table(("tenant", "status", "attempts", "exit", "reason"), rows)
 
 
-def migration_report(
-    outcome: MigrationOutcome,
+def plan_report(plan: MigrationPlan) -> Report:
+    """A dry run's plan (exit 0: nothing ran)."""
+    return Report(
+        plain_json(plan.as_dict()),
+        list(plan_lines(plan)),
+        ["dry run: nothing was launched or written"],
+    )
+
+
+def run_report(
+    record: RunRecord,
     every_tenant: bool = False,
     code_from_run: bool = True,
     pending_is_failure: bool = False,
+    by_cell: dict[str, dict[str, int]] | None = None,
 ) -> Report:
-    """A dry run's plan or a run's report.
+    """A run's report.
 
     `every_tenant` adds the full table (`runs show`); `code_from_run` False: looking at a run
     is not the run (exit 0); `pending_is_failure` (`runs collect`): exit 1 while the run is not
-    complete.
+    complete; `by_cell` (a setup with cells): a line and a JSON entry per cell with its counts.
     """
-    if outcome.plan is not None:
-        return Report(
-            plain_json(outcome.plan.as_dict()),
-            list(plan_lines(outcome.plan)),
-            ["dry run: nothing was launched or written"],
-            outcome.exit_code if code_from_run else 0,
-        )
-    record = outcome.record
-    assert record is not None
     body: list[Part] = [run_table(record)] if every_tenant else []
     body += run_body(record, failure_table=not every_tenant)
-    code = outcome.exit_code if code_from_run else 0
+    code = exit_code_for(record) if code_from_run else 0
     if pending_is_failure and not record.complete():
         code = 1
-    return Report(plain_json(report_document(record)), body, hints(record), code)
+    document = report_document(record)
+    if by_cell is not None:
+        document["cells"] = {cell: dict(counts) for cell, counts in by_cell.items()}
+        for cell, counts in by_cell.items():
+            summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            body.append(text(f"cell {cell}: {summary}"))
+    return Report(document, body, hints(record), code)
 
 
 def tenant_report(record: RunRecord, tenant: str) -> Report:
@@ -158,7 +303,7 @@ def tenant_report(record: RunRecord, tenant: str) -> Report:
             f"tenant {tenant!r} is not in run {record.run_id}",
             f"see the run's tenants with `redmica runs show {record.run_id}`",
         )
-    group = (record.target or {}).get("log_group")
+    group = record.target.log_group
     log: dict[str, object] | None = None
     if run.log_stream and group:
         log = {"group": group, "stream": run.log_stream}
@@ -182,6 +327,52 @@ def tenant_report(record: RunRecord, tenant: str) -> Report:
     if run.tail:
         lines.append("--- last lines of its output (secrets masked):")
         lines += list(run.tail)
-    elif run.status != "succeeded":
+    elif run.status != Status.SUCCEEDED:
         lines.append("(no output captured yet)")
     return Report(plain_json(document), [text(line) for line in lines])
+
+
+def runs_report(records: list[RunRecord]) -> Report:
+    """`runs list`: the newest runs with their state and counts."""
+    rows: list[list[str | int | float | None]] = [
+        [r.run_id, str(r.state), r.executor, r.created_at, _counts(r)] for r in records
+    ]
+    document: list[JSONValue] = [
+        {
+            "run_id": r.run_id,
+            "state": str(r.state),
+            "executor": r.executor,
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+            "parent_run": r.parent_run,
+            "summary": dict(r.summary()),
+        }
+        for r in records
+    ]
+    return Report(document, [Table(("run", "state", "executor", "created", "tenants"), rows)])
+
+
+def collected_report(pairs: list[tuple[RunRecord, int]]) -> Report:
+    """`runs collect` of every recent run: what each collect settled; exit 1 while a run is
+    not complete."""
+    document: list[JSONValue] = [
+        {
+            "run_id": record.run_id,
+            "state": str(record.state),
+            "complete": record.complete(),
+            "collected": changed,
+            "summary": dict(record.summary()),
+        }
+        for record, changed in pairs
+    ]
+    rows: list[list[str | int | float | None]] = [
+        [r.run_id, str(r.state), changed, _counts(r)] for r, changed in pairs
+    ]
+    pending = any(not record.complete() for record, _ in pairs)
+    return Report(
+        document, [Table(("run", "state", "collected", "tenants"), rows)], exit_code=int(pending)
+    )
+
+
+def _counts(record: RunRecord) -> str:
+    return ", ".join(f"{n} {s}" for s, n in record.summary().items())

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from redmica_ops.errors import JSONObject
+from redmica_ops.runs.record import RunTarget
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ class Executor(Protocol):
     name: str
     stats: CallStats
 
-    def preflight(self) -> JSONObject:
-        """Check the target exists and return facts for the record; raise if it cannot run."""
+    def preflight(self) -> RunTarget:
+        """Check the target exists and return its facts for the record; raise if it cannot
+        run."""
 
     def launch(self, job: Job) -> Launched | LaunchFailed: ...
 
@@ -88,8 +89,8 @@ class NoExecutor:
     def __init__(self) -> None:
         self.stats = CallStats()
 
-    def preflight(self) -> JSONObject:
-        return {}
+    def preflight(self) -> RunTarget:
+        return RunTarget()
 
     def launch(self, job: Job) -> Launched | LaunchFailed:
         return LaunchFailed("this run cannot launch here", retryable=False)

@@ -14,11 +14,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from redmica_ops.aws import error_code, translate, translate_errors
 from redmica_ops.errors import AwsError, JSONObject, UsageError
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.runs.record import RunTarget
 
 MAX_OVERRIDE_CHARS = 8192
 DESCRIBE_BATCH = 100
@@ -81,7 +82,29 @@ def override_size(target: EcsTarget, job: Job, run_id: str = "x" * 24) -> int:
     return len(json.dumps(overrides_for(target, job, run_id), separators=(",", ":")))
 
 
-def _iso(value: Any) -> str | None:
+def check_overrides(
+    target: EcsTarget, order: Sequence[str], command: list[str], per_task: int = 1
+) -> None:
+    """Fail before launching anything if a task's ECS override would be too long."""
+    longest = tuple(sorted(order, key=len, reverse=True)[: max(1, per_task)])
+    if per_task > 1 and longest:
+        job = Job(longest[0], 1, command, longest)
+        if override_size(target, job) > MAX_OVERRIDE_CHARS:
+            raise UsageError(
+                f"the ECS task override of {per_task} tenants is longer than "
+                f"{MAX_OVERRIDE_CHARS} characters",
+                "lower --tenants-per-task or shorten the command",
+            )
+    too_long = [t for t in order if override_size(target, Job(t, 1, command)) > MAX_OVERRIDE_CHARS]
+    if too_long:
+        raise UsageError(
+            f"the ECS task override for {too_long[0]} is longer than "
+            f"{MAX_OVERRIDE_CHARS} characters",
+            "shorten the command",
+        )
+
+
+def _iso(value: object) -> str | None:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value) if value else None
@@ -89,7 +112,7 @@ def _iso(value: Any) -> str | None:
 
 def run_task_params(target: EcsTarget, job: Job, run_id: str) -> JSONObject:
     """RunTask's parameters for one job of a run: idempotent (clientToken), tagged, placed."""
-    params: dict[str, Any] = {
+    params: JSONObject = {
         "cluster": target.cluster,
         "taskDefinition": target.task_definition,
         "count": 1,
@@ -201,7 +224,7 @@ class EcsExecutor:
         self.firelens_prefix: str | None = None
 
     # -- checks before anything is launched ----------------------------------------------------
-    def preflight(self) -> JSONObject:
+    def preflight(self) -> RunTarget:
         t = self.target
         with translate_errors(f"describing ECS cluster {t.cluster}"):
             clusters = self.ecs.describe_clusters(clusters=[t.cluster])
@@ -244,13 +267,13 @@ class EcsExecutor:
             options = log.get("options", {})
             self.log_group = options.get("log_group_name")
             self.firelens_prefix = options.get("log_stream_prefix", "")
-        return {
-            "cluster": t.cluster,
-            "task_definition": definition.get("taskDefinitionArn"),
-            "image": containers[t.container].get("image"),
-            "container": t.container,
-            "log_group": self.log_group,
-        }
+        return RunTarget(
+            cluster=t.cluster,
+            task_definition=definition.get("taskDefinitionArn"),
+            image=containers[t.container].get("image"),
+            container=t.container,
+            log_group=self.log_group,
+        )
 
     # -- launching -------------------------------------------------------------------------------
     def launch(self, job: Job) -> Launched | LaunchFailed:
@@ -308,7 +331,7 @@ class EcsExecutor:
         for desired in ("RUNNING", "STOPPED"):
             token: str | None = None
             while True:
-                kwargs: dict[str, Any] = {
+                kwargs: JSONObject = {
                     "cluster": self.target.cluster,
                     "startedBy": started_by(run_id),
                     "desiredStatus": desired,

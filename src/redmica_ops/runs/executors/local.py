@@ -9,17 +9,19 @@ killed mid-DDL unless asked twice), and writes one log file per tenant.
 from __future__ import annotations
 
 import os
+import pwd
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 from redmica_ops.container.keys import master_secret
-from redmica_ops.errors import JSONObject, RedmicaError
+from redmica_ops.errors import RedmicaError
 from redmica_ops.runs.executors import CallStats, Job, Launched, LaunchFailed, TaskState
+from redmica_ops.runs.record import RunTarget
 from redmica_ops.runs.results import TAIL_LINES, TenantResult, fingerprint, mask, secret_values
 from redmica_ops.tenants.environment import tenant_environment
 from redmica_ops.tenants.model import Tenant
@@ -94,19 +96,26 @@ def read_tail(path: Path, secrets: list[str], lines: int = TAIL_LINES) -> tuple[
     return tuple(kept)
 
 
-def _identity(user: str) -> tuple[dict[str, Any], dict[str, str]]:
+@dataclass(frozen=True)
+class _Identity:
+    """Who a process runs as (Popen's user, group, extra_groups); None: as this process."""
+
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] | None = None
+
+
+def _identity(user: str) -> tuple[_Identity, dict[str, str]]:
     """Popen arguments and login variables to run as `user`, like `runuser -u USER`:
     its uid, its primary group, its supplementary groups (Debian's Redmine reads its secret
     through the www-data group) and its HOME."""
-    import pwd
-
     try:
         entry = pwd.getpwnam(user)
     except KeyError:
         raise ValueError(f"no such user: {user}") from None
     groups = os.getgrouplist(user, entry.pw_gid)
     return (
-        {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": groups},
+        _Identity(entry.pw_uid, entry.pw_gid, groups),
         {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user},
     )
 
@@ -136,14 +145,14 @@ class LocalExecutor:
         self.run_id = run_id
         self.fingerprint = fingerprint(target.workdir or Path.cwd())
 
-    def preflight(self) -> JSONObject:
+    def preflight(self) -> RunTarget:
         self.target.log_dir.mkdir(parents=True, exist_ok=True)
-        return {
-            "log_dir": str(self.target.log_dir),
-            "workdir": self.target.workdir,
-            "user": self.target.user,
-            "fingerprint": self.fingerprint,
-        }
+        return RunTarget(
+            log_dir=str(self.target.log_dir),
+            workdir=self.target.workdir,
+            user=self.target.user,
+            fingerprint=self.fingerprint,
+        )
 
     def log_path(self, tenant: str) -> Path:
         return self.target.log_dir / f"{tenant}.log"
@@ -186,7 +195,7 @@ class LocalExecutor:
                 incarnation=self._incarnation(job.tenant),
             ),
         }
-        identity: dict[str, Any] = {}
+        identity = _Identity()
         if self.target.user:
             try:
                 identity, login = _identity(self.target.user)
@@ -206,7 +215,9 @@ class LocalExecutor:
                 job.command,
                 cwd=self.target.workdir,
                 env=env,
-                **identity,
+                user=identity.uid,
+                group=identity.gid,
+                extra_groups=identity.groups,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
