@@ -246,7 +246,7 @@ def test_status_lists_service_deployments_when_ecs_has_them() -> None:
         def fleet(self) -> Fleet:
             return Fleet(self.settings, self.ecs(), self.clock(), status=self.status)
 
-    result = status.run(status.StatusRequest(), cast("Any", Workspace()))
+    result = status.run(status.StatusRequest(), cast("Any", Workspace())).cells[0].service
     assert result.service_deployments == [(SD_ARN, "ROLLBACK_SUCCESSFUL")]
     plain = status.ServiceStatus(None, None, None, None, None, None)
     assert plain.as_dict()["service_deployments"] is None

@@ -1,28 +1,47 @@
-"""Releases in waves: the canary cell first, alone; then the other cells, `max_parallel` at a time.
+"""Rollouts in waves: the canary cell first, alone; then the other cells, `max_parallel` at a time.
 
-Each wave starts only when every cell of the previous wave succeeded. A failure stops the
-rollout: later waves are not touched, and every cell this release already changed goes back to
-the revision it ran before (the failing cell is rolled back by its own rollout, as `deploy`
-does). For a release, each cell's tenants are migrated with the cell's new revision before that
-cell is deployed, so no tenant's database is behind the code serving it; a cell whose migration
-fails is not deployed and stops the rollout like a failed deployment.
+Every deploying verb (deploy, reload, rollback, release) goes through `run_waves`, for one cell or
+ten: a setup without the `cells` setting is one implicit cell, the `service` setting, and its
+rollout is the one wave of that cell. The verb says what happens in each cell (`Step`); this
+module orders the cells, starts each wave only when every cell of the previous one succeeded,
+and on a failure stops: later waves are not touched, and every cell this rollout already
+changed goes back to the revision it ran before (the failing cell is rolled back by its own
+rollout, as `deploy` does).
+
+The implicit cell keeps the single service's behaviour: no "wave 1/1" lines, the state line of
+the workspace, a `RedmicaError` raised (exit 3, 5, ...) rather than recorded as a cell's error,
+and `--no-wait` allowed; with cells, each wave waits for the previous one.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from redmica_ops.deploy.model import RolloutReport
+from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
 from redmica_ops.errors import RedmicaError, UsageError
+from redmica_ops.runs.pacing import sigint_escalates
 
 if TYPE_CHECKING:
-    from redmica_ops.cells.config import Cell, CellMap
-    from redmica_ops.deploy.model import RolloutReport
+    from redmica_ops.cells.config import Cell
+    from redmica_ops.cells.fleet import Fleet
+    from redmica_ops.runs.record import RunRecord
     from redmica_ops.workspace import Workspace
 
 ACTIONS = ("deploy", "release", "reload", "rollback")
+
+
+@dataclass(frozen=True)
+class WaveOptions:
+    """Which cells a rollout changes, and in what order (every request of a deploying verb)."""
+
+    cells: tuple[str, ...] = ()  # none: every cell (the implicit one without cells)
+    canary: str | None = None  # default: setting canary_cell, else the first chosen cell
+    max_parallel: int | None = None  # default: setting max_parallel_cells
 
 
 def plan_waves(cells: Sequence[Cell], canary: str | None, max_parallel: int) -> list[list[Cell]]:
@@ -49,89 +68,7 @@ class MigrationGate:
     run_id: str | None
     summary: str
     exit_code: int = 0
-
-
-class Migrator(Protocol):
-    """Migrate the tenants of one cell with a task definition (`release` only)."""
-
-    def __call__(self, cell: Cell, task_definition: str) -> MigrationGate: ...
-
-
-@dataclass(frozen=True)
-class MigrationOptions:
-    """The failure policy of `release` that each cell's migration gets."""
-
-    max_failures: int | None = None
-    canary: int | None = None
-    concurrency: int | None = None
-    timeout: float | None = None
-
-
-def cell_migrator(ws: Workspace, cells: CellMap, options: MigrationOptions) -> Migrator:
-    """Migrate the tenants of one cell (its own, not those moving away) with a revision."""
-    from redmica_ops.runs import migrations
-    from redmica_ops.tenants.selection import CellScope, Use, select
-
-    def migrate(cell: Cell, task_definition: str) -> MigrationGate:
-        chosen = select(ws.tenants(), Use.MIGRATE, scope=CellScope(cells, cell.name))
-        ids = tuple(s.tenant_id for s in chosen.eligible)
-        if not ids:
-            return MigrationGate(True, None, "no tenants in the cell")
-        request = migrations.MigrationRequest(
-            tenants=ids,
-            task_definition=task_definition,
-            max_failures=options.max_failures,
-            canary=options.canary,
-            concurrency=options.concurrency,
-            timeout=options.timeout,
-        )
-        outcome = migrations.run(request, ws)
-        record = outcome.record
-        counts = record.summary() if record is not None else {}
-        summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
-        return MigrationGate(
-            outcome.exit_code == 0,
-            record.run_id if record is not None else None,
-            f"{len(ids)} tenant(s): {summary or f'exit {outcome.exit_code}'}",
-            outcome.exit_code,
-        )
-
-    return migrate
-
-
-class CellDeployments(Protocol):
-    """What waves need from a cell's service (cells.fleet.Fleet provides it)."""
-
-    def revision(self, cell: Cell) -> str: ...
-
-    def register(self, cell: Cell, container: str | None, image: str) -> tuple[str, str]: ...
-
-    def roll(
-        self,
-        cell: Cell,
-        action: str,
-        task_definition: str | None,
-        previous: str | None,
-        rollback: bool,
-        force: bool = False,
-        timeout: float | None = None,
-        wait: bool = True,
-    ) -> RolloutReport: ...
-
-    def previous_revision(self, cell: Cell, current: str, to: str | None) -> str: ...
-
-
-@dataclass(frozen=True)
-class WaveRequest:
-    action: str  # deploy | release | reload | rollback
-    cells: tuple[str, ...]  # in rollout order; the canary is taken out and goes first
-    canary: str | None = None
-    max_parallel: int = 1
-    image: str | None = None  # deploy, release
-    container: str | None = None
-    to: str | None = None  # rollback: revision number, family:revision or ARN
-    timeout: float | None = None
-    rollback: bool = True  # undo the cells this rollout changed when one fails
+    record: RunRecord | None = None  # None: nothing to migrate in the cell
 
 
 @dataclass
@@ -151,6 +88,19 @@ class CellResult:
     def changed(self) -> bool:
         """Whether this rollout left the cell on another revision than it found."""
         return self.status == "succeeded" and self.revision not in (None, self.previous)
+
+    def followed(self, rollout: RolloutReport) -> None:
+        """The cell's status from the rollout that changed it."""
+        self.rollout = rollout
+        if rollout.ok:
+            self.status, self.detail = "succeeded", rollout.reason
+        elif rollout.rolled_back_to:
+            self.status = "rolled_back"
+            self.detail = (
+                f"{rollout.result}: {rollout.reason}; rolled back ({rollout.rollback_result})"
+            )
+        else:
+            self.status, self.detail = "failed", f"{rollout.result}: {rollout.reason}"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -178,6 +128,8 @@ class WaveReport:
     waves: list[list[str]]
     cells: list[CellResult] = field(default_factory=list)
     stopped_after_wave: int | None = None
+    # The one implicit cell (no `cells` setting, no --cell): shown as the single service.
+    implicit: bool = False
 
     @property
     def ok(self) -> bool:
@@ -193,124 +145,136 @@ class WaveReport:
         }
 
 
+@dataclass
+class CellRun:
+    """One cell's part of a rollout, handed to the verb's step."""
+
+    cell: Cell
+    deployer: ServiceDeployer  # its messages name the cell when there are several
+    result: CellResult
+    implicit: bool
+    timeout: float
+
+    def say(self, text: str) -> None:
+        self.deployer.progress(text)
+
+
+Step = Callable[[CellRun], None]
+
+
+def implicit_rollout(options: WaveOptions, fleet: Fleet) -> bool:
+    """No `cells` setting and no --cell: the single service, shown as before cells."""
+    return not fleet.cells.configured and not options.cells
+
+
+def target_of(options: WaveOptions, ws: Workspace) -> str:
+    """What a confirmation names; a missing setting or an unknown cell fails before anyone
+    is asked."""
+    fleet = ws.fleet()
+    if implicit_rollout(options, fleet):
+        target = fleet.service_deployer().target  # the usage error for a missing setting
+        return f"service {target.service} in cluster {target.cluster}"
+    names = [c.name for c in fleet.select(options.cells)]
+    return f"cell(s) {', '.join(names)} in waves"
+
+
 def run_waves(
-    request: WaveRequest,
-    cells: Sequence[Cell],
-    deployments: CellDeployments,
-    migrate: Migrator | None = None,
-    progress: Callable[[str], None] = lambda text: None,
+    action: str,
+    options: WaveOptions,
+    ws: Workspace,
+    step: Step,
+    *,
+    timeout: float | None = None,
+    wait: bool = True,
+    undo: bool = True,
 ) -> WaveReport:
-    if request.action not in ACTIONS:
-        raise UsageError(f"unknown wave action {request.action!r}")
-    if request.action in ("deploy", "release") and not request.image:
-        raise UsageError(f"{request.action} needs an image")
-    if request.action == "release" and migrate is None:
-        raise UsageError("release needs a migrator")
-    by_name = {c.name: c for c in cells}
-    chosen = [by_name[name] for name in request.cells]
-    waves = plan_waves(chosen, request.canary, request.max_parallel)
-    report = WaveReport(request.action, [[c.name for c in wave] for wave in waves])
+    """Run `step` in each chosen cell, wave after wave; `undo`: put back what changed when a
+    wave fails."""
+    if action not in ACTIONS:
+        raise UsageError(f"unknown wave action {action!r}")
+    fleet = ws.fleet()
+    implicit = implicit_rollout(options, fleet)
+    if not wait and not implicit:
+        raise UsageError(
+            "--no-wait cannot be used with cells: each wave waits for the previous one",
+            "leave out --no-wait, or give a single service without the cells setting",
+        )
+    waves = _waves(options, fleet)
+    report = WaveReport(action, [[c.name for c in wave] for wave in waves], implicit=implicit)
     results = {
         c.name: CellResult(c.name, number)
         for number, wave in enumerate(waves, start=1)
         for c in wave
     }
     report.cells = [results[c.name] for wave in waves for c in wave]
+    seconds = float(timeout if timeout is not None else ws.settings.deploy_timeout)
 
     def one(cell: Cell) -> None:
-        result = results[cell.name]
-        try:
-            _one_cell(request, cell, result, deployments, migrate, progress)
-        except RedmicaError as exc:
-            result.status, result.detail = "error", exc.message
+        deployer = fleet.service_deployer() if implicit else fleet.deployer(cell)
+        step(CellRun(cell, deployer, results[cell.name], implicit, seconds))
 
-    for number, wave in enumerate(waves, start=1):
-        names = ", ".join(c.name for c in wave)
-        label = "canary " if number == 1 and len(waves) > 1 else ""
-        progress(f"{request.action}: wave {number}/{len(waves)}: {label}cell(s) {names}")
-        if len(wave) == 1:
-            one(wave[0])
-        else:
-            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-                list(pool.map(one, wave))
-        failed = [c for c in wave if results[c.name].status not in ("succeeded", "unchanged")]
-        if failed:
-            report.stopped_after_wave = number
-            progress(
-                f"{request.action}: wave {number} failed in cell(s) "
-                f"{', '.join(c.name for c in failed)}; later waves are not started"
-            )
-            if request.rollback and request.action != "rollback":
-                _undo(report, by_name, deployments, progress)
-            break
+    def guarded(cell: Cell) -> None:
+        try:
+            one(cell)
+        except RedmicaError as exc:
+            results[cell.name].status, results[cell.name].detail = "error", exc.message
+
+    # A run of migrations (release) or of several cells: Ctrl-C asks them to stop first.
+    escalate = not implicit or action == "release"
+    with sigint_escalates(ws.cancellation) if escalate else contextlib.nullcontext():
+        for number, wave in enumerate(waves, start=1):
+            if implicit:
+                one(wave[0])  # the single service: its errors are the command's
+                continue
+            names = ", ".join(c.name for c in wave)
+            label = "canary " if number == 1 and len(waves) > 1 else ""
+            ws.message(f"{action}: wave {number}/{len(waves)}: {label}cell(s) {names}")
+            if len(wave) == 1:
+                guarded(wave[0])
+            else:
+                with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                    list(pool.map(guarded, wave))
+            failed = [c for c in wave if results[c.name].status not in ("succeeded", "unchanged")]
+            if failed:
+                report.stopped_after_wave = number
+                ws.message(
+                    f"{action}: wave {number} failed in cell(s) "
+                    f"{', '.join(c.name for c in failed)}; later waves are not started"
+                )
+                if undo:
+                    _undo(report, fleet, ws)
+                break
+    if implicit and report.cells[0].status not in ("succeeded", "unchanged"):
+        report.stopped_after_wave = 1
     return report
 
 
-def _one_cell(
-    request: WaveRequest,
-    cell: Cell,
-    result: CellResult,
-    deployments: CellDeployments,
-    migrate: Migrator | None,
-    progress: Callable[[str], None],
-) -> None:
-    action = request.action
-    if action in ("deploy", "release"):
-        assert request.image is not None
-        result.previous, result.revision = deployments.register(
-            cell, request.container, request.image
-        )
-    elif action == "rollback":
-        result.previous = deployments.revision(cell)
-        result.revision = deployments.previous_revision(cell, result.previous, request.to)
-        if result.revision == result.previous:
-            result.status, result.detail = "unchanged", "already on that revision"
-            return
-    else:
-        result.previous = result.revision = deployments.revision(cell)
-    if action == "release":
-        assert migrate is not None and result.revision is not None
-        progress(f"[{cell.name}] migrating the cell's tenants before deploying it")
-        result.migration = migrate(cell, result.revision)
-        if not result.migration.ok:
-            result.status = "migration_failed"
-            result.detail = f"migrations failed ({result.migration.summary}); cell NOT deployed"
-            return
-    rollout = deployments.roll(
-        cell,
-        action,
-        None if action == "reload" else result.revision,
-        result.previous,
-        rollback=request.rollback and action in ("deploy", "release"),
-        force=action == "reload",
-        timeout=request.timeout,
-    )
-    result.rollout = rollout
-    if rollout.ok:
-        result.status, result.detail = "succeeded", rollout.reason
-    elif rollout.rolled_back_to:
-        result.status = "rolled_back"
-        result.detail = (
-            f"{rollout.result}: {rollout.reason}; rolled back ({rollout.rollback_result})"
-        )
-    else:
-        result.status, result.detail = "failed", f"{rollout.result}: {rollout.reason}"
+def _waves(options: WaveOptions, fleet: Fleet) -> list[list[Cell]]:
+    """The chosen cells in waves; a canary outside the chosen cells: the first chosen leads."""
+    cells = fleet.select(options.cells)
+    names = [c.name for c in cells]
+    canary = options.canary or fleet.settings.canary_cell
+    if canary is not None and canary not in names:
+        fleet.cells.get(canary)  # unknown at all: a usage error naming the cells
+        canary = None
+    return plan_waves(cells, canary, options.max_parallel or fleet.settings.max_parallel_cells)
 
 
-def _undo(
-    report: WaveReport,
-    by_name: dict[str, Cell],
-    deployments: CellDeployments,
-    progress: Callable[[str], None],
-) -> None:
+def _undo(report: WaveReport, fleet: Fleet, ws: Workspace) -> None:
     """Put every cell this rollout moved to a new revision back on the one it ran before."""
+    timeout = float(ws.settings.deploy_timeout)
     for result in report.cells:
         if not result.changed:
             continue
-        progress(f"[{result.cell}] rolling back to the revision it ran before this release")
+        ws.message(f"[{result.cell}] rolling back to the revision it ran before this release")
         try:
-            undo = deployments.roll(
-                by_name[result.cell], "rollback", result.previous, result.revision, rollback=False
+            undo = roll_out(
+                fleet.deployer(fleet.cells.get(result.cell)),
+                "rollback",
+                result.previous,
+                result.revision,
+                timeout,
+                rollback=False,
             )
         except RedmicaError as exc:
             result.undo = f"failed: {exc.message}"

@@ -7,17 +7,27 @@ results are shown as the library builds them (`deploy/report.py`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import click
 
-from redmica_ops.cli import waves
+from redmica_ops.cells.waves import WaveOptions, target_of
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import confirm, global_options, pass_app, yes_option
-
-if TYPE_CHECKING:
-    from redmica_ops.cli.output import Output
-    from redmica_ops.cli.result import CommandResult
+from redmica_ops.cli.options import cell_options, confirm, global_options, pass_app, yes_option
+from redmica_ops.cli.result import ReportResult
+from redmica_ops.deploy import deploy as deploy_verb
+from redmica_ops.deploy import plan as plan_verb
+from redmica_ops.deploy import release as release_verb
+from redmica_ops.deploy import reload as reload_verb
+from redmica_ops.deploy import rollback as rollback_verb
+from redmica_ops.deploy import status as status_verb
+from redmica_ops.deploy.model import (
+    require_container_flag,
+    require_image_reference,
+    require_revision_reference,
+    revision_name,
+)
+from redmica_ops.deploy.report import fleet_status_report, plan_report, wave_report
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -32,26 +42,6 @@ WAIT_OPTIONS = [
 ]
 
 
-def _target(app: Application, cells: tuple[str, ...]) -> str:
-    """What a confirmation names: the cells in waves, or the one service."""
-    if waves.wants_cells(app, cells):
-        from redmica_ops.cells.config import cell_map
-
-        known = cell_map(app.settings)
-        names = [c.name for c in known.select(cells)] if cells else known.names()
-        return f"cell(s) {', '.join(names)} in waves"
-    return _service(app)
-
-
-def _service(app: Application) -> str:
-    """How a confirmation names the target; a missing setting fails before anyone is asked."""
-    from redmica_ops.settings import require
-
-    settings = app.settings
-    require(settings, ["cluster", "service"], "deployments need")
-    return f"service {settings.service} in cluster {settings.cluster}"
-
-
 def wait_options(func: F) -> F:
     for option in reversed(WAIT_OPTIONS):
         func = option(func)
@@ -64,7 +54,7 @@ def wait_options(func: F) -> F:
 @wait_options
 @click.option("--no-rollback", is_flag=True, help="on failure, leave the service as it is")
 @yes_option
-@waves.cell_options(waves=True)
+@cell_options(waves=True)
 @click.option(
     "--diff",
     "--dry-run",
@@ -86,7 +76,7 @@ def deploy(
     canary_cell: str | None,
     max_parallel_cells: int | None,
     diff: bool,
-) -> CommandResult:
+) -> ReportResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
 
     The new revision equals the service's current one except the container's image (roles,
@@ -112,72 +102,25 @@ def deploy(
       redmica deploy --image registry.example.com/redmica:v6 --canary-cell a --max-parallel-cells 2
       redmica deploy --image registry.example.com/redmica:v7 --diff
     """
-    from redmica_ops.cli.result import ReportResult
-    from redmica_ops.deploy import deploy as verb
-    from redmica_ops.deploy.model import require_container_flag, require_image_reference
-    from redmica_ops.deploy.report import rollout_report
-
     require_container_flag(container)  # an empty --container is never "the default"
+    ws = app.workspace()
     if diff:
-        return _plan(app, image, container, cells)
-    target = _target(app, cells)  # a missing setting fails first,
+        return ReportResult(
+            plan_report(plan_verb.run(plan_verb.DiffRequest(image, container, cells), ws))
+        )
+    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
+    target = target_of(waves, ws)  # a missing setting fails first,
     require_image_reference(image)  # then a bad image, both before the question
     confirm(app, f"deploy {image} to {target}", yes)
-    if waves.wants_cells(app, cells):
-        waves.refuse_no_wait(no_wait)
-        return waves.run(
-            app,
-            waves.wave_request(
-                app,
-                "deploy",
-                cells,
-                canary_cell,
-                max_parallel_cells,
-                image=image,
-                container=container,
-                timeout=timeout,
-                rollback=not no_rollback,
-            ),
-        )
-
-    request = verb.DeployRequest(
-        image, container, timeout=timeout, wait=not no_wait, rollback=not no_rollback
+    request = deploy_verb.DeployRequest(
+        image, container, timeout, wait=not no_wait, rollback=not no_rollback, waves=waves
     )
-    return ReportResult(rollout_report(verb.run(request, app.workspace())))
-
-
-def _plan(
-    app: Application, image: str, container: str | None, cells: tuple[str, ...]
-) -> CommandResult:
-    from redmica_ops.cli.result import Done
-    from redmica_ops.deploy import plan
-    from redmica_ops.errors import ExitCode, RedmicaError
-
-    request = plan.DiffRequest(image, container)
-    outcome: plan.DeployPlan | plan.FleetPlan
-    try:
-        if waves.wants_cells(app, cells):
-            fleet = app.workspace().fleet()
-            chosen = fleet.cells.select(cells) if cells else list(fleet.cells.cells)
-            outcome = plan.run_cells(request, fleet, chosen)
-        else:
-            outcome = plan.run(request, app.workspace())
-    except RedmicaError as error:
-        # --diff follows copilot's convention for CI gates: 2 means "could not tell".
-        error.exit_code = ExitCode.USAGE
-        raise
-    lines = outcome.lines()
-
-    def text(out: Output) -> None:
-        for line in lines:
-            out.text(line)
-
-    return Done(outcome.as_dict(), text=text, code=outcome.exit_code)
+    return ReportResult(wave_report(deploy_verb.run(request, ws)))
 
 
 @click.command()
 @wait_options
-@waves.cell_options(waves=True)
+@cell_options(waves=True)
 @global_options(hidden=True)
 @pass_app
 def reload(
@@ -187,7 +130,7 @@ def reload(
     cells: tuple[str, ...],
     canary_cell: str | None,
     max_parallel_cells: int | None,
-) -> CommandResult:
+) -> ReportResult:
     """Restart every task with the current revision (a forced new deployment).
 
     Containers read the tenant list when they start, so this is how a new or changed tenant's
@@ -199,19 +142,9 @@ def reload(
       redmica reload --no-wait
       redmica reload --cell b
     """
-    from redmica_ops.cli.result import ReportResult
-    from redmica_ops.deploy import reload as verb
-    from redmica_ops.deploy.report import rollout_report
-
-    if waves.wants_cells(app, cells):
-        waves.refuse_no_wait(no_wait)
-        wave_request = waves.wave_request(
-            app, "reload", cells, canary_cell, max_parallel_cells, timeout=timeout, rollback=False
-        )
-        return waves.run(app, wave_request)
-
-    request = verb.ReloadRequest(timeout=timeout, wait=not no_wait)
-    return ReportResult(rollout_report(verb.run(request, app.workspace())))
+    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
+    request = reload_verb.ReloadRequest(timeout, wait=not no_wait, waves=waves)
+    return ReportResult(wave_report(reload_verb.run(request, app.workspace())))
 
 
 @click.command()
@@ -223,7 +156,7 @@ def reload(
 )
 @wait_options
 @yes_option
-@waves.cell_options(waves=True)
+@cell_options(waves=True)
 @global_options(hidden=True)
 @pass_app
 def rollback(
@@ -235,7 +168,7 @@ def rollback(
     canary_cell: str | None,
     max_parallel_cells: int | None,
     yes: bool,
-) -> CommandResult:
+) -> ReportResult:
     """Roll the service back to the previous task definition revision (or --to).
 
     The previous revision is the highest ACTIVE revision of the service's task definition
@@ -248,39 +181,19 @@ def rollback(
       redmica rollback --to 41 --yes
       redmica rollback --cell a
     """
-    from redmica_ops.cli.result import Done, ReportResult
-    from redmica_ops.deploy import rollback as verb
-    from redmica_ops.deploy.model import require_revision_reference, revision_name
-    from redmica_ops.deploy.report import rollout_report
-
     if to is not None:
         require_revision_reference(to)  # `--to ''` is a mistake, never "the previous one"
-    target = _target(app, cells)
-    if to is not None and not yes and app.interactive() and not waves.wants_cells(app, cells):
+    ws = app.workspace()
+    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
+    request = rollback_verb.RollbackRequest(to, timeout, wait=not no_wait, waves=waves)
+    target = target_of(waves, ws)
+    if to is not None and not yes and app.interactive():
         # A revision that does not exist is said before the question, not after a yes (only
         # when someone will be asked: a refusal without a terminal still calls nothing).
-        to = verb.resolve_target(to, app.workspace())
-    what = f"revision {revision_name(to)}" if to else "the previous revision"
+        request = rollback_verb.resolve_target(request, ws)
+    what = f"revision {revision_name(request.to)}" if request.to else "the previous revision"
     confirm(app, f"roll {target} back to {what}", yes)
-    if waves.wants_cells(app, cells):
-        waves.refuse_no_wait(no_wait)
-        request = waves.wave_request(
-            app, "rollback", cells, canary_cell, max_parallel_cells, to=to, timeout=timeout
-        )
-        return waves.run(app, request)
-
-    outcome = verb.run(verb.RollbackRequest(to, timeout, wait=not no_wait), app.workspace())
-    if outcome.report is None:
-        return Done(
-            {
-                "action": "rollback",
-                "ok": True,
-                "result": "unchanged",
-                "reason": "the service already runs this revision",
-                "task_definition": outcome.target,
-            }
-        )
-    return ReportResult(rollout_report(outcome.report))
+    return ReportResult(wave_report(rollback_verb.run(request, ws)))
 
 
 @click.command()
@@ -304,7 +217,7 @@ def rollback(
 @click.option("--timeout", type=click.FloatRange(min=1), help="seconds to wait for the deploy")
 @click.option("--no-rollback", is_flag=True, help="on a failed deploy, leave the service as is")
 @yes_option
-@waves.cell_options(waves=True)
+@cell_options(waves=True)
 @global_options(hidden=True)
 @pass_app
 def release(
@@ -321,7 +234,7 @@ def release(
     cells: tuple[str, ...],
     canary_cell: str | None,
     max_parallel_cells: int | None,
-) -> CommandResult:
+) -> ReportResult:
     """Release an image: migrate every tenant with it, then deploy it if they all succeeded.
 
     Registers the new revision, runs `migrate --all` with that revision's image as the gate
@@ -339,36 +252,13 @@ def release(
       redmica release --image registry.example.com/redmica:v6 --yes
       redmica release --image registry.example.com/redmica:v6 --canary-cell a
     """
-    from redmica_ops.cli.result import ReportResult
-    from redmica_ops.deploy import release as verb
-    from redmica_ops.deploy.model import require_container_flag, require_image_reference
-    from redmica_ops.deploy.report import release_report
-    from redmica_ops.runs.pacing import sigint_escalates
-
     require_container_flag(container)  # an empty --container is never "the default"
-    target = _target(app, cells)  # a missing setting fails first,
+    ws = app.workspace()
+    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
+    target = target_of(waves, ws)  # a missing setting fails first,
     require_image_reference(image)  # then a bad image, both before the question
     confirm(app, f"migrate every tenant with {image}, then deploy it to {target}", yes)
-    if waves.wants_cells(app, cells):
-        from redmica_ops.cells.waves import MigrationOptions
-        from redmica_ops.deploy.rollout import MIGRATION_NOTE
-
-        app.output.info(MIGRATION_NOTE)
-        wave_request = waves.wave_request(
-            app,
-            "release",
-            cells,
-            canary_cell,
-            max_parallel_cells,
-            image=image,
-            container=container,
-            timeout=timeout,
-            rollback=not no_rollback,
-        )
-        options = MigrationOptions(max_failures, canary, concurrency, migrate_timeout)
-        return waves.run(app, wave_request, migrate=options)
-
-    request = verb.ReleaseRequest(
+    request = release_verb.ReleaseRequest(
         image,
         container,
         max_failures=max_failures,
@@ -377,10 +267,9 @@ def release(
         migrate_timeout=migrate_timeout,
         timeout=timeout,
         rollback=not no_rollback,
+        waves=waves,
     )
-    ws = app.workspace()
-    with sigint_escalates(ws.cancellation):
-        return ReportResult(release_report(verb.run(request, ws)))
+    return ReportResult(wave_report(release_verb.run(request, ws)))
 
 
 @click.command()
@@ -391,10 +280,10 @@ def release(
     type=click.IntRange(0),
     help="recent service events to show",
 )
-@waves.cell_options(waves=False)
+@cell_options(waves=False)
 @global_options(hidden=True)
 @pass_app
-def status(app: Application, events: int, cells: tuple[str, ...]) -> CommandResult:
+def status(app: Application, events: int, cells: tuple[str, ...]) -> ReportResult:
     """Show the service: deployments with counts and rollout state, and recent events.
 
     \b
@@ -403,11 +292,5 @@ def status(app: Application, events: int, cells: tuple[str, ...]) -> CommandResu
       redmica status --output json | jq '.deployments'
       redmica status --cell a --events 0
     """
-    from redmica_ops.cli.result import ReportResult
-    from redmica_ops.deploy import status as verb
-    from redmica_ops.deploy.report import status_report
-
-    if waves.wants_cells(app, cells):
-        return waves.status(app, cells, events)
-
-    return ReportResult(status_report(verb.run(verb.StatusRequest(events), app.workspace())))
+    request = status_verb.StatusRequest(events, cells)
+    return ReportResult(fleet_status_report(status_verb.run(request, app.workspace())))

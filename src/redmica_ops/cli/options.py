@@ -196,3 +196,32 @@ def provisioning_options(func: F) -> F:
     ):
         func = option(func)
     return func
+
+
+# -- cells: which cells a deploying verb changes, and in what order -----------------------------
+def cell_options(waves: bool) -> Callable[[F], F]:
+    """--cell (repeatable); with waves also --canary-cell and --max-parallel-cells."""
+
+    def decorate(func: F) -> F:
+        if waves:
+            func = click.option(
+                "--max-parallel-cells",
+                type=click.IntRange(1),
+                metavar="N",
+                help="cells changed at once after the canary [default: setting, 1]",
+            )(func)
+            func = click.option(
+                "--canary-cell",
+                metavar="CELL",
+                help="cell changed first, alone [default: setting canary_cell, else the first]",
+            )(func)
+        func = click.option(
+            "--cell",
+            "cells",
+            multiple=True,
+            metavar="CELL",
+            help="only this cell (repeat for several) [default: every cell]",
+        )(func)
+        return func
+
+    return decorate

@@ -1,12 +1,15 @@
-"""`deploy`: a new revision that differs only in one container's image, then a followed rollout."""
+"""`deploy`: a new revision that differs only in one container's image, then a followed rollout,
+in each cell (the one implicit cell without the `cells` setting), in waves."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from redmica_ops.cells.waves import CellRun, WaveOptions, WaveReport, run_waves
+from redmica_ops.deploy.rollout import register_image, roll_out
+
 if TYPE_CHECKING:
-    from redmica_ops.deploy.model import RolloutReport
     from redmica_ops.workspace import Workspace
 
 
@@ -17,24 +20,33 @@ class DeployRequest:
     timeout: float | None = None  # default: setting deploy_timeout
     wait: bool = True
     rollback: bool = True  # roll back to the previous revision if the rollout fails
+    waves: WaveOptions = field(default_factory=WaveOptions)
 
 
-def run(request: DeployRequest, ws: Workspace) -> RolloutReport:
-    from redmica_ops.deploy.rollout import (
-        deployer_for,
-        register_image,
-        roll_out,
-        timeout_or_default,
-    )
+def run(request: DeployRequest, ws: Workspace) -> WaveReport:
+    def step(one: CellRun) -> None:
+        result = one.result
+        result.previous, result.revision = register_image(
+            ws.settings, one.deployer, request.container, request.image
+        )
+        one.result.followed(
+            roll_out(
+                one.deployer,
+                "deploy",
+                result.revision,
+                result.previous,
+                one.timeout,
+                rollback=request.rollback,
+                wait=request.wait,
+            )
+        )
 
-    d = deployer_for(ws)
-    current, new_arn = register_image(ws.settings, d, request.container, request.image)
-    return roll_out(
-        d,
+    return run_waves(
         "deploy",
-        new_arn,
-        current,
-        timeout_or_default(ws.settings, request.timeout),
-        rollback=request.rollback,
+        request.waves,
+        ws,
+        step,
+        timeout=request.timeout,
         wait=request.wait,
+        undo=request.rollback,
     )

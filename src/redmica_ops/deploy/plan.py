@@ -8,21 +8,20 @@ so CI can gate on it: exit 0 no change, 1 changes (copilot's convention; errors 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from redmica_ops.cells.waves import WaveOptions, implicit_rollout
 from redmica_ops.deploy.model import (
     clone_with_image,
     container_name,
     require_image_reference,
     revision_name,
 )
-from redmica_ops.errors import JSONObject
+from redmica_ops.errors import ExitCode, JSONObject, RedmicaError
 
 if TYPE_CHECKING:
-    from redmica_ops.cells.config import Cell
-    from redmica_ops.cells.fleet import Fleet
     from redmica_ops.deploy.rollout import ServiceDeployer
     from redmica_ops.settings import Settings
     from redmica_ops.workspace import Workspace
@@ -37,6 +36,7 @@ _CONTAINER_FIELDS = ("image", "cpu", "memory", "memoryReservation", "essential")
 class DiffRequest:
     image: str
     container: str | None = None  # default: setting container
+    cells: tuple[str, ...] = ()  # none: every cell
 
 
 @dataclass(frozen=True)
@@ -177,17 +177,21 @@ def plan_for(d: ServiceDeployer, container: str, image: str, cell: str | None = 
     return DeployPlan(current, container, image, compare(dict(definition), proposed), cell)
 
 
-def run(request: DiffRequest, ws: Workspace) -> DeployPlan:
-    """Read the service and its task definition; register nothing, update nothing."""
-    from redmica_ops.deploy.rollout import deployer_for
-
-    name = _check(request, ws.settings)
-    return plan_for(deployer_for(ws), name, request.image)
-
-
-def run_cells(request: DiffRequest, fleet: Fleet, cells: Sequence[Cell]) -> FleetPlan:
-    """The same, for each chosen cell's service (a deploy across cells registers one each)."""
-    name = _check(request, fleet.settings)
-    return FleetPlan(
-        [plan_for(fleet.deployer(cell), name, request.image, cell.name) for cell in cells]
-    )
+def run(request: DiffRequest, ws: Workspace) -> DeployPlan | FleetPlan:
+    """Read each chosen cell's service and task definition (the one service without cells);
+    register nothing, update nothing. Any error is exit 2: "could not tell" for a CI gate."""
+    try:
+        fleet = ws.fleet()
+        name = _check(request, ws.settings)
+        if implicit_rollout(WaveOptions(request.cells), fleet):
+            return plan_for(fleet.service_deployer(), name, request.image)
+        return FleetPlan(
+            [
+                plan_for(fleet.deployer(cell), name, request.image, cell.name)
+                for cell in fleet.select(request.cells)
+            ]
+        )
+    except RedmicaError as error:
+        # --diff follows copilot's convention for CI gates: 2 means "could not tell".
+        error.exit_code = ExitCode.USAGE
+        raise

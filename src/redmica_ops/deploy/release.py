@@ -1,13 +1,28 @@
-"""`release`: migrate every tenant with a new revision, then deploy it if they all succeeded.
+"""`release`: migrate each cell's tenants with a new revision, then deploy it there if they all
+succeeded; cell after cell in waves (the one implicit cell without the `cells` setting).
 
 The new revision travels in the migration request (`MigrationRequest.task_definition`), so the
-migration gate runs exactly the image that is then deployed.
+migration gate runs exactly the image that is then deployed. Each cell's gate is one migration
+run of every tenant of that cell (`MigrationRequest(all_tenants=True, cell=...)`), the rule of
+the single service: a document that does not validate counts against its home cell's gate
+(docs/cells.md).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from redmica_ops.cells.waves import (
+    CellRun,
+    MigrationGate,
+    WaveOptions,
+    WaveReport,
+    implicit_rollout,
+    run_waves,
+)
+from redmica_ops.deploy.rollout import MIGRATION_NOTE, register_image, roll_out
+from redmica_ops.runs import migrations
 
 if TYPE_CHECKING:
     from redmica_ops.deploy.model import RolloutReport
@@ -27,10 +42,13 @@ class ReleaseRequest:
     # The deployment.
     timeout: float | None = None
     rollback: bool = True
+    waves: WaveOptions = field(default_factory=WaveOptions)
 
 
 @dataclass(frozen=True)
 class ReleaseOutcome:
+    """The single service's release, as it is shown."""
+
     task_definition: str  # the new revision
     previous_task_definition: str
     migration: RunRecord
@@ -38,50 +56,71 @@ class ReleaseOutcome:
 
     @property
     def exit_code(self) -> int:
-        from redmica_ops.runs.migrations import exit_code_for
-
-        gate = exit_code_for(self.migration)
+        gate = migrations.exit_code_for(self.migration)
         if gate or self.report is None:
             return gate or 1
         return 0 if self.report.ok else 1
 
 
-def run(request: ReleaseRequest, ws: Workspace) -> ReleaseOutcome:
-    from redmica_ops.deploy.rollout import (
-        MIGRATION_NOTE,
-        deployer_for,
-        register_image,
-        roll_out,
-        timeout_or_default,
+def gate(request: ReleaseRequest, one: CellRun, ws: Workspace) -> MigrationGate:
+    """Migrate the cell's tenants with its new revision: did every one succeed?"""
+    migration = migrations.MigrationRequest(
+        all_tenants=True,
+        cell=None if one.implicit else one.cell.name,
+        max_failures=request.max_failures,
+        canary=request.canary,
+        concurrency=request.concurrency,
+        timeout=request.migrate_timeout,
+        task_definition=one.result.revision,
     )
-    from redmica_ops.runs import migrations
-
-    d = deployer_for(ws)
-    current, new_arn = register_image(ws.settings, d, request.container, request.image)
-    ws.message("release: migrating every tenant with the new revision")
-    ws.message(MIGRATION_NOTE)
-    outcome = migrations.run(
-        migrations.MigrationRequest(
-            all_tenants=True,
-            max_failures=request.max_failures,
-            canary=request.canary,
-            concurrency=request.concurrency,
-            timeout=request.migrate_timeout,
-            task_definition=new_arn,
-        ),
-        ws,
-    )
+    try:
+        outcome = migrations.run(migration, ws)
+    except migrations.NothingToMigrate:
+        return MigrationGate(True, None, "no tenants in the cell")
     record = outcome.record
     assert record is not None  # not a dry run
-    if migrations.exit_code_for(record) != 0:
-        return ReleaseOutcome(new_arn, current, record, None)
-    ws.message("release: every tenant migrated; deploying")
-    report = roll_out(
-        d,
-        "release",
-        new_arn,
-        current,
-        timeout_or_default(ws.settings, request.timeout),
-        rollback=request.rollback,
+    code = migrations.exit_code_for(record)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(record.summary().items()))
+    return MigrationGate(
+        code == 0,
+        record.run_id,
+        f"{len(record.tenants)} tenant(s): {summary or f'exit {code}'}",
+        code,
+        record,
     )
-    return ReleaseOutcome(new_arn, current, record, report)
+
+
+def run(request: ReleaseRequest, ws: Workspace) -> WaveReport:
+    def step(one: CellRun) -> None:
+        result = one.result
+        result.previous, result.revision = register_image(
+            ws.settings, one.deployer, request.container, request.image
+        )
+        if one.implicit:
+            one.say("release: migrating every tenant with the new revision")
+            one.say(MIGRATION_NOTE)
+        else:
+            one.say("migrating the cell's tenants before deploying it")
+        result.migration = gate(request, one, ws)
+        if not result.migration.ok:
+            result.status = "migration_failed"
+            result.detail = f"migrations failed ({result.migration.summary}); cell NOT deployed"
+            return
+        if one.implicit:
+            one.say("release: every tenant migrated; deploying")
+        result.followed(
+            roll_out(
+                one.deployer,
+                "release",
+                result.revision,
+                result.previous,
+                one.timeout,
+                rollback=request.rollback,
+            )
+        )
+
+    if not implicit_rollout(request.waves, ws.fleet()):
+        ws.message(MIGRATION_NOTE)
+    return run_waves(
+        "release", request.waves, ws, step, timeout=request.timeout, undo=request.rollback
+    )

@@ -1,7 +1,9 @@
 """How a rollout, a release and the service are shown: one JSON document, one text shape.
 
 Shared by everything that shows them (`deploy`, `reload`, `rollback`, `release`, `status`,
-`tenant add --activate`): each builds its `Report` here.
+`deploy --diff`, `tenant add --activate`): each builds its `Report` here. A rollout of the one
+implicit cell (no `cells` setting, no --cell) is shown as the single service's; with cells, as a
+table of the cells.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from redmica_ops.deploy.model import revision_name
+from redmica_ops.deploy.release import ReleaseOutcome
 from redmica_ops.report import Line, Part, Report, Table, info, plain_json, success, text
 from redmica_ops.runs.migrations import report_document
 from redmica_ops.runs.report import run_body
 
 if TYPE_CHECKING:
+    from redmica_ops.cells.status import FleetStatus, ServiceStatus
+    from redmica_ops.cells.waves import CellResult, WaveReport
     from redmica_ops.deploy.model import RolloutReport
-    from redmica_ops.deploy.release import ReleaseOutcome
-    from redmica_ops.deploy.status import ServiceStatus
+    from redmica_ops.deploy.plan import DeployPlan, FleetPlan
 
 
 def rollout_lines(report: RolloutReport) -> list[Line]:
@@ -116,3 +120,94 @@ def status_report(status: ServiceStatus) -> Report:
     ]
     body += [text(f"{event.at}  {event.message}") for event in s.events]
     return Report(plain_json(s.as_dict()), body)
+
+
+def fleet_status_report(status: FleetStatus) -> Report:
+    """The single service as `status_report` shows it; with cells a row per cell, then each
+    cell's recent events."""
+    if status.implicit:
+        return status_report(status.cells[0].service)
+    rows = [c.as_dict() for c in status.cells]
+    table = Table(
+        ("cell", "service", "revision", "desired", "running", "pending", "deployments", "rollout"),
+        [
+            [
+                c.cell,
+                c.service.service,
+                revision_name(str(c.service.task_definition)),
+                c.service.desired,
+                c.service.running,
+                c.service.pending,
+                len(c.service.deployments),
+                str(row["rollout"] or ""),
+            ]
+            for c, row in zip(status.cells, rows, strict=True)
+        ],
+    )
+    events = [
+        text(f"[{c.cell}] {e.at}  {e.message}") for c in status.cells for e in c.service.events
+    ]
+    return Report(plain_json(status.as_dict()), [table, *events])
+
+
+def wave_report(report: WaveReport) -> Report:
+    """A rollout: the single service's shape for the implicit cell, else the cells' table."""
+    if not report.implicit:
+        return cells_report(report)
+    cell = report.cells[0]
+    if cell.status == "unchanged":  # a rollback to the revision the service runs
+        return Report(
+            {
+                "action": report.action,
+                "ok": True,
+                "result": "unchanged",
+                "reason": "the service already runs this revision",
+                "task_definition": cell.revision,
+            }
+        )
+    if report.action == "release":
+        assert cell.migration is not None and cell.migration.record is not None
+        assert cell.revision is not None and cell.previous is not None
+        return release_report(
+            ReleaseOutcome(cell.revision, cell.previous, cell.migration.record, cell.rollout)
+        )
+    assert cell.rollout is not None
+    return rollout_report(cell.rollout)
+
+
+def _cell_row(cell: CellResult) -> list[str | int | float | None]:
+    return [
+        cell.cell,
+        cell.wave,
+        cell.status + (f" (undo: {cell.undo})" if cell.undo else ""),
+        revision_name(cell.previous) if cell.previous else "",
+        revision_name(cell.revision) if cell.revision else "",
+        cell.detail,
+    ]
+
+
+def cells_report(report: WaveReport) -> Report:
+    """A row per cell (wave, status, from, to, what happened), then the verdict."""
+    body: list[Part] = [
+        Table(
+            ("cell", "wave", "status", "from", "to", "detail"),
+            [_cell_row(cell) for cell in report.cells],
+        )
+    ]
+    if report.ok:
+        body.append(success(f"{report.action}: every cell succeeded ({len(report.cells)} cell(s))"))
+    else:
+        undone = [c.cell for c in report.cells if c.undo]
+        body.append(
+            info(
+                f"error: {report.action} FAILED in wave {report.stopped_after_wave}; later "
+                "waves were not started"
+                + (f"; rolled back cell(s) {', '.join(undone)}" if undone else "")
+            )
+        )
+    return Report(plain_json(report.as_dict()), body, [], 0 if report.ok else 1)
+
+
+def plan_report(plan: DeployPlan | FleetPlan) -> Report:
+    """`deploy --diff`: the changes on stdout; exit 0 no change, 1 changes."""
+    return Report(plan.as_dict(), [text(line) for line in plan.lines()], [], plan.exit_code)

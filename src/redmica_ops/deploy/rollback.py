@@ -1,15 +1,20 @@
-"""`rollback`: the service back to the previous task definition revision (or a given one).
+"""`rollback`: each cell's service (the one implicit cell without the `cells` setting) back to
+the previous task definition revision, or a given one, in waves.
 
 It does not revert database migrations; the verb says so through the workspace's messages.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from redmica_ops.cells.waves import CellRun, WaveOptions, WaveReport, implicit_rollout, run_waves
+from redmica_ops.deploy.model import revision_name
+from redmica_ops.deploy.rollout import MIGRATION_NOTE, ServiceDeployer, roll_out
+
 if TYPE_CHECKING:
-    from redmica_ops.deploy.model import RolloutReport
     from redmica_ops.workspace import Workspace
 
 
@@ -18,50 +23,50 @@ class RollbackRequest:
     to: str | None = None  # revision number, family:revision or ARN; default: the previous one
     timeout: float | None = None
     wait: bool = True
+    waves: WaveOptions = field(default_factory=WaveOptions)
 
 
-@dataclass(frozen=True)
-class RollbackOutcome:
-    target: str  # the revision rolled back to (or already running)
-    report: RolloutReport | None  # None: the service already ran it, nothing was done
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.report is None or self.report.ok else 1
+def rollback_target(deployer: ServiceDeployer, current: str, to: str | None) -> str:
+    """The revision a rollback goes to: `to` (checked to exist, exit 3 with the revisions that
+    do), else the previous one. The one place that chooses it."""
+    return deployer.resolve_revision(current, to) if to else deployer.previous_revision(current)
 
 
-def resolve_target(to: str, ws: Workspace) -> str:
-    """The ARN `--to` names, checked to exist (exit 3 with the revisions that do): asked
-    before the confirmation, so an operator never agrees to a rollback that cannot happen."""
-    from redmica_ops.deploy.rollout import deployer_for
+def resolve_target(request: RollbackRequest, ws: Workspace) -> RollbackRequest:
+    """The single service's `--to` as the ARN it names, checked to exist: asked before the
+    confirmation, so an operator never agrees to a rollback that cannot happen. With cells,
+    each cell resolves it in its own family during the rollout."""
+    if request.to is None or not implicit_rollout(request.waves, ws.fleet()):
+        return request
+    deployer = ws.fleet().service_deployer()
+    to = rollback_target(deployer, deployer.current_revision(), request.to)
+    return dataclasses.replace(request, to=to)
 
-    d = deployer_for(ws)
-    return d.resolve_revision(d.current_revision(), to)
 
+def run(request: RollbackRequest, ws: Workspace) -> WaveReport:
+    def step(one: CellRun) -> None:
+        current = one.deployer.current_revision()
+        target = rollback_target(one.deployer, current, request.to)
+        one.result.previous, one.result.revision = current, target
+        if target == current:
+            one.result.status, one.result.detail = "unchanged", "already on that revision"
+            if one.implicit:
+                one.say(f"the service already runs {revision_name(target)}; nothing to do")
+            return
+        if one.implicit:
+            one.say(MIGRATION_NOTE)
+        one.result.followed(
+            roll_out(
+                one.deployer,
+                "rollback",
+                target,
+                current,
+                one.timeout,
+                rollback=False,
+                wait=request.wait,
+            )
+        )
 
-def run(request: RollbackRequest, ws: Workspace) -> RollbackOutcome:
-    from redmica_ops.deploy.model import revision_name
-    from redmica_ops.deploy.rollout import (
-        MIGRATION_NOTE,
-        deployer_for,
-        roll_out,
-        timeout_or_default,
+    return run_waves(
+        "rollback", request.waves, ws, step, timeout=request.timeout, wait=request.wait, undo=False
     )
-
-    d = deployer_for(ws)
-    current = d.current_revision()
-    target = d.resolve_revision(current, request.to) if request.to else d.previous_revision(current)
-    if target == current:
-        ws.message(f"the service already runs {revision_name(target)}; nothing to do")
-        return RollbackOutcome(target, None)
-    ws.message(MIGRATION_NOTE)
-    report = roll_out(
-        d,
-        "rollback",
-        target,
-        current,
-        timeout_or_default(ws.settings, request.timeout),
-        rollback=False,
-        wait=request.wait,
-    )
-    return RollbackOutcome(target, report)

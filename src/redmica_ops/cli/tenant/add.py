@@ -236,7 +236,7 @@ def add(
         from redmica_ops.deploy import reload
 
         out.info(f"created tenant {tenant_id}; activating: restarting the service's tasks")
-        activation = reload.run(reload.ReloadRequest(), app.workspace())
+        activation = reload.run(reload.ReloadRequest(), app.workspace()).cells[0].rollout
     payload: dict[str, JSONValue] = {
         "tenant": tenant_id,
         "created": True,
