@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,10 +12,12 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import Done
-from redmica_ops.errors import UsageError
+from redmica_ops.container.keys import without_master
+from redmica_ops.container.plan import VhostsRequest, install, plan_vhosts, serve_lines
+from redmica_ops.runs.in_task import InTaskRequest, exec_plan, run_in_task
 
 if TYPE_CHECKING:
-    from redmica_ops.tenants.model import Tenant
+    pass
 
 
 @click.group()
@@ -61,72 +64,18 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
       REDMICA_CELLS=a=redmica-a,b=redmica-b redmica entrypoint serve --cell b
       REDMICA_SERVE_COMMAND="httpd -DFOREGROUND" redmica entrypoint serve --strict
     """
-    from redmica_ops.container.keys import MASTER_SECRET_ENV, master_secret, without_master
-    from redmica_ops.container.memory import memory_budget
-    from redmica_ops.container.serve import plan_serve
-    from redmica_ops.container.vhosts import VhostSettings, write_private
-
     settings = app.settings
-    master = master_secret(app.env)
-    if master is None:
-        raise UsageError(
-            f"{MASTER_SECRET_ENV} is not set: tenants would start without a secret_key_base",
-            "pass it with the task definition's `secrets` (see docs/container.md)",
-        )
+    request = VhostsRequest(strict, cell=cell, serving=True, environ=app.env)
+    plan = plan_vhosts(request, app.workspace())
     out = app.output
-    budget = memory_budget(settings, app.env)
-    if budget.note:
-        out.info(f"warning: {budget.note}")
-    vhost_settings = VhostSettings.from_settings(settings, budget)
-    store = app.workspace().store()
-    out.info(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
-    from redmica_ops.cells.config import cell_map
-    from redmica_ops.tenants.selection import CellScope
-
-    cell = cell or settings.cell
-    scope = None
-    if cell is not None:
-        cells = cell_map(settings)
-        cells.get(cell)  # an unknown cell is a usage error, before anything is written
-        scope = CellScope(cells, cell)
-    registry = app.workspace().registry()
-    plan = plan_serve(
-        store.load_all(),
-        vhost_settings,
-        strict,
-        master_secret=master,
-        passwords=app.workspace().passwords(),
-        scope=scope,
-        claim_owner=registry.claims.owner_of,
-        # One listing for every tenant's incarnation (part of its key), no read per tenant.
-        incarnations=registry.incarnations.all(),
-    )
-    pool = plan.pool
-    out.info(
-        f"entrypoint: pool {pool.max_pool_size} processes ({pool.pool_source}) from "
-        f"{pool.memory_mib} MiB ({pool.memory_source}), {pool.process_mib} MiB each, "
-        f"{pool.reserve_mib} MiB reserve; spawn {pool.spawn_method}, "
-        f"min_instances {pool.min_instances}"
-    )
-    for warning in pool.warnings:
-        out.info(f"warning: {warning}")
-    for tenant_id, problems in plan.skipped.items():
-        out.info(f"error: tenant {tenant_id} is NOT served:")
-        for problem in problems:
-            out.info(f"  {problem}")
-    for warning in plan.warnings:
-        out.info(f"warning: {warning}")
+    for line in serve_lines(plan):
+        out.info(line)
     target = Path(settings.vhosts_file)
-    if no_check:
-        write_private(target, plan.text)
-    else:
-        from redmica_ops.container.apache import config_checker
-
-        write_private(target, plan.text, check=config_checker(settings.apache_bin))
+    install(plan, target, not no_check, settings.apache_bin)
     out.info(
         f"entrypoint: {len(plan.served)} tenant(s) in {target}"
-        + (f" (cell {cell}; {plan.other_cells} in other cells)" if cell else "")
-        + (f", {len(plan.skipped)} skipped" if plan.skipped else "")
+        + (f" (cell {plan.cell}; {plan.other_cells} in other cells)" if plan.cell else "")
+        + (f", {len(plan.left_out)} skipped" if plan.left_out else "")
         + f"; starting: {settings.serve_command}"
     )
     # Apache and every Passenger process inherit this environment: never the master secret.
@@ -136,9 +85,9 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
         {
             "vhosts_file": str(target),
             "served": plan.served,
-            "skipped": sorted(plan.skipped),
-            "pool": pool.as_dict(),
-            "cell": cell,
+            "skipped": [item.tenant for item in plan.left_out],
+            "pool": plan.pool.as_dict(),
+            "cell": plan.cell,
             "command": settings.serve_command,
         }
     )
@@ -163,89 +112,18 @@ def run_tenant(app: Application, tenant_id: str, argv: tuple[str, ...]) -> Done:
       redmica entrypoint run-tenant acme -- bundle exec rake db:migrate redmine:plugins:migrate
       redmica entrypoint run-tenant acme -- bin/rails runner 'puts Project.count'
     """
-    from redmica_ops.container.keys import master_secret
-    from redmica_ops.tenants.environment import tenant_environment
-
-    command_line = list(argv)
-    if command_line and command_line[0] == "--":
-        command_line = command_line[1:]
+    command_line = argv[1:] if argv and argv[0] == "--" else argv
     if not command_line:
         raise click.UsageError("give the command after --, e.g. -- bundle exec rake db:migrate")
-    tenant_ids = [t for t in tenant_id.split(",") if t]
-
-    def environment(name: str, tenant: Tenant) -> dict[str, str]:
-        """The tenant's variables; a password kept in a secret is read with this task's role."""
-        from redmica_ops.tenants.passwords import password_of
-
-        password = password_of(tenant, app.workspace().passwords())
-        # The master secret is replaced by the tenant's own key (same name, as Rails reads it).
-        master = master_secret(app.env)
-        return tenant_environment(
-            name,
-            tenant,
-            app.settings.db_host,
-            master_secret=master,
-            password=password,
-            incarnation=app.workspace().registry().incarnations.of(name) if master else None,
-        )
-
-    run_id = app.env.get("REDMICA_RUN_ID")
-    if len(tenant_ids) > 1 and not run_id:
-        raise UsageError(
-            "several tenants run in turn only inside a migrate run (REDMICA_RUN_ID)",
-            "run one tenant at a time, or use `redmica migrate --tenants-per-task K`",
-        )
-    store = app.workspace().store()
-    if not run_id:
-        stored = store.get(tenant_id)
-        env = {**app.env, **environment(tenant_id, stored.tenant)}
-        app.output.info(f"entrypoint: running as tenant {tenant_id}: {shlex.join(command_line)}")
-        app.exec_process(command_line, env)
-        return Done({"tenant": tenant_id, "command": command_line})
-    # Part of a migrate run: supervise each tenant's command in turn and leave its result in
-    # the bucket, so the run knows it even after ECS has forgotten this task. One tenant's
-    # failure never keeps the next from running.
-    import sys
-
-    from redmica_ops.errors import RedmicaError
-    from redmica_ops.runs.record import utcnow
-    from redmica_ops.runs.results import TenantResult, run_and_record
-
-    def now() -> str:
-        return utcnow().isoformat()
-
-    attempt = int(app.env.get("REDMICA_ATTEMPT", "1") or "1")
-    results = app.workspace().results()
-    outcomes: dict[str, int | None] = {}
-    for one in tenant_ids:
-        try:
-            stored = store.get(one)
-            tenant_env = environment(one, stored.tenant)
-        except RedmicaError as error:
-            result = TenantResult(run_id, one, attempt, None, now(), now(), error=error.message)
-        else:
-            app.output.info(f"entrypoint: running as tenant {one}: {shlex.join(command_line)}")
-            result = run_and_record(
-                command_line,
-                {**app.env, **tenant_env},
-                run_id=run_id,
-                tenant=one,
-                attempt=attempt,
-                app_root=app.settings.app_root,
-                sink=sys.stdout.buffer,
-                now=now,
-            )
-        key = results.put(result)
-        outcomes[one] = result.exit_code
-        where = f"s3://{app.workspace().bucket()}/{key}"
-        app.output.info(f"entrypoint: {one} exited with {result.exit_code}; result: {where}")
-    if len(tenant_ids) == 1:
-        code = outcomes[tenant_ids[0]]
-        code = 127 if code is None else code
-        exit_code = code if code >= 0 else 128 - code
-    else:
-        exit_code = 0 if all(c == 0 for c in outcomes.values()) else 1
-    return Done({"tenants": outcomes, "run_id": run_id}, code=exit_code)
+    ids = tuple(t for t in tenant_id.split(",") if t)
+    request = InTaskRequest(ids or (tenant_id,), command_line, app.env)
+    ws = app.workspace()
+    if request.run_id:
+        outcome = run_in_task(request, ws, sys.stdout.buffer)
+        return Done(outcome.as_dict(), code=outcome.exit_code)
+    command_argv, env = exec_plan(request, ws)
+    app.exec_process(command_argv, env)
+    return Done({"tenant": tenant_id, "command": command_argv})
 
 
 @command(entrypoint, "admin-sql")

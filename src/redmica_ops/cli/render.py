@@ -10,14 +10,11 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import Done
-from redmica_ops.errors import ValidationFailed
+from redmica_ops.container.plan import VhostsRequest, install, left_out_lines, plan_vhosts
+from redmica_ops.container.vhosts import require_directory
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from redmica_ops.cli.output import Output
-    from redmica_ops.errors import Problem
-    from redmica_ops.tenants.model import Entry
 
 
 @click.group()
@@ -87,13 +84,6 @@ def vhosts(
       redmica render vhosts --from-dir tenants/ --domain redmine.example.com -o site.conf
       redmica render vhosts --redacted | less
     """
-    from redmica_ops.container.vhosts import (
-        VhostSettings,
-        render_vhosts,
-        require_directory,
-        write_private,
-    )
-
     if app_root is not None:
         app.overrides["app_root"] = app_root
     if listen_port is not None:
@@ -105,88 +95,27 @@ def vhosts(
         )
     if out is not None:
         require_directory(out.parent, f"-o {out}", mkdir)
-    settings = VhostSettings.from_settings(app.settings)
-    entries, excluded = _tenants(app, from_dir)
-    # Tenants whose password is in a secret: read with this operator's credentials, with
-    # --redacted too (values unused), so that both leave out the same tenants.
-    passwords, failed = app.workspace().passwords().resolve_entries(entries)
-    unreadable = [
-        (entry.tenant_id, "secret", failed[entry.tenant_id])
-        for entry in entries
-        if entry.tenant_id in failed
-    ]
-    entries = [e for e in entries if e.tenant_id not in failed]
-    left_out = sorted([*excluded, *unreadable], key=lambda item: item[0])
-    if left_out and strict:
-        raise ValidationFailed(
-            [p for _, _, problems in left_out for p in problems],
-            hint="fix them with `redmica tenant update` / `tenant edit` (or the secret); "
-            "without --strict they are skipped",
-            message=f"{len(left_out)} tenant(s) cannot be served (--strict)",
-            before_writing=True,
-        )
+    request = VhostsRequest(strict, redacted, from_dir, environ=app.env)
+    plan = plan_vhosts(request, app.workspace())
     # One bad tenant never stops the others: it is named and left out, as serve does.
-    for name, label, problems in left_out:
-        app.output.info(f"error: tenant {name} is NOT rendered ({label}):")
-        for problem in problems:
-            app.output.info(f"  {problem}")
-    master = None
-    if not redacted:
-        from redmica_ops.container.keys import master_secret
-
-        master = master_secret(app.env)
-    # Part of each key: the incarnations in the bucket (one listing), as serve reads them.
-    incarnations = (
-        app.workspace().registry().incarnations.all() if master and from_dir is None else None
-    )
-    text = render_vhosts(
-        entries,
-        settings,
-        redact=redacted,
-        master_secret=master,
-        passwords=passwords,
-        incarnations=incarnations,
-    )
+    for line in left_out_lines(plan, "rendered"):
+        app.output.info(line)
     if out is None:
         # --redacted to stdout: the config itself is the output, in both formats.
-        return Done(text, text=lambda o: o.text(text))
-    if check:
-        from redmica_ops.container.apache import config_checker
-
-        write_private(out, text, check=config_checker(app.settings.apache_bin))
-    else:
-        write_private(out, text)
-    message = f"wrote {len(entries)} tenant vhost(s) to {out}" + (
+        return Done(plan.text, text=lambda o: o.text(plan.text))
+    install(plan, out, check, app.settings.apache_bin)
+    message = f"wrote {len(plan.served)} tenant vhost(s) to {out}" + (
         " (Apache config test passed)" if check else ""
     )
     return Done(
         {
             "file": str(out),
-            "tenants": len(entries),
+            "tenants": len(plan.served),
             "checked": check,
-            "left_out": [name for name, _, _ in left_out],
+            "left_out": [item.tenant for item in plan.left_out],
         },
         text=lambda o: o.success(message),
     )
-
-
-def _tenants(
-    app: Application, from_dir: Path | None
-) -> tuple[list[Entry], list[tuple[str, str, Sequence[Problem]]]]:
-    """The servable tenants, and (name, reason, problems) of those left out."""
-    if from_dir is not None:
-        from redmica_ops.tenants.files import load_paths
-
-        files = load_paths([from_dir], app.settings.tenant_secrets_prefix)
-        if files.problems:
-            raise ValidationFailed(files.problems, before_writing=True)
-        return files.entries, []
-    from redmica_ops.tenants.selection import Use, select
-
-    listing = app.workspace().tenants()
-    selection = select(listing, Use.SERVE, app.workspace().registry().claims.owner_of)
-    excluded = [(e.name, e.reason.label, e.problems) for e in selection.excluded]
-    return selection.entries(), excluded
 
 
 @command(render, "check")
