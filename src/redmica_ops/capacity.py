@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from redmica_ops.errors import UsageError
+from redmica_ops.report import CellValue, Report, Table, plain_json, text
 from redmica_ops.settings import DEFAULTS
 
 SpawnMethod = Literal["direct", "smart"]
@@ -348,3 +350,99 @@ def compare_task_sizes(
         except CapacityError:
             continue
     return sorted(plans, key=lambda p: (round(p.monthly_usd, 6), p.tasks, p.size.memory_mib))
+
+
+@dataclass
+class FleetSizing:
+    """Every task size's plan for a fleet, cheapest first; the first one is the recommendation
+    (`redmica capacity`)."""
+
+    tenants: int
+    active_share: float
+    plans: list[FleetPlan]
+
+    def as_dict(self) -> dict[str, object]:
+        plans = [plan.as_dict() for plan in self.plans]
+        return {
+            "tenants": self.tenants,
+            "active_share": self.active_share,
+            "recommended": plans[0] if plans else None,
+            "plans": plans,
+        }
+
+    def report(self) -> Report:
+        """A row per task size, then the cheapest one's pool settings and cold starts."""
+        headers = (
+            *("task", "pool", "tenants/task", "tasks", "room left"),
+            *("cold tenants/task", "USD/month", "USD/tenant/month"),
+        )
+        rows: list[list[CellValue]] = [
+            [
+                plan.size.label,
+                plan.pool.max_pool_size,
+                plan.room.tenants_per_task,
+                plan.tasks,
+                plan.room_left,
+                plan.cold_tenants_per_task,
+                f"{plan.monthly_usd:.2f}",
+                f"{plan.monthly_usd_per_tenant:.4f}",
+            ]
+            for plan in self.plans
+        ]
+        best = self.plans[0]
+        pool = best.pool
+        lines = [
+            "",
+            f"cheapest: {best.tasks} task(s) of {best.size.label} for {self.tenants} tenants "
+            f"({best.room.tenants_per_task} per task at {self.active_share:g} active), "
+            f"{best.monthly_usd:.2f} USD/month, {best.monthly_usd_per_tenant:.4f} USD per "
+            "tenant",
+            f"pool settings per task: PassengerMaxPoolSize {pool.max_pool_size} "
+            f"(({pool.memory_mib} - {pool.reserve_mib}) MiB / {pool.process_mib} MiB), "
+            f"PassengerMaxInstancesPerApp {pool.max_instances_per_app}, "
+            f"PassengerMinInstances {pool.min_instances}, "
+            f"PassengerPoolIdleTime {pool.pool_idle_time}, "
+            f"PassengerSpawnMethod {pool.spawn_method}, "
+            f"PassengerMaxRequestQueueSize {pool.max_request_queue_size}",
+            f"cold-start exposure: at most {pool.max_pool_size} tenant process(es) per task are "
+            f"warm; the other {best.cold_tenants_per_task} tenants of a full task wait about "
+            f"{best.cold_start_seconds:g} s on their first request after {pool.pool_idle_time} s "
+            "idle or an eviction",
+        ]
+        lines += [f"warning: {warning}" for warning in pool.warnings]
+        return Report(plain_json(self.as_dict()), [Table(headers, rows), text("\n".join(lines))])
+
+
+def size_fleet(
+    tenants: int,
+    task_sizes: tuple[str, ...],
+    pool_request: PoolRequest,
+    *,
+    active_share: float,
+    price_vcpu_minute: float,
+    price_gb_minute: float,
+    processes_per_active_tenant: int = 1,
+    cold_start_seconds: float = DEFAULT_COLD_START_SECONDS,
+) -> FleetSizing:
+    """Plans for `tenants` on each of `task_sizes` ("2x8"; none: every Fargate size); a size
+    that does not parse, or no size that holds a process, is a usage error."""
+    try:
+        sizes = tuple(parse_task_size(text) for text in task_sizes) or FARGATE_TASK_SIZES
+    except CapacityError as error:
+        raise UsageError(f"--task-size: {error}", "e.g. --task-size 2x8 (2 vCPU, 8 GB)") from None
+    plans = compare_task_sizes(
+        tenants,
+        sizes,
+        pool_request,
+        active_share=active_share,
+        price_vcpu_minute=price_vcpu_minute,
+        price_gb_minute=price_gb_minute,
+        processes_per_active_tenant=processes_per_active_tenant,
+        cold_start_seconds=cold_start_seconds,
+    )
+    if not plans:
+        raise UsageError(
+            "no task size holds a single process after the reserve",
+            "give a larger --task-size, or lower memory_reserve_mib / --process-mib",
+        )
+    return FleetSizing(tenants, active_share, plans)

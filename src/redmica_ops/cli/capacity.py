@@ -2,91 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import click
 
+from redmica_ops.capacity import size_fleet
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
-from redmica_ops.cli.result import JSONValue
-
-if TYPE_CHECKING:
-    from redmica_ops.capacity import FleetPlan
-    from redmica_ops.cli.output import Output
-
-
-@dataclass
-class CapacityResult:
-    """Every task size's plan, cheapest first; the first one is the recommendation."""
-
-    tenants: int
-    active_share: float
-    plans: list[FleetPlan]
-
-    def to_json(self) -> JSONValue:
-        plans: list[JSONValue] = [plan.as_dict() for plan in self.plans]  # type: ignore[misc]
-        return {
-            "tenants": self.tenants,
-            "active_share": self.active_share,
-            "recommended": plans[0] if plans else None,
-            "plans": plans,
-        }
-
-    def render_text(self, out: Output) -> None:
-        if not self.plans:
-            return
-        out.table(
-            [
-                "task",
-                "pool",
-                "tenants/task",
-                "tasks",
-                "room left",
-                "cold tenants/task",
-                "USD/month",
-                "USD/tenant/month",
-            ],
-            [
-                [
-                    plan.size.label,
-                    plan.pool.max_pool_size,
-                    plan.room.tenants_per_task,
-                    plan.tasks,
-                    plan.room_left,
-                    plan.cold_tenants_per_task,
-                    f"{plan.monthly_usd:.2f}",
-                    f"{plan.monthly_usd_per_tenant:.4f}",
-                ]
-                for plan in self.plans
-            ],
-        )
-        best = self.plans[0]
-        pool = best.pool
-        lines = [
-            "",
-            f"cheapest: {best.tasks} task(s) of {best.size.label} for {self.tenants} tenants "
-            f"({best.room.tenants_per_task} per task at {self.active_share:g} active), "
-            f"{best.monthly_usd:.2f} USD/month, {best.monthly_usd_per_tenant:.4f} USD per "
-            "tenant",
-            f"pool settings per task: PassengerMaxPoolSize {pool.max_pool_size} "
-            f"(({pool.memory_mib} - {pool.reserve_mib}) MiB / {pool.process_mib} MiB), "
-            f"PassengerMaxInstancesPerApp {pool.max_instances_per_app}, "
-            f"PassengerMinInstances {pool.min_instances}, "
-            f"PassengerPoolIdleTime {pool.pool_idle_time}, "
-            f"PassengerSpawnMethod {pool.spawn_method}, "
-            f"PassengerMaxRequestQueueSize {pool.max_request_queue_size}",
-            f"cold-start exposure: at most {pool.max_pool_size} tenant process(es) per task are "
-            f"warm; the other {best.cold_tenants_per_task} tenants of a full task wait about "
-            f"{best.cold_start_seconds:g} s on their first request after {pool.pool_idle_time} s "
-            "idle or an eviction",
-        ]
-        lines += [f"warning: {warning}" for warning in pool.warnings]
-        out.text("\n".join(lines))
-
-    @property
-    def exit_code(self) -> int:
-        return 0
+from redmica_ops.cli.result import ReportResult
+from redmica_ops.container.memory import MemoryBudget, pool_request
 
 
 @click.command()
@@ -130,7 +52,7 @@ def capacity(
     process_mib: int | None,
     spawn_method: str | None,
     processes_per_active_tenant: int,
-) -> CapacityResult:
+) -> ReportResult:
     """Size a fleet: tasks needed, pool settings, cold-start exposure, cost per tenant.
 
     For each task size: pool = (memory - memory_reserve_mib) / per-process cost; tenants per
@@ -144,15 +66,6 @@ def capacity(
       redmica capacity --tenants 800
       redmica capacity --tenants 800 --active-share 0.2 --task-size 2x8 --output json
     """
-    from redmica_ops.capacity import (
-        FARGATE_TASK_SIZES,
-        CapacityError,
-        compare_task_sizes,
-        parse_task_size,
-    )
-    from redmica_ops.container.memory import MemoryBudget, pool_request
-    from redmica_ops.errors import UsageError
-
     if process_mib is not None:
         app.overrides["process_memory_mib"] = process_mib
     if spawn_method is not None:
@@ -160,24 +73,14 @@ def capacity(
     if active_share is not None:
         app.overrides["active_share"] = active_share
     s = app.settings
-    try:
-        sizes = tuple(parse_task_size(text) for text in task_sizes) or FARGATE_TASK_SIZES
-    except CapacityError as error:
-        raise UsageError(f"--task-size: {error}", "e.g. --task-size 2x8 (2 vCPU, 8 GB)") from None
-    request = pool_request(s, MemoryBudget(0, "task size"))
-    plans = compare_task_sizes(
+    sizing = size_fleet(
         tenants,
-        sizes,
-        request,
+        task_sizes,
+        pool_request(s, MemoryBudget(0, "task size")),
         active_share=s.active_share,
         price_vcpu_minute=s.price_vcpu_minute,
         price_gb_minute=s.price_gb_minute,
         processes_per_active_tenant=processes_per_active_tenant,
         cold_start_seconds=s.cold_start_seconds,
     )
-    if not plans:
-        raise UsageError(
-            "no task size holds a single process after the reserve",
-            "give a larger --task-size, or lower memory_reserve_mib / --process-mib",
-        )
-    return CapacityResult(tenants, s.active_share, plans)
+    return ReportResult(sizing.report())
