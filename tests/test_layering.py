@@ -305,3 +305,50 @@ def test_one_construction_place() -> None:
         for name in constructions(path):
             where[name].add(path.relative_to(PACKAGE).as_posix())
     assert where == CONSTRUCTED_IN
+
+
+# -- the fleet is always cells (issue 24): no cell branch in the CLI ------------------------------
+# Where the command line declares --cell and shows the settings; and the files whose cell
+# branches move into the library with packages still in flight (WP3: tenant add/remove and the
+# lifecycle's unroute; WP4: migrate --cell's helpers): remove each when it lands.
+CELL_NAMES_ALLOWED = {"options.py", "config.py"}
+CELL_NAMES_PENDING = {"tenant/add.py", "tenant/change.py", "tenant/lifecycle.py", "waves.py"}
+
+
+def cell_branch_names(path: Path) -> list[str]:
+    """`wants_cells`, `settings.cells`, `.configured`, `hosted_zone_id` used in code."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Name) and node.id in ("wants_cells", "hosted_zone_id"):
+            found.append(f"{node.id} (line {node.lineno})")
+        elif isinstance(node, ast.Attribute):
+            owner = node.value
+            settings = (isinstance(owner, ast.Name) and owner.id == "settings") or (
+                isinstance(owner, ast.Attribute) and owner.attr == "settings"
+            )
+            if node.attr in ("wants_cells", "configured", "hosted_zone_id") or (
+                node.attr == "cells" and settings
+            ):
+                found.append(f".{node.attr} (line {node.lineno})")
+    return found
+
+
+def test_cli_has_no_cell_branches() -> None:
+    """One cell or ten take the same path: the CLI never asks whether there are cells."""
+    cli = PACKAGE / "cli"
+    offenders = {}
+    for path in sorted(cli.rglob("*.py")):
+        name = path.relative_to(cli).as_posix()
+        if name in CELL_NAMES_ALLOWED | CELL_NAMES_PENDING:
+            continue
+        if found := cell_branch_names(path):
+            offenders[name] = found
+    assert not offenders, f"cell branches in cli/ (they belong in the library): {offenders}"
+
+
+def test_serve_and_render_share_one_plan() -> None:
+    """`entrypoint serve` and `render vhosts` choose and render the tenants with one function."""
+    for command in ("entrypoint.py", "render.py"):
+        source = (PACKAGE / "cli" / command).read_text(encoding="utf-8")
+        assert "plan_vhosts(" in source, command
+        assert "select(" not in source and "render_vhosts(" not in source, command
