@@ -188,3 +188,50 @@ def test_migrate_a_cell_with_its_revision_and_report_per_cell(
     assert spy.task_definitions[-1].rsplit("/", 1)[-1] == "redmica-a:2"
     both = run("migrate", "t1", "--cell", "b", app=cells_app(env))
     assert both.exit_code == 2
+
+
+def test_release_reads_the_listing_once_per_cell_gate(
+    s3: S3Client, run: Invoke, moto_rollouts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each cell's gate is one migration run (one listing read); the command adds none."""
+    from redmica_ops.tenants.store import TenantStore
+    from tests.ecs_support import moto_ecs_spy
+
+    env = moto_cells()
+    for name, cell in (("t1", "a"), ("t2", "b")):
+        add_tenant(run, env, name, "--cell", cell)
+    reads = []
+    load_all = TenantStore.load_all
+
+    def counted(self: TenantStore) -> object:
+        reads.append(1)
+        return load_all(self)
+
+    monkeypatch.setattr(TenantStore, "load_all", counted)
+    with moto_ecs_spy(monkeypatch) as spy:
+        result = run("release", "--image", "redmica:2", "--yes", "-O", "json", app=cells_app(env))
+    assert result.exit_code == 0, result.output
+    assert sorted(spy.launched) == ["t1", "t2"]
+    cells = {c["cell"]: c for c in result.json()["cells"]}
+    assert cells["c"]["migration"]["summary"] == "no tenants in the cell"
+    assert len(reads) == 3, "one read per cell gate (a, b and the empty c)"
+
+
+def test_an_invalid_document_fails_its_home_cells_release_gate(
+    s3: S3Client, run: Invoke, moto_rollouts: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The single service's rule per cell (docs/cells.md): a document that does not validate
+    counts against the home cell (the first), which is not deployed; the rollout stops there."""
+    from tests.ecs_support import moto_ecs_spy
+
+    env = moto_cells()
+    add_tenant(run, env, "t2", "--cell", "b")
+    s3.put_object(Bucket=BUCKET, Key="tenants/broken.yaml", Body=b"db: [not, a, mapping]\n")
+    with moto_ecs_spy(monkeypatch) as spy:
+        result = run("release", "--image", "redmica:2", "--yes", "-O", "json", app=cells_app(env))
+    assert result.exit_code == 1, result.output
+    cells = {c["cell"]: c for c in result.json()["cells"]}
+    assert cells["a"]["status"] == "migration_failed"
+    assert "failed_to_start 1" in cells["a"]["migration"]["summary"]
+    assert cells["b"]["status"] == "not_started" and spy.launched == []
+    assert revisions() == {"a": "redmica-a:1", "b": "redmica-b:1", "c": "redmica-c:1"}

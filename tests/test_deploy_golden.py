@@ -26,7 +26,7 @@ from mypy_boto3_s3 import S3Client
 from redmica_ops.cli import progress
 from redmica_ops.cli.app import Application
 from tests.cells_support import add_tenant, cells_app, fail_rollouts, moto_cells
-from tests.conftest import Invoke
+from tests.conftest import CliResult, Invoke
 from tests.test_deploy import NEW_IMAGE, app_for, moto_service, release_app, seed_tenants
 
 GOLDEN = Path(__file__).parent / "golden" / "deploy"
@@ -164,6 +164,15 @@ def transcript(args: tuple[str, ...], exit_code: int, stdout: str, stderr: str) 
     )
 
 
+def compare(name: str, args: tuple[str, ...], result: CliResult) -> None:
+    got = transcript(args, result.exit_code, result.stdout, result.stderr)
+    path = GOLDEN / f"{name}.txt"
+    if RECORD:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(got)
+    assert got == path.read_text(), f"{name}: output differs from {path}"
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.name)
 def test_single_service_output_is_unchanged(
     scenario: Scenario,
@@ -177,13 +186,7 @@ def test_single_service_output_is_unchanged(
     moto_service()
     if scenario.before is not None:
         scenario.before(s3, run, monkeypatch)
-    result = run(*scenario.args, app=scenario.app())
-    got = transcript(scenario.args, result.exit_code, result.stdout, result.stderr)
-    path = GOLDEN / f"{scenario.name}.txt"
-    if RECORD:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(got)
-    assert got == path.read_text(), f"{scenario.name}: output differs from {path}"
+    compare(scenario.name, scenario.args, run(*scenario.args, app=scenario.app()))
 
 
 def _cells_both(name: str, *args: str) -> list[tuple[str, tuple[str, ...]]]:
@@ -216,10 +219,4 @@ def test_one_configured_cell_reports_per_cell(
     env = moto_cells(("a",))
     if "release" in name:
         add_tenant(run, env, "acme", "--cell", "a")
-    result = run(*args, app=cells_app(env))
-    got = transcript(args, result.exit_code, result.stdout, result.stderr)
-    path = GOLDEN / f"{name}.txt"
-    if RECORD:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(got)
-    assert got == path.read_text(), f"{name}: output differs from {path}"
+    compare(name, args, run(*args, app=cells_app(env)))

@@ -20,7 +20,7 @@ from typing import Literal
 
 from redmica_ops.errors import UsageError
 from redmica_ops.report import CellValue, Report, Table, plain_json, text
-from redmica_ops.settings import DEFAULTS
+from redmica_ops.settings import DEFAULTS, Settings
 
 SpawnMethod = Literal["direct", "smart"]
 SPAWN_METHODS: tuple[SpawnMethod, ...] = ("direct", "smart")
@@ -417,15 +417,12 @@ def size_fleet(
     tenants: int,
     task_sizes: tuple[str, ...],
     pool_request: PoolRequest,
-    *,
-    active_share: float,
-    price_vcpu_minute: float,
-    price_gb_minute: float,
+    settings: Settings,
     processes_per_active_tenant: int = 1,
-    cold_start_seconds: float = DEFAULT_COLD_START_SECONDS,
 ) -> FleetSizing:
-    """Plans for `tenants` on each of `task_sizes` ("2x8"; none: every Fargate size); a size
-    that does not parse, or no size that holds a process, is a usage error."""
+    """Plans for `tenants` on each of `task_sizes` ("2x8"; none: every Fargate size) with the
+    settings' active share, prices and cold start; a size that does not parse, or no size that
+    holds a process, is a usage error."""
     try:
         sizes = tuple(parse_task_size(text) for text in task_sizes) or FARGATE_TASK_SIZES
     except CapacityError as error:
@@ -434,15 +431,15 @@ def size_fleet(
         tenants,
         sizes,
         pool_request,
-        active_share=active_share,
-        price_vcpu_minute=price_vcpu_minute,
-        price_gb_minute=price_gb_minute,
+        active_share=settings.active_share,
+        price_vcpu_minute=settings.price_vcpu_minute,
+        price_gb_minute=settings.price_gb_minute,
         processes_per_active_tenant=processes_per_active_tenant,
-        cold_start_seconds=cold_start_seconds,
+        cold_start_seconds=settings.cold_start_seconds,
     )
     if not plans:
         raise UsageError(
             "no task size holds a single process after the reserve",
             "give a larger --task-size, or lower memory_reserve_mib / --process-mib",
         )
-    return FleetSizing(tenants, active_share, plans)
+    return FleetSizing(tenants, settings.active_share, plans)

@@ -72,15 +72,7 @@ def capacity(
         app.overrides["spawn_method"] = spawn_method
     if active_share is not None:
         app.overrides["active_share"] = active_share
-    s = app.settings
-    sizing = size_fleet(
-        tenants,
-        task_sizes,
-        pool_request(s, MemoryBudget(0, "task size")),
-        active_share=s.active_share,
-        price_vcpu_minute=s.price_vcpu_minute,
-        price_gb_minute=s.price_gb_minute,
-        processes_per_active_tenant=processes_per_active_tenant,
-        cold_start_seconds=s.cold_start_seconds,
-    )
+    settings = app.settings
+    request = pool_request(settings, MemoryBudget(0, "task size"))
+    sizing = size_fleet(tenants, task_sizes, request, settings, processes_per_active_tenant)
     return ReportResult(sizing.report())

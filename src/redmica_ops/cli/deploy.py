@@ -6,14 +6,19 @@ results are shown as the library builds them (`deploy/report.py`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 import click
 
 from redmica_ops.cells.waves import WaveOptions, target_of
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import cell_options, confirm, global_options, pass_app, yes_option
+from redmica_ops.cli.options import (
+    cell_options,
+    confirm,
+    global_options,
+    pass_app,
+    wait_options,
+    wave_options,
+    yes_option,
+)
 from redmica_ops.cli.result import ReportResult
 from redmica_ops.deploy import deploy as deploy_verb
 from redmica_ops.deploy import plan as plan_verb
@@ -29,24 +34,6 @@ from redmica_ops.deploy.model import (
 )
 from redmica_ops.deploy.report import fleet_status_report, plan_report, wave_report
 
-F = TypeVar("F", bound=Callable[..., object])
-
-
-WAIT_OPTIONS = [
-    click.option(
-        "--timeout",
-        type=click.FloatRange(min=1),
-        help="seconds to wait [default: setting deploy_timeout, 1800]",
-    ),
-    click.option("--no-wait", is_flag=True, help="start the deployment and return"),
-]
-
-
-def wait_options(func: F) -> F:
-    for option in reversed(WAIT_OPTIONS):
-        func = option(func)
-    return func
-
 
 @click.command()
 @click.option("--image", required=True, metavar="URI", help="the new container image")
@@ -54,7 +41,7 @@ def wait_options(func: F) -> F:
 @wait_options
 @click.option("--no-rollback", is_flag=True, help="on failure, leave the service as it is")
 @yes_option
-@cell_options(waves=True)
+@wave_options
 @click.option(
     "--diff",
     "--dry-run",
@@ -72,9 +59,7 @@ def deploy(
     no_wait: bool,
     no_rollback: bool,
     yes: bool,
-    cells: tuple[str, ...],
-    canary_cell: str | None,
-    max_parallel_cells: int | None,
+    waves: WaveOptions,
     diff: bool,
 ) -> ReportResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
@@ -106,9 +91,8 @@ def deploy(
     ws = app.workspace()
     if diff:
         return ReportResult(
-            plan_report(plan_verb.run(plan_verb.DiffRequest(image, container, cells), ws))
+            plan_report(plan_verb.run(plan_verb.DiffRequest(image, container, waves.cells), ws))
         )
-    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
     target = target_of(waves, ws)  # a missing setting fails first,
     require_image_reference(image)  # then a bad image, both before the question
     confirm(app, f"deploy {image} to {target}", yes)
@@ -120,16 +104,14 @@ def deploy(
 
 @click.command()
 @wait_options
-@cell_options(waves=True)
+@wave_options
 @global_options(hidden=True)
 @pass_app
 def reload(
     app: Application,
     timeout: float | None,
     no_wait: bool,
-    cells: tuple[str, ...],
-    canary_cell: str | None,
-    max_parallel_cells: int | None,
+    waves: WaveOptions,
 ) -> ReportResult:
     """Restart every task with the current revision (a forced new deployment).
 
@@ -142,7 +124,6 @@ def reload(
       redmica reload --no-wait
       redmica reload --cell b
     """
-    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
     request = reload_verb.ReloadRequest(timeout, wait=not no_wait, waves=waves)
     return ReportResult(wave_report(reload_verb.run(request, app.workspace())))
 
@@ -156,7 +137,7 @@ def reload(
 )
 @wait_options
 @yes_option
-@cell_options(waves=True)
+@wave_options
 @global_options(hidden=True)
 @pass_app
 def rollback(
@@ -164,9 +145,7 @@ def rollback(
     to: str | None,
     timeout: float | None,
     no_wait: bool,
-    cells: tuple[str, ...],
-    canary_cell: str | None,
-    max_parallel_cells: int | None,
+    waves: WaveOptions,
     yes: bool,
 ) -> ReportResult:
     """Roll the service back to the previous task definition revision (or --to).
@@ -184,7 +163,6 @@ def rollback(
     if to is not None:
         require_revision_reference(to)  # `--to ''` is a mistake, never "the previous one"
     ws = app.workspace()
-    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
     request = rollback_verb.RollbackRequest(to, timeout, wait=not no_wait, waves=waves)
     target = target_of(waves, ws)
     if to is not None and not yes and app.interactive():
@@ -217,7 +195,7 @@ def rollback(
 @click.option("--timeout", type=click.FloatRange(min=1), help="seconds to wait for the deploy")
 @click.option("--no-rollback", is_flag=True, help="on a failed deploy, leave the service as is")
 @yes_option
-@cell_options(waves=True)
+@wave_options
 @global_options(hidden=True)
 @pass_app
 def release(
@@ -231,9 +209,7 @@ def release(
     timeout: float | None,
     no_rollback: bool,
     yes: bool,
-    cells: tuple[str, ...],
-    canary_cell: str | None,
-    max_parallel_cells: int | None,
+    waves: WaveOptions,
 ) -> ReportResult:
     """Release an image: migrate every tenant with it, then deploy it if they all succeeded.
 
@@ -254,7 +230,6 @@ def release(
     """
     require_container_flag(container)  # an empty --container is never "the default"
     ws = app.workspace()
-    waves = WaveOptions(cells, canary_cell, max_parallel_cells)
     target = target_of(waves, ws)  # a missing setting fails first,
     require_image_reference(image)  # then a bad image, both before the question
     confirm(app, f"migrate every tenant with {image}, then deploy it to {target}", yes)

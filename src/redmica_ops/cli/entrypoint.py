@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
@@ -14,10 +13,9 @@ from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import Done
 from redmica_ops.container.keys import without_master
 from redmica_ops.container.plan import VhostsRequest, install, plan_vhosts, serve_lines
+from redmica_ops.errors import RedmicaError
+from redmica_ops.lifecycle.admin_task import run_admin_request
 from redmica_ops.runs.in_task import InTaskRequest, exec_plan, run_in_task
-
-if TYPE_CHECKING:
-    pass
 
 
 @click.group()
@@ -72,25 +70,11 @@ def serve(app: Application, strict: bool, no_check: bool, cell: str | None) -> D
         out.info(line)
     target = Path(settings.vhosts_file)
     install(plan, target, not no_check, settings.apache_bin)
-    out.info(
-        f"entrypoint: {len(plan.served)} tenant(s) in {target}"
-        + (f" (cell {plan.cell}; {plan.other_cells} in other cells)" if plan.cell else "")
-        + (f", {len(plan.left_out)} skipped" if plan.left_out else "")
-        + f"; starting: {settings.serve_command}"
-    )
+    out.info(plan.starting(target, settings.serve_command))
     # Apache and every Passenger process inherit this environment: never the master secret.
     app.exec_process(shlex.split(settings.serve_command), without_master(app.env))
     # Reached only when exec_process returns (tests): what this process would have become.
-    return Done(
-        {
-            "vhosts_file": str(target),
-            "served": plan.served,
-            "skipped": [item.tenant for item in plan.left_out],
-            "pool": plan.pool.as_dict(),
-            "cell": plan.cell,
-            "command": settings.serve_command,
-        }
-    )
+    return Done(plan.serving(target, settings.serve_command))
 
 
 @command(entrypoint, "run-tenant", context_settings={"ignore_unknown_options": True})
@@ -143,9 +127,6 @@ def admin_sql(app: Application, request_id: str) -> Done:
     Examples:
       redmica entrypoint admin-sql 20261128T041500Z-acme-backup-1a2b3c4d
     """
-    from redmica_ops.errors import RedmicaError
-    from redmica_ops.lifecycle.admin_task import run_admin_request
-
     try:
         # A tenant whose password is in a secret: dumps and restores log in as the tenant
         # (the workspace's password resolver, with the task role).

@@ -6,6 +6,7 @@ sub-commands they are hidden from `--help` to keep it short; `redmica --help` li
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -225,3 +226,40 @@ def cell_options(waves: bool) -> Callable[[F], F]:
         return func
 
     return decorate
+
+
+def wave_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--cell, --canary-cell and --max-parallel-cells, handed to the command as one
+    `cells.waves.WaveOptions` (its `waves` argument)."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        cells: tuple[str, ...],
+        canary_cell: str | None,
+        max_parallel_cells: int | None,
+        **kwargs: Any,
+    ) -> Any:
+        # Imported when the command runs: `redmica --help` loads no library module.
+        from redmica_ops.cells.waves import WaveOptions
+
+        return func(*args, waves=WaveOptions(cells, canary_cell, max_parallel_cells), **kwargs)
+
+    return cell_options(waves=True)(command)
+
+
+WAIT_OPTIONS = [
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        help="seconds to wait [default: setting deploy_timeout, 1800]",
+    ),
+    click.option("--no-wait", is_flag=True, help="start the deployment and return"),
+]
+
+
+def wait_options(func: F) -> F:
+    """--timeout and --no-wait of a command that follows a rollout."""
+    for option in reversed(WAIT_OPTIONS):
+        func = option(func)
+    return func

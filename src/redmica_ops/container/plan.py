@@ -26,7 +26,8 @@ from redmica_ops.container.vhosts import (
     render_vhosts,
     write_private,
 )
-from redmica_ops.errors import Problem, UsageError, ValidationFailed
+from redmica_ops.errors import JSONObject, Problem, UsageError, ValidationFailed
+from redmica_ops.report import plain_json
 from redmica_ops.tenants.files import load_paths
 from redmica_ops.tenants.model import Entry
 from redmica_ops.tenants.selection import CellScope, Reason, Use, select
@@ -63,6 +64,26 @@ class VhostsPlan:
     warnings: list[str] = field(default_factory=list)
     cell: str | None = None
     other_cells: int = 0  # tenants left to the other cells
+
+    def starting(self, path: Path, command: str) -> str:
+        """`entrypoint serve`'s last line before it becomes Apache."""
+        return (
+            f"entrypoint: {len(self.served)} tenant(s) in {path}"
+            + (f" (cell {self.cell}; {self.other_cells} in other cells)" if self.cell else "")
+            + (f", {len(self.left_out)} skipped" if self.left_out else "")
+            + f"; starting: {command}"
+        )
+
+    def serving(self, path: Path, command: str) -> JSONObject:
+        """What `entrypoint serve` became, as JSON (seen only when the exec returns: tests)."""
+        return {
+            "vhosts_file": str(path),
+            "served": list(self.served),
+            "skipped": [item.tenant for item in self.left_out],
+            "pool": plain_json(self.pool.as_dict()),
+            "cell": self.cell,
+            "command": command,
+        }
 
 
 def plan_vhosts(request: VhostsRequest, ws: Workspace) -> VhostsPlan:
