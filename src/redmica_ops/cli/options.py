@@ -32,6 +32,14 @@ def _store_setting(name: str) -> Callable[[click.Context, click.Parameter, Any],
     return callback
 
 
+def setting_option(flag: str, name: str, **kwargs: Any) -> Callable[[F], F]:
+    """A command's own option that sets a setting, as the global options do."""
+    option: Callable[[F], F] = click.option(
+        flag, expose_value=False, callback=_store_setting(name), **kwargs
+    )
+    return option
+
+
 def _store_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
         _app(ctx).config_path = value

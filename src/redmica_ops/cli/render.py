@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app
-from redmica_ops.cli.result import Done
+from redmica_ops.cli.options import command, pass_app, setting_option
+from redmica_ops.cli.result import Done, ReportResult
 from redmica_ops.container.plan import VhostsRequest, install, left_out_lines, plan_vhosts
 from redmica_ops.container.vhosts import require_directory
 
@@ -52,8 +52,10 @@ def render() -> None:
     is_flag=True,
     help="refuse to render if any tenant cannot be served (default: skip it loudly)",
 )
-@click.option("--app-root", help="Redmine directory (setting app_root)")
-@click.option("--listen-port", type=int, help="port of the virtual hosts (setting listen_port)")
+@setting_option("--app-root", "app_root", help="Redmine directory (setting app_root)")
+@setting_option(
+    "--listen-port", "listen_port", type=int, help="port of the virtual hosts (setting listen_port)"
+)
 @click.option("--mkdir", is_flag=True, help="create the directory of -o when it does not exist")
 @pass_app
 def vhosts(
@@ -63,10 +65,8 @@ def vhosts(
     check: bool,
     redacted: bool,
     strict: bool,
-    app_root: str | None,
-    listen_port: int | None,
     mkdir: bool,
-) -> Done:
+) -> Done | ReportResult:
     """Write one Apache config with a virtual host per tenant.
 
     The first virtual host is a catch-all (unknown Host: 404, no process spawned). Each tenant
@@ -84,10 +84,6 @@ def vhosts(
       redmica render vhosts --from-dir tenants/ --domain redmine.example.com -o site.conf
       redmica render vhosts --redacted | less
     """
-    if app_root is not None:
-        app.overrides["app_root"] = app_root
-    if listen_port is not None:
-        app.overrides["listen_port"] = listen_port
     if out is None and not redacted:
         raise click.UsageError(
             "-o FILE is required: the config holds passwords and is never "
@@ -104,18 +100,7 @@ def vhosts(
         # --redacted to stdout: the config itself is the output, in both formats.
         return Done(plan.text, text=lambda o: o.text(plan.text))
     install(plan, out, check, app.settings.apache_bin)
-    message = f"wrote {len(plan.served)} tenant vhost(s) to {out}" + (
-        " (Apache config test passed)" if check else ""
-    )
-    return Done(
-        {
-            "file": str(out),
-            "tenants": len(plan.served),
-            "checked": check,
-            "left_out": [item.tenant for item in plan.left_out],
-        },
-        text=lambda o: o.success(message),
-    )
+    return ReportResult(plan.written(out, check))
 
 
 @command(render, "check")

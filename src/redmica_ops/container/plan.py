@@ -27,7 +27,7 @@ from redmica_ops.container.vhosts import (
     write_private,
 )
 from redmica_ops.errors import JSONObject, Problem, UsageError, ValidationFailed
-from redmica_ops.report import plain_json
+from redmica_ops.report import Report, plain_json, success
 from redmica_ops.tenants.files import load_paths
 from redmica_ops.tenants.model import Entry
 from redmica_ops.tenants.selection import CellScope, Reason, Use, select
@@ -73,6 +73,19 @@ class VhostsPlan:
             + (f", {len(self.left_out)} skipped" if self.left_out else "")
             + f"; starting: {command}"
         )
+
+    def written(self, path: Path, checked: bool) -> Report:
+        """What `render vhosts -o FILE` says once the file is in place."""
+        document: JSONObject = {
+            "file": str(path),
+            "tenants": len(self.served),
+            "checked": checked,
+            "left_out": [item.tenant for item in self.left_out],
+        }
+        line = f"wrote {len(self.served)} tenant vhost(s) to {path}" + (
+            " (Apache config test passed)" if checked else ""
+        )
+        return Report(document, [success(line)])
 
     def serving(self, path: Path, command: str) -> JSONObject:
         """What `entrypoint serve` became, as JSON (seen only when the exec returns: tests)."""
