@@ -9,6 +9,7 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
 from redmica_ops.cli.result import Done
+from redmica_ops.runs.cost import estimate
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -50,8 +51,6 @@ def cost(
       redmica cost --tasks 100 --vcpu 0.25 --memory-gb 0.5 --minutes 4
       redmica cost --tasks 800 --output json
     """
-    from redmica_ops.runs.cost import estimate
-
     s = app.settings
     result = estimate(
         tasks,

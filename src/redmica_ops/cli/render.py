@@ -10,8 +10,14 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app, setting_option
 from redmica_ops.cli.result import Done, ReportResult
+from redmica_ops.container.apache import config_test, find_apache
 from redmica_ops.container.plan import VhostsRequest, install, left_out_lines, plan_vhosts
-from redmica_ops.container.vhosts import require_directory
+from redmica_ops.container.vhosts import (
+    REDMINE_CONFIG_FILES,
+    render_redmine_config,
+    require_directory,
+    write_private,
+)
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -116,8 +122,6 @@ def check_file(app: Application, file: Path) -> Done:
     Examples:
       redmica render check /etc/apache2/sites-enabled/redmica-tenants.conf
     """
-    from redmica_ops.container.apache import config_test, find_apache
-
     config_test(file, find_apache(app.settings.apache_bin))
     return Done(
         {"file": str(file), "ok": True}, lambda o: o.success(f"{file}: Apache config test passed")
@@ -148,13 +152,6 @@ def redmine_config(app: Application, out: Path, mkdir: bool) -> Done:
     Examples:
       redmica render redmine-config -o /usr/src/redmine/config
     """
-    from redmica_ops.container.vhosts import (
-        REDMINE_CONFIG_FILES,
-        render_redmine_config,
-        require_directory,
-        write_private,
-    )
-
     require_directory(out, f"-o {out}", mkdir)
     written: list[str] = []
     for name in REDMINE_CONFIG_FILES:
