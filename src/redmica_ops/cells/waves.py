@@ -21,10 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from redmica_ops.cells.config import cell_map
 from redmica_ops.deploy.model import RolloutReport
 from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
 from redmica_ops.errors import RedmicaError, UsageError
 from redmica_ops.runs.pacing import sigint_escalates
+from redmica_ops.settings import require
 
 if TYPE_CHECKING:
     from redmica_ops.cells.config import Cell
@@ -169,13 +171,14 @@ def implicit_rollout(options: WaveOptions, fleet: Fleet) -> bool:
 
 def target_of(options: WaveOptions, ws: Workspace) -> str:
     """What a confirmation names; a missing setting or an unknown cell fails before anyone
-    is asked."""
-    fleet = ws.fleet()
-    if implicit_rollout(options, fleet):
-        target = fleet.service_deployer().target  # the usage error for a missing setting
-        return f"service {target.service} in cluster {target.cluster}"
-    names = [c.name for c in fleet.select(options.cells)]
-    return f"cell(s) {', '.join(names)} in waves"
+    is asked, and before any AWS client is made."""
+    settings = ws.settings
+    cells = cell_map(settings)
+    if not cells.configured and not options.cells:
+        require(settings, ["cluster", "service"], "deployments need")
+        return f"service {settings.service} in cluster {settings.cluster}"
+    chosen = cells.select(options.cells) if options.cells else cells.cells
+    return f"cell(s) {', '.join(c.name for c in chosen)} in waves"
 
 
 def run_waves(

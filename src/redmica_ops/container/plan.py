@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redmica_ops.capacity import PoolSettings
+from redmica_ops.cells.config import cell_map
 from redmica_ops.container.apache import config_checker
 from redmica_ops.container.keys import MASTER_SECRET_ENV, master_secret
 from redmica_ops.container.memory import memory_budget
@@ -176,7 +177,7 @@ def _servable(
         ws.message(f"entrypoint: reading tenants from s3://{store.bucket}/{store.prefix}")
     scope = None
     if cell is not None:
-        cells = ws.fleet().cells
+        cells = cell_map(ws.settings)  # no AWS client: the settings say which cells exist
         cells.get(cell)  # an unknown cell is a usage error, before anything is written
         scope = CellScope(cells, cell)
     selection = select(ws.tenants(), Use.SERVE, registry.claims.owner_of, scope=scope)
