@@ -20,7 +20,6 @@ CLI_SHARED = {
     "reference",
     "result",
     "terminal",
-    "waves",
 }
 
 
@@ -309,10 +308,10 @@ def test_one_construction_place() -> None:
 
 # -- the fleet is always cells (issue 24): no cell branch in the CLI ------------------------------
 # Where the command line declares --cell and shows the settings; and the files whose cell
-# branches move into the library with packages still in flight (WP3: tenant add/remove and the
-# lifecycle's unroute; WP4: migrate --cell's helpers): remove each when it lands.
+# branches move into the library with a package still in flight (WP3: tenant add/remove and
+# the lifecycle's unroute): remove each when it lands.
 CELL_NAMES_ALLOWED = {"options.py", "config.py"}
-CELL_NAMES_PENDING = {"tenant/add.py", "tenant/change.py", "tenant/lifecycle.py", "waves.py"}
+CELL_NAMES_PENDING = {"tenant/add.py", "tenant/change.py", "tenant/lifecycle.py"}
 
 
 def cell_branch_names(path: Path) -> list[str]:
