@@ -1627,7 +1627,8 @@ def test_lifecycle_errors_are_one_line_with_a_hint(
 def test_add_provision_takes_the_provisioning_options_of_tenant_provision(
     s3: S3Client, run: Invoke, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from redmica_ops.cli.result import Done
+    from redmica_ops.lifecycle import provision as provision_module
+    from redmica_ops.lifecycle.provision import ProvisionOptions
 
     document = tmp_path / "acme.yaml"
     document.write_text(tenant_yaml("acme"))
@@ -1646,17 +1647,19 @@ def test_add_provision_takes_the_provisioning_options_of_tenant_provision(
     seen: list[Any] = []
     monkeypatch.setattr("redmica_ops.lifecycle.provision.precheck", lambda *a: None)
 
-    def provision_tenant(*a: Any) -> Done:
-        seen.append(a[1:])
-        return Done({"provisioned": True})
+    def provision_run(
+        tenant_id: str, options: ProvisionOptions, *_: Any
+    ) -> provision_module.ProvisionOutcome:
+        seen.append((tenant_id, options.executor, options.admin_login, options.admin_password))
+        return provision_module.ProvisionOutcome(tenant_id)
 
-    monkeypatch.setattr("redmica_ops.cli.tenant.lifecycle.provision_tenant", provision_tenant)
+    monkeypatch.setattr("redmica_ops.lifecycle.provision.run", provision_run)
     result = run(
         *args, "--provision", "--executor", "local", "--admin-login", "alice",
         "--admin-password-stdin", input="Admin-Pass-1\n",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    ((tenant_id, kind, login, password, _),) = seen
+    ((tenant_id, kind, login, password),) = seen
     assert (tenant_id, kind, login) == ("acme", "local", "alice")
     assert password.get_secret_value() == "Admin-Pass-1"
 

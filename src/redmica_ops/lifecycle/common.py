@@ -108,13 +108,24 @@ def check_owns(store: TenantStore, stored: StoredTenant, listing: Listing | None
 
 
 def set_status(
-    registry: TenantRegistry, stored: StoredTenant, status: Status, message: str | None = None
+    registry: TenantRegistry,
+    stored: StoredTenant,
+    status: Status,
+    message: str | None = None,
+    listing: Listing | None = None,
 ) -> StoredTenant:
-    """Write the new status conditionally on what was read; return the fresh stored tenant."""
+    """Write the new status conditionally on what was read; return the fresh stored tenant.
+    `listing`: the caller's, when it read one (a status names no unique value)."""
     tenant = stored.tenant
     if tenant.status == status and tenant.status_message == message:
         return stored
-    registry.update(stored.tenant_id, tenant.with_status(status, message), "(lifecycle)", stored)
+    registry.update(
+        stored.tenant_id,
+        tenant.with_status(status, message),
+        "(lifecycle)",
+        stored,
+        listing=listing,
+    )
     return registry.store.get(stored.tenant_id)
 
 

@@ -15,13 +15,14 @@ Order, each step checking what exists so a re-run finishes the job (docs/tenant-
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from redmica_ops.errors import Conflict, UsageError
+from redmica_ops.errors import Conflict, OperationFailed, UsageError
 from redmica_ops.lifecycle.common import (
     check_roles_unused,
     new_password,
@@ -32,12 +33,21 @@ from redmica_ops.lifecycle.common import (
 )
 from redmica_ops.lifecycle.database import LOGIN_RULE, redmine_password_hash
 from redmica_ops.lifecycle.steps import Runner, Step, guard_args
+from redmica_ops.report import Part, Report, info, success, text
+from redmica_ops.runs.migrations import MigrationRequest, parse_command
+from redmica_ops.runs.migrations import run as run_migrations
+from redmica_ops.runs.record import Status
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.registry import TenantRegistry
+from redmica_ops.tenants.store import Listing
 
 if TYPE_CHECKING:
+    from redmica_ops.errors import JSONValue
     from redmica_ops.tenants.passwords import SecretReader
+    from redmica_ops.workspace import Workspace
+
+RELOAD_HINT = "it takes effect when the vhosts are rendered again (`redmica reload`)"
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,41 @@ class ProvisionOutcome:
     migration_run: str | None = None
     default_data_run: str | None = None
     language: str = "en"
+
+    def report(self) -> Report:
+        """What was done; the generated administrator password, asked for, shown once."""
+        generated = self.generated_password
+        body: list[Part] = [info(f"  {line}") for line in self.done]
+        body.append(
+            success(f"provisioned tenant {self.tenant_id}; administrator: {self.admin_login}")
+        )
+        if generated is not None:
+            body.append(info("administrator password (shown once, store it now):"))
+            body.append(text(generated.get_secret_value()))
+        body.append(info(f"the site is served once the vhosts are rendered again: {RELOAD_HINT}"))
+        document: dict[str, JSONValue] = {
+            "tenant": self.tenant_id,
+            "provisioned": True,
+            "done": list(self.done),
+            "admin_login": self.admin_login,
+            "migration_run": self.migration_run,
+            "default_data_run": self.default_data_run,
+            "language": self.language,
+        }
+        if generated is not None:
+            document["admin_password"] = generated.get_secret_value()  # asked for: shown once
+        return Report(document, body)
+
+
+@dataclass(frozen=True)
+class ProvisionOptions:
+    """What the operator chose for a provisioning (`tenant provision`, `tenant add
+    --provision`): where the steps run, the first administrator, the default data's language."""
+
+    executor: str = "ecs"
+    admin_login: str = "admin"
+    admin_password: SecretStr | None = None  # None: generated, handed back once
+    language: str | None = None
 
 
 def language_of(request: ProvisionRequest, tenant: Tenant) -> str:
@@ -123,13 +168,16 @@ def provision(
     migrate: Migrate,
     request: ProvisionRequest,
     passwords: SecretReader | None = None,
+    listing: Listing | None = None,
 ) -> ProvisionOutcome:
+    """`listing`: the tenants as the caller read them (`tenant add --provision`), so the
+    listing is read once per command; the claims still guard every write."""
     if not LOGIN_RULE.fullmatch(request.admin_login):
         raise UsageError(
             f"--admin-login {request.admin_login!r} is not a Redmine login",
             "letters, digits and _-@. (at most 60)",
         )
-    listing = registry.store.load_all()
+    listing = listing or registry.store.load_all()
     stored = next((s for s in listing.tenants if s.tenant_id == request.tenant_id), None)
     if stored is None:
         stored = registry.store.get(request.tenant_id)  # raises NotFound / ValidationFailed
@@ -145,7 +193,7 @@ def provision(
         request.tenant_id, admin_login=request.admin_login, language=language
     )
 
-    stored = set_status(registry, stored, "provisioning")
+    stored = set_status(registry, stored, "provisioning", listing=listing)
     outcome.done.append("status: provisioning (not served)")
     tenant = stored.tenant
     result = runner.run(
@@ -182,10 +230,61 @@ def provision(
     )
     outcome.done.extend(str(d) for d in _list(result.get("done")))
 
-    set_status(registry, stored, "active")
+    set_status(registry, stored, "active", listing=listing)
     outcome.done.append("status: active (served at the next render)")
     return outcome
 
 
 def _list(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else []
+
+
+def run(
+    tenant_id: str, options: ProvisionOptions, ws: Workspace, listing: Listing | None = None
+) -> ProvisionOutcome:
+    """Provision with what the workspace builds: the registry, the runner of
+    `options.executor`, the migrations as `redmica migrate` runs them, the password resolver."""
+    request = ProvisionRequest(
+        tenant_id,
+        migrate_command=parse_command(ws.settings.migrate_command),
+        language=options.language,
+        default_language=ws.settings.default_language,
+        admin_login=options.admin_login,
+        admin_password=options.admin_password,
+    )
+    return provision(
+        ws.registry(),
+        ws.runner(options.executor),
+        migrate_with(ws, options.executor),
+        request,
+        # db.password_secret: read with the operator's credentials, for the role's verifier.
+        passwords=ws.passwords(),
+        listing=listing,
+    )
+
+
+def migrate_with(ws: Workspace, kind: str) -> Migrate:
+    """Provisioning migrates through `runs.migrations.run`, like `redmica migrate`."""
+
+    def migrate(tenant_id: str, command_line: list[str]) -> str:
+        request = MigrationRequest(
+            tenants=(tenant_id,),
+            command=shlex.join(command_line),
+            executor=kind,
+            provisioning=True,
+        )
+        ws.message(f"provision {tenant_id}: running the migrations ({kind} executor)")
+        record = run_migrations(request, ws).record
+        tenant_run = record.tenants.get(tenant_id) if record else None
+        if record is None or tenant_run is None or tenant_run.status != Status.SUCCEEDED:
+            status = tenant_run.status.value if tenant_run else "not run"
+            why = (tenant_run.reason if tenant_run else None) or "see its log"
+            raise OperationFailed(
+                f"the migrations of {tenant_id} {status}: {why}"
+                + (f" ({tenant_run.log_stream})" if tenant_run and tenant_run.log_stream else ""),
+                f"fix the cause and run `redmica tenant provision {tenant_id}` again "
+                "(every step checks what is already done)",
+            )
+        return record.run_id
+
+    return migrate

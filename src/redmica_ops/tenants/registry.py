@@ -120,6 +120,15 @@ def _unchanged(new: Tenant, current: StoredDocument, source: str) -> bool:
         return False
 
 
+def _same_secret(new: Tenant, current: StoredDocument) -> bool:
+    """Whether `new` keeps the password reference of a current document that was read as
+    valid: the store's scope rule passed on it then, so it need not run again (a status
+    change of the lifecycle)."""
+    return current.tenant is not None and (
+        new.db.password_secret == current.tenant.db.password_secret
+    )
+
+
 def _uniqueness_problems(candidates: Iterable[Entry], others: Iterable[Entry]) -> list[Problem]:
     """Clashes among the candidates, and between each candidate and the others."""
     candidate_list = list(candidates)
@@ -205,15 +214,24 @@ class TenantRegistry:
 
     # -- the steps every write goes through ------------------------------------------------------
     def _create(
-        self, tenant_id: str, tenant: Tenant, source: str, incarnation: bool = True
+        self,
+        tenant_id: str,
+        tenant: Tenant,
+        source: str,
+        incarnation: bool = True,
+        checked: bool = False,
     ) -> WriteResult:
+        """`checked`: the caller ran `check_writable` already (else it runs here, before any
+        claim is taken)."""
+        if not checked:
+            self.store.check_writable(tenant, source)
         taken = self.claims.take(tenant_id, self.claims.claims_of(tenant), source)
         try:
             if incarnation:
                 # Before the document: a new customer's backups and key are never a purged
                 # one's (tenants/incarnations.py); a crash here leaves only an unused one.
                 self.incarnations.begin(tenant_id)
-            return self.store.create(tenant_id, tenant)
+            return self.store.create(tenant_id, tenant, checked=True)
         except BaseException:
             self._undo_claims(tenant_id, taken)
             raise
@@ -240,12 +258,20 @@ class TenantRegistry:
         self.claims.release(tenant_id, [c for c in taken if c.key not in in_use])
 
     def _replace(
-        self, tenant_id: str, tenant: Tenant, etag: str, old: Tenant | None, source: str
+        self,
+        tenant_id: str,
+        tenant: Tenant,
+        etag: str,
+        old: Tenant | None,
+        source: str,
+        checked: bool = False,
     ) -> WriteResult:
+        if not checked:
+            self.store.check_writable(tenant, source)
         new_claims = self.claims.claims_of(tenant)
         taken = self.claims.take(tenant_id, new_claims, source)
         try:
-            result = self.store.replace(tenant_id, tenant, etag)
+            result = self.store.replace(tenant_id, tenant, etag, checked=True)
         except BaseException:
             self._undo_claims(tenant_id, taken)
             raise
@@ -264,11 +290,15 @@ class TenantRegistry:
         return marker
 
     # -- commands -------------------------------------------------------------------------------
-    def add(self, tenant_id: str, tenant: Tenant, source: str) -> Outcome:
+    def add(
+        self, tenant_id: str, tenant: Tenant, source: str, listing: Listing | None = None
+    ) -> Outcome:
+        """Create a tenant that does not exist, unique against `listing` (the caller's read
+        of the tenants, else read now) and then held by its claims."""
         self.store.key_for(tenant_id)  # the id is checked before anything is read
         keep_password_if_redacted(tenant, None, source)
         self.store.check_writable(tenant, source)
-        listing = self.store.load_all()
+        listing = listing or self.store.load_all()
         if tenant_id in listing.by_id() or any(d.tenant_id == tenant_id for d in listing.invalid):
             raise Conflict(
                 f"tenant {tenant_id!r} already exists in s3://{self.store.bucket}/{self.store.prefix}",
@@ -276,7 +306,8 @@ class TenantRegistry:
             )
         self._check_unique(tenant_id, tenant, listing, source)
         return Outcome(
-            self._create(tenant_id, tenant, source), warnings=_invalid_warnings(listing.invalid)
+            self._create(tenant_id, tenant, source, checked=True),
+            warnings=_invalid_warnings(listing.invalid),
         )
 
     def update(
@@ -286,13 +317,15 @@ class TenantRegistry:
         source: str,
         expected: StoredDocument | StoredTenant | None = None,
         based_on: Basis | None = None,
+        listing: Listing | None = None,
     ) -> Outcome:
         """Replace a tenant's document, valid or not, conditional on the ETag of `expected`
         (read now when not given). Replacing an invalid document is how one is repaired.
 
         `based_on` is the version the new document was made from (`tenant show`'s first line,
         or --if-match): unless the tenant is still at it, StaleVersion and nothing written.
-        With neither, the document replaces whatever is current, and a warning says which."""
+        With neither, the document replaces whatever is current, and a warning says which.
+        `listing`: the caller's read of the tenants (else read now, only when it changes)."""
         if isinstance(expected, StoredTenant):
             expected = expected.as_document()
         current = expected or self._current(tenant_id, based_on, source)
@@ -306,13 +339,16 @@ class TenantRegistry:
         )
         if current.tenant is not None:
             tenant = keep_cell(tenant, current.tenant)
-        self.store.check_writable(tenant, source)
+        if not _same_secret(tenant, current):
+            self.store.check_writable(tenant, source)
         changes = diff(current.tenant, tenant) if current.tenant else []
         if current.tenant is not None and not changes:
             return Outcome(None, based_on=based_on, previous=current)
-        listing = self.store.load_all()
+        listing = listing or self.store.load_all()
         self._check_unique(tenant_id, tenant, listing, source)
-        result = self._replace(tenant_id, tenant, current.etag, current.tenant, source)
+        result = self._replace(
+            tenant_id, tenant, current.etag, current.tenant, source, checked=True
+        )
         warnings = _invalid_warnings(_others(listing.invalid, tenant_id))
         if expected is None and based_on is None:
             warnings.insert(

@@ -370,9 +370,12 @@ class TenantStore:
         return response.get("Status") == "Enabled"
 
     # -- writing ------------------------------------------------------------------------------
-    def _put(self, tenant_id: str, tenant: Tenant, if_match: str | None) -> WriteResult:
+    def _put(
+        self, tenant_id: str, tenant: Tenant, if_match: str | None, checked: bool = False
+    ) -> WriteResult:
         key = self.key_for(tenant_id)
-        self.check_writable(tenant, f"s3://{self.bucket}/{key}")
+        if not checked:  # the registry checks before it takes claims, and says so
+            self.check_writable(tenant, f"s3://{self.bucket}/{key}")
         result = put_object_once(
             self.s3,
             self.bucket,
@@ -405,18 +408,20 @@ class TenantStore:
             ) from None
         return WriteResult(tenant_id, key, result.etag, result.version_id)
 
-    def create(self, tenant_id: str, tenant: Tenant) -> WriteResult:
+    def create(self, tenant_id: str, tenant: Tenant, checked: bool = False) -> WriteResult:
         try:
-            return self._put(tenant_id, tenant, None)
+            return self._put(tenant_id, tenant, None, checked)
         except Conflict:
             raise Conflict(
                 f"tenant {tenant_id!r} already exists in s3://{self.bucket}/{self.prefix}",
                 f"change it with `redmica tenant update {tenant_id} -f FILE` or pick another id",
             ) from None
 
-    def replace(self, tenant_id: str, tenant: Tenant, etag: str) -> WriteResult:
+    def replace(
+        self, tenant_id: str, tenant: Tenant, etag: str, checked: bool = False
+    ) -> WriteResult:
         try:
-            return self._put(tenant_id, tenant, etag)
+            return self._put(tenant_id, tenant, etag, checked)
         except (Conflict, NotFound):
             raise Conflict(
                 f"tenant {tenant_id!r} was changed or removed by someone else since it was read",

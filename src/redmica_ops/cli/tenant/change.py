@@ -90,10 +90,10 @@ def update(app: Application, tenant_id: str, file: str, if_match: str | None) ->
           | redmica tenant update acme -f -
       redmica tenant update acme -f tenants/acme.yaml --if-match 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
     """
-    from redmica_ops.cli.tenant import inputs
-    from redmica_ops.tenants import basis
+    from redmica_ops.cli.tenant.inputs import stdin_bytes
+    from redmica_ops.tenants import basis, inputs
 
-    raw, source = inputs.read_document(file, inputs.stdin_bytes())
+    raw, source = inputs.read_document(file, stdin_bytes())
     based_on = basis.given(if_match) if if_match is not None else basis.from_document(raw, source)
     new = inputs.validated(tenant_id, inputs.parse_document(raw, source), source, flag_form=False)
     outcome = app.workspace().registry().update(tenant_id, new, source, based_on=based_on)

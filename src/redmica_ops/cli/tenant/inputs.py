@@ -1,109 +1,30 @@
-"""Reading tenant input from files, stdin and flags, without ever taking a password from argv."""
+"""What only the command line reads: stdin, and a secret line from it."""
 
 from __future__ import annotations
 
-import secrets
 import sys
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from redmica_ops.errors import Problem, UsageError, ValidationFailed
-from redmica_ops.tenants.files import read_limited
-from redmica_ops.tenants.model import Tenant, validate_data
-from redmica_ops.tenants.safeyaml import MAX_DOCUMENT_BYTES, YAMLData, load_document
+from pydantic import SecretStr
 
-STDIN = "-"
-
-# Field path -> the flag that sets it, so flag-form errors name the flag.
-FLAG_FOR_FIELD = {
-    "db.name": "--db-name",
-    "db.user": "--db-user",
-    "db.password": "--db-password-stdin or --generate-password",
-    "db.host": "--db-host",
-    "db.port": "--db-port",
-    "s3.bucket": "--s3-bucket",
-    "s3.folder": "--s3-folder",
-    "property.sub_domain": "--sub-domain",
-    "property.limit_ips": "--limit-ip",
-    "property.language": "--language",
-}
+from redmica_ops.errors import UsageError
+from redmica_ops.tenants.inputs import read_password
 
 
 def stdin_bytes() -> BinaryIO:
     return sys.stdin.buffer
 
 
-def read_document(path: str, stdin: BinaryIO) -> tuple[bytes, str]:
-    if path == STDIN:
-        return stdin.read(MAX_DOCUMENT_BYTES + 1), "<stdin>"
+def read_secret_line(what: str) -> SecretStr:
+    """A secret from stdin's first line (--admin-password-stdin); empty is a usage error."""
     try:
-        return read_limited(Path(path)), path
-    except FileNotFoundError:
-        raise ValidationFailed([Problem(path, "", "no such file")], before_writing=True) from None
-    except OSError as exc:
-        raise ValidationFailed(
-            [Problem(path, "", f"cannot read: {exc.strerror}")], before_writing=True
-        ) from None
-
-
-def read_password(stdin: BinaryIO) -> str:
-    """The first line of stdin, without its line ending (like `docker login --password-stdin`)."""
-    raw = stdin.read(4096)
-    text = raw.decode("utf-8", errors="strict") if raw else ""
-    password = text.split("\n", 1)[0].removesuffix("\r")
-    if not password:
+        value = read_password(stdin_bytes())
+    except UsageError:
+        value = ""
+    if not value:
         raise UsageError(
-            "--db-password-stdin: stdin was empty",
-            "pipe the password in, e.g. `pass show db/acme | redmica tenant add ...`",
+            f"--admin-password-stdin: no {what} on stdin; nothing was written",
+            "pipe it in, e.g. `pass show redmine/acme-admin | redmica tenant provision acme "
+            "--admin-password-stdin`",
         )
-    return password
-
-
-def generate_password() -> str:
-    # URL-safe alphabet: no quoting trouble in YAML, Apache or a shell; 192 bits.
-    return secrets.token_urlsafe(24)
-
-
-def set_password(data: YAMLData, password: str) -> None:
-    if isinstance(data, dict):
-        db = data.setdefault("db", {})
-        if isinstance(db, dict):
-            db["password"] = password
-
-
-def flags_document(flags: dict[str, Any]) -> dict[str, Any]:
-    db = {
-        k: flags[f"db_{k}"]
-        for k in ("name", "user", "host", "port")
-        if flags.get(f"db_{k}") is not None
-    }
-    s3 = {k: flags[f"s3_{k}"] for k in ("bucket", "folder") if flags.get(f"s3_{k}") is not None}
-    prop: dict[str, Any] = {}
-    if flags.get("sub_domain") is not None:
-        prop["sub_domain"] = flags["sub_domain"]
-    if flags.get("limit_ip"):
-        prop["limit_ips"] = list(flags["limit_ip"])
-    if flags.get("language") is not None:
-        prop["language"] = flags["language"]
-    return {"db": db, "s3": s3, "property": prop}
-
-
-def validated(tenant_id: str, data: YAMLData, source: str, flag_form: bool) -> Tenant:
-    tenant, problems = validate_data(tenant_id, data, source)
-    if tenant is None:
-        if flag_form:
-            problems = [
-                Problem(p.source, f"{p.field} ({FLAG_FOR_FIELD[p.field]})", p.message)
-                if p.field in FLAG_FOR_FIELD
-                else p
-                for p in problems
-            ]
-        raise ValidationFailed(problems, before_writing=True)
-    return tenant
-
-
-def parse_document(raw: bytes, source: str) -> YAMLData:
-    data, problems = load_document(raw, source)
-    if problems:
-        raise ValidationFailed(problems, before_writing=True)
-    return data
+    return SecretStr(value)

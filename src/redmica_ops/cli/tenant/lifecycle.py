@@ -19,69 +19,15 @@ from redmica_ops.cli.options import (
     provisioning_options,
     yes_option,
 )
-from redmica_ops.cli.result import Done
+from redmica_ops.cli.result import Done, ReportResult
 from redmica_ops.cli.tenant import tenant
+from redmica_ops.cli.tenant.inputs import read_secret_line
 from redmica_ops.errors import UsageError
+from redmica_ops.lifecycle import provision
+from redmica_ops.lifecycle.provision import RELOAD_HINT, ProvisionOptions
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
-
     from redmica_ops.cli.output import Output
-    from redmica_ops.lifecycle.provision import Migrate
-
-RELOAD_HINT = "it takes effect when the vhosts are rendered again (`redmica reload`)"
-
-
-def build_migrate(app: Application, kind: str) -> Migrate:
-    """Provisioning migrates through `runs.migrations.run`, like `redmica migrate`."""
-
-    def migrate(tenant_id: str, command_line: list[str]) -> str:
-        import shlex
-
-        from redmica_ops.errors import OperationFailed
-        from redmica_ops.runs.migrations import MigrationRequest, run
-        from redmica_ops.runs.record import Status
-
-        request = MigrationRequest(
-            tenants=(tenant_id,),
-            command=shlex.join(command_line),
-            executor=kind,
-            provisioning=True,
-        )
-        app.output.info(f"provision {tenant_id}: running the migrations ({kind} executor)")
-        outcome = run(request, app.workspace())
-        record = outcome.record
-        tenant_run = record.tenants.get(tenant_id) if record else None
-        if record is None or tenant_run is None or tenant_run.status != Status.SUCCEEDED:
-            status = tenant_run.status.value if tenant_run else "not run"
-            why = (tenant_run.reason if tenant_run else None) or "see its log"
-            raise OperationFailed(
-                f"the migrations of {tenant_id} {status}: {why}"
-                + (f" ({tenant_run.log_stream})" if tenant_run and tenant_run.log_stream else ""),
-                f"fix the cause and run `redmica tenant provision {tenant_id}` again "
-                "(every step checks what is already done)",
-            )
-        return record.run_id
-
-    return migrate
-
-
-def read_secret_line(what: str) -> SecretStr:
-    from pydantic import SecretStr
-
-    from redmica_ops.cli.tenant import inputs
-
-    try:
-        value = inputs.read_password(inputs.stdin_bytes())
-    except UsageError:
-        value = ""
-    if not value:
-        raise UsageError(
-            f"--admin-password-stdin: no {what} on stdin; nothing was written",
-            "pipe it in, e.g. `pass show redmine/acme-admin | redmica tenant provision acme "
-            "--admin-password-stdin`",
-        )
-    return SecretStr(value)
 
 
 def _lines(lines: list[str]) -> Done:
@@ -90,60 +36,6 @@ def _lines(lines: list[str]) -> Done:
             out.info(f"  {line}")
 
     return Done({"done": list(lines)}, text)
-
-
-def provision_tenant(
-    app: Application,
-    tenant_id: str,
-    kind: str,
-    admin_login: str,
-    admin_password: SecretStr | None,
-    language: str | None,
-) -> Done:
-    """`admin_password`: read from stdin by the caller before anything is written."""
-    from redmica_ops.lifecycle.provision import ProvisionRequest, provision
-    from redmica_ops.runs.migrations import parse_command
-
-    request = ProvisionRequest(
-        tenant_id,
-        migrate_command=parse_command(app.settings.migrate_command),
-        language=language,
-        default_language=app.settings.default_language,
-        admin_login=admin_login,
-        admin_password=admin_password,
-    )
-    ws = app.workspace()
-    outcome = provision(
-        ws.registry(),
-        ws.runner(kind),
-        build_migrate(app, kind),
-        request,
-        # db.password_secret: read with the operator's credentials, for the role's verifier.
-        passwords=ws.passwords(),
-    )
-    generated = outcome.generated_password
-
-    def text(out: Output) -> None:
-        for line in outcome.done:
-            out.info(f"  {line}")
-        out.success(f"provisioned tenant {tenant_id}; administrator: {outcome.admin_login}")
-        if generated is not None:
-            out.info("administrator password (shown once, store it now):")
-            out.text(generated.get_secret_value())
-        out.info(f"the site is served once the vhosts are rendered again: {RELOAD_HINT}")
-
-    document: dict[str, object] = {
-        "tenant": tenant_id,
-        "provisioned": True,
-        "done": outcome.done,
-        "admin_login": outcome.admin_login,
-        "migration_run": outcome.migration_run,
-        "default_data_run": outcome.default_data_run,
-        "language": outcome.language,
-    }
-    if generated is not None:
-        document["admin_password"] = generated.get_secret_value()  # asked for: shown once
-    return Done(document, text)  # type: ignore[arg-type]
 
 
 @command(tenant, "provision")
@@ -161,7 +53,7 @@ def provision_command(
     admin_login: str,
     admin_password_stdin: bool,
     language: str | None,
-) -> Done:
+) -> ReportResult:
     """Create the tenant's database role and database, migrate, load defaults, set its admin.
 
     Every step checks what exists, so running it again after a failure finishes the job.
@@ -176,7 +68,8 @@ def provision_command(
       pass show redmine/acme-admin | redmica tenant provision acme --admin-password-stdin
     """
     password = read_secret_line("administrator password") if admin_password_stdin else None
-    return provision_tenant(app, tenant_id, executor, admin_login, password, language)
+    options = ProvisionOptions(executor, admin_login, password, language)
+    return ReportResult(provision.run(tenant_id, options, app.workspace()).report())
 
 
 @command(tenant, "suspend")
