@@ -1556,7 +1556,7 @@ def test_a_purge_stopped_after_the_drop_leaves_the_tenant_suspended_not_served(
 
 
 def test_purge_output_says_a_skipped_step_was_skipped_and_why() -> None:
-    from redmica_ops.cli.tenant.lifecycle import step_outcome
+    from redmica_ops.lifecycle.flows import step_outcome
 
     skipped: dict[str, object] = {
         "step": "final backup",

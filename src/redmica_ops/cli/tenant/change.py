@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,9 +9,11 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
-from redmica_ops.cli.result import Done
+from redmica_ops.cli.result import Done, ReportResult
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import Conflict, Problem, RedmicaError, UsageError, ValidationFailed
+from redmica_ops.errors import Conflict, Problem, UsageError, ValidationFailed
+from redmica_ops.tenants.remove import RemoveRequest
+from redmica_ops.tenants.remove import remove as run_remove
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -264,7 +265,7 @@ def remove(
     archive_attachments: bool,
     dry_run: bool,
     executor: str,
-) -> Done:
+) -> ReportResult:
     """Remove a tenant's document from the config bucket (with --purge: its database too).
 
     Without --purge the tenant's site stops being served when the containers next restart;
@@ -301,29 +302,7 @@ def remove(
             app, tenant_id, executor, delete_attachments, dry_run, yes, archive_attachments
         )
     confirm(app, f"remove tenant {tenant_id!r} from s3://{app.workspace().bucket()}", yes)
-    sub_domain = None
-    if app.settings.hosted_zone_id:
-        # Invalid or missing: registry.remove says which; no record to clean up by name.
-        with contextlib.suppress(RedmicaError):
-            sub_domain = app.workspace().store().get(tenant_id).tenant.sub_domain
-    marker = app.workspace().registry().remove(tenant_id)
-    messages = []
-    if sub_domain is not None:
-        unrouted = app.workspace().fleet().unroute(sub_domain, f"tenant remove {tenant_id}")
-        if unrouted:
-            messages.append(unrouted)
-
-    def text(out: Output) -> None:
-        out.success(f"removed tenant {tenant_id}")
-        if marker:
-            out.info(
-                f"to undo: `redmica tenant history {tenant_id}`, then "
-                f"`redmica tenant restore {tenant_id} VERSION_ID`"
-            )
-
-    return Done(
-        {"tenant": tenant_id, "removed": True, "delete_marker": marker}, text, messages=messages
-    )
+    return ReportResult(run_remove(RemoveRequest(tenant_id), app.workspace()).report())
 
 
 @command(tenant, "restore")

@@ -14,17 +14,19 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import (
     command,
+    confirm,
     executor_option,
     pass_app,
     provisioning_options,
     yes_option,
 )
-from redmica_ops.cli.result import Done, ReportResult
+from redmica_ops.cli.result import Done, ReportResult, render_body
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.cli.tenant.inputs import read_secret_line
 from redmica_ops.errors import UsageError
-from redmica_ops.lifecycle import provision
+from redmica_ops.lifecycle import flows, provision
 from redmica_ops.lifecycle.provision import RELOAD_HINT, ProvisionOptions
+from redmica_ops.lifecycle.replace import ReplaceRequest
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -217,7 +219,7 @@ def restore_db_command(
     yes: bool,
     dry_run: bool,
     executor: str,
-) -> Done:
+) -> Done | ReportResult:
     """Restore a backup into a fresh database, verified by row counts.
 
     --into NEW_ID creates tenant NEW_ID (a copy of TENANT_ID's document with its own database,
@@ -264,63 +266,21 @@ def restore_db_command(
 
 def replace_database(
     app: Application, tenant_id: str, backup_id: str, kind: str, yes: bool, dry_run: bool
-) -> Done:
-    """`restore-db --replace`: plan, confirm, then carry it out (lifecycle/replace.py)."""
-    from dataclasses import asdict
-
-    from redmica_ops.cli.options import confirm
-    from redmica_ops.lifecycle.replace import ReplaceRequest, plan_replace, replace
-
-    registry = app.workspace().registry()
-    runner = app.workspace().runner(kind)
+) -> ReportResult:
+    """`restore-db --replace`: plan, confirm, then carry it out (lifecycle/flows.py)."""
+    ws = app.workspace()
     request = ReplaceRequest(tenant_id, backup_id)
-    the_plan = plan_replace(
-        registry,
-        runner,
-        app.workspace().clients().s3(),
-        app.workspace().bucket(),
-        app.settings.backups_prefix,
-        request,
-    )
-    out = app.output
+    the_plan = flows.plan_replacement(ws, request, kind)
     if dry_run or not app.json:
-        out.info(f"replace plan for tenant {tenant_id} (database {the_plan.database}):")
-        for number, step in enumerate(the_plan.steps, 1):
-            out.info(f"  {number}. {step}")
-        if the_plan.warning:
-            out.warn(the_plan.warning)
+        render_body(app.output, flows.replace_plan_lines(the_plan))
     if dry_run:
-        return Done({"tenant": tenant_id, "dry_run": True, "plan": asdict(the_plan)})
+        return ReportResult(flows.dry_run_report(tenant_id, the_plan))
     confirm(
         app,
         f"replace the live database of tenant {tenant_id!r} with backup {the_plan.backup}",
         yes,
     )
-    outcome = replace(registry, runner, request, the_plan)
-
-    def text(out: Output) -> None:
-        for line in outcome.done:
-            out.info(f"  {line}")
-        out.success(
-            f"tenant {tenant_id}: database {the_plan.database} replaced by backup "
-            f"{the_plan.backup}; the old one is parked as {outcome.result.get('parked')}"
-        )
-        out.info(
-            f"to undo: `redmica tenant restore-db {tenant_id} {outcome.safety_backup} "
-            "--replace` (the safety backup)"
-        )
-
-    return Done(
-        {
-            "tenant": tenant_id,
-            "replaced": True,
-            "backup": the_plan.backup,
-            "safety_backup": outcome.safety_backup,
-            "done": outcome.done,
-            **outcome.result,
-        },
-        text,
-    )
+    return ReportResult(flows.carry_out_replacement(ws, request, kind, the_plan))
 
 
 @command(tenant, "rotate-password")
@@ -362,14 +322,6 @@ def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
     )
 
 
-def step_outcome(step: dict[str, object]) -> str:
-    """What a recorded purge step did, in words: a skipped step says so, with why."""
-    result = step.get("result")
-    if isinstance(result, dict) and result.get("skipped"):
-        return f"skipped ({result['skipped']})"
-    return "ok"
-
-
 def purge_tenant(
     app: Application,
     tenant_id: str,
@@ -378,55 +330,14 @@ def purge_tenant(
     dry_run: bool,
     yes: bool,
     archive_attachments: bool = False,
-) -> Done:
-    """`tenant remove --purge`: plan, confirm, then carry it out (lifecycle/purge.py)."""
-    from dataclasses import asdict
-
-    from redmica_ops.lifecycle.purge import PurgeRequest, plan, purge
-
-    registry = app.workspace().registry()
-    runner = app.workspace().runner(kind)
-    s3 = app.workspace().clients().s3()
-    request = PurgeRequest(
-        tenant_id,
-        delete_attachments,
-        dry_run,
-        archive_attachments=archive_attachments,
-        archive_prefix=app.settings.attachments_archive_prefix,
-    )
-    the_plan = plan(registry, runner, s3, request)
-    out = app.output
-    if dry_run or not app.json:
-        count = "unknown" if the_plan.attachment_count is None else the_plan.attachment_count
-        out.info(f"purge plan for tenant {tenant_id} ({count} attachment object(s)):")
-        for number, step in enumerate(the_plan.steps, 1):
-            out.info(f"  {number}. {step}")
-        if the_plan.note:
-            out.warn(the_plan.note)
-    if dry_run:
-        return Done({"tenant": tenant_id, "dry_run": True, "plan": asdict(the_plan)})
-    from redmica_ops.cli.options import confirm
-
-    confirm(app, f"purge tenant {tenant_id!r}: drop its database and roles for good", yes)
+) -> ReportResult:
+    """`tenant remove --purge`: plan, confirm, then carry it out (lifecycle/flows.py)."""
     ws = app.workspace()
-    unroute = None
-    if app.settings.hosted_zone_id:
-        fleet = ws.fleet()
-
-        def unroute(sub_domain: str) -> str | None:
-            return fleet.unroute(sub_domain, f"tenant remove --purge {tenant_id}")
-
-    records = ws.lifecycle_records()
-    record = purge(registry, runner, s3, records, request, the_plan, unroute)
-
-    def text(out: Output) -> None:
-        for step in record.steps:
-            out.info(f"  {step['step']}: {step_outcome(step)}")
-        out.success(
-            f"purged tenant {tenant_id}; record s3://{app.workspace().bucket()}/{record.key}"
-        )
-
-    return Done(
-        {"tenant": tenant_id, "purged": True, "record": record.key, "steps": record.steps},  # type: ignore[dict-item]
-        text,
-    )
+    request = flows.purge_request(ws, tenant_id, delete_attachments, archive_attachments, dry_run)
+    the_plan = flows.plan_purge(ws, request, kind)
+    if dry_run or not app.json:
+        render_body(app.output, flows.purge_plan_lines(the_plan))
+    if dry_run:
+        return ReportResult(flows.dry_run_report(tenant_id, the_plan))
+    confirm(app, f"purge tenant {tenant_id!r}: drop its database and roles for good", yes)
+    return ReportResult(flows.carry_out_purge(ws, request, kind, the_plan))
