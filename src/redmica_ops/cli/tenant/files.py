@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,13 +10,12 @@ import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
-from redmica_ops.cli.result import Done, JSONValue
+from redmica_ops.cli.result import Done, JSONValue, ReportResult, render_body
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import ExitCode, Problem, UsageError, ValidationFailed
+from redmica_ops.errors import ExitCode, UsageError, ValidationFailed
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
-    from redmica_ops.tenants.registry import SyncPlan
 
 # Bulk changes above this need --max-changes: a typo'd directory must not rewrite the fleet.
 DEFAULT_MAX_CHANGES = 10
@@ -87,7 +85,7 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
 @pass_app
 def sync(
     app: Application, directory: Path, apply_: bool, prune: bool, max_changes: int, yes: bool
-) -> Done:
+) -> ReportResult:
     """Make the bucket match a directory of tenant files (plan, then --apply).
 
     Without --apply nothing changes: the plan lists adds, field-level changes (secrets shown
@@ -104,99 +102,23 @@ def sync(
       redmica tenant sync tenants/ --apply --prune --yes --output json
       redmica tenant sync restored/ --apply --max-changes 1000 --yes   # disaster recovery
     """
-    from redmica_ops.tenants.files import load_paths
+    # Here, not at the top: `tenant validate` (this module) must not load the registry.
+    from redmica_ops.cli.output import Output
+    from redmica_ops.tenants import sync as gitops
 
-    files = load_paths([directory], app.settings.tenant_secrets_prefix)
-    if files.problems:
-        raise ValidationFailed(
-            files.problems,
-            message=_summary(files.problems, len(files.files), written=apply_),
-        )
-    registry = app.workspace().registry()
-    plan = registry.plan_sync(files.entries, prune=prune)
-    out = app.output
-    for warning in plan.warnings:
-        out.warn(warning)
-
-    def plan_text(out: Output) -> None:
-        _print_plan(out.text, plan, prune)
-        out.info(
-            f"{len(plan.adds)} to add, {len(plan.changes)} to change, "
-            f"{len(plan.removals) if prune else 0} to remove, {len(plan.unchanged)} unchanged"
-        )
-
+    ws = app.workspace()
+    request = gitops.SyncRequest(directory, apply_, prune, max_changes)
+    plan = gitops.plan(request, ws)
     shown = False
     done: list[str] = []
     if apply_ and not plan.empty:
-        if plan.size > max_changes:
-            raise UsageError(
-                f"the plan changes {plan.size} tenants, more than --max-changes {max_changes}; "
-                "nothing was written",
-                "check the directory and the plan (run without --apply); raise --max-changes "
-                "if it is right",
-            )
         if not yes and app.interactive():
-            from redmica_ops.cli.output import Output as Printer
-
-            plan_text(Printer(stdout=sys.stderr))  # the plan is what the operator agrees to
+            # The plan is what the operator agrees to: shown before the question.
+            render_body(Output(stdout=sys.stderr), gitops.plan_lines(plan))
             shown = True
-        removals = len(plan.removals) if prune else 0
-        confirm(
-            app,
-            f"apply {len(plan.adds)} add(s), {len(plan.changes)} change(s) and {removals} "
-            f"removal(s) to s3://{registry.store.bucket}/{registry.store.prefix}",
-            yes,
-        )
-        done = registry.apply_sync(plan)
-
-    def text(out: Output) -> None:
-        if not shown:
-            plan_text(out)
-        if plan.empty:
-            out.info("the bucket already matches the directory")
-        elif apply_:
-            out.success(f"applied: {', '.join(done)}")
-        else:
-            out.info("plan only: nothing was changed; run again with --apply")
-
-    return Done(
-        {
-            "applied": apply_,
-            "prune": prune,
-            "adds": [e.tenant_id for e in plan.adds],
-            "changes": [
-                {"tenant": c.entry.tenant_id, "changes": [f.as_dict() for f in c.changes]}
-                for c in plan.changes
-            ],
-            "removals": [r.tenant_id for r in plan.removals],
-            "unchanged": plan.unchanged,
-            "done": done,
-        },
-        text,
-    )
-
-
-def _print_plan(write: Callable[[str], None], plan: SyncPlan, prune: bool) -> None:
-    for entry in plan.adds:
-        write(f"+ add     {entry.tenant_id}  ({entry.source})")
-    for change in plan.changes:
-        write(f"~ change  {change.entry.tenant_id}  ({change.entry.source})")
-        for field_change in change.changes:
-            write(f"      {field_change.describe()}")
-        if not change.changes:
-            write("      replaces an invalid document")
-    for removal in plan.removals:
-        verb = "remove " if prune else "extra  "
-        note = "" if prune else "  (only in the bucket; --prune removes it)"
-        write(f"- {verb} {removal.tenant_id}{note}")
-
-
-def _summary(problems: list[Problem], files: int, *, written: bool = True) -> str:
-    """`N problem(s) in M of K file(s)`: every file counted, not just the first."""
-    bad = len({p.source for p in problems})
-    return f"{len(problems)} problem(s) in {bad} of {files} file(s)" + (
-        "; nothing was written" if written else ""
-    )
+        confirm(app, gitops.question(plan, ws), yes)
+        done = gitops.apply(plan, ws)
+    return ReportResult(gitops.report(request, plan, done, shown))
 
 
 @command(tenant, "example")
@@ -271,7 +193,9 @@ def import_(app: Application, source: Path, yes: bool) -> Done:
 
     entries, problems = read_export(source)
     if problems:
-        raise ValidationFailed(problems, message=_summary(problems, len(entries) + len(problems)))
+        from redmica_ops.tenants.sync import summary
+
+        raise ValidationFailed(problems, message=summary(problems, len(entries) + len(problems)))
     registry = app.workspace().registry()
     confirm(app, f"import {len(entries)} tenant(s) into s3://{app.workspace().bucket()}", yes)
     done = registry.import_entries(entries)
