@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from redmica_ops.errors import Conflict, OperationFailed, RedmicaError
+from redmica_ops.report import Line, Report, info, plain_json, success, text
 
 if TYPE_CHECKING:
     from redmica_ops.cells.config import Cell, CellMap
     from redmica_ops.cells.routing import Router
     from redmica_ops.runs.pacing import Clock
     from redmica_ops.tenants.store import StoredTenant, TenantStore
+    from redmica_ops.workspace import Workspace
 
 
 class CellRestarts(Protocol):
@@ -63,6 +65,19 @@ class MoveReport:
             "ok": self.ok,
             "steps": [s.as_dict() for s in self.steps],
         }
+
+    def report(self) -> Report:
+        body: list[Line] = [
+            text(f"{'ok  ' if step.ok else 'FAIL'} {step.step:<13} {step.detail}")
+            for step in self.steps
+        ]
+        if self.ok:
+            body.append(success(f"moved tenant {self.tenant}: {self.source} -> {self.target}"))
+        else:
+            body.append(
+                info(f"error: moving tenant {self.tenant} to {self.target} failed; see above")
+            )
+        return Report(plain_json(self.as_dict()), list(body), exit_code=0 if self.ok else 1)
 
 
 @dataclass
@@ -145,3 +160,15 @@ def move_tenant(
     ok, detail = restarts.reload(source)
     report.add("stop-source", ok, f"cell {source.name}: {detail}")
     return report
+
+
+def check_target(ws: Workspace, target: str) -> None:
+    """An unknown cell is a usage error, before anyone is asked."""
+    ws.fleet().cells.get(target)
+
+
+def move(request: MoveRequest, ws: Workspace) -> MoveReport:
+    """`tenant move` with the workspace's fleet, store, router and clock."""
+    fleet = ws.fleet()
+    store = ws.registry().store
+    return move_tenant(request, store, fleet.cells, fleet, fleet.router(), fleet.clock, ws.message)

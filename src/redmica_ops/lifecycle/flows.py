@@ -1,9 +1,11 @@
-"""The destructive lifecycle commands with what the workspace builds: plan, then carry out.
+"""The lifecycle commands with what the workspace builds, each ending in a Report.
 
 `tenant remove --purge` and `tenant restore-db --replace` each make a plan (read-only), which
 the operator sees and confirms, then carry it out against that plan (lifecycle/purge.py and
 lifecycle/replace.py check again that the tenant is still what the plan found). The question
 between the two calls is the command line's; the rest is here, with the text of each step.
+The other verbs (suspend, resume, backup, backups, restore-db --into, rotate-password) are one
+call each.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import JSONValue
+from redmica_ops.errors import JSONValue, UsageError
+from redmica_ops.lifecycle.backup import BackupRequest, RestoreRequest, backup, restore
+from redmica_ops.lifecycle.dumps import list_backups
+from redmica_ops.lifecycle.provision import RELOAD_HINT
 from redmica_ops.lifecycle.purge import PurgePlan, PurgeRecord, PurgeRequest, plan, purge
 from redmica_ops.lifecycle.replace import (
     ReplaceOutcome,
@@ -21,7 +26,15 @@ from redmica_ops.lifecycle.replace import (
     plan_replace,
     replace,
 )
-from redmica_ops.report import Line, Report, info, plain_json, success, warn
+from redmica_ops.lifecycle.rotate import RotateRequest, rotate
+from redmica_ops.lifecycle.suspend import (
+    ResumeRequest,
+    StatusChange,
+    SuspendRequest,
+    resume,
+    suspend,
+)
+from redmica_ops.report import Line, Report, Table, info, plain_json, success, warn
 
 if TYPE_CHECKING:
     from redmica_ops.workspace import Workspace
@@ -155,3 +168,101 @@ def plain_json_object(value: Mapping[str, object]) -> dict[str, JSONValue]:
     loaded = plain_json(value)
     assert isinstance(loaded, dict)
     return loaded
+
+
+# -- the other lifecycle commands -----------------------------------------------------------------
+def suspend_tenant(
+    ws: Workspace, tenant_id: str, message: str | None, clear_message: bool
+) -> Report:
+    """`tenant suspend`: the maintenance page instead of the site (at the next render)."""
+    if message is not None and clear_message:
+        raise UsageError(
+            "choose one of --message and --clear-message",
+            "--message replaces the page's text; --clear-message removes it",
+        )
+    request = SuspendRequest(tenant_id, message, clear_message)
+    return status_report(suspend(ws.registry(), request))
+
+
+def resume_tenant(ws: Workspace, tenant_id: str) -> Report:
+    """`tenant resume`: the site again (at the next render)."""
+    return status_report(resume(ws.registry(), ResumeRequest(tenant_id)))
+
+
+def status_report(change: StatusChange) -> Report:
+    tenant_id, after = change.tenant_id, change.after
+    if change.changed:
+        line = success(f"tenant {tenant_id}: {change.before} -> {after}; {RELOAD_HINT}")
+    else:
+        line = info(f"tenant {tenant_id} is already {after}; nothing written")
+    document: dict[str, JSONValue] = {
+        "tenant": tenant_id,
+        "before": change.before,
+        "status": after,
+        "changed": change.changed,
+    }
+    return Report(document, [line])
+
+
+def backup_tenant(ws: Workspace, tenant_id: str, executor: str) -> Report:
+    """`tenant backup`: a dump into the backups prefix, with its manifest."""
+    registry = ws.registry()
+    result = backup(registry, ws.runner(executor), BackupRequest(tenant_id))
+    summary = {k: v for k, v in result.items() if k != "table_rows"}
+    where = f"s3://{registry.store.bucket}/{summary['key']}"
+    body = [
+        success(
+            f"backup {summary['backup']} of {tenant_id}: {summary['size']} bytes, "
+            f"{summary['tables']} tables, {summary['rows']} rows"
+        ),
+        info(f"  {where} (sha256 {summary['sha256']})"),
+    ]
+    return Report(plain_json_object(summary), list(body))
+
+
+def backups_of(ws: Workspace, tenant_id: str) -> Report:
+    """`tenant backups`: newest first, also a purged tenant's (exit 3 with neither)."""
+    store = ws.registry().store
+    found = list_backups(store.s3, store.bucket, ws.settings.backups_prefix, tenant_id)
+    if not found:
+        # A purged tenant's backups stay listable; a name with neither is a typo (exit 3).
+        store.get(tenant_id)
+    rows = [b.summary() for b in found]
+    table = Table(
+        ("backup", "created", "bytes", "tables", "rows", "reason"),
+        [
+            [r["backup"], r["created_at"], r["size"], r["tables"], r["rows"], r["reason"]]
+            for r in rows
+        ],
+    )
+    return Report({"tenant": tenant_id, "backups": plain_json(rows)}, [table])
+
+
+def restore_into(ws: Workspace, request: RestoreRequest, executor: str) -> Report:
+    """`tenant restore-db --into NEW_ID`: a new tenant with the backup, row counts verified."""
+    registry = ws.registry()
+    store = registry.store
+    outcome = restore(registry, ws.runner(executor), request, store.s3, ws.settings.backups_prefix)
+    document: dict[str, JSONValue] = {
+        "tenant": request.tenant_id,
+        "into": request.into,
+        "done": list(outcome.done),
+        **plain_json_object(outcome.result),
+    }
+    return Report(document, [info(f"  {line}") for line in outcome.done])
+
+
+def rotate_password(ws: Workspace, tenant_id: str, executor: str) -> Report:
+    """`tenant rotate-password`: the other login role with a new password (never shown)."""
+    outcome = rotate(ws.registry(), ws.runner(executor), RotateRequest(tenant_id))
+    line = success(
+        f"tenant {tenant_id}: login {outcome.previous_login} -> {outcome.login} with a new "
+        f"password; {RELOAD_HINT}"
+    )
+    document: dict[str, JSONValue] = {
+        "tenant": tenant_id,
+        "previous_login": outcome.previous_login,
+        "login": outcome.login,
+        "version_id": outcome.version_id,
+    }
+    return Report(document, [line])

@@ -20,6 +20,7 @@ from redmica_ops.tenants.registry import SyncPlan
 if TYPE_CHECKING:
     from redmica_ops.workspace import Workspace
 
+
 @dataclass(frozen=True)
 class SyncRequest:
     directory: Path

@@ -1,13 +1,21 @@
-"""Plain data views of tenants for output: every view is redacted."""
+"""Plain data views of tenants for output, and the reports of `tenant list | show | history`:
+every view is redacted."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from redmica_ops.errors import JSONObject, Problem
+from redmica_ops.errors import JSONObject, JSONValue, NotFound, Problem, ValidationFailed
+from redmica_ops.report import Line, Report, Table, info, text, warn
+from redmica_ops.tenants.basis import header
 from redmica_ops.tenants.model import REDACTED, Tenant
+from redmica_ops.tenants.selection import Reason, classify
 from redmica_ops.tenants.store import InvalidDocument, StoredTenant, Version
+
+if TYPE_CHECKING:
+    from redmica_ops.workspace import Workspace
 
 
 def host_for(tenant: Tenant, domain: str | None) -> str | None:
@@ -107,3 +115,129 @@ def version_view(version: Version) -> JSONObject:
         "size": version.size,
         "etag": version.etag,
     }
+
+
+# -- the read-only commands -----------------------------------------------------------------------
+LIST_HEADERS = ("tenant", "site", "database", "attachments", "allowed ips", "lifecycle", "status")
+
+
+def listing_report(ws: Workspace) -> Report:
+    """`tenant list`: every tenant with its health (ok, clash, invalid) from one read; exit 1
+    when any is not ok, with each problem said on stderr."""
+    settings = ws.settings
+    registry = ws.registry()
+    listing = ws.tenants()
+    clashes = {
+        e.tenant_id: list(e.problems)
+        for e in classify(listing, registry.claims.owner_of)
+        if e.reason is Reason.CLASH and e.tenant_id
+    }
+    domain, db_host = settings.domain, settings.db_host
+    rows: list[list[str | int | float | None]] = [
+        [*tenant_row(s, domain, db_host), "CLASH" if s.tenant_id in clashes else "ok"]
+        for s in listing.tenants
+    ]
+    rows += [[d.tenant_id or d.key, "", "", "", "", "", "INVALID"] for d in listing.invalid]
+    location = f"s3://{registry.store.bucket}/{settings.prefix}"
+    summary = (
+        f"{len(listing.tenants)} tenant(s) in {location}"
+        + (f", {len(clashes)} clashing" if clashes else "")
+        + (f", {len(listing.invalid)} invalid" if listing.invalid else "")
+    )
+    document: list[JSONValue] = [
+        tenant_view(s, settings.domain, settings.db_host, clashes.get(s.tenant_id, ()))
+        for s in listing.tenants
+    ]
+    document += [invalid_view(d) for d in listing.invalid]
+    return Report(
+        document,
+        [Table(LIST_HEADERS, rows, drop_first=("attachments", "database")), info(summary)],
+        _listing_warnings(clashes, listing.invalid),
+        1 if clashes or listing.invalid else 0,
+    )
+
+
+def _listing_warnings(
+    clashes: dict[str, list[Problem]], invalid: list[InvalidDocument]
+) -> list[str]:
+    warnings: list[str] = []
+    for tenant_id, problems in sorted(clashes.items()):
+        warnings.append(f"warning: tenant {tenant_id} clashes and is not served:")
+        warnings.extend(f"  {problem}" for problem in problems)
+    for doc in invalid:
+        warnings.append(f"warning: {doc.key} is invalid and is not served:")
+        warnings.extend(f"  {problem}" for problem in doc.problems)
+    if clashes or invalid:
+        warnings.append(
+            "hint: see one with `redmica tenant show ID`, repair it with "
+            "`redmica tenant update ID -f FILE` or `redmica tenant edit ID`"
+        )
+    return warnings
+
+
+def show_report(ws: Workspace, tenant_id: str) -> tuple[Report, ValidationFailed | None]:
+    """`tenant show`: the document (redacted) under the line naming its version, which
+    `tenant update -f` reads back. An invalid document comes with the error to show after it
+    (exit 2)."""
+    store = ws.registry().store
+    document = store.get_document(tenant_id)
+    # On stdout, above the document: `tenant update -f` reads it back and writes only while
+    # the tenant is still at this version (a colleague's change is never lost).
+    where = header(document, f"s3://{store.bucket}/{document.key}")
+    if document.tenant is None:
+        shown = redacted_raw(document.raw)
+        error = ValidationFailed(
+            document.problems,
+            message=f"tenant {tenant_id}'s document is invalid and is not served",
+            hint=f"replace it: `redmica tenant update {tenant_id} -f FILE` or "
+            f"`redmica tenant edit {tenant_id}`",
+        )
+        broken: JSONObject = {
+            "tenant": tenant_id,
+            "valid": False,
+            "status": "invalid",
+            "key": document.key,
+            "etag": document.etag,
+            "version_id": document.version_id,
+            "text": shown,
+            "problems": [p.as_dict() for p in document.problems],
+        }
+        return Report(broken, [text(where + shown)], exit_code=error.exit_code), error
+    stored = StoredTenant(
+        tenant_id,
+        document.key,
+        document.tenant,
+        document.etag,
+        document.version_id,
+        document.last_modified,
+    )
+    settings = ws.settings
+    view = tenant_view(stored, settings.domain, settings.db_host)
+    return Report(view, [text(where + document.tenant.to_yaml(redact=True))]), None
+
+
+def history_report(ws: Workspace, tenant_id: str) -> Report:
+    """`tenant history`: the stored versions, newest first (exit 3 when there are none)."""
+    store = ws.registry().store
+    versions = store.history(tenant_id)
+    if not versions:
+        raise NotFound(
+            f"tenant {tenant_id!r} has no stored versions",
+            "check the id with `redmica tenant list`",
+        )
+    rows: list[list[str | int | float | None]] = [
+        [
+            v.version_id,
+            v.last_modified.isoformat(),
+            "deleted" if v.is_delete_marker else "",
+            "latest" if v.is_latest else "",
+            "" if v.size is None else str(v.size),
+        ]
+        for v in versions
+    ]
+    body: list[Line | Table] = [Table(("version", "modified", "deleted", "latest", "bytes"), rows)]
+    if not store.versioning_enabled():
+        body.append(
+            warn(f"versioning is not enabled on s3://{store.bucket}: old versions are not kept")
+        )
+    return Report([version_view(v) for v in versions], body)

@@ -3,55 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
-from redmica_ops.cli.result import Done, ReportResult
+from redmica_ops.cli.result import ReportResult
 from redmica_ops.cli.tenant import tenant
-from redmica_ops.errors import Conflict, Problem, UsageError, ValidationFailed
+from redmica_ops.cli.tenant.inputs import stdin_bytes
+from redmica_ops.errors import UsageError
+from redmica_ops.tenants import change
+from redmica_ops.tenants.inputs import read_document
 from redmica_ops.tenants.remove import RemoveRequest
 from redmica_ops.tenants.remove import remove as run_remove
-
-if TYPE_CHECKING:
-    from redmica_ops.cli.output import Output
-    from redmica_ops.tenants.registry import Outcome
-
-
-def _report(app: Application, tenant_id: str, outcome: Outcome, verb: str) -> Done:
-    for warning in outcome.warnings:
-        app.output.warn(warning)
-    result = outcome.result
-
-    def text(out: Output) -> None:
-        if result is None:
-            out.info(f"tenant {tenant_id}: no changes; nothing written")
-            return
-        for change in outcome.changes:
-            out.info(f"  {change.describe()}")
-        versions = [f"version {result.version_id}"] if result.version_id else []
-        if outcome.previous is not None and outcome.previous.version_id:
-            versions.append(f"was {outcome.previous.version_id}")
-        out.success(
-            f"{verb} tenant {tenant_id}" + (f" ({', '.join(versions)})" if versions else "")
-        )
-
-    previous = outcome.previous
-    return Done(
-        {
-            "tenant": tenant_id,
-            verb: result is not None,
-            "changes": [c.as_dict() for c in outcome.changes],
-            "version_id": result.version_id if result else None,
-            # The version this change replaced (or kept, when nothing changed), and the one
-            # the new document was based on (FILE's first line or --if-match; null: neither).
-            "previous_version_id": previous.version_id if previous else None,
-            "based_on": outcome.based_on.as_dict() if outcome.based_on else None,
-        },
-        text,
-    )
 
 
 @command(tenant, "update")
@@ -71,7 +35,7 @@ def _report(app: Application, tenant_id: str, outcome: Outcome, verb: str) -> Do
     help="write only if the tenant is at this version id (or ETag); overrides FILE's own",
 )
 @pass_app
-def update(app: Application, tenant_id: str, file: str, if_match: str | None) -> Done:
+def update(app: Application, tenant_id: str, file: str, if_match: str | None) -> ReportResult:
     """Replace a tenant's document with FILE, unless it changed since FILE was read.
 
     `tenant show` writes the version it read on the document's first line; `update` writes
@@ -91,25 +55,10 @@ def update(app: Application, tenant_id: str, file: str, if_match: str | None) ->
           | redmica tenant update acme -f -
       redmica tenant update acme -f tenants/acme.yaml --if-match 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
     """
-    from redmica_ops.cli.tenant.inputs import stdin_bytes
-    from redmica_ops.tenants import basis, inputs
-
-    raw, source = inputs.read_document(file, stdin_bytes())
-    based_on = basis.given(if_match) if if_match is not None else basis.from_document(raw, source)
-    new = inputs.validated(tenant_id, inputs.parse_document(raw, source), source, flag_form=False)
-    outcome = app.workspace().registry().update(tenant_id, new, source, based_on=based_on)
-    return _report(app, tenant_id, outcome, "updated")
-
-
-EDIT_HEADER = """\
-# Editing tenant {tenant_id} (s3://{bucket}/{key}, version {version}).
-# Lines starting with '#' are ignored. Save and quit to apply; quit without saving to cancel.
-# The password is shown as ********: leave it to keep the stored one, or type a new one.
-"""
-
-
-def _strip_comments(text: str) -> str:
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    raw, source = read_document(file, stdin_bytes())
+    return ReportResult(
+        change.update(change.UpdateRequest(tenant_id, raw, source, if_match), app.workspace())
+    )
 
 
 @command(tenant, "edit")
@@ -121,7 +70,7 @@ def _strip_comments(text: str) -> str:
     help="start from this file (an edit kept after a failure) instead of the stored document",
 )
 @pass_app
-def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
+def edit(app: Application, tenant_id: str, resume: Path | None) -> ReportResult:
     """Edit a tenant's document in $EDITOR, like `kubectl edit`.
 
     The edited document is validated; on a problem the editor opens again with the problems
@@ -139,92 +88,9 @@ def edit(app: Application, tenant_id: str, resume: Path | None) -> Done:
       EDITOR=nano redmica tenant edit acme
       redmica tenant edit acme --from /tmp/redmica-edit-acme-x1y2.yaml
     """
-    from redmica_ops.tenants import basis
-    from redmica_ops.tenants.model import parse_tenant_bytes
-    from redmica_ops.tenants.views import redacted_raw
-
-    registry = app.workspace().registry()
-    current = registry.store.get_document(tenant_id)
-    resumed = resume.read_bytes() if resume else None
-    based_on = basis.from_document(resumed, str(resume)) if resumed is not None else None
-    if based_on is not None:
-        # A file `tenant show` wrote: editing it must not undo what changed since (exit 4
-        # before the editor opens, so no work is done in vain).
-        basis.require(tenant_id, based_on, current, str(resume))
-    header = EDIT_HEADER.format(
-        tenant_id=tenant_id,
-        bucket=registry.store.bucket,
-        key=current.key,
-        version=current.version_id,
+    return ReportResult(
+        change.edit(change.EditRequest(tenant_id, resume), app.workspace(), app.edit_text)
     )
-    if current.tenant is not None:
-        original = current.tenant.to_yaml(redact=True)
-        notes = ""
-    else:
-        original = redacted_raw(current.raw)
-        notes = "# The stored document is invalid; fix these problems:\n" + "".join(
-            f"# error: {p}\n" for p in current.problems
-        )
-    start = resumed.decode("utf-8", errors="replace") if resumed is not None else original
-    text = header + notes + _strip_comments(start).strip("\n") + "\n"
-    problems: list[Problem] = []
-    while True:
-        edited = app.edit_text(text)
-        if edited is None or (
-            current.tenant is not None
-            and _strip_comments(edited).strip() == _strip_comments(original).strip()
-        ):
-            if problems:
-                # Cancelled while the document still had problems: not a success.
-                raise ValidationFailed(problems, hint="the edit was cancelled; nothing was written")
-            return Done(
-                {"tenant": tenant_id, "updated": False, "changes": [], "version_id": None},
-                messages=["edit cancelled: no changes made"],
-            )
-        body = _strip_comments(edited)
-        new, problems = parse_tenant_bytes(
-            tenant_id, body.encode("utf-8"), f"(edit of {tenant_id})"
-        )
-        if new is not None:
-            break
-        if _strip_comments(edited) == _strip_comments(text):
-            kept = _keep_edit(tenant_id, body)
-            raise ValidationFailed(
-                problems,
-                hint=f"the edit was not saved; your edit is kept in {kept}: continue with "
-                f"`redmica tenant edit {tenant_id} --from {kept}`",
-                before_writing=True,
-            )
-        lines = "".join(f"# error: {p}\n" for p in problems)
-        text = (
-            header
-            + "# The document has problems; fix them or quit without saving:\n"
-            + lines
-            + body
-            + "\n"
-        )
-    try:
-        outcome = registry.update(tenant_id, new, "(edit)", expected=current, based_on=based_on)
-    except Conflict as conflict:
-        kept = _keep_edit(tenant_id, body)
-        raise Conflict(
-            f"{conflict.message}; your edit is kept in {kept}",
-            f"see what changed with `redmica tenant show {tenant_id}`, then apply your edit with "
-            f"`redmica tenant update {tenant_id} -f {kept}` (******** keeps the password) or "
-            f"`redmica tenant edit {tenant_id} --from {kept}`",
-        ) from None
-    return _report(app, tenant_id, outcome, "updated")
-
-
-def _keep_edit(tenant_id: str, body: str) -> str:
-    """Save an edit that could not be applied, so the operator's work is never lost (0600)."""
-    import os
-    import tempfile
-
-    handle, path = tempfile.mkstemp(prefix=f"redmica-edit-{tenant_id}-", suffix=".yaml")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(body if body.endswith("\n") else body + "\n")
-    return path
 
 
 @command(tenant, "remove")
@@ -310,7 +176,7 @@ def remove(
 @click.argument("version_id")
 @yes_option
 @pass_app
-def restore(app: Application, tenant_id: str, version_id: str, yes: bool) -> Done:
+def restore(app: Application, tenant_id: str, version_id: str, yes: bool) -> ReportResult:
     """Make an older version of a tenant's document the current one.
 
     The old version is validated again with today's rules and checked for clashes with the
@@ -324,6 +190,4 @@ def restore(app: Application, tenant_id: str, version_id: str, yes: bool) -> Don
       redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --yes
     """
     confirm(app, f"make version {version_id} of tenant {tenant_id!r} the current one", yes)
-    return _report(
-        app, tenant_id, app.workspace().registry().restore(tenant_id, version_id), "restored"
-    )
+    return ReportResult(change.restore(tenant_id, version_id, app.workspace()))

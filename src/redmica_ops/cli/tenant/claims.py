@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
-from redmica_ops.cli.result import Done
+from redmica_ops.cli.result import ReportResult
 from redmica_ops.cli.tenant import tenant
-
-if TYPE_CHECKING:
-    from redmica_ops.cli.output import Output
-    from redmica_ops.tenants.registry import ClaimsAudit
+from redmica_ops.tenants import audit
 
 
 @tenant.group()
@@ -29,26 +24,9 @@ def claims() -> None:
     """
 
 
-def _audit_document(audit: ClaimsAudit) -> dict[str, list[dict[str, str]]]:
-    return {
-        "orphans": [
-            {"field": h.claim.field, "value": h.claim.value, "owner": h.owner, "key": h.claim.key}
-            for h in audit.orphans
-        ],
-        "unclaimed": [
-            {"field": c.field, "value": c.value, "tenant": t, "key": c.key}
-            for t, c in audit.unclaimed
-        ],
-        "contested": [
-            {"field": h.claim.field, "value": h.claim.value, "tenant": t, "owner": h.owner}
-            for t, h in audit.contested
-        ],
-    }
-
-
 @command(claims, "check")
 @pass_app
-def check(app: Application) -> Done:
+def check(app: Application) -> ReportResult:
     """Compare the claims with the documents; exit 1 when anything needs attention.
 
     orphan: a claim held by a tenant that does not use the value (a crash between steps, or a
@@ -61,21 +39,12 @@ def check(app: Application) -> Done:
     Examples:
       redmica tenant claims check --output json
     """
-    audit = app.workspace().registry().audit_claims()
-
-    def text(out: Output) -> None:
-        for line in audit.lines():
-            out.text(line)
-        out.info(
-            "claims match the documents" if audit.clean else f"{len(audit.lines())} finding(s)"
-        )
-
-    return Done(_audit_document(audit), text, code=0 if audit.clean else 1)
+    return ReportResult(audit.check(app.workspace()))
 
 
 @command(claims, "repair")
 @pass_app
-def repair(app: Application) -> Done:
+def repair(app: Application) -> ReportResult:
     """Release orphan claims (each removal conditional on the version checked).
 
     Only claims whose holder's valid document does not use the value are released; a claim
@@ -85,20 +54,12 @@ def repair(app: Application) -> Done:
     Examples:
       redmica tenant claims repair
     """
-    registry = app.workspace().registry()
-    done = registry.repair_claims(registry.audit_claims())
-
-    def text(out: Output) -> None:
-        for line in done:
-            out.text(line)
-        out.success(f"released {len(done)} orphan claim(s)")
-
-    return Done({"released": done}, text)
+    return ReportResult(audit.repair(app.workspace()))
 
 
 @command(claims, "rebuild")
 @pass_app
-def rebuild(app: Application) -> Done:
+def rebuild(app: Application) -> ReportResult:
     """Claim the values of documents written before claims existed (run once after upgrading).
 
     For every valid document, oldest first, each unclaimed value is claimed for it; a value
@@ -108,11 +69,4 @@ def rebuild(app: Application) -> Done:
     Examples:
       redmica tenant claims rebuild && redmica tenant claims check
     """
-    done = app.workspace().registry().rebuild_claims()
-
-    def text(out: Output) -> None:
-        for line in done:
-            out.text(line)
-        out.success(f"created {len(done)} claim(s)")
-
-    return Done({"claimed": done}, text)
+    return ReportResult(audit.rebuild(app.workspace()))

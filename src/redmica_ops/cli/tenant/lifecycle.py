@@ -20,24 +20,17 @@ from redmica_ops.cli.options import (
     provisioning_options,
     yes_option,
 )
-from redmica_ops.cli.result import Done, ReportResult, render_body
+from redmica_ops.cli.result import ReportResult, render_body
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.cli.tenant.inputs import read_secret_line
 from redmica_ops.errors import UsageError
 from redmica_ops.lifecycle import flows, provision
-from redmica_ops.lifecycle.provision import RELOAD_HINT, ProvisionOptions
+from redmica_ops.lifecycle.backup import RestoreRequest
+from redmica_ops.lifecycle.provision import ProvisionOptions
 from redmica_ops.lifecycle.replace import ReplaceRequest
 
 if TYPE_CHECKING:
-    from redmica_ops.cli.output import Output
-
-
-def _lines(lines: list[str]) -> Done:
-    def text(out: Output) -> None:
-        for line in lines:
-            out.info(f"  {line}")
-
-    return Done({"done": list(lines)}, text)
+    pass
 
 
 @command(tenant, "provision")
@@ -83,7 +76,7 @@ def provision_command(
 @pass_app
 def suspend_command(
     app: Application, tenant_id: str, message: str | None, clear_message: bool
-) -> Done:
+) -> ReportResult:
     """Serve a maintenance page (503 + Retry-After) instead of the tenant's site.
 
     Its application is not spawned and its data is not touched; `migrate --all` skips it
@@ -95,48 +88,27 @@ def suspend_command(
       redmica tenant suspend acme --message "Back at 14:00 UTC"
       redmica tenant suspend acme && redmica reload
     """
-    from redmica_ops.lifecycle.suspend import SuspendRequest, suspend
-
-    if message is not None and clear_message:
-        raise UsageError(
-            "choose one of --message and --clear-message",
-            "--message replaces the page's text; --clear-message removes it",
-        )
-    change = suspend(app.workspace().registry(), SuspendRequest(tenant_id, message, clear_message))
-    return _status_done(change.tenant_id, change.before, change.after, change.changed)
+    return ReportResult(flows.suspend_tenant(app.workspace(), tenant_id, message, clear_message))
 
 
 @command(tenant, "resume")
 @click.argument("tenant_id")
 @pass_app
-def resume_command(app: Application, tenant_id: str) -> Done:
+def resume_command(app: Application, tenant_id: str) -> ReportResult:
     """Serve a suspended tenant's site again (at the next render of the vhosts).
 
     \b
     Examples:
       redmica tenant resume acme && redmica reload
     """
-    from redmica_ops.lifecycle.suspend import ResumeRequest, resume
-
-    change = resume(app.workspace().registry(), ResumeRequest(tenant_id))
-    return _status_done(change.tenant_id, change.before, change.after, change.changed)
-
-
-def _status_done(tenant_id: str, before: str, after: str, changed: bool) -> Done:
-    def text(out: Output) -> None:
-        if changed:
-            out.success(f"tenant {tenant_id}: {before} -> {after}; {RELOAD_HINT}")
-        else:
-            out.info(f"tenant {tenant_id} is already {after}; nothing written")
-
-    return Done({"tenant": tenant_id, "before": before, "status": after, "changed": changed}, text)
+    return ReportResult(flows.resume_tenant(app.workspace(), tenant_id))
 
 
 @command(tenant, "backup")
 @click.argument("tenant_id")
 @executor_option
 @pass_app
-def backup_command(app: Application, tenant_id: str, executor: str) -> Done:
+def backup_command(app: Application, tenant_id: str, executor: str) -> ReportResult:
     """Dump the tenant's database (pg_dump -Fc) into the config bucket's backups prefix.
 
     The dump is stored with SSE-KMS and an S3-verified SHA-256, next to a manifest with its
@@ -147,27 +119,13 @@ def backup_command(app: Application, tenant_id: str, executor: str) -> Done:
       redmica tenant backup acme
       redmica tenant backup acme --executor local --output json
     """
-    from redmica_ops.lifecycle.backup import BackupRequest, backup
-
-    result = backup(
-        app.workspace().registry(), app.workspace().runner(executor), BackupRequest(tenant_id)
-    )
-    summary = {k: v for k, v in result.items() if k != "table_rows"}
-
-    def text(out: Output) -> None:
-        out.success(
-            f"backup {summary['backup']} of {tenant_id}: {summary['size']} bytes, "
-            f"{summary['tables']} tables, {summary['rows']} rows"
-        )
-        out.info(f"  s3://{app.workspace().bucket()}/{summary['key']} (sha256 {summary['sha256']})")
-
-    return Done(summary, text)
+    return ReportResult(flows.backup_tenant(app.workspace(), tenant_id, executor))
 
 
 @command(tenant, "backups")
 @click.argument("tenant_id")
 @pass_app
-def backups_command(app: Application, tenant_id: str) -> Done:
+def backups_command(app: Application, tenant_id: str) -> ReportResult:
     """List a tenant's backups, newest first (also those of a purged tenant).
 
     Exit 3 if there is neither such a tenant nor any backup of it.
@@ -176,25 +134,7 @@ def backups_command(app: Application, tenant_id: str) -> Done:
     Examples:
       redmica tenant backups acme
     """
-    from redmica_ops.lifecycle.dumps import list_backups
-
-    ws = app.workspace()
-    found = list_backups(ws.clients().s3(), ws.bucket(), app.settings.backups_prefix, tenant_id)
-    if not found:
-        # A purged tenant's backups stay listable; a name with neither is a typo (exit 3).
-        ws.store().get(tenant_id)
-    rows = [b.summary() for b in found]
-
-    def text(out: Output) -> None:
-        out.table(
-            ["backup", "created", "bytes", "tables", "rows", "reason"],
-            [
-                [r["backup"], r["created_at"], r["size"], r["tables"], r["rows"], r["reason"]]
-                for r in rows
-            ],
-        )
-
-    return Done({"tenant": tenant_id, "backups": rows}, text)
+    return ReportResult(flows.backups_of(app.workspace(), tenant_id))
 
 
 @command(tenant, "restore-db")
@@ -219,7 +159,7 @@ def restore_db_command(
     yes: bool,
     dry_run: bool,
     executor: str,
-) -> Done | ReportResult:
+) -> ReportResult:
     """Restore a backup into a fresh database, verified by row counts.
 
     --into NEW_ID creates tenant NEW_ID (a copy of TENANT_ID's document with its own database,
@@ -236,8 +176,6 @@ def restore_db_command(
       redmica tenant restore-db acme 20261128T041500Z-1a2b3c --replace --dry-run
       redmica tenant restore-db acme 20261128T041500Z-1a2b3c --replace --yes
     """
-    from redmica_ops.lifecycle.backup import RestoreRequest, restore
-
     if replace and into:
         raise UsageError(
             "choose one of --into NEW_ID and --replace",
@@ -252,16 +190,8 @@ def restore_db_command(
             "give --into NEW_ID (a new tenant) or --replace (over the live database)",
             f"e.g. redmica tenant restore-db {tenant_id} {backup_id} --into {tenant_id}-restored",
         )
-    outcome = restore(
-        app.workspace().registry(),
-        app.workspace().runner(executor),
-        RestoreRequest(tenant_id, backup_id, into),
-        app.workspace().clients().s3(),
-        app.settings.backups_prefix,
-    )
-    done = _lines(outcome.done)
-    done.document = {"tenant": tenant_id, "into": into, "done": outcome.done, **outcome.result}
-    return done
+    request = RestoreRequest(tenant_id, backup_id, into)
+    return ReportResult(flows.restore_into(app.workspace(), request, executor))
 
 
 def replace_database(
@@ -287,7 +217,7 @@ def replace_database(
 @click.argument("tenant_id")
 @executor_option
 @pass_app
-def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
+def rotate_command(app: Application, tenant_id: str, executor: str) -> ReportResult:
     """Give the tenant's other login role a new password and switch the document to it.
 
     Two login roles take turns (`acme`, `acme_2`): the one in use keeps its password, so no
@@ -299,27 +229,7 @@ def rotate_command(app: Application, tenant_id: str, executor: str) -> Done:
     Examples:
       redmica tenant rotate-password acme && redmica reload
     """
-    from redmica_ops.lifecycle.rotate import RotateRequest, rotate
-
-    outcome = rotate(
-        app.workspace().registry(), app.workspace().runner(executor), RotateRequest(tenant_id)
-    )
-
-    def text(out: Output) -> None:
-        out.success(
-            f"tenant {tenant_id}: login {outcome.previous_login} -> {outcome.login} with a new "
-            f"password; {RELOAD_HINT}"
-        )
-
-    return Done(
-        {
-            "tenant": tenant_id,
-            "previous_login": outcome.previous_login,
-            "login": outcome.login,
-            "version_id": outcome.version_id,
-        },
-        text,
-    )
+    return ReportResult(flows.rotate_password(app.workspace(), tenant_id, executor))
 
 
 def purge_tenant(

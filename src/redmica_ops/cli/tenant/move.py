@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from redmica_ops.cells.move import MoveRequest, check_target
+from redmica_ops.cells.move import move as run_move
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, confirm, pass_app, yes_option
-from redmica_ops.cli.output import Output
-from redmica_ops.cli.result import Done
+from redmica_ops.cli.result import ReportResult
 from redmica_ops.cli.tenant import tenant
 
 
@@ -24,7 +25,7 @@ from redmica_ops.cli.tenant import tenant
 @pass_app
 def move(
     app: Application, tenant_id: str, to: str, drain: float | None, force: bool, yes: bool
-) -> Done:
+) -> ReportResult:
     """Move a tenant to another cell: serve it there, route it there, then stop the old cell.
 
     Order: the document names both cells and the target cell restarts (both serve the
@@ -39,30 +40,8 @@ def move(
       redmica tenant move acme --to b --yes
       redmica tenant move acme --to b --drain 300 --yes --output json
     """
-    from redmica_ops.cells.move import MoveRequest, move_tenant
-
-    fleet = app.workspace().fleet()
-    fleet.cells.get(to)  # an unknown cell is a usage error before anyone is asked
+    ws = app.workspace()
+    check_target(ws, to)
     confirm(app, f"move tenant {tenant_id} to cell {to} (restarts both cells)", yes)
-    request = MoveRequest(
-        tenant_id, to, float(drain if drain is not None else app.settings.move_drain), force
-    )
-    report = move_tenant(
-        request,
-        app.workspace().store(),
-        fleet.cells,
-        fleet,
-        fleet.router(),
-        fleet.clock,
-        app.output.info,
-    )
-
-    def text(out: Output) -> None:
-        for step in report.steps:
-            out.text(f"{'ok  ' if step.ok else 'FAIL'} {step.step:<13} {step.detail}")
-        if report.ok:
-            out.success(f"moved tenant {tenant_id}: {report.source} -> {report.target}")
-        else:
-            out.info(f"error: moving tenant {tenant_id} to {report.target} failed; see above")
-
-    return Done(report.as_dict(), text, code=0 if report.ok else 1)
+    drain_seconds = float(drain if drain is not None else app.settings.move_drain)
+    return ReportResult(run_move(MoveRequest(tenant_id, to, drain_seconds, force), ws).report())
