@@ -73,6 +73,27 @@ def set_password(data: YAMLData, password: str) -> None:
             db["password"] = password
 
 
+# The field flags of `tenant add`, by their parameter names.
+FLAG_FIELDS = (
+    "db_name",
+    "db_user",
+    "db_host",
+    "db_port",
+    "s3_bucket",
+    "s3_folder",
+    "sub_domain",
+    "language",
+    "limit_ip",
+)
+
+
+def fields_given(flags: Mapping[str, object]) -> tuple[str, ...]:
+    """The field flags given (a repeated flag given none at all is not given)."""
+    return tuple(
+        name for name in FLAG_FIELDS if flags.get(name) is not None and flags.get(name) != ()
+    )
+
+
 def flags_document(flags: Mapping[str, object]) -> dict[str, dict[str, object]]:
     db = {
         k: flags[f"db_{k}"]

@@ -18,17 +18,6 @@ from redmica_ops.tenants.add import AddRequest
 from redmica_ops.tenants.add import add as run_add
 from redmica_ops.tenants.inputs import AddFlags, check_add_flags
 
-FLAG_FIELDS = (
-    "db_name",
-    "db_user",
-    "db_host",
-    "db_port",
-    "s3_bucket",
-    "s3_folder",
-    "sub_domain",
-    "language",
-)
-
 
 def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
     if value is not None:
@@ -130,11 +119,11 @@ def add(
     --executor, --admin-login and --admin-password-stdin go with --provision (as in
     `tenant provision`; the language of the default data is --language).
     """
-    given = [name for name in FLAG_FIELDS if flags.get(name) is not None]
+    fields = {**flags, "limit_ip": limit_ip}
     check_add_flags(
         AddFlags(
             file,
-            tuple(given) + (("limit_ip",) if limit_ip else ()),
+            inputs.fields_given(fields),
             password_stdin,
             generate,
             show_generated,
@@ -151,7 +140,7 @@ def add(
         data = inputs.parse_document(raw, source)
     else:
         source = "(flags)"
-        data = inputs.flags_document({**flags, "limit_ip": limit_ip})
+        data = inputs.flags_document(fields)
     generated = inputs.generate_password() if generate else None
     if password_stdin:
         inputs.set_password(data, _database_password(app, tenant_id, stdin))
