@@ -412,35 +412,12 @@ def purge(
 
     `unroute(sub_domain)`: with cells, delete the tenant's routing record after the document
     (as `tenant remove` does); returns what it did."""
-    stored = registry.store.get(request.tenant_id)
+    stored = still_as_planned(registry, request, the_plan)
     tenant = stored.tenant
-    if tenant.db.name != the_plan.database:
-        raise Conflict(
-            f"tenant {request.tenant_id!r} now names database {tenant.db.name!r}, not "
-            f"{the_plan.database!r} as in the plan; nothing was dropped",
-            "look at the tenant again and run the purge again",
-        )
-    check_owns(registry.store, stored)
-    here = f"s3://{tenant.s3.bucket}/{tenant.s3.folder.rstrip('/')}/"
-    if here != the_plan.attachments:
-        raise Conflict(
-            f"tenant {request.tenant_id!r} now keeps its attachments in {here}, not "
-            f"{the_plan.attachments} as in the plan; nothing was done",
-            "look at the tenant again and run the purge again",
-        )
-    if request.archive_attachments or request.delete_attachments:
-        check_attachments_own(registry, request, stored)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    record = PurgeRecord(
-        request.tenant_id,
-        _now(),
-        {k: v for k, v in asdict(the_plan).items()},
-        # The suffix: a re-run within the same second gets a record of its own.
-        key=f"{records.prefix}{request.tenant_id}/{stamp}-{secrets.token_hex(3)}.json",
-    )
-    records.save(record)
+    record = new_record(records, request, the_plan)
 
     def step(name: str, action: object) -> StepResult:
+
         entry: dict[str, object] = {"step": name, "at": _now()}
         try:
             result = action() if callable(action) else {}
@@ -476,17 +453,11 @@ def purge(
     attachments = Attachments(attachments_s3, tenant.s3.bucket, tenant.s3.folder)
     archived: dict[str, int] = {}
     if the_plan.archive_to is not None:
-        destination = the_plan.archive_to.removeprefix(f"s3://{tenant.s3.bucket}/")
-
-        def archive() -> StepResult:
-            archived.update(attachments.archive(destination))
-            return {
-                "archive": the_plan.archive_to,
-                "objects": len(archived),
-                "bytes": sum(archived.values()),
-            }
-
-        step("archive attachments (copy, verified)", archive)
+        archive_to = the_plan.archive_to
+        step(
+            "archive attachments (copy, verified)",
+            lambda: archive_into(attachments, archive_to, tenant.s3.bucket, archived),
+        )
     current = [stored]
 
     def suspend_first() -> StepResult:
@@ -522,28 +493,79 @@ def purge(
     else:
         step("keep attachments", None)
 
-    def remove_document() -> StepResult:
-        # The customer's data is gone: its incarnation ends first (a new customer given this
-        # id starts a new one, so the backups kept from this one are never its `latest` and
-        # its key is its own); a crash before the document goes leaves a suspended tenant
-        # without one, which a re-run finishes.
-        ended = registry.incarnations.end(request.tenant_id)
-        # Conditional on the version whose database was dropped (If-Match); the registry
-        # releases the tenant's uniqueness claims after the document is gone.
-        try:
-            marker = registry.remove(request.tenant_id, expected=current[0])
-        except NotFound:
-            return {"removed": False, "note": "already gone", "incarnation_ended": ended}
-        return {
-            "removed": True,
-            "delete_marker": marker,
-            "claims_released": True,
-            "incarnation_ended": ended,
-        }
-
-    step("remove document", remove_document)
+    step("remove document", lambda: remove_document(registry, request.tenant_id, current[0]))
     if unroute is not None:
         step("remove routing record", lambda: {"note": unroute(tenant.sub_domain)})
     record.state = "done"
     records.save(record)
     return record
+
+
+def archive_into(
+    attachments: Attachments, archive_to: str, bucket: str, archived: dict[str, int]
+) -> StepResult:
+    """Copy the attachments to `archive_to` (s3://bucket/prefix/), verified; `archived` gets
+    what was copied (key: size), which is exactly what is deleted later."""
+    archived.update(attachments.archive(archive_to.removeprefix(f"s3://{bucket}/")))
+    return {"archive": archive_to, "objects": len(archived), "bytes": sum(archived.values())}
+
+
+def still_as_planned(
+    registry: TenantRegistry, request: PurgeRequest, the_plan: PurgePlan
+) -> StoredTenant:
+    """Before anything is done: the tenant still names the planned database and attachments,
+    and provably owns them (exit 4 otherwise, nothing done)."""
+    stored = registry.store.get(request.tenant_id)
+    tenant = stored.tenant
+    if tenant.db.name != the_plan.database:
+        raise Conflict(
+            f"tenant {request.tenant_id!r} now names database {tenant.db.name!r}, not "
+            f"{the_plan.database!r} as in the plan; nothing was dropped",
+            "look at the tenant again and run the purge again",
+        )
+    check_owns(registry.store, stored)
+    here = f"s3://{tenant.s3.bucket}/{tenant.s3.folder.rstrip('/')}/"
+    if here != the_plan.attachments:
+        raise Conflict(
+            f"tenant {request.tenant_id!r} now keeps its attachments in {here}, not "
+            f"{the_plan.attachments} as in the plan; nothing was done",
+            "look at the tenant again and run the purge again",
+        )
+    if request.archive_attachments or request.delete_attachments:
+        check_attachments_own(registry, request, stored)
+    return stored
+
+
+def new_record(records: RecordStore, request: PurgeRequest, the_plan: PurgePlan) -> PurgeRecord:
+    """The deprovision record, saved before the first step."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    record = PurgeRecord(
+        request.tenant_id,
+        _now(),
+        {k: v for k, v in asdict(the_plan).items()},
+        # The suffix: a re-run within the same second gets a record of its own.
+        key=f"{records.prefix}{request.tenant_id}/{stamp}-{secrets.token_hex(3)}.json",
+    )
+    records.save(record)
+    return record
+
+
+def remove_document(registry: TenantRegistry, tenant_id: str, current: StoredTenant) -> StepResult:
+    """The purge's last step on the bucket: the incarnation ends, then the document goes."""
+    # The customer's data is gone: its incarnation ends first (a new customer given this
+    # id starts a new one, so the backups kept from this one are never its `latest` and
+    # its key is its own); a crash before the document goes leaves a suspended tenant
+    # without one, which a re-run finishes.
+    ended = registry.incarnations.end(tenant_id)
+    # Conditional on the version whose database was dropped (If-Match); the registry
+    # releases the tenant's uniqueness claims after the document is gone.
+    try:
+        marker = registry.remove(tenant_id, expected=current)
+    except NotFound:
+        return {"removed": False, "note": "already gone", "incarnation_ended": ended}
+    return {
+        "removed": True,
+        "delete_marker": marker,
+        "claims_released": True,
+        "incarnation_ended": ended,
+    }
