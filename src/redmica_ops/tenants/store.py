@@ -76,6 +76,12 @@ class StoredDocument:
     version_id: str | None = None
     last_modified: datetime | None = None
 
+    def as_stored(self, tenant: Tenant) -> StoredTenant:
+        """This version as a StoredTenant, with its (valid) tenant."""
+        return StoredTenant(
+            self.tenant_id, self.key, tenant, self.etag, self.version_id, self.last_modified
+        )
+
 
 @dataclass(frozen=True)
 class InvalidDocument:
@@ -243,14 +249,7 @@ class TenantStore:
                 hint=f"see it with `redmica tenant show {tenant_id}`; replace it with "
                 f"`redmica tenant update {tenant_id} -f FILE` or `redmica tenant edit {tenant_id}`",
             )
-        return StoredTenant(
-            tenant_id,
-            document.key,
-            document.tenant,
-            document.etag,
-            document.version_id,
-            document.last_modified,
-        )
+        return document.as_stored(document.tenant)
 
     def load_all(self) -> Listing:
         """Every tenant, fetched in parallel (a bounded pool), invalid documents set aside."""

@@ -203,14 +203,7 @@ def show_report(ws: Workspace, tenant_id: str) -> tuple[Report, ValidationFailed
             "problems": [p.as_dict() for p in document.problems],
         }
         return Report(broken, [text(where + shown)], exit_code=error.exit_code), error
-    stored = StoredTenant(
-        tenant_id,
-        document.key,
-        document.tenant,
-        document.etag,
-        document.version_id,
-        document.last_modified,
-    )
+    stored = document.as_stored(document.tenant)
     settings = ws.settings
     view = tenant_view(stored, settings.domain, settings.db_host)
     return Report(view, [text(where + document.tenant.to_yaml(redact=True))]), None
