@@ -34,8 +34,9 @@ from redmica_ops.lifecycle.common import (
 from redmica_ops.lifecycle.database import LOGIN_RULE, redmine_password_hash
 from redmica_ops.lifecycle.steps import Runner, Step, guard_args
 from redmica_ops.report import Part, Report, info, success, text
-from redmica_ops.runs.migrations import MigrationRequest, parse_command
+from redmica_ops.runs.migrations import MigrationRequest
 from redmica_ops.runs.migrations import run as run_migrations
+from redmica_ops.runs.options import parse_command
 from redmica_ops.runs.record import Status
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Tenant
