@@ -162,7 +162,9 @@ def _place(outcome: AddOutcome, fleet: Fleet, tenant: Tenant) -> None:
         fleet.progress(outcome.routed)
 
 
-def _activate(tenant_id: str, tenant: Tenant, fleet: Fleet | None, ws: Workspace) -> RolloutReport:
+def _activate(
+    tenant_id: str, tenant: Tenant, fleet: Fleet | None, ws: Workspace
+) -> RolloutReport | None:
     """Restart the tenant's cell (with cells only its own cell), else the service."""
     if fleet is not None and fleet.cells.configured:
         home = fleet.cells.get(fleet.cells.cell_of(tenant))
