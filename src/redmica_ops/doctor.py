@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from redmica_ops.aws import error_code, translate_errors
+from redmica_ops.capacity import CapacityError, derive_pool
+from redmica_ops.container.memory import memory_budget, pool_request
 from redmica_ops.errors import JSONObject, RedmicaError
 from redmica_ops.settings import Settings
 
@@ -250,8 +252,6 @@ class Doctor:
 
     def check_capacity(self) -> None:
         """The pool `entrypoint serve` would derive here (the same rule, the same warnings)."""
-        from redmica_ops.capacity import CapacityError, derive_pool
-        from redmica_ops.container.memory import memory_budget, pool_request
 
         budget = memory_budget(self.settings, {})
         try:

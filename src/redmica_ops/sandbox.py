@@ -12,6 +12,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -438,7 +439,6 @@ def _simulate_rollouts(fail_images: frozenset[str]) -> None:
     """Sandbox only: moto never rolls a service deployment over. Make an update start a new
     deployment that completes after a few DescribeServices, or, for an image listed in
     fail_images, fails and is rolled back by the "circuit breaker", as ECS would."""
-    from datetime import UTC, datetime
 
     from moto.ecs.models import EC2ContainerServiceBackend
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from redmica_ops.capacity import PoolRequest, derive_pool, tenants_per_task
 from redmica_ops.cells.config import Cell, CellMap, cell_map
 from redmica_ops.cells.placement import place
 from redmica_ops.cells.routing import (
@@ -206,8 +207,6 @@ class Fleet:
         if self.settings.cell_capacity is not None:
             return self.settings.cell_capacity
         if cell.name not in self._capacity:
-            from redmica_ops.capacity import PoolRequest, derive_pool, tenants_per_task
-
             deployer = self.deployer(cell)
             definition, _ = deployer.task_definition(str(deployer.service()["taskDefinition"]))
             memory = int(str(definition.get("memory") or "0") or 0)

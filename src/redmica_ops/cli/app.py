@@ -56,6 +56,8 @@ class Application:
 
     @property
     def output(self) -> Output:
+        # Imported here: `redmica --help` never renders a result (cli/output.py: 13.7 M
+        # instructions of its start-up).
         from redmica_ops.cli.output import Output
 
         return Output(json_mode=self.json)
@@ -77,6 +79,8 @@ class Application:
 
     def workspace(self) -> AwsWorkspace:
         """What the library's verbs need, built from this command line (see workspace.py)."""
+        # Imported here: only a command that acts needs them; `redmica --help` and `tenant
+        # validate` never do.
         from redmica_ops.cli.progress import ProgressPrinter, StatusLine
         from redmica_ops.workspace import AwsWorkspace
 

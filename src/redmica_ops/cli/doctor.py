@@ -9,6 +9,8 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
 from redmica_ops.cli.result import Done
+from redmica_ops.container.apache import find_apache
+from redmica_ops.doctor import Doctor, failed
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -27,8 +29,6 @@ def doctor(app: Application) -> Done:
       redmica doctor
       redmica doctor --output json | jq '.[] | select(.status != "ok")'
     """
-    from redmica_ops.container.apache import find_apache
-    from redmica_ops.doctor import Doctor, failed
 
     settings = app.settings
     checks = Doctor(app.workspace(), apache_finder=lambda: find_apache(settings.apache_bin)).run()

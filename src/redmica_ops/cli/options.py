@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from redmica_ops.cli.app import Application
+from redmica_ops.errors import Declined, UsageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -161,7 +162,6 @@ def confirm(app: Application, action: str, yes: bool) -> None:
     Returns when the operator agreed (or gave --yes); raises UsageError when nobody can be
     asked, and Declined when the answer is no. Called before anything is written.
     """
-    from redmica_ops.errors import Declined, UsageError
 
     if yes:
         return

@@ -179,59 +179,21 @@ class Output:
         drop_first: Sequence[str] = (),
     ) -> None:
         """A table on stdout; on a terminal it fits the width (see `fit_columns`)."""
-        from rich import box
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
         cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
         is_tty = bool(getattr(self.stdout, "isatty", None) and self.stdout.isatty())
-        colour = colour_enabled(self.stdout)
-        if is_tty:
-            width = shutil.get_terminal_size().columns
-        else:  # a pipe is read by programs: never fold, however long the rows
-            width = sum(
-                max([len(name)] + [len(row[i]) for row in cells]) + COLUMN_GAP
-                for i, name in enumerate(columns)
-            )
-        shown = list(range(len(columns)))
-        widths: list[int] | None = None
-        if is_tty:
-            shown, widths = fit_columns(columns, cells, width, drop_first)
-        buffer = io.StringIO()
-        console = Console(
-            file=buffer,
+        width, shown, widths = _layout(columns, cells, is_tty, drop_first)
+        rendered = _render_table(
+            columns,
+            cells,
+            shown,
+            widths,
+            title=title,
             width=width,
-            color_system="auto" if colour else None,
-            no_color=not colour,
-            force_terminal=colour,
-            highlight=False,
-            emoji=False,
-            markup=False,
+            is_tty=is_tty,
+            colour=colour_enabled(self.stdout),
         )
-        # kubectl-style plain columns when piped (easy to awk), a ruled header on a terminal.
-        table = Table(
-            box=box.SIMPLE_HEAD if is_tty else None,
-            title=title or None,
-            title_justify="left",
-            show_edge=False,
-            pad_edge=False,
-            header_style="bold" if colour else "",
-        )
-        for index in shown:
-            table.add_column(columns[index], overflow="fold")
-        for row in cells:
-            texts = []
-            for position, index in enumerate(shown):
-                value = row[index]
-                if widths is not None:
-                    value = fold(value, widths[position])
-                style = STATUS_STYLES.get(value.strip().lower(), "") if colour else ""
-                texts.append(Text(value, style=style))
-            table.add_row(*texts)
-        console.print(table)
         # rich pads every cell to its column's width; trailing blanks only get in a reader's way.
-        self.stdout.write("".join(line.rstrip() + "\n" for line in buffer.getvalue().splitlines()))
+        self.stdout.write("".join(line.rstrip() + "\n" for line in rendered.splitlines()))
         self.stdout.flush()
         hidden = [columns[i] for i in range(len(columns)) if i not in shown]
         if hidden:
@@ -239,3 +201,68 @@ class Output:
                 f"(hidden to fit {width} columns: {', '.join(hidden)}; "
                 "widen the terminal or use --output json)"
             )
+
+
+def _layout(
+    columns: Sequence[str], cells: list[list[str]], is_tty: bool, drop_first: Sequence[str]
+) -> tuple[int, list[int], list[int] | None]:
+    """(the width to render at, the columns shown, their widths or None for unfolded)."""
+    if not is_tty:  # a pipe is read by programs: never fold, however long the rows
+        width = sum(
+            max([len(name)] + [len(row[i]) for row in cells]) + COLUMN_GAP
+            for i, name in enumerate(columns)
+        )
+        return width, list(range(len(columns))), None
+    width = shutil.get_terminal_size().columns
+    shown, widths = fit_columns(columns, cells, width, drop_first)
+    return width, shown, widths
+
+
+def _render_table(
+    columns: Sequence[str],
+    cells: list[list[str]],
+    shown: list[int],
+    widths: list[int] | None,
+    *,
+    title: str,
+    width: int,
+    is_tty: bool,
+    colour: bool,
+) -> str:
+    """The table as rich prints it: kubectl-style plain columns when piped (easy to awk), a
+    ruled header on a terminal; status words coloured when colour is on."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    buffer = io.StringIO()
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system="auto" if colour else None,
+        no_color=not colour,
+        force_terminal=colour,
+        highlight=False,
+        emoji=False,
+        markup=False,
+    )
+    table = Table(
+        box=box.SIMPLE_HEAD if is_tty else None,
+        title=title or None,
+        title_justify="left",
+        show_edge=False,
+        pad_edge=False,
+        header_style="bold" if colour else "",
+    )
+    for index in shown:
+        table.add_column(columns[index], overflow="fold")
+    for row in cells:
+        texts = []
+        for position, index in enumerate(shown):
+            value = row[index] if widths is None else fold(row[index], widths[position])
+            style = STATUS_STYLES.get(value.strip().lower(), "") if colour else ""
+            texts.append(Text(value, style=style))
+        table.add_row(*texts)
+    console.print(table)
+    return buffer.getvalue()

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from redmica_ops.cli.output import colour_enabled
 from redmica_ops.runs.pacing import Clock
 from redmica_ops.runs.record import FINAL, RunRecord, Status, TenantRun
 
@@ -46,8 +47,6 @@ class ProgressPrinter:
         if self.live:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-            from redmica_ops.cli.output import colour_enabled
 
             colour = colour_enabled(self.stream)
             console = Console(
@@ -169,8 +168,6 @@ class StatusLine:
         if self._display is None:
             from rich.console import Console
             from rich.live import Live
-
-            from redmica_ops.cli.output import colour_enabled
 
             stream = self._stream()
             colour = colour_enabled(stream)

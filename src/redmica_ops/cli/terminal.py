@@ -8,6 +8,8 @@ import os
 import sys
 from collections.abc import Mapping
 
+import click
+
 from redmica_ops.errors import CannotExecute, UsageError
 
 
@@ -24,8 +26,6 @@ def exec_process(argv: list[str], env: Mapping[str, str]) -> None:
 
 
 def run_editor(text: str) -> str | None:
-    import click
-
     try:
         return click.edit(text, extension=".yaml", require_save=True)
     except click.ClickException as exc:
@@ -47,6 +47,8 @@ def ask(question: str) -> bool:
 
 
 def read_secret(prompt: str) -> str:
+    # Here, not at the top: this module is on `redmica --help`'s path, which never asks for a
+    # secret (getpass pulls termios: 1.3 M instructions).
     import getpass
 
     return getpass.getpass(prompt)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from redmica_ops.aws import translate_errors
+from redmica_ops.aws import error_code, translate_errors
 from redmica_ops.deploy.model import ServiceTarget, revision_name
 from redmica_ops.errors import NotFound
 
@@ -106,8 +106,6 @@ class ServiceGateway:
                 "serviceDeployments", []
             )
         except Exception as exc:  # NotImplementedError (moto), UnknownOperation, AccessDenied
-            from redmica_ops.aws import error_code
-
             if error_code(exc) in ("ThrottlingException", "Throttling"):
                 raise
             self._no_service_deployments = True

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from redmica_ops.errors import UsageError
+from redmica_ops.tenants import rules
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import (
@@ -236,7 +237,6 @@ IMAGE_REFERENCE = re.compile(
 
 def check_image_reference(value: str) -> str | None:
     """None if `value` is an image reference with a tag or digest; else what is wrong."""
-    from redmica_ops.tenants import rules
 
     match = IMAGE_REFERENCE.fullmatch(value)
     if not value or match is None or len(match.group("name")) > 255:
@@ -291,7 +291,6 @@ REVISION_REFERENCE = re.compile(
 def require_revision_reference(to: str) -> None:
     """`rollback --to`: a revision number, family:revision or a task definition ARN (an empty
     value is a mistake, never "the previous revision"). Checked before any question."""
-    from redmica_ops.tenants import rules
 
     if not REVISION_REFERENCE.fullmatch(to):
         raise UsageError(

@@ -19,8 +19,10 @@ from redmica_ops.deploy.model import (
     RolloutReport,
     ServiceTarget,
     clone_with_image,
+    container_name,
     judge,
     judge_service_deployment,
+    require_image_reference,
     require_revision_reference,
     revision_name,
     views_of,
@@ -319,7 +321,6 @@ def register_image(
     settings: Settings, d: ServiceDeployer, container: str | None, image: str
 ) -> tuple[str, str]:
     """(the service's current revision, a new one that differs only in the image)."""
-    from redmica_ops.deploy.model import container_name, require_image_reference
 
     require_image_reference(image)
     name = container_name(container, settings.container)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from redmica_ops.errors import UsageError
 from redmica_ops.lifecycle.sql import Connection, Psql, Sql
+from redmica_ops.settings import missing_setting, split_endpoint
 from redmica_ops.tenants import rules
 from redmica_ops.tenants.model import Tenant
 from redmica_ops.tenants.passwords import password_of
@@ -42,7 +43,6 @@ class DatabaseAccess:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DatabaseAccess:
-        from redmica_ops.settings import split_endpoint
 
         others = (split_endpoint(value) for value in settings.db_admin_hosts)
         return cls(
@@ -60,8 +60,6 @@ class DatabaseAccess:
         """The endpoint for a db.host/db.port (None: the default), or a refusal (exit 2)."""
         chosen = host or self.default_host
         if chosen is None:
-            from redmica_ops.settings import missing_setting
-
             raise missing_setting(
                 ["db_host"],
                 message=f"{whose} names no db.host and the setting db_host is not set: the "

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 
 from redmica_ops.errors import OperationFailed, UsageError
+from redmica_ops.settings import missing_setting
 from redmica_ops.tenants import rules
 
 FIELD_SEPARATOR = "\x1f"
@@ -137,8 +138,6 @@ def tls_env(connection: Connection) -> dict[str, str]:
     if not connection.over_tcp:
         return {}  # a socket directory named by the setting: the file system is the boundary
     if not connection.root_cert:
-        from redmica_ops.settings import missing_setting
-
         raise missing_setting(
             ["db_ssl_root_cert"],
             message="a TCP connection to PostgreSQL needs the CA bundle its certificate is "

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from redmica_ops.errors import RedmicaError
 from redmica_ops.runs.executors import Executor, Job, Launched, LaunchFailed, TaskState
 from redmica_ops.runs.pacing import Cancellation, Clock, TokenBucket, backoff
 from redmica_ops.runs.record import FINAL, RunRecord, RunState, Status, TenantRun, utcnow
@@ -82,7 +83,6 @@ class _State:
 def describe_failure(failure: BaseException) -> str:
     """One line for the record: a redmica error's message, else only the exception's type
     (an unknown exception's text might quote a secret)."""
-    from redmica_ops.errors import RedmicaError
 
     if isinstance(failure, RedmicaError):
         return failure.message

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Protocol
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.errors import Conflict, NotFound
+from redmica_ops.runs.record import Status
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,7 +66,6 @@ class TenantResult:
 
 def merge_result(run: TenantRun, result: TenantResult) -> None:
     """Settle a tenant's run from its own result object: it outranks what ECS says."""
-    from redmica_ops.runs.record import Status
 
     run.exit_code = result.exit_code
     run.started_at = result.started_at or run.started_at
@@ -237,6 +238,8 @@ def task_metadata(env: Mapping[str, str], timeout: float = 2.0) -> dict[str, str
     uri = env.get("ECS_CONTAINER_METADATA_URI_V4")
     if not uri:
         return {}
+    # Here, not at the top: only the in-task runner asks, and urllib.request (http.client,
+    # ssl, email) is 60 M instructions every `deploy --help` or `tenant --help` would pay.
     import urllib.request
 
     try:
@@ -271,7 +274,6 @@ def run_and_record(
     The child gets `env` (the tenant's); its output is masked of every secret in that
     environment before a line is kept for the tail. It is the caller's to store the result.
     """
-    import subprocess
 
     started = now()
     facts = task_metadata(env)

@@ -6,6 +6,7 @@ different databases or keys.
 
 from __future__ import annotations
 
+from redmica_ops.container.keys import tenant_secret_key_base
 from redmica_ops.tenants.model import Tenant
 
 # The names Redmine's config/database.yml, s3.yml and the shipped initializer read (see
@@ -56,7 +57,5 @@ def tenant_environment(
     env["S3_FOLDER_NAME"] = tenant.s3.folder
     env["REDMICA_TENANT"] = tenant_id
     if master_secret is not None:
-        from redmica_ops.container.keys import tenant_secret_key_base
-
         env["SECRET_KEY_BASE"] = tenant_secret_key_base(master_secret, tenant_id, incarnation)
     return env
