@@ -187,6 +187,309 @@ def sandbox_s3(run: Run) -> Any:
     )
 
 
+def private_postgres(run: Run, pg: Postgres, work: Path) -> None:
+    with run.step("a private PostgreSQL cluster with TLS; a non-superuser administrator as on RDS"):
+        ca, crt, crt_key = make_certificates(work)
+
+        def tls(data: Path) -> None:
+            for source, name in ((crt, "server.crt"), (crt_key, "server.key")):
+                shutil.copy(source, data / name)
+                shutil.chown(data / name, "postgres", "postgres")
+                (data / name).chmod(0o600)
+
+        pg.start(run.logs["postgres"], tls, ("ssl=on",))
+        admin_password = f"adm-{os.urandom(12).hex()}"
+        pg.sql(
+            "CREATE ROLE master LOGIN CREATEDB CREATEROLE NOSUPERUSER"
+            f" PASSWORD '{scram_verifier(admin_password)}';"
+        )
+        pgpass = work / "pgpass"
+        pgpass.touch(mode=0o600)
+        pgpass.write_text(f"127.0.0.1:{pg.port}:*:master:{admin_password}\n")
+        run.env.update(
+            {
+                "PGPASSFILE": str(pgpass),
+                "REDMICA_DB_ADMIN_USER": "master",
+                # Where the lifecycle may connect: this cluster only, its certificate
+                # verified against the CA made here (channel binding for the master).
+                "REDMICA_DB_HOST": "127.0.0.1",
+                "REDMICA_DB_ADMIN_HOSTS": f"127.0.0.1:{pg.port}",
+                "REDMICA_DB_SSL_ROOT_CERT": str(ca),
+            }
+        )
+
+
+def bad_input_writes_nothing(run: Run, pg: Postgres) -> None:
+    with run.step("bad input: refused before any SQL, nothing written"):
+        before = scalar(pg, "SELECT count(*) FROM pg_roles;")
+        result = redmica(
+            run,
+            "tenant",
+            "add",
+            "kw",
+            *tenant_flags("kw", pg, user="select"),
+            "--generate-password",
+            "--provision",
+            "--executor",
+            "local",
+            check=False,
+        )
+        expect_exit(result, 2, "db.user 'select' (a reserved word)")
+        pg.sql("CREATE ROLE someone LOGIN; CREATE DATABASE taken OWNER someone;")
+        result = redmica(
+            run,
+            "tenant",
+            "add",
+            "taken",
+            *tenant_flags("taken", pg),
+            "--generate-password",
+            "--provision",
+            "--executor",
+            "local",
+            check=False,
+        )
+        expect_exit(result, 4, "database 'taken' owned by another role")
+        owner = scalar(
+            pg, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'taken';"
+        )
+        listed = redmica(run, "tenant", "list", "--output", "json").stdout
+        if owner != "someone" or '"taken"' in listed or '"kw"' in listed:
+            raise RuntimeError(f"something changed: owner {owner!r}, documents {listed}")
+        if scalar(pg, "SELECT count(*) FROM pg_roles;") != str(int(before) + 1):
+            raise RuntimeError("a role was created by a refused provisioning")
+
+
+def provision_from_nothing(run: Run, pg: Postgres) -> str:
+    with run.step("provision from nothing: tenant add --provision (local executor)"):
+        started = time.monotonic()
+        result = redmica(
+            run,
+            "tenant",
+            "add",
+            TENANT,
+            *tenant_flags(TENANT, pg),
+            "--generate-password",
+            "--provision",
+            "--executor",
+            "local",
+            "--admin-login",
+            "boss",
+            "--language",
+            "de",
+            "--output",
+            "json",
+        )
+        provisioned = json.loads(result.stdout)
+        admin_password = provisioned["admin_password"]
+        for line in provisioned["done"]:
+            print(f"   {line}")
+        print(f"   provisioned in {time.monotonic() - started:.1f}s")
+        flags = scalar(
+            pg,
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolconnlimit"
+            f" FROM pg_roles WHERE rolname = '{TENANT}';",
+        )
+        if flags != "f|f|f|t|20":
+            raise RuntimeError(f"role attributes: {flags}")
+        # property.language (from `tenant add --language de`) chose the default data's.
+        tracker = scalar(pg, "SELECT name FROM trackers ORDER BY position LIMIT 1;", TENANT)
+        if provisioned["language"] != "de" or tracker != "Fehler":
+            raise RuntimeError(f"default data: {provisioned['language']}, {tracker!r}")
+        print(f"   default data in German (property.language): first tracker {tracker!r}")
+        acl = scalar(pg, f"SELECT datacl FROM pg_database WHERE datname = '{TENANT}';")
+        if "=Tc/" in acl or "=c/" in acl.replace(f"{TENANT}=", ""):
+            raise RuntimeError(f"PUBLIC can still connect: {acl}")
+        # Second run: every step finds its work done and the job still finishes.
+        again = redmica(
+            run,
+            "tenant",
+            "provision",
+            TENANT,
+            "--executor",
+            "local",
+            "--admin-login",
+            "boss",
+            "--output",
+            "json",
+        )
+        admin_password = json.loads(again.stdout)["admin_password"]
+        print("   re-run of `tenant provision`: finished again (idempotent)")
+        listed = json.loads(redmica(run, "tenant", "list", "--output", "json").stdout)
+        status = next(t["lifecycle"] for t in listed if t["tenant"] == TENANT)
+        if status != "active":
+            raise RuntimeError(f"status after provisioning: {status}")
+    return str(admin_password)
+
+
+def suspend_serves_the_maintenance_page(
+    run: Run, apache: LiveApache, port: int, site: Path
+) -> None:
+    with run.step("suspend: 503 + Retry-After from the catch-all side, no Ruby", "apache"):
+        redmica(run, "tenant", "suspend", TENANT, "--message", "Back soon: moving racks")
+        render_and_reload(run, apache, port, site)
+        wait_for(lambda: get(port, HOST)[0] == 503, "the maintenance page", timeout=60)
+        wait_for(lambda: not tenant_pids(TENANT), "the tenant's processes to go", 60)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.request("GET", "/projects", headers={"Host": HOST})
+        response = connection.getresponse()
+        body = response.read().decode()
+        connection.close()
+        retry = response.getheader("Retry-After")
+        for _ in range(10):
+            get(port, HOST, "/issues")
+        spawned = tenant_pids(TENANT)
+        if response.status != 503 or not retry or "moving racks" not in body or spawned:
+            raise RuntimeError(
+                f"status {response.status}, Retry-After {retry!r}, processes {spawned}"
+            )
+        print(f"   503, Retry-After: {retry}, 11 requests, 0 tenant processes")
+        skipped = redmica(
+            run, "migrate", "--all", "--executor", "local", "--dry-run", "--output", "json"
+        )
+        if TENANT not in json.loads(skipped.stdout)["skipped"]:
+            raise RuntimeError("migrate --all did not skip the suspended tenant")
+        print("   migrate --all: suspended tenant skipped")
+
+
+def backup_and_restore(run: Run, pg: Postgres, port: int) -> None:
+    with run.step("backup, marker, restore into a new id and over the live one", "apache"):
+        result = redmica(run, "tenant", "backup", TENANT, "--executor", "local", "--output", "json")
+        backup = json.loads(result.stdout)
+        print(
+            f"   backup {backup['backup']}: {backup['size']} bytes, {backup['tables']}"
+            f" tables, {backup['rows']} rows"
+        )
+        pg.sql(
+            "INSERT INTO settings (name, value, updated_on)"
+            " VALUES ('e2e_marker', 'after-backup', now());",
+            database=TENANT,
+        )
+        result = redmica(
+            run,
+            "tenant",
+            "restore-db",
+            TENANT,
+            backup["backup"],
+            "--into",
+            "lc-copy",
+            "--executor",
+            "local",
+            "--output",
+            "json",
+        )
+        restored = json.loads(result.stdout)
+        marker = "SELECT count(*) FROM settings WHERE name = 'e2e_marker';"
+        live, copy = scalar(pg, marker, TENANT), scalar(pg, marker, "lc_copy")
+        if (live, copy) != ("1", "0"):
+            raise RuntimeError(f"marker live={live} copy={copy}")
+        print(
+            f"   restored {restored['tables']} tables / {restored['rows']} rows into"
+            " lc-copy; marker: live 1, copy 0"
+        )
+        # Over the live database: refused without --yes, then done with a safety backup,
+        # the live one parked (marker there), the restored one live (no marker).
+        replace_args = [
+            "tenant", "restore-db", TENANT, backup["backup"], "--replace",
+            "--executor", "local",
+        ]  # fmt: skip
+        result = redmica(run, *replace_args, check=False)
+        expect_exit(result, 2, "restore-db --replace without --yes")
+        if scalar(pg, marker, TENANT) != "1":
+            raise RuntimeError("the live database changed without a confirmation")
+        result = redmica(run, *replace_args, "--yes", "--output", "json")
+        replaced = json.loads(result.stdout)
+        parked = replaced["parked"]
+        allowed = scalar(pg, f"SELECT datallowconn FROM pg_database WHERE datname = '{parked}';")
+        pg.sql(f"ALTER DATABASE {parked} ALLOW_CONNECTIONS true;")  # to look inside
+        live, kept = scalar(pg, marker, TENANT), scalar(pg, marker, parked)
+        if (live, kept, allowed) != ("0", "1", "f"):
+            raise RuntimeError(f"after replace: marker live={live} parked={kept} {allowed}")
+        wait_for(lambda: get(port, HOST)[0] == 200, "the site on the restored database", 120)
+        print(
+            f"   replaced: safety backup {replaced['safety_backup']}, {replaced['tables']}"
+            f" tables verified; marker: live 0, parked {parked} 1; site 200"
+        )
+
+
+def purge(run: Run, pg: Postgres) -> None:
+    with run.step("purge: refused without a backup, then done"):
+        pg.sql("CREATE ROLE broken LOGIN PASSWORD 'right'; CREATE DATABASE broken OWNER broken;")
+        redmica(
+            run,
+            "tenant",
+            "add",
+            "broken",
+            *tenant_flags("broken", pg),
+            "--db-password-stdin",
+            input="wrong-password\n",
+        )
+        result = redmica(
+            run,
+            "tenant",
+            "remove",
+            "broken",
+            "--purge",
+            "--executor",
+            "local",
+            "--yes",
+            check=False,
+        )
+        expect_exit(result, 1, "purge whose final backup fails")
+        if scalar(pg, "SELECT count(*) FROM pg_database WHERE datname = 'broken';") != "1":
+            raise RuntimeError("the database was dropped without a backup")
+        plan = redmica(
+            run,
+            "tenant",
+            "remove",
+            TENANT,
+            "--purge",
+            "--dry-run",
+            "--executor",
+            "local",
+            "--output",
+            "json",
+        )
+        print(f"   dry run: {len(json.loads(plan.stdout)['plan']['steps'])} steps planned")
+        files = sandbox_s3(run)
+        files.create_bucket(Bucket="redmica-e2e-files")
+        for key in (f"{TENANT}/a.txt", f"{TENANT}/sub/b.txt", "lc-copy/keep.txt"):
+            files.put_object(Bucket="redmica-e2e-files", Key=key, Body=key.encode())
+        result = redmica(
+            run,
+            "tenant",
+            "remove",
+            TENANT,
+            "--purge",
+            "--archive-attachments",
+            "--executor",
+            "local",
+            "--yes",
+            "--output",
+            "json",
+        )
+        record = json.loads(result.stdout)["record"]
+        gone = scalar(
+            pg,
+            f"SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE '{TENANT}%'"
+            f" AND datname NOT LIKE '{TENANT}_copy%')"
+            f" + (SELECT count(*) FROM pg_roles WHERE rolname IN ('{TENANT}', '{TENANT}_2'));",
+        )
+        keys = sorted(
+            o["Key"] for o in files.list_objects_v2(Bucket="redmica-e2e-files").get("Contents", [])
+        )
+        archived = [k for k in keys if k.startswith(f"archive/{TENANT}/")]
+        if len(archived) != 2 or any(k.startswith(f"{TENANT}/") for k in keys):
+            raise RuntimeError(f"attachments after the purge: {keys}")
+        print(f"   attachments archived ({len(archived)} under archive/{TENANT}/), then deleted")
+        backups = json.loads(redmica(run, "tenant", "backups", TENANT, "--output", "json").stdout)[
+            "backups"
+        ]
+        reasons = [b["reason"] for b in backups]
+        if gone != "0" or "final before purge" not in reasons:
+            raise RuntimeError(f"left: {gone} database/roles; backups: {reasons}")
+        print(f"   database and roles gone; {len(backups)} backups kept; record {record}")
+
+
 def main() -> int:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         print("e2e lifecycle: skipped (needs root on Debian); 0 passed, 0 failed, 1 skipped")
@@ -205,37 +508,7 @@ def main() -> int:
             install = find_apache()
 
         run.logs["postgres"] = work / "postgres.log"
-        with run.step(
-            "a private PostgreSQL cluster with TLS; a non-superuser administrator as on RDS"
-        ):
-            ca, crt, crt_key = make_certificates(work)
-
-            def tls(data: Path) -> None:
-                for source, name in ((crt, "server.crt"), (crt_key, "server.key")):
-                    shutil.copy(source, data / name)
-                    shutil.chown(data / name, "postgres", "postgres")
-                    (data / name).chmod(0o600)
-
-            pg.start(run.logs["postgres"], tls, ("ssl=on",))
-            admin_password = f"adm-{os.urandom(12).hex()}"
-            pg.sql(
-                "CREATE ROLE master LOGIN CREATEDB CREATEROLE NOSUPERUSER"
-                f" PASSWORD '{scram_verifier(admin_password)}';"
-            )
-            pgpass = work / "pgpass"
-            pgpass.touch(mode=0o600)
-            pgpass.write_text(f"127.0.0.1:{pg.port}:*:master:{admin_password}\n")
-            run.env.update(
-                {
-                    "PGPASSFILE": str(pgpass),
-                    "REDMICA_DB_ADMIN_USER": "master",
-                    # Where the lifecycle may connect: this cluster only, its certificate
-                    # verified against the CA made here (channel binding for the master).
-                    "REDMICA_DB_HOST": "127.0.0.1",
-                    "REDMICA_DB_ADMIN_HOSTS": f"127.0.0.1:{pg.port}",
-                    "REDMICA_DB_SSL_ROOT_CERT": str(ca),
-                }
-            )
+        private_postgres(run, pg, work)
 
         with run.step("the embedded sandbox (config bucket) and Redmine's config", "sandbox"):
             sandbox = start_sandbox(run, REDMICA, "redmica-e2e-life")
@@ -245,102 +518,9 @@ def main() -> int:
             redmica(run, "render", "redmine-config", "-o", str(rendered), "--mkdir")
             restore.enter_context(redmine_config_installed(rendered, backup_dir))
 
-        with run.step("bad input: refused before any SQL, nothing written"):
-            before = scalar(pg, "SELECT count(*) FROM pg_roles;")
-            result = redmica(
-                run,
-                "tenant",
-                "add",
-                "kw",
-                *tenant_flags("kw", pg, user="select"),
-                "--generate-password",
-                "--provision",
-                "--executor",
-                "local",
-                check=False,
-            )
-            expect_exit(result, 2, "db.user 'select' (a reserved word)")
-            pg.sql("CREATE ROLE someone LOGIN; CREATE DATABASE taken OWNER someone;")
-            result = redmica(
-                run,
-                "tenant",
-                "add",
-                "taken",
-                *tenant_flags("taken", pg),
-                "--generate-password",
-                "--provision",
-                "--executor",
-                "local",
-                check=False,
-            )
-            expect_exit(result, 4, "database 'taken' owned by another role")
-            owner = scalar(
-                pg, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'taken';"
-            )
-            listed = redmica(run, "tenant", "list", "--output", "json").stdout
-            if owner != "someone" or '"taken"' in listed or '"kw"' in listed:
-                raise RuntimeError(f"something changed: owner {owner!r}, documents {listed}")
-            if scalar(pg, "SELECT count(*) FROM pg_roles;") != str(int(before) + 1):
-                raise RuntimeError("a role was created by a refused provisioning")
+        bad_input_writes_nothing(run, pg)
 
-        with run.step("provision from nothing: tenant add --provision (local executor)"):
-            started = time.monotonic()
-            result = redmica(
-                run,
-                "tenant",
-                "add",
-                TENANT,
-                *tenant_flags(TENANT, pg),
-                "--generate-password",
-                "--provision",
-                "--executor",
-                "local",
-                "--admin-login",
-                "boss",
-                "--language",
-                "de",
-                "--output",
-                "json",
-            )
-            provisioned = json.loads(result.stdout)
-            admin_password = provisioned["admin_password"]
-            for line in provisioned["done"]:
-                print(f"   {line}")
-            print(f"   provisioned in {time.monotonic() - started:.1f}s")
-            flags = scalar(
-                pg,
-                "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin, rolconnlimit"
-                f" FROM pg_roles WHERE rolname = '{TENANT}';",
-            )
-            if flags != "f|f|f|t|20":
-                raise RuntimeError(f"role attributes: {flags}")
-            # property.language (from `tenant add --language de`) chose the default data's.
-            tracker = scalar(pg, "SELECT name FROM trackers ORDER BY position LIMIT 1;", TENANT)
-            if provisioned["language"] != "de" or tracker != "Fehler":
-                raise RuntimeError(f"default data: {provisioned['language']}, {tracker!r}")
-            print(f"   default data in German (property.language): first tracker {tracker!r}")
-            acl = scalar(pg, f"SELECT datacl FROM pg_database WHERE datname = '{TENANT}';")
-            if "=Tc/" in acl or "=c/" in acl.replace(f"{TENANT}=", ""):
-                raise RuntimeError(f"PUBLIC can still connect: {acl}")
-            # Second run: every step finds its work done and the job still finishes.
-            again = redmica(
-                run,
-                "tenant",
-                "provision",
-                TENANT,
-                "--executor",
-                "local",
-                "--admin-login",
-                "boss",
-                "--output",
-                "json",
-            )
-            admin_password = json.loads(again.stdout)["admin_password"]
-            print("   re-run of `tenant provision`: finished again (idempotent)")
-            listed = json.loads(redmica(run, "tenant", "list", "--output", "json").stdout)
-            status = next(t["lifecycle"] for t in listed if t["tenant"] == TENANT)
-            if status != "active":
-                raise RuntimeError(f"status after provisioning: {status}")
+        admin_password = provision_from_nothing(run, pg)
 
         site = work / "site.conf"
         port = free_port()
@@ -362,98 +542,14 @@ def main() -> int:
                 raise RuntimeError(f"GET / -> {status}")
             print(f"   logged in as boss, sent to {login(port, 'boss', admin_password)}")
 
-        with run.step("suspend: 503 + Retry-After from the catch-all side, no Ruby", "apache"):
-            redmica(run, "tenant", "suspend", TENANT, "--message", "Back soon: moving racks")
-            render_and_reload(run, apache, port, site)
-            wait_for(lambda: get(port, HOST)[0] == 503, "the maintenance page", timeout=60)
-            wait_for(lambda: not tenant_pids(TENANT), "the tenant's processes to go", 60)
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            connection.request("GET", "/projects", headers={"Host": HOST})
-            response = connection.getresponse()
-            body = response.read().decode()
-            connection.close()
-            retry = response.getheader("Retry-After")
-            for _ in range(10):
-                get(port, HOST, "/issues")
-            spawned = tenant_pids(TENANT)
-            if response.status != 503 or not retry or "moving racks" not in body or spawned:
-                raise RuntimeError(
-                    f"status {response.status}, Retry-After {retry!r}, processes {spawned}"
-                )
-            print(f"   503, Retry-After: {retry}, 11 requests, 0 tenant processes")
-            skipped = redmica(
-                run, "migrate", "--all", "--executor", "local", "--dry-run", "--output", "json"
-            )
-            if TENANT not in json.loads(skipped.stdout)["skipped"]:
-                raise RuntimeError("migrate --all did not skip the suspended tenant")
-            print("   migrate --all: suspended tenant skipped")
+        suspend_serves_the_maintenance_page(run, apache, port, site)
 
         with run.step("resume: 200 again", "apache"):
             redmica(run, "tenant", "resume", TENANT)
             render_and_reload(run, apache, port, site)
             wait_for(lambda: get(port, HOST)[0] == 200, "the site to come back", timeout=120)
 
-        with run.step("backup, marker, restore into a new id and over the live one", "apache"):
-            result = redmica(
-                run, "tenant", "backup", TENANT, "--executor", "local", "--output", "json"
-            )
-            backup = json.loads(result.stdout)
-            print(
-                f"   backup {backup['backup']}: {backup['size']} bytes, {backup['tables']}"
-                f" tables, {backup['rows']} rows"
-            )
-            pg.sql(
-                "INSERT INTO settings (name, value, updated_on)"
-                " VALUES ('e2e_marker', 'after-backup', now());",
-                database=TENANT,
-            )
-            result = redmica(
-                run,
-                "tenant",
-                "restore-db",
-                TENANT,
-                backup["backup"],
-                "--into",
-                "lc-copy",
-                "--executor",
-                "local",
-                "--output",
-                "json",
-            )
-            restored = json.loads(result.stdout)
-            marker = "SELECT count(*) FROM settings WHERE name = 'e2e_marker';"
-            live, copy = scalar(pg, marker, TENANT), scalar(pg, marker, "lc_copy")
-            if (live, copy) != ("1", "0"):
-                raise RuntimeError(f"marker live={live} copy={copy}")
-            print(
-                f"   restored {restored['tables']} tables / {restored['rows']} rows into"
-                " lc-copy; marker: live 1, copy 0"
-            )
-            # Over the live database: refused without --yes, then done with a safety backup,
-            # the live one parked (marker there), the restored one live (no marker).
-            replace_args = [
-                "tenant", "restore-db", TENANT, backup["backup"], "--replace",
-                "--executor", "local",
-            ]  # fmt: skip
-            result = redmica(run, *replace_args, check=False)
-            expect_exit(result, 2, "restore-db --replace without --yes")
-            if scalar(pg, marker, TENANT) != "1":
-                raise RuntimeError("the live database changed without a confirmation")
-            result = redmica(run, *replace_args, "--yes", "--output", "json")
-            replaced = json.loads(result.stdout)
-            parked = replaced["parked"]
-            allowed = scalar(
-                pg, f"SELECT datallowconn FROM pg_database WHERE datname = '{parked}';"
-            )
-            pg.sql(f"ALTER DATABASE {parked} ALLOW_CONNECTIONS true;")  # to look inside
-            live, kept = scalar(pg, marker, TENANT), scalar(pg, marker, parked)
-            if (live, kept, allowed) != ("0", "1", "f"):
-                raise RuntimeError(f"after replace: marker live={live} parked={kept} {allowed}")
-            wait_for(lambda: get(port, HOST)[0] == 200, "the site on the restored database", 120)
-            print(
-                f"   replaced: safety backup {replaced['safety_backup']}, {replaced['tables']}"
-                f" tables verified; marker: live 0, parked {parked} 1; site 200"
-            )
+        backup_and_restore(run, pg, port)
 
         with run.step("rotate the password twice under a request loop: 0 failures", "apache"):
             first, _ = rotate_under_load(run, pg, apache, port, site)
@@ -461,87 +557,7 @@ def main() -> int:
             if {first, second} != {TENANT, f"{TENANT}_2"}:
                 raise RuntimeError(f"logins did not alternate: {first}, {second}")
 
-        with run.step("purge: refused without a backup, then done"):
-            pg.sql(
-                "CREATE ROLE broken LOGIN PASSWORD 'right'; CREATE DATABASE broken OWNER broken;"
-            )
-            redmica(
-                run,
-                "tenant",
-                "add",
-                "broken",
-                *tenant_flags("broken", pg),
-                "--db-password-stdin",
-                input="wrong-password\n",
-            )
-            result = redmica(
-                run,
-                "tenant",
-                "remove",
-                "broken",
-                "--purge",
-                "--executor",
-                "local",
-                "--yes",
-                check=False,
-            )
-            expect_exit(result, 1, "purge whose final backup fails")
-            if scalar(pg, "SELECT count(*) FROM pg_database WHERE datname = 'broken';") != "1":
-                raise RuntimeError("the database was dropped without a backup")
-            plan = redmica(
-                run,
-                "tenant",
-                "remove",
-                TENANT,
-                "--purge",
-                "--dry-run",
-                "--executor",
-                "local",
-                "--output",
-                "json",
-            )
-            print(f"   dry run: {len(json.loads(plan.stdout)['plan']['steps'])} steps planned")
-            files = sandbox_s3(run)
-            files.create_bucket(Bucket="redmica-e2e-files")
-            for key in (f"{TENANT}/a.txt", f"{TENANT}/sub/b.txt", "lc-copy/keep.txt"):
-                files.put_object(Bucket="redmica-e2e-files", Key=key, Body=key.encode())
-            result = redmica(
-                run,
-                "tenant",
-                "remove",
-                TENANT,
-                "--purge",
-                "--archive-attachments",
-                "--executor",
-                "local",
-                "--yes",
-                "--output",
-                "json",
-            )
-            record = json.loads(result.stdout)["record"]
-            gone = scalar(
-                pg,
-                f"SELECT (SELECT count(*) FROM pg_database WHERE datname LIKE '{TENANT}%'"
-                f" AND datname NOT LIKE '{TENANT}_copy%')"
-                f" + (SELECT count(*) FROM pg_roles WHERE rolname IN ('{TENANT}', '{TENANT}_2'));",
-            )
-            keys = sorted(
-                o["Key"]
-                for o in files.list_objects_v2(Bucket="redmica-e2e-files").get("Contents", [])
-            )
-            archived = [k for k in keys if k.startswith(f"archive/{TENANT}/")]
-            if len(archived) != 2 or any(k.startswith(f"{TENANT}/") for k in keys):
-                raise RuntimeError(f"attachments after the purge: {keys}")
-            print(
-                f"   attachments archived ({len(archived)} under archive/{TENANT}/), then deleted"
-            )
-            backups = json.loads(
-                redmica(run, "tenant", "backups", TENANT, "--output", "json").stdout
-            )["backups"]
-            reasons = [b["reason"] for b in backups]
-            if gone != "0" or "final before purge" not in reasons:
-                raise RuntimeError(f"left: {gone} database/roles; backups: {reasons}")
-            print(f"   database and roles gone; {len(backups)} backups kept; record {record}")
+        purge(run, pg)
 
         print("\n== timings")
         for name, seconds in run.timings.items():

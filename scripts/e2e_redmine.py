@@ -54,7 +54,7 @@ from tests.live.redmine import (  # noqa: E402
 )
 from tests.live.server import LiveApache  # noqa: E402
 
-from redmica_ops.container.apache import find_apache  # noqa: E402
+from redmica_ops.container.apache import ApacheInstall, find_apache  # noqa: E402
 from redmica_ops.container.keys import tenant_secret_key_base  # noqa: E402
 from redmica_ops.tenants.incarnations import Incarnations  # noqa: E402
 
@@ -394,6 +394,63 @@ def print_memory(memory: dict[str, TenantMemory]) -> None:
         )
 
 
+def control_without_app_groups(
+    run: Run, apache: LiveApache, install: ApacheInstall, site: Path, port: int, tenants: list[str]
+) -> None:
+    """Without app groups the vhosts leak: proof that the isolation check can see a leak."""
+    with run.step("control: the same vhosts without PassengerAppGroupName leak", "control"):
+        apache.stop()
+        shared = run.work / "shared-group.conf"
+        shared.write_text(
+            "".join(
+                line
+                for line in site.read_text().splitlines(True)
+                if "PassengerAppGroupName" not in line
+            )
+        )
+        control = LiveApache(
+            install,
+            run.work / "apache-control",
+            shared,
+            port,  # the rendered vhosts name this port: <VirtualHost *:PORT>
+            extra=(f"SetEnv REDMICA_ATTACHMENTS_ROOT {FILES_ROOT}",),
+        )
+        (run.work / "apache-control").mkdir()
+        (run.work / "apache-control").chmod(0o755)
+        control.start()
+        run.logs["control"] = control.workdir / "error.log"
+        try:
+            leaks, statuses = leak_seen(control.port, tenants)
+        finally:
+            control.stop()
+        if not leaks:
+            raise RuntimeError(
+                f"no cross-tenant leak without app groups (statuses {statuses}): the check is blind"
+            )
+        print(f"   {leaks} of 30 requests showed another tenant's title (as expected)")
+        apache.start()
+
+
+def failing_tenant_output_tail(run: Run, pg: Postgres) -> None:
+    """A migration that fails shows its output's tail in `runs show`, no password in it."""
+    with run.step("a failing tenant's output tail in `runs show` (wrong password)"):
+        # Its database exists, but the document carries another password: the migration
+        # fails, and the operator reads why without opening any log file.
+        pg.create_tenant_database("zeta", "the-real-password-1")
+        add_tenant(run, pg_without_create(pg), "zeta")
+        report = migrate(run, "alpha", "zeta", expect_failure=True)
+        outcome = {t["tenant"]: t["status"] for t in report["tenants"]}
+        if outcome != {"alpha": "succeeded", "zeta": "failed"}:
+            raise RuntimeError(f"expected zeta alone to fail: {outcome}")
+        shown = redmica(run, "runs", "show", report["run_id"], "zeta")
+        if "password authentication failed" not in shown.stdout:
+            raise RuntimeError(f"runs show has no tail for zeta:\n{shown.stdout}")
+        if "the-real-password-1" in shown.stdout:
+            raise RuntimeError("a password reached runs show")
+        print("   " + "\n   ".join(shown.stdout.splitlines()[-4:]))
+        redmica(run, "tenant", "remove", "zeta", "--yes")
+
+
 # -- the run --------------------------------------------------------------------------------------
 def main() -> int:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -519,38 +576,7 @@ def main() -> int:
             own, foreign = check_session_keys(port, "alpha", "beta")
             print(f"   alpha's session cookie: {own} at alpha, {foreign} at beta (key differs)")
 
-        with run.step("control: the same vhosts without PassengerAppGroupName leak", "control"):
-            apache.stop()
-            shared = work / "shared-group.conf"
-            shared.write_text(
-                "".join(
-                    line
-                    for line in site.read_text().splitlines(True)
-                    if "PassengerAppGroupName" not in line
-                )
-            )
-            control = LiveApache(
-                install,
-                work / "apache-control",
-                shared,
-                port,  # the rendered vhosts name this port: <VirtualHost *:PORT>
-                extra=(f"SetEnv REDMICA_ATTACHMENTS_ROOT {FILES_ROOT}",),
-            )
-            (work / "apache-control").mkdir()
-            (work / "apache-control").chmod(0o755)
-            control.start()
-            run.logs["control"] = control.workdir / "error.log"
-            try:
-                leaks, statuses = leak_seen(control.port, open_tenants)
-            finally:
-                control.stop()
-            if not leaks:
-                raise RuntimeError(
-                    "no cross-tenant leak without app groups (statuses "
-                    f"{statuses}): the check is blind"
-                )
-            print(f"   {leaks} of 30 requests showed another tenant's title (as expected)")
-            apache.start()
+        control_without_app_groups(run, apache, install, site, port, open_tenants)
 
         with run.step(
             "add a tenant while running: tenant add, migrate, re-render, graceful", "apache"
@@ -569,22 +595,7 @@ def main() -> int:
                 port, [*open_tenants, "epsilon"], [*open_tenants, "delta", "epsilon"], concurrency=4
             )
 
-        with run.step("a failing tenant's output tail in `runs show` (wrong password)"):
-            # Its database exists, but the document carries another password: the migration
-            # fails, and the operator reads why without opening any log file.
-            pg.create_tenant_database("zeta", "the-real-password-1")
-            add_tenant(run, pg_without_create(pg), "zeta")
-            report = migrate(run, "alpha", "zeta", expect_failure=True)
-            outcome = {t["tenant"]: t["status"] for t in report["tenants"]}
-            if outcome != {"alpha": "succeeded", "zeta": "failed"}:
-                raise RuntimeError(f"expected zeta alone to fail: {outcome}")
-            shown = redmica(run, "runs", "show", report["run_id"], "zeta")
-            if "password authentication failed" not in shown.stdout:
-                raise RuntimeError(f"runs show has no tail for zeta:\n{shown.stdout}")
-            if "the-real-password-1" in shown.stdout:
-                raise RuntimeError("a password reached runs show")
-            print("   " + "\n   ".join(shown.stdout.splitlines()[-4:]))
-            redmica(run, "tenant", "remove", "zeta", "--yes")
+        failing_tenant_output_tail(run, pg)
 
         with run.step("remove a tenant: tenant remove, re-render, graceful", "apache"):
             redmica(run, "tenant", "remove", "beta", "--yes")
