@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.client
 import pytest
 from click.testing import CliRunner, Result
 from moto import mock_aws
@@ -16,6 +18,7 @@ from mypy_boto3_s3 import S3Client
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.main import cli
+from redmica_ops.tenants.store import TenantStore
 
 BUCKET = "redmica-config-test"
 REGION = "us-east-1"
@@ -109,6 +112,34 @@ def s3() -> Iterator[S3Client]:
         client.create_bucket(Bucket=BUCKET)
         client.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
         yield client
+
+
+@pytest.fixture
+def listing_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """How often the tenant listing is read (issue 24: at most once per command), counted
+    from here on: `load_all` (TenantStore.load_all calls), `list` (S3 ListObjectsV2 calls on
+    the tenants' prefix) and `check_writable` (TenantStore.check_writable calls)."""
+    counts: Counter[str] = Counter()
+    load_all, check_writable = TenantStore.load_all, TenantStore.check_writable
+    api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+
+    def counted_load_all(self: TenantStore) -> Any:
+        counts["load_all"] += 1
+        return load_all(self)
+
+    def counted_check(self: TenantStore, *args: Any) -> None:
+        counts["check_writable"] += 1
+        check_writable(self, *args)
+
+    def counted_call(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "ListObjectsV2" and str(params.get("Prefix", "")) == "tenants/":
+            counts["list"] += 1
+        return api_call(self, operation, params)
+
+    monkeypatch.setattr(TenantStore, "load_all", counted_load_all)
+    monkeypatch.setattr(TenantStore, "check_writable", counted_check)
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted_call)
+    yield counts
 
 
 def tenant_document(name: str, password: str = CANARY_PASSWORD, **overrides: Any) -> dict[str, Any]:

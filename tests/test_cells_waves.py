@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import boto3
 import pytest
 from mypy_boto3_s3 import S3Client
@@ -191,30 +193,26 @@ def test_migrate_a_cell_with_its_revision_and_report_per_cell(
 
 
 def test_release_reads_the_listing_once_per_cell_gate(
-    s3: S3Client, run: Invoke, moto_rollouts: None, monkeypatch: pytest.MonkeyPatch
+    s3: S3Client,
+    run: Invoke,
+    moto_rollouts: None,
+    monkeypatch: pytest.MonkeyPatch,
+    listing_reads: Counter[str],
 ) -> None:
     """Each cell's gate is one migration run (one listing read); the command adds none."""
-    from redmica_ops.tenants.store import TenantStore
     from tests.ecs_support import moto_ecs_spy
 
     env = moto_cells()
     for name, cell in (("t1", "a"), ("t2", "b")):
         add_tenant(run, env, name, "--cell", cell)
-    reads = []
-    load_all = TenantStore.load_all
-
-    def counted(self: TenantStore) -> object:
-        reads.append(1)
-        return load_all(self)
-
-    monkeypatch.setattr(TenantStore, "load_all", counted)
+    listing_reads.clear()
     with moto_ecs_spy(monkeypatch) as spy:
         result = run("release", "--image", "redmica:2", "--yes", "-O", "json", app=cells_app(env))
     assert result.exit_code == 0, result.output
     assert sorted(spy.launched) == ["t1", "t2"]
     cells = {c["cell"]: c for c in result.json()["cells"]}
     assert cells["c"]["migration"]["summary"] == "no tenants in the cell"
-    assert len(reads) == 3, "one read per cell gate (a, b and the empty c)"
+    assert listing_reads["load_all"] == 3, "one read per cell gate (a, b and the empty c)"
 
 
 def test_an_invalid_document_fails_its_home_cells_release_gate(

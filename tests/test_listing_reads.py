@@ -1,4 +1,4 @@
-"""Each command reads the tenant listing at most once (issue #24), and checks a document's
+"""Each command listing_reads the tenant listing at most once (issue #24), and checks a document's
 secret scope once per document it writes.
 
 Counted on moto in-process: `TenantStore.load_all` calls, S3 ListObjectsV2 calls on the tenants'
@@ -8,51 +8,23 @@ prefix, and `TenantStore.check_writable` calls, for one command at a time.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.client
 import pytest
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.lifecycle import provision
 from redmica_ops.lifecycle.steps import Step
-from redmica_ops.tenants.store import TenantStore
 from redmica_ops.workspace import BaseWorkspace
 from tests.cells_support import cells_app, moto_cells
 from tests.conftest import Invoke, tenant_add_flags, tenant_yaml
 
 
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
-    counts: Counter[str] = Counter()
-    load_all, check_writable = TenantStore.load_all, TenantStore.check_writable
-    api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
-
-    def counted_load_all(self: TenantStore) -> Any:
-        counts["load_all"] += 1
-        return load_all(self)
-
-    def counted_check(self: TenantStore, *args: Any) -> None:
-        counts["check_writable"] += 1
-        check_writable(self, *args)
-
-    def counted_call(self: Any, operation: str, params: dict[str, Any]) -> Any:
-        if operation == "ListObjectsV2" and str(params.get("Prefix", "")) == "tenants/":
-            counts["list"] += 1
-        return api_call(self, operation, params)
-
-    monkeypatch.setattr(TenantStore, "load_all", counted_load_all)
-    monkeypatch.setattr(TenantStore, "check_writable", counted_check)
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counted_call)
-    yield counts
-
-
-def counted(reads: Counter[str], result: Any) -> dict[str, int]:
+def counted(listing_reads: Counter[str], result: Any) -> dict[str, int]:
     assert result.exit_code == 0, result.output
-    found = {k: reads[k] for k in ("load_all", "list", "check_writable")}
-    reads.clear()
+    found = {k: listing_reads[k] for k in ("load_all", "list", "check_writable")}
+    listing_reads.clear()
     return found
 
 
@@ -60,51 +32,58 @@ ONCE = {"load_all": 1, "list": 1, "check_writable": 1}
 
 
 def test_tenant_add_update_remove_list_read_the_listing_once(
-    s3: S3Client, run: Invoke, reads: Counter[str]
+    s3: S3Client, run: Invoke, listing_reads: Counter[str]
 ) -> None:
     for name in ("t1", "t2"):
         run("tenant", "add", name, "-f", "-", input=tenant_yaml(name))
-    reads.clear()
-    assert counted(reads, run("tenant", "add", "t3", "-f", "-", input=tenant_yaml("t3"))) == ONCE
+    listing_reads.clear()
+    assert (
+        counted(listing_reads, run("tenant", "add", "t3", "-f", "-", input=tenant_yaml("t3")))
+        == ONCE
+    )
     flags = run(*tenant_add_flags("t4"), "--generate-password")
-    assert counted(reads, flags) == ONCE
+    assert counted(listing_reads, flags) == ONCE
     changed = tenant_yaml("t3", property__limit_ips=["10.0.0.0/8"])
     updated = run("tenant", "update", "t3", "-f", "-", input=changed)
     # The same password reference as the stored document, which was read as valid: the scope
     # rule passed on it then.
-    assert counted(reads, updated) == {"load_all": 1, "list": 1, "check_writable": 0}
-    assert counted(reads, run("tenant", "list")) == {"load_all": 1, "list": 1, "check_writable": 0}
+    assert counted(listing_reads, updated) == {"load_all": 1, "list": 1, "check_writable": 0}
+    assert counted(listing_reads, run("tenant", "list")) == {
+        "load_all": 1,
+        "list": 1,
+        "check_writable": 0,
+    }
     removed = run("tenant", "remove", "t4", "--yes")
-    assert counted(reads, removed) == {"load_all": 0, "list": 0, "check_writable": 0}
+    assert counted(listing_reads, removed) == {"load_all": 0, "list": 0, "check_writable": 0}
 
 
 def test_tenant_sync_reads_once_and_checks_each_written_document_once(
-    s3: S3Client, run: Invoke, reads: Counter[str], tmp_path: Path
+    s3: S3Client, run: Invoke, listing_reads: Counter[str], tmp_path: Path
 ) -> None:
     run("tenant", "add", "t1", "-f", "-", input=tenant_yaml("t1"))
     for name in ("t1", "t2", "t3"):
         (tmp_path / f"{name}.yaml").write_text(
             tenant_yaml(name, property__limit_ips=["10.0.0.0/8"])
         )
-    reads.clear()
+    listing_reads.clear()
     synced = run("tenant", "sync", str(tmp_path), "--apply", "--yes")
-    assert counted(reads, synced) == {"load_all": 1, "list": 1, "check_writable": 3}
+    assert counted(listing_reads, synced) == {"load_all": 1, "list": 1, "check_writable": 3}
 
 
 def test_tenant_add_with_cells_and_routing_reads_once(
-    s3: S3Client, run: Invoke, reads: Counter[str], moto_rollouts: None
+    s3: S3Client, run: Invoke, listing_reads: Counter[str], moto_rollouts: None
 ) -> None:
     env = moto_cells()
     for name in ("t1", "t2"):
         run("tenant", "add", name, "-f", "-", input=tenant_yaml(name), app=cells_app(env))
-    reads.clear()
+    listing_reads.clear()
     placed = run("tenant", "add", "t3", "-f", "-", input=tenant_yaml("t3"), app=cells_app(env))
-    assert counted(reads, placed) == ONCE
+    assert counted(listing_reads, placed) == ONCE
     chosen = run(
         "tenant", "add", "t4", "-f", "-", "--cell", "b", input=tenant_yaml("t4"),
         app=cells_app(env),
     )  # fmt: skip
-    assert counted(reads, chosen) == ONCE
+    assert counted(listing_reads, chosen) == ONCE
 
 
 class _Runner:
@@ -118,16 +97,16 @@ class _Runner:
 
 
 def test_tenant_add_provision_reads_once(
-    s3: S3Client, run: Invoke, reads: Counter[str], monkeypatch: pytest.MonkeyPatch
+    s3: S3Client, run: Invoke, listing_reads: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(BaseWorkspace, "runner", lambda self, kind: _Runner())
     monkeypatch.setattr(provision, "migrate_with", lambda ws, kind: lambda t, c: "run-1")
     run("tenant", "add", "t1", "-f", "-", input=tenant_yaml("t1"))
-    reads.clear()
+    listing_reads.clear()
     provisioned = run(
         "tenant", "add", "t2", "-f", "-", "--provision", "--executor", "local",
         input=tenant_yaml("t2"),
     )  # fmt: skip
     assert "provisioned tenant t2" in provisioned.stderr
     # Two writes (the document, then status: active), one listing, one scope check.
-    assert counted(reads, provisioned) == ONCE
+    assert counted(listing_reads, provisioned) == ONCE

@@ -7,6 +7,8 @@ that does not validate counts against the home cell's run (as it fails a run of 
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import yaml
 from mypy_boto3_s3 import S3Client
@@ -15,7 +17,6 @@ from redmica_ops.errors import UsageError
 from redmica_ops.runs import migrations
 from redmica_ops.runs.migrations import MigrationRequest, NothingToMigrate
 from redmica_ops.runs.record import Status
-from redmica_ops.tenants.store import Listing, TenantStore
 from redmica_ops.workspace import Workspace
 from tests.cells_support import add_tenant, cells_app, moto_cells
 from tests.conftest import BUCKET, Invoke, tenant_document
@@ -66,26 +67,23 @@ def test_a_cell_migrates_its_own_tenants_with_its_revision(
 
 
 def test_migrate_reads_the_listing_once_with_cells(
-    s3: S3Client, run: Invoke, moto_rollouts: None, monkeypatch: pytest.MonkeyPatch
+    s3: S3Client,
+    run: Invoke,
+    moto_rollouts: None,
+    monkeypatch: pytest.MonkeyPatch,
+    listing_reads: Counter[str],
 ) -> None:
     env = moto_cells()
     for name, cell in (("t1", "a"), ("t2", "b")):
         add_tenant(run, env, name, "--cell", cell)
-    reads = []
-    original = TenantStore.load_all
-
-    def counted(self: TenantStore) -> Listing:
-        reads.append(1)
-        return original(self)
-
-    monkeypatch.setattr(TenantStore, "load_all", counted)
+    listing_reads.clear()
     with moto_ecs_spy(monkeypatch):
         one = run("migrate", "--cell", "b", "-O", "json", app=cells_app(env))
         assert one.exit_code == 0, one.output
-        assert len(reads) == 1
+        assert listing_reads["load_all"] == 1
         every = run("migrate", "--all", "-O", "json", app=cells_app(env))
         assert every.exit_code == 0, every.output
     # The per-cell counts come from the listing the run read.
     assert every.json()["cells"] == {"a": {"succeeded": 1}, "b": {"succeeded": 1}}
     assert one.json()["cells"] == {"b": {"succeeded": 1}}
-    assert len(reads) == 2
+    assert listing_reads["load_all"] == 2
