@@ -1,8 +1,12 @@
-"""The shape of the code: who may import whom (issue 11). Read from the source, not run."""
+"""The shape of the code: who may import whom (issue 11), how big the command line may grow,
+how long a function may be, which imports may wait until a function runs, where things are
+built (issue 24). Read from the source, not run."""
 
 from __future__ import annotations
 
 import ast
+import io
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -307,11 +311,8 @@ def test_one_construction_place() -> None:
 
 
 # -- the fleet is always cells (issue 24): no cell branch in the CLI ------------------------------
-# Where the command line declares --cell and shows the settings; and the files whose cell
-# branches move into the library with a package still in flight (WP3: tenant add/remove and
-# the lifecycle's unroute): remove each when it lands.
+# Where the command line declares --cell and shows the settings.
 CELL_NAMES_ALLOWED = {"options.py", "config.py"}
-CELL_NAMES_PENDING = {"tenant/add.py", "tenant/change.py", "tenant/lifecycle.py"}
 
 
 def cell_branch_names(path: Path) -> list[str]:
@@ -338,7 +339,7 @@ def test_cli_has_no_cell_branches() -> None:
     offenders = {}
     for path in sorted(cli.rglob("*.py")):
         name = path.relative_to(cli).as_posix()
-        if name in CELL_NAMES_ALLOWED | CELL_NAMES_PENDING:
+        if name in CELL_NAMES_ALLOWED:
             continue
         if found := cell_branch_names(path):
             offenders[name] = found
@@ -351,3 +352,210 @@ def test_serve_and_render_share_one_plan() -> None:
         source = (PACKAGE / "cli" / command).read_text(encoding="utf-8")
         assert "plan_vhosts(" in source, command
         assert "select(" not in source and "render_vhosts(" not in source, command
+
+
+# -- size: the command line parses and renders; functions do one job (issue 24) -------------------
+def _docstring_lines(tree: ast.AST) -> set[int]:
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        kinds = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+        if isinstance(node, kinds) and (docstring := _docstring(node)) is not None:
+            lines.update(range(docstring.lineno, (docstring.end_lineno or 0) + 1))
+    return lines
+
+
+def _docstring(
+    node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef,
+) -> ast.Expr | None:
+    first = node.body[0] if node.body else None
+    if (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    ):
+        return first
+    return None
+
+
+def line_counts(path: Path) -> tuple[int, int]:
+    """(physical lines, code lines: neither blank, nor comment only, nor docstring)."""
+    text = path.read_text(encoding="utf-8")
+    skipped = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
+    code: set[int] = set()
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        if token.type not in (*skipped, tokenize.ENDMARKER):
+            code.update(range(token.start[0], token.end[0] + 1))
+    return text.count("\n"), len(code - _docstring_lines(ast.parse(text)))
+
+
+def test_cli_is_at_most_15_percent_of_the_code() -> None:
+    """The command line parses, calls one library function and renders: a growing cli/ is
+    logic in the wrong layer. Counted in code lines (the rule); physical lines for scale."""
+    totals = {"cli": [0, 0], "src": [0, 0]}
+    for path in PACKAGE.rglob("*.py"):
+        physical, code = line_counts(path)
+        for part in ("cli", "src") if path.is_relative_to(PACKAGE / "cli") else ("src",):
+            totals[part][0] += physical
+            totals[part][1] += code
+    code_share = totals["cli"][1] / totals["src"][1]
+    physical_share = totals["cli"][0] / totals["src"][0]
+    assert code_share <= 0.15, (
+        f"cli/ is {code_share:.1%} of src/'s code lines ({totals['cli'][1]} of "
+        f"{totals['src'][1]}; physical {physical_share:.1%}, {totals['cli'][0]} of "
+        f"{totals['src'][0]}): move the logic into a library verb"
+    )
+
+
+CLI_FUNCTION_LINES = 60
+FUNCTION_LINES = 100
+
+
+def function_lengths(path: Path) -> list[tuple[str, int, int]]:
+    """(qualified name, first line, lines from `def` to the end without the docstring)."""
+    found = []
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = (child.end_lineno or child.lineno) - child.lineno + 1
+                if (docstring := _docstring(child)) is not None:
+                    length -= (docstring.end_lineno or 0) - docstring.lineno + 1
+                found.append((f"{prefix}{child.name}", child.lineno, length))
+                visit(child, f"{prefix}{child.name}.")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, f"{prefix}{child.name}.")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "")
+    return found
+
+
+def test_no_long_functions() -> None:
+    """No function in cli/ over 60 lines, none in src/ over 100 (its docstring not counted):
+    a longer one does several jobs, and the next change to it touches all of them."""
+    offenders = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        limit = CLI_FUNCTION_LINES if path.is_relative_to(PACKAGE / "cli") else FUNCTION_LINES
+        offenders += [
+            f"{path.relative_to(PACKAGE)}:{line} {name}: {length} lines (limit {limit})"
+            for name, line, length in function_lengths(path)
+            if length > limit
+        ]
+    assert offenders == []
+
+
+# -- imports at the top, unless heavy (issue 24) --------------------------------------------------
+# Imported inside a function anywhere: what makes `redmica --help` or `tenant validate` slow
+# when imported at the top (each measured, docs/benchmarks.md), and the test tools.
+HEAVY = {
+    "boto3",
+    "botocore",
+    "pydantic",
+    "pydantic_core",
+    "yaml",
+    "rich",
+    "jinja2",
+    "click",
+    "moto",
+    "werkzeug",
+}
+# Anything else imported inside a function, with the reason (instructions counted with
+# valgrind; `redmica --help` is ~275 M, `tenant validate FILE` ~970 M): (file, module).
+KEPT_INSIDE = {
+    ("cli/app.py", "redmica_ops.cli.output"): "`redmica --help` renders no result (13.7 M)",
+    ("cli/app.py", "redmica_ops.settings.loading"): "`redmica --help` reads no settings (118 M)",
+    ("cli/app.py", "redmica_ops.cli.progress"): "only a command that acts needs it (102 M)",
+    ("cli/main.py", "redmica_ops.cli.output"): "`redmica --help` prints no error (13.7 M)",
+    ("cli/main.py", "traceback"): "only --debug prints a traceback (6 M)",
+    ("cli/options.py", "redmica_ops.cells.waves"): "`redmica --help` loads no library (265 M)",
+    ("cli/terminal.py", "getpass"): "on `redmica --help`'s path, which asks no secret (1.3 M)",
+    ("cli/tenant/files.py", "redmica_ops.container.templates"): "`tenant validate` (27.6 M)",
+    ("runs/results.py", "urllib.request"): "only in a task; every sub-command's --help (60 M)",
+    ("settings/loading.py", "tomllib"): "only with a config file; `tenant validate` (12 M)",
+    ("tenants/model.py", "difflib"): "only for a misspelt key; `tenant validate` (3 M)",
+}
+
+
+def _third_party_at_top(path: Path) -> set[str]:
+    """Top-level names of what `path` imports at module level (outside functions and
+    `if TYPE_CHECKING:`) from outside the package."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                for statement in child.orelse:
+                    visit(ast.Module([statement], []))
+            elif isinstance(child, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
+                names.add(child.module.split(".")[0])
+            else:
+                visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    return names - {"redmica_ops"}
+
+
+def heavy_modules() -> set[str]:
+    """The package's modules whose import (transitively, at module level) imports a HEAVY one."""
+    runtime = {m: import_edges(m, p)["runtime"] for m, p in MODULES.items()}
+    direct = {m: bool(_third_party_at_top(p) & HEAVY) for m, p in MODULES.items()}
+
+    def pulls(module: str) -> bool:
+        seen, todo = set(), [module]
+        while todo:
+            current = todo.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            if direct[current]:
+                return True
+            parts = current.split(".")  # importing a.b.c imports a and a.b first
+            todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+            todo += sorted(runtime[current])
+        return False
+
+    return {module for module in MODULES if pulls(module)}
+
+
+def function_level_imports(module: str, path: Path) -> list[tuple[int, str]]:
+    """(line, module) of each import inside a function: the package's modules by their full
+    name, other modules as written."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for child in ast.walk(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                own = _imported(module, path, child)
+                if own:
+                    found += [(child.lineno, name) for name in sorted(own)]
+                elif isinstance(child, ast.Import):
+                    found += [(child.lineno, alias.name) for alias in child.names]
+                elif child.module:
+                    found.append((child.lineno, child.module))
+    return sorted(set(found))
+
+
+def test_function_level_imports_are_the_heavy_ones() -> None:
+    """Imports sit at the top, where a reader looks for them and where a cycle shows; only
+    what would slow the start-up of `redmica --help` or `tenant validate` waits inside a
+    function: HEAVY, the package's modules that import it, and KEPT_INSIDE."""
+    heavy_own = heavy_modules()
+    offenders = []
+    kept = set()
+    for module, path in sorted(MODULES.items()):
+        relative = path.relative_to(PACKAGE).as_posix()
+        for line, name in function_level_imports(module, path):
+            if name.split(".")[0] in HEAVY or name in heavy_own:
+                continue
+            if (relative, name) in KEPT_INSIDE:
+                kept.add((relative, name))
+                continue
+            offenders.append(f"{relative}:{line} {name}")
+    assert offenders == [], "import these at the top (or measure and add to KEPT_INSIDE)"
+    assert kept == set(KEPT_INSIDE), "KEPT_INSIDE names an import that is no longer inside"
