@@ -44,8 +44,8 @@ from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.sql import Connection, ident, literal, scram_verifier
 from redmica_ops.lifecycle.steps import EcsRunner, LocalRunner, Step
 from redmica_ops.lifecycle.suspend import ResumeRequest, SuspendRequest, resume, suspend
-from redmica_ops.runs.migrations import select_tenants
 from redmica_ops.runs.pacing import FakeClock
+from redmica_ops.runs.selection import select_tenants
 from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.incarnations import Incarnations
 from redmica_ops.tenants.model import Entry, parse_tenant

@@ -15,8 +15,9 @@ from mypy_boto3_s3 import S3Client
 
 from redmica_ops.errors import UsageError
 from redmica_ops.runs import migrations
-from redmica_ops.runs.migrations import MigrationRequest, NothingToMigrate
+from redmica_ops.runs.migrations import MigrationRequest
 from redmica_ops.runs.record import Status
+from redmica_ops.runs.selection import NothingToMigrate
 from redmica_ops.workspace import Workspace
 from tests.cells_support import add_tenant, cells_app, moto_cells
 from tests.conftest import BUCKET, Invoke, tenant_document

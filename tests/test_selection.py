@@ -6,7 +6,7 @@ import dataclasses
 from typing import Any
 
 from redmica_ops.errors import Problem
-from redmica_ops.runs.migrations import select_tenants
+from redmica_ops.runs.selection import select_tenants
 from redmica_ops.tenants.model import parse_tenant_bytes
 from redmica_ops.tenants.selection import Reason, Use, classify, select
 from redmica_ops.tenants.store import InvalidDocument, Listing, StoredTenant

@@ -160,21 +160,6 @@ class Fleet:
             )
         return next(iter(revisions.values()))[0]
 
-    def register(self, cell: Cell, container: str | None, image: str) -> tuple[str, str]:
-        """(the cell's current revision, a new one differing only in `container`'s image)."""
-        name = container or self.settings.container
-        if not name:
-            raise UsageError("which container gets the image? give --container or set container")
-        deployer = self.deployer(cell)
-        current = self.revision(cell)
-        new_arn, _ = deployer.register_with_image(current, name, image)
-        deployer.progress(f"registered {revision_name(new_arn)} ({name} -> {image})")
-        return current, new_arn
-
-    def previous_revision(self, cell: Cell, current: str, to: str | None) -> str:
-        deployer = self.deployer(cell)
-        return deployer.resolve_revision(current, to) if to else deployer.previous_revision(current)
-
     def roll(
         self,
         cell: Cell,

@@ -23,6 +23,8 @@ from redmica_ops.cells.waves import (
 )
 from redmica_ops.deploy.rollout import MIGRATION_NOTE, register_image, roll_out
 from redmica_ops.runs import migrations
+from redmica_ops.runs.report import exit_code_for
+from redmica_ops.runs.selection import NothingToMigrate
 
 if TYPE_CHECKING:
     from redmica_ops.deploy.model import RolloutReport
@@ -56,7 +58,7 @@ class ReleaseOutcome:
 
     @property
     def exit_code(self) -> int:
-        gate = migrations.exit_code_for(self.migration)
+        gate = exit_code_for(self.migration)
         if gate or self.report is None:
             return gate or 1
         return 0 if self.report.ok else 1
@@ -75,11 +77,11 @@ def gate(request: ReleaseRequest, one: CellRun, ws: Workspace) -> MigrationGate:
     )
     try:
         outcome = migrations.run(migration, ws)
-    except migrations.NothingToMigrate:
+    except NothingToMigrate:
         return MigrationGate(True, None, "no tenants in the cell")
     record = outcome.record
     assert record is not None  # not a dry run
-    code = migrations.exit_code_for(record)
+    code = exit_code_for(record)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(record.summary().items()))
     return MigrationGate(
         code == 0,

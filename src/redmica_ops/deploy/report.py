@@ -13,8 +13,7 @@ from typing import TYPE_CHECKING
 from redmica_ops.deploy.model import revision_name
 from redmica_ops.deploy.release import ReleaseOutcome
 from redmica_ops.report import Line, Part, Report, Table, info, plain_json, success, text
-from redmica_ops.runs.migrations import report_document
-from redmica_ops.runs.report import run_body
+from redmica_ops.runs.report import report_document, run_body
 
 if TYPE_CHECKING:
     from redmica_ops.cells.status import FleetStatus, ServiceStatus

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from redmica_ops.deploy.gateway import ServiceGateway
 from redmica_ops.deploy.model import (
@@ -301,22 +301,6 @@ def roll_out(
 
 
 # -- what the verbs share --------------------------------------------------------------------------
-class _ServiceDeployers(Protocol):
-    def service_deployer(self) -> ServiceDeployer: ...
-
-
-class _WithFleet(Protocol):
-    """A workspace as far as the single-service verbs need it (its fleet, `cells/fleet.py`,
-    builds the deployer; named by shape here, since the fleet imports this module)."""
-
-    def fleet(self) -> _ServiceDeployers: ...
-
-
-def deployer_for(ws: _WithFleet) -> ServiceDeployer:
-    """The deployer of the configured service; a usage error names any missing setting."""
-    return ws.fleet().service_deployer()
-
-
 def register_image(
     settings: Settings, d: ServiceDeployer, container: str | None, image: str
 ) -> tuple[str, str]:
@@ -338,7 +322,6 @@ __all__ = [
     "MIGRATION_NOTE",
     "DeploymentView",
     "ServiceDeployer",
-    "deployer_for",
     "register_image",
     "roll_out",
     "timeout_or_default",

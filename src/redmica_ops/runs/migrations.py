@@ -17,7 +17,7 @@ from redmica_ops.errors import OperationFailed, RedmicaError, UsageError
 from redmica_ops.runs.collect import note_local_fingerprint, skip_current
 from redmica_ops.runs.executors.ecs import check_overrides
 from redmica_ops.runs.fanout import FanOut, FanOutOptions, describe_failure
-from redmica_ops.runs.options import fanout_options
+from redmica_ops.runs.options import fanout_options, parse_command
 from redmica_ops.runs.record import (
     RunOptions,
     RunRecord,
@@ -27,16 +27,15 @@ from redmica_ops.runs.record import (
     new_run_id,
     prepare_resume,
 )
-from redmica_ops.runs.report import MigrationPlan, plan, plan_report, run_report
-from redmica_ops.runs.selection import Selection, counts_by_cell, new_record, only_failed
+from redmica_ops.runs.report import MigrationPlan, exit_code_for, plan, plan_report, run_report
+from redmica_ops.runs.selection import (
+    Selection,
+    counts_by_cell,
+    new_record,
+    only_failed,
+    select_tenants,
+)
 from redmica_ops.tenants.selection import CellScope
-
-# Importers in flight elsewhere (issue 24's phase 2) still name these here.
-from redmica_ops.runs.options import parse_command as parse_command  # isort: skip
-from redmica_ops.runs.report import exit_code_for as exit_code_for  # isort: skip
-from redmica_ops.runs.report import report_document as report_document  # isort: skip
-from redmica_ops.runs.selection import NothingToMigrate as NothingToMigrate  # isort: skip
-from redmica_ops.runs.selection import select_tenants as select_tenants  # isort: skip
 
 if TYPE_CHECKING:
     from redmica_ops.report import Report
