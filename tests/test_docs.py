@@ -147,6 +147,28 @@ def test_architecture_names_every_folder_and_module_of_the_package() -> None:
     assert missing == [], f"docs/architecture.md does not mention {missing}"
 
 
+# The worked example's files: what a new command would add (they must not exist yet).
+ARCHITECTURE_EXAMPLE = {"tenants/rename.py", "cli/tenant/rename.py"}
+
+
+def test_every_path_architecture_names_exists() -> None:
+    """A path on the map (`cli/tenant/add.py`, `tests/test_layering.py`, `docs/cells.md`, or a
+    module named bare in the folder list) is a file of the package or of the repository."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    package = ROOT / "src" / "redmica_ops"
+    files = {p.name for folder in (package, ROOT / "bench") for p in folder.rglob("*.py")}
+    missing = []
+    for path in sorted(set(re.findall(r"(?<![\w./-])((?:[\w-]+/)*[\w-]+\.(?:py|md))\b", text))):
+        if path in ARCHITECTURE_EXAMPLE:
+            assert not (package / path).exists(), f"{path} exists: pick another example"
+        elif "/" in path:
+            if not ((package / path).exists() or (ROOT / path).exists()):
+                missing.append(path)
+        elif path not in files and not (ROOT / "docs" / path).exists():
+            missing.append(path)
+    assert missing == [], f"docs/architecture.md names paths that do not exist: {missing}"
+
+
 # -- docs that agree with the code ---------------------------------------------------------------
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 
@@ -161,7 +183,7 @@ def test_docs_name_only_commands_that_exist_and_none_as_future(doc: Path) -> Non
     for phrase in ("a later issue", "in a later release", "not yet implemented", "coming soon"):
         assert phrase not in text, f"{doc.name} says {phrase!r}"
     # architecture.md's worked example of adding a command names one that does not exist yet.
-    known = _command_paths() | ({"tenant suspend"} if doc.name == "architecture.md" else set())
+    known = _command_paths() | ({"tenant rename"} if doc.name == "architecture.md" else set())
     for match in re.finditer(r"`redmica ((?:[a-z][a-z-]*)(?: [a-z][a-z-]*)?)", text):
         words = match.group(1).split()
         assert words[0] in known or " ".join(words) in known, f"{doc.name}: `redmica {match[1]}`"
