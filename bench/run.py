@@ -358,8 +358,25 @@ def verdict(ok: bool, miss: str = "") -> str:
 
 
 def report(results: dict[str, Any]) -> str:
+    lines = targets_report(results)
+    lines += fanout_report(results["fanout"], results["baseline"])
+    lines += rendering_report(results["rendering"])
+    lines += startup_report(results["startup"])
+    rss = results["rss_mb"]
+    lines += [
+        "",
+        "## 4. Memory",
+        "",
+        f"Peak RSS of a process running the fan-out of 5,000 tenants: {rss:.0f} MB.",
+        "",
+    ]
+    lines += billing_report(results["billing"])
+    return "\n".join(lines)
+
+
+def targets_report(results: dict[str, Any]) -> list[str]:
+    """The page's title and the table of targets, each with its verdict."""
     f800, f5000 = results["fanout"][800], results["fanout"][5000]
-    base800, base5000 = results["baseline"][800], results["baseline"][5000]
     render = results["rendering"]
     start = results["startup"]
     rss = results["rss_mb"]
@@ -418,6 +435,14 @@ def report(results: dict[str, Any]) -> str:
         f"| peak RSS of the fan-out at N=5,000 <= 150 MB | {rss:.0f} MB | "
         f"{verdict(rss <= 150, rss_miss)} |"
     )
+    return lines
+
+
+def fanout_report(fanout: dict[int, Any], baseline: dict[int, Any]) -> list[str]:
+    """Section 1: the fan-out against the simulated control plane, and the baseline."""
+    f800, f5000 = fanout[800], fanout[5000]
+    base800, base5000 = baseline[800], baseline[5000]
+    lines: list[str] = []
     lines += [
         "",
         "## 1. Fan-out (`migrate --all`, ECS executor) against a simulated control plane",
@@ -454,6 +479,12 @@ def report(results: dict[str, Any]) -> str:
     ]
     for b in (base800, base5000):
         lines.append(f"| {b['n']} | {b['launch_s']:.0f} s | {b['calls']} | {b['lost']} | none |")
+    return lines
+
+
+def rendering_report(render: dict[str, Any]) -> list[str]:
+    """Section 2: vhost rendering at container start."""
+    lines: list[str] = []
     lines += [
         "",
         "## 2. Vhost rendering at container start",
@@ -469,6 +500,12 @@ def report(results: dict[str, Any]) -> str:
         lines.append(
             f"| {label} | {r['fetch_s']:.2f} s | {r['render_s']:.3f} s | {r['total_s']:.2f} s |"
         )
+    return lines
+
+
+def startup_report(start: dict[str, Any]) -> list[str]:
+    """Section 3: start-up of the installed executable."""
+    lines: list[str] = []
     lines += [
         "",
         f"## 3. Start-up (whole process, median of {STARTUP_RUNS} runs after a warm-up run)",
@@ -502,15 +539,7 @@ def report(results: dict[str, Any]) -> str:
             "module is loaded (tests check both). A loaded machine (see the load average "
             "above) inflates every figure of this section alike.",
         ]
-    lines += [
-        "",
-        "## 4. Memory",
-        "",
-        f"Peak RSS of a process running the fan-out of 5,000 tenants: {rss:.0f} MB.",
-        "",
-    ]
-    lines += billing_report(results["billing"])
-    return "\n".join(lines)
+    return lines
 
 
 BILLING_KS = (1, 2, 5, 10, 25)

@@ -451,6 +451,142 @@ def failing_tenant_output_tail(run: Run, pg: Postgres) -> None:
         redmica(run, "tenant", "remove", "zeta", "--yes")
 
 
+def use_sandbox(run: Run, env_file: Path, master: str) -> None:
+    """Once the sandbox wrote its env file: its endpoint and credentials, and this run's
+    settings, in the environment every `redmica` call gets."""
+    wait_for(env_file.exists, "the sandbox")
+    for line in env_file.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        run.env[key] = value
+    run.env.update(
+        {
+            "REDMICA_DOMAIN": DOMAIN,
+            "REDMICA_LOCAL_WORKDIR": str(REDMINE),
+            "REDMICA_LOCAL_USER": "www-data",
+            "REDMICA_LOCAL_ENV": (
+                "RAILS_ENV=production,REDMINE_LANG=en,SCHEMA=/dev/null,"
+                f"REDMICA_ATTACHMENTS_ROOT={FILES_ROOT}"
+            ),
+            "REDMICA_LOCAL_LOG_DIR": str(run.work / "migrations"),
+            "REDMICA_POLL_INTERVAL": "1",
+            # Each tenant's processes and migrations get a key derived from it.
+            "SECRET_KEY_BASE": master,
+        }
+    )
+
+
+def warm_unknown_host_and_limit_ips(
+    run: Run, port: int, open_tenants: list[str]
+) -> dict[str, TenantMemory]:
+    """Warm requests stay isolated; an unknown host is 404; limit_ips refuses 127.0.0.1."""
+    with run.step("HTTP, warm; unknown host; limit_ips", "apache"):
+        check_isolation(port, open_tenants, [*open_tenants, "delta"], concurrency=6)
+        status, body = get(port, f"nobody.{DOMAIN}")
+        if status != 404 or title_of(body):
+            raise RuntimeError(f"unknown host: status {status}, title {title_of(body)!r}")
+        status, body = get(port, f"delta.{DOMAIN}")
+        if status != 403 or title_of(body):
+            raise RuntimeError(f"delta (10.0.0.0/8 only): status {status}")
+        print("   unknown host: 404; delta from 127.0.0.1: 403")
+        memory = memory_per_tenant(set(open_tenants))
+        if sorted(memory) != open_tenants:
+            raise RuntimeError(f"processes found for {sorted(memory)}, not {open_tenants}")
+    return memory
+
+
+def redmine_side(run: Run, port: int, open_tenants: list[str], master: str) -> None:
+    """What Redmine itself sees: its own key, a scrubbed Rack env, its own cache and logs."""
+    with run.step(
+        "Redmine's side: own secret_key_base, Rack env scrubbed, own cache, logs, s3.yml",
+        "apache",
+    ):
+        versions = check_contract(port, open_tenants, master, bucket_incarnations(run))
+        print(
+            f"   Redmine {versions['redmine']}, Rails {versions['rails']}, Ruby"
+            f" {versions['ruby']}: the shipped initializer and additional_environment.rb hold"
+        )
+        own, foreign = check_session_keys(port, "alpha", "beta")
+        print(f"   alpha's session cookie: {own} at alpha, {foreign} at beta (key differs)")
+
+
+def add_while_running(
+    run: Run, pg: Postgres, apache: LiveApache, site: Path, port: int, open_tenants: list[str]
+) -> None:
+    """A tenant added to a running Apache comes up after a graceful restart."""
+    with run.step("add a tenant while running: tenant add, migrate, re-render, graceful", "apache"):
+        add_tenant(run, pg, "epsilon")
+        migrate(run, "epsilon")
+        mark_tenant(pg, "epsilon")
+        render_vhosts(run, port, site)
+        apache.graceful()
+        wait_for(
+            lambda: title_of(get(port, f"epsilon.{DOMAIN}")[1]) == "epsilon",
+            "epsilon to come up",
+            timeout=120,
+        )
+        check_isolation(
+            port, [*open_tenants, "epsilon"], [*open_tenants, "delta", "epsilon"], concurrency=4
+        )
+
+
+def remove_while_running(run: Run, apache: LiveApache, site: Path, port: int) -> None:
+    """A removed tenant is gone after a graceful restart; the others still isolated."""
+    with run.step("remove a tenant: tenant remove, re-render, graceful", "apache"):
+        redmica(run, "tenant", "remove", "beta", "--yes")
+        render_vhosts(run, port, site)
+        apache.graceful()
+        wait_for(lambda: get(port, f"beta.{DOMAIN}")[0] == 404, "beta to be gone")
+        check_isolation(
+            port,
+            ["alpha", "gamma", "epsilon"],
+            ["alpha", "gamma", "epsilon", "delta", "beta"],
+            concurrency=3,
+        )
+
+
+def tenants_added_and_migrated(
+    run: Run, pg: Postgres, restore: contextlib.ExitStack, backup: Path, open_tenants: list[str]
+) -> dict[str, tuple[str, str]]:
+    """Four tenants added, Redmine's config installed (put back by `restore`), every tenant
+    migrated and marked; when each migration ran."""
+    with run.step("add tenants with `redmica tenant add` (one limited to 10.0.0.0/8)"):
+        for name in open_tenants:
+            add_tenant(run, pg, name)
+        add_tenant(run, pg, "delta", limit="10.0.0.0/8")
+
+    with run.step("install the Redmine config from `redmica render redmine-config`"):
+        rendered = run.work / "redmine-config"
+        redmica(run, "render", "redmine-config", "-o", str(rendered), "--mkdir")
+        probe = {"initializers/zz_e2e_probe.rb": PROBE}
+        restore.enter_context(redmine_config_installed(rendered, backup, extra=probe))
+
+    with run.step("migrate every tenant with `redmica migrate --all --executor local`"):
+        report = migrate(run)
+        per_tenant = {t["tenant"]: (t["started_at"], t["stopped_at"]) for t in report["tenants"]}
+        print(f"   {report['summary']}")
+
+    with run.step("give each tenant a title and a public project in its own database"):
+        for name in [*open_tenants, "delta"]:
+            mark_tenant(pg, name)
+    return per_tenant
+
+
+def print_summary(
+    run: Run, per_tenant: dict[str, tuple[str, str]], memory: dict[str, TenantMemory]
+) -> None:
+    """Each step's time, each migration's, and each warm tenant's memory."""
+    print("\n== timings")
+    for name, seconds in run.timings.items():
+        print(f"   {seconds:7.1f}s  {name}")
+    for name, (start, stop) in sorted(per_tenant.items()):
+        print(f"   migration {name}: {start} -> {stop}")
+    print(
+        "== memory per warm tenant (its own processes, found by RAILS_DB in /proc/PID/environ;"
+        " PSS and RSS from /proc/PID/smaps_rollup)"
+    )
+    print_memory(memory)
+
+
 # -- the run --------------------------------------------------------------------------------------
 def main() -> int:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
@@ -488,47 +624,9 @@ def main() -> int:
                 stderr=run.logs["sandbox"].open("wb"),
                 start_new_session=True,
             )
-            wait_for(env_file.exists, "the sandbox")
-            for line in env_file.read_text().splitlines():
-                key, _, value = line.removeprefix("export ").partition("=")
-                run.env[key] = value
-            run.env.update(
-                {
-                    "REDMICA_DOMAIN": DOMAIN,
-                    "REDMICA_LOCAL_WORKDIR": str(REDMINE),
-                    "REDMICA_LOCAL_USER": "www-data",
-                    "REDMICA_LOCAL_ENV": (
-                        "RAILS_ENV=production,REDMINE_LANG=en,SCHEMA=/dev/null,"
-                        f"REDMICA_ATTACHMENTS_ROOT={FILES_ROOT}"
-                    ),
-                    "REDMICA_LOCAL_LOG_DIR": str(work / "migrations"),
-                    "REDMICA_POLL_INTERVAL": "1",
-                    # Each tenant's processes and migrations get a key derived from it.
-                    "SECRET_KEY_BASE": master,
-                }
-            )
+            use_sandbox(run, env_file, master)
 
-        with run.step("add tenants with `redmica tenant add` (one limited to 10.0.0.0/8)"):
-            for name in open_tenants:
-                add_tenant(run, pg, name)
-            add_tenant(run, pg, "delta", limit="10.0.0.0/8")
-
-        with run.step("install the Redmine config from `redmica render redmine-config`"):
-            rendered = work / "redmine-config"
-            redmica(run, "render", "redmine-config", "-o", str(rendered), "--mkdir")
-            probe = {"initializers/zz_e2e_probe.rb": PROBE}
-            restore.enter_context(redmine_config_installed(rendered, backup, extra=probe))
-
-        with run.step("migrate every tenant with `redmica migrate --all --executor local`"):
-            report = migrate(run)
-            per_tenant = {
-                t["tenant"]: (t["started_at"], t["stopped_at"]) for t in report["tenants"]
-            }
-            print(f"   {report['summary']}")
-
-        with run.step("give each tenant a title and a public project in its own database"):
-            for name in [*open_tenants, "delta"]:
-                mark_tenant(pg, name)
+        per_tenant = tenants_added_and_migrated(run, pg, restore, backup, open_tenants)
 
         site = work / "site.conf"
         port = free_port()
@@ -551,74 +649,19 @@ def main() -> int:
             for name, took in sorted(first.items()):
                 print(f"   first request {name}: {took:.1f}s")
 
-        with run.step("HTTP, warm; unknown host; limit_ips", "apache"):
-            check_isolation(port, open_tenants, [*open_tenants, "delta"], concurrency=6)
-            status, body = get(port, f"nobody.{DOMAIN}")
-            if status != 404 or title_of(body):
-                raise RuntimeError(f"unknown host: status {status}, title {title_of(body)!r}")
-            status, body = get(port, f"delta.{DOMAIN}")
-            if status != 403 or title_of(body):
-                raise RuntimeError(f"delta (10.0.0.0/8 only): status {status}")
-            print("   unknown host: 404; delta from 127.0.0.1: 403")
-            memory = memory_per_tenant(set(open_tenants))
-            if sorted(memory) != open_tenants:
-                raise RuntimeError(f"processes found for {sorted(memory)}, not {open_tenants}")
+        memory = warm_unknown_host_and_limit_ips(run, port, open_tenants)
 
-        with run.step(
-            "Redmine's side: own secret_key_base, Rack env scrubbed, own cache, logs, s3.yml",
-            "apache",
-        ):
-            versions = check_contract(port, open_tenants, master, bucket_incarnations(run))
-            print(
-                f"   Redmine {versions['redmine']}, Rails {versions['rails']}, Ruby"
-                f" {versions['ruby']}: the shipped initializer and additional_environment.rb hold"
-            )
-            own, foreign = check_session_keys(port, "alpha", "beta")
-            print(f"   alpha's session cookie: {own} at alpha, {foreign} at beta (key differs)")
+        redmine_side(run, port, open_tenants, master)
 
         control_without_app_groups(run, apache, install, site, port, open_tenants)
 
-        with run.step(
-            "add a tenant while running: tenant add, migrate, re-render, graceful", "apache"
-        ):
-            add_tenant(run, pg, "epsilon")
-            migrate(run, "epsilon")
-            mark_tenant(pg, "epsilon")
-            render_vhosts(run, port, site)
-            apache.graceful()
-            wait_for(
-                lambda: title_of(get(port, f"epsilon.{DOMAIN}")[1]) == "epsilon",
-                "epsilon to come up",
-                timeout=120,
-            )
-            check_isolation(
-                port, [*open_tenants, "epsilon"], [*open_tenants, "delta", "epsilon"], concurrency=4
-            )
+        add_while_running(run, pg, apache, site, port, open_tenants)
 
         failing_tenant_output_tail(run, pg)
 
-        with run.step("remove a tenant: tenant remove, re-render, graceful", "apache"):
-            redmica(run, "tenant", "remove", "beta", "--yes")
-            render_vhosts(run, port, site)
-            apache.graceful()
-            wait_for(lambda: get(port, f"beta.{DOMAIN}")[0] == 404, "beta to be gone")
-            check_isolation(
-                port,
-                ["alpha", "gamma", "epsilon"],
-                ["alpha", "gamma", "epsilon", "delta", "beta"],
-                concurrency=3,
-            )
+        remove_while_running(run, apache, site, port)
 
-        print("\n== timings")
-        for name, seconds in run.timings.items():
-            print(f"   {seconds:7.1f}s  {name}")
-        for name, (start, stop) in sorted(per_tenant.items()):
-            print(f"   migration {name}: {start} -> {stop}")
-        print(
-            "== memory per warm tenant (its own processes, found by RAILS_DB in /proc/PID/environ;"
-            " PSS and RSS from /proc/PID/smaps_rollup)"
-        )
-        print_memory(memory)
+        print_summary(run, per_tenant, memory)
         print("\ne2e: 1 passed, 0 failed")
         return 0
     except StepFailed:
