@@ -110,3 +110,40 @@ def test_tenant_add_provision_reads_once(
     assert "provisioned tenant t2" in provisioned.stderr
     # Two writes (the document, then status: active), one listing, one scope check.
     assert counted(listing_reads, provisioned) == ONCE
+
+
+READ_ONCE = {"load_all": 1, "list": 1, "check_writable": 0}
+
+
+def test_readers_read_the_listing_once(
+    s3: S3Client, run: Invoke, listing_reads: Counter[str], tmp_path: Path
+) -> None:
+    """render vhosts, migrate, entrypoint serve and doctor: one read each, nothing checked for
+    writing (none of them writes a document)."""
+    for name in ("t1", "t2"):
+        run("tenant", "add", name, "-f", "-", input=tenant_yaml(name))
+    listing_reads.clear()
+    rendered = run("--domain", "example.com", "render", "vhosts", "--redacted")
+    assert counted(listing_reads, rendered) == READ_ONCE
+    planned = run("migrate", "--all", "--dry-run", "--executor", "local")
+    assert counted(listing_reads, planned) == READ_ONCE
+    app = cells_app({"REDMICA_DOMAIN": "example.com", "REDMICA_VHOSTS_FILE": str(tmp_path / "v")})
+    assert counted(listing_reads, run("entrypoint", "serve", "--no-check", app=app)) == READ_ONCE
+    doctor = run("doctor")  # exit 1 here (no cluster, no service): its findings are not the point
+    assert doctor.exit_code in (0, 1), doctor.output
+    assert listing_reads["load_all"] == 1
+
+
+def test_readers_with_cells_read_the_listing_once(
+    s3: S3Client, run: Invoke, listing_reads: Counter[str], moto_rollouts: None
+) -> None:
+    env = moto_cells()
+    for name, cell in (("t1", "a"), ("t2", "b")):
+        run(
+            "tenant", "add", name, "-f", "-", "--cell", cell, input=tenant_yaml(name),
+            app=cells_app(env),
+        )  # fmt: skip
+    listing_reads.clear()
+    for args in (["migrate", "--cell", "a", "--dry-run"], ["migrate", "--all", "--dry-run"]):
+        assert counted(listing_reads, run(*args, app=cells_app(env))) == READ_ONCE, args
+    assert counted(listing_reads, run("cells", "list", app=cells_app(env))) == READ_ONCE
