@@ -43,7 +43,6 @@ class DatabaseAccess:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DatabaseAccess:
-
         others = (split_endpoint(value) for value in settings.db_admin_hosts)
         return cls(
             settings.db_host,
