@@ -80,13 +80,16 @@ GAPS: tuple[Gap, ...] = (
         "AWS::S3::Bucket properties",
         "versioning, public access block and lifecycle rules are dropped",
         "configures them",
+        "patched: stand_ins() applies versioning and the public access block (`redmica "
+        "doctor` checks both); lifecycle rules stay dropped, checked by "
         "tests/test_cloudformation.py::test_bucket_is_private_versioned_and_encrypted",
     ),
     Gap(
         "AWS::ECS::TaskDefinition and Service properties",
         "task definitions lose network mode, cpu, compatibilities, roles and ephemeral "
         "storage; services lose launch type, network configuration, load balancers and "
-        "the circuit breaker",
+        "the circuit breaker (stand_ins() gives services back the first three: `redmica "
+        "doctor` routes a cell's tenants to its service's load balancer)",
         "kept on the revision ECS registers and the service it updates",
         "tests/test_stacks.py::test_the_admin_task_definition_carries_its_role_and_environment",
     ),
@@ -372,7 +375,8 @@ def stand_ins() -> Iterator[None]:
     """moto's CloudFormation with the stand-ins above (their types map to them), and lists
     without the items an `Fn::If` removed (AWS::NoValue), as on AWS."""
     from moto.cloudformation import parsing
-    from moto.ecs.models import TaskDefinition
+    from moto.ecs.models import Service, TaskDefinition
+    from moto.s3.models import FakeBucket
 
     original = parsing.get_model_map
     original_clean = parsing.clean_json
@@ -389,15 +393,89 @@ def stand_ins() -> Iterator[None]:
 
     parsing.get_model_map = model_map  # type: ignore[assignment]
     parsing.clean_json = clean_json
-    original_update = TaskDefinition.__dict__["update_from_cloudformation_json"]
-    replace: Any = classmethod(_replace_task_definition)
-    TaskDefinition.update_from_cloudformation_json = replace  # type: ignore[method-assign]
+    patched: list[tuple[Any, str, Any]] = [
+        (TaskDefinition, "update_from_cloudformation_json", classmethod(_replace_task_definition)),
+        (FakeBucket, "create_from_cloudformation_json", classmethod(_bucket_as_configured)),
+        (Service, "create_from_cloudformation_json", classmethod(_service_as_configured)),
+    ]
+    originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in patched]
+    _ORIGINAL_CREATE.update({owner: value.__func__ for owner, name, value in originals})
+    for owner, name, value in patched:
+        setattr(owner, name, value)
     try:
         yield
     finally:
         parsing.get_model_map = original
         parsing.clean_json = original_clean
-        TaskDefinition.update_from_cloudformation_json = original_update  # type: ignore[method-assign]
+        for owner, name, value in originals:
+            setattr(owner, name, value)
+
+
+# The creation functions stand_ins() wraps, while it is active.
+_ORIGINAL_CREATE: dict[Any, Any] = {}
+
+
+def _bucket_as_configured(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """A bucket with the versioning and public access block its properties ask for (moto
+    keeps only encryption and tags)."""
+    from moto.s3.models import s3_backends
+
+    bucket = _ORIGINAL_CREATE[cls](
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    properties = cloudformation_json.get("Properties", {})
+    backend = s3_backends[account_id]["aws"]
+    versioning = properties.get("VersioningConfiguration", {}).get("Status")
+    if versioning:
+        backend.put_bucket_versioning(bucket.name, versioning)
+    block = properties.get("PublicAccessBlockConfiguration")
+    if block:
+        backend.put_public_access_block(
+            bucket.name, {k: str(v).lower() == "true" for k, v in block.items()}
+        )
+    return bucket
+
+
+def _service_as_configured(
+    cls: Any,
+    resource_name: str,
+    cloudformation_json: Any,
+    account_id: str,
+    region_name: str,
+    **kwargs: Any,
+) -> Any:
+    """A service with its launch type, network configuration and load balancers (moto keeps
+    only the cluster, the task definition and the count)."""
+    service = _ORIGINAL_CREATE[cls](
+        cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
+    )
+    properties = cloudformation_json["Properties"]
+    service.launch_type = properties.get("LaunchType")
+    service.load_balancers = [
+        {
+            "targetGroupArn": balancer.get("TargetGroupArn"),
+            "containerName": balancer.get("ContainerName"),
+            "containerPort": int(balancer.get("ContainerPort", 0)),
+        }
+        for balancer in properties.get("LoadBalancers", [])
+    ]
+    network = properties.get("NetworkConfiguration", {}).get("AwsvpcConfiguration")
+    if network:
+        service.network_configuration = {
+            "awsvpcConfiguration": {
+                "subnets": list(network.get("Subnets", [])),
+                "securityGroups": list(network.get("SecurityGroups", [])),
+                "assignPublicIp": network.get("AssignPublicIp", "DISABLED"),
+            }
+        }
+    return service
 
 
 def _replace_task_definition(

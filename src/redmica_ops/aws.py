@@ -18,6 +18,7 @@ from redmica_ops.errors import AwsError, Conflict, NotFound, RedmicaError
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_route53 import Route53Client
@@ -124,6 +125,10 @@ class ClientFactory:
 
     def ecs(self) -> ECSClient:
         client: ECSClient = self._client("ecs")
+        return client
+
+    def cloudformation(self) -> CloudFormationClient:
+        client: CloudFormationClient = self._client("cloudformation")
         return client
 
 

@@ -204,8 +204,13 @@ class Router:
                 alias = item.get("AliasTarget")
                 if item.get("Type") != "A" or not alias or not name.endswith(suffix):
                     continue
-                if "." in name[: -len(suffix)]:
+                label = name[: -len(suffix)]
+                if "." in label:
                     continue  # deeper names are not tenant hosts
+                if label in ("*", "\\052"):
+                    # The main stack's catch-all *.<domain> (Route 53 spells it \052): no
+                    # tenant's host, never an orphan to delete.
+                    continue
                 target = AliasTarget(str(alias["DNSName"]), str(alias["HostedZoneId"]))
                 if self.cell_for_target(target) is not None:
                     found[name] = Record(name, target, item)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import difflib
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
-from redmica_ops.cli.result import Done
+from redmica_ops.cli.result import Done, ReportResult
 from redmica_ops.errors import UsageError
 from redmica_ops.settings import SPECS, SPECS_BY_NAME, Settings, SettingValue
+from redmica_ops.settings.from_stack import FromStackRequest
+from redmica_ops.settings.from_stack import from_stack as derive
 
 if TYPE_CHECKING:
     from redmica_ops.cli.output import Output
@@ -26,6 +29,7 @@ def config() -> None:
     Examples:
       redmica config show --changed
       redmica --config prod.toml config show --output json
+      redmica config from-stack redmica-foundation redmica-database redmica --write redmica.toml
     """
 
 
@@ -81,6 +85,40 @@ def show(app: Application, names: tuple[str, ...], changed: bool) -> Done:
         },
         text,
     )
+
+
+@command(config, "from-stack")
+@click.argument("stacks", nargs=-1, required=True, metavar="STACK...")
+@click.option(
+    "--write",
+    "write",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="PATH",
+    help="write the settings to PATH (whole, or not at all) instead of printing them",
+)
+@click.option("--force", is_flag=True, help="with --write: replace PATH if it exists")
+@pass_app
+def from_stack(
+    app: Application, stacks: tuple[str, ...], write: Path | None, force: bool
+) -> ReportResult:
+    """Derive redmica.toml from the platform's CloudFormation stacks.
+
+    Reads the outputs of the main stack (redmica.yaml: the settings) and of the foundation,
+    database and cell stacks you name (checked to belong to it), in the settings' region. Prints
+    the TOML, or with --write writes it to a temporary file renamed into place; an existing file
+    is replaced only with --force. A missing stack, a missing output, a stack of another region
+    or of another platform is an error naming it, and nothing is written.
+
+    \b
+    Examples:
+      redmica config from-stack redmica-foundation redmica-database redmica
+      redmica --region eu-west-1 config from-stack redmica redmica-cell-b --write redmica.toml
+      redmica config from-stack redmica --write redmica.toml --force && redmica doctor
+    """
+    if force and write is None:
+        raise UsageError("--force needs --write PATH", "e.g. --write redmica.toml --force")
+    outcome = derive(FromStackRequest(stacks, write, force), app.workspace())
+    return ReportResult(outcome.report())
 
 
 def _rows(settings: Settings) -> list[tuple[str, SettingValue, str]]:
