@@ -417,6 +417,7 @@ _ORIGINAL_CREATE: dict[Any, Any] = {}
 
 def _bucket_as_configured(
     cls: Any,
+    /,
     resource_name: str,
     cloudformation_json: Any,
     account_id: str,
@@ -445,6 +446,7 @@ def _bucket_as_configured(
 
 def _service_as_configured(
     cls: Any,
+    /,
     resource_name: str,
     cloudformation_json: Any,
     account_id: str,

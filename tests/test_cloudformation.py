@@ -157,11 +157,6 @@ def allowed(stmts: list[dict[str, Any]]) -> set[str]:
     return found - {"kms:Decrypt", "kms:GenerateDataKey"}
 
 
-# Granted by the stack before the CLI calls it (issue 25's second half): deploy, release and
-# rollback record the image a service runs in /redmica/<service>/image (ImageParameter).
-AHEAD_OF_THE_CODE = {"operator": {"ssm:PutParameter"}}
-
-
 # Each principal: its `iam-policy --for` role, the stack's resource, the policy compared (the
 # stack adds policies of its own, e.g. the attachments bucket, the broker's log streams).
 PRINCIPALS = [
@@ -179,7 +174,7 @@ def test_stack_policies_grant_what_the_code_calls(
 ) -> None:
     """The same actions as `redmica iam-policy --for ROLE` (which tests derive from code);
     tests/test_stacks.py compares the resources too."""
-    expected = actions_for(role) | AHEAD_OF_THE_CODE.get(role, set())
+    expected = actions_for(role)
     assert allowed(statements(resource, policy)) == expected
 
 

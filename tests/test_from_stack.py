@@ -10,6 +10,7 @@ import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -39,7 +40,7 @@ STACKS = (FOUNDATION, DATABASE, MAIN, CELL)
 
 def join_cells(platform: Platform) -> None:
     """docs/infrastructure.md step 6: the main stack's update that lists the cells."""
-    cf = boto3.client("cloudformation", region_name=REGION)
+    cf: Any = boto3.client("cloudformation", region_name=REGION)
     cf.update_stack(
         StackName=MAIN,
         TemplateBody=(TEMPLATES / "redmica.yaml").read_text(),
@@ -134,7 +135,7 @@ def test_an_existing_file_is_replaced_only_with_force(
 
 def one_error(result: object) -> str:
     """The error line of a failed command (there is exactly one, plus its hint)."""
-    stderr: str = getattr(result, "stderr")
+    stderr: str = result.stderr  # type: ignore[attr-defined]
     lines = [line for line in stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, stderr
     assert "hint:" in stderr, stderr

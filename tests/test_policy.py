@@ -346,6 +346,9 @@ def test_policy_grants_exactly_the_roles_actions(role: str) -> None:
                 or resource == SCOPE.master_secret_arn
                 or resource == SCOPE.admin_broker_arn
                 or resource.endswith(":task-definition/redmica-admin:*")
+                # The image the service runs (deploy/image.py): its one parameter.
+                or resource
+                == f"arn:aws:ssm:eu-west-1:111122223333:parameter/redmica/{SCOPE.service}/image"
                 # Tenants' password secrets: only those under the prefix.
                 or resource.endswith(
                     (f":secret:{SCOPE.secrets_prefix}*", f":parameter/{SCOPE.secrets_prefix}*")
@@ -361,6 +364,11 @@ def test_only_the_admin_task_reads_the_master_secret() -> None:
         # Every other secret a role may read is a tenant's password, under the prefix.
         for statement in document["Statement"]:
             if statement["Effect"] == "Deny":
+                continue
+            if statement["Sid"] == "RecordDeployedImage":
+                # A write of the image parameters (deploy/image.py), never a read.
+                assert statement["Action"] == ["ssm:PutParameter"]
+                assert all(r.endswith("/image") for r in statement["Resource"])
                 continue
             if statement["Sid"] != "ReadMasterSecret" and any(
                 a.startswith(("secretsmanager:", "ssm:")) for a in statement["Action"]

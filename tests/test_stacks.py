@@ -19,8 +19,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from redmica_ops.deploy.image import image_parameter
 from redmica_ops.policy import policy_document, scope_for
 from redmica_ops.settings import SPECS_BY_NAME, Settings
+from tests.conftest import Invoke
 from tests.moto_cloudformation import GAPS, stand_ins
 from tests.test_cloudformation import PRINCIPALS, load, when_set
 
@@ -46,11 +48,6 @@ TEMPLATE = {
     MAIN: "redmica.yaml",
     CELL: "redmica-cell.yaml",
 }
-
-
-def image_parameter(service: str) -> str:
-    """The SSM parameter that holds the image a service runs (written by deploy/release)."""
-    return f"/redmica/{service}/image"
 
 
 def given(stack: str, outputs: dict[str, str]) -> dict[str, str]:
@@ -441,7 +438,9 @@ def test_a_wrong_parameter_is_refused_by_the_template(platform: Platform) -> Non
 # -- the image belongs to redmica deploy/release, not to the stack ---------------------------
 
 
-def test_a_stack_update_keeps_the_image_the_service_runs(platform: Platform) -> None:
+def test_a_stack_update_keeps_the_image_the_service_runs(
+    platform: Platform, run: Invoke, moto_rollouts: None
+) -> None:
     """On the shared platform (moto's state is one per process): it changes the main stack's
     Cells and app revision, which no other test here depends on."""
     for template in ("redmica.yaml", "redmica-cell.yaml"):
@@ -451,27 +450,19 @@ def test_a_stack_update_keeps_the_image_the_service_runs(platform: Platform) -> 
     if True:
         outputs = platform.outputs[MAIN]
         ecs = boto3.client("ecs", region_name=REGION)
+        ssm = boto3.client("ssm", region_name=REGION)
         first = containers(MAIN, f"{MAIN}-app", "app")["image"]
-        # What deploy does: a revision with the new image, the service on it, then the record.
+        # `redmica deploy` with the settings from the stack: a revision with the new image,
+        # the service on it, then the record of the image it runs.
         released = first.replace(":1.0.0", ":1.1.0")
-        current = ecs.describe_task_definition(taskDefinition=f"{MAIN}-app")["taskDefinition"]
-        definitions: list[Any] = [
-            {**c, "image": released} if c["name"] == "app" else c
-            for c in current["containerDefinitions"]
-        ]
-        revision = ecs.register_task_definition(
-            family=f"{MAIN}-app",
-            containerDefinitions=definitions,
-            memory=current.get("memory", "4096"),
-        )["taskDefinition"]["taskDefinitionArn"]
-        ecs.update_service(
-            cluster=outputs["ClusterName"], service=outputs["ServiceName"], taskDefinition=revision
-        )
-        boto3.client("ssm", region_name=REGION).put_parameter(
-            Name=image_parameter(f"{MAIN}-app"), Value=released, Overwrite=True, Type="String"
-        )
+        settings = run("config", "from-stack", MAIN, "--write", "redmica.toml", bucket=None)
+        assert settings.exit_code == 0, settings.output
+        deployed = run("deploy", "--image", released, "--yes", bucket=None)
+        assert deployed.exit_code == 0, deployed.output
+        recorded = ssm.get_parameter(Name=image_parameter(f"{MAIN}-app"))["Parameter"]
+        assert recorded["Value"] == released
         # A stack update for something else (here: cells) registers a new app revision.
-        cf = boto3.client("cloudformation", region_name=REGION)
+        cf: Any = boto3.client("cloudformation", region_name=REGION)
         cf.update_stack(
             StackName=MAIN,
             TemplateBody=(TEMPLATES / "redmica.yaml").read_text(),
@@ -557,10 +548,8 @@ STACK_ONLY: dict[str, dict[str, set[str]]] = {
         "FollowServiceDeployments": {
             f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{{cluster}}/{MAIN}-cell-*/*"
         },
-        # Ahead of the code (issue 25's second half): deploy records the image it rolled out.
         "RecordDeployedImage": {
-            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/redmica/{MAIN}-app/image",
-            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/redmica/{MAIN}-cell-*/image",
+            f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/redmica/{MAIN}-cell-*/image"
         },
     },
 }

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
 from redmica_ops.cells.config import cell_map
+from redmica_ops.deploy.image import image_parameter
 from redmica_ops.errors import JSONObject, UsageError
 from redmica_ops.settings import Settings, require
 
@@ -76,6 +77,8 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     # where its environment is built.
     ("secretsmanager", "GetSecretValue"): ("secretsmanager:GetSecretValue",),
     ("ssm", "GetParameter"): ("ssm:GetParameter",),
+    # deploy/release/rollback record the image a service runs (deploy/image.py).
+    ("ssm", "PutParameter"): ("ssm:PutParameter",),
     # The operator has the admin broker start admin tasks.
     ("lambda", "Invoke"): ("lambda:InvokeFunction",),
 }
@@ -144,6 +147,7 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("elbv2", "DescribeTargetGroups"),
             ("elbv2", "DescribeLoadBalancers"),
             ("lambda", "Invoke"),
+            ("ssm", "PutParameter"),
         }
     ),
 }
@@ -613,6 +617,13 @@ def _services(policy: _Statements, cluster: str) -> None:
             "FollowServiceDeployments",
             ["ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"],
             [scope.ecs(f"service-deployment/{service}/*") for service in services],
+        )
+        # The image each service runs, after a rollout that succeeded (deploy/image.py).
+        prefix = f"arn:{scope.partition}:ssm:{scope.region}:{scope.account}:parameter"
+        policy.allow(
+            "RecordDeployedImage",
+            ["ssm:PutParameter"],
+            [prefix + image_parameter(service.rsplit("/", 1)[-1]) for service in services],
         )
 
 

@@ -230,6 +230,7 @@ class BaseWorkspace(ABC):
                 elbv2=clients.elbv2() if clients else None,
                 progress=self.message,
                 status=self.status,
+                ssm=lambda: self.clients().ssm(),
             )
         return self._fleet
 

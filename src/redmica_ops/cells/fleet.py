@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
     from mypy_boto3_route53 import Route53Client
+    from mypy_boto3_ssm import SSMClient
 
     from redmica_ops.runs.pacing import Clock
     from redmica_ops.settings import Settings
@@ -50,6 +51,7 @@ class Fleet:
         elbv2: ElasticLoadBalancingv2Client | None = None,
         progress: Progress | None = None,
         status: Progress | None = None,
+        ssm: Callable[[], SSMClient] | None = None,
     ) -> None:
         self.settings = settings
         self.cells: CellMap = cell_map(settings)
@@ -60,6 +62,7 @@ class Fleet:
         self.progress = progress or (lambda text: None)
         # The single service's state line; cells in waves (threads) print plain lines instead.
         self.status = status
+        self.ssm = ssm  # the image parameters' client, made when a rollout succeeded
         self._targets: dict[str, AliasTarget] = {}
         self._capacity: dict[str, int] = {}
 
@@ -99,16 +102,25 @@ class Fleet:
             status=self.status,
         )
 
-    def image(self, cell: Cell) -> str | None:
-        """The app container's image in the cell's current task definition."""
+    def image(self, cell: Cell, revision: str | None = None) -> str | None:
+        """The app container's image in `revision`, else in the cell's current one."""
         deployer = self.deployer(cell)
-        definition, _ = deployer.task_definition(str(deployer.service()["taskDefinition"]))
+        arn = revision or str(deployer.service()["taskDefinition"])
+        definition, _ = deployer.task_definition(arn)
         containers = definition.get("containerDefinitions", [])
         wanted = self.settings.container
         for container in containers:
             if wanted is None or container.get("name") == wanted:
                 return str(container.get("image"))
         return None
+
+    def record_image(self, cell: Cell, revision: str, parameter: str) -> None:
+        """Write the app image of `revision` (the one the cell now runs) into the SSM String
+        parameter its stack reads (deploy/image.py)."""
+        image = self.image(cell, revision)
+        if image is None or self.ssm is None:
+            return  # no app container to record (a usage error elsewhere), or no AWS here
+        self.ssm().put_parameter(Name=parameter, Value=image, Type="String", Overwrite=True)
 
     def reload(self, cell: Cell) -> tuple[bool, str]:
         current = self.revision(cell)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from redmica_ops.cells.config import cell_map
+from redmica_ops.deploy.image import record_images
 from redmica_ops.deploy.model import RolloutReport
 from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
 from redmica_ops.errors import RedmicaError, UsageError
@@ -249,6 +250,7 @@ def run_waves(
                 break
     if implicit and report.cells[0].status not in ("succeeded", "unchanged"):
         report.stopped_after_wave = 1
+    record_images(report, fleet, ws)
     return report
 
 
