@@ -629,4 +629,4 @@ def test_every_parameter_and_resource_is_documented() -> None:
         loaded = load(TEMPLATES / template)
         for name in [*loaded["Parameters"], *loaded["Resources"]]:
             assert f"`{name}`" in text, (template, name)
-    assert "TODO" in text and "config from-stack" in text
+    assert "TODO" not in text and "redmica config from-stack $F $D $M" in text

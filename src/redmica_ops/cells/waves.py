@@ -92,6 +92,12 @@ class CellResult:
         """Whether this rollout left the cell on another revision than it found."""
         return self.status == "succeeded" and self.revision not in (None, self.previous)
 
+    @property
+    def moved(self) -> bool:
+        """Changed, and the rollout was waited for (one not waited for is not judged yet):
+        the cell now runs `revision` (deploy/image.py records its image)."""
+        return self.changed and self.rollout is not None and self.rollout.result == "succeeded"
+
     def followed(self, rollout: RolloutReport) -> None:
         """The cell's status from the rollout that changed it."""
         self.rollout = rollout
@@ -250,7 +256,7 @@ def run_waves(
                 break
     if implicit and report.cells[0].status not in ("succeeded", "unchanged"):
         report.stopped_after_wave = 1
-    record_images(report, fleet, ws)
+    record_images(fleet, ws, [(c.cell, str(c.revision)) for c in report.cells if c.moved])
     return report
 
 

@@ -12,6 +12,7 @@ same convention.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from redmica_ops.aws import translate_errors
@@ -19,7 +20,6 @@ from redmica_ops.errors import RedmicaError
 
 if TYPE_CHECKING:
     from redmica_ops.cells.fleet import Fleet
-    from redmica_ops.cells.waves import WaveReport
     from redmica_ops.workspace import Workspace
 
 
@@ -28,19 +28,16 @@ def image_parameter(service: str) -> str:
     return f"/redmica/{service}/image"
 
 
-def record_images(report: WaveReport, fleet: Fleet, ws: Workspace) -> None:
-    """For each cell whose rollout succeeded onto another revision (and was waited for), write
-    the image it now runs. A failed write does not undo a rollout that succeeded: it is a
-    warning with the command that writes it by hand, before any stack update."""
-    for result in report.cells:
-        rollout = result.rollout
-        if not result.changed or rollout is None or rollout.result != "succeeded":
-            continue
-        cell = fleet.cells.get(result.cell)
+def record_images(fleet: Fleet, ws: Workspace, moved: Iterable[tuple[str, str]]) -> None:
+    """Write the image each (cell, revision) now runs, after a rollout onto that revision
+    succeeded. A failed write does not undo a rollout that succeeded: it is a warning with the
+    command that writes it by hand, before any stack update."""
+    for name, revision in moved:
+        cell = fleet.cells.get(name)
         parameter = image_parameter(str(cell.service))
         try:
             with translate_errors(f"writing {parameter}"):
-                fleet.record_image(cell, str(result.revision), parameter)
+                fleet.record_image(cell, revision, parameter)
         except RedmicaError as error:
             ws.message(
                 f"warning: {error.message}; the stack's next update would register the "
