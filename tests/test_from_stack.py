@@ -10,16 +10,15 @@ import json
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from redmica_ops.moto_stacks import Platform, stand_ins
 from redmica_ops.settings.from_stack import SETTING_OUTPUTS
 from redmica_ops.settings.loading import load_settings
 from tests.conftest import Invoke
-from tests.moto_cloudformation import stand_ins
 from tests.test_stacks import (
     CELL,
     CELLS,
@@ -28,8 +27,6 @@ from tests.test_stacks import (
     FOUNDATION,
     MAIN,
     REGION,
-    TEMPLATES,
-    Platform,
     stand_up,
 )
 
@@ -38,29 +35,10 @@ pytestmark = pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
 STACKS = (FOUNDATION, DATABASE, MAIN, CELL)
 
 
-def join_cells(platform: Platform) -> None:
-    """docs/infrastructure.md step 6: the main stack's update that lists the cells."""
-    cf: Any = boto3.client("cloudformation", region_name=REGION)
-    cf.update_stack(
-        StackName=MAIN,
-        TemplateBody=(TEMPLATES / "redmica.yaml").read_text(),
-        Parameters=[
-            {"ParameterKey": k, "UsePreviousValue": True}
-            for k in platform.parameters[MAIN]
-            if k != "Cells"
-        ]
-        + [{"ParameterKey": "Cells", "ParameterValue": CELLS}],
-        Capabilities=["CAPABILITY_IAM"],
-    )
-    platform.parameters[MAIN]["Cells"] = CELLS
-
-
 @pytest.fixture(scope="module")
 def platform() -> Iterator[Platform]:
     with mock_aws(), stand_ins():
-        stood = stand_up()
-        join_cells(stood)
-        yield stood
+        yield stand_up(join_cells=True)
 
 
 def stub(name: str, parameters: dict[str, str], outputs: dict[str, str], region: str) -> str:

@@ -1,7 +1,7 @@
 """The platform from an empty account: the four stacks of docs/infrastructure.md created on
 moto's CloudFormation in the documented order (foundation, database, main, cell), each from
 the outputs of the ones before; then what each stack must hold for the CLI, checked on what
-moto made and, where moto cannot make it (tests/moto_cloudformation.py names every gap), on
+moto made and, where moto cannot make it (src/redmica_ops/moto_stacks.py names every gap), on
 the template itself.
 """
 
@@ -11,7 +11,6 @@ import ast
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,19 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from redmica_ops import moto_stacks
 from redmica_ops.deploy.image import image_parameter
+from redmica_ops.moto_stacks import (
+    GAPS,
+    LOG_ROUTER_DIGEST,
+    TEMPLATE_FILES,
+    Operator,
+    Platform,
+    stand_ins,
+)
 from redmica_ops.policy import policy_document, scope_for
 from redmica_ops.settings import SPECS_BY_NAME, Settings
 from tests.conftest import Invoke
-from tests.moto_cloudformation import GAPS, stand_ins
 from tests.test_cloudformation import PRINCIPALS, load, when_set
 
 # moto warns for each resource type it skips; GAPS names them.
@@ -37,88 +44,25 @@ DOMAIN = "redmine.example.com"
 MAIN = "redmica"
 FOUNDATION, DATABASE, CELL = f"{MAIN}-foundation", f"{MAIN}-database", f"{MAIN}-cell-b"
 CELLS = f"main={MAIN}-app,b={CELL}"
-DIGEST = "sha256:" + "0" * 64
-BROKER_KEY = "admin-broker/admin-broker-0.1.0-0123456789ab.zip"
+DIGEST = LOG_ROUTER_DIGEST
+OPERATOR = Operator(main=MAIN, domain=DOMAIN, cells=("b",))
+assert OPERATOR.cells_parameter == CELLS
 
 # Stack -> template. Outputs are named like the parameters they feed; what no output feeds is
-# given by the operator (docs/infrastructure.md), as below.
-TEMPLATE = {
-    FOUNDATION: "redmica-foundation.yaml",
-    DATABASE: "redmica-database.yaml",
-    MAIN: "redmica.yaml",
-    CELL: "redmica-cell.yaml",
-}
+# given by the operator (docs/infrastructure.md: moto_stacks.Operator.given).
+TEMPLATE = {stack: TEMPLATE_FILES[kind] for stack, kind in OPERATOR.stacks().items()}
 
 
-def given(stack: str, outputs: dict[str, str]) -> dict[str, str]:
-    """What the operator gives each stack beyond the earlier stacks' outputs."""
-    repository = outputs.get("ImageRepositoryUri", "")
-    log_router = f"{outputs.get('LogRouterRepositoryUri', '')}@{DIGEST}"
-    return {
-        FOUNDATION: {"Domain": DOMAIN},
-        DATABASE: {},
-        MAIN: {
-            "ImageParameter": image_parameter(f"{MAIN}-app"),
-            "AdminImageUri": f"{repository}:1.0.0",
-            "LogRouterImage": log_router,
-            "BrokerCodeBucket": outputs.get("ArtifactsBucketName", ""),
-            "BrokerCodeKey": BROKER_KEY,
-        },
-        CELL: {
-            "ParentStack": MAIN,
-            "CellName": "b",
-            "Cells": CELLS,
-            "ImageParameter": image_parameter(CELL),
-            "LogRouterImage": log_router,
-        },
-    }[stack]
-
-
-@dataclass
-class Platform:
-    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
-    parameters: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def all_outputs(self) -> dict[str, str]:
-        merged: dict[str, str] = {}
-        for stack in TEMPLATE:
-            merged.update(self.outputs.get(stack, {}))
-        return merged
-
-
-def create(cf: Any, stack: str, parameters: dict[str, str]) -> dict[str, str]:
-    cf.create_stack(
-        StackName=stack,
-        TemplateBody=(TEMPLATES / TEMPLATE[stack]).read_text(),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-        Capabilities=["CAPABILITY_IAM"],
+def stand_up(*, join_cells: bool = False) -> Platform:
+    """docs/infrastructure.md's steps, in order, on moto (inside mock_aws and stand_ins);
+    the main stack's update with Cells is left to the test that checks it."""
+    return moto_stacks.stand_up(
+        boto3.client("cloudformation", region_name=REGION),
+        boto3.client("ssm", region_name=REGION),
+        boto3.client("s3", region_name=REGION),
+        OPERATOR,
+        join_cells=join_cells,
     )
-    described = cf.describe_stacks(StackName=stack)["Stacks"][0]
-    assert described["StackStatus"] == "CREATE_COMPLETE", (stack, described)
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-
-
-def stand_up() -> Platform:
-    """docs/infrastructure.md's steps, in order, on moto (inside mock_aws and stand_ins)."""
-    cf = boto3.client("cloudformation", region_name=REGION)
-    platform = Platform()
-    for stack in TEMPLATE:
-        earlier = platform.all_outputs()
-        declared = load(TEMPLATES / TEMPLATE[stack])["Parameters"]
-        parameters = {k: v for k, v in earlier.items() if k in declared}
-        parameters.update(given(stack, earlier))
-        if stack == MAIN:
-            # Steps between the stacks: push the first image and record it, upload the broker.
-            first = parameters["AdminImageUri"]
-            ssm = boto3.client("ssm", region_name=REGION)
-            for service in (f"{MAIN}-app", CELL):
-                ssm.put_parameter(Name=image_parameter(service), Type="String", Value=first)
-            boto3.client("s3", region_name=REGION).put_object(
-                Bucket=parameters["BrokerCodeBucket"], Key=BROKER_KEY, Body=b"PK\x05\x06"
-            )
-        platform.parameters[stack] = parameters
-        platform.outputs[stack] = create(cf, stack, parameters)
-    return platform
 
 
 @pytest.fixture(scope="module")

@@ -1,24 +1,42 @@
-"""moto's CloudFormation and our stacks: every gap in one place, and stand-ins for what it
-cannot create.
+"""The platform's four CloudFormation templates on moto, for the sandbox and the tests: every
+gap between moto's CloudFormation and AWS in one place, the stand-ins for what moto cannot
+create, and the documented stand-up (docs/infrastructure.md, steps 1 to 6).
 
-moto 5.2.x creates most of the foundation, main and cell stacks; `GAPS` lists where it differs
+moto 5.x creates most of the foundation, main and cell stacks; `GAPS` lists where it differs
 from AWS, what AWS does, and which test checks that part another way (or how the templates
-avoid it). Four resource types it cannot create at all (it skips them with a warning, and a
-`Fn::GetAtt` on them fails the whole stack) are stood in for by `stand_ins()`: each is made
-through moto's own service API, the way CloudFormation would make it, so the outputs that feed
-the next stack have the real shape (a secret's ARN, a certificate's ARN, a cluster endpoint and
-its RDS-managed master secret). Two behaviours are corrected there too: an `Fn::If` that
-yields AWS::NoValue inside a list, and a task definition's update. All of it lives only inside
-that context manager; outside it moto is left as it is.
+avoid it, or that `stand_ins()` patches it). Four resource types it cannot create at all (it
+skips them with a warning, and a `Fn::GetAtt` on them fails the whole stack) are stood in for
+by `stand_ins()`: each is made through moto's own service API, the way CloudFormation would
+make it, so the outputs that feed the next stack have the real shape (a secret's ARN, a
+certificate's ARN, a cluster endpoint and its RDS-managed master secret). The behaviours it
+corrects are listed in `GAPS` as "patched". All of it lives only inside that context manager
+(the sandbox keeps it open while it serves); outside it moto is left as it is.
+
+`stand_up()` creates the stacks in order, each from the earlier stacks' outputs and what the
+operator gives (`Operator`: domain, images, the broker's key, the cells), after the steps
+between them (recording the first image in each service's image parameter, uploading the
+broker's code), then joins the cells with the main stack's update as step 6 does. It talks to
+moto only through boto3 clients, so it works in-process (tests) and against the sandbox's
+server alike.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from redmica_ops.container.templates import template_text
+from redmica_ops.deploy.image import image_parameter
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
 
 # Everything that talks to moto's internals is untyped (moto has no type information).
 
@@ -115,6 +133,13 @@ GAPS: tuple[Gap, ...] = (
         "crashes the request (HTTP 500) instead of a ValidationError",
         "refuses the stack with a ValidationError naming the parameter",
         "tests/test_stacks.py::test_a_wrong_parameter_is_refused_by_the_template",
+    ),
+    Gap(
+        "ECS RunTask of a container without container-level memory",
+        "fails (it adds None to the task's memory): the app container has only the task's",
+        "runs it within the task-level memory (Fargate)",
+        "patched: stand_ins() counts such a container as 0 MiB within the task's memory "
+        "(tests/test_sandbox.py::test_the_sandbox_is_the_documented_stand_up migrates on it)",
     ),
     Gap(
         "Fn::If to AWS::NoValue inside a list",
@@ -375,7 +400,7 @@ def stand_ins() -> Iterator[None]:
     """moto's CloudFormation with the stand-ins above (their types map to them), and lists
     without the items an `Fn::If` removed (AWS::NoValue), as on AWS."""
     from moto.cloudformation import parsing
-    from moto.ecs.models import Service, TaskDefinition
+    from moto.ecs.models import EC2ContainerServiceBackend, Service, TaskDefinition
     from moto.s3.models import FakeBucket
 
     original = parsing.get_model_map
@@ -397,9 +422,14 @@ def stand_ins() -> Iterator[None]:
         (TaskDefinition, "update_from_cloudformation_json", classmethod(_replace_task_definition)),
         (FakeBucket, "create_from_cloudformation_json", classmethod(_bucket_as_configured)),
         (Service, "create_from_cloudformation_json", classmethod(_service_as_configured)),
+        (
+            EC2ContainerServiceBackend,
+            "_calculate_task_resource_requirements",
+            staticmethod(_task_requirements),
+        ),
     ]
     originals = [(owner, name, owner.__dict__[name]) for owner, name, _ in patched]
-    _ORIGINAL_CREATE.update({owner: value.__func__ for owner, name, value in originals})
+    _ORIGINALS.update({(owner, name): value.__func__ for owner, name, value in originals})
     for owner, name, value in patched:
         setattr(owner, name, value)
     try:
@@ -411,8 +441,25 @@ def stand_ins() -> Iterator[None]:
             setattr(owner, name, value)
 
 
-# The creation functions stand_ins() wraps, while it is active.
-_ORIGINAL_CREATE: dict[Any, Any] = {}
+# The functions of moto stand_ins() wraps, by (class, name), while it is active.
+_ORIGINALS: dict[tuple[Any, str], Any] = {}
+
+
+def _task_requirements(task_definition: Any) -> Any:
+    """A task's resources as moto counts them, a container without memory of its own counted
+    as 0 MiB (on Fargate it shares the task's memory; moto fails adding None)."""
+    counted = copy.copy(task_definition)
+    counted.container_definitions = [
+        {**c, "memory": c.get("memory") or c.get("memoryReservation") or 0}
+        if "Memory" not in c and "MemoryReservation" not in c
+        else c
+        for c in task_definition.container_definitions
+    ]
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    return _ORIGINALS[(EC2ContainerServiceBackend, "_calculate_task_resource_requirements")](
+        counted
+    )
 
 
 def _bucket_as_configured(
@@ -428,7 +475,7 @@ def _bucket_as_configured(
     keeps only encryption and tags)."""
     from moto.s3.models import s3_backends
 
-    bucket = _ORIGINAL_CREATE[cls](
+    bucket = _ORIGINALS[(cls, "create_from_cloudformation_json")](
         cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
     )
     properties = cloudformation_json.get("Properties", {})
@@ -455,7 +502,7 @@ def _service_as_configured(
 ) -> Any:
     """A service with its launch type, network configuration and load balancers (moto keeps
     only the cluster, the task definition and the count)."""
-    service = _ORIGINAL_CREATE[cls](
+    service = _ORIGINALS[(cls, "create_from_cloudformation_json")](
         cls, resource_name, cloudformation_json, account_id, region_name, **kwargs
     )
     properties = cloudformation_json["Properties"]
@@ -496,3 +543,168 @@ def _replace_task_definition(
     return cls.create_from_cloudformation_json(
         new_resource_name, cloudformation_json, account_id, region_name
     )
+
+
+# -- the documented stand-up ------------------------------------------------------------------
+
+TEMPLATE_FILES = {
+    "foundation": "redmica-foundation.yaml",
+    "database": "redmica-database.yaml",
+    "main": "redmica.yaml",
+    "cell": "redmica-cell.yaml",
+}
+LOG_ROUTER_DIGEST = "sha256:" + "0" * 64  # the digest step 3 reads from ECR
+BROKER_KEY = "admin-broker/admin-broker-0.1.0-0123456789ab.zip"  # what `make broker-zip` prints
+
+
+@dataclass(frozen=True)
+class Operator:
+    """What the operator gives the stacks beyond the earlier stacks' outputs."""
+
+    main: str = "redmica"
+    domain: str = "redmine.example.com"
+    cells: tuple[str, ...] = ()  # cells beside the main stack's `main`: a cell stack each
+    image_tag: str = "1.0.0"
+
+    @property
+    def foundation(self) -> str:
+        return f"{self.main}-foundation"
+
+    @property
+    def database(self) -> str:
+        return f"{self.main}-database"
+
+    def cell_stack(self, cell: str) -> str:
+        return f"{self.main}-cell-{cell}"
+
+    def stacks(self) -> dict[str, str]:
+        """Stack -> kind, in the order they are made."""
+        made = {self.foundation: "foundation", self.database: "database", self.main: "main"}
+        return made | {self.cell_stack(c): "cell" for c in self.cells}
+
+    def services(self) -> list[str]:
+        """Each stack's service, whose image parameter step 3 and 6 write first."""
+        return [f"{self.main}-app", *(self.cell_stack(c) for c in self.cells)]
+
+    @property
+    def cells_parameter(self) -> str:
+        """`Cells` of the main and cell stacks: empty without cells."""
+        if not self.cells:
+            return ""
+        return ",".join(
+            [f"main={self.main}-app", *(f"{c}={self.cell_stack(c)}" for c in self.cells)]
+        )
+
+    def given(self, stack: str, kind: str, outputs: dict[str, str]) -> dict[str, str]:
+        """The documented parameters no earlier output feeds."""
+        repository = outputs.get("ImageRepositoryUri", "")
+        log_router = f"{outputs.get('LogRouterRepositoryUri', '')}@{LOG_ROUTER_DIGEST}"
+        if kind == "foundation":
+            return {"Domain": self.domain}
+        if kind == "main":
+            return {
+                "ImageParameter": image_parameter(f"{self.main}-app"),
+                "AdminImageUri": f"{repository}:{self.image_tag}",
+                "LogRouterImage": log_router,
+                "BrokerCodeBucket": outputs.get("ArtifactsBucketName", ""),
+                "BrokerCodeKey": BROKER_KEY,
+            }
+        if kind == "cell":
+            return {
+                "ParentStack": self.main,
+                "CellName": stack.removeprefix(f"{self.main}-cell-"),
+                "Cells": self.cells_parameter,
+                "ImageParameter": image_parameter(stack),
+                "LogRouterImage": log_router,
+            }
+        return {}
+
+
+@dataclass
+class Platform:
+    """The stacks as made: each one's parameters and outputs, by stack name."""
+
+    outputs: dict[str, dict[str, str]] = field(default_factory=dict)
+    parameters: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def all_outputs(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for outputs in self.outputs.values():
+            merged.update(outputs)
+        return merged
+
+
+def template_body(kind: str) -> str:
+    return template_text(f"cloudformation/{TEMPLATE_FILES[kind]}")
+
+
+def _create(
+    cf: CloudFormationClient, stack: str, kind: str, parameters: dict[str, str]
+) -> dict[str, str]:
+    cf.create_stack(
+        StackName=stack,
+        TemplateBody=template_body(kind),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    described = cf.describe_stacks(StackName=stack)["Stacks"][0]
+    if described["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(f"stack {stack} is {described['StackStatus']} on moto")
+    return {str(o["OutputKey"]): str(o["OutputValue"]) for o in described.get("Outputs", [])}
+
+
+def stand_up(
+    cf: CloudFormationClient,
+    ssm: SSMClient,
+    s3: S3Client,
+    operator: Operator,
+    *,
+    join_cells: bool = True,
+) -> Platform:
+    """docs/infrastructure.md's steps 1 to 6 (inside `stand_ins()`)."""
+    platform = Platform()
+    for stack, kind in operator.stacks().items():
+        earlier = platform.all_outputs()
+        declared = {
+            str(p["ParameterKey"])
+            for p in cf.get_template_summary(TemplateBody=template_body(kind))["Parameters"]
+        }
+        parameters = {k: v for k, v in earlier.items() if k in declared}
+        parameters.update(operator.given(stack, kind, earlier))
+        if kind == "main":
+            # Steps 3 and 4: record the first image of every service, upload the broker.
+            for service in operator.services():
+                ssm.put_parameter(
+                    Name=image_parameter(service),
+                    Type="String",
+                    Value=parameters["AdminImageUri"],
+                    Overwrite=True,
+                )
+            s3.put_object(Bucket=parameters["BrokerCodeBucket"], Key=BROKER_KEY, Body=b"PK\x05\x06")
+        platform.parameters[stack] = parameters
+        platform.outputs[stack] = _create(cf, stack, kind, parameters)
+    if join_cells and operator.cells:
+        join(cf, platform, operator)
+    return platform
+
+
+def join(cf: CloudFormationClient, platform: Platform, operator: Operator) -> None:
+    """Step 6's update of the main stack: `Cells` names every cell."""
+    main = operator.main
+    kept: list[ParameterTypeDef] = [
+        {"ParameterKey": k, "UsePreviousValue": True}
+        for k in platform.parameters[main]
+        if k != "Cells"
+    ]
+    cells: ParameterTypeDef = {"ParameterKey": "Cells", "ParameterValue": operator.cells_parameter}
+    cf.update_stack(
+        StackName=main,
+        TemplateBody=template_body("main"),
+        Parameters=[*kept, cells],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    platform.parameters[main]["Cells"] = operator.cells_parameter
+    described = cf.describe_stacks(StackName=main)["Stacks"][0]
+    platform.outputs[main] = {
+        str(o["OutputKey"]): str(o["OutputValue"]) for o in described.get("Outputs", [])
+    }
