@@ -173,8 +173,8 @@ done
   step "Move a tenant: serve it in the new cell, re-route, drain, stop serving it in the old"
   run redmica tenant move acme --to c --yes
   run redmica cells list
-  step "Release in waves: canary cell a first, then the others two at a time"
-  run redmica release --image redmica:2026.12.01 --canary-cell a --max-parallel-cells 2 --yes
+  step "Release in waves: canary cell main first, then the others two at a time"
+  run redmica release --image redmica:2026.12.01 --canary-cell main --max-parallel-cells 2 --yes
   run redmica status --events 0
   step "A broken image stops at the canary cell; the other cells never see it (exit 1)"
   show "redmica deploy --image redmica:broken --canary-cell b --yes"

@@ -45,7 +45,7 @@ MAIN = "redmica"
 FOUNDATION, DATABASE, CELL = f"{MAIN}-foundation", f"{MAIN}-database", f"{MAIN}-cell-b"
 CELLS = f"main={MAIN}-app,b={CELL}"
 DIGEST = LOG_ROUTER_DIGEST
-OPERATOR = Operator(main=MAIN, domain=DOMAIN, cells=("b",))
+OPERATOR = Operator(main=MAIN, domain=DOMAIN, cells=("main", "b"))
 assert OPERATOR.cells_parameter == CELLS
 
 # Stack -> template. Outputs are named like the parameters they feed; what no output feeds is

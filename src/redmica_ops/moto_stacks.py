@@ -563,7 +563,9 @@ class Operator:
 
     main: str = "redmica"
     domain: str = "redmine.example.com"
-    cells: tuple[str, ...] = ()  # cells beside the main stack's `main`: a cell stack each
+    # Every cell, the main stack's own `main` first, each other one a cell stack; none: the
+    # main stack's service alone, without the cells setting.
+    cells: tuple[str, ...] = ()
     image_tag: str = "1.0.0"
 
     @property
@@ -577,23 +579,27 @@ class Operator:
     def cell_stack(self, cell: str) -> str:
         return f"{self.main}-cell-{cell}"
 
+    def service(self, cell: str) -> str:
+        """The cell's ECS service (its stack's ServiceName)."""
+        return f"{self.main}-app" if cell == "main" else self.cell_stack(cell)
+
+    @property
+    def cell_stacks(self) -> list[str]:
+        return [self.cell_stack(c) for c in self.cells if c != "main"]
+
     def stacks(self) -> dict[str, str]:
         """Stack -> kind, in the order they are made."""
         made = {self.foundation: "foundation", self.database: "database", self.main: "main"}
-        return made | {self.cell_stack(c): "cell" for c in self.cells}
+        return made | {stack: "cell" for stack in self.cell_stacks}
 
     def services(self) -> list[str]:
         """Each stack's service, whose image parameter step 3 and 6 write first."""
-        return [f"{self.main}-app", *(self.cell_stack(c) for c in self.cells)]
+        return [f"{self.main}-app", *self.cell_stacks]
 
     @property
     def cells_parameter(self) -> str:
         """`Cells` of the main and cell stacks: empty without cells."""
-        if not self.cells:
-            return ""
-        return ",".join(
-            [f"main={self.main}-app", *(f"{c}={self.cell_stack(c)}" for c in self.cells)]
-        )
+        return ",".join(f"{c}={self.service(c)}" for c in self.cells)
 
     def given(self, stack: str, kind: str, outputs: dict[str, str]) -> dict[str, str]:
         """The documented parameters no earlier output feeds."""
@@ -683,7 +689,7 @@ def stand_up(
             s3.put_object(Bucket=parameters["BrokerCodeBucket"], Key=BROKER_KEY, Body=b"PK\x05\x06")
         platform.parameters[stack] = parameters
         platform.outputs[stack] = _create(cf, stack, kind, parameters)
-    if join_cells and operator.cells:
+    if join_cells and operator.cells_parameter:
         join(cf, platform, operator)
     return platform
 

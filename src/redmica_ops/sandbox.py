@@ -2,16 +2,26 @@
 
 It serves the AWS APIs on 127.0.0.1 from this process's memory; everything is gone when it
 stops. The credentials it exports are moto's fixed fakes, not secrets.
+
+Alone it is a versioned config bucket. With `--ecs` or `--cells` it is the platform of
+docs/infrastructure.md: the foundation, database and main stacks (and a cell stack per further
+cell) made from templates/cloudformation/ by moto's CloudFormation, the way
+`moto_stacks.stand_up` makes them for the tests (moto's gaps are patched there, in one place),
+and the settings it exports are what `redmica config from-stack` reads from those stacks. What
+moto cannot do at all is simulated here, each in its own function below: a service's rollout
+(`_simulate_rollouts`), a migration task's failure (`_simulate_failures`) and the missing
+service-deployments API.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,13 +33,19 @@ DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-SANDBOX_CLUSTER = "redmica-sandbox"
-SANDBOX_FAMILY = "redmica-app"
-SANDBOX_CONTAINER = "app"
-SANDBOX_SERVICE = "redmica"
+SANDBOX_MAIN = "redmica"  # the main stack; its service is redmica-app, cells redmica-cell-<name>
 SANDBOX_DOMAIN = "redmine.example.com"
-CELL_NAMES = "abcdefgh"
+CELL_NAMES = ("main", "b", "c", "d", "e", "f", "g", "h")
 ROLLOUT_POLLS = 3
+# Only in the sandbox: polls every second, one tenant per task (moto runs no container, so no
+# task writes result objects: each task's exit code is its tenant's, and --fail-once aims at
+# one tenant), a short drain for `tenant move`.
+SANDBOX_PACE = {
+    "REDMICA_POLL_INTERVAL": "1",
+    "REDMICA_DEPLOY_POLL_INTERVAL": "0.5",
+    "REDMICA_TENANTS_PER_TASK": "1",
+    "REDMICA_MOVE_DRAIN": "1",
+}
 
 
 class _Server:
@@ -117,6 +133,7 @@ class Sandbox:
     bucket: str
     region: str
     ecs: dict[str, str] | None = None
+    patches: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def environment(self) -> dict[str, str]:
         return {
@@ -138,6 +155,7 @@ class Sandbox:
 
     def stop(self) -> None:
         self.server.stop()
+        self.patches.close()
 
 
 def start_sandbox(
@@ -192,10 +210,31 @@ def _provision(
 ) -> Sandbox:
     host = f"[{server.host}]" if ":" in server.host else server.host
     endpoint = f"http://{host}:{server.port}"
+    patches = contextlib.ExitStack()
+    settings: dict[str, str] | None = None
+    try:
+        if ecs or cells:
+            settings = _stand_up(endpoint, region, CELL_NAMES[: max(cells, 0)], patches)
+            bucket = settings["REDMICA_BUCKET"]
+        else:
+            _config_bucket(endpoint, region, bucket)
+        if fail_once:
+            _simulate_failures(fail_once)
+        if ecs or cells:
+            _simulate_rollouts(fail_images)
+            _without_service_deployments_api()
+    except BaseException:
+        patches.close()
+        raise
+    return Sandbox(server, endpoint, bucket, region, settings, patches)
+
+
+def _config_bucket(endpoint: str, region: str, bucket: str) -> None:
+    """The config bucket alone (no --ecs, no --cells): set up like the main stack's, so
+    `redmica doctor` has nothing to fail."""
     s3 = _session(region).client("s3", endpoint_url=endpoint)
     s3.create_bucket(Bucket=bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
-    # Set up like the CloudFormation stack's bucket, so `redmica doctor` has nothing to fail.
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
@@ -211,16 +250,6 @@ def _provision(
             "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
         },
     )
-    if cells:
-        settings: dict[str, str] | None = _create_cells(endpoint, region, cells)
-    else:
-        settings = _create_ecs(endpoint, region) if ecs else None
-    if fail_once:
-        _simulate_failures(fail_once)
-    if ecs or cells:
-        _simulate_rollouts(fail_images)
-        _without_service_deployments_api()
-    return Sandbox(server, endpoint, bucket, region, settings)
 
 
 def _session(region: str) -> Any:
@@ -234,158 +263,41 @@ def _session(region: str) -> Any:
     )
 
 
-def _register_app(
-    ecs: Any, family: str, *, cpu: int, memory: int, extra: dict[str, object]
-) -> None:
-    """A Fargate task definition of the app's shape (one container running `entrypoint serve`)."""
-    ecs.register_task_definition(
-        family=family,
-        networkMode="awsvpc",
-        requiresCompatibilities=["FARGATE"],
-        cpu=str(cpu),
-        memory=str(memory),
-        containerDefinitions=[
-            {
-                "name": SANDBOX_CONTAINER,
-                "image": "redmica-app:sandbox",
-                "memory": memory,
-                "entryPoint": ["redmica", "entrypoint"],
-                "command": ["serve"],
-                **extra,
-            }
-        ],
-    )
+def _stand_up(
+    endpoint: str, region: str, cells: tuple[str, ...], patches: contextlib.ExitStack
+) -> dict[str, str]:
+    """The stacks of docs/infrastructure.md on moto's CloudFormation, then the settings
+    `config from-stack` reads from them, as REDMICA_* variables."""
+    from redmica_ops.moto_stacks import Operator, stand_ins, stand_up
+    from redmica_ops.settings.from_stack import FromStackRequest, read_stacks
 
-
-def _create_ecs(endpoint: str, region: str) -> dict[str, str]:
-    """A cluster and a Fargate task definition like the real app's, for `migrate` demos."""
     session = _session(region)
-    ecs = session.client("ecs", endpoint_url=endpoint)
-    ec2 = session.client("ec2", endpoint_url=endpoint)
-    ecs.create_cluster(clusterName=SANDBOX_CLUSTER)
-    _register_app(
-        ecs,
-        SANDBOX_FAMILY,
-        cpu=256,
-        memory=512,
-        extra={
-            "logConfiguration": {
-                "logDriver": "awslogs",
-                "options": {
-                    "awslogs-group": "/redmica/sandbox",
-                    "awslogs-region": region,
-                    "awslogs-stream-prefix": "migrate",
-                },
-            }
-        },
-    )
-    subnet = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
-    # A service that is already steady (moto reads this when it creates one; our server runs in
-    # this process), so `status` and `doctor` start from a healthy service, as after a deploy.
+
+    def client(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint)
+
+    patches.enter_context(stand_ins())  # for every stack update while the sandbox serves
+    operator = Operator(main=SANDBOX_MAIN, domain=SANDBOX_DOMAIN, cells=cells)
+    # The services steady from the start, as after their first deploy (moto reads this when
+    # it creates a service; its server runs in this process).
     os.environ["MOTO_ECS_SERVICE_RUNNING"] = "2"
     try:
-        _create_service(ecs, subnet)
+        stand_up(client("cloudformation"), client("ssm"), client("s3"), operator)
     finally:
         os.environ.pop("MOTO_ECS_SERVICE_RUNNING", None)
-    # moto's tasks finish after a few DescribeTasks; poll every second to keep demos short.
-    return {
-        "REDMICA_CLUSTER": SANDBOX_CLUSTER,
-        "REDMICA_TASK_DEFINITION": SANDBOX_FAMILY,
-        "REDMICA_CONTAINER": SANDBOX_CONTAINER,
-        "REDMICA_SUBNETS": subnet,
-        "REDMICA_POLL_INTERVAL": "1",
-        "REDMICA_DEPLOY_POLL_INTERVAL": "0.5",
-        "REDMICA_SERVICE": SANDBOX_SERVICE,
-        # moto runs no container, so no task writes result objects: one tenant per task keeps
-        # each task's exit code its tenant's (and --fail-once aimed at one tenant).
-        "REDMICA_TENANTS_PER_TASK": "1",
+    read = read_stacks(FromStackRequest(tuple(operator.stacks())), client("cloudformation"))
+    exported = {
+        f"REDMICA_{name.upper()}": ",".join(value) if isinstance(value, tuple) else str(value)
+        for name, value in read.settings.items()
+        if value is not None
     }
-
-
-def _create_service(ecs: Any, subnet: str) -> None:
-    ecs.create_service(
-        cluster=SANDBOX_CLUSTER,
-        serviceName=SANDBOX_SERVICE,
-        taskDefinition=SANDBOX_FAMILY,
-        desiredCount=2,
-        launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": []}},
-    )
+    return {**exported, **SANDBOX_PACE}
 
 
 def _count_tasks(service: Any) -> None:
     """The service's counts are its deployments' (moto leaves them as they were at creation)."""
     service.running_count = sum(int(d.get("runningCount", 0)) for d in service.deployments)
     service.pending_count = sum(int(d.get("pendingCount", 0)) for d in service.deployments)
-
-
-def _create_cells(endpoint: str, region: str, count: int) -> dict[str, str]:
-    """`count` cells (docs/cells.md): a task definition family, a load balancer and a service
-    each in one cluster, and the hosted zone of the sandbox domain for the tenants' records."""
-    session = _session(region)
-    ecs = session.client("ecs", endpoint_url=endpoint)
-    ec2 = session.client("ec2", endpoint_url=endpoint)
-    elbv2 = session.client("elbv2", endpoint_url=endpoint)
-    route53 = session.client("route53", endpoint_url=endpoint)
-    ecs.create_cluster(clusterName=SANDBOX_CLUSTER)
-    subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
-    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
-    entries = []
-    for name in CELL_NAMES[:count]:
-        family = f"redmica-{name}"
-        _register_app(
-            ecs,
-            family,
-            cpu=1024,
-            memory=4096,
-            extra={"environment": [{"name": "REDMICA_CELL", "value": name}]},
-        )
-        balancer = elbv2.create_load_balancer(Name=family, Subnets=subnets)["LoadBalancers"][0]
-        group = elbv2.create_target_group(
-            Name=family, Protocol="HTTP", Port=8080, VpcId=vpc, TargetType="ip"
-        )["TargetGroups"][0]
-        # Steady from the start, as _create_ecs's service (moto reads this at creation).
-        os.environ["MOTO_ECS_SERVICE_RUNNING"] = "2"
-        try:
-            ecs.create_service(
-                cluster=SANDBOX_CLUSTER,
-                serviceName=family,
-                taskDefinition=family,
-                desiredCount=2,
-                launchType="FARGATE",
-                loadBalancers=[
-                    {
-                        "targetGroupArn": group["TargetGroupArn"],
-                        "containerName": SANDBOX_CONTAINER,
-                        "containerPort": 8080,
-                    }
-                ],
-                networkConfiguration={
-                    "awsvpcConfiguration": {"subnets": subnets, "securityGroups": []}
-                },
-            )
-        finally:
-            os.environ.pop("MOTO_ECS_SERVICE_RUNNING", None)
-        elbv2.create_listener(
-            LoadBalancerArn=balancer["LoadBalancerArn"],
-            Protocol="HTTP",
-            Port=80,
-            DefaultActions=[{"Type": "forward", "TargetGroupArn": group["TargetGroupArn"]}],
-        )
-        entries.append(f"{name}={family}")
-    zone = route53.create_hosted_zone(Name=SANDBOX_DOMAIN, CallerReference="redmica-sandbox")
-    return {
-        "REDMICA_CLUSTER": SANDBOX_CLUSTER,
-        "REDMICA_TASK_DEFINITION": "redmica-a",
-        "REDMICA_CONTAINER": SANDBOX_CONTAINER,
-        "REDMICA_SUBNETS": subnets[0],
-        "REDMICA_POLL_INTERVAL": "1",
-        "REDMICA_DEPLOY_POLL_INTERVAL": "0.5",
-        "REDMICA_CELLS": ",".join(entries),
-        "REDMICA_DOMAIN": SANDBOX_DOMAIN,
-        "REDMICA_HOSTED_ZONE_ID": str(zone["HostedZone"]["Id"]).rsplit("/", 1)[-1],
-        "REDMICA_MOVE_DRAIN": "1",
-    }
 
 
 def _simulate_failures(fail_once: frozenset[str]) -> None:

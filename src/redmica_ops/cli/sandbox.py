@@ -32,7 +32,7 @@ from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
 @click.option(
     "--ecs",
     is_flag=True,
-    help="also create an ECS cluster and task definition (for `migrate` demos)",
+    help="also stand up the platform's stacks (docs/infrastructure.md) and export their settings",
 )
 @click.option(
     "--fail-once",
@@ -51,7 +51,7 @@ from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
     type=click.IntRange(0, 8),
     default=0,
     metavar="N",
-    help="N cells (ECS services behind their own load balancers) and a hosted zone",
+    help="the stacks with N cells: main, b, c, ... (a cell stack each beside the main stack's)",
 )
 @global_options(hidden=True)
 @pass_app
@@ -70,6 +70,10 @@ def sandbox(
     Prints the `export` lines that point redmica (and the AWS CLI) at it, then serves until
     Ctrl-C or SIGTERM. Everything lives in memory and is gone when it stops. Needs the extra
     `redmica-ops[sandbox]`. The bucket is --bucket / REDMICA_BUCKET, else redmica-config.
+    With --ecs or --cells, the foundation, database and main stacks (and a stack per further
+    cell) are made from templates/cloudformation/ by moto's CloudFormation and the exports
+    are the settings `redmica config from-stack` reads from them (the config bucket is the
+    main stack's).
 
     \b
     Examples:
@@ -102,7 +106,8 @@ def sandbox(
         if env_file is not None:
             box.write_env_file(env_file)
         app.output.info(
-            f"sandbox: AWS endpoint {box.endpoint_url}, bucket {bucket} (versioned); Ctrl-C to stop"
+            f"sandbox: AWS endpoint {box.endpoint_url}, bucket {box.bucket} (versioned); "
+            "Ctrl-C to stop"
         )
         while not stop.wait(timeout=1.0):
             pass
@@ -113,4 +118,4 @@ def sandbox(
         if env_file is not None:
             env_file.unlink(missing_ok=True)
         app.output.info("sandbox stopped")
-    return Done({"endpoint_url": box.endpoint_url, "bucket": bucket, "stopped": True})
+    return Done({"endpoint_url": box.endpoint_url, "bucket": box.bucket, "stopped": True})

@@ -375,11 +375,17 @@ def write_whole(path: Path, content: str, force: bool) -> None:
 
 def from_stack(request: FromStackRequest, ws: BaseWorkspace) -> FromStackOutcome:
     """Read the stacks, derive the settings, print or write them (see the module's text)."""
-    if not request.stacks:
-        raise UsageError("name at least the main stack", "e.g. redmica config from-stack redmica")
     if request.write is not None:
         check_target(request.write, request.force)
-    cloudformation = ws.clients().cloudformation()
+    return read_stacks(request, ws.clients().cloudformation())
+
+
+def read_stacks(
+    request: FromStackRequest, cloudformation: CloudFormationClient
+) -> FromStackOutcome:
+    """`from_stack` with its CloudFormation client (the sandbox reads the stacks it made)."""
+    if not request.stacks:
+        raise UsageError("name at least the main stack", "e.g. redmica config from-stack redmica")
     region = str(cloudformation.meta.region_name)
     reader = _StackReader(cloudformation, region)
     stacks = tuple(reader.read(name) for name in dict.fromkeys(request.stacks))
