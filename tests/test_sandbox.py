@@ -151,3 +151,37 @@ def test_the_sandbox_service_counts_agree_with_its_deployments(tmp_path: Path) -
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_the_sandbox_is_the_documented_stand_up(tmp_path: Path) -> None:
+    """`sandbox --ecs` is the stacks of docs/infrastructure.md: its exports are what `config
+    from-stack` reads from them, `doctor` passes, and a migration runs on the app's task
+    definition as the stack made it (a container without memory of its own: a moto gap)."""
+    process, env = _sandbox_env(tmp_path)
+    try:
+
+        def redmica(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [REDMICA, *args], capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path
+            )
+
+        stacks = ("redmica-foundation", "redmica-database", "redmica")
+        read = redmica("config", "from-stack", *stacks, "-O", "json")
+        assert read.returncode == 0, read.stderr
+        for name, value in json.loads(read.stdout)["settings"].items():
+            expected = ",".join(value) if isinstance(value, list) else value
+            assert env[f"REDMICA_{name.upper()}"] == expected, name
+        assert env["REDMICA_BUCKET"].startswith("redmica-configbucket-")
+        assert env["REDMICA_TASK_DEFINITION"] == "redmica-app"
+        doctor = redmica("doctor", "-O", "json")
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        assert [c for c in json.loads(doctor.stdout) if c["status"] != "ok"] == []
+        acme = Path(__file__).resolve().parents[1] / "examples" / "tenants" / "acme.yaml"
+        assert redmica("tenant", "add", "acme", "-f", str(acme)).returncode == 0
+        migrated = redmica("migrate", "--all", "-O", "json")
+        assert migrated.returncode == 0, migrated.stderr
+        tenants = json.loads(migrated.stdout)["tenants"]
+        assert [(t["tenant"], t["status"]) for t in tenants] == [("acme", "succeeded")]
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -238,7 +238,7 @@ def test_sandbox_starts_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
 
 def test_sandbox_with_cells_places_and_routes_tenants(tmp_path: Path) -> None:
     with running_sandbox(tmp_path / "cells.env", "--cells", "2") as (child_env, process):
-        assert child_env["REDMICA_CELLS"] == "a=redmica-a,b=redmica-b"
+        assert child_env["REDMICA_CELLS"] == "main=redmica-app,b=redmica-cell-b"
 
         def redmica(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
@@ -249,7 +249,7 @@ def test_sandbox_with_cells_places_and_routes_tenants(tmp_path: Path) -> None:
             added = redmica("tenant", "add", name, "-f", str(EXAMPLES / "tenants" / f"{name}.yaml"))
             assert added.returncode == 0, added.stderr
         cells = json.loads(redmica("cells", "list", "-O", "json").stdout)
-        assert [(c["cell"], c["tenants"]) for c in cells] == [("a", 1), ("b", 1)]
+        assert [(c["cell"], c["tenants"]) for c in cells] == [("main", 1), ("b", 1)]
         routes = redmica("cells", "routes")
         assert routes.returncode == 0, routes.stdout + routes.stderr
         process.send_signal(signal.SIGTERM)

@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,6 +278,11 @@ def _stand_up(
         return session.client(service, endpoint_url=endpoint)
 
     patches.enter_context(stand_ins())  # for every stack update while the sandbox serves
+    # moto warns of each resource type its CloudFormation skips, on every stack: GAPS names
+    # each one with what AWS does, so the sandbox's log keeps only what went wrong.
+    patches.enter_context(warnings.catch_warnings())
+    warnings.filterwarnings("ignore", "Tried to parse AWS::", UserWarning)
+    logging.getLogger("moto").setLevel(logging.ERROR)
     operator = Operator(main=SANDBOX_MAIN, domain=SANDBOX_DOMAIN, cells=cells)
     # The services steady from the start, as after their first deploy (moto reads this when
     # it creates a service; its server runs in this process).
