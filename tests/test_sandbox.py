@@ -185,3 +185,46 @@ def test_the_sandbox_is_the_documented_stand_up(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_a_lifecycle_step_runs_through_the_broker_and_the_admin_task(tmp_path: Path) -> None:
+    """`tenant add --provision` on the sandbox goes the platform's way: the operator's request
+    in the bucket, the admin broker function (its handler run with the function's
+    environment), a RunTask of the admin task definition with nothing but the command, the
+    admin task (its command run with the definition's environment: the master secret read
+    there). moto has no PostgreSQL behind the cluster endpoint, so the step ends there: the
+    admin task's connection error, and nothing written for the tenant."""
+    import boto3
+
+    process, env = _sandbox_env(tmp_path)
+    try:
+        acme = Path(__file__).resolve().parents[1] / "examples" / "tenants" / "acme.yaml"
+        done = subprocess.run(
+            [REDMICA, "tenant", "add", "acme", "-f", str(acme), "--provision"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert (
+            f"error: could not connect to PostgreSQL as 'admin' ({env['REDMICA_DB_HOST']}:5432)"
+            in done.stderr
+        )
+        assert "no statement ran" in done.stderr
+        aws = {"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": "us-east-1"}
+        ecs = boto3.client("ecs", **aws)
+        cluster = env["REDMICA_CLUSTER"]
+        arns = ecs.list_tasks(cluster=cluster)["taskArns"]
+        (task,) = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
+        assert task["taskDefinitionArn"].endswith(":task-definition/redmica-admin:1")
+        (override,) = task["overrides"]["containerOverrides"]
+        assert set(override) == {"name", "command"} and override["command"][0] == "admin-sql"
+        assert [c.get("exitCode") for c in task["containers"]] == [1]
+        s3 = boto3.client("s3", **aws)
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket=env["REDMICA_BUCKET"])["Contents"]]
+        assert keys == [f"lifecycle/results/{override['command'][1]}.json"]  # request taken
+    finally:
+        process.terminate()
+        process.communicate(timeout=30)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import logging
 import os
 import socket
@@ -224,6 +225,7 @@ def _provision(
         if ecs or cells:
             _simulate_rollouts(fail_images)
             _without_service_deployments_api()
+            _simulate_admin_tasks(endpoint, region)
     except BaseException:
         patches.close()
         raise
@@ -452,3 +454,94 @@ def _simulate_rollouts(fail_images: frozenset[str]) -> None:
     backend: Any = EC2ContainerServiceBackend
     backend.update_service = update_service
     backend.describe_services = describe_services
+
+
+def _simulate_admin_tasks(endpoint: str, region: str) -> None:
+    """Sandbox only: moto can neither invoke a Lambda function without Docker nor run a
+    task's container. The lifecycle's two hops are run as the platform would run them, each
+    as a process of this package with its AWS resource's own environment, against this
+    endpoint:
+
+    - invoking the admin broker function (the main stack's `<stack>-admin-broker`) runs its
+      handler, `redmica_ops.aws_lambda.admin_broker`, with the function's environment;
+    - a RunTask of a task definition that reads the database master secret (the admin task)
+      runs its container's command, `redmica entrypoint admin-sql ID`, with the task
+      definition's environment, never the override's (which carries only the command), and
+      its exit code becomes the container's.
+
+    The admin task then does what it does on AWS: takes its request, reads the master secret
+    from Secrets Manager and connects to `REDMICA_DB_HOST`. That host is the database stack's
+    cluster endpoint, which only moto knows: without a PostgreSQL server answering there, the
+    step ends with the admin task's connection error in its result, and the CLI reports it.
+    """
+    import subprocess
+    import sys
+
+    from moto.awslambda.models import LambdaBackend
+    from moto.ecs.models import EC2ContainerServiceBackend
+
+    aws = {
+        "AWS_ENDPOINT_URL": endpoint,
+        **FAKE_CREDENTIALS,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDMICA_"))}
+    original_invoke = LambdaBackend.invoke
+    original_run_task = EC2ContainerServiceBackend.run_task
+
+    def invoke(self: Any, function_name: str, qualifier: Any, body: Any, *args: Any) -> Any:
+        function = self.get_function(function_name, qualifier)
+        if function.handler != "redmica_ops.aws_lambda.admin_broker":
+            return original_invoke(self, function_name, qualifier, body, *args)
+        handler = (
+            "import json, sys; from redmica_ops.aws_lambda import admin_broker; "
+            "print(json.dumps(admin_broker(json.load(sys.stdin))))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", handler],
+            input=body if isinstance(body, str) else json.dumps(body),
+            env={**base, **function.environment_vars, **aws},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        # The handler's own lines (print) come first; its answer is the last line.
+        lines = done.stdout.strip().splitlines()
+        return (
+            lines[-1]
+            if done.returncode == 0 and lines
+            else json.dumps({"ok": False, "error": f"admin broker crashed: {done.stderr[-300:]}"})
+        )
+
+    def run_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+        tasks = original_run_task(self, *args, **kwargs)
+        for task in tasks:
+            definition = self.describe_task_definition(task.task_definition_arn)
+            for container in definition.container_definitions:
+                environment = {e["name"]: e["value"] for e in container.get("environment") or []}
+                if "REDMICA_DB_MASTER_SECRET" not in environment:
+                    continue
+                command = next(
+                    (
+                        o.get("command")
+                        for o in task.overrides.get("containerOverrides", [])
+                        if o.get("name") == container["name"]
+                    ),
+                    container.get("command"),
+                )
+                done = subprocess.run(
+                    [sys.executable, "-m", "redmica_ops", "entrypoint", *command],
+                    env={**base, **environment, **aws},
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                for started in task.containers:
+                    started.exitCode = done.returncode
+        return tasks
+
+    backend: Any = LambdaBackend
+    backend.invoke = invoke
+    ecs: Any = EC2ContainerServiceBackend
+    ecs.run_task = run_task
