@@ -213,8 +213,8 @@ def test_a_lifecycle_step_runs_through_the_broker_and_the_admin_task(tmp_path: P
             in done.stderr
         )
         assert "no statement ran" in done.stderr
-        aws = {"endpoint_url": env["AWS_ENDPOINT_URL"], "region_name": "us-east-1"}
-        ecs = boto3.client("ecs", **aws)
+        endpoint = env["AWS_ENDPOINT_URL"]
+        ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1")
         cluster = env["REDMICA_CLUSTER"]
         arns = ecs.list_tasks(cluster=cluster)["taskArns"]
         (task,) = ecs.describe_tasks(cluster=cluster, tasks=arns)["tasks"]
@@ -222,7 +222,7 @@ def test_a_lifecycle_step_runs_through_the_broker_and_the_admin_task(tmp_path: P
         (override,) = task["overrides"]["containerOverrides"]
         assert set(override) == {"name", "command"} and override["command"][0] == "admin-sql"
         assert [c.get("exitCode") for c in task["containers"]] == [1]
-        s3 = boto3.client("s3", **aws)
+        s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=env["REDMICA_BUCKET"])["Contents"]]
         assert keys == [f"lifecycle/results/{override['command'][1]}.json"]  # request taken
     finally:
