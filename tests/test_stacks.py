@@ -30,6 +30,7 @@ from redmica_ops.moto_stacks import (
 )
 from redmica_ops.policy import policy_document, scope_for
 from redmica_ops.settings import SPECS_BY_NAME, Settings
+from redmica_ops.settings.from_stack import SETTING_OUTPUTS
 from tests.conftest import Invoke
 from tests.test_cloudformation import PRINCIPALS, load, when_set
 
@@ -103,24 +104,8 @@ def test_the_platform_stands_up_from_an_empty_account(platform: Platform) -> Non
 
 
 # The main stack's outputs that name a setting (their descriptions say which): what
-# `redmica config from-stack` will turn into redmica.toml.
-CONFIG_OUTPUTS = {
-    "ConfigBucketName": "bucket",
-    "ConfigKeyArn": "kms_key_id",
-    "ClusterName": "cluster",
-    "ServiceName": "service",
-    "TaskDefinitionFamily": "task_definition",
-    "ContainerName": "container",
-    "TaskSubnets": "subnets",
-    "TaskSecurityGroups": "security_groups",
-    "Domain": "domain",
-    "HostedZoneId": "hosted_zone_id",
-    "DatabaseHost": "db_host",
-    "DatabaseMasterSecretArn": "db_master_secret",
-    "AdminTaskDefinitionFamily": "admin_task_definition",
-    "AdminTaskRoleArn": "admin_task_role",
-    "AdminBrokerName": "admin_broker",
-}
+# `redmica config from-stack` turns into redmica.toml (its table, checked against the template).
+CONFIG_OUTPUTS = SETTING_OUTPUTS
 
 
 def test_every_setting_output_names_its_setting() -> None:
