@@ -228,3 +228,10 @@ def test_a_lifecycle_step_runs_through_the_broker_and_the_admin_task(tmp_path: P
     finally:
         process.terminate()
         process.communicate(timeout=30)
+
+
+def test_a_bucket_with_the_stacks_is_refused(run: Invoke, nothing_listens: list[str]) -> None:
+    result = run("sandbox", "--ecs", bucket="mine")
+    assert result.exit_code == 2
+    assert "--bucket does not go with --ecs or --cells" in result.stderr
+    assert nothing_listens == []

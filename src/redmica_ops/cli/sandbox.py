@@ -12,6 +12,7 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
 from redmica_ops.cli.result import Done
+from redmica_ops.errors import UsageError
 from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
 
 
@@ -82,7 +83,11 @@ def sandbox(
       redmica sandbox --ecs --fail-once globex --env-file /tmp/sandbox.env &
       redmica sandbox --cells 3 --fail-image redmica:broken --env-file /tmp/cells.env &
     """
-
+    if (ecs or cells) and app.overrides.get("bucket"):
+        raise UsageError(
+            "--bucket does not go with --ecs or --cells: the config bucket is the main stack's",
+            "leave out --bucket; the sandbox exports REDMICA_BUCKET",
+        )
     bucket = app.overrides.get("bucket") or app.env.get("REDMICA_BUCKET") or DEFAULT_BUCKET
     box = start_sandbox(
         host=host,
