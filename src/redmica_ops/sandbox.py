@@ -21,6 +21,8 @@ import json
 import logging
 import os
 import socket
+import subprocess
+import sys
 import threading
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from redmica_ops.errors import UsageError
+from redmica_ops.moto_stacks import Operator, stand_ins, stand_up
+from redmica_ops.settings.from_stack import FromStackRequest, read_stacks
 
 DEFAULT_BUCKET = "redmica-config"
 DEFAULT_REGION = "us-east-1"
@@ -271,9 +275,6 @@ def _stand_up(
 ) -> dict[str, str]:
     """The stacks of docs/infrastructure.md on moto's CloudFormation, then the settings
     `config from-stack` reads from them, as REDMICA_* variables."""
-    from redmica_ops.moto_stacks import Operator, stand_ins, stand_up
-    from redmica_ops.settings.from_stack import FromStackRequest, read_stacks
-
     session = _session(region)
 
     def client(service: str) -> Any:
@@ -474,9 +475,6 @@ def _simulate_admin_tasks(endpoint: str, region: str) -> None:
     cluster endpoint, which only moto knows: without a PostgreSQL server answering there, the
     step ends with the admin task's connection error in its result, and the CLI reports it.
     """
-    import subprocess
-    import sys
-
     from moto.awslambda.models import LambdaBackend
     from moto.ecs.models import EC2ContainerServiceBackend
 
