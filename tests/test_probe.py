@@ -119,11 +119,10 @@ def put_tenant(s3: S3Client, name: str, status: str | None = None, **overrides: 
     s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=yaml.safe_dump(document).encode())
 
 
-def workspace(*, clock: FakeClock | None = None, **env: str) -> AwsWorkspace:
-    settings = load_settings(
-        {}, {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": DOMAIN, "AWS_REGION": "us-east-1", **env}
-    )
-    fake = clock or FakeClock()
+def workspace(env: dict[str, str] | None = None) -> AwsWorkspace:
+    base = {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": DOMAIN, "AWS_REGION": "us-east-1"}
+    settings = load_settings({}, {**base, **(env or {})})
+    fake = FakeClock()
     return AwsWorkspace(settings, make_clock=lambda cancellation: fake)
 
 
@@ -224,7 +223,7 @@ def test_named_tenants_and_cells(s3: S3Client) -> None:
     env = {"REDMICA_CELLS": "a=svc-a,b=svc-b,c=svc-c", "REDMICA_MAX_PARALLEL_CELLS": "2"}
     sites = Sites(healthy("acme", "beta", "gamma"))
     with serve(sites) as base:
-        ws = workspace(**env)
+        ws = workspace(env)
         one = run(ProbeRequest(base_url=base, cells=("b",)), ws, aws_site(ws))
         wave2 = run(ProbeRequest(base_url=base, wave=2), ws, aws_site(ws))
         named = run(ProbeRequest(base_url=base, tenants=("gamma",)), ws, aws_site(ws))
@@ -298,7 +297,7 @@ def test_without_a_base_url_each_cells_balancer_is_asked_over_https() -> None:
         s3.create_bucket(Bucket=BUCKET)
         env = moto_cells(("a", "b"))
         put_tenant(s3, "acme", property__cell="b")
-        ws = workspace(**env)
+        ws = workspace(env)
         asked: list[SiteTarget] = []
 
         class Recorder:
