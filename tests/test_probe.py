@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -36,7 +37,7 @@ from redmica_ops.runs.pacing import Cancellation, FakeClock
 from redmica_ops.settings import load_settings
 from redmica_ops.workspace import AwsWorkspace
 from tests.conftest import BUCKET, tenant_document
-from tests.probe_support import Reply, Sites, serve
+from tests.probe_support import Reply, Sites, self_signed, serve
 
 DOMAIN = "example.com"
 
@@ -446,3 +447,29 @@ def test_the_gate_counts_failed_sites_against_the_budget(s3: S3Client) -> None:
     outcome = run(replace(template, record=False), ws, ProbeSite(HttpTransport()))
     assert outcome.exit_code == 1  # the server is gone: every site fails
     assert judge_gate(outcome, 3).ok and not judge_gate(outcome, 2).ok
+
+
+# -- https: TLS as the tenant's host, not as the address connected to ----------------------------
+def test_https_speaks_tls_as_the_tenants_host(s3: S3Client, tmp_path: Path) -> None:
+    import ssl
+
+    put_tenant(s3, "acme")
+    cert, key = self_signed(tmp_path, f"*.{DOMAIN}")
+    trusting = ssl.create_default_context(cafile=str(cert))
+    sites = Sites(healthy("acme"))
+    ws = workspace()
+    with serve(sites, tls=(cert, key)) as base:
+        assert base.startswith("https://127.0.0.1:")
+        outcome = run(ProbeRequest(base_url=base), ws, aws_site(ws, HttpTransport(trusting)))
+        # A certificate for another domain is refused: the check is the tenant's host.
+        other = load_settings(
+            {}, {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": "other.org", "AWS_REGION": "us-east-1"}
+        )
+        elsewhere = AwsWorkspace(other, make_clock=lambda c: FakeClock())
+        refused = run(
+            ProbeRequest(base_url=base), elsewhere, aws_site(elsewhere, HttpTransport(trusting))
+        )
+    assert outcome.sites[0].verdict is Verdict.UP, outcome.sites[0].reason
+    assert sites.server_names[0] == f"acme.{DOMAIN}"
+    assert refused.sites[0].failure is Failure.CONNECTION
+    assert "certificate not valid for acme.other.org" in refused.sites[0].reason
