@@ -56,7 +56,12 @@ from tests.live.server import LiveApache  # noqa: E402
 
 from redmica_ops.container.apache import ApacheInstall, find_apache  # noqa: E402
 from redmica_ops.container.keys import tenant_secret_key_base  # noqa: E402
+from redmica_ops.probe.model import Failure, ProbeOutcome, ProbeRequest  # noqa: E402
+from redmica_ops.probe.run import run as run_probe  # noqa: E402
+from redmica_ops.probe.wiring import aws_site  # noqa: E402
+from redmica_ops.settings import load_settings  # noqa: E402
 from redmica_ops.tenants.incarnations import Incarnations  # noqa: E402
+from redmica_ops.workspace import AwsWorkspace  # noqa: E402
 
 DOMAIN = "e2e.test"
 REDMICA = str(Path(sys.executable).parent / "redmica")
@@ -303,6 +308,36 @@ def probe(port: int, name: str) -> dict[str, Any]:
     return seen
 
 
+def probe_sites(run: Run, port: int, *tenants: str) -> ProbeOutcome:
+    """The site probe (src/redmica_ops/probe) against this Apache, its record in the sandbox's
+    bucket; each answer must carry the tenant's own title (mark_tenant gave it one)."""
+    sandbox = {k: v for k, v in run.env.items() if k.startswith("AWS_")}
+    saved = {k: os.environ.get(k) for k in sandbox}
+    os.environ.update(sandbox)  # the sandbox's fake credentials, for boto3's chain
+    try:
+        ws = AwsWorkspace(load_settings({}, run.env), message=lambda text: print(f"   {text}"))
+        request = ProbeRequest(
+            base_url=f"http://127.0.0.1:{port}",
+            tenants=tenants,
+            timeout=120,
+            expect_title="Title of {tenant}",
+        )
+        outcome = run_probe(request, ws, aws_site(ws))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    for site in outcome.sites:
+        print(f"   probe {site.tenant}: {site.verdict} {site.reason}")
+    return outcome
+
+
+def verdicts(outcome: ProbeOutcome) -> dict[str, str]:
+    return {site.tenant: str(site.verdict) for site in outcome.sites}
+
+
 def bucket_incarnations(run: Run) -> dict[str, str]:
     """Every tenant's incarnation in the sandbox bucket, read as serve reads it: it is part of
     each tenant's derived key (docs/tenant-lifecycle.md, "Incarnations")."""
@@ -421,8 +456,13 @@ def control_without_app_groups(
         run.logs["control"] = control.workdir / "error.log"
         try:
             leaks, statuses = leak_seen(control.port, tenants)
+            # The probe sees the same fault: another tenant's title for a host.
+            mixed = probe_sites(run, control.port, *tenants)
         finally:
             control.stop()
+        kinds = {site.failure for site in mixed.sites}
+        if Failure.WRONG_TENANT not in kinds or kinds - {Failure.WRONG_TENANT, None}:
+            raise RuntimeError(f"the probe did not report wrong tenants: {verdicts(mixed)}")
         if not leaks:
             raise RuntimeError(
                 f"no cross-tenant leak without app groups (statuses {statuses}): the check is blind"
@@ -448,7 +488,45 @@ def failing_tenant_output_tail(run: Run, pg: Postgres) -> None:
         if "the-real-password-1" in shown.stdout:
             raise RuntimeError("a password reached runs show")
         print("   " + "\n   ".join(shown.stdout.splitlines()[-4:]))
+
+
+def probe_every_site(run: Run, port: int) -> None:
+    """The site probe once every tenant is warm: all up, the limit_ips tenant restricted."""
+    with run.step("the site probe: every site up, the limit_ips tenant restricted", "apache"):
+        probed = probe_sites(run, port)
+        expected = {"alpha": "up", "beta": "up", "gamma": "up", "delta": "restricted"}
+        if verdicts(probed) != expected or probed.exit_code != 0:
+            raise RuntimeError(f"probe: {verdicts(probed)} (exit {probed.exit_code})")
+
+
+def probe_failed_and_suspended(run: Run, apache: LiveApache, site: Path, port: int) -> None:
+    """zeta's wrong password fails zeta alone; a suspended tenant is suspended, not failed."""
+    with run.step("the site probe: zeta's wrong password fails zeta alone", "apache"):
+        render_vhosts(run, port, site)
+        apache.graceful()
+        probed = probe_sites(run, port, "alpha", "epsilon", "zeta")
+        zeta = next(s for s in probed.sites if s.tenant == "zeta")
+        failed = [s.tenant for s in probed.failed]
+        if failed != ["zeta"] or zeta.failure is not Failure.STATUS or probed.exit_code != 1:
+            raise RuntimeError(f"expected zeta alone to fail: {verdicts(probed)}")
         redmica(run, "tenant", "remove", "zeta", "--yes")
+
+    with run.step("the site probe: a suspended tenant is suspended, not failed", "apache"):
+        redmica(run, "tenant", "suspend", "epsilon")
+        render_vhosts(run, port, site)
+        apache.graceful()
+        wait_for(lambda: get(port, f"epsilon.{DOMAIN}")[0] == 503, "epsilon's 503")
+        probed = probe_sites(run, port, "alpha", "epsilon")
+        if verdicts(probed) != {"alpha": "up", "epsilon": "suspended"}:
+            raise RuntimeError(f"probe: {verdicts(probed)}")
+        redmica(run, "tenant", "resume", "epsilon")
+        render_vhosts(run, port, site)
+        apache.graceful()
+        wait_for(
+            lambda: title_of(get(port, f"epsilon.{DOMAIN}")[1]) == "epsilon",
+            "epsilon to be served again",
+            timeout=120,
+        )
 
 
 def use_sandbox(run: Run, env_file: Path, master: str) -> None:
@@ -651,6 +729,8 @@ def main() -> int:
 
         memory = warm_unknown_host_and_limit_ips(run, port, open_tenants)
 
+        probe_every_site(run, port)
+
         redmine_side(run, port, open_tenants, master)
 
         control_without_app_groups(run, apache, install, site, port, open_tenants)
@@ -658,6 +738,8 @@ def main() -> int:
         add_while_running(run, pg, apache, site, port, open_tenants)
 
         failing_tenant_output_tail(run, pg)
+
+        probe_failed_and_suspended(run, apache, site, port)
 
         remove_while_running(run, apache, site, port)
 
