@@ -89,7 +89,6 @@ def _targets(
     listing: Listing,
     cells: CellMap,
     wanted: list[Cell],
-    domain: str,
 ) -> tuple[list[tuple[StoredTenant, Cell]], list[tuple[str, str]]]:
     """The tenants to probe with their cells, and the documents left out with why."""
     selection = select(listing, Use.SERVE)
@@ -165,8 +164,10 @@ def run(request: ProbeRequest, ws: ProbeWorkspace, site: ProbeSite) -> ProbeOutc
     clock = ws.clock()
     probe_id = new_run_id()
     outcome = ProbeOutcome(probe_id, request.path)
-    chosen, outcome.skipped = _targets(request, ws.tenants(), cells, wanted, settings.domain)
-    bases = _base_urls(request, wanted, site) if chosen else {}
+    chosen, outcome.skipped = _targets(request, ws.tenants(), cells, wanted)
+    # Only the cells with sites to probe: a balancer lookup is two AWS calls per cell.
+    busy = {cell.name for _, cell in chosen}
+    bases = _base_urls(request, [c for c in wanted if c.name in busy], site)
     targets = [
         SiteTarget(
             tenant=stored.tenant_id,
