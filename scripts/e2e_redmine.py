@@ -59,7 +59,7 @@ from redmica_ops.container.keys import tenant_secret_key_base  # noqa: E402
 from redmica_ops.probe.model import Failure, ProbeOutcome, ProbeRequest  # noqa: E402
 from redmica_ops.probe.run import run as run_probe  # noqa: E402
 from redmica_ops.probe.wiring import aws_site  # noqa: E402
-from redmica_ops.settings import load_settings  # noqa: E402
+from redmica_ops.settings.loading import load_settings  # noqa: E402
 from redmica_ops.tenants.incarnations import Incarnations  # noqa: E402
 from redmica_ops.workspace import AwsWorkspace  # noqa: E402
 

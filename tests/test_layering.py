@@ -271,6 +271,7 @@ BUILT_BY_THE_WORKSPACE = (
     "RunStore",
     "ResultStore",
     "RecordStore",
+    "ProbeStore",
     "TenantRegistry",
 )
 BUILT_BY_THE_FLEET = ("ServiceDeployer", "Router", "Route53Gateway", "LoadBalancerGateway")

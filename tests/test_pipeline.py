@@ -27,7 +27,7 @@ from redmica_ops.policy import OPERATION_ACTIONS
 from redmica_ops.probe.model import Answer, ProbeRequest, SiteTarget
 from redmica_ops.probe.run import run as probe
 from redmica_ops.probe.wiring import aws_site
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.workspace import AwsWorkspace
 from tests import iam_eval
 from tests.cells_support import add_tenant, cells_app, fail_rollouts, moto_cells

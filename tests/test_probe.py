@@ -34,7 +34,7 @@ from redmica_ops.probe.run import ProbeSite, run
 from redmica_ops.probe.transport import HttpTransport
 from redmica_ops.probe.wiring import aws_site
 from redmica_ops.runs.pacing import Cancellation, FakeClock
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.workspace import AwsWorkspace
 from tests.conftest import BUCKET, tenant_document
 from tests.probe_support import Reply, Sites, self_signed, serve

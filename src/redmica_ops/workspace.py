@@ -33,6 +33,7 @@ from redmica_ops.lifecycle.broker import LambdaInvoker, LambdaLauncher
 from redmica_ops.lifecycle.purge import RecordStore
 from redmica_ops.lifecycle.site import DatabaseAccess, Site
 from redmica_ops.lifecycle.steps import EcsRunner, LocalRunner, Runner
+from redmica_ops.probe.record import ProbeRecords, ProbeStore
 from redmica_ops.runs.executors import Executor, NoExecutor
 from redmica_ops.runs.executors.ecs import EcsExecutor, EcsTarget
 from redmica_ops.runs.executors.local import LocalExecutor, LocalTarget
@@ -108,6 +109,9 @@ class Workspace(Protocol):
     def runner(self, kind: str) -> Runner: ...
 
     def lifecycle_records(self) -> RecordStore: ...
+
+    def probe_records(self) -> ProbeRecords:
+        """Where the site probe writes what it found (beside the run records)."""
 
 
 def silent_progress(clock: Clock, total: int) -> AbstractContextManager[Observer]:
@@ -217,6 +221,10 @@ class BaseWorkspace(ABC):
         s = self._settings
         return RecordStore(self.clients().s3(), self.bucket(), s.lifecycle_prefix, s.kms_key_id)
 
+    def probe_records(self) -> ProbeRecords:
+        s = self._settings
+        return ProbeStore(self.clients().s3(), self.bucket(), s.runs_prefix, s.kms_key_id)
+
     # -- the services ---------------------------------------------------------------------------
     def fleet(self) -> Fleet:
         if self._fleet is None:
@@ -227,7 +235,7 @@ class BaseWorkspace(ABC):
                 self.ecs(),
                 self.clock(),
                 route53=clients.route53() if clients else None,
-                elbv2=clients.elbv2() if clients else None,
+                elbv2=lambda: self.clients().elbv2(),
                 progress=self.message,
                 status=self.status,
                 ssm=lambda: self.clients().ssm(),

@@ -28,7 +28,7 @@ from redmica_ops.probe.record import ProbeStore
 from redmica_ops.probe.run import run
 from redmica_ops.probe.wiring import aws_site
 from redmica_ops.runs.pacing import FakeClock
-from redmica_ops.settings import load_settings
+from redmica_ops.settings.loading import load_settings
 from redmica_ops.workspace import AwsWorkspace
 from tests.live.server import LiveApache, free_port
 

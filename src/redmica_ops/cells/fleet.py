@@ -48,7 +48,7 @@ class Fleet:
         ecs: ECSClient,
         clock: Clock,
         route53: Route53Client | None = None,
-        elbv2: ElasticLoadBalancingv2Client | None = None,
+        elbv2: Callable[[], ElasticLoadBalancingv2Client] | None = None,
         progress: Progress | None = None,
         status: Progress | None = None,
         ssm: Callable[[], SSMClient] | None = None,
@@ -58,6 +58,7 @@ class Fleet:
         self.ecs = ecs
         self.clock = clock
         self.route53 = route53
+        # Made on first use: only routing and the site probe look up a cell's balancer.
         self.elbv2 = elbv2
         self.progress = progress or (lambda text: None)
         # The single service's state line; cells in waves (threads) print plain lines instead.
@@ -223,7 +224,7 @@ class Fleet:
             if self.elbv2 is None:
                 raise UsageError("routing needs the ELBv2 client")
             service = self.deployer(cell).service()
-            self._targets[cell.name] = load_balancer_of(service, LoadBalancerGateway(self.elbv2))
+            self._targets[cell.name] = load_balancer_of(service, LoadBalancerGateway(self.elbv2()))
         return self._targets[cell.name]
 
     def router(self) -> Router | None:

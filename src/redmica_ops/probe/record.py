@@ -15,9 +15,9 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from redmica_ops.aws import put_object_once, translate_errors
-from redmica_ops.errors import Conflict, JSONObject, NotFound, UsageError
+from redmica_ops.errors import JSONObject
 from redmica_ops.probe.model import SiteResult
+from redmica_ops.runs.record import JsonObjects
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -68,51 +68,19 @@ class ProbeRecords(Protocol):
     def load(self, probe_id: str) -> ProbeRecord: ...
 
 
-class ProbeStore:
-    """Probe records in the config bucket, every write conditional."""
+class ProbeStore(JsonObjects):
+    """Probe records in the config bucket, every write conditional (`runs.record.JsonObjects`)."""
+
+    noun = "probe"
+    conflict_hint = "probe ids are unique per run: start the probe again"
 
     def __init__(
         self, s3: S3Client, bucket: str, runs_prefix: str = "runs/", kms_key_id: str | None = None
     ) -> None:
-        self.s3 = s3
-        self.bucket = bucket
-        self.prefix = f"{runs_prefix}{PROBES_FOLDER}"
-        self.kms_key_id = kms_key_id
-        self._etags: dict[str, str] = {}
-
-    def key_for(self, probe_id: str) -> str:
-        return f"{self.prefix}{probe_id}.json"
+        super().__init__(s3, bucket, f"{runs_prefix}{PROBES_FOLDER}", kms_key_id)
 
     def save(self, record: ProbeRecord) -> str:
-        key = self.key_for(record.probe_id)
-        try:
-            result = put_object_once(
-                self.s3,
-                self.bucket,
-                key,
-                record.to_json().encode(),
-                if_match=self._etags.get(record.probe_id),
-                content_type="application/json",
-                kms_key_id=self.kms_key_id,
-                action=f"writing probe record s3://{self.bucket}/{key}",
-            )
-        except Conflict:
-            raise Conflict(
-                f"probe record {record.probe_id} was written by another process",
-                "probe ids are unique per run: start the probe again",
-            ) from None
-        self._etags[record.probe_id] = result.etag
-        return f"s3://{self.bucket}/{key}"
+        return self.write(record.probe_id, record.to_json())
 
     def load(self, probe_id: str) -> ProbeRecord:
-        if not probe_id or "/" in probe_id:
-            raise UsageError(f"{probe_id!r} is not a probe id")
-        key = self.key_for(probe_id)
-        try:
-            with translate_errors(f"reading probe record s3://{self.bucket}/{key}", self.bucket):
-                body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except NotFound:
-            raise NotFound(
-                f"probe {probe_id!r} not found in s3://{self.bucket}/{self.prefix}"
-            ) from None
-        return ProbeRecord.from_json(body.decode("utf-8"))
+        return ProbeRecord.from_json(self.read(probe_id))

@@ -318,11 +318,18 @@ class RunRecords(Protocol):
         """Run ids, newest first."""
 
 
-class RunStore:
-    """Run records in the config bucket; writes are conditional so two CLIs never fight."""
+class JsonObjects:
+    """Records kept as one JSON object each under a prefix of the config bucket (run records,
+    probe records). Every write is conditional: the first creates the object (If-None-Match),
+    a later one must replace the version this process wrote or read (If-Match on the ETag it
+    remembers), so two processes never overwrite each other's record."""
+
+    noun = "record"  # how messages name one: "run", "probe"
+    conflict_hint = ""  # what a person does when another process changed the record
+    list_hint: str | None = None  # how to find the ids
 
     def __init__(
-        self, s3: S3Client, bucket: str, prefix: str = "runs/", kms_key_id: str | None = None
+        self, s3: S3Client, bucket: str, prefix: str, kms_key_id: str | None = None
     ) -> None:
         self.s3 = s3
         self.bucket = bucket
@@ -330,48 +337,72 @@ class RunStore:
         self.kms_key_id = kms_key_id
         self._etags: dict[str, str] = {}
 
-    def key_for(self, run_id: str) -> str:
-        return f"{self.prefix}{run_id}.json"
+    def key_for(self, record_id: str) -> str:
+        return f"{self.prefix}{record_id}.json"
 
-    def location(self, run_id: str) -> str:
-        return f"s3://{self.bucket}/{self.key_for(run_id)}"
+    def location(self, record_id: str) -> str:
+        return f"s3://{self.bucket}/{self.key_for(record_id)}"
 
-    def save(self, record: RunRecord) -> None:
-        key = self.key_for(record.run_id)
+    def write(self, record_id: str, body: str) -> str:
+        """Write one record conditionally; returns its location."""
+        key = self.key_for(record_id)
         try:
             # Conditional, and safe to retry: a 412 on our own applied write is success.
             result = put_object_once(
                 self.s3,
                 self.bucket,
                 key,
-                record.to_json().encode(),
-                if_match=self._etags.get(record.run_id),
+                body.encode(),
+                if_match=self._etags.get(record_id),
                 content_type="application/json",
                 kms_key_id=self.kms_key_id,
-                action=f"writing run record s3://{self.bucket}/{key}",
+                action=f"writing {self.noun} record s3://{self.bucket}/{key}",
             )
         except Conflict:
             raise Conflict(
-                f"run {record.run_id} was changed by another redmica process",
-                "only one `migrate` may drive a run at a time",
+                f"{self.noun} {record_id} was changed by another redmica process",
+                self.conflict_hint,
             ) from None
-        self._etags[record.run_id] = result.etag
+        self._etags[record_id] = result.etag
+        return f"s3://{self.bucket}/{key}"
 
-    def load(self, run_id: str) -> RunRecord:
-        if not run_id or "/" in run_id:
-            raise UsageError(f"{run_id!r} is not a run id", "list runs with `redmica runs list`")
-        key = self.key_for(run_id)
+    def read(self, record_id: str) -> str:
+        """One record's text; its ETag is remembered for the next conditional write."""
+        if not record_id or "/" in record_id:
+            raise UsageError(f"{record_id!r} is not a {self.noun} id", self.list_hint)
+        key = self.key_for(record_id)
         try:
-            with translate_errors(f"reading run record s3://{self.bucket}/{key}", self.bucket):
+            with translate_errors(
+                f"reading {self.noun} record s3://{self.bucket}/{key}", self.bucket
+            ):
                 response = self.s3.get_object(Bucket=self.bucket, Key=key)
                 body = response["Body"].read()
         except NotFound:
             raise NotFound(
-                f"run {run_id!r} not found in s3://{self.bucket}/{self.prefix}",
-                "list runs with `redmica runs list`",
+                f"{self.noun} {record_id!r} not found in s3://{self.bucket}/{self.prefix}",
+                self.list_hint,
             ) from None
-        self._etags[run_id] = response["ETag"]
-        return RunRecord.from_json(body.decode("utf-8"))
+        self._etags[record_id] = response["ETag"]
+        return body.decode("utf-8")
+
+
+class RunStore(JsonObjects):
+    """Run records in the config bucket; writes are conditional so two CLIs never fight."""
+
+    noun = "run"
+    conflict_hint = "only one `migrate` may drive a run at a time"
+    list_hint = "list runs with `redmica runs list`"
+
+    def __init__(
+        self, s3: S3Client, bucket: str, prefix: str = "runs/", kms_key_id: str | None = None
+    ) -> None:
+        super().__init__(s3, bucket, prefix, kms_key_id)
+
+    def save(self, record: RunRecord) -> None:
+        self.write(record.run_id, record.to_json())
+
+    def load(self, run_id: str) -> RunRecord:
+        return RunRecord.from_json(self.read(run_id))
 
     def list_ids(self) -> list[str]:
         ids: list[str] = []
