@@ -473,3 +473,61 @@ def test_https_speaks_tls_as_the_tenants_host(s3: S3Client, tmp_path: Path) -> N
     assert sites.server_names[0] == f"acme.{DOMAIN}"
     assert refused.sites[0].failure is Failure.CONNECTION
     assert "certificate not valid for acme.other.org" in refused.sites[0].reason
+
+
+# -- the command ---------------------------------------------------------------------------------
+def test_the_command_names_each_failed_site_and_exits_1(s3: S3Client, run: Any) -> None:
+    for name in ("acme", "broken", "away"):
+        put_tenant(s3, name, status="suspended" if name == "away" else None)
+    sites = Sites(healthy("acme"))
+    sites.replies[f"broken.{DOMAIN}"] = Reply(500, body="boom")
+    sites.replies[f"away.{DOMAIN}"] = Reply(503, {"Retry-After": "300"})
+    with serve(sites) as base:
+        text = run("--domain", DOMAIN, "probe", "--base-url", base, "--rate", "50")
+        as_json = run("--domain", DOMAIN, "probe", "--base-url", base, "--rate", "50", "-O", "json")
+    assert text.exit_code == 1, text.output
+    assert "broken" in text.stdout and "answered 500" in text.stdout
+    assert "failed: broken" in text.stderr and "acme" not in text.stdout
+    document = as_json.json()
+    assert as_json.exit_code == 1 and document["failed"] == ["broken"]
+    assert document["counts"] == {"failed": 1, "suspended": 1, "up": 1}
+    assert len(probe_records(s3)) == 2
+
+
+def test_the_command_exits_0_when_every_site_is_up(s3: S3Client, run: Any) -> None:
+    put_tenant(s3, "acme")
+    with serve(Sites(healthy("acme"))) as base:
+        result = run("--domain", DOMAIN, "probe", "--base-url", base, "--no-record", "-O", "json")
+    assert result.exit_code == 0, result.output
+    assert result.json()["counts"] == {"up": 1} and probe_records(s3) == []
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--path", "login"), "--path 'login' is not a URL path"),
+        (("--base-url", "ftp://lb"), "is not an http(s) base URL"),
+        (("--cell", "nowhere"), "nowhere"),
+        (("--wave", "0"), "--wave 0 must be 1 or more"),
+    ],
+)
+def test_the_command_refuses_bad_input_with_exit_2_and_probes_nothing(
+    s3: S3Client, run: Any, flags: tuple[str, ...], message: str
+) -> None:
+    put_tenant(s3, "acme")
+    sites = Sites(healthy("acme"))
+    with serve(sites) as base:
+        args = ["--domain", DOMAIN, "probe", *flags]
+        if "--base-url" not in flags:
+            args += ["--base-url", base]
+        result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert sites.seen == [] and probe_records(s3) == []
+
+
+def test_an_unknown_tenant_exits_3(s3: S3Client, run: Any) -> None:
+    put_tenant(s3, "acme")
+    result = run("--domain", DOMAIN, "probe", "--base-url", "http://127.0.0.1:9", "--tenant", "x")
+    assert result.exit_code == 3 and "no tenant 'x'" in result.stderr
+    assert probe_records(s3) == []

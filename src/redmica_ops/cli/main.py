@@ -178,6 +178,11 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
         "status",
         "Show the service: deployments with counts and rollout state, and recent events.",
     ),
+    "probe": LazyCommand(
+        "redmica_ops.cli.probe",
+        "probe",
+        "Request every tenant's site and judge it: up, suspended, restricted or failed.",
+    ),
     "doctor": LazyCommand(
         "redmica_ops.cli.doctor",
         "doctor",

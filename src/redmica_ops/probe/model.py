@@ -13,6 +13,7 @@ from enum import StrEnum
 from urllib.parse import urlsplit
 
 from redmica_ops.errors import JSONObject, UsageError
+from redmica_ops.report import Line, Report, Table, info, success, warn
 from redmica_ops.tenants import rules
 
 DEFAULT_PATH = "/login"  # Redmine's sign-in page: served by the app, needs the database
@@ -248,3 +249,30 @@ class ProbeOutcome:
             "sites": [s.as_dict() for s in self.sites],
             "skipped": [{"tenant": name, "why": why} for name, why in self.skipped],
         }
+
+    def report(self) -> Report:
+        """The failed sites as a table (every site with --output json), the counts, where the
+        record is; exit 1 when any site failed, 130 when interrupted."""
+        body: list[Line | Table] = []
+        shown = self.failed
+        if shown:
+            body.append(
+                Table(
+                    ("TENANT", "CELL", "HOST", "STATUS", "REASON"),
+                    [[s.tenant, s.cell, s.host, s.status, s.reason] for s in shown],
+                    drop_first=("HOST", "STATUS"),
+                )
+            )
+        body += [warn(f"skipped {name}: {why}") for name, why in self.skipped]
+        line = f"probe {self.probe_id}: GET {self.path}: {self.summary()}"
+        if self.interrupted:
+            body.append(warn(f"{line}; interrupted (the rest were not probed)"))
+        elif shown:
+            body.append(warn(f"{line}; failed: {', '.join(s.tenant for s in shown)}"))
+        else:
+            body.append(success(line))
+        if self.location:
+            body.append(info(f"record: {self.location}"))
+        if not self.sites:
+            body.append(info("no site to probe"))
+        return Report(self.as_dict(), body, exit_code=self.exit_code)
