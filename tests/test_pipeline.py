@@ -196,13 +196,10 @@ def test_the_release_stage_releases_the_built_image_by_digest() -> None:
     assert context.params["image"] == "$IMAGE" and context.params["yes"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`release --max-probe-failures` is wired after #24 lands (docs/drafts/probe.md)",
-)
 def test_the_release_stage_command_line_parses_with_the_probe_flag() -> None:
     (release,) = redmica_invocations("release")
-    parse([word.replace("$MAX_PROBE_FAILURES", "0") for word in release])
+    context = parse([word.replace("$MAX_PROBE_FAILURES", "0") for word in release])
+    assert context.params["max_probe_failures"] == 0 and not context.params["no_probe"]
 
 
 # -- the scan gate -------------------------------------------------------------------------------

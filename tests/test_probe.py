@@ -4,6 +4,7 @@ pacing with an injected clock, bad input that probes nothing, records in the con
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -17,7 +18,7 @@ from moto import mock_aws
 from mypy_boto3_s3 import S3Client
 
 from redmica_ops.errors import ExitCode, NotFound, RedmicaError, UsageError
-from redmica_ops.probe.gate import cell_prober, judge_gate
+from redmica_ops.probe.gate import WaveProbe, judge_gate, wave_prober
 from redmica_ops.probe.judge import judge
 from redmica_ops.probe.model import (
     Answer,
@@ -278,7 +279,7 @@ def test_bad_input_exits_2_with_one_line_and_probes_nothing(
 def test_a_negative_failure_budget_is_refused_before_anything(s3: S3Client) -> None:
     ws = workspace()
     with pytest.raises(UsageError, match="--max-probe-failures -1 must not be negative"):
-        cell_prober(ws, aws_site(ws), ProbeRequest(), -1)
+        wave_prober(ws, aws_site(ws), WaveProbe(-1))
     assert check_max_failures(0) == 0
 
 
@@ -438,15 +439,48 @@ def test_the_gate_counts_failed_sites_against_the_budget(s3: S3Client) -> None:
     ws = workspace()
     with serve(sites) as base:
         template = ProbeRequest(base_url=base)
-        strict = cell_prober(ws, aws_site(ws), template, 1)
+        strict = wave_prober(ws, aws_site(ws), WaveProbe(1, base_url=base))
+        assert strict is not None
         from redmica_ops.cells.config import cell_map
 
-        gate = strict(cell_map(ws.settings).home)
+        home = cell_map(ws.settings).home
+        gate = strict([home])
     assert not gate.ok and gate.failed == ("beta", "gamma")
+    assert gate.by_cell == {home.name: ("beta", "gamma")}
     assert "failed: beta, gamma (at most 1 allowed)" in gate.summary
     outcome = run(replace(template, record=False), ws, ProbeSite(HttpTransport()))
     assert outcome.exit_code == 1  # the server is gone: every site fails
     assert judge_gate(outcome, 3).ok and not judge_gate(outcome, 2).ok
+
+
+def test_a_gate_that_cannot_probe_fails_and_bad_options_fail_before_anything(
+    s3: S3Client,
+) -> None:
+    put_tenant(s3, "acme")
+    ws = workspace()
+    gate = wave_prober(ws, ProbeSite(HttpTransport()), WaveProbe(0))  # no balancer lookup
+    assert gate is not None
+    from redmica_ops.cells.config import cell_map
+
+    failed = gate([cell_map(ws.settings).home])
+    assert not failed.ok and "could not run" in failed.summary and failed.by_cell == {}
+    for options, message in [
+        (WaveProbe(0, path="login"), "--path 'login' is not a URL path"),
+        (WaveProbe(0, base_url="ftp://x"), "not an http(s) base URL"),
+        (WaveProbe(-2), "--max-probe-failures -2 must not be negative"),
+    ]:
+        with pytest.raises(UsageError, match=re.escape(message)):
+            wave_prober(ws, aws_site(ws), options)
+    with pytest.raises(UsageError, match="not both"):
+        wave_prober(ws, aws_site(ws), WaveProbe(0, off=True))
+    bare = AwsWorkspace(load_settings({}, {"REDMICA_BUCKET": BUCKET, "AWS_REGION": "us-east-1"}))
+    with pytest.raises(RedmicaError, match="needs the domain setting"):
+        wave_prober(bare, aws_site(bare), WaveProbe(0))
+    # No budget given or set, or --no-probe: no probe, and nothing is asked of the settings.
+    assert wave_prober(bare, aws_site(bare), WaveProbe()) is None
+    budgeted = workspace({"REDMICA_MAX_PROBE_FAILURES": "2"})
+    assert wave_prober(budgeted, aws_site(budgeted), WaveProbe()) is not None
+    assert wave_prober(budgeted, aws_site(budgeted), WaveProbe(off=True)) is None
 
 
 # -- https: TLS as the tenant's host, not as the address connected to ----------------------------

@@ -8,6 +8,10 @@ and on a failure stops: later waves are not touched, and every cell this rollout
 changed goes back to the revision it ran before (the failing cell is rolled back by its own
 rollout, as `deploy` does).
 
+With a probe (`deploy`/`release --max-probe-failures`, `probe/gate.py`), a wave whose cells all
+succeeded is judged by its sites too: more failed sites than the budget fails the wave like a
+failed deployment; its cells with failed sites are `probe_failed` and go back with the rest.
+
 The implicit cell keeps the single service's behaviour: no "wave 1/1" lines, the state line of
 the workspace, a `RedmicaError` raised (exit 3, 5, ...) rather than recorded as a cell's error,
 and `--no-wait` allowed; with cells, each wave waits for the previous one.
@@ -32,6 +36,7 @@ from redmica_ops.settings import require
 if TYPE_CHECKING:
     from redmica_ops.cells.config import Cell
     from redmica_ops.cells.fleet import Fleet
+    from redmica_ops.probe.model import ProbeGate, WaveProber
     from redmica_ops.runs.record import RunRecord
     from redmica_ops.workspace import Workspace
 
@@ -79,18 +84,22 @@ class CellResult:
     cell: str
     wave: int
     status: str = "not_started"
-    # succeeded | failed | rolled_back | migration_failed | not_started | unchanged | error
+    # succeeded | failed | rolled_back | migration_failed | probe_failed | not_started |
+    # unchanged | error
     detail: str = ""
     previous: str | None = None
     revision: str | None = None
     migration: MigrationGate | None = None
     rollout: RolloutReport | None = None
     undo: str | None = None  # the result of rolling this cell back after another failed
+    probe: ProbeGate | None = None  # its wave's site probe, when one ran
 
     @property
     def changed(self) -> bool:
-        """Whether this rollout left the cell on another revision than it found."""
-        return self.status == "succeeded" and self.revision not in (None, self.previous)
+        """Whether this rollout left the cell on another revision than it found (a cell whose
+        sites failed the probe was deployed: it is put back like the others)."""
+        deployed = self.status in ("succeeded", "probe_failed")
+        return deployed and self.revision not in (None, self.previous)
 
     @property
     def moved(self) -> bool:
@@ -128,6 +137,7 @@ class CellResult:
             },
             "rollout": None if self.rollout is None else self.rollout.as_dict(),
             "undo": self.undo,
+            "probe": None if self.probe is None else self.probe.as_dict(),
         }
 
 
@@ -197,9 +207,10 @@ def run_waves(
     timeout: float | None = None,
     wait: bool = True,
     undo: bool = True,
+    probe: WaveProber | None = None,
 ) -> WaveReport:
     """Run `step` in each chosen cell, wave after wave; `undo`: put back what changed when a
-    wave fails."""
+    wave fails; `probe`: judge each deployed wave by its tenants' sites too."""
     if action not in ACTIONS:
         raise UsageError(f"unknown wave action {action!r}")
     fleet = ws.fleet()
@@ -208,6 +219,11 @@ def run_waves(
         raise UsageError(
             "--no-wait cannot be used with cells: each wave waits for the previous one",
             "leave out --no-wait, or give a single service without the cells setting",
+        )
+    if not wait and probe is not None:
+        raise UsageError(
+            "--no-wait cannot be used with the probe: the sites are probed after the rollout",
+            "leave out --no-wait, or turn the probe off (--no-probe)",
         )
     waves = _waves(options, fleet)
     report = WaveReport(action, [[c.name for c in wave] for wave in waves], implicit=implicit)
@@ -235,6 +251,9 @@ def run_waves(
         for number, wave in enumerate(waves, start=1):
             if implicit:
                 one(wave[0])  # the single service: its errors are the command's
+                deployed = results[wave[0].name].status in ("succeeded", "unchanged")
+                if deployed and probe and _probe_failed(wave, results, probe, ws, action) and undo:
+                    _undo(report, fleet, ws)
                 continue
             names = ", ".join(c.name for c in wave)
             label = "canary " if number == 1 and len(waves) > 1 else ""
@@ -245,6 +264,8 @@ def run_waves(
                 with ThreadPoolExecutor(max_workers=len(wave)) as pool:
                     list(pool.map(guarded, wave))
             failed = [c for c in wave if results[c.name].status not in ("succeeded", "unchanged")]
+            if not failed and probe is not None:
+                failed = _probe_failed(wave, results, probe, ws, action)
             if failed:
                 report.stopped_after_wave = number
                 ws.message(
@@ -258,6 +279,32 @@ def run_waves(
         report.stopped_after_wave = 1
     record_images(fleet, ws, [(c.cell, str(c.revision)) for c in report.cells if c.moved])
     return report
+
+
+def _probe_failed(
+    wave: list[Cell], results: dict[str, CellResult], probe: WaveProber, ws: Workspace, action: str
+) -> list[Cell]:
+    """Probe the wave's sites; a failed gate marks the cells with failed sites (every cell of
+    the wave when the probe itself could not run) `probe_failed`, and returns them."""
+    ws.message(f"{action}: probing the sites of cell(s) {', '.join(c.name for c in wave)}")
+    gate = probe(wave)
+    for cell in wave:
+        results[cell.name].probe = gate
+    if gate.ok:
+        ws.message(f"{action}: {gate.summary}")
+        return []
+    bad = [c for c in wave if c.name in gate.by_cell] or list(wave)
+    for cell in bad:
+        result = results[cell.name]
+        named = gate.by_cell.get(cell.name, ())
+        result.status = "probe_failed"
+        result.detail = (
+            f"deployed, but its sites failed the probe: {', '.join(named)} ({gate.summary})"
+            if named
+            else gate.summary
+        )
+    ws.message(f"{action}: the probe failed: {gate.summary}")
+    return bad
 
 
 def _waves(options: WaveOptions, fleet: Fleet) -> list[list[Cell]]:

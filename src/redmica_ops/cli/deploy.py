@@ -15,6 +15,7 @@ from redmica_ops.cli.options import (
     confirm,
     global_options,
     pass_app,
+    probe_options,
     wait_options,
     wave_options,
     yes_option,
@@ -33,6 +34,7 @@ from redmica_ops.deploy.model import (
     revision_name,
 )
 from redmica_ops.deploy.report import fleet_status_report, plan_report, wave_report
+from redmica_ops.probe.gate import WaveProbe
 
 
 @click.command()
@@ -42,6 +44,7 @@ from redmica_ops.deploy.report import fleet_status_report, plan_report, wave_rep
 @click.option("--no-rollback", is_flag=True, help="on failure, leave the service as it is")
 @yes_option
 @wave_options
+@probe_options
 @click.option(
     "--diff",
     "--dry-run",
@@ -60,6 +63,7 @@ def deploy(
     no_rollback: bool,
     yes: bool,
     waves: WaveOptions,
+    probe: WaveProbe,
     diff: bool,
 ) -> ReportResult:
     """Deploy a new image: a new task definition revision, then a rolling update.
@@ -75,6 +79,11 @@ def deploy(
     --max-parallel-cells, each wave only after the previous one succeeded; a failure stops
     the rollout and rolls back every cell it changed, with a report per cell.
 
+    With --max-probe-failures N (or the setting max_probe_failures) each wave's sites are
+    probed once its cells are deployed (docs/probe.md): more than N failed sites stop the
+    later waves, and the failed wave, like every cell already changed, is rolled back; the
+    report names the failed tenants. --no-probe turns the setting's probe off.
+
     --diff (or --dry-run) reads the service (with cells: each chosen cell's) and its task
     definition, prints the change (images, environment, secrets by name, sizes) and registers
     nothing: exit 0 when nothing would change, 1 when something would, 2 when it cannot tell
@@ -86,6 +95,7 @@ def deploy(
       redmica deploy --image registry.example.com/redmica:v6 --yes --timeout 900 --output json
       redmica deploy --image registry.example.com/redmica:v6 --canary-cell a --max-parallel-cells 2
       redmica deploy --image registry.example.com/redmica:v7 --diff
+      redmica deploy --image registry.example.com/redmica:v8 --max-probe-failures 0
     """
     require_container_flag(container)  # an empty --container is never "the default"
     ws = app.workspace()
@@ -97,7 +107,13 @@ def deploy(
     require_image_reference(image)  # then a bad image, both before the question
     confirm(app, f"deploy {image} to {target}", yes)
     request = deploy_verb.DeployRequest(
-        image, container, timeout, wait=not no_wait, rollback=not no_rollback, waves=waves
+        image,
+        container,
+        timeout,
+        wait=not no_wait,
+        rollback=not no_rollback,
+        waves=waves,
+        probe=probe,
     )
     return ReportResult(wave_report(deploy_verb.run(request, ws)))
 
@@ -196,6 +212,7 @@ def rollback(
 @click.option("--no-rollback", is_flag=True, help="on a failed deploy, leave the service as is")
 @yes_option
 @wave_options
+@probe_options
 @global_options(hidden=True)
 @pass_app
 def release(
@@ -210,6 +227,7 @@ def release(
     no_rollback: bool,
     yes: bool,
     waves: WaveOptions,
+    probe: WaveProbe,
 ) -> ReportResult:
     """Release an image: migrate every tenant with it, then deploy it if they all succeeded.
 
@@ -222,11 +240,17 @@ def release(
     tenants are migrated with the cell's new revision, then that cell is deployed; a cell whose
     migrations fail is not deployed and stops the rollout, like a failed deployment.
 
+    With --max-probe-failures N (or the setting max_probe_failures) each wave's sites are
+    probed once its cells are deployed (docs/probe.md): more than N failed sites stop the
+    later waves and roll the deployed cells back, as a failed deployment does; the report
+    names the failed tenants. --no-probe turns the setting's probe off.
+
     \b
     Examples:
       redmica release --image registry.example.com/redmica:v6 --canary 5 --max-failures 10
       redmica release --image registry.example.com/redmica:v6 --yes
       redmica release --image registry.example.com/redmica:v6 --canary-cell a
+      redmica release --image registry.example.com/redmica@sha256:... --max-probe-failures 2
     """
     require_container_flag(container)  # an empty --container is never "the default"
     ws = app.workspace()
@@ -243,6 +267,7 @@ def release(
         timeout=timeout,
         rollback=not no_rollback,
         waves=waves,
+        probe=probe,
     )
     return ReportResult(wave_report(release_verb.run(request, ws)))
 

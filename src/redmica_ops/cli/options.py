@@ -256,6 +256,53 @@ def wave_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return cell_options(waves=True)(command)
 
 
+def probe_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--max-probe-failures, --probe-path, --probe-base-url and --no-probe, handed to the
+    command as one `probe.gate.WaveProbe` (its `probe` argument)."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        max_probe_failures: int | None,
+        probe_path: str,
+        probe_base_url: str | None,
+        no_probe: bool,
+        **kwargs: Any,
+    ) -> Any:
+        from redmica_ops.probe.gate import WaveProbe  # when the command runs, as above
+
+        probe = WaveProbe(max_probe_failures, probe_path, probe_base_url, off=no_probe)
+        return func(*args, probe=probe, **kwargs)
+
+    for option in reversed(
+        [
+            click.option(
+                "--max-probe-failures",
+                type=int,
+                metavar="N",
+                help="probe each wave's sites once deployed; more than N failed sites stop "
+                "the later waves and roll back [default: setting max_probe_failures, else no "
+                "probe]",
+            ),
+            click.option(
+                "--probe-path",
+                default="/login",
+                show_default=True,
+                metavar="PATH",
+                help="the path the probe requests on every site",
+            ),
+            click.option(
+                "--probe-base-url",
+                metavar="URL",
+                help="send the probe's requests here [default: each cell's load balancer]",
+            ),
+            click.option("--no-probe", is_flag=True, help="no probe, whatever the setting says"),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 WAIT_OPTIONS = [
     click.option(
         "--timeout",

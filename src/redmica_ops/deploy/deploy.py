@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from redmica_ops.cells.waves import CellRun, WaveOptions, WaveReport, run_waves
 from redmica_ops.deploy.rollout import register_image, roll_out
+from redmica_ops.probe.gate import WaveProbe, wave_prober
+from redmica_ops.probe.wiring import aws_site
 
 if TYPE_CHECKING:
     from redmica_ops.workspace import Workspace
@@ -21,9 +23,13 @@ class DeployRequest:
     wait: bool = True
     rollback: bool = True  # roll back to the previous revision if the rollout fails
     waves: WaveOptions = field(default_factory=WaveOptions)
+    probe: WaveProbe = field(default_factory=WaveProbe)  # judge waves by their sites too
 
 
 def run(request: DeployRequest, ws: Workspace) -> WaveReport:
+    # Checked and built before any cell is touched: a bad probe option deploys nothing.
+    prober = wave_prober(ws, aws_site(ws), request.probe)
+
     def step(one: CellRun) -> None:
         result = one.result
         result.previous, result.revision = register_image(
@@ -49,4 +55,5 @@ def run(request: DeployRequest, ws: Workspace) -> WaveReport:
         timeout=request.timeout,
         wait=request.wait,
         undo=request.rollback,
+        probe=prober,
     )

@@ -22,6 +22,8 @@ from redmica_ops.cells.waves import (
     run_waves,
 )
 from redmica_ops.deploy.rollout import MIGRATION_NOTE, register_image, roll_out
+from redmica_ops.probe.gate import WaveProbe, wave_prober
+from redmica_ops.probe.wiring import aws_site
 from redmica_ops.runs import migrations
 from redmica_ops.runs.report import exit_code_for
 from redmica_ops.runs.selection import NothingToMigrate
@@ -45,6 +47,7 @@ class ReleaseRequest:
     timeout: float | None = None
     rollback: bool = True
     waves: WaveOptions = field(default_factory=WaveOptions)
+    probe: WaveProbe = field(default_factory=WaveProbe)  # judge waves by their sites too
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ def gate(request: ReleaseRequest, one: CellRun, ws: Workspace) -> MigrationGate:
 
 
 def run(request: ReleaseRequest, ws: Workspace) -> WaveReport:
+    # Checked and built before any cell is touched: a bad probe option migrates nothing.
+    prober = wave_prober(ws, aws_site(ws), request.probe)
+
     def step(one: CellRun) -> None:
         result = one.result
         result.previous, result.revision = register_image(
@@ -124,5 +130,11 @@ def run(request: ReleaseRequest, ws: Workspace) -> WaveReport:
     if not implicit_rollout(request.waves, ws.fleet()):
         ws.message(MIGRATION_NOTE)
     return run_waves(
-        "release", request.waves, ws, step, timeout=request.timeout, undo=request.rollback
+        "release",
+        request.waves,
+        ws,
+        step,
+        timeout=request.timeout,
+        undo=request.rollback,
+        probe=prober,
     )

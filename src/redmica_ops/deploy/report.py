@@ -167,11 +167,35 @@ def wave_report(report: WaveReport) -> Report:
     if report.action == "release":
         assert cell.migration is not None and cell.migration.record is not None
         assert cell.revision is not None and cell.previous is not None
-        return release_report(
-            ReleaseOutcome(cell.revision, cell.previous, cell.migration.record, cell.rollout)
+        return _with_probe(
+            release_report(
+                ReleaseOutcome(cell.revision, cell.previous, cell.migration.record, cell.rollout)
+            ),
+            cell,
         )
     assert cell.rollout is not None
-    return rollout_report(cell.rollout)
+    return _with_probe(rollout_report(cell.rollout), cell)
+
+
+def _with_probe(shown: Report, cell: CellResult) -> Report:
+    """The single service's report with the site probe after its rollout (docs/probe.md): a
+    failed probe fails the command even though the rollout itself succeeded."""
+    gate = cell.probe
+    if gate is None:
+        return shown
+    if isinstance(shown.document, dict):
+        shown.document["probe"] = plain_json(gate.as_dict())
+        shown.document["ok"] = shown.document.get("ok") and gate.ok
+    if gate.ok:
+        shown.body.append(success(f"sites: {gate.summary}"))
+        return shown
+    shown.body.append(info(f"error: the site probe failed: {gate.summary}"))
+    if cell.undo and cell.previous:
+        shown.body.append(info(f"rolled back to {revision_name(cell.previous)}: {cell.undo}"))
+    else:
+        shown.body.append(info("the service was NOT rolled back (--no-rollback)"))
+    shown.exit_code = 1
+    return shown
 
 
 def _cell_row(cell: CellResult) -> list[str | int | float | None]:

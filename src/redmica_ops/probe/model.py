@@ -8,10 +8,12 @@ is read or a request is sent: exit 2, one line, nothing probed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from redmica_ops.cells.config import Cell
 from redmica_ops.errors import JSONObject, UsageError
 from redmica_ops.report import Line, Report, Table, info, success, warn
 from redmica_ops.tenants import rules
@@ -276,3 +278,27 @@ class ProbeOutcome:
         if not self.sites:
             body.append(info("no site to probe"))
         return Report(self.as_dict(), body, exit_code=self.exit_code)
+
+
+# -- the wave gate (`probe/gate.py` builds it; `cells/waves.py` calls it) ---------------------
+@dataclass(frozen=True)
+class ProbeGate:
+    ok: bool
+    probe_id: str | None
+    failed: tuple[str, ...]
+    summary: str
+    record: str | None = None
+    # The failed tenants of each cell (the cells a failed gate marks `probe_failed`).
+    by_cell: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def as_dict(self) -> JSONObject:
+        return {
+            "ok": self.ok,
+            "probe_id": self.probe_id,
+            "failed": list(self.failed),
+            "summary": self.summary,
+            "record": self.record,
+        }
+
+
+WaveProber = Callable[[Sequence[Cell]], ProbeGate]

@@ -212,6 +212,13 @@ class Settings(CoreSettings):
     deploy_timeout: int = setting(
         1800, "seconds to wait for a deployment to finish", check=positive(24 * 3600)
     )
+    max_probe_failures: int | None = setting(
+        None,
+        "failed sites a deploy/release wave tolerates before it stops and rolls back (the "
+        "site probe after each wave, docs/probe.md); unset: no probe unless "
+        "--max-probe-failures",
+        check=non_negative,
+    )
     deploy_poll_interval: float = setting(
         5.0,
         "seconds before the first look at a rollout (then 1.5x longer each time, up to 30)",
