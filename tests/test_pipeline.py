@@ -2,7 +2,7 @@
 that its build specifications call the project's real commands, the scan gate, and that the
 release stage's role grants exactly what `redmica release` with the probe calls.
 
-moto cannot create CodePipeline or CodeBuild resources (docs/drafts/pipeline.md), so the stack
+moto cannot create CodePipeline or CodeBuild resources (docs/release-day.md), so the stack
 is checked as a document: cfn-lint (tests/test_cloudformation.py lints every template), its
 structure here, and its role statements evaluated with tests/iam_eval.py.
 """
@@ -23,7 +23,13 @@ from scripts import scan_gate
 
 from redmica_ops.aws import CALL_RECORDERS
 from redmica_ops.cli.main import cli
-from redmica_ops.policy import OPERATION_ACTIONS
+from redmica_ops.policy import (
+    OPERATION_ACTIONS,
+    ROLE_OPERATIONS,
+    actions_for,
+    policy_document,
+    scope_for,
+)
 from redmica_ops.probe.model import Answer, ProbeRequest, SiteTarget
 from redmica_ops.probe.run import run as probe
 from redmica_ops.probe.wiring import aws_site
@@ -250,20 +256,20 @@ def test_the_scan_gate_reads_enhanced_findings_and_refuses_bad_input(tmp_path: P
 
 
 # -- the release stage's role: what release and the probe call ------------------------------------
-FOUNDATION = "redmica"
+MAIN = "redmica"
 IMPORTS = {
-    f"{FOUNDATION}-ConfigBucket": "acme-config",
-    f"{FOUNDATION}-Cluster": "redmica-cluster",
-    f"{FOUNDATION}-AppTaskRole": "arn:aws:iam::111122223333:role/redmica-app-task",
-    f"{FOUNDATION}-TaskExecutionRole": "arn:aws:iam::111122223333:role/redmica-exec",
-    f"{FOUNDATION}-TaskSecurityGroup": "sg-0123",
+    f"{MAIN}-ConfigBucket": "acme-config",
+    f"{MAIN}-Cluster": "redmica-cluster",
+    f"{MAIN}-AppTaskRole": "arn:aws:iam::111122223333:role/redmica-app-task",
+    f"{MAIN}-TaskExecutionRole": "arn:aws:iam::111122223333:role/redmica-exec",
+    f"{MAIN}-TaskSecurityGroup": "sg-0123",
 }
 PSEUDO = {
     "AWS::Partition": "aws",
     "AWS::Region": "eu-west-1",
     "AWS::AccountId": "111122223333",
     "AWS::StackName": "redmica-pipeline",
-    "FoundationStackName": FOUNDATION,
+    "MainStackName": MAIN,
     "ConfigKeyArn": "arn:aws:kms:eu-west-1:111122223333:key/abcd",
     "ArtifactBucket.Arn": "arn:aws:s3:::redmica-pipeline-artifacts",
     "BuildLogGroup.Arn": "arn:aws:logs:eu-west-1:111122223333:log-group:/redmica/x/builds",
@@ -291,12 +297,24 @@ def resolve(value: Any, names: dict[str, str] | None = None) -> Any:
             return names[inner]
         if key == "GetAtt":
             return names[inner]
+        if key == "Split":
+            delimiter, text = inner
+            return str(resolve(text, names)).split(delimiter)
+        if key == "Select":
+            index, items = inner
+            return resolve(items, names)[int(index)]
     return {k: resolve(v, names) for k, v in value.items()}
 
 
-def release_policy() -> dict[str, Any]:
+def release_policy(only: str | None = None) -> dict[str, Any]:
+    """The release role's statements, resolved (`only`: those of one named policy)."""
     policies = RESOURCES["ReleaseRole"]["Properties"]["Policies"]
-    statements = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    statements = [
+        s
+        for p in policies
+        if only in (None, p["PolicyName"])
+        for s in p["PolicyDocument"]["Statement"]
+    ]
     return {"Statement": resolve(statements)}
 
 
@@ -316,7 +334,12 @@ BUILD_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents", "kms:Decrypt", "km
 # Paths of `release` that moto's rollouts do not reach here: a migration task past its
 # timeout is stopped; a rollout not finished at its first look is followed through ECS's
 # service-deployments API (moto finishes every rollout at once).
-UNREACHED = {"ecs:StopTask", "ecs:ListServiceDeployments", "ecs:DescribeServiceDeployments"}
+UNREACHED = {
+    "ecs:StopTask",
+    "ecs:ListServiceDeployments",
+    "ecs:DescribeServiceDeployments",
+    "ecs:StopServiceDeployment",
+}
 
 
 def test_the_release_role_grants_exactly_what_release_and_the_probe_call(
@@ -355,6 +378,47 @@ def test_the_release_role_grants_exactly_what_release_and_the_probe_call(
     assert called & UNREACHED == set(), "now recorded: drop it from UNREACHED"
     assert granted(release_policy()) - BUILD_ACTIONS == called | UNREACHED
     assert ("s3", "ListObjectsV2") in calls  # authorised as s3:ListBucket
+    # What `iam-policy --for pipeline` derives from the code is what was called.
+    assert calls <= ROLE_OPERATIONS["pipeline"]
+    assert actions_for("pipeline") == called | UNREACHED
+
+
+# Where the stack grants more than `iam-policy --for pipeline` prints: the CLI names the
+# settings' family and service (or each cell's by name, with the cells setting); the stack
+# covers the cells to come (<main stack>-cell-*), as the main stack's operator policy does.
+ECS = "arn:aws:ecs:eu-west-1:111122223333"
+CELLS_TO_COME: dict[str, set[str]] = {
+    "RunMigrationTasks": {f"{ECS}:task-definition/{MAIN}-cell-*:*"},
+    "TagMigrationTasks": {f"{ECS}:task-definition/{MAIN}-cell-*:*"},
+    "DeployService": {f"{ECS}:service/redmica-cluster/{MAIN}-cell-*"},
+    "FollowServiceDeployments": {f"{ECS}:service-deployment/redmica-cluster/{MAIN}-cell-*/*"},
+}
+
+
+def test_the_release_role_is_what_iam_policy_prints_for_the_pipeline() -> None:
+    """Statement by statement, actions, resources and conditions, with the main stack's
+    exports as the settings (the pattern of tests/test_stacks.py for the other principals)."""
+    from tests.test_stacks import normalised
+
+    scope = scope_for(
+        "pipeline",
+        region="eu-west-1",
+        account="111122223333",
+        bucket=IMPORTS[f"{MAIN}-ConfigBucket"],
+        prefix="tenants/",
+        runs_prefix="runs/",
+        kms_key_id=PSEUDO["ConfigKeyArn"],
+        cluster=IMPORTS[f"{MAIN}-Cluster"],
+        service=f"{MAIN}-app",
+        task_definition=f"{MAIN}-app",
+        pass_roles=(IMPORTS[f"{MAIN}-AppTaskRole"], IMPORTS[f"{MAIN}-TaskExecutionRole"]),
+    )
+    printed = normalised(policy_document("pipeline", scope))
+    stack = normalised(release_policy("release"))
+    assert set(stack) == set(printed), set(stack) ^ set(printed)
+    for sid, (effect, actions, resources, condition) in stack.items():
+        assert (effect, actions, condition) == printed[sid][:2] + printed[sid][3:], sid
+        assert set(resources) - CELLS_TO_COME.get(sid, set()) == set(printed[sid][2]), sid
 
 
 @pytest.mark.parametrize(
@@ -425,7 +489,7 @@ def test_the_release_role_is_scoped_to_the_foundation(
 
 
 def test_the_image_role_pushes_only_to_its_repository() -> None:
-    names = {"ImageRepositoryName": "redmica"}
+    names = {"ImageRepositoryUri": "111122223333.dkr.ecr.eu-west-1.amazonaws.com/redmica"}
     statements = RESOURCES["ImageBuildRole"]["Properties"]["Policies"][0]["PolicyDocument"]
     policy = {"Statement": resolve(statements["Statement"], names)}
     repo = "arn:aws:ecr:eu-west-1:111122223333:repository/"

@@ -68,7 +68,8 @@ def test_a_release_whose_second_wave_has_a_failing_site_stops_and_rolls_back(
     # Wave 1 (the canary) passed its probe; wave 2's cell was deployed, its site failed.
     assert by_cell["a"]["probe"]["ok"] is True
     assert by_cell["b"]["probe"]["failed"] == ["t2"]
-    assert "t2" in by_cell["b"]["detail"] and "at most 0 allowed" in by_cell["b"]["detail"]
+    assert by_cell["b"]["detail"].startswith("deployed, but its sites failed the probe: t2")
+    assert "failed: t2 (at most 0 allowed)" in by_cell["b"]["probe"]["summary"]
     # The failed wave went back explicitly (its own rollout had succeeded), and so did the
     # canary, as after a failed deployment.
     assert by_cell["b"]["status"] == "rolled_back" and by_cell["b"]["undo"] == "succeeded"

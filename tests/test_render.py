@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -450,3 +451,37 @@ def test_render_redmine_config_into_a_missing_directory_is_refused(
     assert result.exit_code == 2 and not out.exists()
     assert run("render", "redmine-config", "-o", str(out), "--mkdir", bucket=None).exit_code == 0
     assert (out / "database.yml").is_file()
+
+
+def test_the_probe_port_serves_only_the_probes_path_of_limit_ips_tenants() -> None:
+    """docs/probe.md: a second vhost on the probe port for each limit_ips tenant, with the same
+    application group and environment, refusing every path but GET/HEAD /login."""
+    suspended = tenant_yaml("gone") + "status: suspended\n"
+    tenants = [
+        entry("acme"),  # limit_ips 192.168.0.0/24 (the test document's)
+        entry("beta", property__limit_ips=None),
+        Entry("gone", "gone.yaml", parse_tenant("gone", suspended.encode(), "gone")),
+    ]
+    without = render_vhosts(tenants, SETTINGS)
+    text = render_vhosts(tenants, replace(SETTINGS, probe_port=8081))
+    assert text.startswith(without.rstrip("\n")), "the main port's vhosts are unchanged"
+    probe_part = text[len(without.rstrip("\n")) :]
+    assert "\nListen 8081\n" in probe_part and "Listen" not in without
+    blocks = vhost_blocks(probe_part)
+    assert [b.splitlines()[1].strip() for b in blocks] == [
+        'ServerName "redmica-catch-all.invalid"',
+        'ServerName "acme.redmine.example.com"',
+    ]
+    assert all(b.startswith("<VirtualHost *:8081>") for b in blocks)
+    catch_all, acme = blocks
+    assert "Redirect 404 /" in catch_all and "PassengerEnabled off" in catch_all
+    main_acme = next(b for b in vhost_blocks(without) if '"acme.redmine' in b)
+    same = [
+        line for line in main_acme.splitlines() if line.strip().startswith(("Passenger", "SetEnv"))
+    ]
+    assert same and all(line in acme.splitlines() for line in same)
+    assert "<Location />\n        Require all denied\n    </Location>" in acme
+    assert '<LocationMatch "^/login$">\n        Require method GET HEAD\n' in acme
+    assert "Require ip" not in acme  # the port itself is the restriction (its security group)
+    with pytest.raises(UsageError, match="probe_port 8080 is the listen_port"):
+        render_vhosts(tenants, replace(SETTINGS, probe_port=8080))

@@ -85,6 +85,8 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
 
 _TENANT_READ = {("s3", "ListObjectsV2"), ("s3", "GetObject")}
 _TENANT_SECRETS = {("secretsmanager", "GetSecretValue"), ("ssm", "GetParameter")}
+# Finding each cell's load balancer from its service (hostname routing, the site probe).
+_BALANCERS = {("elbv2", "DescribeTargetGroups"), ("elbv2", "DescribeLoadBalancers")}
 _MIGRATE = {
     ("s3", "PutObject"),  # run records
     ("ecs", "DescribeClusters"),
@@ -121,6 +123,21 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
     # Listing the requests' folder: a missing request is "not found" (exit 3), not the
     # AccessDenied real S3 gives a GetObject of a missing key without s3:ListBucket.
     "admin_broker": frozenset({("s3", "GetObject"), ("s3", "ListObjectsV2"), ("ecs", "RunTask")}),
+    # The release pipeline's release stage (templates/cloudformation/redmica-pipeline.yaml,
+    # ReleaseRole): `release` with the site probe after each wave: the migration gate, new
+    # revisions rolled out and followed, the probe's balancer lookups and records.
+    "pipeline": frozenset(
+        _TENANT_READ
+        | _MIGRATE
+        | _BALANCERS
+        | {
+            ("ecs", "RegisterTaskDefinition"),
+            ("ecs", "DescribeServices"),
+            ("ecs", "UpdateService"),
+            ("ecs", "ListServiceDeployments"),
+            ("ecs", "DescribeServiceDeployments"),
+        }
+    ),
     # An operator running any redmica command.
     "operator": frozenset(
         _TENANT_READ
@@ -144,11 +161,10 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("route53", "ListResourceRecordSets"),
             ("route53", "ChangeResourceRecordSets"),
             ("route53", "GetChange"),
-            ("elbv2", "DescribeTargetGroups"),
-            ("elbv2", "DescribeLoadBalancers"),
             ("lambda", "Invoke"),
             ("ssm", "PutParameter"),
         }
+        | _BALANCERS
     ),
 }
 ROLES = tuple(ROLE_OPERATIONS)
@@ -304,11 +320,11 @@ def scope_for(
         prefix=prefix,
         runs_prefix=runs_prefix,
         cluster=cluster,
-        service=service if role in ("operator", "migrator") else None,
+        service=service if role in ("operator", "migrator", "pipeline") else None,
         family=family,
         kms_key_arn=kms_key_arn(kms_key_id, partition, region, account) if kms_key_id else None,
         pass_roles=tuple(roles),
-        cell_services=tuple(cell_services) if role == "operator" else (),
+        cell_services=tuple(cell_services) if role in ("operator", "pipeline") else (),
         hosted_zone_id=hosted_zone_id if role == "operator" else None,
         lifecycle_prefix=lifecycle_prefix,
         backups_prefix=backups_prefix,
@@ -384,6 +400,7 @@ REQUIRED_SETTINGS: dict[str, tuple[str, ...]] = {
     "container": (),
     "migrator": ("cluster", "task_definition"),
     "operator": ("cluster", "service", "task_definition"),
+    "pipeline": ("cluster", "service", "task_definition"),
     # Its task is started by the admin broker; its own policy names no ECS resource, only the
     # bucket, the secrets prefix and the one master secret.
     "admin_task": ("db_master_secret",),
@@ -447,6 +464,15 @@ def policy_document(role: str, scope: PolicyScope) -> JSONObject:
         _services(policy, scope.cluster)
     if scope.hosted_zone_id:
         _routing(policy, scope.hosted_zone_id)
+    # Describe* of Elastic Load Balancing has no resource-level permissions.
+    policy.allow(
+        "FindCellLoadBalancers",
+        [
+            "elasticloadbalancing:DescribeTargetGroups",
+            "elasticloadbalancing:DescribeLoadBalancers",
+        ],
+        ["*"],
+    )
     # These ECS actions do not support resource-level permissions.
     policy.allow(
         "TaskDefinitions",
@@ -470,7 +496,7 @@ def _config_bucket(policy: _Statements) -> None:
     prefixes = [requests] if role == "admin_broker" else [scope.prefix]
     if role == "admin_task":
         prefixes.append(requests)
-    if role in ("operator", "migrator"):
+    if role in ("operator", "migrator", "pipeline"):
         prefixes.append(scope.runs_prefix)
     if role in ("operator", "admin_task"):
         prefixes.append(scope.backups_prefix)
@@ -504,7 +530,8 @@ def _config_bucket(policy: _Statements) -> None:
         ["s3:PutObject", "s3:DeleteObject"] if role == "operator" else [],
         [f"{s3}/{scope.prefix}*"],
     )
-    if role in ("operator", "migrator"):
+    if role in ("operator", "migrator", "pipeline"):
+        # Run records, and the probe's records beside them (runs/probes/).
         policy.allow("RunRecords", ["s3:GetObject", "s3:PutObject"], [f"{s3}/{scope.runs_prefix}*"])
     elif role == "container":
         policy.allow("WriteResults", ["s3:PutObject"], [f"{s3}/{scope.runs_prefix}*/results/*"])
@@ -628,7 +655,7 @@ def _services(policy: _Statements, cluster: str) -> None:
 
 
 def _routing(policy: _Statements, hosted_zone_id: str) -> None:
-    """The tenants' alias records in the zone, and finding each cell's load balancer."""
+    """The tenants' alias records in the zone."""
     partition = policy.scope.partition
     zone = hosted_zone_id.rsplit("/", 1)[-1]
     policy.allow(
@@ -638,15 +665,6 @@ def _routing(policy: _Statements, hosted_zone_id: str) -> None:
     )
     policy.allow(
         "WatchRouteChanges", ["route53:GetChange"], [f"arn:{partition}:route53:::change/*"]
-    )
-    # Describe* of Elastic Load Balancing has no resource-level permissions.
-    policy.allow(
-        "FindCellLoadBalancers",
-        [
-            "elasticloadbalancing:DescribeTargetGroups",
-            "elasticloadbalancing:DescribeLoadBalancers",
-        ],
-        ["*"],
     )
 
 

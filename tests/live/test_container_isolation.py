@@ -8,6 +8,8 @@ each tenant's process and each request can see:
 - each tenant's SECRET_KEY_BASE is its own key derived from the master, and the master is in
   no tenant's process;
 - each tenant's Rails cache directory is its own;
+- every answer names the tenant whose process made it (X-Redmica-Tenant, the site probe's
+  wrong-tenant check);
 - mod_remoteip believes X-Forwarded-For only from the trusted proxies, and never a private
   address from them, so `Require ip` sees the real client.
 """
@@ -77,7 +79,7 @@ inner = lambda { |env|
   }
   [200, { 'content-type' => 'application/json' }, [JSON.generate(body)]]
 }
-scrubbed = RedmicaOps::ScrubSecretsFromRackEnv.new(inner)
+scrubbed = RedmicaOps::NameTheTenant.new(RedmicaOps::ScrubSecretsFromRackEnv.new(inner))
 # /raw skips the middleware: proof that the request env does carry the secrets without it.
 run lambda { |env| env['PATH_INFO'] == '/raw' ? inner.call(env) : scrubbed.call(env) }
 """
@@ -180,6 +182,8 @@ def seen(server: LiveApache, name: str, path: str = "/") -> dict[str, Any]:
     assert response.status == 200, (response.status, server.log_tail())
     data: dict[str, Any] = json.loads(response.body)
     assert data["tenant"] == name
+    named = {k.lower(): v for k, v in response.headers.items()}.get("x-redmica-tenant")
+    assert named == (None if path == "/raw" else name), "the answer names its own tenant"
     return data
 
 

@@ -4,12 +4,14 @@ failed with the reason, a suspended tenant suspended, a limit_ips tenant refusin
 restricted, and two tenants forced onto one app group reported as a wrong-tenant answer.
 
 The app is a small Rack app that names its tenant from its process environment in the
-`X-Redmica-Tenant` header, as docs/drafts/probe.md proposes for the image's initializer, and
+`X-Redmica-Tenant` header, as the image's initializer does (docs/probe.md), and
 fails to boot for the tenant whose "database" is unreachable (as Rails does).
 """
 
 from __future__ import annotations
 
+import http.client
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -106,7 +108,9 @@ def fleet(install: ApacheInstall, workdir: Path) -> Iterator[tuple[AwsWorkspace,
         (app / "public").mkdir(parents=True, exist_ok=True)
         (app / "config.ru").write_text(CONFIG_RU)
         port = free_port()
-        vhosts = VhostSettings(domain=DOMAIN, app_root=str(app), listen_port=port)
+        vhosts = VhostSettings(
+            domain=DOMAIN, app_root=str(app), listen_port=port, probe_port=free_port()
+        )
         text = render_vhosts(ws.tenants().entries(), vhosts, master_secret="m" * 64)
         # The fault the wrong-tenant check exists for: two tenants in one app group.
         forced = text.replace(
@@ -171,3 +175,54 @@ def test_the_limit_ips_tenant_refuses_every_path_to_a_client_outside_its_list(
     outcome = run(request, ws, aws_site(ws))
     assert outcome.exit_code == 0
     assert [s.verdict for s in outcome.sites] == [Verdict.UP, Verdict.UP, Verdict.SUSPENDED]
+
+
+def ask(port: int, method: str, host: str, path: str) -> tuple[int, dict[str, str]]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    try:
+        connection.putrequest(method, path, skip_host=True)
+        connection.putheader("Host", host)
+        connection.putheader("Content-Length", "0")
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def test_the_probe_port_answers_only_the_probes_path_of_a_limit_ips_tenant(
+    fleet: tuple[AwsWorkspace, LiveApache],
+) -> None:
+    """docs/probe.md: on the probe port the limit_ips tenant answers GET/HEAD /login from its
+    own processes; every other path and method is refused, open tenants are not there at all,
+    and on the customers' port a client outside the list still gets 403 on every path."""
+    ws, server = fleet
+    listen = re.search(r"^Listen (\d+)$", server.site_file.read_text(), re.MULTILINE)
+    assert listen is not None, "the vhosts were rendered with a probe port"
+    probe_port = int(listen[1])
+    fenced = f"fenced-site.{DOMAIN}"
+    status, headers = ask(probe_port, "GET", fenced, "/login")
+    assert status == 200 and headers["X-Redmica-Tenant"] == "fenced"
+    assert ask(probe_port, "HEAD", fenced, "/login")[0] == 200
+    for method, path in [
+        ("POST", "/login"),
+        ("PUT", "/login"),
+        ("DELETE", "/login"),
+        ("GET", "/"),
+        ("GET", "/projects"),
+        ("GET", "/login/x"),
+        ("GET", "/loginx"),
+        ("GET", "//login"),
+        ("GET", "/LOGIN"),
+        ("GET", "/login%2F..%2Fprojects"),
+    ]:
+        assert ask(probe_port, method, fenced, path)[0] == 403, (method, path)
+    assert ask(probe_port, "GET", f"alpha-site.{DOMAIN}", "/login")[0] == 404  # no vhost there
+    for method in ("GET", "HEAD", "POST"):
+        for path in ("/", "/login", "/projects", "/login?back_url=/", "/login/x"):
+            assert ask(server.port, method, fenced, path)[0] == 403, (method, path)
+    # The probe through the probe port judges the restricted tenant's real site.
+    request = ProbeRequest(base_url=f"http://127.0.0.1:{probe_port}", tenants=("fenced",))
+    outcome = run(request, ws, aws_site(ws))
+    assert [(s.tenant, s.verdict) for s in outcome.sites] == [("fenced", Verdict.UP)]

@@ -299,7 +299,7 @@ def _probe_failed(
         named = gate.by_cell.get(cell.name, ())
         result.status = "probe_failed"
         result.detail = (
-            f"deployed, but its sites failed the probe: {', '.join(named)} ({gate.summary})"
+            f"deployed, but its sites failed the probe: {', '.join(named)} (probe {gate.probe_id})"
             if named
             else gate.summary
         )

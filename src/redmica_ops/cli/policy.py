@@ -16,7 +16,9 @@ from redmica_ops.policy import policy_document, scope_from_settings
     "--for",
     "role",
     required=True,
-    type=click.Choice(["operator", "migrator", "container", "admin_task", "admin_broker"]),
+    type=click.Choice(
+        ["operator", "migrator", "container", "admin_task", "admin_broker", "pipeline"]
+    ),
     help="who the policy is for",
 )
 @click.option(
@@ -49,15 +51,18 @@ def iam_policy(
     scheduled `migrate` job; container: the app task role (reads tenants; attachments access is
     granted by the stack); admin_task: the role of lifecycle admin tasks (the one master
     secret db_master_secret, backups); admin_broker: the Lambda function that starts admin
-    tasks (admin_task_definition, its roles). Actions are exactly those the code calls (a test
-    keeps them in step); resources are scoped to the configured bucket and prefixes, KMS key,
-    cluster, service, task definition families, broker function and master secret.
+    tasks (admin_task_definition, its roles); pipeline: the release pipeline's release stage
+    (`release` with the site probe, docs/release-day.md). Actions are exactly those the code
+    calls (a test keeps them in step); resources are scoped to the configured bucket and
+    prefixes, KMS key, cluster, service, task definition families, broker function and master
+    secret.
 
     \b
     Examples:
       redmica iam-policy --for operator > operator-policy.json
       redmica iam-policy --for migrator --pass-role arn:aws:iam::123456789012:role/redmica-task
       redmica iam-policy --for admin_broker > broker-policy.json
+      redmica iam-policy --for pipeline --output json > pipeline-policy.json
     """
     if backup_data and role != "operator":
         raise UsageError("--backup-data goes with --for operator", "drop --backup-data")

@@ -8,6 +8,7 @@ unescaped value by accident.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,9 @@ REDMINE_CONFIG_FILES = (
     "initializers/redmica_ops.rb",
 )
 CATCH_ALL_NAME = "redmica-catch-all.invalid"
+# The one path a limit_ips tenant answers on the probe port: the probe's default, Redmine's
+# sign-in page (probe.model.DEFAULT_PATH), matched exactly.
+PROBE_PATH = "/login"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class VhostSettings:
     db_host: str | None = DEFAULTS.db_host
     trusted_proxies: tuple[str, ...] = DEFAULTS.trusted_proxies
     retry_after: int = DEFAULTS.maintenance_retry_after
+    # The site probe's own port (docs/probe.md): limit_ips tenants answer its path there.
+    probe_port: int | None = DEFAULTS.probe_port
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: MemoryBudget | None = None) -> VhostSettings:
@@ -66,6 +72,7 @@ class VhostSettings:
             db_host=settings.db_host,
             trusted_proxies=settings.trusted_proxies,
             retry_after=settings.maintenance_retry_after,
+            probe_port=settings.probe_port,
         )
 
 
@@ -131,6 +138,12 @@ def render_vhosts(
     `pool`: the derived pool when the caller already has it (to report its warnings).
     `incarnations`: tenant id -> incarnation (tenants/incarnations.py), part of each key.
     """
+    if settings.probe_port is not None and settings.probe_port == settings.listen_port:
+        raise UsageError(
+            f"probe_port {settings.probe_port} is the listen_port: the probe port must be one "
+            "the load balancer never forwards to",
+            "give the probe a port of its own, e.g. probe_port = 8081",
+        )
     ordered = sorted(entries, key=lambda e: e.tenant_id)
     ids = [e.tenant_id for e in ordered]
     if len(set(ids)) != len(ids):
@@ -199,6 +212,9 @@ def render_vhosts(
             document_root=f"{settings.app_root.rstrip('/')}/public",
             app_root=settings.app_root,
             tenants=tenants,
+            probe_port=settings.probe_port,
+            probe_path=apacheconf.quote(f"^{re.escape(PROBE_PATH)}$"),
+            probed=[t for t in tenants if t.get("require_ip") and not t["maintenance"]],
         )
     )
 

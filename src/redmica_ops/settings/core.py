@@ -90,6 +90,12 @@ class CoreSettings:
     listen_port: int = setting(
         80, "port of the tenant virtual hosts (<VirtualHost *:PORT>)", check=positive(65535)
     )
+    probe_port: int | None = setting(
+        None,
+        "a second port where each limit_ips tenant answers only the site probe's GET /login "
+        "(docs/probe.md); reachable only from the probe's security group; unset: none",
+        check=positive(65535),
+    )
     processes_per_tenant: int = setting(
         2,
         "PassengerMaxInstancesPerApp: processes one tenant may use at most",

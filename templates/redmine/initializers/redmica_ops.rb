@@ -24,6 +24,26 @@ module RedmicaOps
       @app.call(env)
     end
   end
+
+  # The site probe (docs/probe.md) must tell a tenant's own answer from another tenant's (two
+  # vhosts on one app group serve each other's databases): every answer names the tenant
+  # whose process made it. Read once, at boot: Passenger freezes a process's environment at
+  # spawn, so this is the tenant the process was started for, whatever the request's Host.
+  # The tenant's id is no secret (it names the tenant's own site to its own visitors).
+  class NameTheTenant
+    HEADER = 'x-redmica-tenant'
+
+    def initialize(app)
+      @app = app
+      @tenant = ENV.fetch('REDMICA_TENANT', '').dup.freeze
+    end
+
+    def call(env)
+      status, headers, body = @app.call(env)
+      headers[HEADER] = @tenant unless @tenant.empty?
+      [status, headers, body]
+    end
+  end
 end
 
 if defined?(Rails) && Rails.respond_to?(:application) && Rails.application
@@ -32,4 +52,6 @@ if defined?(Rails) && Rails.respond_to?(:application) && Rails.application
   # generated key would let one tenant's cookies verify on another).
   Rails.application.config.secret_key_base = ENV.fetch('SECRET_KEY_BASE')
   Rails.application.config.middleware.insert_before 0, RedmicaOps::ScrubSecretsFromRackEnv
+  # Outermost (inserted at 0 after the scrubber): error pages of inner middleware carry it too.
+  Rails.application.config.middleware.insert_before 0, RedmicaOps::NameTheTenant
 end
