@@ -12,18 +12,8 @@ from mypy_boto3_s3 import S3Client
 from tests.cells_support import DOMAIN, add_tenant, cells_app, moto_cells
 from tests.conftest import BUCKET, Invoke
 from tests.probe_support import Reply, Sites, serve
+from tests.test_cells_waves import revisions
 from tests.test_deploy import app_for, moto_service, seed_tenants
-
-
-def revisions() -> dict[str, str]:
-    ecs = boto3.client("ecs", region_name="us-east-1")
-    services = ecs.describe_services(
-        cluster="prod", services=["redmica-a", "redmica-b", "redmica-c"]
-    )["services"]
-    return {
-        s["serviceName"].removeprefix("redmica-"): s["taskDefinition"].rsplit("/", 1)[-1]
-        for s in services
-    }
 
 
 def sites_of(*names: str, failing: str | None = None) -> Sites:
@@ -31,6 +21,12 @@ def sites_of(*names: str, failing: str | None = None) -> Sites:
     if failing:
         sites.replies[f"{failing}.{DOMAIN}"] = Reply(500, body="We're sorry")
     return sites
+
+
+def gated(verb: str, base: str) -> list[str]:
+    """`deploy`/`release` of redmica:2 with the probe (no failed site allowed) against `base`."""
+    probe = ["--max-probe-failures", "0", "--probe-base-url", base]
+    return [verb, "--image", "redmica:2", "--yes", *probe]
 
 
 def probe_keys(s3: S3Client) -> list[str]:
@@ -48,19 +44,7 @@ def test_a_release_whose_second_wave_has_a_failing_site_stops_and_rolls_back(
         add_tenant(run, env, name, "--cell", cell)
     sites = sites_of("t1", "t2", "t3", failing="t2")
     with serve(sites) as base, moto_ecs_spy(monkeypatch) as spy:
-        result = run(
-            "release",
-            "--image",
-            "redmica:2",
-            "--yes",
-            "--max-probe-failures",
-            "0",
-            "--probe-base-url",
-            base,
-            "-O",
-            "json",
-            app=cells_app(env),
-        )
+        result = run(*gated("release", base), "-O", "json", app=cells_app(env))
     assert result.exit_code == 1, result.output
     report = result.json()
     assert report["ok"] is False and report["stopped_after_wave"] == 2
@@ -91,17 +75,7 @@ def test_the_text_report_names_the_failed_tenant(
     for name, cell in (("t1", "a"), ("t2", "b")):
         add_tenant(run, env, name, "--cell", cell)
     with serve(sites_of("t1", "t2", failing="t1")) as base:
-        result = run(
-            "deploy",
-            "--image",
-            "redmica:2",
-            "--yes",
-            "--max-probe-failures",
-            "0",
-            "--probe-base-url",
-            base,
-            app=cells_app(env),
-        )
+        result = run(*gated("deploy", base), app=cells_app(env))
     assert result.exit_code == 1, result.output
     assert "FAILED in wave 1" in result.stderr
     assert "its sites failed the probe: t1" in result.stdout
@@ -135,19 +109,7 @@ def test_the_single_service_is_rolled_back_when_its_sites_fail(
     ecs, old = moto_service()
     seed_tenants(s3, "acme", "beta")
     with serve(sites_of("acme", "beta", failing="beta")) as base:
-        result = run(
-            "--domain",
-            DOMAIN,
-            "deploy",
-            "--image",
-            "redmica:2",
-            "--yes",
-            "--max-probe-failures",
-            "0",
-            "--probe-base-url",
-            base,
-            app=app_for(),
-        )
+        result = run("--domain", DOMAIN, *gated("deploy", base), app=app_for())
     assert result.exit_code == 1, result.output
     assert "error: the site probe failed" in result.stderr and "failed: beta" in result.stderr
     assert "rolled back to redmica-app:1" in result.stderr
