@@ -392,6 +392,9 @@ CELLS_TO_COME: dict[str, set[str]] = {
     "TagMigrationTasks": {f"{ECS}:task-definition/{MAIN}-cell-*:*"},
     "DeployService": {f"{ECS}:service/redmica-cluster/{MAIN}-cell-*"},
     "FollowServiceDeployments": {f"{ECS}:service-deployment/redmica-cluster/{MAIN}-cell-*/*"},
+    "RecordDeployedImage": {
+        f"arn:aws:ssm:eu-west-1:111122223333:parameter/redmica/{MAIN}-cell-*/image"
+    },
 }
 
 

@@ -136,6 +136,7 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("ecs", "UpdateService"),
             ("ecs", "ListServiceDeployments"),
             ("ecs", "DescribeServiceDeployments"),
+            ("ssm", "PutParameter"),  # the image each released service runs
         }
     ),
     # An operator running any redmica command.
