@@ -33,10 +33,11 @@ MIRROR="${REDMICA_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # What the runs need: Debian's Redmine for PostgreSQL, Apache + Passenger, PostgreSQL (its
 # server binaries, for private clusters; openssl for a TLS one), Python with venv for
-# redmica-ops and the tests.
+# redmica-ops and the tests; Bootsnap and jemalloc as the image has them (docs/container.md,
+# "Cold starts"), for the density benchmark.
 PACKAGES=(
   redmine redmine-pgsql apache2 libapache2-mod-passenger postgresql openssl
-  python3 python3-venv ca-certificates
+  python3 python3-venv ca-certificates ruby-bootsnap libjemalloc2
 )
 build() {
   if ! command -v debootstrap >/dev/null || [ ! -f "$KEYRING" ]; then

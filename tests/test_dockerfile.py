@@ -32,6 +32,7 @@ TLS_SCRIPT = DOCKER / "redmica_s3-verify-tls.sh"
 FETCH_SCRIPT = DOCKER / "fetch-commit.sh"
 MAKE_BASE = DOCKER / "make-base.sh"
 BUILD_IMAGE = DOCKER / "build-image.sh"
+BOOT_CACHE_SCRIPT = DOCKER / "build-boot-cache.sh"
 # Build arguments named REDMICA_* that are pins, not redmica settings.
 NOT_SETTINGS = {"VERSION", "COMMIT", "S3_TAG", "S3_COMMIT", "OPS_VERSION"}
 
@@ -271,6 +272,48 @@ def test_redmica_settings_set_in_the_image_exist() -> None:
         assert name.lower() in SPECS_BY_NAME, f"REDMICA_{name} is not a redmica setting"
 
 
+def test_the_boot_cache_is_built_where_the_image_reads_it_as_the_bench_measured() -> None:
+    """The image's cold-start settings are the benchmark's `new` column (docs/benchmarks.md),
+    its Bootsnap cache is built in the build stage by the script the benchmark runs, and the
+    final stage has what the settings need at run time."""
+    from bench.density import BOOT_CACHE, SHIPPED
+
+    final = final_stage()
+    image = dict(re.findall(r"\b(REDMICA_(?:BOOT_CACHE_DIR|RUBY_ALLOCATOR))=(\S+)", final))
+    assert image == SHIPPED
+    build = "\n".join(stages()[:-1])
+    assert f"COPY --chmod=0755 docker/{BOOT_CACHE_SCRIPT.name} /usr/local/sbin/" in build
+    assert f"RUN {BOOT_CACHE_SCRIPT.name} /usr/src/redmine {BOOT_CACHE}\n" in build
+    assert build.index("bundle install") < build.index(f"RUN {BOOT_CACHE_SCRIPT.name}")
+    assert f"COPY --from=build {BOOT_CACHE} {BOOT_CACHE}\n" in final
+    assert "ruby-bootsnap" in build and "ruby-bootsnap" in final
+    if SHIPPED.get("REDMICA_RUBY_ALLOCATOR") == "jemalloc":
+        assert "libjemalloc2" in final
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["/app"], "usage: build-boot-cache.sh APP_ROOT CACHE_DIR"),
+        (["/app", "relative/cache"], "CACHE_DIR must be an absolute path"),
+        (["/nonexistent-app", "/tmp/x"], "/nonexistent-app has no config/environment.rb"),
+    ],
+)
+def test_build_boot_cache_refuses_bad_arguments_before_touching_anything(
+    tmp_path: Path, argv: list[str], message: str
+) -> None:
+    result = subprocess.run(
+        ["sh", str(BOOT_CACHE_SCRIPT), *argv],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_no_secret_is_baked_in() -> None:
     assert not re.search(r"SECRET_KEY_BASE\s*=", TEXT)
     assert not re.search(
@@ -280,7 +323,7 @@ def test_no_secret_is_baked_in() -> None:
 
 
 def test_the_scripts_the_build_runs_are_executable_in_git() -> None:
-    for script in (TLS_SCRIPT, FETCH_SCRIPT, MAKE_BASE, BUILD_IMAGE):
+    for script in (TLS_SCRIPT, FETCH_SCRIPT, MAKE_BASE, BUILD_IMAGE, BOOT_CACHE_SCRIPT):
         assert script.stat().st_mode & stat.S_IXUSR, script.name
         assert script.read_text().startswith("#!/bin/sh\n"), script.name
 

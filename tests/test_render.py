@@ -485,3 +485,75 @@ def test_the_probe_port_serves_only_the_probes_path_of_limit_ips_tenants() -> No
     assert "Require ip" not in acme  # the port itself is the restriction (its security group)
     with pytest.raises(UsageError, match="probe_port 8080 is the listen_port"):
         render_vhosts(tenants, replace(SETTINGS, probe_port=8080))
+
+
+# -- cold starts: how every tenant's process boots (container/boot.py) ----------------------------
+def test_no_boot_environment_by_default() -> None:
+    text = render_vhosts([entry("acme")], SETTINGS)
+    for name in ("BOOTSNAP", "RUBYOPT", "LD_PRELOAD", "MALLOC_ARENA_MAX"):
+        assert name not in text
+
+
+@pytest.mark.parametrize(
+    ("allocator", "line"),
+    [
+        ("jemalloc", 'SetEnv LD_PRELOAD "libjemalloc.so.2"\n'),
+        ("arena2", 'SetEnv MALLOC_ARENA_MAX "2"\n'),
+        ("glibc", None),
+    ],
+)
+def test_boot_cache_and_allocator_are_server_wide_and_quoted(
+    allocator: str, line: str | None
+) -> None:
+    from redmica_ops.settings.loading import load_settings
+
+    env = {
+        "REDMICA_DOMAIN": "x.example",
+        "REDMICA_BOOT_CACHE_DIR": '/var/cache/a "b" ${X}',
+        "REDMICA_RUBY_ALLOCATOR": allocator,
+    }
+    settings = VhostSettings.from_settings(load_settings({}, env))
+    text = render_vhosts([entry("acme"), entry("globex")], settings)
+    server = text[: text.index("<VirtualHost")]
+    cache = next(x for x in server.splitlines() if x.startswith("SetEnv BOOTSNAP_CACHE_DIR "))
+    assert unquote(cache.split(" ", 2)[2]) == '/var/cache/a "b" ${X}'
+    assert 'SetEnv BOOTSNAP_READONLY "1"\n' in server
+    assert 'SetEnv RUBYOPT "-rbootsnap/setup"\n' in server
+    if line:
+        assert line in server
+    else:
+        assert "LD_PRELOAD" not in text and "MALLOC_ARENA_MAX" not in text
+    # Still one process group per tenant: the boot settings share files, never processes.
+    groups = [x for x in text.splitlines() if x.startswith("    PassengerAppGroupName ")]
+    assert len(set(groups)) == 2
+    assert text.count("BOOTSNAP_CACHE_DIR") == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("REDMICA_BOOT_CACHE_DIR", "var/cache/boot", "absolute path"),
+        ("REDMICA_BOOT_CACHE_DIR", "/var/../etc", "absolute path"),
+        ("REDMICA_BOOT_CACHE_DIR", "/var/cache\n/x", "absolute path"),
+        ("REDMICA_RUBY_ALLOCATOR", "tcmalloc", "not one of glibc, arena2, jemalloc"),
+    ],
+)
+def test_bad_boot_settings_are_refused_and_nothing_is_written(
+    run: Invoke,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    value: str,
+    problem: str,
+) -> None:
+    (tmp_path / "tenants").mkdir()
+    (tmp_path / "tenants" / "acme.yaml").write_text(tenant_yaml("acme"))
+    out = tmp_path / "site.conf"
+    monkeypatch.setenv(name, value)
+    result = run(
+        *("--domain", "x.example", "render", "vhosts", "--from-dir", str(tmp_path / "tenants")),
+        *("-o", str(out)),
+    )
+    assert result.exit_code == 2
+    assert problem in result.output and name in result.output
+    assert not out.exists()

@@ -18,6 +18,7 @@ from typing import Any
 from redmica_ops import __version__
 from redmica_ops.capacity import CapacityError, PoolRequest, PoolSettings, derive_pool
 from redmica_ops.container import escape as apacheconf
+from redmica_ops.container.boot import BootSettings
 from redmica_ops.container.memory import MemoryBudget, memory_budget, pool_request
 from redmica_ops.container.templates import template_text
 from redmica_ops.errors import UsageError
@@ -54,6 +55,8 @@ class VhostSettings:
     retry_after: int = DEFAULTS.maintenance_retry_after
     # The site probe's own port (docs/probe.md): limit_ips tenants answer its path there.
     probe_port: int | None = DEFAULTS.probe_port
+    # Bootsnap and the allocator of every tenant's process (container/boot.py).
+    boot: BootSettings = field(default_factory=BootSettings)
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: MemoryBudget | None = None) -> VhostSettings:
@@ -73,6 +76,7 @@ class VhostSettings:
             trusted_proxies=settings.trusted_proxies,
             retry_after=settings.maintenance_retry_after,
             probe_port=settings.probe_port,
+            boot=BootSettings.from_settings(settings),
         )
 
 
@@ -215,6 +219,7 @@ def render_vhosts(
             probe_port=settings.probe_port,
             probe_path=apacheconf.quote(f"^{re.escape(PROBE_PATH)}$"),
             probed=[t for t in tenants if t.get("require_ip") and not t["maintenance"]],
+            boot_env=settings.boot.environment(),
         )
     )
 

@@ -164,6 +164,15 @@ def check_spawn_method(value: str) -> str | None:
     return None
 
 
+ALLOCATORS = ("glibc", "arena2", "jemalloc")
+
+
+def check_allocator(value: str) -> str | None:
+    if value not in ALLOCATORS:
+        return f"{rules.show(value)} is not one of {', '.join(ALLOCATORS)}"
+    return None
+
+
 def share(value: float) -> str | None:
     if not 0 < value <= 1:
         return f"{value} must be greater than 0 and at most 1"

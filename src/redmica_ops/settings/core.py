@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from redmica_ops.settings.checks import (
     check_abs_path,
+    check_allocator,
     check_db_host,
     check_domain,
     check_networks,
@@ -175,6 +176,19 @@ class CoreSettings:
         100,
         "PassengerMaxRequestQueueSize: requests queued per tenant before a 503",
         check=non_negative,
+    )
+    # -- cold starts (docs/container.md "Cold starts"; bench/density.py measures them) ---------
+    boot_cache_dir: str | None = setting(
+        None,
+        "read-only Bootsnap cache every tenant's process boots from (built once by "
+        "docker/build-boot-cache.sh; needs Debian's ruby-bootsnap); unset: no Bootsnap",
+        check=check_abs_path,
+    )
+    ruby_allocator: str = setting(
+        "glibc",
+        "malloc of the tenants' Ruby processes: glibc, arena2 (glibc with MALLOC_ARENA_MAX=2) or "
+        "jemalloc (Debian's libjemalloc2 by LD_PRELOAD)",
+        check=check_allocator,
     )
     active_share: float = setting(
         0.1,
