@@ -116,12 +116,16 @@ class Variant:
 
 
 # `new` is what the image sets (Dockerfile.redmine's ENV; tests/test_dockerfile.py checks).
-SHIPPED = {"REDMICA_BOOT_CACHE_DIR": BOOT_CACHE, "REDMICA_RUBY_ALLOCATOR": "jemalloc"}
+SHIPPED = {
+    "REDMICA_BOOT_CACHE_DIR": BOOT_CACHE,
+    "REDMICA_MAX_BOOTING": "2",
+    "REDMICA_RUBY_ALLOCATOR": "jemalloc",
+}
 VARIANTS = {
     "baseline": Variant("today's settings: no Bootsnap, glibc malloc", {}),
-    "new": Variant(
-        "the image's: Bootsnap cache read-only, jemalloc",
-        SHIPPED,
+    "new": Variant("the image's: Bootsnap cache read-only, 2 booting at once, jemalloc", SHIPPED),
+    "glibc": Variant(
+        "the image's with glibc malloc", {**SHIPPED, "REDMICA_RUBY_ALLOCATOR": "glibc"}
     ),
     "bootsnap": Variant(
         "Bootsnap cache read-only, glibc malloc", {"REDMICA_BOOT_CACHE_DIR": BOOT_CACHE}

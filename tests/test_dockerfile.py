@@ -279,7 +279,9 @@ def test_the_boot_cache_is_built_where_the_image_reads_it_as_the_bench_measured(
     from bench.density import BOOT_CACHE, SHIPPED
 
     final = final_stage()
-    image = dict(re.findall(r"\b(REDMICA_(?:BOOT_CACHE_DIR|RUBY_ALLOCATOR))=(\S+)", final))
+    image = dict(
+        re.findall(r"\b(REDMICA_(?:BOOT_CACHE_DIR|MAX_BOOTING|RUBY_ALLOCATOR))=(\S+)", final)
+    )
     assert image == SHIPPED
     build = "\n".join(stages()[:-1])
     assert f"COPY --chmod=0755 docker/{BOOT_CACHE_SCRIPT.name} /usr/local/sbin/" in build

@@ -518,7 +518,8 @@ def test_boot_cache_and_allocator_are_server_wide_and_quoted(
     cache = next(x for x in server.splitlines() if x.startswith("SetEnv BOOTSNAP_CACHE_DIR "))
     assert unquote(cache.split(" ", 2)[2]) == '/var/cache/a "b" ${X}'
     assert 'SetEnv BOOTSNAP_READONLY "1"\n' in server
-    assert 'SetEnv RUBYOPT "-rbootsnap/setup"\n' in server
+    assert 'SetEnv RUBYOPT "-r/usr/src/redmine/config/redmica_boot.rb"\n' in server
+    assert "REDMICA_MAX_BOOTING" not in text
     if line:
         assert line in server
     else:
@@ -536,6 +537,8 @@ def test_boot_cache_and_allocator_are_server_wide_and_quoted(
         ("REDMICA_BOOT_CACHE_DIR", "/var/../etc", "absolute path"),
         ("REDMICA_BOOT_CACHE_DIR", "/var/cache\n/x", "absolute path"),
         ("REDMICA_RUBY_ALLOCATOR", "tcmalloc", "not one of glibc, arena2, jemalloc"),
+        ("REDMICA_MAX_BOOTING", "-1", "must not be negative"),
+        ("REDMICA_MAX_BOOTING", "two", "REDMICA_MAX_BOOTING"),
     ],
 )
 def test_bad_boot_settings_are_refused_and_nothing_is_written(
@@ -557,3 +560,27 @@ def test_bad_boot_settings_are_refused_and_nothing_is_written(
     assert result.exit_code == 2
     assert problem in result.output and name in result.output
     assert not out.exists()
+
+
+def test_max_booting_alone_loads_the_prelude_without_bootsnap() -> None:
+    from redmica_ops.container.boot import BootSettings
+
+    settings = VhostSettings(
+        domain="x.example", app_root="/srv/redmine", boot=BootSettings("/srv/redmine", None, 2)
+    )
+    text = render_vhosts([entry("acme")], settings)
+    assert 'SetEnv RUBYOPT "-r/srv/redmine/config/redmica_boot.rb"\n' in text
+    assert 'SetEnv REDMICA_MAX_BOOTING "2"\n' in text
+    assert "BOOTSNAP" not in text
+
+
+def test_an_app_root_with_white_space_cannot_take_the_prelude() -> None:
+    from redmica_ops.container.boot import BootSettings
+
+    boot = BootSettings("/srv/red mine", "/var/cache/boot")
+    settings = VhostSettings(domain="x.example", app_root="/srv/red mine", boot=boot)
+    with pytest.raises(UsageError, match="white space"):
+        render_vhosts([entry("acme")], settings)
+    # Without the prelude nothing goes through RUBYOPT, and the same app root renders.
+    plain = VhostSettings(domain="x.example", app_root="/srv/red mine")
+    assert "RUBYOPT" not in render_vhosts([entry("acme")], plain)

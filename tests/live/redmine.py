@@ -35,6 +35,7 @@ FILES_ROOT = Path("/var/lib/redmine/default/files")
 # read from the code's own config/ (application.rb instance_evals additional_environment.rb
 # from there, Rails loads config/initializers, redmica_s3 reads Rails.root/config/s3.yml).
 REDMINE_CONFIG_PLACES = {
+    "redmica_boot.rb": REDMINE / "config",
     "database.yml": INSTANCE_CONFIG,
     "configuration.yml": INSTANCE_CONFIG,
     "s3.yml": REDMINE / "config",

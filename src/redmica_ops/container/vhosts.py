@@ -28,6 +28,7 @@ from redmica_ops.tenants.model import REDACTED, Entry, Tenant, find_conflicts
 
 VHOSTS_TEMPLATE = "vhosts.conf.j2"
 REDMINE_CONFIG_FILES = (
+    "redmica_boot.rb",
     "database.yml",
     "s3.yml",
     "configuration.yml",
@@ -76,7 +77,7 @@ class VhostSettings:
             trusted_proxies=settings.trusted_proxies,
             retry_after=settings.maintenance_retry_after,
             probe_port=settings.probe_port,
-            boot=BootSettings.from_settings(settings),
+            boot=BootSettings.from_settings(settings, settings.app_root.rstrip("/") or "/"),
         )
 
 

@@ -184,6 +184,12 @@ class CoreSettings:
         "docker/build-boot-cache.sh; needs Debian's ruby-bootsnap); unset: no Bootsnap",
         check=check_abs_path,
     )
+    max_booting: int = setting(
+        0,
+        "tenant processes booting at once (the vCPUs: a boot is CPU-bound); the others wait, "
+        "before loading Redmine, for a place; 0: no limit",
+        check=non_negative,
+    )
     ruby_allocator: str = setting(
         "glibc",
         "malloc of the tenants' Ruby processes: glibc, arena2 (glibc with MALLOC_ARENA_MAX=2) or "

@@ -54,4 +54,7 @@ if defined?(Rails) && Rails.respond_to?(:application) && Rails.application
   Rails.application.config.middleware.insert_before 0, RedmicaOps::ScrubSecretsFromRackEnv
   # Outermost (inserted at 0 after the scrubber): error pages of inner middleware carry it too.
   Rails.application.config.middleware.insert_before 0, RedmicaOps::NameTheTenant
+  # The boot slot taken by config/redmica_boot.rb (setting max_booting) goes back once Rails
+  # has booted, for the next cold tenant.
+  Rails.application.config.after_initialize { RedmicaBoot.release if defined?(RedmicaBoot) }
 end
