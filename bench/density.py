@@ -119,11 +119,17 @@ class Variant:
 SHIPPED = {
     "REDMICA_BOOT_CACHE_DIR": BOOT_CACHE,
     "REDMICA_MAX_BOOTING": "2",
+    # A process waiting for a boot place is spawning for Passenger: its start timeout must
+    # cover the wait (docs/container.md, "Cold starts").
+    "REDMICA_START_TIMEOUT": "180",
     "REDMICA_RUBY_ALLOCATOR": "jemalloc",
 }
 VARIANTS = {
     "baseline": Variant("today's settings: no Bootsnap, glibc malloc", {}),
-    "new": Variant("the image's: Bootsnap cache read-only, 2 booting at once, jemalloc", SHIPPED),
+    "new": Variant(
+        "the image's: Bootsnap cache read-only, 2 booting at once (start timeout 180 s), jemalloc",
+        SHIPPED,
+    ),
     "glibc": Variant(
         "the image's with glibc malloc", {**SHIPPED, "REDMICA_RUBY_ALLOCATOR": "glibc"}
     ),

@@ -280,7 +280,9 @@ def test_the_boot_cache_is_built_where_the_image_reads_it_as_the_bench_measured(
 
     final = final_stage()
     image = dict(
-        re.findall(r"\b(REDMICA_(?:BOOT_CACHE_DIR|MAX_BOOTING|RUBY_ALLOCATOR))=(\S+)", final)
+        re.findall(
+            r"\b(REDMICA_(?:BOOT_CACHE_DIR|MAX_BOOTING|START_TIMEOUT|RUBY_ALLOCATOR))=(\S+)", final
+        )
     )
     assert image == SHIPPED
     build = "\n".join(stages()[:-1])
