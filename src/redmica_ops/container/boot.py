@@ -1,9 +1,9 @@
 """How every tenant's Ruby process boots: the environment the rendered vhosts give all of them.
 
-One tenant's first request boots Redmine from nothing: about 4.8 CPU-seconds to the first
-answer on Debian 13's Redmine 6.0 (docs/benchmarks.md). Three settings make that cheaper, or
-safer, for every tenant at once, each tenant still in its own process group, sharing nothing
-with another but read-only files:
+One tenant's first request boots Redmine from nothing: about 5 CPU-seconds to the first
+answer on Debian 13's Redmine 6.0, 3.2 with the Bootsnap cache (docs/benchmarks.md). Three
+settings make that cheaper, or safer, for every tenant at once, each tenant still in its own
+process group, sharing nothing with another but read-only files:
 
 - `boot_cache_dir`: a Bootsnap cache (compiled Ruby and YAML, the load-path index) built once
   by docker/build-boot-cache.sh, read by every process and written by none

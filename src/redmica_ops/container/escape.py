@@ -1,6 +1,7 @@
 """Writing values into Apache configuration so that data can never become a directive.
 
-The rules (verified on Debian 12, Apache 2.4, see docs/container.md):
+The rules (verified with Apache 2.4 by tests/live, on the machine's Debian and in the Debian 13
+root, see docs/container.md):
 - control characters (newline above all) are rejected: validation already refuses them, and
   this module refuses them again, because a newline in a value once turned an IP-restricted
   tenant into an open one;
