@@ -85,3 +85,6 @@ class SimWorkspace(BaseWorkspace):
 
     def ecs(self) -> ECSClient:
         return cast("ECSClient", self._ecs)
+
+    def ecs_rollouts(self) -> ECSClient:
+        return cast("ECSClient", self._ecs)

@@ -19,6 +19,7 @@ from mypy_boto3_s3 import S3Client
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.main import cli
 from redmica_ops.tenants.store import TenantStore
+from tests.ecs_support import MotoServiceDeployments
 
 BUCKET = "redmica-config-test"
 REGION = "us-east-1"
@@ -59,32 +60,11 @@ def no_retry_delay(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def moto_rollouts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto never rolls deployments over: make update_service start a new deployment that
-    completes, as ECS would when all goes well."""
-    from moto.ecs.models import EC2ContainerServiceBackend
-
-    original = EC2ContainerServiceBackend.update_service
-    ids = iter(range(1, 1000))
-
-    def update_service(self: Any, properties: dict[str, Any]) -> Any:
-        # moto pops these from the dict it is given: read them first.
-        changed = properties.get("task_definition") or properties.get("force_new_deployment")
-        service = original(self, properties)
-        if changed:
-            old = service.deployments[0]
-            new = {
-                **old,
-                "id": f"ecs-svc/new{next(ids)}",
-                "taskDefinition": service.task_definition,
-                "rolloutState": "COMPLETED",
-                "runningCount": service.desired_count,
-                "status": "PRIMARY",
-            }
-            service.deployments = [new]
-        return service
-
-    monkeypatch.setattr(EC2ContainerServiceBackend, "update_service", update_service)
+def moto_rollouts(monkeypatch: pytest.MonkeyPatch) -> MotoServiceDeployments:
+    """moto never rolls deployments over and has no service-deployments API: both simulated,
+    as ECS does them, in one place (`tests/ecs_support.MotoServiceDeployments`). A rollout
+    completes unless its image is in the returned simulation's `outcomes`."""
+    return MotoServiceDeployments(monkeypatch)
 
 
 @pytest.fixture

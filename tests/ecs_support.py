@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -353,13 +354,27 @@ class FakeService:
         return {"taskDefinitionArns": arns}
 
     def list_tasks(self, **_: Any) -> dict[str, Any]:
-        return {"taskArns": ["arn:aws:ecs:us-east-1:1:task/c/dead1"]}
+        return {
+            "taskArns": [
+                "arn:aws:ecs:us-east-1:1:task/c/dead0",
+                "arn:aws:ecs:us-east-1:1:task/c/dead1",
+            ]
+        }
 
     def describe_tasks(self, **_: Any) -> dict[str, Any]:
+        ours = self.updates[0]["id"] if self.updates else "ecs-svc/none"
         return {
             "tasks": [
                 {
+                    # A task of an earlier deployment: nothing to do with this rollout.
+                    "taskArn": "arn:aws:ecs:us-east-1:1:task/c/dead0",
+                    "startedBy": "ecs-svc/earlier",
+                    "stoppedReason": "Scaling activity initiated by (deployment ecs-svc/earlier)",
+                    "containers": [{"name": "app", "exitCode": 137, "reason": "OutOfMemory"}],
+                },
+                {
                     "taskArn": "arn:aws:ecs:us-east-1:1:task/c/dead1",
+                    "startedBy": ours,  # ECS: a service's task is started by its deployment
                     "stoppedReason": "Essential container in task exited",
                     "containers": [
                         {
@@ -368,7 +383,7 @@ class FakeService:
                             "reason": "ActiveRecord::PendingMigrationError",
                         }
                     ],
-                }
+                },
             ]
         }
 
@@ -380,3 +395,225 @@ def completes_after(polls: int) -> Script:
             service.deployments[:] = [ours]
 
     return script
+
+
+# -- moto: the service-deployments API and rollouts --------------------------------------------
+@dataclass
+class SimulatedServiceDeployment:
+    arn: str
+    service: str  # the service's ARN
+    cluster: str  # the cluster's ARN
+    task_definition: str
+    source: str | None  # the revision the service ran when it started
+    created_at: datetime
+    status: str
+    finished_at: datetime | None = None
+
+    @property
+    def revision_arn(self) -> str:
+        # One service revision per deployment here; ECS shares one between deployments of the
+        # same configuration, which changes nothing for the callers.
+        return self.arn.replace(":service-deployment/", ":service-revision/")
+
+    def brief(self) -> dict[str, Any]:
+        brief: dict[str, Any] = {
+            "serviceDeploymentArn": self.arn,
+            "serviceArn": self.service,
+            "clusterArn": self.cluster,
+            "createdAt": self.created_at,
+            "startedAt": self.created_at,
+            "targetServiceRevisionArn": self.revision_arn,
+            "status": self.status,
+        }
+        if self.finished_at is not None:
+            brief["finishedAt"] = self.finished_at
+        return brief
+
+
+class MotoServiceDeployments:
+    """THE one place the tests make moto roll services over and answer the service-deployments
+    API (moto 5.2 has neither: a deployment never leaves IN_PROGRESS, and ListServiceDeployments,
+    DescribeServiceDeployments, DescribeServiceRevisions and StopServiceDeployment are answered
+    with HTTP 500).
+
+    What real ECS does, and this does: every deployment (CreateService, an UpdateService that
+    changes the revision or forces a new deployment) is a service deployment targeting a service
+    revision that names the task definition. One that completes is SUCCESSFUL (here at once: the
+    new deployment is PRIMARY and COMPLETED, the old ones gone). One that fails with the circuit
+    breaker's rollback on becomes ROLLBACK_SUCCESSFUL and the old revision is PRIMARY again (no
+    new service deployment); without the rollback it is STOPPED and stays FAILED. One still
+    IN_PROGRESS when another starts is STOPPED. StopServiceDeployment with ROLLBACK on an
+    IN_PROGRESS one makes it ROLLBACK_SUCCESSFUL and puts the source revision back.
+
+    `outcomes[image]` chooses how a rollout of a revision with that image goes: "fail" (its
+    tasks fail, the breaker acts) or "hang" (it never finishes); any other image succeeds.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from moto.ecs.models import EC2ContainerServiceBackend
+        from moto.ecs.responses import EC2ContainerServiceResponse
+
+        self.outcomes: dict[str, str] = {}
+        self.deployments: list[SimulatedServiceDeployment] = []
+        self.calls: dict[str, int] = {}
+        self._ids = itertools.count(1)
+        self._new = itertools.count(1)  # ecs-svc/newN, as the golden transcripts recorded them
+        self._start = datetime.now(UTC)
+        original_create = EC2ContainerServiceBackend.create_service
+        original_update = EC2ContainerServiceBackend.update_service
+        sim = self
+
+        def create_service(backend: Any, *args: Any, **kwargs: Any) -> Any:
+            service = original_create(backend, *args, **kwargs)
+            if service.task_definition:
+                sim._record(service, service.task_definition, None, "SUCCESSFUL")
+            return service
+
+        def update_service(backend: Any, properties: dict[str, Any]) -> Any:
+            # moto pops these from the dict it is given: read them first.
+            changed = properties.get("task_definition") or properties.get("force_new_deployment")
+            config = properties.get("deployment_configuration") or {}
+            breaker = config.get("deploymentCircuitBreaker") or {}
+            name = str(properties.get("service", "")).split("/")[-1]
+            before = backend._get_service(properties.get("cluster", "default"), name)
+            source = before.task_definition
+            service = original_update(backend, properties)
+            if changed:
+                sim._rolled(backend, service, source, bool(breaker.get("rollback")))
+            return service
+
+        def respond(action: str, answer: Callable[[Any], dict[str, Any]]) -> Callable[[Any], Any]:
+            def handler(response: Any) -> Any:
+                from moto.core.responses import ActionResult
+
+                sim.calls[action] = sim.calls.get(action, 0) + 1
+                return ActionResult(answer(response))
+
+            return handler
+
+        monkeypatch.setattr(EC2ContainerServiceBackend, "create_service", create_service)
+        monkeypatch.setattr(EC2ContainerServiceBackend, "update_service", update_service)
+        for action, answer in (
+            ("list_service_deployments", self._list),
+            ("describe_service_deployments", self._describe),
+            ("describe_service_revisions", self._revisions),
+            ("stop_service_deployment", self._stop),
+        ):
+            monkeypatch.setattr(
+                EC2ContainerServiceResponse, action, respond(action, answer), raising=False
+            )
+
+    # -- rollouts ------------------------------------------------------------------------------
+    def _record(
+        self, service: Any, task_definition: str, source: str | None, status: str
+    ) -> SimulatedServiceDeployment:
+        # Seconds apart, in order: the newest is the last made, whatever the machine's speed.
+        at = self._start + timedelta(seconds=next(self._ids))
+        number = len(self.deployments)
+        arn = service.arn.replace(":service/", ":service-deployment/") + f"/sd{number}"
+        record = SimulatedServiceDeployment(
+            arn, service.arn, service.cluster_arn, task_definition, source, at, status
+        )
+        if status != "IN_PROGRESS":
+            record.finished_at = at
+        self.deployments.append(record)
+        return record
+
+    def _images(self, backend: Any, task_definition: str) -> set[str]:
+        definition = backend.describe_task_definition(task_definition)
+        return {str(c.get("image")) for c in definition.container_definitions}
+
+    def _rolled(self, backend: Any, service: Any, source: str, breaker_rollback: bool) -> None:
+        for earlier in self.deployments:
+            if earlier.service == service.arn and earlier.status == "IN_PROGRESS":
+                earlier.status, earlier.finished_at = "STOPPED", datetime.now(UTC)
+        images = self._images(backend, service.task_definition)
+        outcome = next((self.outcomes[i] for i in images if i in self.outcomes), "succeed")
+        old = dict(service.deployments[0], status="ACTIVE")
+        new = {
+            **old,
+            "id": f"ecs-svc/new{next(self._new)}",
+            "taskDefinition": service.task_definition,
+            "status": "PRIMARY",
+            "rolloutState": "COMPLETED",
+            "runningCount": service.desired_count,  # (pendingCount as moto has it)
+        }
+        if outcome == "hang":
+            new.update(rolloutState="IN_PROGRESS", runningCount=0)
+            service.deployments = [new, old]
+            self._record(service, service.task_definition, source, "IN_PROGRESS")
+        elif outcome == "fail" and breaker_rollback:
+            failed = {**new, "status": "ACTIVE", "rolloutState": "FAILED", "runningCount": 0}
+            failed["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+            back = {**old, "id": f"ecs-svc/back{next(self._new)}", "status": "PRIMARY"}
+            back.update(taskDefinition=source, rolloutState="COMPLETED")
+            service.deployments = [back, failed]
+            self._record(service, service.task_definition, source, "ROLLBACK_SUCCESSFUL")
+            service.task_definition = source
+        elif outcome == "fail":
+            new.update(rolloutState="FAILED", runningCount=0)
+            new["rolloutStateReason"] = "ECS deployment circuit breaker: tasks failed to start."
+            service.deployments = [new, old]
+            self._record(service, service.task_definition, source, "STOPPED")
+        else:
+            service.deployments = [new]
+            self._record(service, service.task_definition, source, "SUCCESSFUL")
+
+    # -- the API ---------------------------------------------------------------------------------
+    def _list(self, response: Any) -> dict[str, Any]:
+        name = str(response._get_param("service")).split("/")[-1]
+        wanted = response._get_param("status") or []
+        after = (response._get_param("createdAt") or {}).get("after")
+        if isinstance(after, datetime):  # moto parses it naive, in UTC
+            after = after.replace(tzinfo=after.tzinfo or UTC).timestamp()
+        found = [
+            d.brief()
+            for d in reversed(self.deployments)  # newest first
+            if d.service.endswith(f"/{name}")
+            and (not wanted or d.status in wanted)
+            and (after is None or d.created_at.timestamp() > float(after))
+        ]
+        return {"serviceDeployments": found[: int(response._get_param("maxResults") or 20)]}
+
+    def _find(self, arn: str) -> SimulatedServiceDeployment | None:
+        return next((d for d in self.deployments if d.arn == arn), None)
+
+    def _describe(self, response: Any) -> dict[str, Any]:
+        found = []
+        for arn in response._get_param("serviceDeploymentArns"):
+            if (record := self._find(arn)) is not None:
+                detail = record.brief()
+                detail["targetServiceRevision"] = {"arn": record.revision_arn}
+                found.append(detail)
+        return {"serviceDeployments": found, "failures": []}
+
+    def _revisions(self, response: Any) -> dict[str, Any]:
+        by_revision = {d.revision_arn: d for d in self.deployments}
+        revisions = [
+            {
+                "serviceRevisionArn": arn,
+                "serviceArn": by_revision[arn].service,
+                "clusterArn": by_revision[arn].cluster,
+                "taskDefinition": by_revision[arn].task_definition,
+            }
+            for arn in response._get_param("serviceRevisionArns")
+            if arn in by_revision
+        ]
+        return {"serviceRevisions": revisions, "failures": []}
+
+    def _stop(self, response: Any) -> dict[str, Any]:
+        from moto.core.exceptions import JsonRESTError
+
+        arn = response._get_param("serviceDeploymentArn")
+        record = self._find(arn)
+        if record is None or record.status != "IN_PROGRESS" or record.source is None:
+            raise JsonRESTError("InvalidParameterException", "the deployment is not in progress")
+        record.status, record.finished_at = "ROLLBACK_SUCCESSFUL", datetime.now(UTC)
+        backend = response.ecs_backend
+        service = next(s for s in backend.services.values() if s.arn == record.service)
+        back = dict(service.deployments[0], id=f"ecs-svc/back{next(self._new)}")
+        back.update(taskDefinition=record.source, status="PRIMARY", rolloutState="COMPLETED")
+        back.update(runningCount=service.desired_count, pendingCount=0)
+        service.deployments = [back]
+        service.task_definition = record.source
+        return {"serviceDeploymentArn": arn}

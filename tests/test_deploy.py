@@ -52,7 +52,7 @@ def test_success_when_our_deployment_completes() -> None:
         "enable": True,
         "rollback": True,
     }
-    assert clock.slept == [5.0, 7.5]  # back-off between polls, no real sleep
+    assert clock.slept == [1.0, 2.0]  # a fast rollout is seen fast; no real sleep
     assert any("IN_PROGRESS" in line for line in lines)
 
 
@@ -77,7 +77,8 @@ def test_rollout_failed_then_breaker_rolls_back_is_a_failure() -> None:
     assert report.rolled_back_to == OLD and report.rollback_result == "succeeded"
     assert len(fake.updates) == 1, "the breaker rolled back: no second update from us"
     assert any("deployment failed" in e for e in report.events)
-    assert report.stopped_tasks and "PendingMigrationError" in report.stopped_tasks[0]
+    # Only this deployment's stopped tasks: an earlier deployment's OutOfMemory says nothing.
+    assert len(report.stopped_tasks) == 1 and "PendingMigrationError" in report.stopped_tasks[0]
     assert any("event: (service redmica) deployment failed" in line for line in lines)
 
 
@@ -184,9 +185,17 @@ def test_unknown_container_is_refused() -> None:
 
 
 def test_previous_and_explicit_revisions() -> None:
+    from redmica_ops.deploy.rollback import rollback_target
+    from redmica_ops.errors import NotFound
+
     fake = FakeService()
     d, _, _ = deployer(fake)
-    assert d.previous_revision(OLD).endswith(":4")
+    # No service-deployments API here: nothing is known to have worked, so nothing is guessed
+    # (the highest ACTIVE revision below :5, :4, may be one that failed).
+    with pytest.raises(NotFound, match="ECS does not say") as refused:
+        rollback_target(d, OLD, None)
+    assert "--to REVISION" in str(refused.value.hint) and "5, 4, 3" in str(refused.value.hint)
+    assert rollback_target(d, OLD, "4").endswith(":4")
     assert d.resolve_revision(OLD, "3").endswith(":3")
     assert d.resolve_revision(OLD, "redmica-app:4").endswith(":4")
 
@@ -408,8 +417,9 @@ def test_tenant_add_activate_reloads_the_service(
 def test_rollback_goes_to_the_highest_active_revision_below_the_current(
     s3: S3Client, run: Invoke, moto_rollouts: None
 ) -> None:
-    """docs/rollback.md: "the previous ACTIVE revision". From :4 with :2 and :3 active that is
-    :3 (it went to :1 when the API's sort order was trusted); a deregistered one is skipped."""
+    """From :4 with :2 and :3 completed that is :3 (it went to :1 when the API's sort order
+    was trusted); a deregistered one is skipped (tests/test_rollback_target.py: a revision that
+    never completed a deployment is skipped too)."""
     ecs, first = moto_service()
     family = first.rpartition(":")[0]
     for tag in ("2", "3", "4"):

@@ -172,31 +172,12 @@ def test_admin_task_role(
     assert recorded == ROLE_OPERATIONS["admin_task"]
 
 
-@pytest.fixture
-def moto_service_deployments(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto has no service-deployments API: answer it, so the calls a real ECS gets are made."""
-    from moto.ecs.responses import EC2ContainerServiceResponse
-
-    arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/prod/redmica/x1"
-
-    def list_service_deployments(self: Any) -> str:
-        return json.dumps({"serviceDeployments": [{"serviceDeploymentArn": arn}]})
-
-    def describe_service_deployments(self: Any) -> str:
-        deployment = {"serviceDeploymentArn": arn, "status": "SUCCESSFUL", "createdAt": 0}
-        return json.dumps({"serviceDeployments": [deployment]})
-
-    for function in (list_service_deployments, describe_service_deployments):
-        monkeypatch.setattr(EC2ContainerServiceResponse, function.__name__, function, raising=False)
-
-
 def test_operator_role(
     s3: S3Client,
     run: Invoke,
     recorded: Calls,
-    moto_rollouts: None,
+    moto_rollouts: None,  # with the service-deployments API, so a real ECS's calls are made
     route53_pending: None,
-    moto_service_deployments: None,
     tmp_path: Any,
 ) -> None:
     moto_service()

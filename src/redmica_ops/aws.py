@@ -73,31 +73,38 @@ class ClientFactory:
         client: BaseClient = self._client(service)
         return client
 
-    def _client(self, service: str) -> Any:
+    def _client(self, service: str, rollouts: bool = False) -> Any:
         # boto3 clients are thread-safe; sessions are not, hence the lock around creation.
+        key = f"{service}:rollouts" if rollouts else service
         with self._lock:
-            if service not in self._clients:
+            if key not in self._clients:
                 from botocore.config import Config
 
-                # ECS throttles per account and region: adaptive mode also slows the client
-                # down after throttling, on top of our own launch pacing.
-                adaptive = service == "ecs"
+                if rollouts:
+                    # One attempt per call and short socket timeouts: the deploy gateway
+                    # retries itself within its rollout's deadline (deploy/gateway.py).
+                    retries: dict[str, Any] = {"mode": "standard", "total_max_attempts": 1}
+                    connect, read = 5, 20
+                elif service == "ecs":
+                    # ECS throttles per account and region: adaptive mode also slows the client
+                    # down after throttling, on top of our own launch pacing.
+                    retries, connect, read = {"mode": "adaptive", "max_attempts": 10}, 10, 60
+                else:
+                    retries, connect, read = {"mode": "standard", "max_attempts": 8}, 10, 60
                 config = Config(
-                    retries={"mode": "adaptive", "max_attempts": 10}
-                    if adaptive
-                    else {"mode": "standard", "max_attempts": 8},
+                    retries=retries,  # type: ignore[arg-type]
                     max_pool_connections=self.max_pool_connections,
                     user_agent_extra=f"redmica-ops/{__version__}",
-                    connect_timeout=10,
-                    read_timeout=60,
+                    connect_timeout=connect,
+                    read_timeout=read,
                 )
                 with translate_errors(f"creating the {service} client"):
                     client = self._boto_session().client(
                         service, endpoint_url=self.settings.endpoint_url, config=config
                     )
                 client.meta.events.register("before-parameter-build", _record_call)
-                self._clients[service] = client
-            return self._clients[service]
+                self._clients[key] = client
+            return self._clients[key]
 
     def s3(self) -> S3Client:
         client: S3Client = self._client("s3")
@@ -129,6 +136,12 @@ class ClientFactory:
 
     def cloudformation(self) -> CloudFormationClient:
         client: CloudFormationClient = self._client("cloudformation")
+        return client
+
+    def ecs_rollouts(self) -> ECSClient:
+        """The ECS client of the deploy verbs: no SDK retries, short socket timeouts (their
+        gateway retries within the rollout's deadline)."""
+        client: ECSClient = self._client("ecs", rollouts=True)
         return client
 
 

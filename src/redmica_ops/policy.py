@@ -66,6 +66,8 @@ OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
         "ecs:DescribeServiceDeployments",
         "ecs:StopServiceDeployment",
     ),
+    # `rollback` without --to: the task definition of each completed service deployment.
+    ("ecs", "DescribeServiceRevisions"): ("ecs:DescribeServiceRevisions",),
     ("sts", "GetCallerIdentity"): (),  # always allowed
     # Cells: hostname routing (docs/cells.md).
     ("route53", "ListResourceRecordSets"): ("route53:ListResourceRecordSets",),
@@ -158,6 +160,7 @@ ROLE_OPERATIONS: dict[str, frozenset[tuple[str, str]]] = {
             ("ecs", "UpdateService"),
             ("ecs", "ListServiceDeployments"),
             ("ecs", "DescribeServiceDeployments"),
+            ("ecs", "DescribeServiceRevisions"),
             ("sts", "GetCallerIdentity"),
             ("route53", "ListResourceRecordSets"),
             ("route53", "ChangeResourceRecordSets"),
@@ -652,6 +655,11 @@ def _services(policy: _Statements, cluster: str) -> None:
             "RecordDeployedImage",
             ["ssm:PutParameter"],
             [prefix + image_parameter(service.rsplit("/", 1)[-1]) for service in services],
+        )
+        policy.allow(
+            "ReadServiceRevisions",
+            ["ecs:DescribeServiceRevisions"],
+            [scope.ecs(f"service-revision/{service}/*") for service in services],
         )
 
 

@@ -174,6 +174,11 @@ class BaseWorkspace(ABC):
     def ecs(self) -> ECSClient:
         return self.clients().ecs()
 
+    def ecs_rollouts(self) -> ECSClient:
+        """The deploy verbs' ECS client: one attempt per call, their gateway retries within
+        the rollout's deadline (`aws.ClientFactory.ecs_rollouts`)."""
+        return self.clients().ecs_rollouts()
+
     def clock(self) -> Clock:
         if self._clock is None:
             self._clock = self._make_clock(self._cancellation)
@@ -232,13 +237,14 @@ class BaseWorkspace(ABC):
             clients = self.clients() if routed else None
             self._fleet = Fleet(
                 self._settings,
-                self.ecs(),
+                self.ecs_rollouts(),
                 self.clock(),
                 route53=clients.route53() if clients else None,
                 elbv2=lambda: self.clients().elbv2(),
                 progress=self.message,
                 status=self.status,
                 ssm=lambda: self.clients().ssm(),
+                cancelled=lambda: self._cancellation.level > 0,
             )
         return self._fleet
 

@@ -52,6 +52,7 @@ class Fleet:
         progress: Progress | None = None,
         status: Progress | None = None,
         ssm: Callable[[], SSMClient] | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.cells: CellMap = cell_map(settings)
@@ -64,6 +65,8 @@ class Fleet:
         # The single service's state line; cells in waves (threads) print plain lines instead.
         self.status = status
         self.ssm = ssm  # the image parameters' client, made when a rollout succeeded
+        # Ctrl-C where it does not raise (sigint_escalates): a followed rollout stops following.
+        self.cancelled = cancelled
         self._targets: dict[str, AliasTarget] = {}
         self._capacity: dict[str, int] = {}
 
@@ -86,7 +89,8 @@ class Fleet:
             ServiceTarget(cell.cluster, cell.service),
             self.clock,
             progress=lambda text: say(prefix + text),
-            first_poll=self.settings.deploy_poll_interval,
+            max_poll=self.settings.deploy_poll_interval,
+            cancelled=self.cancelled,
         )
 
     def service_deployer(self) -> ServiceDeployer:
@@ -99,8 +103,9 @@ class Fleet:
             ServiceTarget(str(settings.cluster), str(settings.service)),
             self.clock,
             progress=self.progress,
-            first_poll=settings.deploy_poll_interval,
+            max_poll=settings.deploy_poll_interval,
             status=self.status,
+            cancelled=self.cancelled,
         )
 
     def image(self, cell: Cell, revision: str | None = None) -> str | None:

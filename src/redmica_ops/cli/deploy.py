@@ -166,9 +166,11 @@ def rollback(
 ) -> ReportResult:
     """Roll the service back to the previous task definition revision (or --to).
 
-    The previous revision is the highest ACTIVE revision of the service's task definition
-    family below the one it runs. This does not revert database migrations. Asks first on a
-    terminal (--yes for scripts).
+    The previous revision is the last one that completed a deployment of the service (ECS's
+    service deployments: SUCCESSFUL), numbered below the one it runs and still ACTIVE; a
+    revision that failed or was rolled back is never chosen. Where ECS cannot say, it exits 3
+    with the active revisions: give one with --to. This does not revert database migrations.
+    Asks first on a terminal (--yes for scripts).
 
     \b
     Examples:

@@ -116,7 +116,9 @@ class RolloutReport:
     rollback_result: str | None = None
     deployments: list[DeploymentView] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
-    stopped_tasks: list[str] = field(default_factory=list)
+    stopped_tasks: list[str] = field(default_factory=list)  # of this deployment's tasks
+    # Why a failed rollout was left as it is (--no-rollback, nothing to go back to, ...).
+    not_rolled_back: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         data = dict(self.__dict__)

@@ -32,15 +32,10 @@ def rollout_lines(report: RolloutReport) -> list[Line]:
                 f"deployment {report.deployment_id})"
             )
         ]
-    # "deploy failed: <reason>"; the result word only when it adds something (timed out, ...).
+    # What to look at first, the verdict last: "deploy failed: <reason>" (the result word only
+    # when it adds something: timed out, ...), so the end of a log says how it ended.
     how = "" if report.result == "failed" else f" ({report.result.replace('_', ' ')})"
-    lines = [f"error: {report.action} failed{how}: {report.reason}"]
-    if report.rolled_back_to:
-        lines.append(
-            f"rolled back to {revision_name(report.rolled_back_to)}: {report.rollback_result}"
-        )
-    elif report.result != "started":
-        lines.append("the service was NOT rolled back (--no-rollback, or nothing to go back to)")
+    lines: list[str] = []
     if report.events and report.result == "started":
         lines.append("recent service events:")
         lines += [f"  {message}" for message in report.events]
@@ -48,8 +43,19 @@ def rollout_lines(report: RolloutReport) -> list[Line]:
         # They were printed as they happened ("event: ..."); not a second time.
         lines.append("earlier service events: `redmica status --events 10`")
     if report.stopped_tasks:
-        lines.append("recently stopped tasks:")
+        lines.append(f"stopped tasks of deployment {report.deployment_id}:")
         lines += [f"  {line}" for line in report.stopped_tasks]
+    if report.rolled_back_to:
+        lines.append(
+            f"rolled back to {revision_name(report.rolled_back_to)}: {report.rollback_result}"
+        )
+    elif report.result != "started":
+        lines.append(
+            "the service was NOT rolled back ("
+            + (report.not_rolled_back or "--no-rollback, or nothing to go back to")
+            + ")"
+        )
+    lines.append(f"error: {report.action} failed{how}: {report.reason}")
     return [info(line) for line in lines]
 
 

@@ -1,6 +1,12 @@
 """`rollback`: each cell's service (the one implicit cell without the `cells` setting) back to
 the previous task definition revision, or a given one, in waves.
 
+"Previous" is the last revision that completed a deployment of this service, as ECS's service
+deployments say (a SUCCESSFUL one), older than the one it runs: a revision whose rollout failed,
+was rolled back by the circuit breaker or by our timeout never completed one, so it is never
+chosen, however recent (ACTIVE alone says nothing: failed revisions stay ACTIVE). Where ECS does
+not say, or no such revision is left ACTIVE, the operator names one with --to.
+
 It does not revert database migrations; the verb says so through the workspace's messages.
 """
 
@@ -13,6 +19,7 @@ from typing import TYPE_CHECKING
 from redmica_ops.cells.waves import CellRun, WaveOptions, WaveReport, implicit_rollout, run_waves
 from redmica_ops.deploy.model import revision_name
 from redmica_ops.deploy.rollout import MIGRATION_NOTE, ServiceDeployer, roll_out
+from redmica_ops.errors import NotFound
 
 if TYPE_CHECKING:
     from redmica_ops.workspace import Workspace
@@ -28,8 +35,43 @@ class RollbackRequest:
 
 def rollback_target(deployer: ServiceDeployer, current: str, to: str | None) -> str:
     """The revision a rollback goes to: `to` (checked to exist, exit 3 with the revisions that
-    do), else the previous one. The one place that chooses it."""
-    return deployer.resolve_revision(current, to) if to else deployer.previous_revision(current)
+    do), else the last one that completed a deployment (`last_completed`). The one place that
+    chooses it."""
+    return deployer.resolve_revision(current, to) if to else last_completed(deployer, current)
+
+
+def _number(arn: str) -> tuple[str, int]:
+    family, _, number = revision_name(arn).rpartition(":")
+    return family, int(number) if number.isdigit() else -1
+
+
+def last_completed(deployer: ServiceDeployer, current: str) -> str:
+    """The newest revision of the current one's family, older than it and still ACTIVE, whose
+    deployment of this service completed (SUCCESSFUL); else NotFound with the hint --to.
+
+    Older by number: after `rollback` from :5 to :4, :5 completed more recently than :4 did,
+    and a second rollback must go on to :3, not back to :5."""
+    family, number = _number(current)
+    completed = deployer.completed_revisions()
+    active = deployer.active_revisions(family)
+    numbers = ", ".join(revision_name(arn).rpartition(":")[2] for arn in active[:20])
+    hint = f"give one with --to REVISION (active revisions of {family}, newest first: {numbers})"
+    if completed is None:
+        raise NotFound(
+            f"ECS does not say which revisions of {family} completed a deployment of service "
+            f"{deployer.target.service} (no service-deployments API here)",
+            hint,
+        )
+    by_name = {revision_name(arn): arn for arn in active}
+    for arn in completed:
+        their_family, their_number = _number(arn)
+        if their_family == family and their_number < number and revision_name(arn) in by_name:
+            return by_name[revision_name(arn)]
+    raise NotFound(
+        f"no revision of {family} older than {number} is known to have completed a deployment "
+        f"of service {deployer.target.service} (and is still active)",
+        hint,
+    )
 
 
 def resolve_target(request: RollbackRequest, ws: Workspace) -> RollbackRequest:

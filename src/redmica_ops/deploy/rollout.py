@@ -7,12 +7,13 @@ service updates never report a failed rollout as a success: see `model.judge`.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from redmica_ops.deploy.gateway import ServiceGateway
+from redmica_ops.deploy.gateway import DeadlinePassed, ServiceGateway
 from redmica_ops.deploy.model import (
     DeploymentView,
     Outcome,
@@ -27,7 +28,7 @@ from redmica_ops.deploy.model import (
     revision_name,
     views_of,
 )
-from redmica_ops.errors import NotFound, OperationFailed
+from redmica_ops.errors import Interrupted, NotFound, OperationFailed
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -44,8 +45,33 @@ MIGRATION_NOTE = (
 )
 
 
+# The verdict's reads (events, stopped tasks) after the rollout's own time: seconds at most.
+REPORT_BUDGET = 30.0
+
+
 def _quiet(_text: str) -> None:
     pass
+
+
+def _never() -> bool:
+    return False
+
+
+class RolloutInterrupted(Interrupted):
+    """Ctrl-C while a rollout was followed: ECS goes on with it; the message says so and how
+    to watch or stop it (exit 130)."""
+
+    def __init__(self, service: str, deployment_id: str, revision: str) -> None:
+        super().__init__(
+            f"interrupted: redmica stopped following deployment {deployment_id} of "
+            f"{revision_name(revision)}, but the rollout goes on in ECS (service {service}); "
+            "the circuit breaker still rolls it back if it fails",
+            "watch it with `redmica status`; stop it with `redmica rollback` (back to the "
+            "revision that last completed a deployment)",
+        )
+        self.service = service
+        self.deployment_id = deployment_id
+        self.revision = revision
 
 
 class ServiceDeployer:
@@ -55,20 +81,35 @@ class ServiceDeployer:
         target: ServiceTarget,
         clock: Clock,
         progress: Progress | None = None,
-        first_poll: float = 5.0,
+        first_poll: float = 1.0,
         max_poll: float = 30.0,
         status: Progress | None = None,
+        cancelled: Callable[[], bool] | None = None,
     ) -> None:
-        self.gateway = ServiceGateway(ecs, target)
+        self.gateway = ServiceGateway(ecs, target, clock)
         self.target = target
         self.clock = clock
         self.progress: Progress = progress or _quiet
         # The deployments' state line: replaced in place on a terminal, not one line per poll.
         self.status: Progress = status or self.progress
-        self.first_poll = first_poll
+        # A fast rollout is seen fast: 1 s, 2 s, 4 s, ... up to `max_poll` (the setting
+        # deploy_poll_interval).
+        self.first_poll = min(first_poll, max_poll)
         self.max_poll = max_poll
+        # Ctrl-C where it does not raise (a release's migrations, cells in threads).
+        self.cancelled: Callable[[], bool] = cancelled or _never
         self.seen_events: set[str] = set()
         self.started_at: datetime | None = None  # when our last UpdateService was sent
+
+    @contextlib.contextmanager
+    def deadline_in(self, seconds: float) -> Iterator[None]:
+        """No call of the gateway runs past `seconds` from now, inside this block."""
+        saved = self.gateway.deadline
+        self.gateway.deadline = self.clock.now() + seconds
+        try:
+            yield
+        finally:
+            self.gateway.deadline = saved
 
     # -- reading --------------------------------------------------------------------------------
     def service(self) -> ServiceTypeDef:
@@ -149,19 +190,20 @@ class ServiceDeployer:
         delay = self.first_poll
         last_line = ""
         while True:
-            service = self.service()
-            views = views_of(service)
-            for message in self.new_events(service):
-                self.progress(f"event: {message}")
-            line = " | ".join(v.line() for v in views)
-            if line != last_line:
-                self.status(line)
-                last_line = line
-            outcome = judge(deployment_id, previous_td, service, views)
-            if outcome is None and service_deployments:
-                # The service-deployments API knows about a rollback before the list shows it.
-                states = self.service_deployment_states()
-                outcome = judge_service_deployment(deployment_id, states or [], views)
+            if self.cancelled():
+                raise KeyboardInterrupt  # as Ctrl-C where it raises: `roll_out` says what goes on
+            try:
+                outcome, views, last_line = self._look(
+                    deployment_id, previous_td, service_deployments, last_line
+                )
+            except DeadlinePassed as passed:
+                return Outcome(
+                    False,
+                    "timed_out",
+                    f"deployment {deployment_id} did not finish within {timeout:g}s "
+                    f"({passed.message})",
+                    deployment_id,
+                )
             if outcome is not None:
                 return outcome
             if self.clock.now() >= deadline:
@@ -173,7 +215,25 @@ class ServiceDeployer:
                     views,
                 )
             self.clock.sleep(min(delay, max(0.0, deadline - self.clock.now())))
-            delay = min(self.max_poll, delay * 1.5)
+            delay = min(self.max_poll, delay * 2)
+
+    def _look(
+        self, deployment_id: str, previous_td: str | None, service_deployments: bool, last: str
+    ) -> tuple[Outcome | None, list[DeploymentView], str]:
+        """One look at the service: (the verdict or None, the deployments, the state line)."""
+        service = self.service()
+        views = views_of(service)
+        for message in self.new_events(service):
+            self.progress(f"event: {message}")
+        line = " | ".join(v.line() for v in views)
+        if line != last:
+            self.status(line)
+        outcome = judge(deployment_id, previous_td, service, views)
+        if outcome is None and service_deployments:
+            # The service-deployments API knows about a rollback before the list shows it.
+            states = self.service_deployment_states()
+            outcome = judge_service_deployment(deployment_id, states or [], views)
+        return outcome, views, line
 
     def wait_for_revision(self, task_definition: str, timeout: float) -> Outcome:
         """Wait for the PRIMARY deployment of `task_definition` (a breaker rollback) to settle."""
@@ -191,10 +251,11 @@ class ServiceDeployer:
                 return Outcome(False, "timed_out", "the rollback deployment did not appear")
             self.clock.sleep(self.first_poll)
 
-    def stopped_task_reasons(self, limit: int = 5) -> list[str]:
-        """Why the service's recent tasks stopped: usually the real cause of a failed rollout."""
+    def stopped_task_reasons(self, deployment_id: str, limit: int = 5) -> list[str]:
+        """Why the tasks of `deployment_id` stopped: usually the real cause of a failed
+        rollout (other deployments' tasks, earlier ones', say nothing about this one)."""
         try:
-            tasks = self.gateway.stopped_tasks(limit)
+            tasks = self.gateway.stopped_tasks(deployment_id, limit)
         except Exception:  # best effort: the report must not fail on this
             return []
         reasons = []
@@ -209,16 +270,13 @@ class ServiceDeployer:
             )
         return reasons
 
-    def previous_revision(self, current_arn: str) -> str:
-        definition, _ = self.task_definition(current_arn)
-        family, revision = definition["family"], int(definition["revision"])
-        for arn in self.gateway.revisions(family):
-            rev = revision_name(arn).rpartition(":")[2]
-            if rev.isdigit() and int(rev) < revision:
-                return arn
-        raise NotFound(
-            f"no earlier active revision of {family} than {revision}", "give one with --to REVISION"
-        )
+    def completed_revisions(self) -> list[str] | None:
+        """The revisions whose deployment of this service completed, newest first; None where
+        ECS does not say (no service-deployments API)."""
+        return self.gateway.completed_revisions()
+
+    def active_revisions(self, family: str) -> list[str]:
+        return self.gateway.revisions(family)
 
     def resolve_revision(self, current_arn: str, to: str) -> str:
         family = str(self.task_definition(current_arn)[0]["family"])
@@ -248,8 +306,13 @@ def roll_out(
     wait: bool = True,
     force: bool = False,
 ) -> RolloutReport:
-    """Start a deployment, wait for it, and on failure make sure the service is rolled back."""
-    deployment_id, before = deployer.start(task_definition, force, rollback_on_failure=rollback)
+    """Start a deployment, wait for it, and on failure make sure the service is rolled back.
+
+    Every call is bounded by `timeout`: the start and the wait by one, a rollback by another
+    (then the verdict's reads by a few seconds). Ctrl-C while waiting is `RolloutInterrupted`:
+    ECS goes on with the rollout, and the message says how to watch or stop it."""
+    with deployer.deadline_in(timeout):
+        deployment_id, before = deployer.start(task_definition, force, rollback_on_failure=rollback)
     target_td = task_definition or str(before.get("taskDefinition"))
     report = RolloutReport(
         action,
@@ -266,11 +329,40 @@ def roll_out(
     )
     if not wait:
         return report
-    outcome = deployer.wait(deployment_id, previous_td, timeout)
+    try:
+        with deployer.deadline_in(timeout):
+            outcome = deployer.wait(deployment_id, previous_td, timeout)
+    except KeyboardInterrupt:
+        raise RolloutInterrupted(deployer.target.service, deployment_id, target_td) from None
     report.ok, report.result, report.reason = outcome.ok, outcome.result, outcome.reason
     report.deployments = outcome.deployments
     if outcome.ok:
         return report
+    with deployer.deadline_in(timeout):
+        try:
+            _roll_back(deployer, report, outcome, previous_td, timeout, rollback)
+        except DeadlinePassed as passed:
+            report.not_rolled_back = f"the rollback could not go ahead: {passed.message}"
+    with deployer.deadline_in(min(timeout, REPORT_BUDGET)):
+        try:
+            service = deployer.service()
+        except DeadlinePassed:
+            service = {}
+        report.events = [str(e.get("message", "")) for e in service.get("events", [])[:10]]
+        report.stopped_tasks = deployer.stopped_task_reasons(deployment_id)
+    return report
+
+
+def _roll_back(
+    deployer: ServiceDeployer,
+    report: RolloutReport,
+    outcome: Outcome,
+    previous_td: str | None,
+    timeout: float,
+    rollback: bool,
+) -> None:
+    """After a failed rollout: wait for the breaker's rollback, or roll back ourselves."""
+    target_td = str(report.task_definition)
     can_go_back = previous_td is not None and previous_td != target_td
     rollback_outcome: Outcome | None = None
     if outcome.breaker_rollback and can_go_back:
@@ -294,10 +386,14 @@ def roll_out(
         report.rolled_back_to = previous_td
         report.rollback_result = rollback_outcome.result
         report.deployments = rollback_outcome.deployments or report.deployments
-    service = deployer.service()
-    report.events = [str(e.get("message", "")) for e in service.get("events", [])[:10]]
-    report.stopped_tasks = deployer.stopped_task_reasons()
-    return report
+    elif not can_go_back:
+        report.not_rolled_back = "nothing to go back to: it ran this revision before"
+    elif report.action == "rollback":
+        report.not_rolled_back = (
+            "a failed rollback is not undone; `redmica rollback --to REVISION` chooses another"
+        )
+    else:
+        report.not_rolled_back = "--no-rollback was given"
 
 
 # -- what the verbs share --------------------------------------------------------------------------
@@ -321,6 +417,7 @@ def timeout_or_default(settings: Settings, timeout: float | None) -> float:
 __all__ = [
     "MIGRATION_NOTE",
     "DeploymentView",
+    "RolloutInterrupted",
     "ServiceDeployer",
     "register_image",
     "roll_out",

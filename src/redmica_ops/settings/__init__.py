@@ -221,7 +221,8 @@ class Settings(CoreSettings):
     )
     deploy_poll_interval: float = setting(
         5.0,
-        "seconds before the first look at a rollout (then 1.5x longer each time, up to 30)",
+        "longest wait in seconds between two looks at a rollout (they start 1 s apart and "
+        "double up to it)",
         check=positive_float,
     )
     # -- cells (docs/cells.md) -------------------------------------------------------------------

@@ -1,0 +1,151 @@
+"""A deploy's --timeout bounds every call it makes; polling starts fast and backs off; the
+verdict is the last line (issue #28, item 12). With an injected clock: nothing sleeps."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from botocore.exceptions import ClientError
+
+from redmica_ops.deploy.gateway import DeadlinePassed, ServiceGateway
+from redmica_ops.deploy.model import ServiceTarget
+from redmica_ops.deploy.report import rollout_lines
+from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
+from redmica_ops.errors import AwsError
+from redmica_ops.runs.pacing import FakeClock
+from tests.ecs_support import FakeService, completes_after
+
+OLD = "arn:aws:ecs:us-east-1:1:task-definition/redmica-app:5"
+
+
+def server_error(operation: str) -> ClientError:
+    response: Any = {
+        "Error": {"Code": "ServerException", "Message": "boom"},
+        "ResponseMetadata": {"HTTPStatusCode": 500},
+    }
+    return ClientError(response, operation)
+
+
+class FailingAfterUpdate(FakeService):
+    """ECS answers every DescribeServices with a 500 once our update went in."""
+
+    def __init__(self) -> None:
+        super().__init__(script=None)
+        self.failed_calls = 0
+
+    def describe_services(self, cluster: str, services: list[str]) -> dict[str, Any]:
+        if self.updates:
+            self.failed_calls += 1
+            raise server_error("DescribeServices")
+        return super().describe_services(cluster, services)
+
+
+def deployer_of(fake: FakeService, clock: FakeClock, **kwargs: Any) -> ServiceDeployer:
+    return ServiceDeployer(
+        cast("Any", fake), ServiceTarget("c", "redmica"), clock, lambda text: None, **kwargs
+    )
+
+
+def test_a_failing_ecs_never_holds_a_rollout_past_its_timeout() -> None:
+    fake = FailingAfterUpdate()
+    clock = FakeClock()
+    d = deployer_of(fake, clock)
+    new, _ = d.register_with_image(OLD, "app", "redmica:6")
+    report = roll_out(d, "deploy", new, OLD, timeout=5)
+    assert not report.ok and report.result == "timed_out"
+    assert "did not finish within 5s" in report.reason and "ServerException" in report.reason
+    # 5 s following it, 5 s for the rollback (it fails the same way), 5 s for the verdict's
+    # reads: never the SDK's 10 attempts with back-off per call, whatever --timeout says.
+    assert clock.now() <= 15
+    assert max(clock.slept) <= 8
+    # The rollback could not even read the service: said, not raised.
+    assert [u.get("taskDefinition") for u in fake.updates] == [new]
+    assert report.rolled_back_to is None
+    assert "the rollback could not go ahead: ECS still failing" in str(report.not_rolled_back)
+
+
+def test_the_gateway_retries_within_the_deadline_and_no_further() -> None:
+    clock = FakeClock()
+    calls: list[float] = []
+
+    class Ecs:
+        def describe_services(self, **_: Any) -> Any:
+            calls.append(clock.now())
+            raise server_error("DescribeServices")
+
+    gateway = ServiceGateway(cast("Any", Ecs()), ServiceTarget("c", "s"), clock)
+    gateway.deadline = 5.0
+    with pytest.raises(DeadlinePassed, match="ServerException"):
+        gateway.service()
+    assert clock.now() == 5.0  # the last back-off cut to what was left
+    assert clock.slept == [0.5, 1.0, 2.0, 1.5]
+    assert calls == [0.0, 0.5, 1.5, 3.5, 5.0]
+    # Without a deadline (status, a registration): 8 attempts, then the AWS error (exit 5).
+    calls.clear()
+    gateway.deadline = None
+    with pytest.raises(AwsError) as error:
+        gateway.service()
+    assert len(calls) == 8 and not isinstance(error.value, DeadlinePassed)
+
+
+def test_an_error_that_is_not_transient_is_not_retried() -> None:
+    clock = FakeClock()
+    calls: list[int] = []
+
+    class Ecs:
+        def describe_services(self, **_: Any) -> Any:
+            calls.append(1)
+            raise ClientError(
+                {"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "DescribeServices"
+            )
+
+    gateway = ServiceGateway(cast("Any", Ecs()), ServiceTarget("c", "s"), clock)
+    gateway.deadline = 60.0
+    with pytest.raises(AwsError, match="access denied"):
+        gateway.service()
+    assert calls == [1] and clock.slept == []
+
+
+def test_the_rollouts_client_leaves_retries_to_the_gateway() -> None:
+    """One attempt per call at the SDK level: botocore's own back-off (adaptive, 10 attempts)
+    cannot be bounded by a deadline, so it is off for the deploy verbs' client only."""
+    from redmica_ops.aws import ClientFactory
+    from redmica_ops.settings import Settings
+
+    clients = ClientFactory(Settings(region="us-east-1"))
+    rollouts: Any = clients.ecs_rollouts().meta.config
+    assert rollouts.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert rollouts.read_timeout <= 20 and rollouts.connect_timeout <= 5
+    # The migrations' client (RunTask at scale) keeps the SDK's adaptive retries.
+    default: Any = clients.ecs().meta.config
+    assert default.retries["mode"] == "adaptive"
+    assert clients.ecs() is not clients.ecs_rollouts()
+
+
+def test_polling_starts_fast_and_backs_off_to_the_configured_interval() -> None:
+    fake = FakeService(script=completes_after(6))
+    clock = FakeClock()
+    d = deployer_of(fake, clock, max_poll=5.0)  # the setting deploy_poll_interval
+    new, _ = d.register_with_image(OLD, "app", "redmica:6")
+    assert roll_out(d, "deploy", new, OLD, timeout=600).ok
+    assert clock.slept == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+def test_the_verdict_is_the_last_line_and_says_why_nothing_was_rolled_back() -> None:
+    fake = FakeService(script=lambda s, o, p: None)
+    clock = FakeClock()
+    d = deployer_of(fake, clock)
+    new, _ = d.register_with_image(OLD, "app", "redmica:6")
+    report = roll_out(d, "deploy", new, OLD, timeout=30, rollback=False)
+    lines = [line.text for line in rollout_lines(report)]
+    assert lines[-1].startswith("error: deploy failed (timed out): deployment ")
+    assert "the service was NOT rolled back (--no-rollback was given)" in lines
+    # This deployment's stopped task, not an earlier deployment's.
+    assert any("PendingMigrationError" in line for line in lines)
+    assert not any("OutOfMemory" in line for line in lines)
+    d = deployer_of(FakeService(script=lambda s, o, p: None), FakeClock())
+    again = roll_out(d, "reload", None, OLD, timeout=30, rollback=False, force=True)
+    assert "(nothing to go back to: it ran this revision before)" in " ".join(
+        line.text for line in rollout_lines(again)
+    )
