@@ -29,7 +29,7 @@ from redmica_ops.cells.config import cell_map
 from redmica_ops.deploy.image import record_images
 from redmica_ops.deploy.model import RolloutReport
 from redmica_ops.deploy.rollout import ServiceDeployer, roll_out
-from redmica_ops.errors import RedmicaError, UsageError
+from redmica_ops.errors import Interrupted, RedmicaError, UsageError
 from redmica_ops.runs.pacing import sigint_escalates
 from redmica_ops.settings import require
 
@@ -242,6 +242,8 @@ def run_waves(
     def guarded(cell: Cell) -> None:
         try:
             one(cell)
+        except Interrupted:
+            raise  # Ctrl-C: the command stops and says what goes on, nothing is undone
         except RedmicaError as exc:
             results[cell.name].status, results[cell.name].detail = "error", exc.message
 

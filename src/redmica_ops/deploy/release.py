@@ -21,7 +21,14 @@ from redmica_ops.cells.waves import (
     implicit_rollout,
     run_waves,
 )
-from redmica_ops.deploy.rollout import MIGRATION_NOTE, register_image, roll_out
+from redmica_ops.deploy.model import revision_name
+from redmica_ops.deploy.rollout import (
+    MIGRATION_NOTE,
+    RolloutInterrupted,
+    register_image,
+    roll_out,
+)
+from redmica_ops.errors import Interrupted
 from redmica_ops.probe.gate import WaveProbe, wave_prober
 from redmica_ops.probe.wiring import aws_site
 from redmica_ops.runs import migrations
@@ -114,10 +121,21 @@ def run(request: ReleaseRequest, ws: Workspace) -> WaveReport:
             result.status = "migration_failed"
             result.detail = f"migrations failed ({result.migration.summary}); cell NOT deployed"
             return
+        gate_passed = f"the migration gate passed: {result.migration.summary}" + (
+            f" (run {result.migration.run_id})" if result.migration.run_id else ""
+        )
+        if ws.cancellation.level:
+            # Ctrl-C while the gate ran, and every tenant had migrated anyway: stop here.
+            raise Interrupted(
+                f"interrupted (Ctrl-C) after {gate_passed}; "
+                f"{revision_name(str(result.revision))} is registered but NOT deployed",
+                "the tenants already run its migrations: deploy it with `redmica deploy "
+                f"--image {request.image}` (or run this release again)",
+            )
         if one.implicit:
             one.say("release: every tenant migrated; deploying")
-        result.followed(
-            roll_out(
+        try:
+            rollout = roll_out(
                 one.deployer,
                 "release",
                 result.revision,
@@ -125,7 +143,9 @@ def run(request: ReleaseRequest, ws: Workspace) -> WaveReport:
                 one.timeout,
                 rollback=request.rollback,
             )
-        )
+        except RolloutInterrupted as stopped:
+            raise Interrupted(f"{stopped.message}; {gate_passed}", stopped.hint) from None
+        result.followed(rollout)
 
     if not implicit_rollout(request.waves, ws.fleet()):
         ws.message(MIGRATION_NOTE)

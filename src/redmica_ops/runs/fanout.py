@@ -211,12 +211,16 @@ class FanOut:
                 run = self.record.tenants[tenant]
                 run.status = Status.NOT_STARTED
                 run.reason = reason
-        complete = all(r.status in FINAL for r in self.record.tenants.values())
+        runs = self.record.tenants.values()
+        complete = all(r.status in FINAL for r in runs)
+        # A Ctrl-C that came when every tenant had already been launched and then finished
+        # left nothing undone: the run is finished (nothing to --resume), not interrupted.
+        left_undone = not complete or any(r.status == Status.NOT_STARTED for r in runs)
         if failure is not None:
             # Pending tenants stay pending and running ones running: resume picks them up.
             self.record.state = RunState.INTERRUPTED
             self.record.error = describe_failure(failure)
-        elif self.cancellation.level:
+        elif self.cancellation.level and left_undone:
             self.record.state = RunState.INTERRUPTED
         elif not self.options.wait and state.in_flight:
             self.record.state = RunState.LAUNCHED
