@@ -350,25 +350,76 @@ class EcsRunner:
                 stop_task(self.ecs, self.target, arn, "redmica: admin task timed out")
                 raise OperationFailed(f"admin task {arn} timed out after {self.timeout:g}s")
             self.clock.sleep(self.poll_interval)
-        return self._result(request_id, step, state.exit_code, state.stopped_reason)
+        return self._result(request_id, step, state.exit_code, state.stopped_reason, arn)
 
     def _result(
-        self, request_id: str, step: Step, exit_code: int | None, reason: str | None
+        self,
+        request_id: str,
+        step: Step,
+        exit_code: int | None,
+        reason: str | None,
+        arn: str = "",
     ) -> StepResult:
         key = result_key(self.prefix, request_id)
         try:
             with translate_errors(f"reading s3://{self.bucket}/{key}", self.bucket):
                 body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except NotFound:
-            raise OperationFailed(
-                f"the admin task for {step.tenant} ({step.name}) stopped (exit {exit_code}, "
-                f"{reason or 'no reason'}) without writing its result",
-                "see the task's log; every step is safe to run again",
-            ) from None
+            raise self._no_result(step, exit_code, reason, arn, key) from None
         data = json.loads(body)
         if data.get("ok"):
             return cast(StepResult, data.get("result", {}))
         raise error_from_dict(data, f"the admin task for {step.tenant} ({step.name}) failed")
+
+    def _no_result(
+        self, step: Step, exit_code: int | None, reason: str | None, arn: str, key: str
+    ) -> OperationFailed:
+        """What a task that left no result means, and where to look (issue #28: "exit 0, no
+        reason, without writing its result" said neither)."""
+        where = f"s3://{self.bucket}/{key}"
+        what = f"the admin task for {step.tenant} ({step.name}) stopped (exit {exit_code}, " + (
+            f"{reason or 'no reason'}) without writing its result to {where}"
+        )
+        if exit_code == 0:
+            what += (
+                ": it ran without redmica's lifecycle entrypoint (`entrypoint admin-sql`: the "
+                "admin task definition's image or command is not redmica's), or it could not "
+                "write to the bucket"
+            )
+        log = admin_task_log(self.ecs, self.target, arn)
+        look = f"the task's log ({log})" if log else f"the task's log (task {arn or '?'})"
+        return OperationFailed(
+            what,
+            f"check {look}, and that the admin task role may s3:PutObject on "
+            f"s3://{self.bucket}/{self.prefix}results/* (and use the bucket's KMS key); every "
+            "step is safe to run again",
+        )
+
+
+def admin_task_log(ecs: ECSClient, target: EcsTarget, arn: str) -> str | None:
+    """Where a stopped task's container logged: "CloudWatch Logs group G, stream S"; None when
+    it cannot be told (best effort: this only improves an error message)."""
+    try:
+        tasks = ecs.describe_tasks(cluster=target.cluster, tasks=[arn]).get("tasks", [])
+        definition = ecs.describe_task_definition(taskDefinition=tasks[0]["taskDefinitionArn"])
+    except Exception:
+        return None
+    containers = definition["taskDefinition"].get("containerDefinitions", [])
+    for container in containers:
+        if container.get("name") != target.container and len(containers) > 1:
+            continue
+        log = container.get("logConfiguration")
+        if log is None:
+            continue
+        options = log.get("options") or {}
+        group, prefix = options.get("awslogs-group"), options.get("awslogs-stream-prefix")
+        if log.get("logDriver") == "awslogs" and group and prefix:
+            stream = f"{prefix}/{container.get('name')}/{arn.rsplit('/', 1)[-1]}"
+            return (
+                f"CloudWatch Logs group {group}, stream {stream}: "
+                f"aws logs tail {group} --log-stream-names {stream}"
+            )
+    return None
 
 
 def write_result(
