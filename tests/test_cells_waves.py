@@ -138,13 +138,13 @@ def test_reload_and_rollback_take_a_cell(s3: S3Client, run: Invoke, moto_rollout
     assert back.exit_code == 0, back.output
     assert [c["cell"] for c in back.json()["cells"]] == ["c"]
     assert revisions() == {"a": "redmica-a:2", "b": "redmica-b:2", "c": "redmica-c:1"}
-    reloaded = run("reload", "--cell", "a", "-O", "json", app=cells_app(env))
+    reloaded = run("reload", "--cell", "a", "--yes", "-O", "json", app=cells_app(env))
     assert reloaded.exit_code == 0, reloaded.output
     assert [(c["cell"], c["status"]) for c in reloaded.json()["cells"]] == [("a", "succeeded")]
     assert revisions()["a"] == "redmica-a:2"
     unknown = run("reload", "--cell", "zz", app=cells_app(env))
     assert unknown.exit_code == 2 and "there is no cell 'zz'" in unknown.stderr
-    no_wait = run("reload", "--no-wait", app=cells_app(env))
+    no_wait = run("reload", "--no-wait", "--yes", app=cells_app(env))
     assert no_wait.exit_code == 2
 
 

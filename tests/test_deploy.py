@@ -318,7 +318,7 @@ def test_status_against_moto(s3: S3Client, run: Invoke) -> None:
 def test_reload_and_rollback_against_moto(s3: S3Client, run: Invoke, moto_rollouts: None) -> None:
     ecs, first = moto_service()
     assert run("deploy", "--image", NEW_IMAGE, "--yes", app=app_for()).exit_code == 0
-    reload = run("reload", "-O", "json", app=app_for())
+    reload = run("reload", "--yes", "-O", "json", app=app_for())
     assert reload.exit_code == 0 and reload.json()["result"] == "succeeded"
     back = run("rollback", "--yes", app=app_for())
     assert back.exit_code == 0, back.output

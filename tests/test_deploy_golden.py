@@ -125,8 +125,8 @@ SCENARIOS = [
     *_both("deploy-no-terminal", "deploy", "--image", NEW_IMAGE),
     *_both("deploy-no-service-setting", "deploy", "--image", NEW_IMAGE, "--yes", app=_no_service),
     *_both("deploy-absent-service", "deploy", "--image", NEW_IMAGE, "--yes", app=_absent),
-    *_both("reload", "reload"),
-    *_both("reload-no-wait", "reload", "--no-wait"),
+    *_both("reload", "reload", "--yes"),
+    *_both("reload-no-wait", "reload", "--no-wait", "--yes"),
     *_both("rollback", "rollback", "--yes", before=_deploy_once),
     *_both("rollback-to", "rollback", "--to", "1", "--yes", before=_deploy_once),
     *_both("rollback-unchanged", "rollback", "--to", "1", "--yes"),
@@ -154,7 +154,8 @@ SCENARIOS = [
     *_both("status", "status", "--events", "3", before=_deploy_once),
     *_both("status-no-events", "status", "--events", "0"),
     *_both("status-absent-service", "status", app=_absent),
-    *_both("reload-absent-service", "reload", app=_absent),
+    *_both("reload-absent-service", "reload", "--yes", app=_absent),
+    *_both("reload-no-terminal", "reload"),
 ]
 
 
@@ -195,12 +196,12 @@ def _cells_both(name: str, *args: str) -> list[tuple[str, tuple[str, ...]]]:
 
 CELL_SCENARIOS = [
     *_cells_both("cells-deploy", "deploy", "--image", "redmica:2", "--yes"),
-    *_cells_both("cells-reload", "reload"),
+    *_cells_both("cells-reload", "reload", "--yes"),
     *_cells_both("cells-rollback-unchanged", "rollback", "--to", "1", "--yes"),
     *_cells_both("cells-release", "release", "--image", "redmica:2", "--yes"),
     *_cells_both("cells-status", "status", "--events", "0"),
     *_cells_both("cells-deploy-diff", "deploy", "--image", "redmica:2", "--diff"),
-    *_cells_both("cells-no-wait", "reload", "--no-wait"),
+    *_cells_both("cells-no-wait", "reload", "--no-wait", "--yes"),
 ]
 
 

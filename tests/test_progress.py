@@ -37,9 +37,10 @@ def test_a_resumed_run_never_counts_above_the_total_nor_a_negative_eta() -> None
     printer = ProgressPrinter(clock, total=2, stream=io.StringIO(), live=False)
     clock.sleep(5)
     line = printer.summary(record, in_flight=3, queued=1, now=clock.now())
-    done, total = map(int, re.search(r"\] (\d+)/(\d+) done", line).groups())  # type: ignore[union-attr]
+    done, total = map(int, re.search(r"\] (\d+)/(\d+) tenant\(s\) done", line).groups())  # type: ignore[union-attr]
     assert done <= total == 2
-    assert all(int(n) <= 2 for n in re.findall(r"(\d+) (?:succeeded|running|queued)", line))
+    counted = r"(\d+) (?:succeeded|task\(s\) running|tenant\(s\) queued)"
+    assert all(int(n) <= 2 for n in re.findall(counted, line))
     assert "ETA -;" not in line and not re.search(r"ETA -\d", line)
     assert line.endswith("ETA -")
 
@@ -53,7 +54,7 @@ def test_the_eta_comes_from_this_runs_rate() -> None:
         record.tenants["a"].status = Status.SUCCEEDED
         printer.finished(record.tenants["a"])
         line = printer.summary(record, in_flight=3, queued=0, now=clock.now())
-    assert "1/4 done" in line and "0.10/s, ETA 30s" in line
+    assert "1/4 tenant(s) done" in line and "0.10/s, ETA 30s" in line
 
 
 def test_off_a_terminal_one_summary_line_every_ten_seconds() -> None:
@@ -87,7 +88,7 @@ def test_on_a_terminal_a_live_progress_bar(monkeypatch: pytest.MonkeyPatch, no_c
         printer.tick(record, in_flight=1, queued=0)
         printer._progress.refresh()
     text = stream.getvalue()
-    assert "2/3" in text and "1 succeeded, 1 failed, 1 running" in text
+    assert "2/3" in text and "1 succeeded, 1 failed, 1 task(s) running" in text
     assert "b: failed - exited 1" in text
     assert ("\x1b[3" in text) is not no_color  # colour (not cursor control) only without NO_COLOR
 
@@ -126,3 +127,22 @@ def test_on_a_terminal_the_rollout_state_is_one_live_line(
     assert "PRIMARY app:2 running 2" in text
     # A live line is redrawn in place: it never becomes three lines of the log.
     assert "PRIMARY app:2 running 0\n" not in text and "\x1b[?25l" in text  # cursor hidden
+
+
+def test_a_cells_run_names_its_cell_and_counts_tenants_apart_from_tasks() -> None:
+    """Issue #28: "0/3 done: 2 running" mixed tenants and tasks, and a release's gates, cell
+    after cell, did not say whose line it was."""
+    clock = FakeClock()
+    stream = io.StringIO()
+    record = RunRecord("r", "ecs", ["migrate"], "t0", "t0")
+    for name in ("t1", "t2", "t3"):
+        record.tenants[name] = TenantRun(name, Status.RUNNING)
+    with ProgressPrinter(clock, total=3, stream=stream, live=False, label="b") as printer:
+        printer.message("canary: 1 tenant(s) succeeded; migrating the rest")
+        printer.tick(record, in_flight=2, queued=1)
+        record.tenants["t1"].status = Status.FAILED
+        printer.finished(record.tenants["t1"])
+    lines = stream.getvalue().splitlines()
+    assert all(line.startswith("[b] ") for line in lines), lines
+    assert "[b] [    0s] 0/3 tenant(s) done: 2 task(s) running, 1 tenant(s) queued" in lines[1]
+    assert lines[2] == "[b]   t1: failed"

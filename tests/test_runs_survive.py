@@ -113,7 +113,7 @@ def test_resume_progress_counts_only_what_this_session_finishes() -> None:
         printer.finished(run)
     clock.sleep(3)
     line = printer.summary(record, in_flight=0, queued=0, now=clock.now())
-    assert "3/3 done" in line and "ETA -" in line and "-3s" not in line
+    assert "3/3 tenant(s) done" in line and "ETA -" in line and "-3s" not in line
 
 
 # -- results that do not depend on ECS remembering ------------------------------------------------

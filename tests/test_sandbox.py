@@ -140,7 +140,11 @@ def test_the_sandbox_service_counts_agree_with_its_deployments(tmp_path: Path) -
         for step in ("start", "reload"):
             if step == "reload":
                 reloaded = subprocess.run(
-                    [REDMICA, "reload"], capture_output=True, text=True, env=env, timeout=120
+                    [REDMICA, "reload", "--yes"],
+                    capture_output=True,
+                    text=True,
+                    env=env,
+                    timeout=120,
                 )
                 assert reloaded.returncode == 0, reloaded.stderr
             status = _status(env)

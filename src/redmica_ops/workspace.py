@@ -52,9 +52,16 @@ if TYPE_CHECKING:
 
     from redmica_ops.tenants.model import Tenant
 
+
 # Progress of a fan-out: given the clock and the number of tenants to watch, a context that
 # yields the observer (a live line on a terminal in the CLI, nothing in the Lambda).
-ProgressFactory = Callable[[Clock, int], AbstractContextManager[Observer]]
+class ProgressFactory(Protocol):
+    """Builds the progress of one run: `total` tenants; `label` (a cell's name) starts each of
+    its lines when several runs share the screen (a release's gates, cell after cell)."""
+
+    def __call__(
+        self, clock: Clock, total: int, *, label: str = ""
+    ) -> AbstractContextManager[Observer]: ...
 
 
 class Workspace(Protocol):
@@ -88,7 +95,9 @@ class Workspace(Protocol):
         """The state of long work, replacing the previous one (a rollout's deployments): a
         live line on a terminal, a line every ~10 s otherwise."""
 
-    def progress(self, clock: Clock, total: int) -> AbstractContextManager[Observer]: ...
+    def progress(
+        self, clock: Clock, total: int, label: str = ""
+    ) -> AbstractContextManager[Observer]: ...
 
     def fleet(self) -> Fleet:
         """The cells of this setup (one implicit cell without the `cells` setting)."""
@@ -114,7 +123,9 @@ class Workspace(Protocol):
         """Where the site probe writes what it found (beside the run records)."""
 
 
-def silent_progress(clock: Clock, total: int) -> AbstractContextManager[Observer]:
+def silent_progress(
+    clock: Clock, total: int, *, label: str = ""
+) -> AbstractContextManager[Observer]:
     return contextlib.nullcontext(SilentObserver())
 
 
@@ -190,8 +201,10 @@ class BaseWorkspace(ABC):
     def status(self, text: str) -> None:
         self._status(text)
 
-    def progress(self, clock: Clock, total: int) -> AbstractContextManager[Observer]:
-        return self._progress(clock, total)
+    def progress(
+        self, clock: Clock, total: int, label: str = ""
+    ) -> AbstractContextManager[Observer]:
+        return self._progress(clock, total, label=label)
 
     @abstractmethod
     def tenants(self) -> Listing: ...

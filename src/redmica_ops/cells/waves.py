@@ -225,7 +225,7 @@ def run_waves(
             "--no-wait cannot be used with the probe: the sites are probed after the rollout",
             "leave out --no-wait, or turn the probe off (--no-probe)",
         )
-    waves = _waves(options, fleet)
+    waves = waves_for(options, fleet)
     report = WaveReport(action, [[c.name for c in wave] for wave in waves], implicit=implicit)
     results = {
         c.name: CellResult(c.name, number)
@@ -240,12 +240,7 @@ def run_waves(
         step(CellRun(cell, deployer, results[cell.name], implicit, seconds))
 
     def guarded(cell: Cell) -> None:
-        try:
-            one(cell)
-        except Interrupted:
-            raise  # Ctrl-C: the command stops and says what goes on, nothing is undone
-        except RedmicaError as exc:
-            results[cell.name].status, results[cell.name].detail = "error", exc.message
+        _recorded(one, cell, results[cell.name])
 
     # A run of migrations (release) or of several cells: Ctrl-C asks them to stop first.
     escalate = not implicit or action == "release"
@@ -309,7 +304,18 @@ def _probe_failed(
     return bad
 
 
-def _waves(options: WaveOptions, fleet: Fleet) -> list[list[Cell]]:
+def _recorded(one: Callable[[Cell], None], cell: Cell, result: CellResult) -> None:
+    """A cell's step whose error is that cell's (the wave goes on, then fails); Ctrl-C is the
+    command's: it stops and says what goes on, nothing is undone."""
+    try:
+        one(cell)
+    except Interrupted:
+        raise
+    except RedmicaError as exc:
+        result.status, result.detail = "error", exc.message
+
+
+def waves_for(options: WaveOptions, fleet: Fleet) -> list[list[Cell]]:
     """The chosen cells in waves; a canary outside the chosen cells: the first chosen leads."""
     cells = fleet.select(options.cells)
     names = [c.name for c in cells]

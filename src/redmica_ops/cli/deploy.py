@@ -33,7 +33,12 @@ from redmica_ops.deploy.model import (
     require_revision_reference,
     revision_name,
 )
-from redmica_ops.deploy.report import fleet_status_report, plan_report, wave_report
+from redmica_ops.deploy.report import (
+    fleet_status_report,
+    plan_report,
+    release_plan_report,
+    wave_report,
+)
 from redmica_ops.probe.gate import WaveProbe
 
 
@@ -120,6 +125,7 @@ def deploy(
 
 @click.command()
 @wait_options
+@yes_option
 @wave_options
 @global_options(hidden=True)
 @pass_app
@@ -127,21 +133,25 @@ def reload(
     app: Application,
     timeout: float | None,
     no_wait: bool,
+    yes: bool,
     waves: WaveOptions,
 ) -> ReportResult:
     """Restart every task with the current revision (a forced new deployment).
 
     Containers read the tenant list when they start, so this is how a new or changed tenant's
-    vhost goes live. Same waiting and reporting as `deploy`.
+    vhost goes live. Same waiting and reporting as `deploy`. Every task restarts, so it asks
+    first on a terminal (--yes for scripts).
 
     \b
     Examples:
-      redmica reload
-      redmica reload --no-wait
+      redmica reload --yes
+      redmica reload --no-wait --yes
       redmica reload --cell b
     """
+    ws = app.workspace()
+    confirm(app, f"restart every task of {target_of(waves, ws)}", yes)
     request = reload_verb.ReloadRequest(timeout, wait=not no_wait, waves=waves)
-    return ReportResult(wave_report(reload_verb.run(request, app.workspace())))
+    return ReportResult(wave_report(reload_verb.run(request, ws)))
 
 
 @click.command()
@@ -212,6 +222,11 @@ def rollback(
 )
 @click.option("--timeout", type=click.FloatRange(min=1), help="seconds to wait for the deploy")
 @click.option("--no-rollback", is_flag=True, help="on a failed deploy, leave the service as is")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="print the plan (gate, waves, cells, image) and stop: nothing registered or run",
+)
 @yes_option
 @wave_options
 @probe_options
@@ -227,6 +242,7 @@ def release(
     migrate_timeout: float | None,
     timeout: float | None,
     no_rollback: bool,
+    dry_run: bool,
     yes: bool,
     waves: WaveOptions,
     probe: WaveProbe,
@@ -247,18 +263,23 @@ def release(
     later waves and roll the deployed cells back, as a failed deployment does; the report
     names the failed tenants. --no-probe turns the setting's probe off.
 
+    --dry-run prints the plan: the image and container, the gate's policy, each wave's cells
+    with the revision they run and how many tenants each would migrate; it only reads.
+
     \b
     Examples:
       redmica release --image registry.example.com/redmica:v6 --canary 5 --max-failures 10
       redmica release --image registry.example.com/redmica:v6 --yes
       redmica release --image registry.example.com/redmica:v6 --canary-cell a
       redmica release --image registry.example.com/redmica@sha256:... --max-probe-failures 2
+      redmica release --image registry.example.com/redmica:v6 --dry-run
     """
     require_container_flag(container)  # an empty --container is never "the default"
     ws = app.workspace()
     target = target_of(waves, ws)  # a missing setting fails first,
     require_image_reference(image)  # then a bad image, both before the question
-    confirm(app, f"migrate every tenant with {image}, then deploy it to {target}", yes)
+    if not dry_run:
+        confirm(app, f"migrate every tenant with {image}, then deploy it to {target}", yes)
     request = release_verb.ReleaseRequest(
         image,
         container,
@@ -271,6 +292,8 @@ def release(
         waves=waves,
         probe=probe,
     )
+    if dry_run:
+        return ReportResult(release_plan_report(release_verb.plan(request, ws)))
     return ReportResult(wave_report(release_verb.run(request, ws)))
 
 

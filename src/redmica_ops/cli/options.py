@@ -139,9 +139,10 @@ def command(group: click.Group, name: str | None = None, **kwargs: Any) -> Calla
 
 # -- confirmation: the one rule for every command that changes production -------------------------
 CONFIRMATION_RULE = (
-    "Commands that change production (deploy, release, rollback, tenant remove/restore, "
-    "tenant sync --apply) ask first on a terminal; --yes skips the question; without a "
-    "terminal they refuse (exit 2) unless --yes is given; answering no does nothing (exit 6)."
+    "Commands that change production (deploy, release, rollback, reload, tenant "
+    "remove/restore, tenant sync --apply) ask first on a terminal; --yes skips the question; "
+    "without a terminal they refuse (exit 2) unless --yes is given; answering no does nothing "
+    "(exit 6)."
 )
 
 

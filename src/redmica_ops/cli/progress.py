@@ -31,8 +31,12 @@ class ProgressPrinter:
         stream: IO[str] | None = None,
         interval: float = 10.0,
         live: bool | None = None,
+        *,
+        label: str = "",
     ) -> None:
         self.clock = clock
+        # "[cell] " before each line: a release's gates run cell after cell, in parallel waves.
+        self.prefix = f"[{label}] " if label else ""
         self.total = max(total, 0)
         self.stream = stream or sys.stderr
         self.interval = interval
@@ -66,7 +70,9 @@ class ProgressPrinter:
                 refresh_per_second=4,
             )
             self._progress.__enter__()
-            self._task = self._progress.add_task("starting...", total=self.total or None)
+            self._task = self._progress.add_task(
+                f"{self.prefix}starting...", total=self.total or None
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -75,6 +81,7 @@ class ProgressPrinter:
             self._progress = None
 
     def _print(self, text: str) -> None:
+        text = self.prefix + text
         if self._progress is not None:
             self._progress.console.print(text, markup=False, highlight=False)
         else:
@@ -99,7 +106,7 @@ class ProgressPrinter:
         now = self.clock.now()
         if self._progress is not None:
             done, details = self.counts(record, in_flight, queued, now)
-            self._progress.update(self._task, completed=done, description=details)
+            self._progress.update(self._task, completed=done, description=self.prefix + details)
         elif now - self.last_line >= self.interval:
             self.last_line = now
             self._print(self.summary(record, in_flight, queued, now))
@@ -115,15 +122,16 @@ class ProgressPrinter:
         remaining = max(self.total - done, 0)
         eta = f"{remaining / rate:.0f}s" if rate > 0 and remaining > 0 else "-"
         parts = [f"{min(counts[s], self.total)} {s}" for s in SHOWN if counts.get(s)]
-        parts.append(f"{min(in_flight, remaining)} running")
+        # Tenants are counted; `in_flight` counts tasks (a task may migrate several tenants).
+        parts.append(f"{min(in_flight, remaining)} task(s) running")
         if queued:
-            parts.append(f"{min(queued, remaining)} queued")
+            parts.append(f"{min(queued, remaining)} tenant(s) queued")
         return done, ", ".join(parts) + f"; {rate:.2f}/s, ETA {eta}"
 
     def summary(self, record: RunRecord, in_flight: int, queued: int, now: float) -> str:
         done, details = self.counts(record, in_flight, queued, now)
         elapsed = max(now - self.started, 0.0)
-        return f"[{elapsed:5.0f}s] {done}/{self.total} done: {details}"
+        return f"[{elapsed:5.0f}s] {done}/{self.total} tenant(s) done: {details}"
 
 
 class StatusLine:

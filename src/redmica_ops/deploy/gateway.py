@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, TypeVar
 from redmica_ops.aws import error_code, translate_errors
 from redmica_ops.deploy.model import ServiceTarget, revision_name
 from redmica_ops.errors import AwsError, NotFound
-from redmica_ops.runs.pacing import Clock, RealClock
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -31,6 +30,8 @@ if TYPE_CHECKING:
         TaskDefinitionTypeDef,
         TaskTypeDef,
     )
+
+    from redmica_ops.runs.pacing import Clock
 
 T = TypeVar("T")
 
@@ -70,10 +71,10 @@ def retryable(exc: BaseException) -> bool:
 
 
 class ServiceGateway:
-    def __init__(self, ecs: ECSClient, target: ServiceTarget, clock: Clock | None = None) -> None:
+    def __init__(self, ecs: ECSClient, target: ServiceTarget, clock: Clock) -> None:
         self.ecs = ecs
         self.target = target
-        self.clock: Clock = clock or RealClock()
+        self.clock = clock  # the workspace's: back-off never sleeps in tests
         # The clock time no call may run past (set by the rollout it serves); None: ATTEMPTS.
         self.deadline: float | None = None
         self._no_service_deployments = False

@@ -10,6 +10,7 @@ the single service: a document that does not validate counts against its home ce
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,8 +21,9 @@ from redmica_ops.cells.waves import (
     WaveReport,
     implicit_rollout,
     run_waves,
+    waves_for,
 )
-from redmica_ops.deploy.model import revision_name
+from redmica_ops.deploy.model import clone_with_image, container_name, revision_name
 from redmica_ops.deploy.rollout import (
     MIGRATION_NOTE,
     RolloutInterrupted,
@@ -33,11 +35,15 @@ from redmica_ops.probe.gate import WaveProbe, wave_prober
 from redmica_ops.probe.wiring import aws_site
 from redmica_ops.runs import migrations
 from redmica_ops.runs.report import exit_code_for
-from redmica_ops.runs.selection import NothingToMigrate
+from redmica_ops.runs.selection import NothingToMigrate, select_tenants
+from redmica_ops.tenants.selection import CellScope
 
 if TYPE_CHECKING:
+    from redmica_ops.cells.config import Cell
+    from redmica_ops.cells.fleet import Fleet
     from redmica_ops.deploy.model import RolloutReport
     from redmica_ops.runs.record import RunRecord
+    from redmica_ops.tenants.store import Listing
     from redmica_ops.workspace import Workspace
 
 
@@ -157,4 +163,98 @@ def run(request: ReleaseRequest, ws: Workspace) -> WaveReport:
         timeout=request.timeout,
         undo=request.rollback,
         probe=prober,
+    )
+
+
+# -- release --dry-run: the plan, read-only --------------------------------------------------------
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell's part of a release, as it would go."""
+
+    cell: str
+    wave: int
+    canary: bool  # the canary cell, alone in the first wave (with several cells)
+    service: str
+    cluster: str
+    current: str  # the revision it runs: the new one is registered from it
+    tenants: int  # to migrate in its gate
+    invalid: int  # documents that do not validate: they fail its gate
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class ReleasePlan:
+    """`release --dry-run`: the gate, the waves, the cells and the image; nothing registered,
+    migrated or deployed (only reads: the services, their task definitions, the tenants)."""
+
+    image: str
+    container: str
+    implicit: bool  # the single service (no `cells` setting, no --cell)
+    cells: list[CellPlan]
+    request: ReleaseRequest
+
+    def as_dict(self) -> dict[str, object]:
+        r = self.request
+        return {
+            "dry_run": True,
+            "action": "release",
+            "image": self.image,
+            "container": self.container,
+            "gate": {
+                "canary": r.canary,
+                "max_failures": r.max_failures,
+                "concurrency": r.concurrency,
+                "migrate_timeout": r.migrate_timeout,
+            },
+            "rollback": r.rollback,
+            "cells": [c.as_dict() for c in self.cells],
+        }
+
+
+def plan(request: ReleaseRequest, ws: Workspace) -> ReleasePlan:
+    """What `run` would do with `request`, read from the services and the tenants (the listing
+    read once); a container or an image the release would refuse is refused here too."""
+    fleet = ws.fleet()
+    implicit = implicit_rollout(request.waves, fleet)
+    container = container_name(request.container, ws.settings.container)
+    listing = ws.tenants()
+    cells = []
+    for number, wave in enumerate(waves_for(request.waves, fleet), start=1):
+        for cell in wave:
+            cells.append(_cell_plan(request, fleet, cell, number, implicit, listing, container))
+    if len(cells) > 1:
+        cells[0] = dataclasses.replace(cells[0], canary=True)
+    return ReleasePlan(request.image, container, implicit, cells, request)
+
+
+def _cell_plan(
+    request: ReleaseRequest,
+    fleet: Fleet,
+    cell: Cell,
+    wave: int,
+    implicit: bool,
+    listing: Listing,
+    container: str,
+) -> CellPlan:
+    deployer = fleet.service_deployer() if implicit else fleet.deployer(cell)
+    current = deployer.current_revision()
+    definition, _ = deployer.task_definition(current)
+    clone_with_image(definition, container, request.image)  # refuses a missing container
+    scope = None if implicit else CellScope(fleet.cells, cell.name)
+    try:
+        chosen = select_tenants(listing, [], True, [], scope=scope)
+    except NothingToMigrate:
+        chosen = None
+    target = deployer.target
+    return CellPlan(
+        cell.name,
+        wave,
+        False,
+        target.service,
+        target.cluster,
+        current,
+        len(chosen.order) if chosen else 0,
+        len(chosen.invalid) if chosen else 0,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from redmica_ops.deploy.model import revision_name
-from redmica_ops.deploy.release import ReleaseOutcome
+from redmica_ops.deploy.release import ReleaseOutcome, ReleasePlan
 from redmica_ops.report import Line, Part, Report, Table, info, plain_json, success, text
 from redmica_ops.runs.report import report_document, run_body
 
@@ -240,3 +240,46 @@ def cells_report(report: WaveReport) -> Report:
 def plan_report(plan: DeployPlan | FleetPlan) -> Report:
     """`deploy --diff`: the changes on stdout; exit 0 no change, 1 changes."""
     return Report(plan.as_dict(), [text(line) for line in plan.lines()], [], plan.exit_code)
+
+
+def release_plan_report(plan: ReleasePlan) -> Report:
+    """`release --dry-run`: the gate, then each wave's cells, then what is NOT done."""
+    r = plan.request
+    policy = ", ".join(
+        f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+        for name, value in (
+            ("canary", r.canary),
+            ("max failures", r.max_failures),
+            ("concurrency", r.concurrency),
+            ("migrate timeout", r.migrate_timeout),
+        )
+        if value is not None
+    )
+    body: list[Part] = [
+        text(f"release plan: {plan.image} into container {plan.container}"),
+        text(
+            "gate: every tenant of "
+            + ("the service" if plan.implicit else "a cell")
+            + " migrates with the new revision first"
+            + (f" ({policy})" if policy else "")
+            + "; "
+            + ("it deploys" if plan.implicit else "the cell deploys")
+            + " only if every one succeeds"
+            + ("" if r.rollback else " (--no-rollback: a failed rollout is left as it is)")
+        ),
+    ]
+    waves = max((c.wave for c in plan.cells), default=0)
+    for cell in plan.cells:
+        where = f"service {cell.service} in cluster {cell.cluster}"
+        if not plan.implicit:
+            kind = "canary cell" if cell.canary else "cell"
+            where = f"wave {cell.wave}/{waves}: {kind} {cell.cell} ({where})"
+        invalid = f", {cell.invalid} invalid document(s) that fail its gate" if cell.invalid else ""
+        body.append(
+            text(
+                f"{where}: runs {revision_name(cell.current)}; "
+                f"{cell.tenants} tenant(s) to migrate{invalid}"
+            )
+        )
+    body.append(success("dry run: nothing was registered, migrated or deployed"))
+    return Report(plain_json(plan.as_dict()), body)

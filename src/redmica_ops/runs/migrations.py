@@ -296,12 +296,13 @@ def _drive(
     store, run_id = ws.run_store(), record.run_id
     running = len(record.with_status(Status.RUNNING))
     ws.message(
-        f"run {run_id}: {len(order)} tenant(s) to migrate"
+        (f"[{request.cell}] " if request.cell else "")
+        + f"run {run_id}: {len(order)} tenant(s) to migrate"
         + (f", {running} still running" if running else "")
         + f" with the {record.executor} executor (record: {store.location(run_id)})"
     )
     clock = ws.clock()
-    with ws.progress(clock, len(order) + running) as observer:
+    with ws.progress(clock, len(order) + running, label=request.cell or "") as observer:
         engine = FanOut(
             executor,
             record,
