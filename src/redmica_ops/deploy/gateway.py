@@ -35,13 +35,12 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded"}
+)
 # Worth another attempt: throttling, ECS's own failures, a connection that failed or hung.
-RETRYABLE_CODES = frozenset(
+RETRYABLE_CODES = THROTTLING_CODES | frozenset(
     {
-        "Throttling",
-        "ThrottlingException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
         "ServerException",
         "ServiceUnavailableException",
         "InternalFailure",
@@ -62,12 +61,12 @@ class DeadlinePassed(AwsError):
     a timed-out rollout (and rolls back); elsewhere it is the AWS error it was."""
 
 
-def retryable(exc: BaseException) -> bool:
+def retryable(exc: BaseException, codes: frozenset[str] = RETRYABLE_CODES) -> bool:
     from botocore import exceptions as bce
 
     if isinstance(exc, bce.ConnectionError | bce.ReadTimeoutError | bce.ConnectTimeoutError):
         return True
-    return error_code(exc) in RETRYABLE_CODES
+    return error_code(exc) in codes
 
 
 class ServiceGateway:
@@ -79,9 +78,12 @@ class ServiceGateway:
         self.deadline: float | None = None
         self._no_service_deployments = False
 
-    def call(self, action: str, request: Callable[[], T]) -> T:
-        """`request()`, tried again on a retryable failure with back-off, within the deadline;
-        the last failure translated (DeadlinePassed when the deadline cut the retries short)."""
+    def call(
+        self, action: str, request: Callable[[], T], codes: frozenset[str] = RETRYABLE_CODES
+    ) -> T:
+        """`request()`, tried again on a retryable failure (an error code in `codes`, a
+        connection that failed) with back-off, within the deadline; the last failure translated
+        (DeadlinePassed when the deadline cut the retries short)."""
         attempt = 0
         while True:
             attempt += 1
@@ -90,7 +92,7 @@ class ServiceGateway:
                     return request()
             except Exception as exc:
                 cause = exc.__cause__ if exc.__cause__ is not None else exc
-                if not retryable(cause):
+                if not retryable(cause, codes):
                     raise
                 delay = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (attempt - 1))
                 if self.deadline is None:
@@ -235,12 +237,14 @@ class ServiceGateway:
         if self._no_service_deployments:
             return None
         try:
-            return self.call("reading the service deployments", request)
+            # Only throttling is tried again: a 500 here is an emulator's "not implemented"
+            # (moto) far more often than ECS failing, and the deployment list decides anyway.
+            return self.call("reading the service deployments", request, THROTTLING_CODES)
         except DeadlinePassed:
             raise
         except Exception as exc:
             cause = exc.__cause__ if exc.__cause__ is not None else exc
-            if error_code(cause) in ("ThrottlingException", "Throttling"):
+            if error_code(cause) in THROTTLING_CODES:
                 raise
             self._no_service_deployments = True
             return None
