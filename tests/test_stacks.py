@@ -477,6 +477,9 @@ STACK_ONLY: dict[str, dict[str, set[str]]] = {
         "FollowServiceDeployments": {
             f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-deployment/{{cluster}}/{MAIN}-cell-*/*"
         },
+        "ReadServiceRevisions": {
+            f"arn:aws:ecs:{REGION}:{ACCOUNT}:service-revision/{{cluster}}/{MAIN}-cell-*/*"
+        },
         "RecordDeployedImage": {
             f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/redmica/{MAIN}-cell-*/image"
         },
