@@ -39,7 +39,6 @@ from tests import iam_eval
 from tests.cells_support import add_tenant, cells_app, fail_rollouts, moto_cells
 from tests.conftest import Invoke
 from tests.test_cloudformation import load
-from tests.test_policy import moto_service_deployments  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = load(ROOT / "templates" / "cloudformation" / "redmica-pipeline.yaml")
@@ -345,8 +344,7 @@ UNREACHED = {
 def test_the_release_role_grants_exactly_what_release_and_the_probe_call(
     s3: S3Client,
     run: Invoke,
-    moto_rollouts: None,
-    moto_service_deployments: None,  # noqa: F811 (the fixture imported above)
+    moto_rollouts: None,  # with the service-deployments API (tests/ecs_support.py)
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     env = moto_cells(("a", "b"))
