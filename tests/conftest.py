@@ -35,6 +35,9 @@ _AWS_ENV = {
 }
 
 
+DEFAULT_DB_HOST = "db.test.internal"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's AWS config, REDMICA_* settings or ./redmica.toml."""
@@ -43,6 +46,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(name, raising=False)
     for name, value in _AWS_ENV.items():
         monkeypatch.setenv(name, value)
+    # A deployment always has a database host for tenants that name none (the stack sets
+    # REDMICA_DB_HOST); without one such a tenant is never served (tenants/selection.py). A
+    # test of the unset case removes it.
+    monkeypatch.setenv("REDMICA_DB_HOST", DEFAULT_DB_HOST)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     monkeypatch.chdir(tmp_path)

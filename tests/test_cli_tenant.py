@@ -193,7 +193,7 @@ def test_list_table_and_json_are_redacted(s3: S3Client, run: Invoke) -> None:
         "lifecycle",
         "status",
     ]
-    assert lines[1].split()[:3] == ["acme", "acme.example.com", "acme@(db_host"]
+    assert lines[1].split()[:3] == ["acme", "acme.example.com", "acme@db.test.internal"]
     assert lines[2].split() == [
         "beta",
         "beta.example.com",

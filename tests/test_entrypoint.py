@@ -77,9 +77,9 @@ def test_serve_skips_an_invalid_tenant_loudly(s3: S3Client, run: Invoke, tmp_pat
     app, recorder = recording_app(REDMICA_VHOSTS_FILE=str(target))
     result = run(*serve_args(tmp_path), app=app)
     assert result.exit_code == 0, result.output
-    assert "error: tenant broken is NOT served:" in result.stderr
+    assert "warning: tenant broken is NOT served (invalid):" in result.stderr
     assert "property.sub_domain: 'Bad!' is not a DNS label" in result.stderr
-    assert "error: tenant zclash is NOT served:" in result.stderr
+    assert "warning: tenant zclash is NOT served (clash):" in result.stderr
     assert "'acme' is already used by tenant 'acme'" in result.stderr
     assert "1 tenant(s)" in result.stderr and "2 skipped" in result.stderr
     assert target.read_text().count("<VirtualHost") == 2  # catch-all + acme

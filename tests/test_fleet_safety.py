@@ -332,7 +332,7 @@ def test_rebuild_adopts_old_documents_and_serve_never_hands_a_site_to_the_newcom
     assert served.exit_code == 0, served.output
     text = (tmp_path / "t.conf").read_text()
     assert "redmica-tenant-zeta" in text and "redmica-tenant-aaa" not in text
-    assert "error: tenant aaa is NOT served:" in served.stderr
+    assert "warning: tenant aaa is NOT served (clash):" in served.stderr
 
 
 def test_add_of_a_clashing_value_fails_on_the_claim_even_when_the_listing_missed_it(

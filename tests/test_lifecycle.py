@@ -303,12 +303,12 @@ def test_migrate_all_skips_suspended_and_provisioning(s3: S3Client) -> None:
     seed(s3, "sleepy", status="suspended")
     seed(s3, "newco", status="provisioning")
     listing = TenantStore(s3, BUCKET).load_all()
-    selection = select_tenants(listing, [], True, [])
+    selection = select_tenants(listing, [], True, [], db_host="db")
     assert selection.order == ["acme"]
     assert selection.skipped == ["newco", "sleepy"]
-    selection = select_tenants(listing, [], True, [], include_suspended=True)
+    selection = select_tenants(listing, [], True, [], include_suspended=True, db_host="db")
     assert selection.order == ["acme", "sleepy"]
-    assert select_tenants(listing, ["sleepy"], False, []).order == ["sleepy"]
+    assert select_tenants(listing, ["sleepy"], False, [], db_host="db").order == ["sleepy"]
 
 
 def test_suspend_and_resume_change_only_the_status(s3: S3Client, registry: TenantRegistry) -> None:
@@ -1537,7 +1537,7 @@ def test_a_purge_stopped_after_the_drop_leaves_the_tenant_suspended_not_served(
     stored = registry.store.get("acme")
     assert stored.tenant.status == "suspended"  # rendered as the maintenance page
     assert "acme" not in [
-        e.tenant_id for e in select(registry.store.load_all(), Use.MIGRATE).eligible
+        e.tenant_id for e in select(registry.store.load_all(), Use.MIGRATE, db_host="db").eligible
     ]
     text = render_vhosts(
         [Entry("acme", stored.key, stored.tenant)],

@@ -170,7 +170,7 @@ def test_serve_reads_the_secrets_and_sets_aside_a_tenant_whose_secret_is_missing
     assert "from-secrets-manager 'q\\\" ${REDMICA_DOLLAR}{X}" in text
     assert f'SetEnv RAILS_DB_PASSWORD "{SSM_PASSWORD}"' in text
     assert "ghost" not in text
-    assert "error: tenant ghost is NOT served:" in result.stderr
+    assert "warning: tenant ghost is NOT served (secret):" in result.stderr
     assert "db.password_secret: secret" in result.stderr and "does not exist" in result.stderr
     assert SM_PASSWORD not in result.output and SSM_PASSWORD not in result.output
     assert len(calls) == 1
@@ -216,14 +216,14 @@ def test_render_vhosts_reads_the_secret_and_refuses_one_it_cannot_read(
     # As its help says: left out and named (as an invalid document is), the others rendered.
     partial = run("--domain", "d.example", "render", "vhosts", "-o", str(tmp_path / "b.conf"))
     assert partial.exit_code == 0, partial.output
-    assert "error: tenant ghost is NOT rendered (secret):" in partial.stderr
+    assert "warning: tenant ghost is NOT rendered (secret):" in partial.stderr
     assert "db.password_secret" in partial.stderr and "does not exist" in partial.stderr
     written = (tmp_path / "b.conf").read_text()
     assert "ghost" not in written and f'"{SSM_PASSWORD}"' in written
     # --redacted leaves out and names the same tenants.
     review = run("--domain", "d.example", "render", "vhosts", "--redacted")
     assert review.exit_code == 0, review.output
-    assert "error: tenant ghost is NOT rendered (secret):" in review.stderr
+    assert "warning: tenant ghost is NOT rendered (secret):" in review.stderr
     assert "ghost" not in review.stdout and "gamma" in review.stdout
     strict = run(
         "--domain", "d.example", "render", "vhosts", "--strict", "-o", str(tmp_path / "c.conf")
@@ -338,7 +338,7 @@ def test_a_secret_outside_the_prefix_is_set_aside_at_serve_and_named_by_doctor(
     result = run("--domain", "redmine.example.com", "entrypoint", "serve", "--no-check", app=app)
     assert result.exit_code == 0, result.output
     assert "from 1 tenant(s)" in target.read_text() and "other.redmine" not in target.read_text()
-    assert "error: tenant other is NOT served" in result.stderr
+    assert "warning: tenant other is NOT served (secret)" in result.stderr
     assert "tenant_secrets_prefix" in result.stderr
     doctor = run("doctor", "--output", "json")
     checks = {c["name"]: c for c in json.loads(doctor.stdout)}
@@ -424,6 +424,6 @@ def test_the_redaction_marker_and_a_string_parameter_are_not_passwords(
     app, _ = recording_app(REDMICA_VHOSTS_FILE=str(target))
     result = run("--domain", "redmine.example.com", "entrypoint", "serve", "--no-check", app=app)
     assert result.exit_code == 0, result.output
-    assert "error: tenant masked is NOT served" in result.stderr
-    assert "error: tenant plain is NOT served" in result.stderr
+    assert "warning: tenant masked is NOT served (secret)" in result.stderr
+    assert "warning: tenant plain is NOT served (secret)" in result.stderr
     assert "clear-text-pw" not in target.read_text() + result.output

@@ -118,7 +118,7 @@ def test_render_and_serve_serve_the_good_tenants(s3: S3Client, run: Invoke, tmp_
     assert calls, "Apache was not started"
     assert all(f"{name}.d.example" in vhosts.read_text() for name in GOOD)
     for name in POISON:
-        assert f"error: tenant {name} is NOT served:" in result.stderr
+        assert f"warning: tenant {name} is NOT served (invalid):" in result.stderr
 
 
 def test_migrate_dry_run_and_doctor_carry_on(s3: S3Client, run: Invoke) -> None:

@@ -184,7 +184,7 @@ class Doctor:
             )
 
     def check_tenants(self) -> None:
-        from redmica_ops.tenants.selection import Reason, Use, select
+        from redmica_ops.tenants.selection import NO_DB_HOST_HINT, Reason, Use, select
 
         try:
             registry = self.ws.registry()
@@ -192,18 +192,24 @@ class Doctor:
         except RedmicaError as error:
             self.add("tenants", FAIL, error.message, error.hint)
             return
-        selection = select(listing, Use.SERVE, registry.claims.owner_of)
+        selection = select(
+            listing, Use.SERVE, registry.claims.owner_of, db_host=self.settings.db_host
+        )
         clashes = [p for e in selection.excluded_by(Reason.CLASH) for p in e.problems]
+        hostless = selection.excluded_by(Reason.NO_DATABASE)
         self.tenant_count = len(selection.eligible)
         if selection.excluded:
             bad = [d.key for d in listing.invalid] + [str(p) for p in clashes]
+            bad += [f"{e.name}: no database host" for e in hostless]
             self.add(
                 "tenants",
                 FAIL,
                 f"{len(listing.tenants)} valid, {len(listing.invalid)} "
-                f"invalid, {len(clashes)} clash(es): {'; '.join(bad[:3])}",
+                f"invalid, {len(clashes)} clash(es)"
+                + (f", {len(hostless)} without a database host" if hostless else "")
+                + f": {'; '.join(bad[:3])}",
                 "see `redmica tenant list`; repair with `redmica tenant update ID -f FILE` "
-                "or `redmica tenant edit ID`",
+                "or `redmica tenant edit ID`" + (f"; {NO_DB_HOST_HINT}" if hostless else ""),
             )
         else:
             self.add("tenants", OK, f"{len(listing.tenants)} tenant(s), all valid and unique")

@@ -5,7 +5,13 @@ from __future__ import annotations
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import global_options, pass_app
+from redmica_ops.cli.options import (
+    complete_cells,
+    complete_runs,
+    complete_tenants,
+    global_options,
+    pass_app,
+)
 from redmica_ops.cli.result import ReportResult
 from redmica_ops.runs import migrations
 from redmica_ops.runs.pacing import sigint_escalates
@@ -18,7 +24,7 @@ HELP_EPILOG = (
 
 
 @click.command(epilog=HELP_EPILOG)
-@click.argument("tenant_ids", nargs=-1)
+@click.argument("tenant_ids", nargs=-1, shell_complete=complete_tenants)
 @click.option("--all", "all_tenants", is_flag=True, help="every tenant in the config bucket")
 @click.option("--exclude", multiple=True, metavar="ID", help="leave this tenant out (repeat)")
 @click.option(
@@ -71,11 +77,22 @@ HELP_EPILOG = (
 )
 @click.option("--dry-run", is_flag=True, help="print the plan and the cost estimate; do nothing")
 @click.option("--no-wait", is_flag=True, help="launch, save the record, print the run id")
-@click.option("--resume", metavar="RUN_ID", help="re-attach to a run and finish it")
-@click.option("--only-failed", metavar="RUN_ID", help="re-run the failed tenants of a run")
+@click.option(
+    "--resume",
+    metavar="RUN_ID",
+    shell_complete=complete_runs,
+    help="re-attach to a run and finish it",
+)
+@click.option(
+    "--only-failed",
+    metavar="RUN_ID",
+    shell_complete=complete_runs,
+    help="re-run the failed tenants of a run",
+)
 @click.option(
     "--cell",
     metavar="CELL",
+    shell_complete=complete_cells,
     help="every tenant of this cell, with the revision the cell runs (docs/cells.md)",
 )
 @global_options(hidden=True)

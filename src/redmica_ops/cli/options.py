@@ -230,6 +230,7 @@ def cell_options(waves: bool) -> Callable[[F], F]:
             "cells",
             multiple=True,
             metavar="CELL",
+            shell_complete=complete_cells,
             help="only this cell (repeat for several) [default: every cell]",
         )(func)
         return func
@@ -319,3 +320,37 @@ def wait_options(func: F) -> F:
     for option in reversed(WAIT_OPTIONS):
         func = option(func)
     return func
+
+
+# -- shell completion of values: tenant ids, run ids, cells ---------------------------------------
+# A completion runs on every Tab: it reads what it can and, when it cannot (no bucket set, no
+# credentials, no network), offers nothing rather than printing a traceback into the shell.
+def _completions(values: Callable[[Application], list[str]]) -> Callable[..., list[str]]:
+    def complete(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+        try:
+            found = values(_app(ctx))
+        except Exception:  # whatever failed, a completion offers nothing
+            return []
+        return [value for value in found if value.startswith(incomplete)]
+
+    return complete
+
+
+def _tenant_ids(app: Application) -> list[str]:
+    store = app.workspace().registry().store
+    return sorted(t for key, _ in store.list_keys() if (t := store.tenant_id_for(key)))
+
+
+def _run_ids(app: Application) -> list[str]:
+    return app.workspace().run_store().list_ids()
+
+
+def _cell_names(app: Application) -> list[str]:
+    from redmica_ops.cells.config import cell_map
+
+    return cell_map(app.settings).names()
+
+
+complete_tenants = _completions(_tenant_ids)
+complete_runs = _completions(_run_ids)
+complete_cells = _completions(_cell_names)

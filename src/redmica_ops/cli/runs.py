@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app
+from redmica_ops.cli.options import command, complete_runs, complete_tenants, pass_app
 from redmica_ops.cli.result import ReportResult
 from redmica_ops.runs.collect import collect, collect_recent
 from redmica_ops.runs.migrations import MigrationOutcome
@@ -41,8 +41,8 @@ def list_runs(app: Application, limit: int) -> ReportResult:
 
 
 @command(runs, "show")
-@click.argument("run_id")
-@click.argument("tenant_id", required=False)
+@click.argument("run_id", shell_complete=complete_runs)
+@click.argument("tenant_id", required=False, shell_complete=complete_tenants)
 @pass_app
 def show_run(app: Application, run_id: str, tenant_id: str | None) -> ReportResult:
     """Show one run: every tenant's status and, for a failed one, its last output lines.
@@ -69,7 +69,7 @@ def show_run(app: Application, run_id: str, tenant_id: str | None) -> ReportResu
 
 
 @command(runs, "collect")
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, shell_complete=complete_runs)
 @pass_app
 def collect_run(app: Application, run_id: str | None) -> ReportResult:
     """Merge a run's result objects and ECS's answers into its record; save it.

@@ -3,10 +3,10 @@ vhosts`.
 
 At start the container renders every tenant's vhost. One bad document must not take 799 other
 customers down, so (unless strict) a tenant that `tenants.selection` leaves out of serving (an
-invalid document, a clash, a password secret that cannot be read) is left out and named loudly
-instead. The container serves its cell's tenants (`--cell`, else the `cell` setting; without
-either, every tenant: the one implicit cell); `render vhosts` renders every tenant, from the
-config bucket or from a directory of files.
+invalid document, a clash, no database host, a password secret that cannot be read) is left
+out and named loudly instead. The container serves its cell's tenants (`--cell`, else the
+`cell` setting; without either, every tenant: the one implicit cell); `render vhosts` renders
+every tenant, from the config bucket or from a directory of files.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from redmica_ops.errors import JSONObject, Problem, UsageError, ValidationFailed
 from redmica_ops.report import Report, plain_json, success
 from redmica_ops.tenants.files import load_paths
 from redmica_ops.tenants.model import Entry
-from redmica_ops.tenants.selection import CellScope, Reason, Use, select
+from redmica_ops.tenants.selection import CellScope, Reason, Use, no_database, select
 
 if TYPE_CHECKING:
     from redmica_ops.workspace import Workspace
@@ -83,7 +83,8 @@ class VhostsPlan:
             "checked": checked,
             "left_out": [item.tenant for item in self.left_out],
         }
-        line = f"wrote {len(self.served)} tenant vhost(s) to {path}" + (
+        # The file holds one more virtual host, the catch-all (unknown Host: 404).
+        line = f"wrote {len(self.served)} tenant vhost(s) and the catch-all to {path}" + (
             " (Apache config test passed)" if checked else ""
         )
         return Report(document, [success(line)])
@@ -170,7 +171,14 @@ def _servable(
         files = load_paths([request.from_dir], ws.settings.tenant_secrets_prefix)
         if files.problems:
             raise ValidationFailed(files.problems, before_writing=True)
-        return files.entries, [], 0
+        fit, hostless = [], []
+        for entry in files.entries:
+            problem = no_database(entry.source, entry.tenant, ws.settings.db_host)
+            if problem is None:
+                fit.append(entry)
+            else:
+                hostless.append(LeftOut(entry.tenant_id, Reason.NO_DATABASE.label, (problem,)))
+        return fit, hostless, 0
     registry = ws.registry()
     if request.serving:
         store = registry.store
@@ -180,7 +188,9 @@ def _servable(
         cells = cell_map(ws.settings)  # no AWS client: the settings say which cells exist
         cells.get(cell)  # an unknown cell is a usage error, before anything is written
         scope = CellScope(cells, cell)
-    selection = select(ws.tenants(), Use.SERVE, registry.claims.owner_of, scope=scope)
+    selection = select(
+        ws.tenants(), Use.SERVE, registry.claims.owner_of, scope=scope, db_host=ws.settings.db_host
+    )
     left_out = [
         LeftOut(e.name, e.reason.label, tuple(e.problems))
         for e in selection.excluded
@@ -201,11 +211,12 @@ def _warnings(entries: list[Entry], settings: VhostSettings) -> list[str]:
 
 
 def left_out_lines(plan: VhostsPlan, verb: str) -> list[str]:
-    """Each tenant left out and why: "error: tenant X is NOT served:" then its problems."""
+    """Each tenant left out and why: "warning: tenant X is NOT served (reason):" then its
+    problems. A warning in both serve and render: the others are served and the exit code is
+    0 (--strict makes it an error, exit 2)."""
     lines: list[str] = []
     for item in plan.left_out:
-        label = "" if verb == "served" else f" ({item.reason})"
-        lines.append(f"error: tenant {item.tenant} is NOT {verb}{label}:")
+        lines.append(f"warning: tenant {item.tenant} is NOT {verb} ({item.reason}):")
         lines += [f"  {problem}" for problem in item.problems]
     return lines
 

@@ -226,6 +226,7 @@ def _start(request: MigrationRequest, ws: Workspace, listing: Listing) -> _Start
         request.include_suspended,
         request.provisioning,
         scope,
+        db_host=ws.settings.db_host,
     )
     options = _options(request, ws.settings, command, None, canary=request.canary)
     run_id = new_run_id()

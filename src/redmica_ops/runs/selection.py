@@ -45,6 +45,8 @@ def select_tenants(
     include_suspended: bool = False,
     provisioning: bool = False,
     scope: CellScope | None = None,
+    *,
+    db_host: str | None,
 ) -> Selection:
     """The tenants to migrate. Suspended ones only with `include_suspended` or when named;
     provisioning ones only for their own provisioning (`provisioning`).
@@ -58,6 +60,7 @@ def select_tenants(
     selection = select(  # the one rule: tenants.selection
         listing,
         Use.MIGRATE,
+        db_host=db_host,
         include_suspended=include_suspended or not all_tenants,
         include_provisioning=provisioning,
     )

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING
 
 from redmica_ops.deploy import reload
 from redmica_ops.deploy.report import rollout_lines, rollout_report
-from redmica_ops.errors import JSONValue, UsageError
+from redmica_ops.errors import JSONValue, UsageError, ValidationFailed
 from redmica_ops.lifecycle import provision
 from redmica_ops.lifecycle.common import check_roles_unused
 from redmica_ops.report import Part, Report, info, success, text
 from redmica_ops.tenants.model import Tenant
+from redmica_ops.tenants.selection import NO_DB_HOST_HINT, no_database
 from redmica_ops.tenants.store import WriteResult
 
 if TYPE_CHECKING:
@@ -111,6 +112,13 @@ def add(request: AddRequest, ws: Workspace) -> AddOutcome:
     """Create the tenant (exit 4 if it exists or clashes; nothing written), then route,
     activate or provision it as asked. Reads the tenants once."""
     tenant_id, new = request.tenant_id, request.tenant
+    if unreachable := no_database(request.source, new, ws.settings.db_host):
+        # It would be listed, never served (tenants/selection.py): refused before any read.
+        raise ValidationFailed(
+            [unreachable],
+            hint=f"{NO_DB_HOST_HINT}; `tenant add` takes --db-host",
+            message=f"tenant {tenant_id} cannot reach a database; nothing was written",
+        )
     listing = ws.tenants()
     if request.provision is not None:
         # Not served until provisioning is done (the host answers 503 meanwhile), and refused

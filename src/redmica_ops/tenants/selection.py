@@ -3,7 +3,8 @@
 Serve (`entrypoint serve`), render, migrate and doctor all ask `select(listing, use)`; none of
 them decides on its own. A tenant is left out for a `Reason`, and each reason says which uses
 it blocks, so a new tenant state (suspended, provisioning) is one more `Reason` member and every
-reader honours it at once.
+reader honours it at once. A tenant that names no database host while the `db_host` setting is
+unset cannot reach a database: it is fit for nothing (`no_database`; `tenant add` refuses it).
 
 Clashes: when tenants share a value that must be unique (sub_domain, db.name, db.user and its
 twin, db.password_secret, s3 bucket+folder), one keeps it and the others are left out of
@@ -20,7 +21,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from redmica_ops.errors import Problem
-from redmica_ops.tenants.model import Entry, unique_values
+from redmica_ops.tenants.model import Entry, Tenant, unique_values
 from redmica_ops.tenants.store import Listing, StoredTenant
 
 if TYPE_CHECKING:
@@ -73,6 +74,9 @@ class Reason(Enum):
     # application (render does that from the status), so it is still "served"; it is not
     # migrated in bulk: provisioning runs its own migrations, a suspended tenant only on request.
     PROVISIONING = ("provisioning", frozenset({Use.MIGRATE}))
+    # No database host anywhere (no db.host, no db_host setting): its site would start without
+    # RAILS_DB_HOST and its migrations would reach whatever the container's default is.
+    NO_DATABASE = ("no_database", frozenset({Use.SERVE, Use.MIGRATE}))
     SUSPENDED = ("suspended", frozenset({Use.MIGRATE}))
 
     def __init__(self, label: str, blocks: frozenset[Use]) -> None:
@@ -95,6 +99,18 @@ class Exclusion:
 
     def describe(self) -> str:
         return "; ".join(str(p) for p in self.problems)
+
+
+NO_DB_HOST_HINT = "set the db_host setting (REDMICA_DB_HOST, or db_host in redmica.toml) or db.host"
+
+
+def no_database(key: str, tenant: Tenant, db_host: str | None) -> Problem | None:
+    """Why `tenant` cannot reach a database: it names no host and there is no default."""
+    if tenant.db.host or db_host:
+        return None
+    return Problem(
+        key, "db.host", "no database host: the document names none and db_host is not set"
+    )
 
 
 ClaimOwner = Callable[[str, object], str | None]
@@ -128,8 +144,13 @@ class Selection:
         return [p for exclusion in self.excluded for p in exclusion.problems]
 
 
-def classify(listing: Listing, claim_owner: ClaimOwner | None = None) -> list[Exclusion]:
+def classify(
+    listing: Listing, claim_owner: ClaimOwner | None = None, *, db_host: str | None
+) -> list[Exclusion]:
     """Every document that is not fine for every use, and why (sorted by tenant, then key).
+
+    `db_host` is the default database host (the setting): a tenant naming none while it is
+    unset cannot reach a database, so it is never fit for anything.
 
     Of tenants sharing a unique value, the one holding its claim keeps it; when none of them
     does (documents older than claims), the older document keeps it. So a newcomer never takes
@@ -144,6 +165,10 @@ def classify(listing: Listing, claim_owner: ClaimOwner | None = None) -> list[Ex
             reason = Reason.PROVISIONING if status == "provisioning" else Reason.SUSPENDED
             resting = Problem(stored.key, "status", f"the tenant is {status}")
             exclusions.append(Exclusion(stored.tenant_id, stored.key, reason, [resting]))
+        if unreachable := no_database(stored.key, stored.tenant, db_host):
+            exclusions.append(
+                Exclusion(stored.tenant_id, stored.key, Reason.NO_DATABASE, [unreachable])
+            )
     users: dict[tuple[str, object], list[tuple[StoredTenant, str]]] = {}
     for stored in listing.tenants:
         for field_name, value, shown in unique_values(stored.tenant):
@@ -183,6 +208,7 @@ def select(
     claim_owner: ClaimOwner | None = None,
     scope: CellScope | None = None,
     *,
+    db_host: str | None,
     include_suspended: bool = False,
     include_provisioning: bool = False,
 ) -> Selection:
@@ -198,7 +224,7 @@ def select(
         waived.add(Reason.PROVISIONING)
     excluded = [
         e
-        for e in classify(listing, claim_owner)
+        for e in classify(listing, claim_owner, db_host=db_host)
         if use in e.reason.blocks and e.reason not in waived
     ]
     left_out = {e.tenant_id for e in excluded if e.tenant_id}

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from redmica_ops.cells.config import cell_map
 from redmica_ops.errors import JSONObject, JSONValue, NotFound, Problem, ValidationFailed
 from redmica_ops.report import Line, Report, Table, info, text, warn
 from redmica_ops.tenants.basis import header
 from redmica_ops.tenants.model import REDACTED, Tenant
-from redmica_ops.tenants.selection import Reason, classify
+from redmica_ops.tenants.selection import NO_DB_HOST_HINT, Reason, classify
 from redmica_ops.tenants.store import InvalidDocument, StoredTenant, Version
 
 if TYPE_CHECKING:
@@ -26,17 +28,22 @@ def tenant_view(
     stored: StoredTenant,
     domain: str | None,
     db_host: str | None,
-    clash: Sequence[Problem] = (),
+    cell: str | None = None,
+    health: tuple[str, Sequence[Problem]] | None = None,
 ) -> JSONObject:
     tenant = stored.tenant
     document = tenant.to_document(redact=True)
     lifecycle = document.pop("status", tenant.status)
+    status, problems = health or ("ok", ())
     return {
         "tenant": stored.tenant_id,
         "valid": True,
-        # "clash": it shares a unique value with a tenant that keeps it, and is not served.
-        "status": "clash" if clash else "ok",
-        "clashes": [p.as_dict() for p in clash],
+        # "clash": it shares a unique value with a tenant that keeps it, and is not served;
+        # "no_database": it names no database host and db_host is not set.
+        "status": status,
+        "clashes": [p.as_dict() for p in problems] if status == "clash" else [],
+        "problems": [p.as_dict() for p in problems],
+        "cell": cell,
         # Where it is in its life (active, provisioning, suspended): the document's own
         # `status` field, named apart so it never hides the health above.
         "lifecycle": lifecycle,
@@ -61,13 +68,16 @@ def invalid_view(doc: InvalidDocument) -> JSONObject:
     }
 
 
-def tenant_row(stored: StoredTenant, domain: str | None, db_host: str | None) -> list[str]:
+def tenant_row(
+    stored: StoredTenant, domain: str | None, db_host: str | None, cell: str
+) -> list[str]:
     t = stored.tenant
-    host = t.db.host or db_host or "(db_host unset)"
+    host = t.db.host or db_host or "(no host)"
     port = f":{t.db.port}" if t.db.port else ""
     ips = t.properties.limit_ips
     return [
         stored.tenant_id,
+        cell,
         host_for(t, domain) or t.sub_domain,
         f"{t.db.name}@{host}{port}",
         f"s3://{t.s3.bucket}/{t.s3.folder}",
@@ -118,61 +128,123 @@ def version_view(version: Version) -> JSONObject:
 
 
 # -- the read-only commands -----------------------------------------------------------------------
-LIST_HEADERS = ("tenant", "site", "database", "attachments", "allowed ips", "lifecycle", "status")
+LIST_HEADERS = (
+    "tenant",
+    "cell",
+    "site",
+    "database",
+    "attachments",
+    "allowed ips",
+    "lifecycle",
+    "status",
+)
+STATUSES = ("ok", "clash", "no_database", "invalid")
+LIFECYCLES = ("active", "provisioning", "suspended")
+# A tenant's health in `tenant list`, from the one rule (tenants/selection.py).
+_HEALTH = {Reason.CLASH: "clash", Reason.NO_DATABASE: "no_database"}
 
 
-def listing_report(ws: Workspace) -> Report:
-    """`tenant list`: every tenant with its health (ok, clash, invalid) from one read; exit 1
-    when any is not ok, with each problem said on stderr."""
+@dataclass(frozen=True)
+class ListRequest:
+    """`tenant list`'s filters; None: every value. An invalid document has no readable cell or
+    lifecycle, so a --cell or --lifecycle filter leaves it out."""
+
+    cell: str | None = None
+    status: str | None = None
+    lifecycle: str | None = None
+
+
+def listing_report(ws: Workspace, request: ListRequest | None = None) -> Report:
+    """`tenant list`: every tenant with its health (ok, clash, no_database, invalid) from one
+    read; exit 1 when any listed is not ok, with each problem said on stderr."""
+    request = request or ListRequest()
     settings = ws.settings
     registry = ws.registry()
+    cells = cell_map(settings)
+    if request.cell is not None:
+        cells.get(request.cell)  # an unknown cell is a usage error naming the cells
     listing = ws.tenants()
-    clashes = {
-        e.tenant_id: list(e.problems)
-        for e in classify(listing, registry.claims.owner_of)
-        if e.reason is Reason.CLASH and e.tenant_id
-    }
+    found: dict[str, tuple[str, list[Problem]]] = {}
+    for e in classify(listing, registry.claims.owner_of, db_host=settings.db_host):
+        if e.tenant_id and e.reason in _HEALTH and e.tenant_id not in found:
+            found[e.tenant_id] = (_HEALTH[e.reason], list(e.problems))
+    tenants = [
+        s
+        for s in listing.tenants
+        if request.cell in (None, cells.cell_of(s.tenant))
+        and request.lifecycle in (None, s.tenant.status)
+        and request.status in (None, found.get(s.tenant_id, ("ok",))[0])
+    ]
+    unfiltered_by_content = request.cell is None and request.lifecycle is None
+    invalid = (
+        listing.invalid if request.status in (None, "invalid") and unfiltered_by_content else []
+    )
+    health = {s.tenant_id: found[s.tenant_id] for s in tenants if s.tenant_id in found}
     domain, db_host = settings.domain, settings.db_host
     rows: list[list[str | int | float | None]] = [
-        [*tenant_row(s, domain, db_host), "CLASH" if s.tenant_id in clashes else "ok"]
-        for s in listing.tenants
+        [
+            *tenant_row(s, domain, db_host, cells.cell_of(s.tenant)),
+            health.get(s.tenant_id, ("ok",))[0].upper().replace("_", " "),
+        ]
+        for s in tenants
     ]
-    rows += [[d.tenant_id or d.key, "", "", "", "", "", "INVALID"] for d in listing.invalid]
+    rows += [[d.tenant_id or d.key, "", "", "", "", "", "", "INVALID"] for d in invalid]
     location = f"s3://{registry.store.bucket}/{settings.prefix}"
+    filtered = request != ListRequest()
+    counts = [
+        f"{sum(1 for status, _ in health.values() if status == name)} {word}"
+        for name, word in (("clash", "clashing"), ("no_database", "without a database host"))
+        if any(status == name for status, _ in health.values())
+    ]
     summary = (
-        f"{len(listing.tenants)} tenant(s) in {location}"
-        + (f", {len(clashes)} clashing" if clashes else "")
-        + (f", {len(listing.invalid)} invalid" if listing.invalid else "")
+        f"{len(tenants)} tenant(s) in {location}"
+        + (f" (of {len(listing.tenants)}, filtered)" if filtered else "")
+        + "".join(f", {count}" for count in counts)
+        + (f", {len(invalid)} invalid" if invalid else "")
     )
     document: list[JSONValue] = [
-        tenant_view(s, settings.domain, settings.db_host, clashes.get(s.tenant_id, ()))
-        for s in listing.tenants
+        tenant_view(s, domain, db_host, cells.cell_of(s.tenant), health.get(s.tenant_id))
+        for s in tenants
     ]
-    document += [invalid_view(d) for d in listing.invalid]
+    document += [invalid_view(d) for d in invalid]
+    headers = LIST_HEADERS if cells.configured else tuple(h for h in LIST_HEADERS if h != "cell")
+    if not cells.configured:
+        rows = [row[:1] + row[2:] for row in rows]
     return Report(
         document,
-        [Table(LIST_HEADERS, rows, drop_first=("attachments", "database")), info(summary)],
-        _listing_warnings(clashes, listing.invalid),
-        1 if clashes or listing.invalid else 0,
+        [Table(headers, rows, drop_first=("attachments", "database")), info(summary)],
+        _listing_warnings(health, invalid),
+        1 if health or invalid else 0,
     )
 
 
 def _listing_warnings(
-    clashes: dict[str, list[Problem]], invalid: list[InvalidDocument]
+    health: dict[str, tuple[str, list[Problem]]], invalid: list[InvalidDocument]
 ) -> list[str]:
     warnings: list[str] = []
-    for tenant_id, problems in sorted(clashes.items()):
-        warnings.append(f"warning: tenant {tenant_id} clashes and is not served:")
+    for tenant_id, (status, problems) in sorted(health.items()):
+        why = "clashes" if status == "clash" else "has no database host"
+        warnings.append(f"warning: tenant {tenant_id} {why} and is not served:")
         warnings.extend(f"  {problem}" for problem in problems)
     for doc in invalid:
         warnings.append(f"warning: {doc.key} is invalid and is not served:")
         warnings.extend(f"  {problem}" for problem in doc.problems)
-    if clashes or invalid:
-        warnings.append(
-            "hint: see one with `redmica tenant show ID`, repair it with "
-            "`redmica tenant update ID -f FILE` or `redmica tenant edit ID`"
-        )
+    if any(status == "no_database" for status, _ in health.values()):
+        warnings.append(f"hint: {NO_DB_HOST_HINT}")
+    if invalid or any(status == "clash" for status, _ in health.values()):
+        warnings.append(f"hint: {repair_hint(invalid)}")
     return warnings
+
+
+def repair_hint(invalid: Sequence[InvalidDocument]) -> str:
+    """How to repair: a document under a key that is not a tenant id is renamed first."""
+    hint = (
+        "see one with `redmica tenant show ID`, repair it with "
+        "`redmica tenant update ID -f FILE` or `redmica tenant edit ID`"
+    )
+    if any(d.tenant_id is None for d in invalid):
+        hint += "; a key that is not a tenant id: `redmica tenant rename-key KEY NEW_ID`"
+    return hint
 
 
 def show_report(ws: Workspace, tenant_id: str) -> tuple[Report, ValidationFailed | None]:
@@ -205,7 +277,9 @@ def show_report(ws: Workspace, tenant_id: str) -> tuple[Report, ValidationFailed
         return Report(broken, [text(where + shown)], exit_code=error.exit_code), error
     stored = document.as_stored(document.tenant)
     settings = ws.settings
-    view = tenant_view(stored, settings.domain, settings.db_host)
+    view = tenant_view(
+        stored, settings.domain, settings.db_host, cell_map(settings).cell_of(stored.tenant)
+    )
     return Report(view, [text(where + document.tenant.to_yaml(redact=True))]), None
 
 

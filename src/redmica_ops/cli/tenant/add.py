@@ -7,7 +7,7 @@ from typing import Any, BinaryIO
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, pass_app, provisioning_options
+from redmica_ops.cli.options import command, complete_cells, pass_app, provisioning_options
 from redmica_ops.cli.result import ReportResult
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.cli.tenant.inputs import read_secret_line, stdin_bytes
@@ -71,6 +71,7 @@ def _refuse_plain_password(ctx: click.Context, _param: click.Parameter, value: A
 @click.option(
     "--cell",
     metavar="CELL",
+    shell_complete=complete_cells,
     help="put the tenant in this cell [default: property.cell, else the cell with most room]",
 )
 @click.option(

@@ -7,7 +7,13 @@ from pathlib import Path
 import click
 
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, confirm, pass_app, yes_option
+from redmica_ops.cli.options import (
+    command,
+    complete_tenants,
+    confirm,
+    pass_app,
+    yes_option,
+)
 from redmica_ops.cli.result import ReportResult
 from redmica_ops.cli.tenant import tenant
 from redmica_ops.cli.tenant.inputs import stdin_bytes
@@ -19,7 +25,7 @@ from redmica_ops.tenants.remove import remove as run_remove
 
 
 @command(tenant, "update")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @click.option(
     "-f",
     "--file",
@@ -62,7 +68,7 @@ def update(app: Application, tenant_id: str, file: str, if_match: str | None) ->
 
 
 @command(tenant, "edit")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @click.option(
     "--from",
     "resume",
@@ -94,7 +100,7 @@ def edit(app: Application, tenant_id: str, resume: Path | None) -> ReportResult:
 
 
 @command(tenant, "remove")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @yes_option
 @click.option(
     "--purge",
@@ -172,7 +178,7 @@ def remove(
 
 
 @command(tenant, "restore")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @click.argument("version_id")
 @yes_option
 @pass_app

@@ -14,6 +14,7 @@ import click
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import (
     command,
+    complete_tenants,
     confirm,
     executor_option,
     pass_app,
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 
 @command(tenant, "provision")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @provisioning_options
 @click.option(
     "--language",
@@ -68,7 +69,7 @@ def provision_command(
 
 
 @command(tenant, "suspend")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @click.option("--message", help="text of the maintenance page (plain sentence characters)")
 @click.option(
     "--clear-message", is_flag=True, help="drop the page's message (without it, it is kept)"
@@ -92,7 +93,7 @@ def suspend_command(
 
 
 @command(tenant, "resume")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @pass_app
 def resume_command(app: Application, tenant_id: str) -> ReportResult:
     """Serve a suspended tenant's site again (at the next render of the vhosts).
@@ -105,7 +106,7 @@ def resume_command(app: Application, tenant_id: str) -> ReportResult:
 
 
 @command(tenant, "backup")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @executor_option
 @pass_app
 def backup_command(app: Application, tenant_id: str, executor: str) -> ReportResult:
@@ -123,7 +124,7 @@ def backup_command(app: Application, tenant_id: str, executor: str) -> ReportRes
 
 
 @command(tenant, "backups")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @pass_app
 def backups_command(app: Application, tenant_id: str) -> ReportResult:
     """List a tenant's backups, newest first (also those of a purged tenant).
@@ -138,7 +139,7 @@ def backups_command(app: Application, tenant_id: str) -> ReportResult:
 
 
 @command(tenant, "restore-db")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @click.argument("backup_id")
 @click.option("--into", "into", metavar="NEW_ID", help="the new tenant that receives it")
 @click.option(
@@ -214,7 +215,7 @@ def replace_database(
 
 
 @command(tenant, "rotate-password")
-@click.argument("tenant_id")
+@click.argument("tenant_id", shell_complete=complete_tenants)
 @executor_option
 @pass_app
 def rotate_command(app: Application, tenant_id: str, executor: str) -> ReportResult:

@@ -7,14 +7,28 @@ import click
 from redmica_ops.cells.move import MoveRequest, check_target
 from redmica_ops.cells.move import move as run_move
 from redmica_ops.cli.app import Application
-from redmica_ops.cli.options import command, confirm, pass_app, yes_option
+from redmica_ops.cli.options import (
+    command,
+    complete_cells,
+    complete_tenants,
+    confirm,
+    pass_app,
+    yes_option,
+)
 from redmica_ops.cli.result import ReportResult
 from redmica_ops.cli.tenant import tenant
 
 
 @command(tenant, "move")
-@click.argument("tenant_id")
-@click.option("--to", "to", required=True, metavar="CELL", help="the cell to move the tenant to")
+@click.argument("tenant_id", shell_complete=complete_tenants)
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="CELL",
+    shell_complete=complete_cells,
+    help="the cell to move the tenant to",
+)
 @click.option(
     "--drain",
     type=click.FloatRange(min=0),
