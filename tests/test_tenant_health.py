@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mypy_boto3_s3 import S3Client
@@ -16,7 +17,7 @@ def no_default_host(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDMICA_DB_HOST", raising=False)
 
 
-def put(s3: S3Client, name: str, **overrides: object) -> None:
+def put(s3: S3Client, name: str, **overrides: Any) -> None:
     """A document written by hand (as the fleet's 800 were), not through `tenant add`."""
     body = tenant_yaml(name, **overrides).encode()
     s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=body)
