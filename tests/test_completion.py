@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from mypy_boto3_s3 import S3Client
 
-from tests.conftest import Invoke
+from tests.conftest import BUCKET, Invoke, tenant_yaml
 
 BIN = Path(sys.executable).parent
 
@@ -49,3 +50,51 @@ def test_bash_completes_command_names_through_the_loaded_script() -> None:
 def test_readme_documents_it() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     assert 'eval "$(redmica completion bash)"' in readme
+
+
+def complete(words: str, **env: str) -> list[str]:
+    """What bash would offer for the last word of `words`, through click's completion (the
+    script above calls the same entry point)."""
+    from click.testing import CliRunner
+
+    from redmica_ops.cli.app import Application
+    from redmica_ops.cli.main import cli
+
+    parts = words.split(" ")
+    result = CliRunner().invoke(
+        cli,
+        [],
+        prog_name="redmica",
+        env={
+            "_REDMICA_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(parts) - 1),
+            **env,
+        },
+        obj=Application(),
+    )
+    return [line.split(",", 1)[1] for line in result.output.splitlines() if line]
+
+
+def test_tenant_ids_run_ids_and_cells_complete(s3: S3Client, run: Invoke) -> None:
+    # Issue 28: 800 tenants are not typed from memory.
+    for name in ("acme", "alpha", "beta"):
+        s3.put_object(Bucket=BUCKET, Key=f"tenants/{name}.yaml", Body=tenant_yaml(name).encode())
+    bucket = {"REDMICA_BUCKET": BUCKET}
+    assert complete("redmica tenant show a", **bucket) == ["acme", "alpha"]
+    assert complete("redmica tenant history b", **bucket) == ["beta"]
+    assert complete("redmica migrate a", **bucket) == ["acme", "alpha"]
+    migrated = run("migrate", "acme", "--executor", "local", "--command", "true")
+    assert migrated.exit_code == 0, migrated.output
+    (run_id,) = complete("redmica runs show ", **bucket)
+    assert run_id.startswith("20")
+    cells = {**bucket, "REDMICA_CELLS": "a=svc-a,b=svc-b,c2=svc-c"}
+    assert complete("redmica tenant list --cell ", **cells) == ["a", "b", "c2"]
+    assert complete("redmica tenant move acme --to c", **cells) == ["c2"]
+    # No bucket, no credentials: nothing offered, no traceback in the shell.
+    assert complete("redmica tenant show a") == []
+
+
+def test_the_docs_say_how_to_complete_values() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "tenant ids, run ids and cells" in readme
