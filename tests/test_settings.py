@@ -91,6 +91,18 @@ def test_bad_config_file_names_file_and_field(tmp_path: Path, toml: str, expecte
     assert any(m.startswith(str(path)) and expected in m for m in messages), messages
 
 
+def test_an_unknown_key_is_one_short_line_with_a_guess(tmp_path: Path) -> None:
+    # Issue 28: not 1,176 characters listing every setting.
+    write_toml(tmp_path / "redmica.toml", 'bukcet = "x"\ndb_hots = "h"\nzzzz = 1\n')
+    with pytest.raises(ValidationFailed) as caught:
+        load_settings({}, env={})
+    lines = [str(p) for p in caught.value.problems]
+    assert all(len(line) < 200 for line in lines), lines
+    assert "bukcet: is not a known setting; did you mean bucket?" in lines[0]
+    assert "did you mean db_host" in lines[1]
+    assert "did you mean" not in lines[2] and "redmica config show" in lines[2]
+
+
 def test_bad_env_value_names_the_variable() -> None:
     with pytest.raises(ValidationFailed) as caught:
         load_settings({}, env={"REDMICA_PREFIX": "x"})

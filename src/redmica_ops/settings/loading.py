@@ -6,8 +6,9 @@ reported together, naming where each value came from.
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ def _read_toml(path: Path, reason: str) -> dict[str, Any]:
     return table
 
 
+def unknown_setting(key: str, known: Iterable[str]) -> str:
+    """One short line, with the nearest setting names: the list of all 80 helps nobody."""
+    close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+    guess = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"is not a known setting{guess} (every setting: `redmica config show`)"
+
+
 def load_settings(
     flags: Mapping[str, object],
     env: Mapping[str, str] | None = None,
@@ -66,11 +74,7 @@ def load_settings(
     known = {spec.name for spec in specs}
     for key in file_values:
         if key not in known:
-            problems.append(
-                Problem(
-                    str(path), key, f"is not a known setting (known: {', '.join(sorted(known))})"
-                )
-            )
+            problems.append(Problem(str(path), key, unknown_setting(key, known)))
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for spec in specs:
