@@ -325,6 +325,25 @@ def test_update_cannot_take_another_tenants_sub_domain(s3: S3Client, run: Invoke
     assert objects_in(s3) == before
 
 
+def test_edit_without_an_editor_or_a_terminal_is_one_line_never_vim(
+    s3: S3Client, run: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 28: EDITOR empty, no terminal (a CI job, a pipe): click would start vi.
+    add(run, "acme")
+    monkeypatch.setenv("EDITOR", "")
+    monkeypatch.delenv("VISUAL", raising=False)
+    before = objects_in(s3)
+    result = run("tenant", "edit", "acme")  # the real editor: Application's default
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0] == (
+        "error: no editor: VISUAL and EDITOR are not set and this is not a terminal; "
+        "nothing was written"
+    )
+    assert "set EDITOR" in result.stderr and "tenant update ID -f FILE" in result.stderr
+    assert "\x1b" not in result.output
+    assert objects_in(s3) == before
+
+
 def _app_with_editor(edits: list[str | None], seen: list[str]) -> Application:
     app = Application()
 

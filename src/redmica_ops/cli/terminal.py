@@ -26,6 +26,17 @@ def exec_process(argv: list[str], env: Mapping[str, str]) -> None:
 
 
 def run_editor(text: str) -> str | None:
+    if not (os.environ.get("VISUAL") or os.environ.get("EDITOR")) and not (
+        sys.stdin.isatty() and sys.stdout.isatty()
+    ):
+        # click would fall back to vi, which without a terminal hangs or fills the log with
+        # escape codes: say what to do instead.
+        raise UsageError(
+            "no editor: VISUAL and EDITOR are not set and this is not a terminal; "
+            "nothing was written",
+            "set EDITOR (e.g. EDITOR=nano), or use `redmica tenant show ID > FILE` then "
+            "`redmica tenant update ID -f FILE`",
+        )
     try:
         return click.edit(text, extension=".yaml", require_save=True)
     except click.ClickException as exc:
