@@ -103,7 +103,8 @@ def test_sync_apply_shows_the_plan_then_asks(s3: S3Client, run: Invoke, tmp_path
     assert objects_in(s3) == before
     app, asked = _terminal(answer=True)
     applied = run("tenant", "sync", str(repo), "--apply", app=app)
-    assert applied.exit_code == 0 and "applied: " in applied.stderr
+    assert applied.exit_code == 0 and "applied 2 change(s): 2 added" in applied.stderr
+    assert "added acme" in applied.stdout
     assert applied.stdout.count("+ add     acme") == 0  # not printed a second time
 
 

@@ -29,7 +29,7 @@ from redmica_ops.aws import ClientFactory
 from redmica_ops.cli.app import Application
 from redmica_ops.settings import Settings
 from tests.conftest import BUCKET as LOCAL_BUCKET
-from tests.conftest import CANARY_PASSWORD, Invoke, tenant_add_flags, tenant_yaml
+from tests.conftest import CANARY_PASSWORD, Invoke, objects_in, tenant_add_flags, tenant_yaml
 
 REDMICA = str(Path(sys.executable).parent / "redmica")
 BUCKET = "redmica-fleet-test"
@@ -521,8 +521,17 @@ def test_export_is_private_and_import_restores_into_an_empty_bucket(
     terminal = run("tenant", "export", "-", app=app)
     assert terminal.exit_code == 2 and "to a terminal" in terminal.stderr
 
+    # Into the bucket it came from: every tenant is there with the same content.
+    same = run("tenant", "import", str(archive), "--yes")
+    assert same.exit_code == 0 and "imported 0 tenant(s)" in same.stderr
+    assert "2 already there with the same content" in same.stderr
+    changed = tenant_yaml("globex", db__port=7000).encode()
+    s3.put_object(Bucket=LOCAL_BUCKET, Key="tenants/globex.yaml", Body=changed)
+    before = objects_in(s3, LOCAL_BUCKET)
     refused = run("tenant", "import", str(archive), "--yes")
     assert refused.exit_code == 4 and "only loads into an empty bucket" in refused.stderr
+    assert "tenants/globex.yaml: differs from" in refused.stderr
+    assert objects_in(s3, LOCAL_BUCKET) == before
     s3.create_bucket(Bucket="redmica-restored")
     restored = run("tenant", "import", str(archive), "--yes", bucket="redmica-restored")
     assert restored.exit_code == 0, restored.output

@@ -11,6 +11,7 @@ prints or imports a terminal library.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
@@ -82,3 +83,14 @@ def plain_json(value: object) -> JSONValue:
     """`value` as plain JSON (dataclass dicts with dates and enums become strings)."""
     loaded: JSONValue = json.loads(json.dumps(value, default=str))
     return loaded
+
+
+def counting(status: Callable[[str], None], what: str) -> Callable[[int, int], None]:
+    """Progress of counted work (an import, an export, a sync, a claims rebuild) on a status
+    line (`Workspace.status`: live on a terminal, a line every ~10 s otherwise):
+    "import: created 235 of 800"."""
+
+    def show(done: int, total: int) -> None:
+        status(f"{what} {done} of {total}")
+
+    return show

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +32,12 @@ def tenant_files(paths: list[Path]) -> tuple[list[Path], list[Problem]]:
     files: list[Path] = []
     problems: list[Problem] = []
     for path in paths:
-        if path.is_dir():
+        if str(path) == "-":
+            # The tenant id is the file's name, and stdin has none.
+            problems.append(
+                Problem("-", "", "stdin has no file name to take the tenant id from: give a file")
+            )
+        elif path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in SUFFIXES and p.is_file())
             if not found:
                 problems.append(Problem(str(path), "", "directory holds no *.yaml tenant files"))
@@ -76,3 +82,11 @@ def load_paths(paths: list[Path], secrets_prefix: str | None = None) -> FileSet:
             result.entries.append(Entry(tenant_id, source, tenant))
     result.problems.extend(find_conflicts(result.entries))
     return result
+
+
+def summary(problems: Sequence[Problem], files: Sequence[str], *, written: bool = True) -> str:
+    """`N problem(s) in M of K file(s)`: every file counted, not just the first; problems not in
+    a file (an empty directory, stdin) are counted without a file count that would not add up."""
+    bad = {p.source for p in problems} & set(files)
+    where = f" in {len(bad)} of {len(files)} file(s)" if files else ""
+    return f"{len(problems)} problem(s){where}" + ("; nothing was written" if written else "")

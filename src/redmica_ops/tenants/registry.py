@@ -13,7 +13,7 @@ values are unclaimed): take the new claims, write or delete the document, releas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 from pydantic import SecretStr
@@ -484,49 +484,82 @@ class TenantRegistry:
         return done
 
     # -- export / import ------------------------------------------------------------------------
-    def export_documents(self) -> dict[str, bytes]:
-        """Every current tenant document as stored (valid or not), by tenant id.
+    def export_documents(
+        self, progress: Callable[[int, int], None] | None = None
+    ) -> dict[str, bytes]:
+        """Every current document directly under the prefix as stored, by its name there
+        (`acme.yaml`; `Cust-Upper.yaml` and `old.yml` too: an invalid one is still a customer's).
 
         Unlike the readers that serve, an export must be complete: one object that cannot be
         read fails the export, naming it, rather than leaving a silent gap in a backup.
         """
-        keys = [
-            (tenant_id, key)
-            for key, _ in self.store.list_keys()
-            if (tenant_id := self.store.tenant_id_for(key)) is not None
-        ]
+        prefix = self.store.prefix
+        keys = [key for key, _ in self.store.list_keys()]
 
-        def fetch(item: tuple[str, str]) -> tuple[str, bytes] | None:
+        def fetch(key: str) -> tuple[str, bytes] | None:
             try:
-                return item[0], self.store.read_raw(item[1])
+                return key[len(prefix) :], self.store.read_raw(key)
             except NotFound:
                 return None  # removed since the listing
 
-        return dict(found for found in self.store.parallel(fetch, keys) if found)
+        return dict(found for found in self.store.parallel(fetch, keys, progress) if found)
 
-    def import_entries(self, entries: list[Entry]) -> list[str]:
-        """Create every tenant (with its claims) in a bucket that holds no tenant yet."""
-        listing = self.store.load_all()
-        if listing.tenants or listing.invalid:
+    def plan_import(self, entries: list[Entry], listing: Listing) -> ImportPlan:
+        """What importing `entries` creates. A tenant already in the bucket with the same
+        content is skipped (an interrupted import is finished by running it again); any other
+        document in the bucket refuses the import (exit 4): it loads only into an empty bucket."""
+        current = listing.by_id()
+        wanted = {e.tenant_id for e in entries}
+        plan = ImportPlan()
+        problems: list[Problem] = []
+        for entry in sorted(entries, key=lambda e: e.tenant_id):
+            stored = current.get(entry.tenant_id)
+            if stored is None:
+                plan.create.append(entry)
+            elif stored.tenant == entry.tenant:
+                plan.present.append(entry.tenant_id)
+            else:
+                problems.append(
+                    Problem(stored.key, "", f"differs from {entry.source}: not this export's")
+                )
+        problems += [
+            Problem(s.key, "", "is not in the export")
+            for s in listing.tenants
+            if s.tenant_id not in wanted
+        ]
+        problems += [Problem(d.key, "", "is an invalid document") for d in listing.invalid]
+        if problems:
             raise Conflict(
-                f"s3://{self.store.bucket}/{self.store.prefix} already holds "
-                f"{len(listing.tenants) + len(listing.invalid)} tenant document(s); "
-                "import only loads into an empty bucket",
+                f"s3://{self.store.bucket}/{self.store.prefix} holds {len(problems)} tenant "
+                "document(s) that are not this export's; import only loads into an empty bucket "
+                "(or finishes its own interrupted import); nothing was written",
                 "merge a directory of tenant files with `redmica tenant sync DIR --apply`",
+                problems,
             )
-        redacted = [redacted_password_problem(e.source) for e in entries if is_redacted(e.tenant)]
+        redacted = [
+            redacted_password_problem(e.source) for e in plan.create if is_redacted(e.tenant)
+        ]
         if redacted:
             raise ValidationFailed(redacted, before_writing=True)
+        return plan
+
+    def apply_import(
+        self, plan: ImportPlan, progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
+        """Create each planned tenant with its claims, in order; on a failure say how far it
+        got: running the import again skips what is already there."""
         done: list[str] = []
         try:
-            for entry in sorted(entries, key=lambda e: e.tenant_id):
+            for entry in plan.create:
                 # Disaster recovery: the incarnations kept in the bucket (if any) still count;
                 # none are made, so a tenant without one keeps the key it always had.
                 self._create(entry.tenant_id, entry.tenant, entry.source, incarnation=False)
                 done.append(entry.tenant_id)
+                if progress is not None:
+                    progress(len(done), len(plan.create))
         except RedmicaError as exc:
             exc.message = f"{exc.message} (imported before the failure: {len(done)} tenant(s))"
-            exc.hint = "remove what was imported or import the rest with `redmica tenant sync`"
+            exc.hint = "run the same import again: it skips what is already in the bucket"
             raise
         return done
 
@@ -609,11 +642,13 @@ class TenantRegistry:
         )
         return plan
 
-    def apply_sync(self, plan: SyncPlan) -> list[str]:
+    def apply_sync(
+        self, plan: SyncPlan, progress: Callable[[int, int], None] | None = None
+    ) -> list[str]:
         """Apply a plan in order (removals first when pruning, so values they free can be
         claimed; then adds and changes); stops at the first failure. Every step is
         conditional on what the plan read."""
-        done: list[str] = []
+        done = _Steps(plan.size, progress)
         try:
             if plan.prune:
                 for removal in plan.removals:
@@ -632,12 +667,35 @@ class TenantRegistry:
                 )
                 done.append(f"changed {change.entry.tenant_id}")
         except RedmicaError as exc:
-            exc.message = (
-                f"{exc.message} (applied before the failure: {', '.join(done) or 'nothing'})"
-            )
+            exc.message = f"{exc.message} (applied before the failure: {done.said()})"
             exc.hint = "run `redmica tenant sync` again: it plans from the current state"
             raise
         return done
+
+
+class _Steps(list[str]):
+    """The steps a sync applied, counted as they happen (progress)."""
+
+    def __init__(self, total: int, progress: Callable[[int, int], None] | None) -> None:
+        super().__init__()
+        self.total, self.progress = total, progress
+
+    def append(self, step: str) -> None:
+        super().append(step)
+        if self.progress is not None:
+            self.progress(len(self), self.total)
+
+    def said(self) -> str:
+        """Short, for an error message: a count and the last few, not 565 names."""
+        if not self:
+            return "nothing"
+        return f"{len(self)} step(s), the last: {', '.join(self[-3:])}"
+
+
+@dataclass
+class ImportPlan:
+    create: list[Entry] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)  # already in the bucket, identical
 
 
 @dataclass

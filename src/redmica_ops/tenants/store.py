@@ -311,12 +311,22 @@ class TenantStore:
         listing.invalid.sort(key=lambda d: d.key)
         return listing
 
-    def parallel(self, func: Callable[[_I], _T], items: Iterable[_I]) -> list[_T]:
+    def parallel(
+        self,
+        func: Callable[[_I], _T],
+        items: Iterable[_I],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[_T]:
+        """`func` over `items` on a bounded pool, results in order; `progress(done, total)`
+        after each result (in order, so the count only grows)."""
         items = list(items)
-        if len(items) <= 1:
-            return [func(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(self.max_workers, len(items))) as pool:
-            return list(pool.map(func, items))
+        results: list[_T] = []
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_workers, len(items)))) as pool:
+            for result in pool.map(func, items) if len(items) > 1 else map(func, items):
+                results.append(result)
+                if progress is not None:
+                    progress(len(results), len(items))
+        return results
 
     def exists(self, tenant_id: str) -> str | None:
         """The current ETag of the tenant's document, or None when there is none."""

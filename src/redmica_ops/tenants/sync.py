@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import JSONValue, Problem, UsageError, ValidationFailed
-from redmica_ops.report import Line, Report, info, success, text
-from redmica_ops.tenants.files import load_paths
+from redmica_ops.errors import JSONValue, UsageError, ValidationFailed
+from redmica_ops.report import Line, Report, counting, info, success, text
+from redmica_ops.tenants.files import load_paths, summary
 from redmica_ops.tenants.registry import SyncPlan
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def plan(request: SyncRequest, ws: Workspace) -> SyncPlan:
     if files.problems:
         raise ValidationFailed(
             files.problems,
-            message=summary(files.problems, len(files.files), written=request.apply),
+            message=summary(files.problems, files.files, written=request.apply),
         )
     the_plan = ws.registry().plan_sync(files.entries, prune=request.prune)
     for warning in the_plan.warnings:
@@ -62,7 +62,7 @@ def question(the_plan: SyncPlan, ws: Workspace) -> str:
 
 
 def apply(the_plan: SyncPlan, ws: Workspace) -> list[str]:
-    return ws.registry().apply_sync(the_plan)
+    return list(ws.registry().apply_sync(the_plan, counting(ws.status, "sync: applied")))
 
 
 def plan_lines(the_plan: SyncPlan) -> list[Line]:
@@ -96,7 +96,11 @@ def report(request: SyncRequest, the_plan: SyncPlan, done: list[str], shown: boo
     if the_plan.empty:
         body.append(info("the bucket already matches the directory"))
     elif request.apply:
-        body.append(success(f"applied: {', '.join(done)}"))
+        # One line per change (stdout), then the counts: never one line of 565 names.
+        body += [text(step) for step in done]
+        verbs = [step.split(" ", 1)[0] for step in done]
+        counts = [f"{verbs.count(v)} {v}" for v in ("added", "changed", "removed") if v in verbs]
+        body.append(success(f"applied {len(done)} change(s): {', '.join(counts)}"))
     else:
         body.append(info("plan only: nothing was changed; run again with --apply"))
     document: dict[str, JSONValue] = {
@@ -112,11 +116,3 @@ def report(request: SyncRequest, the_plan: SyncPlan, done: list[str], shown: boo
         "done": list(done),
     }
     return Report(document, list(body))
-
-
-def summary(problems: list[Problem], files: int, *, written: bool = True) -> str:
-    """`N problem(s) in M of K file(s)`: every file counted, not just the first."""
-    bad = len({p.source for p in problems})
-    return f"{len(problems)} problem(s) in {bad} of {files} file(s)" + (
-        "; nothing was written" if written else ""
-    )

@@ -37,11 +37,10 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
       redmica tenant validate acme.yaml
       redmica tenant validate tenants/ --output json
     """
-    from redmica_ops.tenants.files import load_paths
+    from redmica_ops.tenants.files import load_paths, summary
     from redmica_ops.tenants.model import is_redacted
 
     result = load_paths(list(paths), app.settings.tenant_secrets_prefix)
-    summary = f"{len(result.problems)} problem(s) in {len(result.files)} file(s)"
     # The one ******** rule, said where it cannot yet be checked: offline, whether the tenant
     # exists is unknown, so these files can update a tenant but never add one.
     notes = [
@@ -58,7 +57,9 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
         "notes": notes,
     }
     if result.problems:
-        error = ValidationFailed(result.problems, message=summary)
+        error = ValidationFailed(
+            result.problems, message=summary(result.problems, result.files, written=False)
+        )
 
         def report(out: Output) -> None:
             out.error(error)
@@ -141,14 +142,15 @@ def example(app: Application) -> Done:
 @command(tenant, "export")
 @click.argument("destination", metavar="DEST")
 @pass_app
-def export(app: Application, destination: str) -> Done:
+def export(app: Application, destination: str) -> ReportResult:
     """Write every current tenant document, passwords included, for disaster recovery.
 
     DEST is a new (or empty) directory, a file ending in .tar or .tar.gz, or - for a tar
-    stream on stdout (refused when stdout is a terminal). Everything is created mode 0600
-    (directories 0700): the documents hold database passwords. Documents are written byte
-    for byte as stored, invalid ones included. Load an export into an empty bucket with
-    `redmica tenant import DEST`.
+    stream on stdout (refused when stdout is a terminal); any other archive name (exp.zip) is
+    refused. Everything is created mode 0600 (directories 0700): the documents hold database
+    passwords. Every object under the prefix is written byte for byte as stored, under its
+    name there, invalid ones included (a key that is not a tenant id, a .yml): the summary
+    says how many of each. Load an export into an empty bucket with `redmica tenant import`.
 
     \b
     Examples:
@@ -156,53 +158,38 @@ def export(app: Application, destination: str) -> Done:
       redmica tenant export /secure/backup/tenants/
       redmica tenant export - | gpg -e -r ops@example.com > tenants.tar.gpg
     """
-
-    from redmica_ops.tenants.archive import write_export
+    from redmica_ops.tenants import archive
 
     if destination == "-" and app.output_format == "json":
         raise UsageError("--output json cannot share stdout with the archive (DEST -)")
-    documents = app.workspace().registry().export_documents()
-    stdout = sys.stdout.buffer
-    written = write_export(
-        documents, destination, stdout, stdout_is_terminal=app.stdout_is_terminal()
-    )
-    message = f"exported {len(documents)} tenant document(s) to {written}"
-    return Done(
-        {"exported": sorted(documents), "destination": written},
-        # With DEST -, stdout carries the archive: the summary goes to stderr only.
-        messages=[message],
-    )
+    request = archive.ExportRequest(destination, app.stdout_is_terminal())
+    return ReportResult(archive.export(request, app.workspace(), sys.stdout.buffer).report())
 
 
 @command(tenant, "import")
 @click.argument("source", metavar="SOURCE", type=click.Path(path_type=Path, exists=True))
 @yes_option
 @pass_app
-def import_(app: Application, source: Path, yes: bool) -> Done:
+def import_(app: Application, source: Path, yes: bool) -> ReportResult:
     """Load a `tenant export` (directory, .tar or .tar.gz) into an empty bucket.
 
     Every document is validated and checked for clashes before the first write; each is
-    created with its claims, conditionally (If-None-Match). A bucket that already holds tenant
-    documents is refused: merge with `redmica tenant sync` instead. Asks first on a terminal
+    created with its claims, conditionally (If-None-Match), with progress on stderr. A tenant
+    already in the bucket with the same content is skipped, so an interrupted import (Ctrl-C
+    at 235 of 800) is finished by running it again; any other document in the bucket refuses
+    the import (exit 4): merge with `redmica tenant sync` instead. Asks first on a terminal
     (--yes without one).
 
     \b
     Examples:
       redmica tenant import /secure/backup/tenants-2026-11-28.tar.gz --yes
     """
-    from redmica_ops.tenants.archive import read_export
+    from redmica_ops.tenants import archive
 
-    entries, problems = read_export(source)
-    if problems:
-        from redmica_ops.tenants.sync import summary
-
-        raise ValidationFailed(problems, message=summary(problems, len(entries) + len(problems)))
-    registry = app.workspace().registry()
-    confirm(app, f"import {len(entries)} tenant(s) into s3://{app.workspace().bucket()}", yes)
-    done = registry.import_entries(entries)
-    return Done(
-        {"imported": done},
-        lambda out: out.success(
-            f"imported {len(done)} tenant(s) into s3://{app.workspace().bucket()}"
-        ),
-    )
+    ws = app.workspace()
+    plan = archive.plan_import(archive.ImportRequest(source), ws)
+    if plan.create:
+        where = f"s3://{ws.bucket()}"
+        skipped = f" ({len(plan.present)} already there)" if plan.present else ""
+        confirm(app, f"import {len(plan.create)} tenant(s) into {where}{skipped}", yes)
+    return ReportResult(archive.apply_import(plan, ws).report())
