@@ -3,10 +3,11 @@ reports (the registry does the work: TenantRegistry.audit_claims and friends).""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from redmica_ops.errors import JSONValue
-from redmica_ops.report import Line, Report, info, success, text
+from redmica_ops.report import Line, Part, Report, counting, info, success, text
 from redmica_ops.tenants.registry import ClaimsAudit
 
 if TYPE_CHECKING:
@@ -32,12 +33,45 @@ def repair(ws: Workspace) -> Report:
     return Report({"released": list(done)}, list(body))
 
 
-def rebuild(ws: Workspace) -> Report:
-    """Claim the values of documents written before claims existed."""
-    done = ws.registry().rebuild_claims()
-    body: list[Line] = [text(line) for line in done]
-    body.append(success(f"created {len(done)} claim(s)"))
-    return Report({"claimed": list(done)}, list(body))
+@dataclass(frozen=True)
+class RebuildRequest:
+    dry_run: bool = False  # say what would be claimed and the clashes; write nothing
+    verbose: bool = False  # one line per claim (JSON always has them)
+
+
+def rebuild(request: RebuildRequest, ws: Workspace) -> Report:
+    """Claim the values of documents written before claims existed (oldest first), or with
+    `dry_run` say what would be claimed and which clashes are decided for which tenant."""
+    listing = ws.tenants()
+    done = ws.registry().rebuild_claims(
+        listing,
+        dry_run=request.dry_run,
+        progress=counting(ws.status, "claims rebuild: tenant"),
+    )
+    body: list[Part] = []
+    if request.verbose:
+        verb = "would claim" if done.dry_run else "claimed"
+        body += [text(f"{verb} {what} for {tenant}") for tenant, what in done.claimed]
+    # A clash is always shown: a tenant that is not served until one of the two changes.
+    body += [text(f"clash: {what} of {tenant}: {why}") for tenant, what, why in done.clashes]
+    tenants = len({tenant for tenant, _ in done.claimed})
+    summary = f"{len(done.claimed)} claim(s) for {tenants} tenant(s) of {len(listing.tenants)}" + (
+        f"; {len(done.clashes)} clash(es), each left to the tenant that keeps it"
+        if done.clashes
+        else ""
+    )
+    if done.dry_run:
+        body.append(info(f"dry run: would create {summary}; nothing was written"))
+    else:
+        body.append(success(f"created {summary}"))
+    document: dict[str, JSONValue] = {
+        "dry_run": done.dry_run,
+        "claimed": [
+            f"{'would claim' if done.dry_run else 'claimed'} {w} for {t}" for t, w in done.claimed
+        ],
+        "clashes": [{"tenant": t, "value": w, "reason": why} for t, w, why in done.clashes],
+    }
+    return Report(document, body)
 
 
 def audit_document(audit: ClaimsAudit) -> dict[str, JSONValue]:

@@ -212,6 +212,14 @@ class TenantRegistry:
                 problems,
             )
 
+    def check_unique(self, tenant_id: str, tenant: Tenant, listing: Listing, source: str) -> None:
+        """Exit 4 (nothing written) when `tenant` would share a unique value with another."""
+        self._check_unique(tenant_id, tenant, listing, source)
+
+    def remove_copy(self, tenant_id: str, etag: str, tenant: Tenant | None) -> None:
+        """Undo a `create_raw` (If-Match on what it wrote), releasing its claims."""
+        self._delete(tenant_id, etag, tenant)
+
     # -- the steps every write goes through ------------------------------------------------------
     def _create(
         self,
@@ -232,6 +240,20 @@ class TenantRegistry:
                 # one's (tenants/incarnations.py); a crash here leaves only an unused one.
                 self.incarnations.begin(tenant_id)
             return self.store.create(tenant_id, tenant, checked=True)
+        except BaseException:
+            self._undo_claims(tenant_id, taken)
+            raise
+
+    def create_raw(
+        self, tenant_id: str, raw: bytes, tenant: Tenant | None, source: str
+    ) -> WriteResult:
+        """Create a document from exact bytes (a renamed key keeps its text and comments):
+        its claims first when it parses, then If-None-Match; a new incarnation, as for any
+        id that is new to the bucket."""
+        taken = self.claims.take(tenant_id, self.claims.claims_of(tenant), source) if tenant else []
+        try:
+            self.incarnations.begin(tenant_id)
+            return self.store.put_raw(tenant_id, raw)
         except BaseException:
             self._undo_claims(tenant_id, taken)
             raise
@@ -410,8 +432,8 @@ class TenantRegistry:
         )
 
     # -- claims ---------------------------------------------------------------------------------
-    def audit_claims(self, listing: Listing | None = None) -> ClaimsAudit:
-        listing = listing or self.store.load_all()
+    def held_claims(self) -> dict[str, HeldClaim]:
+        """Every claim object and its holder, by claim key (read in parallel)."""
         held: dict[str, HeldClaim] = {}
         keys = [key for key, _ in self.claims.list_keys()]
 
@@ -422,6 +444,11 @@ class TenantRegistry:
         for found in self.store.parallel(fetch, keys):
             if found is not None:
                 held[found.claim.key] = found
+        return held
+
+    def audit_claims(self, listing: Listing | None = None) -> ClaimsAudit:
+        listing = listing or self.store.load_all()
+        held = self.held_claims()
         audit = ClaimsAudit()
         used: dict[str, set[str]] = {}
         for stored in listing.tenants:
@@ -467,21 +494,45 @@ class TenantRegistry:
             return True
         return holder.claim.key in {c.key for c in self.claims.claims_of(current.tenant)}
 
-    def rebuild_claims(self, listing: Listing | None = None) -> list[str]:
+    def rebuild_claims(
+        self,
+        listing: Listing | None = None,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Rebuild:
         """Claim every unclaimed value of the valid documents (adopting documents written
-        before claims existed). The older document claims first, as serve decides."""
+        before claims existed). The older document claims first, as serve decides: a value
+        another tenant holds (or an older one would claim) is a clash, left to its keeper.
+        `dry_run`: read the claims once and say what would be written; write nothing."""
         from redmica_ops.tenants.selection import oldest_first
 
         listing = listing or self.store.load_all()
-        done = []
-        for stored in sorted(listing.tenants, key=oldest_first):
+        held = {k: h.owner for k, h in self.held_claims().items()} if dry_run else {}
+        owners = dict(held)
+        result = Rebuild(dry_run)
+        ordered = sorted(listing.tenants, key=oldest_first)
+        for number, stored in enumerate(ordered, 1):
             for claim in self.claims.claims_of(stored.tenant):
-                try:
-                    if self.claims.take(stored.tenant_id, [claim], stored.key):
-                        done.append(f"claimed {claim.field} {claim.shown} for {stored.tenant_id}")
-                except Conflict:
-                    continue  # held by another tenant: a clash, reported by list and doctor
-        return done
+                what = f"{claim.field} {claim.shown}"
+                if dry_run:
+                    owner = owners.setdefault(claim.key, stored.tenant_id)
+                    created = owner == stored.tenant_id and claim.key not in held
+                    clash = None if owner == stored.tenant_id else f"kept by tenant {owner!r}"
+                else:
+                    try:
+                        taken = self.claims.take(stored.tenant_id, [claim], stored.key)
+                        created, clash = bool(taken), None
+                    except Conflict as error:
+                        created, clash = False, error.message.split(";")[0]
+                if created:
+                    result.claimed.append((stored.tenant_id, what))
+                elif clash:
+                    # Left to its keeper: a clash, which list and doctor report.
+                    result.clashes.append((stored.tenant_id, what, clash))
+            if progress is not None:
+                progress(number, len(ordered))
+        return result
 
     # -- export / import ------------------------------------------------------------------------
     def export_documents(
@@ -690,6 +741,15 @@ class _Steps(list[str]):
         if not self:
             return "nothing"
         return f"{len(self)} step(s), the last: {', '.join(self[-3:])}"
+
+
+@dataclass
+class Rebuild:
+    """What `claims rebuild` claimed (or would), and the values left to another tenant."""
+
+    dry_run: bool
+    claimed: list[tuple[str, str]] = field(default_factory=list)  # (tenant, "field value")
+    clashes: list[tuple[str, str, str]] = field(default_factory=list)  # (tenant, value, why)
 
 
 @dataclass

@@ -199,10 +199,14 @@ class TenantStore:
                     keys.append((key, obj.get("ETag", "")))
         return keys
 
-    def _read(self, key: str, version_id: str | None = None) -> tuple[bytes, dict[str, Any]]:
+    def _read(
+        self, key: str, version_id: str | None = None, if_match: str | None = None
+    ) -> tuple[bytes, dict[str, Any]]:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
         if version_id:
             kwargs["VersionId"] = version_id
+        if if_match:
+            kwargs["IfMatch"] = if_match  # a change since `if_match` was read is a Conflict
         action = f"reading s3://{self.bucket}/{key}" + (
             f" version {version_id}" if version_id else ""
         )
@@ -214,8 +218,8 @@ class TenantStore:
             body.close()
         return raw, dict(response)
 
-    def read_raw(self, key: str) -> bytes:
-        return self._read(key)[0]
+    def read_raw(self, key: str, if_match: str | None = None) -> bytes:
+        return self._read(key, if_match=if_match)[0]
 
     def get_document(self, tenant_id: str, version_id: str | None = None) -> StoredDocument:
         """The tenant's object, parsed when it parses; NotFound when there is none."""
@@ -270,7 +274,8 @@ class TenantStore:
                                 f"s3://{self.bucket}/{key}",
                                 "",
                                 "is not named like a tenant document "
-                                f"({self.prefix}<tenant-id>{SUFFIX})",
+                                f"({self.prefix}<tenant-id>{SUFFIX}): rename it with "
+                                "`redmica tenant rename-key KEY NEW_ID`",
                             )
                         ],
                     )

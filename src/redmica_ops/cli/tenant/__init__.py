@@ -15,6 +15,7 @@ _COMMANDS = {
     "edit": ("change", "edit"),
     "remove": ("change", "remove"),
     "restore": ("change", "restore"),
+    "rename-key": ("change", "rename_key"),
     "claims": ("claims", "claims"),
     "validate": ("files", "validate"),
     "sync": ("files", "sync"),

@@ -197,3 +197,34 @@ def restore(app: Application, tenant_id: str, version_id: str, yes: bool) -> Rep
     """
     confirm(app, f"make version {version_id} of tenant {tenant_id!r} the current one", yes)
     return ReportResult(change.restore(tenant_id, version_id, app.workspace()))
+
+
+@command(tenant, "rename-key")
+@click.argument("old", metavar="KEY")
+@click.argument("new_id", metavar="NEW_ID")
+@click.option("--dry-run", is_flag=True, help="check and say what would happen; write nothing")
+@yes_option
+@pass_app
+def rename_key(app: Application, old: str, new_id: str, dry_run: bool, yes: bool) -> ReportResult:
+    """Move a document stored under a key that is not a tenant id to NEW_ID's key.
+
+    For hand-written documents such as tenants/Cust-Upper.yaml or tenants/old.yml, which are
+    listed as invalid and never served, and which `tenant update` cannot reach. KEY is the
+    name under the prefix (Cust-Upper.yaml) or the whole key. The bytes move as stored, only
+    while KEY is still the version the listing read (exit 4 on a change), never over an
+    existing document, and never taking a value another tenant holds (exit 4, nothing
+    written). A valid tenant's id is never renamed. Asks first on a terminal (--yes for
+    scripts).
+
+    \b
+    Examples:
+      redmica tenant list --status invalid
+      redmica tenant rename-key Cust-Upper.yaml cust-upper --dry-run
+      redmica tenant rename-key old.yml old --yes
+    """
+    from redmica_ops.tenants.rename import RenameRequest, rename_key
+
+    request = RenameRequest(old, new_id, dry_run)
+    if not dry_run:
+        confirm(app, f"rename {old} to {new_id}'s key in s3://{app.workspace().bucket()}", yes)
+    return ReportResult(rename_key(request, app.workspace()).report())

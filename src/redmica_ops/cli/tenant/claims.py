@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import click
+
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import command, pass_app
 from redmica_ops.cli.result import ReportResult
@@ -58,15 +60,24 @@ def repair(app: Application) -> ReportResult:
 
 
 @command(claims, "rebuild")
+@click.option(
+    "--dry-run", is_flag=True, help="say what would be claimed and the clashes; write nothing"
+)
+@click.option("--verbose", "-v", is_flag=True, help="one line per claim (JSON always has them)")
 @pass_app
-def rebuild(app: Application) -> ReportResult:
+def rebuild(app: Application, dry_run: bool, verbose: bool) -> ReportResult:
     """Claim the values of documents written before claims existed (run once after upgrading).
 
     For every valid document, oldest first, each unclaimed value is claimed for it; a value
     another tenant already holds is left with its holder (that is a clash: see `tenant list`).
+    Prints each clash and one summary line (each claim with --verbose, and in --output json);
+    --dry-run reads the claims once and says what would be claimed, writing nothing. Progress
+    on stderr.
 
     \b
     Examples:
+      redmica tenant claims rebuild --dry-run
       redmica tenant claims rebuild && redmica tenant claims check
     """
-    return ReportResult(audit.rebuild(app.workspace()))
+    request = audit.RebuildRequest(dry_run, verbose)
+    return ReportResult(audit.rebuild(request, app.workspace()))
