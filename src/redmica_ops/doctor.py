@@ -209,7 +209,13 @@ class Doctor:
                 + (f", {len(hostless)} without a database host" if hostless else "")
                 + f": {'; '.join(bad[:3])}",
                 "see `redmica tenant list`; repair with `redmica tenant update ID -f FILE` "
-                "or `redmica tenant edit ID`" + (f"; {NO_DB_HOST_HINT}" if hostless else ""),
+                "or `redmica tenant edit ID`"
+                + (f"; {NO_DB_HOST_HINT}" if hostless else "")
+                + (
+                    "; a key that is not a tenant id: `redmica tenant rename-key KEY NEW_ID`"
+                    if any(d.tenant_id is None for d in listing.invalid)
+                    else ""
+                ),
             )
         else:
             self.add("tenants", OK, f"{len(listing.tenants)} tenant(s), all valid and unique")
