@@ -122,6 +122,21 @@ def test_move_and_remove_keep_routing_equal_to_the_registry(
     assert run("cells", "routes", app=cells_app(env)).exit_code == 0
 
 
+def test_moving_a_tenant_to_its_own_cell_says_so(
+    s3: S3Client, run: Invoke, moto_rollouts: None
+) -> None:
+    # Issue 28: not "moved a -> a".
+    env = moto_cells()
+    add(run, env, "t1")
+    cell = cells_of(s3)["t1"]
+    result = run("tenant", "move", "t1", "--to", cell, "--yes", app=cells_app(env))
+    assert result.exit_code == 0, result.output
+    assert f"tenant t1 is already in cell {cell}: nothing to do" in result.stderr
+    assert "moved" not in result.output
+    again = run("tenant", "move", "t1", "--to", cell, "--yes", "-O", "json", app=cells_app(env))
+    assert again.json()["moved"] is False
+
+
 def test_move_refuses_while_cells_run_different_images(
     s3: S3Client, run: Invoke, moto_rollouts: None
 ) -> None:

@@ -63,6 +63,7 @@ class MoveReport:
             "from": self.source,
             "to": self.target,
             "ok": self.ok,
+            "moved": self.ok and self.source != self.target,
             "steps": [s.as_dict() for s in self.steps],
         }
 
@@ -71,7 +72,10 @@ class MoveReport:
             text(f"{'ok  ' if step.ok else 'FAIL'} {step.step:<13} {step.detail}")
             for step in self.steps
         ]
-        if self.ok:
+        if self.ok and self.source == self.target:
+            # Nothing moved: "moved a -> a" would say otherwise.
+            body = [info(f"tenant {self.tenant} is already in cell {self.target}: nothing to do")]
+        elif self.ok:
             body.append(success(f"moved tenant {self.tenant}: {self.source} -> {self.target}"))
         else:
             body.append(
