@@ -105,7 +105,8 @@ def s3() -> Iterator[S3Client]:
 def listing_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     """How often the tenant listing is read (issue 24: at most once per command), counted
     from here on: `load_all` (TenantStore.load_all calls), `list` (S3 ListObjectsV2 calls on
-    the tenants' prefix) and `check_writable` (TenantStore.check_writable calls)."""
+    the tenants' prefix), `check_writable` (TenantStore.check_writable calls) and `get` (S3
+    GetObject calls on tenant documents)."""
     counts: Counter[str] = Counter()
     load_all, check_writable = TenantStore.load_all, TenantStore.check_writable
     api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
@@ -121,6 +122,9 @@ def listing_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     def counted_call(self: Any, operation: str, params: dict[str, Any]) -> Any:
         if operation == "ListObjectsV2" and str(params.get("Prefix", "")) == "tenants/":
             counts["list"] += 1
+        key = str(params.get("Key", ""))
+        if operation == "GetObject" and key.startswith("tenants/") and "/_" not in key:
+            counts["get"] += 1  # a tenant document read (not a claim or an incarnation)
         return api_call(self, operation, params)
 
     monkeypatch.setattr(TenantStore, "load_all", counted_load_all)

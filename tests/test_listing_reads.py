@@ -86,6 +86,19 @@ def test_tenant_add_with_cells_and_routing_reads_once(
     assert counted(listing_reads, chosen) == ONCE
 
 
+def test_tenant_remove_with_routing_reads_the_document_once(
+    s3: S3Client, run: Invoke, listing_reads: Counter[str], moto_rollouts: None
+) -> None:
+    # Issue 28: its sub-domain (for the record) and its version (for the delete) come from
+    # one read.
+    env = moto_cells()
+    run("tenant", "add", "t1", "-f", "-", input=tenant_yaml("t1"), app=cells_app(env))
+    listing_reads.clear()
+    removed = run("tenant", "remove", "t1", "--yes", app=cells_app(env))
+    assert removed.exit_code == 0, removed.output
+    assert listing_reads["get"] == 1 and listing_reads["load_all"] == 0
+
+
 class _Runner:
     """Every database step answers "done", nothing runs (the counts are the point here)."""
 

@@ -44,9 +44,11 @@ def update(request: UpdateRequest, ws: Workspace) -> Report:
     return change_report(tenant_id, outcome, "updated", ws)
 
 
-def restore(tenant_id: str, version_id: str, ws: Workspace) -> Report:
-    """Make an older version current again (validated and checked for clashes first)."""
-    outcome = ws.registry().restore(tenant_id, version_id)
+def restore(tenant_id: str, version_id: str, ws: Workspace, if_match: str | None = None) -> Report:
+    """Make an older version current again (validated and checked for clashes first); with
+    `if_match` only while the tenant is still at that version (exit 4 otherwise)."""
+    based_on = basis.given(if_match) if if_match is not None else None
+    outcome = ws.registry().restore(tenant_id, version_id, based_on)
     return change_report(tenant_id, outcome, "restored", ws)
 
 

@@ -389,7 +389,9 @@ class TenantRegistry:
                 raise
             raise StaleVersion(tenant_id, based_on, None, source) from None
 
-    def remove(self, tenant_id: str, expected: StoredTenant | None = None) -> str | None:
+    def remove(
+        self, tenant_id: str, expected: StoredTenant | StoredDocument | None = None
+    ) -> str | None:
         """Delete the document and release its claims. With `expected`, only if the document
         is still that version (a purge removes exactly the tenant whose database it dropped)."""
         if expected is not None:
@@ -402,10 +404,21 @@ class TenantRegistry:
             ) from None
         return self._delete(tenant_id, current.etag, current.tenant)
 
-    def restore(self, tenant_id: str, version_id: str) -> Outcome:
+    def restore(self, tenant_id: str, version_id: str, based_on: Basis | None = None) -> Outcome:
+        """Make `version_id` current again. `based_on` (--if-match): only while the tenant is
+        still at that version (StaleVersion, exit 4, nothing written)."""
         old = self.store.get(tenant_id, version_id)
         listing = self.store.load_all()
         current_etag = listing.etag_of(tenant_id)  # what the listing read: no second request
+        if based_on is not None:
+            try:
+                current: StoredDocument | None = self.store.get_document(tenant_id)
+            except NotFound:
+                current = None
+            # The write below is conditional on the listing's ETag: a change after this
+            # check is refused there.
+            if current is None or not based_on.matches(current):
+                raise StaleVersion(tenant_id, based_on, current, "--if-match")
         now = listing.by_id().get(tenant_id)
         if now is not None:  # an old version does not move the tenant back to an old cell
             old = replace(
@@ -415,14 +428,13 @@ class TenantRegistry:
                 ),
             )
         self._check_unique(tenant_id, old.tenant, listing, f"{old.key}@{version_id}")
-        current = listing.by_id().get(tenant_id)
-        changes = diff(current.tenant, old.tenant) if current else []
+        changes = diff(now.tenant, old.tenant) if now else []
         source = f"{old.key}@{version_id}"
         if current_etag is None:
             result = self._create(tenant_id, old.tenant, source)
         else:
             result = self._replace(
-                tenant_id, old.tenant, current_etag, current.tenant if current else None, source
+                tenant_id, old.tenant, current_etag, now.tenant if now else None, source
             )
         return Outcome(
             result,

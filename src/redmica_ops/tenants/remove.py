@@ -7,11 +7,10 @@ sub-domain read before, since the removed document cannot say it).
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import JSONObject, RedmicaError
+from redmica_ops.errors import JSONObject, NotFound
 from redmica_ops.report import Line, Report, info, success
 
 if TYPE_CHECKING:
@@ -51,12 +50,18 @@ def remove(request: RemoveRequest, ws: Workspace) -> RemoveOutcome:
     routing record; exit 3 if there is no such tenant."""
     tenant_id = request.tenant_id
     registry = ws.registry()
-    sub_domain = None
-    if ws.settings.hosted_zone_id:
-        # Invalid or missing: registry.remove says which; no record to clean up by name.
-        with contextlib.suppress(RedmicaError):
-            sub_domain = registry.store.get(tenant_id).tenant.sub_domain
-    outcome = RemoveOutcome(tenant_id, registry.remove(tenant_id))
+    try:
+        # Read once: the delete is conditional on this version, and its sub-domain is the
+        # record to clean up (an invalid document names none that can be trusted).
+        current = registry.store.get_document(tenant_id)
+    except NotFound:
+        raise NotFound(
+            f"tenant {tenant_id!r} not found", "list tenants with `redmica tenant list`"
+        ) from None
+    sub_domain = (
+        current.tenant.sub_domain if current.tenant and ws.settings.hosted_zone_id else None
+    )
+    outcome = RemoveOutcome(tenant_id, registry.remove(tenant_id, current))
     if sub_domain is not None:
         unrouted = ws.fleet().unroute(sub_domain, f"tenant remove {tenant_id}")
         if unrouted:

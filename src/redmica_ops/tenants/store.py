@@ -226,7 +226,16 @@ class TenantStore:
         key = self.key_for(tenant_id)
         try:
             raw, meta = self._read(key, version_id)
-        except NotFound:
+        except RedmicaError as error:
+            # S3 answers a delete marker's version with 405 (moto: 404): say what it is.
+            if version_id and (marker := self._delete_marker(tenant_id, version_id)):
+                raise UsageError(
+                    f"version {version_id} of tenant {tenant_id!r} is a delete marker (the "
+                    f"tenant was removed at {marker}): it holds no document to restore",
+                    f"restore the version before it: see `redmica tenant history {tenant_id}`",
+                ) from None
+            if not isinstance(error, NotFound):
+                raise
             what = f"version {version_id} of tenant" if version_id else "tenant"
             raise NotFound(
                 f"{what} {tenant_id!r} not found in s3://{self.bucket}/{self.prefix}",
@@ -244,6 +253,17 @@ class TenantStore:
             meta.get("VersionId"),
             meta.get("LastModified"),
         )
+
+    def _delete_marker(self, tenant_id: str, version_id: str) -> str | None:
+        """When `version_id` is one of the tenant's delete markers: when it was made."""
+        try:
+            versions = self.history(tenant_id)
+        except RedmicaError:
+            return None  # cannot tell: the caller says "not found"
+        for version in versions:
+            if version.version_id == version_id and version.is_delete_marker:
+                return version.last_modified.isoformat()
+        return None
 
     def get(self, tenant_id: str, version_id: str | None = None) -> StoredTenant:
         document = self.get_document(tenant_id, version_id)

@@ -180,23 +180,34 @@ def remove(
 @command(tenant, "restore")
 @click.argument("tenant_id", shell_complete=complete_tenants)
 @click.argument("version_id")
+@click.option(
+    "--if-match",
+    "if_match",
+    metavar="VERSION",
+    help="restore only if the tenant is still at this version id (or ETag); else exit 4",
+)
 @yes_option
 @pass_app
-def restore(app: Application, tenant_id: str, version_id: str, yes: bool) -> ReportResult:
+def restore(
+    app: Application, tenant_id: str, version_id: str, if_match: str | None, yes: bool
+) -> ReportResult:
     """Make an older version of a tenant's document the current one.
 
     The old version is validated again with today's rules and checked for clashes with the
-    other tenants before it is written (as a new version; history is kept). Asks first on a
-    terminal (--yes for scripts).
+    other tenants before it is written (as a new version; history is kept). With --if-match
+    it is written only while the tenant is still at the version named (the one you decided
+    on, from `tenant history`): a change made since is exit 4 with both versions named, and
+    nothing is written. A delete marker's version holds no document: it is refused (exit 2)
+    saying so. Asks first on a terminal (--yes for scripts).
 
     \b
     Examples:
       redmica tenant history acme
       redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY
-      redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --yes
+      redmica tenant restore acme 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY --if-match 8aBxVq --yes
     """
     confirm(app, f"make version {version_id} of tenant {tenant_id!r} the current one", yes)
-    return ReportResult(change.restore(tenant_id, version_id, app.workspace()))
+    return ReportResult(change.restore(tenant_id, version_id, app.workspace(), if_match))
 
 
 @command(tenant, "rename-key")
