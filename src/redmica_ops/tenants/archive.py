@@ -147,7 +147,16 @@ def plan_import(request: ImportRequest, ws: Workspace) -> ImportPlan:
 
 def apply_import(plan: ImportPlan, ws: Workspace) -> ImportOutcome:
     registry = ws.registry()
-    done = registry.apply_import(plan, counting(ws.status, "import: created"))
+    progress = counting(ws.status, "import: created")
+    try:
+        done = registry.apply_import(plan, progress)
+    except KeyboardInterrupt:
+        # Ctrl-C at 235 of 800: what is in the bucket is complete and identical to the export.
+        ws.message(
+            "import interrupted: run the same `redmica tenant import` again to finish it "
+            "(tenants already imported are skipped)"
+        )
+        raise
     location = f"s3://{registry.store.bucket}/{registry.store.prefix}"
     return ImportOutcome(location, done, plan.present)
 
