@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -204,11 +211,11 @@ def test_a_yml_file_is_a_tenant_file_as_the_docs_say(tmp_path: Path) -> None:
 HANDBOOK = ROOT / "docs" / "operators-handbook.md"
 
 
-def handbook_commands() -> list[tuple[str, int]]:
-    """(command, expected exit code) for each line of the ```sh handbook blocks."""
-    text = HANDBOOK.read_text(encoding="utf-8")
+def doc_commands(path: Path, tag: str) -> list[tuple[str, int]]:
+    """(command, expected exit code) for each line of the ```sh TAG blocks of a document."""
+    text = path.read_text(encoding="utf-8")
     commands = []
-    for block in re.findall(r"```sh handbook\n(.*?)```", text, re.S):
+    for block in re.findall(rf"```sh {tag}\n(.*?)```", text, re.S):
         for line in block.splitlines():
             if not line.strip():
                 continue
@@ -216,6 +223,11 @@ def handbook_commands() -> list[tuple[str, int]]:
             command = line[: expected.start()] if expected else line
             commands.append((command, int(expected.group(1)) if expected else 0))
     return commands
+
+
+def handbook_commands() -> list[tuple[str, int]]:
+    """(command, expected exit code) for each line of the ```sh handbook blocks."""
+    return doc_commands(HANDBOOK, "handbook")
 
 
 def test_the_handbook_walks_every_part_of_the_day() -> None:
@@ -231,24 +243,23 @@ def test_the_handbook_walks_every_part_of_the_day() -> None:
     assert len(handbook_commands()) >= 15
 
 
-@pytest.mark.subprocess
-def test_every_handbook_command_runs_with_its_exit_code(tmp_path: Path) -> None:
-    import os
-    import shutil
-    import signal
-    import subprocess
-    import sys
-    import time
-
+def run_in_sandbox(
+    tmp_path: Path,
+    sandbox_args: list[str],
+    prelude: list[str],
+    commands: list[tuple[str, int]],
+    seed: Callable[[dict[str, str]], None] | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """Start `redmica sandbox ARGS`, call `seed` with its environment, then run `commands` in
+    one bash script in tmp_path/work, each checked against its exit code (the first wrong
+    one stops the script with exit 99 and says which)."""
     bin_dir = Path(sys.executable).parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDMICA_"))}
     env["PATH"] = f"{bin_dir}{os.pathsep}{env['PATH']}"
     env_file = tmp_path / "sandbox.env"
     sandbox = subprocess.Popen(
-        [
-            *(str(bin_dir / "redmica"), "sandbox", "--ecs", "--fail-once", "globex"),
-            *("--fail-image", "redmica:broken", "--env-file", str(env_file)),
-        ],
+        [str(bin_dir / "redmica"), "sandbox", *sandbox_args, "--env-file", str(env_file)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -260,37 +271,54 @@ def test_every_handbook_command_runs_with_its_exit_code(tmp_path: Path) -> None:
             assert sandbox.poll() is None, sandbox.stderr.read() if sandbox.stderr else ""
             assert time.monotonic() < deadline, "the sandbox did not start"
             time.sleep(0.05)
+        if seed is not None:
+            exported = dict(
+                line.removeprefix("export ").split("=", 1)
+                for line in env_file.read_text(encoding="utf-8").splitlines()
+                if line.startswith("export ")
+            )
+            seed(exported)
         work = tmp_path / "work"
-        work.mkdir()
-        for name in ("acme", "globex", "initech"):
-            shutil.copy(EXAMPLES / "tenants" / f"{name}.yaml", work / f"{name}.yaml")
-        script = [
-            "set -o pipefail",
-            f". {env_file}",
-            "export REDMICA_DOMAIN=redmine.example.com",
-            "export REDMICA_DB_HOST=aurora.cluster.example.internal REDMICA_DEPLOY_TIMEOUT=120",
-            # globex and initech are customers already: the handbook starts with acme.
-            "redmica tenant add globex -f globex.yaml >/dev/null 2>&1 || exit 90",
-            "redmica tenant add initech -f initech.yaml >/dev/null 2>&1 || exit 90",
-        ]
-        for number, (command, expected) in enumerate(handbook_commands(), 1):
+        work.mkdir(exist_ok=True)
+        script = ["set -o pipefail", f". {env_file}", *prelude]
+        for number, (command, expected) in enumerate(commands, 1):
             script += [
                 f"echo '>>> {number}: {command.replace(chr(39), '')}' >&2",
                 command,
                 "code=$?",
                 f'[ "$code" -eq {expected} ] || {{ echo "FAILED step {number}:'
-                f' exit $code, the handbook says {expected}" >&2; exit 99; }}',
+                f' exit $code, the document says {expected}" >&2; exit 99; }}',
             ]
-        done = subprocess.run(
+        return subprocess.run(
             ["bash", "-c", "\n".join(script)],
             cwd=work,
             env=env,
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=timeout,
             check=False,
         )
-        assert done.returncode == 0, done.stderr[-4000:]
     finally:
         sandbox.send_signal(signal.SIGTERM)
         sandbox.communicate(timeout=30)
+
+
+@pytest.mark.subprocess
+def test_every_handbook_command_runs_with_its_exit_code(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("acme", "globex", "initech"):
+        shutil.copy(EXAMPLES / "tenants" / f"{name}.yaml", work / f"{name}.yaml")
+    done = run_in_sandbox(
+        tmp_path,
+        ["--ecs", "--fail-once", "globex", "--fail-image", "redmica:broken"],
+        [
+            "export REDMICA_DOMAIN=redmine.example.com",
+            "export REDMICA_DB_HOST=aurora.cluster.example.internal REDMICA_DEPLOY_TIMEOUT=120",
+            # globex and initech are customers already: the handbook starts with acme.
+            "redmica tenant add globex -f globex.yaml >/dev/null 2>&1 || exit 90",
+            "redmica tenant add initech -f initech.yaml >/dev/null 2>&1 || exit 90",
+        ],
+        handbook_commands(),
+    )
+    assert done.returncode == 0, done.stderr[-4000:]

@@ -184,7 +184,7 @@ def listing_report(ws: Workspace, request: ListRequest | None = None) -> Report:
     rows: list[list[str | int | float | None]] = [
         [
             *tenant_row(s, domain, db_host, cells.cell_of(s.tenant)),
-            health.get(s.tenant_id, ("ok",))[0].upper().replace("_", " "),
+            _shown(health.get(s.tenant_id, ("ok",))[0]),
         ]
         for s in tenants
     ]
@@ -216,6 +216,11 @@ def listing_report(ws: Workspace, request: ListRequest | None = None) -> Report:
         _listing_warnings(health, invalid),
         1 if health or invalid else 0,
     )
+
+
+def _shown(status: str) -> str:
+    """A status in the table: ok, else loud (CLASH, NO DATABASE)."""
+    return status if status == "ok" else status.upper().replace("_", " ")
 
 
 def _listing_warnings(
