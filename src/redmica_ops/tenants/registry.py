@@ -394,15 +394,17 @@ class TenantRegistry:
     ) -> str | None:
         """Delete the document and release its claims. With `expected`, only if the document
         is still that version (a purge removes exactly the tenant whose database it dropped)."""
-        if expected is not None:
-            return self._delete(tenant_id, expected.etag, expected.tenant)
+        current = expected if expected is not None else self.existing(tenant_id)
+        return self._delete(tenant_id, current.etag, current.tenant)
+
+    def existing(self, tenant_id: str) -> StoredDocument:
+        """The tenant's document, valid or not; exit 3 when there is none."""
         try:
-            current = self.store.get_document(tenant_id)
+            return self.store.get_document(tenant_id)
         except NotFound:
             raise NotFound(
                 f"tenant {tenant_id!r} not found", "list tenants with `redmica tenant list`"
             ) from None
-        return self._delete(tenant_id, current.etag, current.tenant)
 
     def restore(self, tenant_id: str, version_id: str, based_on: Basis | None = None) -> Outcome:
         """Make `version_id` current again. `based_on` (--if-match): only while the tenant is

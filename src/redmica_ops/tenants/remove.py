@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from redmica_ops.errors import JSONObject, NotFound
+from redmica_ops.errors import JSONObject
 from redmica_ops.report import Line, Report, info, success
 
 if TYPE_CHECKING:
@@ -50,14 +50,9 @@ def remove(request: RemoveRequest, ws: Workspace) -> RemoveOutcome:
     routing record; exit 3 if there is no such tenant."""
     tenant_id = request.tenant_id
     registry = ws.registry()
-    try:
-        # Read once: the delete is conditional on this version, and its sub-domain is the
-        # record to clean up (an invalid document names none that can be trusted).
-        current = registry.store.get_document(tenant_id)
-    except NotFound:
-        raise NotFound(
-            f"tenant {tenant_id!r} not found", "list tenants with `redmica tenant list`"
-        ) from None
+    # Read once: the delete is conditional on this version, and its sub-domain is the record
+    # to clean up (an invalid document names none that can be trusted).
+    current = registry.existing(tenant_id)
     sub_domain = (
         current.tenant.sub_domain if current.tenant and ws.settings.hosted_zone_id else None
     )
