@@ -44,7 +44,7 @@ def test_bash_completes_command_names_through_the_loaded_script() -> None:
     done = subprocess.run(
         [bash, "-c", script], capture_output=True, text=True, env=env, timeout=60, check=True
     )
-    assert done.stdout.split() == ["remove", "restore", "restore-db", "resume"]
+    assert done.stdout.split() == ["remove", "rename-key", "restore", "restore-db", "resume"]
 
 
 def test_readme_documents_it() -> None:

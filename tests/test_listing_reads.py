@@ -160,3 +160,37 @@ def test_readers_with_cells_read_the_listing_once(
     for args in (["migrate", "--cell", "a", "--dry-run"], ["migrate", "--all", "--dry-run"]):
         assert counted(listing_reads, run(*args, app=cells_app(env))) == READ_ONCE, args
     assert counted(listing_reads, run("cells", "list", app=cells_app(env))) == READ_ONCE
+
+
+def test_the_onboarding_commands_read_the_listing_once(
+    s3: S3Client, run: Invoke, listing_reads: Counter[str], tmp_path: Path
+) -> None:
+    # Issue 28's commands, on a bucket with a document under a key that is not a tenant id.
+    for name in ("t1", "t2"):
+        run("tenant", "add", name, "-f", "-", input=tenant_yaml(name))
+    s3.put_object(Bucket="redmica-config-test", Key="tenants/Odd.yaml", Body=b"db: {}\n")
+    listing_reads.clear()
+    one = {"load_all": 1, "list": 1}
+
+    def reads_of(*args: str) -> dict[str, int]:
+        result = run(*args)
+        assert result.exit_code in (0, 1), result.output
+        found = {k: listing_reads[k] for k in ("load_all", "list")}
+        listing_reads.clear()
+        return found
+
+    assert reads_of("tenant", "list", "--status", "ok") == one
+    assert reads_of("tenant", "claims", "rebuild", "--dry-run") == one
+    assert reads_of("tenant", "claims", "rebuild") == one
+    assert reads_of("tenant", "rename-key", "Odd.yaml", "odd", "--yes") == one
+    assert reads_of("tenant", "export", str(tmp_path / "x.tar")) == {"load_all": 0, "list": 1}
+    s3.create_bucket(Bucket="redmica-other")
+    imported = run("tenant", "import", str(tmp_path / "x.tar"), "--yes", bucket="redmica-other")
+    assert imported.exit_code == 2  # odd.yaml does not validate: nothing written
+    listing_reads.clear()
+    directory = tmp_path / "valid"
+    directory.mkdir()
+    for name in ("t1", "t2"):
+        (directory / f"{name}.yaml").write_text(tenant_yaml(name))
+    imported = run("tenant", "import", str(directory), "--yes", bucket="redmica-other")
+    assert counted(listing_reads, imported) == {"load_all": 1, "list": 1, "check_writable": 2}

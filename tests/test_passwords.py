@@ -338,7 +338,7 @@ def test_a_secret_outside_the_prefix_is_set_aside_at_serve_and_named_by_doctor(
     result = run("--domain", "redmine.example.com", "entrypoint", "serve", "--no-check", app=app)
     assert result.exit_code == 0, result.output
     assert "from 1 tenant(s)" in target.read_text() and "other.redmine" not in target.read_text()
-    assert "warning: tenant other is NOT served (secret)" in result.stderr
+    assert "warning: tenant other is NOT served (invalid)" in result.stderr
     assert "tenant_secrets_prefix" in result.stderr
     doctor = run("doctor", "--output", "json")
     checks = {c["name"]: c for c in json.loads(doctor.stdout)}

@@ -13,7 +13,7 @@ from redmica_ops.tenants.add import AddRequest, add
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.store import Listing
 from redmica_ops.workspace import AwsWorkspace
-from tests.conftest import BUCKET, objects_in, tenant_yaml
+from tests.conftest import BUCKET, DEFAULT_DB_HOST, objects_in, tenant_yaml
 
 
 class CountingWorkspace(AwsWorkspace):
@@ -23,7 +23,8 @@ class CountingWorkspace(AwsWorkspace):
         self.messages: list[str] = []
         self.reads = 0
         super().__init__(
-            load_settings({}, {"REDMICA_BUCKET": BUCKET}), message=self.messages.append
+            load_settings({}, {"REDMICA_BUCKET": BUCKET, "REDMICA_DB_HOST": DEFAULT_DB_HOST}),
+            message=self.messages.append,
         )
 
     def tenants(self) -> Listing:
