@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from redmica_ops.cells.config import cell_map
 from redmica_ops.cli.app import Application
 from redmica_ops.errors import Declined, UsageError
 
@@ -346,8 +347,6 @@ def _run_ids(app: Application) -> list[str]:
 
 
 def _cell_names(app: Application) -> list[str]:
-    from redmica_ops.cells.config import cell_map
-
     return cell_map(app.settings).names()
 
 

@@ -233,7 +233,7 @@ def rename_key(app: Application, old: str, new_id: str, dry_run: bool, yes: bool
       redmica tenant rename-key Cust-Upper.yaml cust-upper --dry-run
       redmica tenant rename-key old.yml old --yes
     """
-    from redmica_ops.tenants.rename import RenameRequest, rename_key
+    from redmica_ops.tenants.rekey import RenameRequest, rename_key
 
     request = RenameRequest(old, new_id, dry_run)
     if not dry_run:
