@@ -33,7 +33,7 @@ from redmica_ops.runs.pacing import FakeClock
 from redmica_ops.settings.loading import load_settings
 from redmica_ops.tenants.model import parse_tenant
 from redmica_ops.tenants.store import TenantStore
-from tests.conftest import tenant_yaml
+from tests.conftest import DEFAULT_DB_HOST, tenant_yaml
 from tests.live.server import LiveApache, free_port, make_app
 
 DOMAIN = "cells.test"
@@ -83,6 +83,9 @@ class LiveCells:
                 "SECRET_KEY_BASE": MASTER,
                 "REDMICA_BUCKET": BUCKET,
                 "REDMICA_DOMAIN": DOMAIN,
+                # Module-scoped: set here, not by conftest's per-test environment. A tenant
+                # with no database host at all is never served.
+                "REDMICA_DB_HOST": DEFAULT_DB_HOST,
                 "REDMICA_CELLS": CELLS,
                 "REDMICA_APP_ROOT": str(self.app_root),
                 "REDMICA_LISTEN_PORT": str(server.port),
