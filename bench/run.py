@@ -49,6 +49,9 @@ def fanout(n: int) -> dict[str, Any]:
         task_definition="app",
         container="app",
         subnets=("subnet-1",),
+        # The simulated tenants name no db.host: without a default they reach no database,
+        # and the one rule (tenants/selection.py) leaves them out of every run.
+        db_host="aurora.sim.internal",
         migrate_command="bundle exec rake db:migrate",
         concurrency=n,
         launch_rate=20.0,
@@ -100,6 +103,9 @@ def billing(n: int, per_task: int, skip_current: bool = False) -> dict[str, Any]
         task_definition="app",
         container="app",
         subnets=("subnet-1",),
+        # The simulated tenants name no db.host: without a default they reach no database,
+        # and the one rule (tenants/selection.py) leaves them out of every run.
+        db_host="aurora.sim.internal",
         concurrency=min(n, 10_000),
         tenants_per_task=per_task,
         poll_interval=10.0,
