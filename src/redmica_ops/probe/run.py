@@ -89,9 +89,10 @@ def _targets(
     listing: Listing,
     cells: CellMap,
     wanted: list[Cell],
+    db_host: str | None,
 ) -> tuple[list[tuple[StoredTenant, Cell]], list[tuple[str, str]]]:
     """The tenants to probe with their cells, and the documents left out with why."""
-    selection = select(listing, Use.SERVE)
+    selection = select(listing, Use.SERVE, db_host=db_host)
     skipped = [(e.name, f"{e.reason.label}: {e.describe()}") for e in selection.excluded]
     ours = {cell.name: cell for cell in wanted}
     by_id = {stored.tenant_id: stored for stored in selection.eligible}
@@ -164,7 +165,7 @@ def run(request: ProbeRequest, ws: ProbeWorkspace, site: ProbeSite) -> ProbeOutc
     clock = ws.clock()
     probe_id = new_run_id()
     outcome = ProbeOutcome(probe_id, request.path)
-    chosen, outcome.skipped = _targets(request, ws.tenants(), cells, wanted)
+    chosen, outcome.skipped = _targets(request, ws.tenants(), cells, wanted, settings.db_host)
     # Only the cells with sites to probe: a balancer lookup is two AWS calls per cell.
     busy = {cell.name for _, cell in chosen}
     bases = _base_urls(request, [c for c in wanted if c.name in busy], site)
