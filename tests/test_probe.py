@@ -37,8 +37,11 @@ from redmica_ops.probe.wiring import aws_site
 from redmica_ops.runs.pacing import Cancellation, FakeClock
 from redmica_ops.settings.loading import load_settings
 from redmica_ops.workspace import AwsWorkspace
-from tests.conftest import BUCKET, tenant_document
+from tests.conftest import BUCKET, DEFAULT_DB_HOST, tenant_document
 from tests.probe_support import Reply, Sites, self_signed, serve
+
+# The tenants name no db.host: the deployment gives the default (else none is served).
+HOST = {"REDMICA_DB_HOST": DEFAULT_DB_HOST}
 
 DOMAIN = "example.com"
 
@@ -122,7 +125,7 @@ def put_tenant(s3: S3Client, name: str, status: str | None = None, **overrides: 
 
 
 def workspace(env: dict[str, str] | None = None) -> AwsWorkspace:
-    base = {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": DOMAIN, "AWS_REGION": "us-east-1"}
+    base = {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": DOMAIN, "AWS_REGION": "us-east-1", **HOST}
     settings = load_settings({}, {**base, **(env or {})})
     fake = FakeClock()
     return AwsWorkspace(settings, make_clock=lambda cancellation: fake)
@@ -284,7 +287,7 @@ def test_a_negative_failure_budget_is_refused_before_anything(s3: S3Client) -> N
 
 
 def test_without_a_domain_nothing_is_probed(s3: S3Client) -> None:
-    settings = load_settings({}, {"REDMICA_BUCKET": BUCKET, "AWS_REGION": "us-east-1"})
+    settings = load_settings({}, {"REDMICA_BUCKET": BUCKET, "AWS_REGION": "us-east-1", **HOST})
     ws = AwsWorkspace(settings, make_clock=lambda cancellation: FakeClock())
     with pytest.raises(RedmicaError) as raised:
         run(ProbeRequest(base_url="http://127.0.0.1:9"), ws, aws_site(ws))
@@ -419,7 +422,7 @@ def test_ctrl_c_stops_new_requests_and_leaves_the_rest_not_probed(s3: S3Client) 
             return Answer(200, title=LOGIN)
 
     settings = load_settings(
-        {}, {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": DOMAIN, "AWS_REGION": "us-east-1"}
+        {}, {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": DOMAIN, "AWS_REGION": "us-east-1", **HOST}
     )
     ws = AwsWorkspace(settings, make_clock=lambda c: FakeClock(), cancellation=cancellation)
     request = ProbeRequest(base_url="http://127.0.0.1:9", concurrency=1, per_cell=1)
@@ -473,7 +476,9 @@ def test_a_gate_that_cannot_probe_fails_and_bad_options_fail_before_anything(
             wave_prober(ws, aws_site(ws), options)
     with pytest.raises(UsageError, match="not both"):
         wave_prober(ws, aws_site(ws), WaveProbe(0, off=True))
-    bare = AwsWorkspace(load_settings({}, {"REDMICA_BUCKET": BUCKET, "AWS_REGION": "us-east-1"}))
+    bare = AwsWorkspace(
+        load_settings({}, {"REDMICA_BUCKET": BUCKET, "AWS_REGION": "us-east-1", **HOST})
+    )
     with pytest.raises(RedmicaError, match="needs the domain setting"):
         wave_prober(bare, aws_site(bare), WaveProbe(0))
     # No budget given or set, or --no-probe: no probe, and nothing is asked of the settings.
@@ -497,7 +502,13 @@ def test_https_speaks_tls_as_the_tenants_host(s3: S3Client, tmp_path: Path) -> N
         outcome = run(ProbeRequest(base_url=base), ws, aws_site(ws, HttpTransport(trusting)))
         # A certificate for another domain is refused: the check is the tenant's host.
         other = load_settings(
-            {}, {"REDMICA_BUCKET": BUCKET, "REDMICA_DOMAIN": "other.org", "AWS_REGION": "us-east-1"}
+            {},
+            {
+                "REDMICA_BUCKET": BUCKET,
+                "REDMICA_DOMAIN": "other.org",
+                "AWS_REGION": "us-east-1",
+                **HOST,
+            },
         )
         elsewhere = AwsWorkspace(other, make_clock=lambda c: FakeClock())
         refused = run(
