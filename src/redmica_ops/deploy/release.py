@@ -223,7 +223,11 @@ def plan(request: ReleaseRequest, ws: Workspace) -> ReleasePlan:
     cells = []
     for number, wave in enumerate(waves_for(request.waves, fleet), start=1):
         for cell in wave:
-            cells.append(_cell_plan(request, fleet, cell, number, implicit, listing, container))
+            cells.append(
+                _cell_plan(
+                    request, fleet, cell, number, implicit, listing, container, ws.settings.db_host
+                )
+            )
     if len(cells) > 1:
         cells[0] = dataclasses.replace(cells[0], canary=True)
     return ReleasePlan(request.image, container, implicit, cells, request)
@@ -237,6 +241,7 @@ def _cell_plan(
     implicit: bool,
     listing: Listing,
     container: str,
+    db_host: str | None,
 ) -> CellPlan:
     deployer = fleet.service_deployer() if implicit else fleet.deployer(cell)
     current = deployer.current_revision()
@@ -244,7 +249,7 @@ def _cell_plan(
     clone_with_image(definition, container, request.image)  # refuses a missing container
     scope = None if implicit else CellScope(fleet.cells, cell.name)
     try:
-        chosen = select_tenants(listing, [], True, [], scope=scope)
+        chosen = select_tenants(listing, [], True, [], scope=scope, db_host=db_host)
     except NothingToMigrate:
         chosen = None
     target = deployer.target
