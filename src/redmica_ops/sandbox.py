@@ -11,6 +11,9 @@ and the settings it exports are what `redmica config from-stack` reads from thos
 moto cannot do at all is simulated here, each in its own function below: a service's rollout
 (`_simulate_rollouts`), a migration task's failure (`_simulate_failures`) and the missing
 service-deployments API.
+
+With `--local-db` (sandbox only) the admin task's database is a PostgreSQL server of this
+machine instead of the cluster endpoint only moto knows (`LocalDatabase`, one place).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 
 from redmica_ops.errors import UsageError
 from redmica_ops.moto_stacks import Operator, stand_ins, stand_up
+from redmica_ops.settings import split_endpoint
 from redmica_ops.settings.from_stack import FromStackRequest, read_stacks
 
 DEFAULT_BUCKET = "redmica-config"
@@ -132,6 +136,64 @@ def check_env_file(path: Path) -> None:
         raise UsageError(f"{where}: directory {parent} is not writable", "give another path")
 
 
+@dataclass(frozen=True)
+class LocalDatabase:
+    """Sandbox only: a PostgreSQL server of this machine stands in for the Aurora cluster.
+
+    On AWS the admin task reaches the database stack's cluster endpoint (REDMICA_DB_HOST in its
+    task definition, from the stack) and reads the master credentials RDS keeps in the master
+    secret. moto has a cluster endpoint but no server behind it, so here the endpoint settings
+    (the operator's exports and the admin task's environment) name this server, and moto's
+    master secret holds its administrator's credentials, read from a file (never argv, never
+    printed). The allow-list still decides: the admin task connects to this endpoint only.
+    """
+
+    host: str
+    port: int
+    root_cert: Path  # the CA its certificate is verified against (verify-full, as with RDS)
+    master: tuple[str, str] = field(repr=False)  # (username, password): what RDS keeps
+
+    @classmethod
+    def read(cls, endpoint: str, root_cert: Path, master_file: Path) -> LocalDatabase:
+        """Checked before anything listens; a file's content is never echoed."""
+        parsed = split_endpoint(endpoint)
+        if parsed is None:
+            raise UsageError(
+                f"--local-db {endpoint!r}: not HOST[:PORT]", "e.g. --local-db 127.0.0.1:5433"
+            )
+        if not root_cert.is_file():
+            raise UsageError(
+                f"--local-db-ca {root_cert}: no such file",
+                "give the CA (PEM) that signed the server's certificate",
+            )
+        try:
+            data = json.loads(master_file.read_text(encoding="utf-8"))
+            master = (str(data["username"]), str(data["password"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UsageError(
+                f"--local-db-master {master_file}: not a readable JSON file with username "
+                "and password",
+                'write the administrator as RDS keeps it: {"username": ..., "password": ...}',
+            ) from None
+        return cls(parsed[0], parsed[1], root_cert.resolve(), master)
+
+    def settings(self) -> dict[str, str]:
+        """The endpoint settings, for the operator's exports and the admin task alike."""
+        return {
+            "REDMICA_DB_HOST": self.host,
+            "REDMICA_DB_ADMIN_HOSTS": f"{self.host}:{self.port}",
+            "REDMICA_DB_SSL_ROOT_CERT": str(self.root_cert),
+        }
+
+    def fill_master_secret(self, endpoint: str, region: str, secret_id: str) -> None:
+        secrets = _session(region).client("secretsmanager", endpoint_url=endpoint)
+        username, password = self.master
+        secrets.put_secret_value(
+            SecretId=secret_id,
+            SecretString=json.dumps({"username": username, "password": password}),
+        )
+
+
 @dataclass
 class Sandbox:
     server: _Server
@@ -174,10 +236,16 @@ def start_sandbox(
     fail_images: frozenset[str] = frozenset(),
     env_file: Path | None = None,
     cells: int = 0,
+    local_db: LocalDatabase | None = None,
 ) -> Sandbox:
     """Start the endpoint; every check on the arguments comes before anything listens."""
     if not 0 <= cells <= len(CELL_NAMES):
         raise UsageError(f"--cells must be between 1 and {len(CELL_NAMES)}")
+    if local_db is not None and not (ecs or cells):
+        raise UsageError(
+            "sandbox: --local-db needs --ecs (it stands in for the database stack's cluster)",
+            "add --ecs",
+        )
     if not (ecs or cells) and (fail_once or fail_images):
         flag = "--fail-once" if fail_once else "--fail-image"
         raise UsageError(
@@ -199,7 +267,7 @@ def start_sandbox(
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = _Server(host, port)
     try:
-        return _provision(server, bucket, region, ecs, fail_once, fail_images, cells)
+        return _provision(server, bucket, region, ecs, fail_once, fail_images, cells, local_db)
     except BaseException:
         server.stop()
         raise
@@ -213,6 +281,7 @@ def _provision(
     fail_once: frozenset[str],
     fail_images: frozenset[str],
     cells: int = 0,
+    local_db: LocalDatabase | None = None,
 ) -> Sandbox:
     host = f"[{server.host}]" if ":" in server.host else server.host
     endpoint = f"http://{host}:{server.port}"
@@ -222,6 +291,9 @@ def _provision(
         if ecs or cells:
             settings = _stand_up(endpoint, region, CELL_NAMES[: max(cells, 0)], patches)
             bucket = settings["REDMICA_BUCKET"]
+            if local_db is not None:
+                local_db.fill_master_secret(endpoint, region, settings["REDMICA_DB_MASTER_SECRET"])
+                settings.update(local_db.settings())
         else:
             _config_bucket(endpoint, region, bucket)
         if fail_once:
@@ -229,7 +301,7 @@ def _provision(
         if ecs or cells:
             _simulate_rollouts(fail_images)
             _without_service_deployments_api()
-            _simulate_admin_tasks(endpoint, region)
+            _simulate_admin_tasks(endpoint, region, local_db.settings() if local_db else {})
     except BaseException:
         patches.close()
         raise
@@ -457,7 +529,7 @@ def _simulate_rollouts(fail_images: frozenset[str]) -> None:
     backend.describe_services = describe_services
 
 
-def _simulate_admin_tasks(endpoint: str, region: str) -> None:
+def _simulate_admin_tasks(endpoint: str, region: str, database: dict[str, str]) -> None:
     """Sandbox only: moto can neither invoke a Lambda function without Docker nor run a
     task's container. The lifecycle's two hops are run as the platform would run them, each
     as a process of this package with its AWS resource's own environment, against this
@@ -474,6 +546,8 @@ def _simulate_admin_tasks(endpoint: str, region: str) -> None:
     from Secrets Manager and connects to `REDMICA_DB_HOST`. That host is the database stack's
     cluster endpoint, which only moto knows: without a PostgreSQL server answering there, the
     step ends with the admin task's connection error in its result, and the CLI reports it.
+    With `--local-db`, `database` (LocalDatabase.settings) replaces the definition's endpoint
+    settings, and the step goes all the way on that server.
     """
     from moto.awslambda.models import LambdaBackend
     from moto.ecs.models import EC2ContainerServiceBackend
@@ -530,7 +604,7 @@ def _simulate_admin_tasks(endpoint: str, region: str) -> None:
                 )
                 done = subprocess.run(
                     [sys.executable, "-m", "redmica_ops", "entrypoint", *command],
-                    env={**base, **environment, **aws},
+                    env={**base, **environment, **database, **aws},
                     capture_output=True,
                     text=True,
                     check=False,

@@ -13,7 +13,7 @@ from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import global_options, pass_app
 from redmica_ops.cli.result import Done
 from redmica_ops.errors import UsageError
-from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
+from redmica_ops.sandbox import DEFAULT_BUCKET, LocalDatabase, start_sandbox
 
 
 @click.command()
@@ -54,6 +54,25 @@ from redmica_ops.sandbox import DEFAULT_BUCKET, start_sandbox
     metavar="N",
     help="the stacks with N cells: main, b, c, ... (a cell stack each beside the main stack's)",
 )
+@click.option(
+    "--local-db",
+    metavar="HOST[:PORT]",
+    help="with --ecs, sandbox only: the admin task's database is this PostgreSQL server (TLS) "
+    "instead of the cluster endpoint moto has no server behind",
+)
+@click.option(
+    "--local-db-ca",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PEM",
+    help="with --local-db: the CA its certificate is verified against",
+)
+@click.option(
+    "--local-db-master",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="JSON",
+    help='with --local-db: a file {"username": ..., "password": ...}, its administrator, put '
+    "into the master secret as RDS would",
+)
 @global_options(hidden=True)
 @pass_app
 def sandbox(
@@ -65,6 +84,9 @@ def sandbox(
     fail_once: tuple[str, ...],
     fail_image: tuple[str, ...],
     cells: int,
+    local_db: str | None,
+    local_db_ca: Path | None,
+    local_db_master: Path | None,
 ) -> Done:
     """Run an embedded AWS endpoint (moto) with a versioned config bucket.
 
@@ -74,7 +96,8 @@ def sandbox(
     With --ecs or --cells, the foundation, database and main stacks (and a stack per further
     cell) are made from templates/cloudformation/ by moto's CloudFormation and the exports
     are the settings `redmica config from-stack` reads from them (the config bucket is the
-    main stack's).
+    main stack's). --local-db (with --ecs) puts a PostgreSQL server of this machine where
+    the Aurora cluster would be, so lifecycle steps run through the admin task to the end.
 
     \b
     Examples:
@@ -82,6 +105,8 @@ def sandbox(
       . /tmp/sandbox.env && redmica tenant list
       redmica sandbox --ecs --fail-once globex --env-file /tmp/sandbox.env &
       redmica sandbox --cells 3 --fail-image redmica:broken --env-file /tmp/cells.env &
+      redmica sandbox --ecs --local-db 127.0.0.1:5433 --local-db-ca ca.pem \\
+        --local-db-master master.json --env-file /tmp/sandbox.env &
     """
     if (ecs or cells) and app.overrides.get("bucket"):
         raise UsageError(
@@ -98,6 +123,7 @@ def sandbox(
         fail_images=frozenset(fail_image),
         env_file=env_file,
         cells=cells,
+        local_db=_local_database(local_db, local_db_ca, local_db_master),
     )
     stop = threading.Event()
 
@@ -124,3 +150,18 @@ def sandbox(
             env_file.unlink(missing_ok=True)
         app.output.info("sandbox stopped")
     return Done({"endpoint_url": box.endpoint_url, "bucket": box.bucket, "stopped": True})
+
+
+def _local_database(
+    endpoint: str | None, root_cert: Path | None, master: Path | None
+) -> LocalDatabase | None:
+    if endpoint is None:
+        if root_cert is not None or master is not None:
+            raise UsageError("--local-db-ca and --local-db-master go with --local-db")
+        return None
+    if root_cert is None or master is None:
+        raise UsageError(
+            "--local-db needs --local-db-ca and --local-db-master",
+            "give the server's CA and a file with its administrator's credentials",
+        )
+    return LocalDatabase.read(endpoint, root_cert, master)
