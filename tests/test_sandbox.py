@@ -234,6 +234,50 @@ def test_a_lifecycle_step_runs_through_the_broker_and_the_admin_task(tmp_path: P
         process.communicate(timeout=30)
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--local-db", "127.0.0.1:5433"), "--local-db needs --local-db-ca and --local-db-master"),
+        (("--local-db-ca", "ca.pem"), "--local-db-ca and --local-db-master go with --local-db"),
+        (("--local-db", "a b:x", "--local-db-ca", "ca.pem", "--local-db-master", "m.json"),
+         "not HOST[:PORT]"),
+        (("--local-db", "127.0.0.1:5433", "--local-db-ca", "missing.pem",
+          "--local-db-master", "m.json"), "--local-db-ca missing.pem: no such file"),
+        (("--local-db", "127.0.0.1:5433", "--local-db-ca", "ca.pem",
+          "--local-db-master", "bad.json"), "--local-db-master bad.json: not a readable JSON"),
+    ],
+)  # fmt: skip
+def test_bad_local_db_options_are_refused_before_starting(
+    run: Invoke,
+    nothing_listens: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str, ...],
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ca.pem").write_text("not checked here\n")
+    (tmp_path / "m.json").write_text('{"username": "master", "password": "Sekret-1"}')
+    (tmp_path / "bad.json").write_text('{"user": "master", "password": "Sekret-2"}')
+    result = run("sandbox", "--ecs", *args, bucket=None)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Sekret" not in result.output + result.stderr  # a file's content is never echoed
+    assert nothing_listens == []
+
+
+def test_local_db_without_ecs_is_refused(
+    run: Invoke, nothing_listens: list[str], tmp_path: Path
+) -> None:
+    (tmp_path / "ca.pem").write_text("")
+    (tmp_path / "m.json").write_text('{"username": "master", "password": "x"}')
+    result = run("sandbox", "--local-db", "127.0.0.1", "--local-db-ca", str(tmp_path / "ca.pem"),
+                 "--local-db-master", str(tmp_path / "m.json"))  # fmt: skip
+    assert result.exit_code == 2
+    assert "--local-db needs --ecs" in result.stderr
+    assert nothing_listens == []
+
+
 def test_a_bucket_with_the_stacks_is_refused(run: Invoke, nothing_listens: list[str]) -> None:
     result = run("sandbox", "--ecs", bucket="mine")
     assert result.exit_code == 2
