@@ -102,14 +102,15 @@ def test_a_bad_host_is_a_usage_error() -> None:
         sandbox.start_sandbox(host="203.0.113.7", port=0)
 
 
-def _sandbox_env(tmp_path: Path) -> tuple[subprocess.Popen[str], dict[str, str]]:
+def sandbox_env(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """`sandbox --ecs EXTRA...` in a process, once its env file is written; its environment."""
     import os
     import time
 
     env_file = tmp_path / "sandbox.env"
     base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDMICA_"))}
     process = subprocess.Popen(
-        [REDMICA, "sandbox", "--ecs", "--env-file", str(env_file)],
+        [REDMICA, "sandbox", "--ecs", "--env-file", str(env_file), *extra],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -135,7 +136,7 @@ def _status(env: dict[str, str]) -> dict[str, Any]:
 
 
 def test_the_sandbox_service_counts_agree_with_its_deployments(tmp_path: Path) -> None:
-    process, env = _sandbox_env(tmp_path)
+    process, env = sandbox_env(tmp_path)
     try:
         for step in ("start", "reload"):
             if step == "reload":
@@ -161,7 +162,7 @@ def test_the_sandbox_is_the_documented_stand_up(tmp_path: Path) -> None:
     """`sandbox --ecs` is the stacks of docs/infrastructure.md: its exports are what `config
     from-stack` reads from them, `doctor` passes, and a migration runs on the app's task
     definition as the stack made it (a container without memory of its own: a moto gap)."""
-    process, env = _sandbox_env(tmp_path)
+    process, env = sandbox_env(tmp_path)
     try:
 
         def redmica(*args: str) -> subprocess.CompletedProcess[str]:
@@ -200,7 +201,7 @@ def test_a_lifecycle_step_runs_through_the_broker_and_the_admin_task(tmp_path: P
     admin task's connection error, and nothing written for the tenant."""
     import boto3
 
-    process, env = _sandbox_env(tmp_path)
+    process, env = sandbox_env(tmp_path)
     try:
         acme = Path(__file__).resolve().parents[1] / "examples" / "tenants" / "acme.yaml"
         done = subprocess.run(

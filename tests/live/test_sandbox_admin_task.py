@@ -18,7 +18,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -30,6 +29,7 @@ from tests.live.test_lifecycle_security import (  # the private cluster, the mig
     REDMINE_TABLES,
     cluster,  # noqa: F401
 )
+from tests.test_sandbox import sandbox_env
 
 REDMICA = [sys.executable, "-m", "redmica_ops"]
 
@@ -38,22 +38,12 @@ def _start(tmp_path: Path, db: TlsCluster) -> tuple[subprocess.Popen[str], dict[
     master = tmp_path / "master.json"
     master.touch(mode=0o600)
     master.write_text(json.dumps({"username": ADMIN, "password": db.admin_password}))
-    env_file = tmp_path / "sandbox.env"
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "REDMICA_", "PG"))}
-    process = subprocess.Popen(
-        [*REDMICA, "sandbox", "--ecs", "--env-file", str(env_file),
-         "--local-db", f"127.0.0.1:{db.port}", "--local-db-ca", str(db.ca),
-         "--local-db-master", str(master)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=base,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not env_file.exists():
-        assert process.poll() is None, process.stderr.read() if process.stderr else ""
-        assert time.monotonic() < deadline, "the sandbox did not start"
-        time.sleep(0.05)
-    lines = env_file.read_text().splitlines()
-    exports = dict(line.removeprefix("export ").split("=", 1) for line in lines)
-    return process, {**base, **exports}
+    process, env = sandbox_env(
+        tmp_path,
+        *("--local-db", f"127.0.0.1:{db.port}", "--local-db-ca", str(db.ca)),
+        *("--local-db-master", str(master)),
+    )
+    return process, {k: v for k, v in env.items() if not k.startswith("PG")}
 
 
 def test_provision_and_backup_run_through_the_admin_task(
@@ -123,6 +113,6 @@ def test_provision_and_backup_run_through_the_admin_task(
         assert "TABLE public marker" in contents
     finally:
         process.terminate()
-        out, err = process.communicate(timeout=30)
+        _, err = process.communicate(timeout=30)
         for secret in (password, cluster.admin_password):
-            assert secret not in out + err
+            assert secret not in err
