@@ -111,7 +111,7 @@ def test_the_readme_sandbox_snippet_works_pasted_as_one_block(tmp_path: Path) ->
     block = block.replace("/tmp/sandbox.env", str(env_file))
     block = block.replace("examples/tenants/", f"{ROOT}/examples/tenants/")
     shell = subprocess.Popen(
-        ["bash", "-e", "-c", "export REDMICA_DB_HOST=db.example.internal\n" + block],
+        ["bash", "-e", "-c", block],
         cwd=tmp_path,
         env=_clean_env(),
         text=True,
