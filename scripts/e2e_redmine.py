@@ -493,10 +493,38 @@ def failing_tenant_output_tail(run: Run, pg: Postgres) -> None:
 def probe_every_site(run: Run, port: int) -> None:
     """The site probe once every tenant is warm: all up, the limit_ips tenant restricted."""
     with run.step("the site probe: every site up, the limit_ips tenant restricted", "apache"):
+        before = memory_per_tenant()
         probed = probe_sites(run, port)
+        after = memory_per_tenant()
         expected = {"alpha": "up", "beta": "up", "gamma": "up", "delta": "restricted"}
         if verdicts(probed) != expected or probed.exit_code != 0:
             raise RuntimeError(f"probe: {verdicts(probed)} (exit {probed.exit_code})")
+        probe_stayed_within_the_pool(before, after)
+
+
+def probe_stayed_within_the_pool(
+    before: dict[str, TenantMemory], after: dict[str, TenantMemory]
+) -> None:
+    """The probe of warm sites spawns no process and grows no tenant's memory by more than a
+    tenth: one GET per site, paced, must not cost the pool what a burst of customers would."""
+    spawned = {
+        tenant: (len(before.get(tenant, TenantMemory()).processes), len(usage.processes))
+        for tenant, usage in after.items()
+        if len(usage.processes) > len(before.get(tenant, TenantMemory()).processes)
+    }
+    pss = (sum(u.pss_kib for u in before.values()), sum(u.pss_kib for u in after.values()))
+    processes = (
+        sum(len(u.processes) for u in before.values()),
+        sum(len(u.processes) for u in after.values()),
+    )
+    print(
+        f"   during the probe: {processes[0]} -> {processes[1]} tenant processes,"
+        f" PSS {pss[0] / 1024:.0f} -> {pss[1] / 1024:.0f} MiB"
+    )
+    if spawned:
+        raise RuntimeError(f"the probe spawned processes (before, after): {spawned}")
+    if pss[1] > pss[0] * 1.1:
+        raise RuntimeError(f"the probe grew the tenants' PSS by over 10%: {pss}")
 
 
 def probe_failed_and_suspended(run: Run, apache: LiveApache, site: Path, port: int) -> None:
