@@ -362,7 +362,9 @@ def test_the_release_role_grants_exactly_what_release_and_the_probe_call(
         fail_rollouts(monkeypatch, {"redmica-b"})
         assert run("release", "--image", "redmica:3", "--yes", app=cells_app(env)).exit_code == 1
         # The probe through each cell's balancer, with its record.
-        settings = load_settings({}, {**env, "REDMICA_BUCKET": "redmica-config-test"})
+        settings = load_settings(
+            {}, {**env, "REDMICA_BUCKET": "redmica-config-test", "REDMICA_DB_HOST": "db.test"}
+        )
         ws = AwsWorkspace(settings)
 
         class Up:
