@@ -371,7 +371,9 @@ def test_the_release_role_grants_exactly_what_release_and_the_probe_call(
             def fetch(self, target: SiteTarget, timeout: float) -> Answer:
                 return Answer(200)
 
-        assert probe(ProbeRequest(), ws, aws_site(ws, Up())).exit_code == 0
+        probed = probe(ProbeRequest(), ws, aws_site(ws, Up()))
+        # Both tenants probed: a deployment without db_host would serve (and probe) none.
+        assert probed.exit_code == 0 and len(probed.sites) == 2
     finally:
         CALL_RECORDERS.remove(record)
     called = {action for op in calls for action in OPERATION_ACTIONS[op]}
