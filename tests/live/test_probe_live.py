@@ -32,6 +32,7 @@ from redmica_ops.probe.wiring import aws_site
 from redmica_ops.runs.pacing import FakeClock
 from redmica_ops.settings.loading import load_settings
 from redmica_ops.workspace import AwsWorkspace
+from tests.live.redmine import wait_for
 from tests.live.server import LiveApache, free_port
 
 DOMAIN = "tenants.test"
@@ -135,7 +136,9 @@ def test_the_probe_judges_every_site_of_a_real_apache(
 ) -> None:
     ws, server = fleet
     # owner's process starts first, so mixed's requests reach a process with owner's
-    # environment (what Passenger does when two vhosts share a group).
+    # environment (what Passenger does when two vhosts share a group). A just-started Apache
+    # may reset the first connection on a loaded machine (seen in CI): poll, with a deadline.
+    wait_for(lambda: server.get(f"owner-site.{DOMAIN}", "/login").status == 200, "owner's site")
     assert server.get(f"owner-site.{DOMAIN}", "/login").headers["X-Redmica-Tenant"] == "owner"
     request = ProbeRequest(base_url=f"http://127.0.0.1:{server.port}", timeout=60, per_cell=2)
     outcome = run(request, ws, aws_site(ws))
