@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 import pytest
 from mypy_boto3_s3 import S3Client
 
@@ -99,3 +100,40 @@ def test_without_the_service_deployments_api_it_asks_for_to(
     assert "ECS does not say which revisions of redmica-app completed" in result.stderr
     assert "--to REVISION" in result.stderr
     assert running(ecs) == "2"
+
+
+def test_with_cells_a_cell_that_cannot_choose_stops_the_rollback_before_any_cell(
+    s3: S3Client,
+    run: Invoke,
+    moto_rollouts: MotoServiceDeployments,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each cell's target is chosen before any cell is rolled back: an ECS without the API, or
+    a --to that one cell's family lacks, is exit 3 with the hint, and every cell stays put (the
+    sandbox answered exit 1 per cell; `--to 3` rolled cell a back and then failed on b)."""
+    from moto.ecs.responses import EC2ContainerServiceResponse
+
+    from tests.cells_support import cells_app, moto_cells
+    from tests.test_cells_waves import revisions
+
+    env = moto_cells(("a", "b", "c"))
+    for tag in ("2", "3"):
+        deployed = run("deploy", "--image", f"redmica:{tag}", "--yes", app=cells_app(env))
+        assert deployed.exit_code == 0, deployed.output
+    before = revisions()
+    ecs = boto3.client("ecs", region_name="us-east-1")
+    ecs.deregister_task_definition(taskDefinition="redmica-b:2")  # b lacks what --to 2 names
+    refused = run("rollback", "--to", "2", "--yes", app=cells_app(env))
+    assert refused.exit_code == 3, refused.output
+    assert revisions() == before
+    monkeypatch.setattr(EC2ContainerServiceResponse, "list_service_deployments", unknown_op)
+    result = run("rollback", "--yes", app=cells_app(env))
+    assert result.exit_code == 3, result.output
+    assert "--to REVISION" in result.stderr
+    assert revisions() == before
+
+
+def unknown_op(self: Any) -> Any:
+    from moto.core.exceptions import JsonRESTError
+
+    raise JsonRESTError("UnknownOperationException", "no such operation")

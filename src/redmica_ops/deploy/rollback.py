@@ -77,15 +77,34 @@ def last_completed(deployer: ServiceDeployer, current: str) -> str:
 def resolve_target(request: RollbackRequest, ws: Workspace) -> RollbackRequest:
     """The single service's `--to` as the ARN it names, checked to exist: asked before the
     confirmation, so an operator never agrees to a rollback that cannot happen. With cells,
-    each cell resolves it in its own family during the rollout."""
-    if request.to is None or not implicit_rollout(request.waves, ws.fleet()):
+    each cell resolves it in its own family during the rollout, and every cell's target is
+    chosen here first, so a cell that cannot choose (no such revision, nothing known to have
+    completed) stops the rollback before any cell is touched, with the hint --to."""
+    fleet = ws.fleet()
+    if not implicit_rollout(request.waves, fleet):
+        choose_in_every_cell(request, ws)
         return request
-    deployer = ws.fleet().service_deployer()
+    if request.to is None:
+        return request
+    deployer = fleet.service_deployer()
     to = rollback_target(deployer, deployer.current_revision(), request.to)
     return dataclasses.replace(request, to=to)
 
 
+def choose_in_every_cell(request: RollbackRequest, ws: Workspace) -> None:
+    """Each cell's target, chosen before any cell is touched: a cell that cannot choose (no
+    such revision in its family, nothing known to have completed) raises NotFound (exit 3,
+    hint --to) while every cell still runs what it ran."""
+    fleet = ws.fleet()
+    for cell in fleet.select(request.waves.cells):
+        each = fleet.deployer(cell)
+        rollback_target(each, each.current_revision(), request.to)
+
+
 def run(request: RollbackRequest, ws: Workspace) -> WaveReport:
+    if not implicit_rollout(request.waves, ws.fleet()):
+        choose_in_every_cell(request, ws)
+
     def step(one: CellRun) -> None:
         current = one.deployer.current_revision()
         target = rollback_target(one.deployer, current, request.to)
