@@ -34,7 +34,7 @@ def test_deploy_and_rollback_record_the_running_image_reload_leaves_it(
     assert recorded() == NEW_IMAGE
     ssm = boto3.client("ssm", region_name="us-east-1")
     version = ssm.get_parameter(Name=PARAMETER)["Parameter"]["Version"]
-    assert run("reload", app=app_for()).exit_code == 0
+    assert run("reload", "--yes", app=app_for()).exit_code == 0
     assert ssm.get_parameter(Name=PARAMETER)["Parameter"]["Version"] == version, "no write"
     back = run("rollback", "--yes", app=app_for())
     assert back.exit_code == 0, back.output
