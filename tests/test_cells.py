@@ -135,6 +135,15 @@ def test_moving_a_tenant_to_its_own_cell_says_so(
     assert "moved" not in result.output
     again = run("tenant", "move", "t1", "--to", cell, "--yes", "-O", "json", app=cells_app(env))
     assert again.json()["moved"] is False
+    # Nothing to do is found before anyone is asked: no --yes, no terminal, still exit 0.
+    unasked = run("tenant", "move", "t1", "--to", cell, app=cells_app(env))
+    assert unasked.exit_code == 0, unasked.output
+    assert "nothing to do" in unasked.stderr
+    # An unknown tenant is an error before the question too (not "refusing ... without
+    # confirmation").
+    unknown = run("tenant", "move", "nosuch", "--to", cell, app=cells_app(env))
+    assert unknown.exit_code != 0
+    assert "confirmation" not in unknown.output
 
 
 def test_move_refuses_while_cells_run_different_images(

@@ -89,6 +89,7 @@ def test_an_interrupted_import_finishes_when_run_again(
     stopped = run("tenant", "import", str(export), "--yes")
     assert stopped.exit_code == 130, stopped.output
     assert "run the same `redmica tenant import` again to finish it" in stopped.stderr
+    assert "import interrupted after creating 3 of 8 tenant(s)" in stopped.stderr
     monkeypatch.setattr(TenantRegistry, "_create", create)
     assert len(TenantStore(s3, BUCKET).load_all().tenants) == 3
     again = run("tenant", "import", str(export), "--yes")

@@ -53,7 +53,10 @@ def test_list_and_doctor_flag_an_existing_hostless_tenant(
     assert status["solo"][0] == "no_database"
     assert "no database host" in status["solo"][1][0]["message"]
     text = run("tenant", "list")
-    assert "NO DATABASE" in text.stdout
+    assert "NO_DATABASE" in text.stdout
+    # The word the table shows is the word the filter takes.
+    filtered = run("tenant", "list", "--status", "NO_DATABASE", "--output", "json")
+    assert [t["tenant"] for t in filtered.json()] == ["solo"]
     assert "warning: tenant solo has no database host and is not served:" in text.stderr
     assert "1 without a database host" in text.stderr
     doctor = run("doctor", "--output", "json")

@@ -104,12 +104,10 @@ def move_tenant(
     stored = store.get(request.tenant_id)
     target = cells.get(request.target)
     props = stored.tenant.properties
-    # An interrupted move resumes from where it came from.
-    source = cells.get(props.moving_from or cells.cell_of(stored.tenant))
+    source = _source_of(stored, cells)
     report = MoveReport(request.tenant_id, source.name, target.name)
     if source.name == target.name:
-        report.add("check", True, f"tenant {request.tenant_id} is already in cell {target.name}")
-        return report
+        return _already_there(request)
     if not request.force:
         source_image, target_image = restarts.image(source), restarts.image(target)
         if source_image != target_image:
@@ -166,9 +164,25 @@ def move_tenant(
     return report
 
 
-def check_target(ws: Workspace, target: str) -> None:
-    """An unknown cell is a usage error, before anyone is asked."""
-    ws.fleet().cells.get(target)
+def _source_of(stored: StoredTenant, cells: CellMap) -> Cell:
+    # An interrupted move resumes from where it came from.
+    props = stored.tenant.properties
+    return cells.get(props.moving_from or cells.cell_of(stored.tenant))
+
+
+def _already_there(request: MoveRequest) -> MoveReport:
+    report = MoveReport(request.tenant_id, request.target, request.target)
+    report.add("check", True, f"tenant {request.tenant_id} is already in cell {request.target}")
+    return report
+
+
+def nothing_to_do(ws: Workspace, request: MoveRequest) -> MoveReport | None:
+    """The checks made before anyone is asked to confirm: an unknown cell or tenant is an error,
+    and a tenant already in the target cell is a finished report (no question, no restart)."""
+    cells = ws.fleet().cells
+    target = cells.get(request.target)
+    stored = ws.registry().store.get(request.tenant_id)
+    return _already_there(request) if _source_of(stored, cells).name == target.name else None
 
 
 def move(request: MoveRequest, ws: Workspace) -> MoveReport:

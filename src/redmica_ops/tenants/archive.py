@@ -147,13 +147,21 @@ def plan_import(request: ImportRequest, ws: Workspace) -> ImportPlan:
 
 def apply_import(plan: ImportPlan, ws: Workspace) -> ImportOutcome:
     registry = ws.registry()
-    progress = counting(ws.status, "import: created")
+    shown = counting(ws.status, "import: created")
+    created = 0
+
+    def progress(done: int, total: int) -> None:
+        nonlocal created
+        created = done
+        shown(done, total)
+
     try:
         done = registry.apply_import(plan, progress)
     except KeyboardInterrupt:
         # Ctrl-C at 235 of 800: what is in the bucket is complete and identical to the export.
         ws.message(
-            "import interrupted: run the same `redmica tenant import` again to finish it "
+            f"import interrupted after creating {created} of {len(plan.create)} tenant(s): "
+            "run the same `redmica tenant import` again to finish it "
             "(tenants already imported are skipped)"
         )
         raise

@@ -219,8 +219,9 @@ def listing_report(ws: Workspace, request: ListRequest | None = None) -> Report:
 
 
 def _shown(status: str) -> str:
-    """A status in the table: ok, else loud (CLASH, NO DATABASE)."""
-    return status if status == "ok" else status.upper().replace("_", " ")
+    """A status in the table: ok, else loud (CLASH, NO_DATABASE): the word `--status` takes,
+    in capitals (`tenant list --status no_database` finds what the table calls NO_DATABASE)."""
+    return status if status == "ok" else status.upper()
 
 
 def _listing_warnings(

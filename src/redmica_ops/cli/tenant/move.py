@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from redmica_ops.cells.move import MoveRequest, check_target
+from redmica_ops.cells.move import MoveRequest, nothing_to_do
 from redmica_ops.cells.move import move as run_move
 from redmica_ops.cli.app import Application
 from redmica_ops.cli.options import (
@@ -55,7 +55,10 @@ def move(
       redmica tenant move acme --to b --drain 300 --yes --output json
     """
     ws = app.workspace()
-    check_target(ws, to)
-    confirm(app, f"move tenant {tenant_id} to cell {to} (restarts both cells)", yes)
     drain_seconds = float(drain if drain is not None else app.settings.move_drain)
-    return ReportResult(run_move(MoveRequest(tenant_id, to, drain_seconds, force), ws).report())
+    request = MoveRequest(tenant_id, to, drain_seconds, force)
+    done = nothing_to_do(ws, request)
+    if done is not None:
+        return ReportResult(done.report())
+    confirm(app, f"move tenant {tenant_id} to cell {to} (restarts both cells)", yes)
+    return ReportResult(run_move(request, ws).report())

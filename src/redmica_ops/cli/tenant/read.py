@@ -20,7 +20,11 @@ if TYPE_CHECKING:
 @click.option(
     "--cell", shell_complete=complete_cells, help="only this cell's tenants (docs/cells.md)"
 )
-@click.option("--status", type=click.Choice(views.STATUSES), help="only tenants with this status")
+@click.option(
+    "--status",
+    type=click.Choice(views.STATUSES, case_sensitive=False),
+    help="only tenants with this status (as the table shows it, in any case)",
+)
 @click.option(
     "--lifecycle", type=click.Choice(views.LIFECYCLES), help="only tenants in this lifecycle"
 )
