@@ -667,3 +667,16 @@ def test_iam_policy_for_the_operator_invokes_the_broker_and_denies_the_admin_tas
     # Without a broker setting the operator gets no Lambda permission at all.
     code, without, stderr = iam_policy(run, "operator", REDMICA_ADMIN_BROKER=None)
     assert code == 0 and "InvokeAdminBroker" not in by_sid(without)
+
+
+def test_a_task_definition_without_roles_asks_for_pass_role() -> None:
+    """The sandbox's task definitions name no role: the hint must not say "set task_definition"
+    (it is set), but give --pass-role."""
+    from redmica_ops.errors import UsageError
+    from redmica_ops.policy import scope_for
+
+    with pytest.raises(UsageError) as raised:
+        scope_for("pipeline", **NAMES, task_definition="redmica-app", task_roles=lambda d: [])
+    assert "task definition redmica-app names no task or execution role" in raised.value.message
+    assert raised.value.hint is not None and "--pass-role" in raised.value.hint
+    assert "set task_definition" not in raised.value.hint

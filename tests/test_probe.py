@@ -232,6 +232,11 @@ def test_named_tenants_and_cells(s3: S3Client) -> None:
         one = run(ProbeRequest(base_url=base, cells=("b",)), ws, aws_site(ws))
         wave2 = run(ProbeRequest(base_url=base, wave=2), ws, aws_site(ws))
         named = run(ProbeRequest(base_url=base, tenants=("gamma",)), ws, aws_site(ws))
+        said: list[str] = []
+        told = AwsWorkspace(ws.settings, make_clock=lambda c: FakeClock(), message=said.append)
+        run(ProbeRequest(base_url=base, tenants=("gamma",)), told, aws_site(told))
+    # One named tenant is one site in one cell, not "in 3 cell(s)".
+    assert any(": 1 site(s) in 1 cell(s), GET /login" in line for line in said), said
     assert [s.tenant for s in one.sites] == ["beta"]
     assert [(s.tenant, s.cell) for s in wave2.sites] == [("beta", "b"), ("gamma", "c")]
     assert [s.tenant for s in named.sites] == ["gamma"]
@@ -468,7 +473,7 @@ def test_a_gate_that_cannot_probe_fails_and_bad_options_fail_before_anything(
     failed = gate([cell_map(ws.settings).home])
     assert not failed.ok and "could not run" in failed.summary and failed.by_cell == {}
     for options, message in [
-        (WaveProbe(0, path="login"), "--path 'login' is not a URL path"),
+        (WaveProbe(0, path="login"), "--probe-path 'login' is not a URL path"),
         (WaveProbe(0, base_url="ftp://x"), "not an http(s) base URL"),
         (WaveProbe(-2), "--max-probe-failures -2 must not be negative"),
     ]:

@@ -121,8 +121,10 @@ def test_the_single_service_is_rolled_back_when_its_sites_fail(
     ("flags", "message"),
     [
         (("--max-probe-failures", "-1"), "--max-probe-failures -1 must not be negative"),
-        (("--max-probe-failures", "0", "--probe-path", "login"), "is not a URL path"),
-        (("--max-probe-failures", "0", "--probe-base-url", "ftp://x"), "not an http(s) base"),
+        # The message names the option as the command spells it, not probe's --path.
+        (("--max-probe-failures", "0", "--probe-path", "login"), "--probe-path 'login' is not"),
+        (("--max-probe-failures", "0", "--probe-base-url", "ftp://x"), "--probe-base-url 'ftp"),
+        (("--max-probe-failures", "0", "--probe-base-url", "http://x/a"), "with --probe-path)"),
         (("--max-probe-failures", "0", "--no-probe"), "not both"),
         (("--max-probe-failures", "0", "--cell", "zz"), "there is no cell 'zz'"),
     ],

@@ -303,6 +303,13 @@ def scope_for(
         )
     if runs and not roles and task_roles and "iam:PassRole" in actions_for(role):
         roles = list(task_roles(runs))
+        if not roles:
+            # The sandbox's task definitions, for one: "set task_definition" would not help.
+            raise UsageError(
+                f"the {role} policy must name the roles it may pass to ECS, and task "
+                f"definition {runs} names no task or execution role",
+                "give --pass-role ARN (the task and execution roles the service runs with)",
+            )
     if role != "admin_broker" and admin_task_role and admin_task_role in roles:
         raise UsageError(
             f"the {role} policy would pass the admin task role {admin_task_role}: only the "

@@ -81,7 +81,7 @@ def check_wave_probe(options: WaveProbe, settings: Settings) -> tuple[ProbeReque
         return None
     check_max_failures(budget)
     request = ProbeRequest(path=options.path, base_url=options.base_url)
-    check_request(request)
+    check_request(request, flags="--probe-")
     require(
         settings,
         ["domain"],

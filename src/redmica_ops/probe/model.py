@@ -81,10 +81,10 @@ class ProbeRequest:
     record: bool = True  # write the probe record to the config bucket
 
 
-def check_path(path: str) -> str:
+def check_path(path: str, flag: str = "--path") -> str:
     if not _PATH.fullmatch(path):
         raise UsageError(
-            f"--path {rules.show(path)} is not a URL path",
+            f"{flag} {rules.show(path)} is not a URL path",
             "give an absolute path such as /login (no scheme, host, spaces or #fragment)",
         )
     return path
@@ -96,7 +96,7 @@ def _valid_host(host: str | None) -> bool:
     return rules.is_ip_address(host) or rules.check_hostname(host.rstrip(".")) is None
 
 
-def check_base_url(url: str) -> str:
+def check_base_url(url: str, flag: str = "--base-url", path_flag: str = "--path") -> str:
     """`http(s)://HOST[:PORT]`: no path, query, credentials or fragment."""
     problem = None
     try:
@@ -112,12 +112,12 @@ def check_base_url(url: str) -> str:
         elif parts.username or parts.password:
             problem = "it carries credentials"
         elif parts.path not in ("", "/") or parts.query or parts.fragment:
-            problem = "it has a path, query or fragment (give the path with --path)"
+            problem = f"it has a path, query or fragment (give the path with {path_flag})"
         elif port == 0:
             problem = "its port is 0"
     if problem is not None:
         raise UsageError(
-            f"--base-url {rules.show(url)} is not an http(s) base URL: {problem}",
+            f"{flag} {rules.show(url)} is not an http(s) base URL: {problem}",
             "give http://HOST[:PORT] or https://HOST[:PORT], e.g. the cell's load balancer",
         )
     return url.rstrip("/")
@@ -132,11 +132,12 @@ def check_max_failures(value: int, flag: str = "--max-probe-failures") -> int:
     return value
 
 
-def check_request(request: ProbeRequest) -> None:
-    """Every field, before anything is read or sent."""
-    check_path(request.path)
+def check_request(request: ProbeRequest, flags: str = "--") -> None:
+    """Every field, before anything is read or sent. `flags` is how the options are spelt:
+    `--` on `probe`, `--probe-` where deploy and release take them."""
+    check_path(request.path, f"{flags}path")
     if request.base_url is not None:
-        check_base_url(request.base_url)
+        check_base_url(request.base_url, f"{flags}base-url", f"{flags}path")
     if not 0 < request.timeout <= 600:
         raise UsageError(f"--timeout {request.timeout} must be between 0 and 600 seconds")
     if request.concurrency < 1 or request.per_cell < 1:

@@ -190,7 +190,7 @@ def run(request: ProbeRequest, ws: ProbeWorkspace, site: ProbeSite) -> ProbeOutc
     if site.records is not None and request.record:
         outcome.location = site.records.save(record)
     ws.message(
-        f"probe {probe_id}: {len(targets)} site(s) in {len(wanted)} cell(s), GET {request.path}"
+        f"probe {probe_id}: {len(targets)} site(s) in {len(busy)} cell(s), GET {request.path}"
         f" (at most {request.concurrency} at once, {request.per_cell} per cell, "
         f"{request.rate:g}/s)"
     )
