@@ -10,7 +10,7 @@ to zero (Passenger evicts the least recently used process when the pool is full)
 The costs are measured (docs/capacity.md): Debian's Redmine 5.0.4 under Passenger 6.0.17 costs
 about 156 MiB PSS per process with direct spawning, about 200 MiB per warm tenant with smart
 spawning (a preloader per tenant's app group plus its worker); Debian 13's Redmine 6.0.5 under
-Passenger 6.0.26 165 MiB as it boots by default and 154 MiB with the image's Bootsnap cache and
+Passenger 6.0.26 164 MiB as it boots by default and 153 MiB with the image's Bootsnap cache and
 jemalloc (container/boot.py).
 """
 

@@ -1,7 +1,7 @@
 """How every tenant's Ruby process boots: the environment the rendered vhosts give all of them.
 
-One tenant's first request boots Redmine from nothing: about 5 CPU-seconds to the first
-answer on Debian 13's Redmine 6.0, 3.2 with the Bootsnap cache (docs/benchmarks.md). Three
+One tenant's first request boots Redmine from nothing: about 4.8 CPU-seconds to the first
+answer on Debian 13's Redmine 6.0, 2.7 with the Bootsnap cache (docs/benchmarks.md). Three
 settings make that cheaper, or safer, for every tenant at once, each tenant still in its own
 process group, sharing nothing with another but read-only files:
 
