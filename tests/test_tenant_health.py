@@ -111,7 +111,15 @@ def test_list_filters_by_cell_status_and_lifecycle(
     assert ok_only.exit_code == 0  # nothing listed is unwell
     header = ok_only.stdout.splitlines()[0].split()
     assert header[:2] == ["tenant", "cell"]
-    assert "3 tenant(s)" in ok_only.stderr and "(of 4, filtered)" in ok_only.stderr
+    # The summary counts the table's rows out of every document read (the invalid one too).
+    assert "3 of 5 document(s) in s3://" in ok_only.stderr and "(filtered)" in ok_only.stderr
+    invalid_only = run("tenant", "list", "--status", "invalid")
+    rows = invalid_only.stdout.splitlines()[1:]
+    assert len(rows) == 1 and rows[0].split()[-1] == "INVALID", rows
+    summary = [line for line in invalid_only.stderr.splitlines() if "document(s) in" in line]
+    assert summary and "1 of 5 document(s) in s3://" in summary[0], invalid_only.stderr
+    assert summary[0].endswith("(filtered), 1 invalid"), summary
+    assert "0 tenant(s)" not in invalid_only.stderr
     unknown = run("tenant", "list", "--cell", "zz")
     assert unknown.exit_code == 2 and "zz" in unknown.stderr
     # Without cells there is no cell column (one implicit cell).

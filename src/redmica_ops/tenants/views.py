@@ -196,9 +196,16 @@ def listing_report(ws: Workspace, request: ListRequest | None = None) -> Report:
         for name, word in (("clash", "clashing"), ("no_database", "without a database host"))
         if any(status == name for status, _ in health.values())
     ]
+    # Filtered, the count is of the table's rows (tenants and invalid documents alike) out of
+    # every document read, so "3 of 800" matches the three rows shown.
+    shown = (
+        f"{len(tenants) + len(invalid)} of {len(listing.tenants) + len(listing.invalid)} "
+        f"document(s) in {location} (filtered)"
+        if filtered
+        else f"{len(tenants)} tenant(s) in {location}"
+    )
     summary = (
-        f"{len(tenants)} tenant(s) in {location}"
-        + (f" (of {len(listing.tenants)}, filtered)" if filtered else "")
+        shown
         + "".join(f", {count}" for count in counts)
         + (f", {len(invalid)} invalid" if invalid else "")
     )
