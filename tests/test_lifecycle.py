@@ -1616,12 +1616,28 @@ def test_lifecycle_errors_are_one_line_with_a_hint(
     )
     fake.chmod(0o755)
     with pytest.raises(OperationFailed) as raised:
-        Psql(Connection("db", 5432, "postgres", root_cert="/ca.pem"), str(fake)).query("SELECT 1;")
+        Psql(Connection("db", 5432, "postgres", root_cert="/ca.pem", admin=True), str(fake)).query(
+            "SELECT 1;"
+        )
     assert raised.value.message.startswith("could not connect to PostgreSQL as 'postgres'")
     assert "no statement ran" in raised.value.message
     assert "nothing after the failing statement" not in (raised.value.hint or "")
     assert "db_admin_user" in (raised.value.hint or "")
     assert "PGPASSFILE" in (raised.value.hint or "")
+    # Inside the ECS admin task the administrator is the master secret's: the hint says so,
+    # not the local executor's password file (and never the password).
+    master = Connection("db", 5432, "master", "s3cret-pw", "/ca.pem", admin=True)
+    with pytest.raises(OperationFailed) as on_ecs:
+        Psql(master, str(fake)).query("SELECT 1;")
+    hint = on_ecs.value.hint or ""
+    assert "db_master_secret" in hint and "PGPASSFILE" not in hint and "db_admin_user" not in hint
+    assert "s3cret-pw" not in on_ecs.value.message + hint
+    # A tenant's own login: its document's password, not an administrator's settings.
+    login = Connection("db", 5432, "acme", "pw", "/ca.pem")
+    with pytest.raises(OperationFailed) as as_tenant:
+        Psql(login, str(fake)).query("SELECT 1;")
+    assert "db.password" in (as_tenant.value.hint or "")
+    assert "db_admin_user" not in (as_tenant.value.hint or "")
 
 
 def test_add_provision_takes_the_provisioning_options_of_tenant_provision(

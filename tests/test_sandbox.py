@@ -218,6 +218,8 @@ def test_a_lifecycle_step_runs_through_the_broker_and_the_admin_task(tmp_path: P
             in done.stderr
         )
         assert "no statement ran" in done.stderr
+        # On ECS the administrator is the master secret's, not a local password file.
+        assert "db_master_secret" in done.stderr and "PGPASSFILE" not in done.stderr
         endpoint = env["AWS_ENDPOINT_URL"]
         ecs = boto3.client("ecs", endpoint_url=endpoint, region_name="us-east-1")
         cluster = env["REDMICA_CLUSTER"]

@@ -235,9 +235,7 @@ class Psql:
                 f"could not connect to PostgreSQL as {self.connection.user!r} "
                 f"({self.connection.host or 'local socket'}:{self.connection.port or 5432}): "
                 f"{_first_error(result.stderr)}; no statement ran",
-                "check db_admin_user, the database host/port (db_host or the document's "
-                "db.host/db.port, allowed by db_admin_hosts), its certificate (db_ssl_root_cert) "
-                "and the password file (PGPASSFILE or ~/.pgpass)",
+                _connect_hint(self.connection),
             )
         if result.returncode != 0:
             raise OperationFailed(
@@ -253,6 +251,28 @@ class Psql:
 
     def run(self, sql: str, database: str = "postgres") -> None:
         self._call(sql, database)
+
+
+def _connect_hint(connection: Connection) -> str:
+    """What to check when psql cannot connect, by where this connection's login comes from:
+    inside the ECS admin task the administrator is the master secret's (its password is set
+    here), on the local executor db_admin_user with the libpq password file, and a tenant's
+    own login is its document's."""
+    where = (
+        "the database host/port (db_host or the document's db.host/db.port, allowed by "
+        "db_admin_hosts), its certificate (db_ssl_root_cert)"
+    )
+    if not connection.admin:
+        return (
+            f"check {where} and the role's password (the document's db.password or "
+            "db.password_secret)"
+        )
+    if connection.password is not None:
+        return (
+            f"check {where} and the RDS master secret (db_master_secret: its username and "
+            "password, readable by the admin task's role)"
+        )
+    return f"check db_admin_user, {where} and the password file (PGPASSFILE or ~/.pgpass)"
 
 
 def _first_error(stderr: str) -> str:
