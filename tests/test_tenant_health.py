@@ -41,6 +41,22 @@ def test_add_refuses_a_tenant_without_any_database_host(
     assert defaulted.exit_code == 0, defaulted.output
 
 
+def test_validate_notes_a_file_that_tenant_add_would_refuse_for_want_of_a_host(
+    run: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_default_host: None
+) -> None:
+    (tmp_path / "acme.yaml").write_text(tenant_yaml("acme"))
+    (tmp_path / "beta.yaml").write_text(tenant_yaml("beta", db__host="db1"))
+    result = run("tenant", "validate", str(tmp_path))
+    assert result.exit_code == 0, result.output  # offline, a note and not an error
+    note = "note: acme names no db.host: `tenant add` needs the db_host setting or --db-host"
+    assert note in result.stderr
+    assert "beta names no db.host" not in result.stderr
+    as_json = run("tenant", "validate", str(tmp_path), "--output", "json").json()
+    assert as_json["valid"] is True and note.removeprefix("note: ") in str(as_json["notes"])
+    monkeypatch.setenv("REDMICA_DB_HOST", "aurora.example.internal")
+    assert "names no db.host" not in run("tenant", "validate", str(tmp_path)).stderr
+
+
 def test_list_and_doctor_flag_an_existing_hostless_tenant(
     s3: S3Client, run: Invoke, no_default_host: None
 ) -> None:

@@ -49,6 +49,15 @@ def validate(app: Application, paths: tuple[Path, ...]) -> Done:
         for e in result.entries
         if is_redacted(e.tenant)
     ]
+    # The one host rule `tenant add` applies (tenants/selection.py), said without refusing:
+    # the db_host setting may well be set where the file is added.
+    if not app.settings.db_host:
+        notes += [
+            f"note: {e.tenant_id} names no db.host: `tenant add` needs the db_host setting "
+            "or --db-host"
+            for e in result.entries
+            if not e.tenant.db.host
+        ]
     document: dict[str, JSONValue] = {
         "valid": not result.problems,
         "files": result.files,
