@@ -139,6 +139,20 @@ def test_rename_key_moves_a_document_whose_key_is_not_a_tenant_id(
     dry = run("tenant", "rename-key", "Cust-Upper.yaml", "cust-upper", "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "would rename s3://redmica-config-test/tenants/Cust-Upper.yaml" in dry.stderr
+    # The dry run says whether the document is valid under its new id (and, below, why not).
+    assert "as cust-upper the document is valid and takes no value another tenant" in dry.stderr
+    fleet.put_object(
+        Bucket=BUCKET, Key="tenants/Bad.yaml", Body=tenant_yaml("x", db__port="five").encode()
+    )
+    before = objects_in(fleet)
+    bad = run("tenant", "rename-key", "Bad.yaml", "bad", "--dry-run")
+    assert bad.exit_code == 0, bad.output
+    assert "under its new id the document would still be invalid: " in bad.stderr
+    assert "tenants/bad.yaml: db.port" in bad.stderr and "is valid" not in bad.stderr
+    assert (
+        run("tenant", "rename-key", "Bad.yaml", "bad", "--dry-run", "-O", "json").json()["valid"]
+        is False
+    )
     assert objects_in(fleet) == before
     done = run("tenant", "rename-key", "Cust-Upper.yaml", "cust-upper", "--yes")
     assert done.exit_code == 0, done.output
@@ -160,6 +174,9 @@ def test_rename_key_refuses_a_clash_an_existing_id_and_a_change_since_the_listin
     clash = tenant_yaml("x", property__sub_domain="beta").encode()
     fleet.put_object(Bucket=BUCKET, Key="tenants/Clash.yaml", Body=clash)
     before = objects_in(fleet)
+    dry = run("tenant", "rename-key", "Clash.yaml", "clash", "--dry-run")
+    assert dry.exit_code == 4 and "would clash" in dry.stderr, dry.output  # the clash
+    assert "is valid" not in dry.stderr
     refused = run("tenant", "rename-key", "Clash.yaml", "clash", "--yes")
     assert refused.exit_code == 4, refused.output
     assert "would clash" in refused.stderr or "already claimed" in refused.stderr

@@ -54,12 +54,18 @@ class RenameOutcome:
             lines = [info(f"would rename {moved}; nothing was written")]
         else:
             lines = [success(f"renamed {moved}")]
+        new_id = self.request.new_id
         if self.problems:
+            state = "would still be" if self.request.dry_run else "is still"
+            lines.extend(
+                warn(f"under its new id the document {state} invalid: {problem}")
+                for problem in self.problems
+            )
+            lines.append(info(f"repair it after the rename with `redmica tenant edit {new_id}`"))
+        elif self.request.dry_run:
+            # A clash would have been refused (exit 4) before this report.
             lines.append(
-                warn(
-                    f"under its new id the document is still invalid ({self.problems[0]}): "
-                    f"repair it with `redmica tenant edit {self.request.new_id}`"
-                )
+                info(f"as {new_id} the document is valid and takes no value another tenant holds")
             )
         return Report(document, list(lines))
 
