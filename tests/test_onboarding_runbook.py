@@ -17,6 +17,7 @@ from tests.conftest import tenant_yaml
 from tests.test_docs import ROOT, doc_commands, run_in_sandbox
 
 RUNBOOK = ROOT / "docs" / "onboarding-an-existing-fleet.md"
+SCRATCH = "acme-redmica-scratch"
 CUSTOMERS = [f"cust{number:04d}" for number in range(1, 797)]
 POISON = {
     "Cust-Upper.yaml": tenant_yaml("cust-upper"),
@@ -42,6 +43,10 @@ def seed(env: dict[str, str]) -> None:
     def put(item: tuple[str, str]) -> None:
         s3.put_object(Bucket=bucket, Key=f"tenants/{item[0]}", Body=item[1].encode())
 
+    # The runbook's scratch bucket, made as its plain `sh` block makes it with the AWS CLI.
+    assert env["AWS_REGION"] == "us-east-1", env["AWS_REGION"]  # no LocationConstraint
+    s3.create_bucket(Bucket=SCRATCH)
+    s3.put_bucket_versioning(Bucket=SCRATCH, VersioningConfiguration={"Status": "Enabled"})
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(put, [(f"{name}.yaml", tenant_yaml(name)) for name in CUSTOMERS]))
     for item in POISON.items():
@@ -93,6 +98,13 @@ def test_every_runbook_command_runs_on_800_documents(tmp_path: Path) -> None:
     assert "tenant newco clashes and is not served" in out
     assert "the older document" in out
     assert "exported 800 document(s) to before-takeover.tar.gz: 797 valid, 3 invalid" in out
+    # The rehearsal: the export's problems named, repaired in a directory, loaded into scratch.
+    assert "rehearsal/Cust-Upper.yaml: (tenant id)" in out
+    assert "rehearsal/broken.yaml: db.port" in out
+    assert "800 file(s) valid, 800 tenant(s)" in out
+    assert "imported 800 tenant(s)" in out
+    rehearsed = (tmp_path / "work" / "rehearsal.txt").read_text(encoding="utf-8").splitlines()
+    assert len(rehearsed) == 801 and all(line.split()[-1] == "ok" for line in rehearsed[1:])
     # Before the repairs: 796 customers and newco are valid; newco loses the hostname.
     assert re.search(r"dry run: would create \d+ claim\(s\) for 797 tenant\(s\) of 797", out)
     assert "clash: property.sub_domain 'cust0001' of newco: kept by tenant 'cust0001'" in out
