@@ -86,5 +86,5 @@ class SimWorkspace(BaseWorkspace):
     def ecs(self) -> ECSClient:
         return cast("ECSClient", self._ecs)
 
-    def ecs_rollouts(self) -> ECSClient:
+    def ecs_rollouts(self, within: float | None = None) -> ECSClient:
         return cast("ECSClient", self._ecs)

@@ -169,3 +169,106 @@ def test_a_500_from_the_service_deployments_api_falls_back_at_once() -> None:
     assert gateway.service_deployments(datetime.now(UTC)) is None
     assert gateway.completed_revisions() is None  # not asked again
     assert calls == ["ListServiceDeployments"] and clock.slept == []
+
+
+class HangsAfterUpdate(FakeService):
+    """An ECS endpoint that stops answering once our update went in (`kill -STOP` of the
+    sandbox): each call then takes the client's whole read timeout, on the fake clock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(script=None)
+        self.clock = clock
+        self.read_timeout = 20.0  # the rollouts client's own, without a deadline
+
+    def hang(self) -> None:
+        from botocore.exceptions import ReadTimeoutError
+
+        self.clock.current += self.read_timeout
+        raise ReadTimeoutError(endpoint_url="http://ecs")
+
+    def describe_services(self, cluster: str, services: list[str]) -> dict[str, Any]:
+        if self.updates:
+            self.hang()
+        return super().describe_services(cluster, services)
+
+    def list_tasks(self, **_: Any) -> Any:
+        self.hang()
+
+    def list_service_deployments(self, **_: Any) -> Any:
+        self.hang()
+
+
+def test_a_hung_ecs_endpoint_holds_a_rollout_about_its_timeout_not_81s() -> None:
+    """A trial's `deploy --timeout 4` took 81 s once ECS stopped answering: each call waited
+    for the client's fixed 20 s read timeout. Within a deadline the gateway's client has
+    socket timeouts no longer than it, and the rollback after a timeout a small bound."""
+    clock = FakeClock()
+    fake = HangsAfterUpdate(clock)
+    bounds: list[float] = []
+
+    def within(seconds: float) -> Any:
+        bounds.append(seconds)
+        fake.read_timeout = min(20.0, seconds)
+        return fake
+
+    d = deployer_of(fake, clock, ecs_within=within)
+    new, _ = d.register_with_image(OLD, "app", "redmica:6")
+    report = roll_out(d, "deploy", new, OLD, timeout=4)
+    assert report.result == "timed_out" and report.rolled_back_to is None
+    assert bounds and max(bounds) <= 4
+    # The wait (4 s, plus the one call in flight), the rollback's bound, the reads': each
+    # call cut to what its stage has, none started after its stage's deadline.
+    assert clock.now() <= 4 * 4
+    assert "the rollback could not go ahead" in str(report.not_rolled_back)
+
+
+def test_the_rollback_after_a_timeout_is_followed_for_a_bounded_time_and_says_so() -> None:
+    from redmica_ops.deploy.rollout import AFTER_TIMEOUT
+
+    fake = FakeService(script=lambda s, o, p: None)  # never completes, ECS answers
+    clock = FakeClock()
+    said: list[str] = []
+    d = ServiceDeployer(cast("Any", fake), ServiceTarget("c", "redmica"), clock, said.append)
+    new, _ = d.register_with_image(OLD, "app", "redmica:6")
+    report = roll_out(d, "deploy", new, OLD, timeout=600)
+    assert report.result == "timed_out" and report.rolled_back_to == OLD
+    # 600 s following it, then at most AFTER_TIMEOUT for the rollback (it goes on in ECS),
+    # then the verdict's reads: not another 600 s.
+    assert clock.now() <= 600 + AFTER_TIMEOUT + 1
+    assert any(f"followed for {AFTER_TIMEOUT:g}s at most" in line for line in said), said
+
+
+def test_the_rollouts_client_never_waits_longer_than_the_deadline_it_serves() -> None:
+    from redmica_ops.aws import ClientFactory
+    from redmica_ops.settings import Settings
+
+    clients = ClientFactory(Settings(region="us-east-1"))
+    short: Any = clients.ecs_rollouts(4).meta.config
+    assert short.read_timeout == 4 and short.connect_timeout == 4
+    assert short.retries == {"mode": "standard", "total_max_attempts": 1}
+    long: Any = clients.ecs_rollouts(1800).meta.config
+    assert long.read_timeout == 20 and long.connect_timeout == 5
+    assert clients.ecs_rollouts(4) is clients.ecs_rollouts(4)  # built once per bound
+
+
+def test_the_workspace_fleet_gives_its_deployers_the_bounded_client() -> None:
+    """The one construction place (Workspace -> ClientFactory) builds the bounded clients."""
+    from redmica_ops.cells.fleet import Fleet
+    from redmica_ops.settings import Settings
+
+    asked: list[float] = []
+
+    def within(seconds: float) -> Any:
+        asked.append(seconds)
+        return FakeService()
+
+    fleet = Fleet(
+        Settings(region="us-east-1", cluster="c", service="s"),
+        cast("Any", FakeService(script=None)),
+        FakeClock(),
+        ecs_within=within,
+    )
+    deployer = fleet.service_deployer()
+    with deployer.deadline_in(7):
+        assert deployer.gateway.ecs is not fleet.ecs
+    assert asked == [7] and deployer.gateway.ecs is fleet.ecs

@@ -73,9 +73,9 @@ class ClientFactory:
         client: BaseClient = self._client(service)
         return client
 
-    def _client(self, service: str, rollouts: bool = False) -> Any:
+    def _client(self, service: str, rollouts: bool = False, within: float | None = None) -> Any:
         # boto3 clients are thread-safe; sessions are not, hence the lock around creation.
-        key = f"{service}:rollouts" if rollouts else service
+        key = f"{service}:rollouts:{within}" if rollouts else service
         with self._lock:
             if key not in self._clients:
                 from botocore.config import Config
@@ -84,13 +84,19 @@ class ClientFactory:
                     # One attempt per call and short socket timeouts: the deploy gateway
                     # retries itself within its rollout's deadline (deploy/gateway.py).
                     retries: dict[str, Any] = {"mode": "standard", "total_max_attempts": 1}
-                    connect, read = 5, 20
+                    connect, read = 5.0, 20.0
+                    if within is not None:
+                        # A socket timeout is per call, not per rollout: a hung endpoint held
+                        # each call 20 s, past a `--timeout 4` (81 s in a trial). Never longer
+                        # than the deadline the calls serve (and never 0: botocore's "wait").
+                        connect, read = (max(0.5, min(t, within)) for t in (connect, read))
                 elif service == "ecs":
                     # ECS throttles per account and region: adaptive mode also slows the client
                     # down after throttling, on top of our own launch pacing.
-                    retries, connect, read = {"mode": "adaptive", "max_attempts": 10}, 10, 60
+                    retries = {"mode": "adaptive", "max_attempts": 10}
+                    connect, read = 10.0, 60.0
                 else:
-                    retries, connect, read = {"mode": "standard", "max_attempts": 8}, 10, 60
+                    retries, connect, read = {"mode": "standard", "max_attempts": 8}, 10.0, 60.0
                 config = Config(
                     retries=retries,  # type: ignore[arg-type]
                     max_pool_connections=self.max_pool_connections,
@@ -138,10 +144,11 @@ class ClientFactory:
         client: CloudFormationClient = self._client("cloudformation")
         return client
 
-    def ecs_rollouts(self) -> ECSClient:
+    def ecs_rollouts(self, within: float | None = None) -> ECSClient:
         """The ECS client of the deploy verbs: no SDK retries, short socket timeouts (their
-        gateway retries within the rollout's deadline)."""
-        client: ECSClient = self._client("ecs", rollouts=True)
+        gateway retries within the rollout's deadline); `within`: no call's connect or read
+        timeout longer than that many seconds (the deadline the calls serve)."""
+        client: ECSClient = self._client("ecs", rollouts=True, within=within)
         return client
 
 

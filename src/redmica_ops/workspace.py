@@ -185,10 +185,11 @@ class BaseWorkspace(ABC):
     def ecs(self) -> ECSClient:
         return self.clients().ecs()
 
-    def ecs_rollouts(self) -> ECSClient:
+    def ecs_rollouts(self, within: float | None = None) -> ECSClient:
         """The deploy verbs' ECS client: one attempt per call, their gateway retries within
-        the rollout's deadline (`aws.ClientFactory.ecs_rollouts`)."""
-        return self.clients().ecs_rollouts()
+        the rollout's deadline (`aws.ClientFactory.ecs_rollouts`); `within`: no call's socket
+        timeouts longer than that."""
+        return self.clients().ecs_rollouts(within)
 
     def clock(self) -> Clock:
         if self._clock is None:
@@ -252,6 +253,7 @@ class BaseWorkspace(ABC):
                 self._settings,
                 self.ecs_rollouts(),
                 self.clock(),
+                ecs_within=self.ecs_rollouts,
                 route53=clients.route53() if clients else None,
                 elbv2=lambda: self.clients().elbv2(),
                 progress=self.message,

@@ -53,10 +53,13 @@ class Fleet:
         status: Progress | None = None,
         ssm: Callable[[], SSMClient] | None = None,
         cancelled: Callable[[], bool] | None = None,
+        ecs_within: Callable[[float], ECSClient] | None = None,
     ) -> None:
         self.settings = settings
         self.cells: CellMap = cell_map(settings)
         self.ecs = ecs
+        # The same client with socket timeouts no longer than a rollout's deadline.
+        self.ecs_within = ecs_within
         self.clock = clock
         self.route53 = route53
         # Made on first use: only routing and the site probe look up a cell's balancer.
@@ -91,6 +94,7 @@ class Fleet:
             progress=lambda text: say(prefix + text),
             max_poll=self.settings.deploy_poll_interval,
             cancelled=self.cancelled,
+            ecs_within=self.ecs_within,
         )
 
     def service_deployer(self) -> ServiceDeployer:
@@ -106,6 +110,7 @@ class Fleet:
             max_poll=settings.deploy_poll_interval,
             status=self.status,
             cancelled=self.cancelled,
+            ecs_within=self.ecs_within,
         )
 
     def image(self, cell: Cell, revision: str | None = None) -> str | None:

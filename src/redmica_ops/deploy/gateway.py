@@ -85,6 +85,12 @@ class ServiceGateway:
         connection that failed) with back-off, within the deadline; the last failure translated
         (DeadlinePassed when the deadline cut the retries short)."""
         attempt = 0
+        if self.deadline is not None and self.deadline - self.clock.now() <= 0:
+            # Not even one attempt: a call that starts after the deadline ends after it.
+            raise DeadlinePassed(
+                f"the rollout's time was up before {action}",
+                "check ECS's health and `redmica status`; try again later",
+            )
         while True:
             attempt += 1
             try:

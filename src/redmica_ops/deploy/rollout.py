@@ -47,6 +47,10 @@ MIGRATION_NOTE = (
 
 # The verdict's reads (events, stopped tasks) after the rollout's own time: seconds at most.
 REPORT_BUDGET = 30.0
+# After a timeout, the rollback is followed this long at most (or the timeout, if shorter):
+# `--timeout` is what the operator can wait, and the rollback goes on in ECS after it (a hung
+# ECS endpoint once held a `--timeout 4` deploy for 81 s).
+AFTER_TIMEOUT = 30.0
 
 
 def _quiet(_text: str) -> None:
@@ -85,8 +89,11 @@ class ServiceDeployer:
         max_poll: float = 30.0,
         status: Progress | None = None,
         cancelled: Callable[[], bool] | None = None,
+        ecs_within: Callable[[float], ECSClient] | None = None,
     ) -> None:
         self.gateway = ServiceGateway(ecs, target, clock)
+        # The client whose socket timeouts fit a deadline (`deadline_in`); None: `ecs` always.
+        self.ecs_within = ecs_within
         self.target = target
         self.clock = clock
         self.progress: Progress = progress or _quiet
@@ -103,13 +110,17 @@ class ServiceDeployer:
 
     @contextlib.contextmanager
     def deadline_in(self, seconds: float) -> Iterator[None]:
-        """No call of the gateway runs past `seconds` from now, inside this block."""
-        saved = self.gateway.deadline
-        self.gateway.deadline = self.clock.now() + seconds
+        """No call of the gateway starts after `seconds` from now, inside this block, nor
+        waits longer than `seconds` for an answer (the socket timeouts of `ecs_within`)."""
+        gateway = self.gateway
+        saved = gateway.deadline, gateway.ecs
+        gateway.deadline = self.clock.now() + seconds
+        if self.ecs_within is not None:
+            gateway.ecs = self.ecs_within(seconds)
         try:
             yield
         finally:
-            self.gateway.deadline = saved
+            gateway.deadline, gateway.ecs = saved
 
     # -- reading --------------------------------------------------------------------------------
     def service(self) -> ServiceTypeDef:
@@ -309,8 +320,10 @@ def roll_out(
     """Start a deployment, wait for it, and on failure make sure the service is rolled back.
 
     Every call is bounded by `timeout`: the start and the wait by one, a rollback by another
-    (then the verdict's reads by a few seconds). Ctrl-C while waiting is `RolloutInterrupted`:
-    ECS goes on with the rollout, and the message says how to watch or stop it."""
+    (then the verdict's reads by a few seconds); after a timeout, the rollback is followed for
+    `min(timeout, AFTER_TIMEOUT)` at most (it goes on in ECS after that). Ctrl-C while waiting
+    is `RolloutInterrupted`: ECS goes on with the rollout, and the message says how to watch or
+    stop it."""
     with deployer.deadline_in(timeout):
         deployment_id, before = deployer.start(task_definition, force, rollback_on_failure=rollback)
     target_td = task_definition or str(before.get("taskDefinition"))
@@ -338,12 +351,15 @@ def roll_out(
     report.deployments = outcome.deployments
     if outcome.ok:
         return report
-    with deployer.deadline_in(timeout):
+    # After a timeout the rollback has a small bound of its own; after another failure (ECS
+    # answers, the rollback most likely completes) the rollback has a `timeout` of its own.
+    bound = min(timeout, AFTER_TIMEOUT) if outcome.result == "timed_out" else timeout
+    with deployer.deadline_in(bound):
         try:
-            _roll_back(deployer, report, outcome, previous_td, timeout, rollback)
+            _roll_back(deployer, report, outcome, previous_td, bound, rollback)
         except DeadlinePassed as passed:
             report.not_rolled_back = f"the rollback could not go ahead: {passed.message}"
-    with deployer.deadline_in(min(timeout, REPORT_BUDGET)):
+    with deployer.deadline_in(min(bound, REPORT_BUDGET)):
         try:
             service = deployer.service()
         except DeadlinePassed:
@@ -365,6 +381,11 @@ def _roll_back(
     target_td = str(report.task_definition)
     can_go_back = previous_td is not None and previous_td != target_td
     rollback_outcome: Outcome | None = None
+    following = ""
+    if outcome.result == "timed_out":
+        following = (
+            f" (followed for {timeout:g}s at most; it goes on in ECS after that: `redmica status`)"
+        )
     if outcome.breaker_rollback and can_go_back:
         deployer.progress(
             f"ECS's circuit breaker rolls back to {revision_name(str(previous_td))}; waiting for it"
@@ -375,11 +396,11 @@ def _roll_back(
         if states and deployer.gateway.stop_service_deployment(states[0][0]):
             # ECS undoes its own deployment (StopServiceDeployment, ROLLBACK).
             deployer.progress(
-                f"asked ECS to roll back; waiting for {revision_name(str(previous_td))}"
+                f"asked ECS to roll back; waiting for {revision_name(str(previous_td))}" + following
             )
             rollback_outcome = deployer.wait_for_revision(str(previous_td), timeout)
         else:
-            deployer.progress(f"rolling back to {revision_name(str(previous_td))}")
+            deployer.progress(f"rolling back to {revision_name(str(previous_td))}{following}")
             rollback_id, _ = deployer.start(previous_td, False, rollback_on_failure=False)
             rollback_outcome = deployer.wait(rollback_id, None, timeout, False)
     if rollback_outcome is not None:
