@@ -123,7 +123,7 @@ def test_with_cells_a_cell_that_cannot_choose_stops_the_rollback_before_any_cell
     before = revisions()
     ecs = boto3.client("ecs", region_name="us-east-1")
     ecs.deregister_task_definition(taskDefinition="redmica-b:2")  # b lacks what --to 2 names
-    refused = run("rollback", "--to", "2", "--yes", app=cells_app(env))
+    refused = run("rollback", "--cell", "b", "--to", "2", "--yes", app=cells_app(env))
     assert refused.exit_code == 3, refused.output
     assert revisions() == before
     monkeypatch.setattr(EC2ContainerServiceResponse, "list_service_deployments", unknown_op)
@@ -137,3 +137,45 @@ def unknown_op(self: Any) -> Any:
     from moto.core.exceptions import JsonRESTError
 
     raise JsonRESTError("UnknownOperationException", "no such operation")
+
+
+def test_one_to_for_several_cells_is_refused_before_any_cell_is_touched(
+    s3: S3Client, run: Invoke, moto_rollouts: MotoServiceDeployments
+) -> None:
+    """Each cell's service has its own family: a trial's `rollback --to 1` moved only the
+    cells whose :1 differed from what they ran and said every cell succeeded. One --to for
+    several cells is a usage error (exit 2) with the per-cell way; one cell still takes it."""
+    from tests.cells_support import cells_app, moto_cells
+    from tests.test_cells_waves import revisions
+
+    env = moto_cells(("a", "b"))
+    deployed = run("deploy", "--image", "redmica:2", "--yes", app=cells_app(env))
+    assert deployed.exit_code == 0, deployed.output
+    before = revisions()
+    for args in (("--to", "1"), ("--cell", "a", "--cell", "b", "--to", "1")):
+        refused = run("rollback", *args, "--yes", app=cells_app(env))
+        assert refused.exit_code == 2, refused.output
+        assert "acts on 2 cells (a, b)" in refused.stderr
+        assert "redmica rollback --cell NAME --to REVISION" in refused.stderr
+        assert revisions() == before
+    one = run("rollback", "--cell", "a", "--to", "1", "--yes", app=cells_app(env))
+    assert one.exit_code == 0, one.output
+    after = revisions()
+    assert after != before and {k: v for k, v in after.items() if k != "a"} == {
+        k: v for k, v in before.items() if k != "a"
+    }
+
+
+def test_the_help_says_which_revision_rollback_goes_to(run: Invoke) -> None:
+    """Not "the previous revision" (a trial read it as one back): the last that completed a
+    deployment, exit 3 where ECS cannot say."""
+    import re
+
+    result = run("rollback", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "previous" not in text
+    assert "default: the last revision that completed a deployment of the service" in text
+    assert "exit 3 where ECS cannot say" in text
+    listed = " ".join(run("--help").output.split())
+    assert re.search(r"rollback +Roll the service back to the revision that last", listed)

@@ -1,5 +1,5 @@
 """`rollback`: each cell's service (the one implicit cell without the `cells` setting) back to
-the previous task definition revision, or a given one, in waves.
+the revision that last completed a deployment of it, or a given one, in waves.
 
 "Previous" is the last revision that completed a deployment of this service, as ECS's service
 deployments say (a SUCCESSFUL one), older than the one it runs: a revision whose rollout failed,
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from redmica_ops.cells.waves import CellRun, WaveOptions, WaveReport, implicit_rollout, run_waves
 from redmica_ops.deploy.model import revision_name
 from redmica_ops.deploy.rollout import MIGRATION_NOTE, ServiceDeployer, roll_out
-from redmica_ops.errors import NotFound
+from redmica_ops.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
     from redmica_ops.workspace import Workspace
@@ -77,9 +77,10 @@ def last_completed(deployer: ServiceDeployer, current: str) -> str:
 def resolve_target(request: RollbackRequest, ws: Workspace) -> RollbackRequest:
     """The single service's `--to` as the ARN it names, checked to exist: asked before the
     confirmation, so an operator never agrees to a rollback that cannot happen. With cells,
-    each cell resolves it in its own family during the rollout, and every cell's target is
-    chosen here first, so a cell that cannot choose (no such revision, nothing known to have
-    completed) stops the rollback before any cell is touched, with the hint --to."""
+    `--to` is for one cell (resolved in its family during the rollout; several: exit 2), and
+    every cell's target is chosen here first, so a cell that cannot choose (no such revision,
+    nothing known to have completed) stops the rollback before any cell is touched, with the
+    hint --to."""
     fleet = ws.fleet()
     if not implicit_rollout(request.waves, fleet):
         choose_in_every_cell(request, ws)
@@ -94,9 +95,23 @@ def resolve_target(request: RollbackRequest, ws: Workspace) -> RollbackRequest:
 def choose_in_every_cell(request: RollbackRequest, ws: Workspace) -> None:
     """Each cell's target, chosen before any cell is touched: a cell that cannot choose (no
     such revision in its family, nothing known to have completed) raises NotFound (exit 3,
-    hint --to) while every cell still runs what it ran."""
+    hint --to) while every cell still runs what it ran; one --to for several cells is a usage
+    error (exit 2): their families number revisions apart."""
     fleet = ws.fleet()
-    for cell in fleet.select(request.waves.cells):
+    cells = fleet.select(request.waves.cells)
+    if request.to is not None and len(cells) > 1:
+        # Each cell's service has its own family, so one --to names a different release in
+        # each (or, as family:N, another family's): a trial's `rollback --to 1` left the cells
+        # whose family's :1 they already ran on the new image and reported success.
+        raise UsageError(
+            f"--to names one revision, but this rollback acts on {len(cells)} cells "
+            f"({', '.join(c.name for c in cells)}) whose task definition families number "
+            "their revisions apart",
+            "roll back one cell at a time with `redmica rollback --cell NAME --to REVISION`; "
+            "plain `redmica rollback` picks each cell's own target where ECS can say which "
+            "revision last completed a deployment",
+        )
+    for cell in cells:
         each = fleet.deployer(cell)
         rollback_target(each, each.current_revision(), request.to)
 
