@@ -146,7 +146,7 @@ def test_restore_asks_first(s3: S3Client, run: Invoke) -> None:
             ["release", "--image", "r:2"],
             "Migrate every tenant with r:2, then deploy it to service app in cluster prod?",
         ),
-        (["rollback"], "Roll service app in cluster prod back to the previous revision?"),
+        (["rollback"], "Roll service app in cluster prod back to the last completed revision?"),
         # A restart of every task (issue #28: it asked nothing).
         (["reload"], "Restart every task of service app in cluster prod?"),
         # `rollback --to N` on a terminal reads the revisions first (so a missing one is said

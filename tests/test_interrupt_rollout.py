@@ -56,6 +56,7 @@ def test_ctrl_c_during_deploy_says_the_rollout_goes_on_and_how_to_watch_or_stop_
     assert "the rollout goes on in ECS (service redmica)" in result.stderr
     assert "redmica-app:2" in result.stderr
     assert "watch it with `redmica status`; stop it with `redmica rollback`" in result.stderr
+    assert "--to REVISION where ECS cannot say which" in result.stderr
     assert moto_rollouts.deployments[-1].status == "IN_PROGRESS"  # nothing was undone
     as_json = run(
         "deploy",

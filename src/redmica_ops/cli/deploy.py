@@ -159,7 +159,8 @@ def reload(
     "--to",
     "to",
     metavar="REVISION",
-    help="revision number, family:revision or ARN [default: the previous revision]",
+    help="revision number, family:revision or ARN [default: the last revision that "
+    "completed a deployment of the service; exit 3 where ECS cannot say]",
 )
 @wait_options
 @yes_option
@@ -174,13 +175,14 @@ def rollback(
     waves: WaveOptions,
     yes: bool,
 ) -> ReportResult:
-    """Roll the service back to the previous task definition revision (or --to).
+    """Roll the service back to the revision that last completed a deployment (or --to).
 
-    The previous revision is the last one that completed a deployment of the service (ECS's
-    service deployments: SUCCESSFUL), numbered below the one it runs and still ACTIVE; a
-    revision that failed or was rolled back is never chosen. Where ECS cannot say, it exits 3
-    with the active revisions: give one with --to. This does not revert database migrations.
-    Asks first on a terminal (--yes for scripts).
+    That is the last revision that completed a deployment of the service (ECS's service
+    deployments: SUCCESSFUL), numbered below the one it runs and still ACTIVE; a revision that
+    failed or was rolled back is never chosen, however recent. Where ECS cannot say (the
+    sandbox), it exits 3 with the active revisions: give one with --to. With cells, --to goes
+    with one cell (--cell NAME): each cell's family numbers its revisions apart. This does not
+    revert database migrations. Asks first on a terminal (--yes for scripts).
 
     \b
     Examples:
@@ -197,7 +199,7 @@ def rollback(
         # A revision that does not exist is said before the question, not after a yes (only
         # when someone will be asked: a refusal without a terminal still calls nothing).
         request = rollback_verb.resolve_target(request, ws)
-    what = f"revision {revision_name(request.to)}" if request.to else "the previous revision"
+    what = f"revision {revision_name(request.to)}" if request.to else "the last completed revision"
     confirm(app, f"roll {target} back to {what}", yes)
     return ReportResult(wave_report(rollback_verb.run(request, ws)))
 

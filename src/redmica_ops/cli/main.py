@@ -166,7 +166,7 @@ LAZY_COMMANDS: dict[str, LazyCommand] = {
     "rollback": LazyCommand(
         "redmica_ops.cli.deploy",
         "rollback",
-        "Roll the service back to the previous task definition revision (or --to).",
+        "Roll the service back to the revision that last completed a deployment (or --to).",
     ),
     "release": LazyCommand(
         "redmica_ops.cli.deploy",

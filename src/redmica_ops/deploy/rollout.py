@@ -71,7 +71,8 @@ class RolloutInterrupted(Interrupted):
             f"{revision_name(revision)}, but the rollout goes on in ECS (service {service}); "
             "the circuit breaker still rolls it back if it fails",
             "watch it with `redmica status`; stop it with `redmica rollback` (back to the "
-            "revision that last completed a deployment)",
+            "revision that last completed a deployment; --to REVISION where ECS cannot say "
+            "which)",
         )
         self.service = service
         self.deployment_id = deployment_id
