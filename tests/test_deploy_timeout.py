@@ -272,3 +272,37 @@ def test_the_workspace_fleet_gives_its_deployers_the_bounded_client() -> None:
     with deployer.deadline_in(7):
         assert deployer.gateway.ecs is not fleet.ecs
     assert asked == [7] and deployer.gateway.ecs is fleet.ecs
+
+
+def test_an_ecs_that_hangs_before_the_rollout_fails_the_step_after_about_its_timeout() -> None:
+    """The reads and the registration before a rollout are bounded too: ECS stopped 0.9 s into
+    `deploy --timeout 4` (before UpdateService) held it 193 s (8 attempts of a 20 s read)."""
+    from redmica_ops.cells.fleet import Fleet
+    from redmica_ops.cells.waves import CellRun, WaveOptions, run_waves
+    from redmica_ops.runs.pacing import Cancellation
+    from redmica_ops.settings import Settings
+
+    clock = FakeClock()
+    fake = HangsAfterUpdate(clock)
+    fake.updates.append({"taskDefinition": "hangs from the start"})
+
+    def within(seconds: float) -> Any:
+        fake.read_timeout = min(20.0, seconds)
+        return fake
+
+    class Workspace:
+        settings = Settings(region="us-east-1", cluster="c", service="redmica")
+        cancellation = Cancellation()
+
+        def fleet(self) -> Fleet:
+            return Fleet(self.settings, cast("Any", fake), clock, ecs_within=within)
+
+        def message(self, text: str) -> None:
+            pass
+
+    def step(one: CellRun) -> None:
+        one.deployer.current_revision()
+
+    with pytest.raises(DeadlinePassed, match="ReadTimeoutError"):
+        run_waves("deploy", WaveOptions(), cast("Any", Workspace()), step, timeout=4)
+    assert clock.now() <= 4 + 4

@@ -237,7 +237,10 @@ def run_waves(
 
     def one(cell: Cell) -> None:
         deployer = fleet.service_deployer() if implicit else fleet.deployer(cell)
-        step(CellRun(cell, deployer, results[cell.name], implicit, seconds))
+        # The reads and the registration before the rollout too: an ECS that stops answering
+        # then fails the step after about `seconds`, not 8 attempts of a 20 s read timeout.
+        with deployer.deadline_in(seconds):
+            step(CellRun(cell, deployer, results[cell.name], implicit, seconds))
 
     def guarded(cell: Cell) -> None:
         _recorded(one, cell, results[cell.name])

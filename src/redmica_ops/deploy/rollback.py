@@ -88,7 +88,8 @@ def resolve_target(request: RollbackRequest, ws: Workspace) -> RollbackRequest:
     if request.to is None:
         return request
     deployer = fleet.service_deployer()
-    to = rollback_target(deployer, deployer.current_revision(), request.to)
+    with deployer.deadline_in(timeout_of(request, ws)):
+        to = rollback_target(deployer, deployer.current_revision(), request.to)
     return dataclasses.replace(request, to=to)
 
 
@@ -113,7 +114,14 @@ def choose_in_every_cell(request: RollbackRequest, ws: Workspace) -> None:
         )
     for cell in cells:
         each = fleet.deployer(cell)
-        rollback_target(each, each.current_revision(), request.to)
+        with each.deadline_in(timeout_of(request, ws)):
+            rollback_target(each, each.current_revision(), request.to)
+
+
+def timeout_of(request: RollbackRequest, ws: Workspace) -> float:
+    """What bounds the calls that choose a target, as the rollout's: --timeout or the
+    setting."""
+    return float(request.timeout if request.timeout is not None else ws.settings.deploy_timeout)
 
 
 def run(request: RollbackRequest, ws: Workspace) -> WaveReport:
